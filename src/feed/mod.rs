@@ -1,0 +1,62 @@
+//! The domain: what a pubsub item is once it has been parsed, and the bounded per-node store
+//! the front ends keep.
+//!
+//! Everything in here is plain owned data, already sanitised (see [`crate::sanitize`]): no XML,
+//! no library handles. The network core produces these values; front ends only read them.
+
+mod store;
+
+pub use store::{MarkerKind, NodeFeed, PushOutcome, Row, RowKind};
+
+use serde::Serialize;
+
+/// Our per-publisher sequence: a random id per publisher run plus a counter per node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Seq {
+    /// Random id chosen when the publisher started.
+    pub session: String,
+    /// 1, 2, 3, … per node within that publisher session.
+    pub n: u64,
+}
+
+/// Which shape the item had on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemFormat {
+    /// Our own namespaced payload (with sequence numbers).
+    Native,
+    /// The seed-era Wokkel item: `sender`, `time`, `message` attributes on `<item/>`.
+    Wokkel,
+    /// An Atom `<entry/>` (title and summary).
+    Atom,
+    /// Anything else: root element name and its text.
+    Unknown,
+}
+
+/// One pubsub item, parsed and sanitised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedItem {
+    pub node: String,
+    /// The item id, if the service sent one (the Wokkel relay does not).
+    pub id: Option<String>,
+    pub sender: Option<String>,
+    /// The timestamp as the item carried it (RFC 3339 for ours, `HH:MM:SS` for Wokkel).
+    pub time: Option<String>,
+    pub seq: Option<Seq>,
+    pub text: String,
+    pub format: ItemFormat,
+}
+
+impl FeedItem {
+    /// The time to show in a narrow column: `HH:MM:SS` in the given offset when the item
+    /// carries an RFC 3339 timestamp, otherwise the first 8 characters of what it carried.
+    pub fn display_time(&self, offset: chrono::FixedOffset) -> String {
+        let Some(raw) = self.time.as_deref() else {
+            return "--:--:--".to_owned();
+        };
+        match chrono::DateTime::parse_from_rfc3339(raw) {
+            Ok(t) => t.with_timezone(&offset).format("%H:%M:%S").to_string(),
+            Err(_) => raw.chars().take(8).collect(),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Cleaning text that comes from the network (or from the user) before anyone displays it.
+//!
+//! Every string a peer controls passes through [`display`] once, where it enters the program
+//! (in `xmpp::protocol`). After that, the rest of the code can print it anywhere (terminal,
+//! JSON lines, logs) without a peer being able to move the cursor, change the window title or
+//! reorder text with bidi overrides.
+//!
+//! [`outgoing`] is the other direction: text the user typed, filtered to what XML 1.0 allows,
+//! so building an element never fails (minidom panics on forbidden characters).
+
+/// Longest text kept from one field of a peer's stanza (in characters).
+pub const MAX_FIELD_CHARS: usize = 4096;
+
+/// Characters that reorder or hide text without being `char::is_control`.
+fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{061C}'              // arabic letter mark
+        | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+        | '\u{202A}'..='\u{202E}' // LRE, RLE, PDF, LRO, RLO
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // isolates
+        | '\u{FEFF}'              // BOM / zero-width no-break space
+        | '\u{FFF9}'..='\u{FFFB}' // interlinear annotations
+    )
+}
+
+/// Make a peer-supplied string safe to display on one line.
+///
+/// Whitespace controls (tab, CR, LF) become a space; other C0/C1 controls, DEL and bidi or
+/// invisible format characters are removed; the result is cut to [`MAX_FIELD_CHARS`]
+/// characters (with an ellipsis).
+pub fn display(raw: &str) -> String {
+    display_max(raw, MAX_FIELD_CHARS)
+}
+
+/// [`display`] with an explicit length limit in characters.
+pub fn display_max(raw: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(raw.len().min(max_chars * 4));
+    let mut count = 0usize;
+    for c in raw.chars() {
+        let c = match c {
+            '\t' | '\n' | '\r' => ' ',
+            c if c.is_control() || is_format_char(c) => continue,
+            c => c,
+        };
+        if count == max_chars {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+        count += 1;
+    }
+    out
+}
+
+/// Characters XML 1.0 allows in text and attribute values.
+fn is_xml_char(c: char) -> bool {
+    matches!(c,
+        '\u{9}' | '\u{A}' | '\u{D}'
+        | '\u{20}'..='\u{D7FF}'
+        | '\u{E000}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{10FFFF}')
+}
+
+/// Filter text the user wants to publish: drop what XML cannot carry and what would confuse
+/// other people's terminals (C0/C1 controls except tab and newline, bidi overrides).
+pub fn outgoing(raw: &str) -> String {
+    raw.chars()
+        .filter(|&c| {
+            is_xml_char(c) && !is_format_char(c) && (!c.is_control() || c == '\t' || c == '\n')
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_controls_and_bidi() {
+        let hostile = "a\u{1b}]0;pwned\u{7}b\u{9b}31mc\u{202e}d\u{0}e\r\nf";
+        assert_eq!(display(hostile), "a]0;pwnedb31mcde  f");
+    }
+
+    #[test]
+    fn keeps_ordinary_unicode() {
+        assert_eq!(display("héllo wörld 你好 🎉"), "héllo wörld 你好 🎉");
+    }
+
+    #[test]
+    fn truncates_long_fields() {
+        let long = "x".repeat(10);
+        assert_eq!(display_max(&long, 4), "xxxx…");
+        assert_eq!(display_max("xxxx", 4), "xxxx");
+    }
+
+    #[test]
+    fn outgoing_keeps_xml_specials_and_drops_forbidden() {
+        let text = "a<b>&c]]>\u{1b}[2J\u{0}\u{FFFE}\u{202E}ok\tnl\n";
+        assert_eq!(outgoing(text), "a<b>&c]]>[2Jok\tnl\n");
+    }
+}

@@ -1,0 +1,155 @@
+//! The messages between the network core and its front ends: plain owned data named for the
+//! domain. No XML and no library handles cross this boundary.
+
+use std::time::Duration;
+
+use crate::feed::FeedItem;
+use crate::xmpp::protocol::SubState;
+
+/// What a front end asks the network core to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Publish {
+        node: String,
+        text: String,
+    },
+    /// Retrieve all items of the node and replace the local view with them.
+    Resync {
+        node: String,
+    },
+    SetAutoPublish(bool),
+    /// Create a node with an open publish model (needs owner rights on Prosody).
+    CreateNode {
+        node: String,
+        max_items: u32,
+    },
+    Shutdown,
+}
+
+/// The connection as a front end should show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    Connecting {
+        attempt: u32,
+    },
+    /// The last attempt failed; the next one starts after `retry_in`.
+    Retrying {
+        attempt: u32,
+        error: String,
+        retry_in: Duration,
+    },
+    Online {
+        jid: String,
+        resumed: bool,
+    },
+    /// The link was lost; reconnecting (resumption is still possible).
+    Suspended,
+    /// Final: bad credentials, a TLS failure, or out of attempts. No more retries.
+    Failed {
+        error: String,
+    },
+    Closed,
+}
+
+impl std::fmt::Display for ConnState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connecting { attempt: 1 } => f.write_str("connecting"),
+            Self::Connecting { attempt } => write!(f, "connecting (attempt {attempt})"),
+            Self::Retrying {
+                attempt,
+                error,
+                retry_in,
+            } => write!(
+                f,
+                "attempt {attempt} failed: {error}; retrying in {} s",
+                retry_in.as_secs().max(1)
+            ),
+            Self::Online { jid, .. } => write!(f, "online as {jid}"),
+            Self::Suspended => f.write_str("connection lost, reconnecting"),
+            Self::Failed { error } => write!(f, "failed: {error}"),
+            Self::Closed => f.write_str("closed"),
+        }
+    }
+}
+
+/// Why a node's items were retrieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotReason {
+    /// On subscribing in a fresh session.
+    Initial,
+    /// Asked for by the user.
+    Manual,
+}
+
+/// What the network core tells its front ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    Connection(ConnState),
+    Subscription {
+        node: String,
+        state: SubState,
+    },
+    /// A live notification.
+    Item(FeedItem),
+    /// A retrieve started for this node.
+    ResyncStarted {
+        node: String,
+    },
+    /// The service's set of items for the node: it replaces the local view.
+    Snapshot {
+        node: String,
+        items: Vec<FeedItem>,
+        reason: SnapshotReason,
+    },
+    ResyncFailed {
+        node: String,
+        reason: String,
+        /// The service cannot retrieve items at all (the Wokkel relay, for one).
+        unsupported: bool,
+    },
+    Retracted {
+        node: String,
+        id: String,
+    },
+    Purged {
+        node: String,
+    },
+    Deleted {
+        node: String,
+    },
+    /// Offline: the item waits and is sent when the connection is back.
+    PublishQueued {
+        node: String,
+        id: String,
+    },
+    /// The service confirmed the publish.
+    Published {
+        node: String,
+        id: String,
+        auto: bool,
+    },
+    PublishFailed {
+        node: String,
+        id: String,
+        reason: String,
+    },
+    AutoPublish {
+        enabled: bool,
+        interval: Duration,
+        node: Option<String>,
+    },
+    NodeCreated {
+        node: String,
+    },
+    RequestFailed {
+        what: String,
+        reason: String,
+    },
+    /// A stanza was ignored (forged sender, unknown node, stray reply); `total` so far.
+    Dropped {
+        total: u64,
+        reason: String,
+    },
+}

@@ -1,0 +1,17 @@
+//! The network core: one task around a pure session state machine.
+//!
+//! - [`connect`]: opening authenticated streams (TLS, `TCP_NODELAY`, loopback-only plain TCP)
+//!   and the reconnect loop that stops on final errors.
+//! - [`session`]: the pubsub client as a state machine (no I/O, no clock).
+//! - [`protocol`]: builders and parsers of the XEP-0060 elements.
+//! - [`events`]: the owned messages between the core and its front ends.
+//! - [`task`]: the async shell that runs a session over a real stream.
+
+pub mod connect;
+pub mod events;
+pub mod protocol;
+pub mod session;
+pub mod task;
+
+pub use events::{Command, ConnState, NetEvent, SnapshotReason};
+pub use task::{NetHandle, spawn};

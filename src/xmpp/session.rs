@@ -1,0 +1,660 @@
+//! The pubsub client as a pure state machine.
+//!
+//! [`Session::handle`] takes one [`Input`] (a stanza, a connection change, a command from a
+//! front end, a timer tick) plus the current time, and returns what to do: stanzas to send and
+//! [`NetEvent`]s for the front ends. It does no I/O and reads no clock, so every behaviour
+//! here (subscribe on a fresh session, IQ timeouts, forged events, retries after a reset) is
+//! tested by feeding inputs and reading outputs. The async shell around it is `xmpp::task`.
+//!
+//! IQ tracking is ours, not tokio-xmpp's (see STACK-NOTES: its `Client` loses wake-ups under
+//! concurrent IQs): every request gets an id from a counter and an entry in `pending`, and a
+//! reply is accepted only from the JID the request went to.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::Message;
+use xmpp_parsers::minidom::Element;
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+use super::events::{Command, ConnState, NetEvent, SnapshotReason};
+use super::protocol::{self, EventPart, OutgoingItem, SubState};
+use crate::feed::{FeedItem, Seq};
+use crate::sanitize;
+
+/// Typed text waiting for a connection is kept up to this many items; more are refused.
+pub const OUTBOX_LIMIT: usize = 1000;
+
+/// What the session needs to know, fixed for its lifetime.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The pubsub service: a component (`pubsub.example.org`) or a relay's full JID.
+    pub service: Jid,
+    /// Nodes to subscribe to (and accept events for).
+    pub nodes: Vec<String>,
+    /// Subscribe and retrieve on every fresh session (off for the one-shot `publish`).
+    pub subscribe: bool,
+    pub auto_publish: bool,
+    pub interval: Duration,
+    pub iq_timeout: Duration,
+    /// Random id of this publisher run; with the per-node counter it forms the item ids.
+    pub publisher_session: String,
+}
+
+/// The time, given to the state machine rather than read by it.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub mono: Instant,
+    pub wall: DateTime<Utc>,
+}
+
+impl Now {
+    pub fn system() -> Self {
+        Self {
+            mono: Instant::now(),
+            wall: Utc::now(),
+        }
+    }
+}
+
+/// Everything that can happen to a session.
+#[derive(Debug)]
+pub enum Input {
+    /// A fresh stream (not a resumption) is bound to this JID.
+    Online {
+        bound: Jid,
+    },
+    /// The stream was resumed (XEP-0198): nothing was lost.
+    Resumed,
+    /// The connection dropped; the stream is trying to resume or reconnect.
+    Suspended,
+    /// News from the connector (attempts, retries, a final failure).
+    Connection(ConnState),
+    Stanza(Box<Stanza>),
+    Command(Command),
+    /// Periodic check of IQ timeouts.
+    Tick,
+    /// The auto-publish timer fired.
+    AutoPublishTick,
+    /// The stream ended for good.
+    Closed,
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Send(Box<Stanza>),
+    Event(NetEvent),
+    /// Close the stream and end the task.
+    Stop,
+}
+
+#[derive(Debug, Clone)]
+enum Request {
+    Subscribe {
+        node: String,
+    },
+    Retrieve {
+        node: String,
+        reason: SnapshotReason,
+    },
+    Publish {
+        item: OutgoingItem,
+        auto: bool,
+    },
+    CreateNode {
+        node: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    request: Request,
+    to: Jid,
+    sent: Instant,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    cfg: SessionConfig,
+    nodes: HashSet<String>,
+    conn: ConnState,
+    bound: Option<Jid>,
+    next_id: u64,
+    pending: HashMap<String, Pending>,
+    seq: HashMap<String, u64>,
+    outbox: VecDeque<OutgoingItem>,
+    /// Live items that arrived while a retrieve of their node was in flight.
+    resyncing: HashMap<String, Vec<FeedItem>>,
+    auto_publish: bool,
+    dropped: u64,
+}
+
+impl Session {
+    pub fn new(cfg: SessionConfig) -> Self {
+        Self {
+            nodes: cfg.nodes.iter().cloned().collect(),
+            auto_publish: cfg.auto_publish,
+            cfg,
+            conn: ConnState::Connecting { attempt: 1 },
+            bound: None,
+            next_id: 0,
+            pending: HashMap::new(),
+            seq: HashMap::new(),
+            outbox: VecDeque::new(),
+            resyncing: HashMap::new(),
+            dropped: 0,
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        matches!(self.conn, ConnState::Online { .. })
+    }
+
+    pub fn auto_publish(&self) -> bool {
+        self.auto_publish
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Online { bound } => self.on_online(bound, now, &mut out),
+            Input::Resumed => {
+                self.set_conn(
+                    ConnState::Online {
+                        jid: self
+                            .bound
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        resumed: true,
+                    },
+                    &mut out,
+                );
+                self.flush_outbox(now, &mut out);
+            }
+            Input::Suspended => self.set_conn(ConnState::Suspended, &mut out),
+            Input::Connection(state) => {
+                if let ConnState::Failed { error } = &state {
+                    let reason = format!("connection failed: {error}");
+                    self.fail_all_pending(&reason, &mut out);
+                }
+                self.set_conn(state, &mut out);
+            }
+            Input::Stanza(stanza) => self.on_stanza(*stanza, &mut out),
+            Input::Command(cmd) => self.on_command(cmd, now, &mut out),
+            Input::Tick => self.expire(now, &mut out),
+            Input::AutoPublishTick => {
+                if self.auto_publish && self.is_online() {
+                    if let Some(node) = self.cfg.nodes.first().cloned() {
+                        let n = self.seq.get(&node).copied().unwrap_or(0) + 1;
+                        self.publish(node, format!("auto-publish #{n}"), true, now, &mut out);
+                    }
+                }
+            }
+            Input::Closed => {
+                if !matches!(self.conn, ConnState::Failed { .. }) {
+                    self.fail_all_pending("the connection was closed", &mut out);
+                    self.set_conn(ConnState::Closed, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    fn set_conn(&mut self, state: ConnState, out: &mut Vec<Output>) {
+        self.conn = state.clone();
+        out.push(Output::Event(NetEvent::Connection(state)));
+    }
+
+    fn on_online(&mut self, bound: Jid, now: Now, out: &mut Vec<Output>) {
+        self.bound = Some(bound.clone());
+        self.set_conn(
+            ConnState::Online {
+                jid: bound.to_string(),
+                resumed: false,
+            },
+            out,
+        );
+        out.push(Output::Send(Box::new(Stanza::Presence(Presence::new(
+            PresenceType::None,
+        )))));
+        // A fresh session: requests in flight on the old stream may never be answered. Publishes
+        // are re-sent (their ids are derived, so a duplicate overwrites); the rest is redone.
+        let old: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        self.resyncing.clear();
+        if self.cfg.subscribe {
+            for node in self.cfg.nodes.clone() {
+                out.push(Output::Event(NetEvent::Subscription {
+                    node: node.clone(),
+                    state: SubState::Subscribing,
+                }));
+                let payload = protocol::subscribe(&node, &bound.to_string());
+                self.send_iq(Request::Subscribe { node: node.clone() }, payload, now, out);
+                self.start_retrieve(node, SnapshotReason::Initial, now, out);
+            }
+        }
+        for p in old {
+            match p.request {
+                Request::Publish { item, auto } => self.send_publish(item, auto, now, out),
+                Request::CreateNode { node } => out.push(Output::Event(NetEvent::RequestFailed {
+                    what: format!("create node {node}"),
+                    reason: "the connection was reset before the service answered".into(),
+                })),
+                Request::Subscribe { .. } | Request::Retrieve { .. } => {}
+            }
+        }
+        self.flush_outbox(now, out);
+    }
+
+    fn flush_outbox(&mut self, now: Now, out: &mut Vec<Output>) {
+        while let Some(item) = self.outbox.pop_front() {
+            self.send_publish(item, false, now, out);
+        }
+    }
+
+    fn next_iq_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("pt{}", self.next_id)
+    }
+
+    fn send_iq(&mut self, request: Request, payload: Element, now: Now, out: &mut Vec<Output>) {
+        let id = self.next_iq_id();
+        let to = self.cfg.service.clone();
+        let is_get = matches!(request, Request::Retrieve { .. });
+        self.pending.insert(
+            id.clone(),
+            Pending {
+                request,
+                to: to.clone(),
+                sent: now.mono,
+            },
+        );
+        let iq = if is_get {
+            Iq::Get {
+                from: None,
+                to: Some(to),
+                id,
+                payload,
+            }
+        } else {
+            Iq::Set {
+                from: None,
+                to: Some(to),
+                id,
+                payload,
+            }
+        };
+        out.push(Output::Send(Box::new(Stanza::Iq(iq))));
+    }
+
+    fn start_retrieve(
+        &mut self,
+        node: String,
+        reason: SnapshotReason,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        self.resyncing.insert(node.clone(), Vec::new());
+        out.push(Output::Event(NetEvent::ResyncStarted {
+            node: node.clone(),
+        }));
+        let payload = protocol::retrieve_items(&node);
+        self.send_iq(Request::Retrieve { node, reason }, payload, now, out);
+    }
+
+    fn publish(&mut self, node: String, text: String, auto: bool, now: Now, out: &mut Vec<Output>) {
+        let text = sanitize::outgoing(&text);
+        let n = self.seq.entry(node.clone()).or_insert(0);
+        *n += 1;
+        let item = OutgoingItem {
+            node,
+            sender: self
+                .bound
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            time: now.wall,
+            seq: Seq {
+                session: self.cfg.publisher_session.clone(),
+                n: *n,
+            },
+            text,
+        };
+        if self.is_online() {
+            self.send_publish(item, auto, now, out);
+        } else if self.outbox.len() < OUTBOX_LIMIT {
+            out.push(Output::Event(NetEvent::PublishQueued {
+                node: item.node.clone(),
+                id: item.id(),
+            }));
+            self.outbox.push_back(item);
+        } else {
+            out.push(Output::Event(NetEvent::PublishFailed {
+                node: item.node.clone(),
+                id: item.id(),
+                reason: format!("offline, and {OUTBOX_LIMIT} items are already waiting"),
+            }));
+        }
+    }
+
+    fn send_publish(
+        &mut self,
+        mut item: OutgoingItem,
+        auto: bool,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        if item.sender.is_empty() {
+            item.sender = self
+                .bound
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+        }
+        let payload = protocol::publish(&item);
+        self.send_iq(Request::Publish { item, auto }, payload, now, out);
+    }
+
+    fn on_command(&mut self, cmd: Command, now: Now, out: &mut Vec<Output>) {
+        match cmd {
+            Command::Publish { node, text } => self.publish(node, text, false, now, out),
+            Command::Resync { node } => {
+                if !self.is_online() {
+                    out.push(Output::Event(NetEvent::ResyncFailed {
+                        node,
+                        reason: "not connected".into(),
+                        unsupported: false,
+                    }));
+                } else if !self.resyncing.contains_key(&node) {
+                    // At most one retrieve per node in flight: repeated requests coalesce.
+                    self.start_retrieve(node, SnapshotReason::Manual, now, out);
+                }
+            }
+            Command::SetAutoPublish(on) => {
+                self.auto_publish = on;
+                out.push(Output::Event(NetEvent::AutoPublish {
+                    enabled: on,
+                    interval: self.cfg.interval,
+                    node: self.cfg.nodes.first().cloned(),
+                }));
+            }
+            Command::CreateNode { node, max_items } => {
+                let payload = protocol::create_node(&node, max_items);
+                self.send_iq(Request::CreateNode { node }, payload, now, out);
+            }
+            Command::Shutdown => out.push(Output::Stop),
+        }
+    }
+
+    fn drop_stanza(&mut self, reason: String, out: &mut Vec<Output>) {
+        self.dropped += 1;
+        tracing::debug!(%reason, total = self.dropped, "dropped a stanza");
+        out.push(Output::Event(NetEvent::Dropped {
+            total: self.dropped,
+            reason,
+        }));
+    }
+
+    fn on_stanza(&mut self, stanza: Stanza, out: &mut Vec<Output>) {
+        match stanza {
+            Stanza::Iq(iq) => self.on_iq(iq, out),
+            Stanza::Message(msg) => self.on_message(&msg, out),
+            Stanza::Presence(_) => {}
+        }
+    }
+
+    fn on_message(&mut self, msg: &Message, out: &mut Vec<Output>) {
+        let Some(event) = protocol::event_payload(&msg.payloads) else {
+            return;
+        };
+        if msg.from.as_ref() != Some(&self.cfg.service) {
+            let from = msg.from.as_ref().map_or_else(
+                || "(no sender)".to_owned(),
+                |f| sanitize::display(f.as_str()),
+            );
+            self.drop_stanza(format!("pubsub event from {from}, not the service"), out);
+            return;
+        }
+        for part in protocol::parse_event(event) {
+            if !self.nodes.contains(part.node()) {
+                let node = part.node().to_owned();
+                self.drop_stanza(
+                    format!("event for node {node}, which we did not subscribe to"),
+                    out,
+                );
+                continue;
+            }
+            match part {
+                EventPart::Items { items, .. } => {
+                    for item in items {
+                        if let Some(buffer) = self.resyncing.get_mut(&item.node) {
+                            buffer.push(item.clone());
+                        }
+                        out.push(Output::Event(NetEvent::Item(item)));
+                    }
+                }
+                EventPart::Retract { node, id } => {
+                    if let Some(buffer) = self.resyncing.get_mut(&node) {
+                        buffer.retain(|i| i.id.as_deref() != Some(id.as_str()));
+                    }
+                    out.push(Output::Event(NetEvent::Retracted { node, id }));
+                }
+                EventPart::Purge { node } => out.push(Output::Event(NetEvent::Purged { node })),
+                EventPart::Delete { node } => out.push(Output::Event(NetEvent::Deleted { node })),
+            }
+        }
+    }
+
+    fn on_iq(&mut self, iq: Iq, out: &mut Vec<Output>) {
+        match iq {
+            Iq::Get {
+                from, id, payload, ..
+            } => {
+                let reply = if payload.is("ping", protocol::NS_PING) {
+                    Iq::Result {
+                        from: None,
+                        to: from,
+                        id,
+                        payload: None,
+                    }
+                } else {
+                    service_unavailable(from, id)
+                };
+                out.push(Output::Send(Box::new(Stanza::Iq(reply))));
+            }
+            Iq::Set { from, id, .. } => {
+                out.push(Output::Send(Box::new(Stanza::Iq(service_unavailable(
+                    from, id,
+                )))));
+            }
+            Iq::Result {
+                from, id, payload, ..
+            } => {
+                if let Some(p) = self.take_pending(&id, from.as_ref(), out) {
+                    self.on_result(p.request, payload.as_ref(), out);
+                }
+            }
+            Iq::Error {
+                from, id, error, ..
+            } => {
+                if let Some(p) = self.take_pending(&id, from.as_ref(), out) {
+                    self.on_error(p.request, &error, out);
+                }
+            }
+        }
+    }
+
+    /// The pending request for a reply, if the reply comes from where the request went.
+    fn take_pending(
+        &mut self,
+        id: &str,
+        from: Option<&Jid>,
+        out: &mut Vec<Output>,
+    ) -> Option<Pending> {
+        let Some(p) = self.pending.get(id) else {
+            self.drop_stanza("a reply to no request of ours (late or forged)".into(), out);
+            return None;
+        };
+        if from != Some(&p.to) {
+            let from = from.map_or_else(
+                || "(no sender)".to_owned(),
+                |f| sanitize::display(f.as_str()),
+            );
+            self.drop_stanza(
+                format!("a reply from {from} to a request sent elsewhere"),
+                out,
+            );
+            return None;
+        }
+        self.pending.remove(id)
+    }
+
+    fn on_result(&mut self, request: Request, payload: Option<&Element>, out: &mut Vec<Output>) {
+        match request {
+            Request::Subscribe { node } => out.push(Output::Event(NetEvent::Subscription {
+                node,
+                state: protocol::parse_subscription_result(payload),
+            })),
+            Request::Retrieve { node, reason } => {
+                let mut items = protocol::parse_items_result(&node, payload);
+                // Items that arrived live while the request was in flight and that the
+                // service's answer does not contain were published after it was answered.
+                if let Some(live) = self.resyncing.remove(&node) {
+                    let known: HashSet<String> =
+                        items.iter().filter_map(|i| i.id.clone()).collect();
+                    items.extend(
+                        live.into_iter()
+                            .filter(|i| i.id.as_ref().is_none_or(|id| !known.contains(id))),
+                    );
+                }
+                out.push(Output::Event(NetEvent::Snapshot {
+                    node,
+                    items,
+                    reason,
+                }));
+            }
+            Request::Publish { item, auto } => out.push(Output::Event(NetEvent::Published {
+                node: item.node.clone(),
+                id: item.id(),
+                auto,
+            })),
+            Request::CreateNode { node } => out.push(Output::Event(NetEvent::NodeCreated { node })),
+        }
+    }
+
+    fn on_error(&mut self, request: Request, error: &StanzaError, out: &mut Vec<Output>) {
+        let reason = protocol::describe_error(error);
+        let event = match request {
+            Request::Subscribe { node } => NetEvent::Subscription {
+                node,
+                state: SubState::Error(reason),
+            },
+            Request::Retrieve { node, .. } => {
+                self.resyncing.remove(&node);
+                NetEvent::ResyncFailed {
+                    node,
+                    unsupported: protocol::is_unsupported(error),
+                    reason,
+                }
+            }
+            Request::Publish { item, .. } => NetEvent::PublishFailed {
+                node: item.node.clone(),
+                id: item.id(),
+                reason,
+            },
+            Request::CreateNode { node } => {
+                if error.defined_condition == DefinedCondition::Conflict {
+                    NetEvent::NodeCreated { node }
+                } else {
+                    NetEvent::RequestFailed {
+                        what: format!("create node {node}"),
+                        reason,
+                    }
+                }
+            }
+        };
+        out.push(Output::Event(event));
+    }
+
+    fn expire(&mut self, now: Now, out: &mut Vec<Output>) {
+        let timeout = self.cfg.iq_timeout;
+        let expired: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.mono.saturating_duration_since(p.sent) >= timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some(p) = self.pending.remove(&id) {
+                let reason = format!("no answer within {} s", timeout.as_secs());
+                self.fail_request(p.request, reason, out);
+            }
+        }
+    }
+
+    fn fail_all_pending(&mut self, reason: &str, out: &mut Vec<Output>) {
+        let all: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in all {
+            self.fail_request(p.request, reason.to_owned(), out);
+        }
+        for item in std::mem::take(&mut self.outbox) {
+            out.push(Output::Event(NetEvent::PublishFailed {
+                node: item.node.clone(),
+                id: item.id(),
+                reason: reason.to_owned(),
+            }));
+        }
+    }
+
+    fn fail_request(&mut self, request: Request, reason: String, out: &mut Vec<Output>) {
+        let event = match request {
+            Request::Subscribe { node } => NetEvent::Subscription {
+                node,
+                state: SubState::Error(reason),
+            },
+            Request::Retrieve { node, .. } => {
+                self.resyncing.remove(&node);
+                NetEvent::ResyncFailed {
+                    node,
+                    reason,
+                    unsupported: false,
+                }
+            }
+            Request::Publish { item, .. } => NetEvent::PublishFailed {
+                node: item.node.clone(),
+                id: item.id(),
+                reason,
+            },
+            Request::CreateNode { node } => NetEvent::RequestFailed {
+                what: format!("create node {node}"),
+                reason,
+            },
+        };
+        out.push(Output::Event(event));
+    }
+}
+
+fn service_unavailable(to: Option<Jid>, id: String) -> Iq {
+    Iq::Error {
+        from: None,
+        to,
+        id,
+        error: StanzaError::new(
+            ErrorType::Cancel,
+            DefinedCondition::ServiceUnavailable,
+            "en",
+            "",
+        ),
+        payload: None,
+    }
+}

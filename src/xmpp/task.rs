@@ -1,0 +1,126 @@
+//! The async shell around [`Session`]: owns the stream, runs the timers, moves messages.
+//!
+//! One task owns the `StanzaStream` unsplit and `select!`s over it, the front end's commands,
+//! the connector's status reports and two timers. All decisions are the session's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
+
+use super::connect::{ConnectConfig, connect_loop};
+use super::events::{Command, ConnState, NetEvent};
+use super::session::{Input, Now, Output, Session, SessionConfig};
+
+/// Outbound and inbound stanza queue depth of the stream.
+const QUEUE_DEPTH: usize = 1024;
+/// How often IQ timeouts are checked.
+const TICK: Duration = Duration::from_millis(500);
+
+/// A running network core: send it [`Command`]s, read its [`NetEvent`]s.
+pub struct NetHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub events: mpsc::Receiver<NetEvent>,
+    pub task: JoinHandle<()>,
+}
+
+/// Start the network core. It connects at once and keeps going until [`Command::Shutdown`],
+/// a final connection error, or until the front end drops its command sender.
+pub fn spawn(connect: ConnectConfig, session: SessionConfig) -> NetHandle {
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let (ev_tx, ev_rx) = mpsc::channel(4096);
+    let task = tokio::spawn(run(connect, session, cmd_rx, ev_tx));
+    NetHandle {
+        commands: cmd_tx,
+        events: ev_rx,
+        task,
+    }
+}
+
+async fn run(
+    connect: ConnectConfig,
+    session_cfg: SessionConfig,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+) {
+    let (status_tx, mut status_rx) = mpsc::unbounded_channel();
+    let cfg = Arc::new(connect);
+    let reconnector = {
+        let cfg = cfg.clone();
+        Box::new(move |_location: Option<String>, slot| {
+            tokio::spawn(connect_loop(cfg.clone(), status_tx.clone(), slot));
+        })
+    };
+    let mut stream = StanzaStream::new(reconnector, QUEUE_DEPTH);
+    let mut tick = tokio::time::interval(TICK);
+    let mut auto = tokio::time::interval(session_cfg.interval.max(Duration::from_millis(100)));
+    auto.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    auto.reset(); // the first auto-publish comes one interval after start
+    let mut session = Session::new(session_cfg);
+    let mut stream_alive = true;
+
+    loop {
+        let input = tokio::select! {
+            cmd = commands.recv() => Input::Command(cmd.unwrap_or(Command::Shutdown)),
+            ev = stream.next(), if stream_alive => match ev {
+                Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => Input::Online { bound: bound_jid },
+                Some(Event::Stream(StreamEvent::Suspended)) => Input::Suspended,
+                Some(Event::Stream(StreamEvent::Resumed)) => Input::Resumed,
+                Some(Event::Stanza(s)) => Input::Stanza(Box::new(s)),
+                None => {
+                    stream_alive = false;
+                    // A final connector error is reported just before the stream ends.
+                    while let Ok(status) = status_rx.try_recv() {
+                        forward(&mut session, Input::Connection(status), &events).await;
+                    }
+                    Input::Closed
+                }
+            },
+            Some(status) = status_rx.recv() => Input::Connection(status),
+            _ = tick.tick() => Input::Tick,
+            _ = auto.tick() => Input::AutoPublishTick,
+        };
+        let closed = matches!(input, Input::Closed);
+        let now = Now::system();
+        let mut stop = false;
+        for output in session.handle(input, now) {
+            match output {
+                Output::Send(stanza) => {
+                    if stream_alive {
+                        // Only enqueues; delivery is the stream's job (it survives reconnects).
+                        drop(stream.send(stanza).await);
+                    }
+                }
+                Output::Event(e) => {
+                    if let NetEvent::Connection(ConnState::Failed { .. }) = &e {
+                        stop = true;
+                    }
+                    if events.send(e).await.is_err() {
+                        stop = true;
+                    }
+                }
+                Output::Stop => stop = true,
+            }
+        }
+        if closed {
+            break;
+        }
+        if stop {
+            if stream_alive {
+                let _ = tokio::time::timeout(Duration::from_secs(3), stream.close()).await;
+            }
+            break;
+        }
+    }
+}
+
+async fn forward(session: &mut Session, input: Input, events: &mpsc::Sender<NetEvent>) {
+    for output in session.handle(input, Now::system()) {
+        if let Output::Event(e) = output {
+            let _ = events.send(e).await;
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Shared helpers for the integration tests: a private Prosody, accounts, and waiting for
+//! network events with a deadline.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use pubsub_tui::config::{CONNECT_TIMEOUT, LINK_TIMEOUTS, Password};
+use pubsub_tui::prosody::{self, Options, Prosody};
+use pubsub_tui::xmpp::connect::{ConnectConfig, Security};
+use pubsub_tui::xmpp::session::SessionConfig;
+use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle};
+use xmpp_parsers::jid::Jid;
+
+/// Start a private Prosody, or skip the test when Prosody is missing. Under `CI=true` a
+/// missing server is a failure, not a skip.
+pub fn start_prosody(opts: &Options) -> Option<Prosody> {
+    if let Err(e) = prosody::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no Prosody: {e}"
+        );
+        eprintln!("SKIPPED: {e}");
+        return None;
+    }
+    Some(Prosody::start(opts).expect("private Prosody starts"))
+}
+
+pub fn account(server: &Prosody, user: &str, resource: &str) -> (ConnectConfig, String) {
+    let password = prosody::random_password();
+    server.register(user, &password).expect("register account");
+    (connect_config(server, user, resource, &password), password)
+}
+
+pub fn connect_config(
+    server: &Prosody,
+    user: &str,
+    resource: &str,
+    password: &str,
+) -> ConnectConfig {
+    ConnectConfig {
+        jid: Jid::new(&format!("{user}@{}/{resource}", prosody::DOMAIN)).expect("valid jid"),
+        password: Password::new(password),
+        server: Some(("127.0.0.1".into(), server.port)),
+        security: Security::PlainLoopback,
+        timeouts: LINK_TIMEOUTS,
+        connect_timeout: CONNECT_TIMEOUT,
+        max_attempts: Some(3),
+    }
+}
+
+pub fn session(nodes: &[&str], auto: bool, interval: Duration) -> SessionConfig {
+    SessionConfig {
+        service: Jid::new(prosody::PUBSUB).expect("valid jid"),
+        nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+        subscribe: true,
+        auto_publish: auto,
+        interval,
+        iq_timeout: Duration::from_secs(10),
+        publisher_session: pubsub_tui::config::new_publisher_session(),
+    }
+}
+
+/// Wait for the first event matching `pred`, failing the test after `secs` seconds.
+pub async fn wait_for<T>(
+    net: &mut NetHandle,
+    secs: u64,
+    what: &str,
+    mut pred: impl FnMut(&NetEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, net.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {secs} s waiting for {what}"))
+            .unwrap_or_else(|| panic!("network task ended while waiting for {what}"));
+        if let NetEvent::Connection(ConnState::Failed { error }) = &ev {
+            panic!("connection failed while waiting for {what}: {error}");
+        }
+        if let Some(v) = pred(&ev) {
+            return v;
+        }
+    }
+}
+
+pub async fn wait_online(net: &mut NetHandle) -> String {
+    wait_for(net, 20, "online", |e| match e {
+        NetEvent::Connection(ConnState::Online { jid, .. }) => Some(jid.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Create open nodes as the admin account.
+pub async fn create_nodes(server: &Prosody, nodes: &[&str]) {
+    let cfg = connect_config(server, prosody::ADMIN, "setup", &server.admin_password);
+    let mut s = session(&[], false, Duration::from_secs(60));
+    s.subscribe = false;
+    let mut admin = xmpp::spawn(cfg, s);
+    wait_online(&mut admin).await;
+    for node in nodes {
+        admin
+            .commands
+            .send(Command::CreateNode {
+                node: (*node).to_owned(),
+                max_items: 1000,
+            })
+            .await
+            .expect("send");
+        wait_for(&mut admin, 10, "node created", |e| match e {
+            NetEvent::NodeCreated { node: n } if n == node => Some(()),
+            NetEvent::RequestFailed { what, reason } => panic!("{what}: {reason}"),
+            _ => None,
+        })
+        .await;
+    }
+    let _ = admin.commands.send(Command::Shutdown).await;
+    let _ = admin.task.await;
+}
