@@ -46,9 +46,6 @@ pub struct DemoArgs {
     /// Publish interval of the simulated second publisher, in seconds.
     #[arg(long, default_value_t = 2.0)]
     pub peer_interval: f64,
-    /// Run without the TUI (for scripts): set up, print the connection details, wait for Ctrl-C.
-    #[arg(long, hide = true)]
-    pub headless: bool,
 }
 
 /// Connection and session settings, shared by every front end.
@@ -138,7 +135,8 @@ pub struct ConnArgs {
     #[arg(long, global = true, env = "PUBSUB_TUI_LOG_FILE", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
-    /// Log level or filter (error, warn, info, debug; default info).
+    /// Log level or filter (error, warn, info, debug; default: info for the TUI, warn for
+    /// the other commands).
     #[arg(long, global = true, env = "PUBSUB_TUI_LOG", value_name = "FILTER")]
     pub log_level: Option<String>,
 }

@@ -113,7 +113,7 @@ pub struct Merged {
     pub feed_limit: usize,
     pub iq_timeout: f64,
     pub log_file: Option<PathBuf>,
-    pub log_level: String,
+    pub log_level: Option<String>,
 }
 
 pub fn merge(args: &ConnArgs, file: FileConfig) -> Merged {
@@ -144,11 +144,7 @@ pub fn merge(args: &ConnArgs, file: FileConfig) -> Merged {
             .or(file.iq_timeout)
             .unwrap_or(DEFAULT_IQ_TIMEOUT_SECS),
         log_file: args.log_file.clone().or(file.log_file),
-        log_level: args
-            .log_level
-            .clone()
-            .or(file.log_level)
-            .unwrap_or_else(|| "info".into()),
+        log_level: args.log_level.clone().or(file.log_level),
     }
 }
 

@@ -1,1 +1,162 @@
-//! TODO
+//! `pubsub-tui demo`: everything a newcomer needs to see the client work, on this machine.
+//!
+//! Starts a private Prosody (see [`crate::prosody`]), creates two accounts and two open nodes,
+//! runs a second publisher ("bob") on the same network core, and opens the TUI as "alice".
+//! Quitting stops all of it: the publisher task, then Prosody (killed by its PID on drop).
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use xmpp_parsers::jid::Jid;
+
+use crate::config::{CONNECT_TIMEOUT, LINK_TIMEOUTS, Password, new_publisher_session};
+use crate::prosody::{self, Options, Prosody};
+use crate::tui;
+use crate::xmpp::connect::{ConnectConfig, Security};
+use crate::xmpp::session::SessionConfig;
+use crate::xmpp::{self, Command, ConnState, NetEvent, NetHandle};
+
+pub const DEMO_NODES: &[&str] = &["demo", "news"];
+
+const PHRASES: &[&str] = &[
+    "Hello!",
+    "anyone out there?",
+    "sensor 3: 21.4 °C",
+    "the build is green",
+    "coffee's ready ☕",
+    "deploying v1.2.3",
+    "sensor 3: 21.6 °C",
+    "meeting moved to 15:00",
+];
+
+/// Connection settings for an account on a private Prosody (plain TCP on loopback).
+pub fn local_account(server: &Prosody, user: &str, resource: &str, password: &str) -> anyhow::Result<ConnectConfig> {
+    Ok(ConnectConfig {
+        jid: Jid::new(&format!("{user}@{}/{resource}", prosody::DOMAIN))?,
+        password: Password::new(password),
+        server: Some(("127.0.0.1".into(), server.port)),
+        security: Security::PlainLoopback,
+        timeouts: LINK_TIMEOUTS,
+        connect_timeout: CONNECT_TIMEOUT,
+        max_attempts: None,
+    })
+}
+
+/// Session settings for the private Prosody's pubsub component.
+pub fn local_session(nodes: &[&str], auto_publish: bool, interval: Duration) -> anyhow::Result<SessionConfig> {
+    Ok(SessionConfig {
+        service: Jid::new(prosody::PUBSUB)?,
+        nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+        subscribe: true,
+        auto_publish,
+        interval,
+        iq_timeout: Duration::from_secs(30),
+        publisher_session: new_publisher_session(),
+    })
+}
+
+async fn wait_online(net: &mut NetHandle) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, net.events.recv()).await {
+            Err(_) => bail!("no connection within 20 s"),
+            Ok(None) => bail!("the connection ended"),
+            Ok(Some(NetEvent::Connection(ConnState::Online { .. }))) => return Ok(()),
+            Ok(Some(NetEvent::Connection(ConnState::Failed { error }))) => bail!(error),
+            Ok(Some(_)) => {}
+        }
+    }
+}
+
+/// Create open nodes (publish model `open`) as the server's admin account.
+pub async fn create_open_nodes(server: &Prosody, nodes: &[&str], max_items: u32) -> anyhow::Result<()> {
+    let cfg = local_account(server, prosody::ADMIN, "setup", &server.admin_password)?;
+    let mut session = local_session(&[], false, Duration::from_secs(3600))?;
+    session.subscribe = false;
+    let mut admin = xmpp::spawn(cfg, session);
+    wait_online(&mut admin).await.context("admin login")?;
+    for node in nodes {
+        admin
+            .commands
+            .send(Command::CreateNode {
+                node: (*node).to_owned(),
+                max_items,
+            })
+            .await?;
+        loop {
+            match admin.events.recv().await {
+                Some(NetEvent::NodeCreated { node: n }) if n == *node => break,
+                Some(NetEvent::RequestFailed { what, reason }) => bail!("{what}: {reason}"),
+                Some(_) => {}
+                None => bail!("the admin connection ended"),
+            }
+        }
+    }
+    let _ = admin.commands.send(Command::Shutdown).await;
+    let _ = admin.task.await;
+    Ok(())
+}
+
+/// A second publisher: publishes a phrase every `interval` until the handle is dropped.
+fn spawn_peer(mut net: NetHandle, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        let mut n = 0usize;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let node = if n % 3 == 2 { DEMO_NODES[1] } else { DEMO_NODES[0] };
+                    let text = PHRASES[n % PHRASES.len()].to_owned();
+                    n += 1;
+                    if net.commands.send(Command::Publish { node: node.to_owned(), text }).await.is_err() {
+                        return;
+                    }
+                }
+                ev = net.events.recv() => if ev.is_none() { return },
+            }
+        }
+    })
+}
+
+pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
+    if !(peer_interval.is_finite() && peer_interval >= 0.05) {
+        bail!("--peer-interval must be at least 0.05 seconds");
+    }
+    prosody::available()?;
+    eprintln!("Starting a private Prosody on 127.0.0.1…");
+    let server = Prosody::start(&Options::default())?;
+    let alice_pw = prosody::random_password();
+    let bob_pw = prosody::random_password();
+    server.register("alice", &alice_pw)?;
+    server.register("bob", &bob_pw)?;
+    create_open_nodes(&server, DEMO_NODES, 256).await?;
+
+    let bob = xmpp::spawn(
+        local_account(&server, "bob", "phone", &bob_pw)?,
+        {
+            let mut s = local_session(DEMO_NODES, false, Duration::from_secs(3600))?;
+            s.subscribe = false;
+            s
+        },
+    );
+    let bob_commands = bob.commands.clone();
+    let peer = spawn_peer(bob, Duration::from_secs_f64(peer_interval));
+
+    let session = local_session(DEMO_NODES, true, Duration::from_secs(5))?;
+    let model = tui::model::Model::new(
+        &session.nodes,
+        feed_limit,
+        session.auto_publish,
+        session.interval,
+        *chrono::Local::now().offset(),
+    );
+    let alice = xmpp::spawn(local_account(&server, "alice", "pubsub-tui", &alice_pw)?, session);
+    let result = tui::run(alice, model).await;
+
+    let _ = bob_commands.send(Command::Shutdown).await;
+    drop(bob_commands);
+    let _ = tokio::time::timeout(Duration::from_secs(2), peer).await;
+    drop(server);
+    result
+}

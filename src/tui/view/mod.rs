@@ -1,0 +1,113 @@
+//! Drawing the model. `draw` is a pure function of the model (and the frame size).
+//!
+//! One file per pane; `layout` decides where they go, and the model uses the same layout to
+//! know how many feed rows a page is.
+
+mod compose;
+mod feed;
+mod help;
+mod status;
+mod subscriptions;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use unicode_width::UnicodeWidthChar;
+
+use super::model::Model;
+
+/// Below this width the subscriptions pane goes above the feed instead of beside it.
+pub const NARROW_WIDTH: u16 = 60;
+
+/// Where each pane goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Areas {
+    pub subscriptions: Rect,
+    pub feed: Rect,
+    pub compose: Rect,
+    pub status: Rect,
+    pub footer: Rect,
+    /// Rows inside the feed pane's borders.
+    pub feed_rows: u16,
+}
+
+pub fn areas(area: Rect, nodes: usize) -> Areas {
+    let [main, compose, status, footer] = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Min(3),
+            Constraint::Length(3),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+    let (subscriptions, feed) = if area.width >= NARROW_WIDTH {
+        let side = (area.width / 4).clamp(20, 34);
+        let [s, f] = Layout::default()
+            .direction(Direction::Horizontal)
+            .constraints([Constraint::Length(side), Constraint::Min(10)])
+            .areas(main);
+        (s, f)
+    } else {
+        let height = u16::try_from(nodes.clamp(1, 2)).unwrap_or(2) + 2;
+        let [s, f] = Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Length(height), Constraint::Min(0)])
+            .areas(main);
+        (s, f)
+    };
+    Areas {
+        subscriptions,
+        feed,
+        compose,
+        status,
+        footer,
+        feed_rows: feed.height.saturating_sub(2),
+    }
+}
+
+/// The layout for a terminal of `width` x `height`.
+pub fn layout_for(width: u16, height: u16, nodes: usize) -> Areas {
+    areas(Rect::new(0, 0, width, height), nodes)
+}
+
+pub fn draw(frame: &mut Frame, model: &Model) {
+    let a = areas(frame.area(), model.nodes.len());
+    subscriptions::draw(frame, a.subscriptions, model);
+    feed::draw(frame, a.feed, model);
+    compose::draw(frame, a.compose, model);
+    status::draw_status(frame, a.status, model);
+    status::draw_footer(frame, a.footer, model);
+    if model.show_help {
+        help::draw(frame, frame.area());
+    }
+}
+
+/// Cut `s` to at most `width` terminal columns, with an ellipsis when cut.
+pub fn fit(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut used = 0;
+    let total: usize = s.chars().map(|c| c.width().unwrap_or(0)).sum();
+    if total <= width {
+        return s.to_owned();
+    }
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// `fit`, then pad with spaces to exactly `width` columns.
+pub fn fit_pad(s: &str, width: usize) -> String {
+    let mut out = fit(s, width);
+    let used: usize = out.chars().map(|c| c.width().unwrap_or(0)).sum();
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    out
+}
