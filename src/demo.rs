@@ -30,7 +30,12 @@ const PHRASES: &[&str] = &[
 ];
 
 /// Connection settings for an account on a private Prosody (plain TCP on loopback).
-pub fn local_account(server: &Prosody, user: &str, resource: &str, password: &str) -> anyhow::Result<ConnectConfig> {
+pub fn local_account(
+    server: &Prosody,
+    user: &str,
+    resource: &str,
+    password: &str,
+) -> anyhow::Result<ConnectConfig> {
     Ok(ConnectConfig {
         jid: Jid::new(&format!("{user}@{}/{resource}", prosody::DOMAIN))?,
         password: Password::new(password),
@@ -43,7 +48,11 @@ pub fn local_account(server: &Prosody, user: &str, resource: &str, password: &st
 }
 
 /// Session settings for the private Prosody's pubsub component.
-pub fn local_session(nodes: &[&str], auto_publish: bool, interval: Duration) -> anyhow::Result<SessionConfig> {
+pub fn local_session(
+    nodes: &[&str],
+    auto_publish: bool,
+    interval: Duration,
+) -> anyhow::Result<SessionConfig> {
     Ok(SessionConfig {
         service: Jid::new(prosody::PUBSUB)?,
         nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
@@ -69,7 +78,11 @@ async fn wait_online(net: &mut NetHandle) -> anyhow::Result<()> {
 }
 
 /// Create open nodes (publish model `open`) as the server's admin account.
-pub async fn create_open_nodes(server: &Prosody, nodes: &[&str], max_items: u32) -> anyhow::Result<()> {
+pub async fn create_open_nodes(
+    server: &Prosody,
+    nodes: &[&str],
+    max_items: u32,
+) -> anyhow::Result<()> {
     let cfg = local_account(server, prosody::ADMIN, "setup", &server.admin_password)?;
     let mut session = local_session(&[], false, Duration::from_secs(3600))?;
     session.subscribe = false;
@@ -132,14 +145,11 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
     server.register("bob", &bob_pw)?;
     create_open_nodes(&server, DEMO_NODES, 256).await?;
 
-    let bob = xmpp::spawn(
-        local_account(&server, "bob", "phone", &bob_pw)?,
-        {
-            let mut s = local_session(DEMO_NODES, false, Duration::from_secs(3600))?;
-            s.subscribe = false;
-            s
-        },
-    );
+    let bob = xmpp::spawn(local_account(&server, "bob", "phone", &bob_pw)?, {
+        let mut s = local_session(DEMO_NODES, false, Duration::from_secs(3600))?;
+        s.subscribe = false;
+        s
+    });
     let bob_commands = bob.commands.clone();
     let peer = spawn_peer(bob, Duration::from_secs_f64(peer_interval));
 
@@ -151,7 +161,10 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
         session.interval,
         *chrono::Local::now().offset(),
     );
-    let alice = xmpp::spawn(local_account(&server, "alice", "pubsub-tui", &alice_pw)?, session);
+    let alice = xmpp::spawn(
+        local_account(&server, "alice", "pubsub-tui", &alice_pw)?,
+        session,
+    );
     let result = tui::run(alice, model).await;
 
     let _ = bob_commands.send(Command::Shutdown).await;

@@ -38,10 +38,14 @@ pub fn event_json(ev: &NetEvent) -> Vec<Value> {
             reason,
         } => {
             let mut lines: Vec<Value> = items.iter().map(|i| item_json("stored", i)).collect();
-            lines.push(json!({"kind": "resync", "node": node, "reason": reason, "count": items.len()}));
+            lines.push(
+                json!({"kind": "resync", "node": node, "reason": reason, "count": items.len()}),
+            );
             lines
         }
-        NetEvent::Retracted { node, id } => vec![json!({"kind": "retract", "node": node, "id": id})],
+        NetEvent::Retracted { node, id } => {
+            vec![json!({"kind": "retract", "node": node, "id": id})]
+        }
         NetEvent::Purged { node } => vec![json!({"kind": "purge", "node": node})],
         NetEvent::Deleted { node } => vec![json!({"kind": "delete", "node": node})],
         NetEvent::Connection(state) => {
@@ -70,7 +74,9 @@ pub fn event_json(ev: &NetEvent) -> Vec<Value> {
             node,
             reason,
             unsupported,
-        } => vec![json!({"kind": "resync_failed", "node": node, "reason": reason, "unsupported": unsupported})],
+        } => vec![
+            json!({"kind": "resync_failed", "node": node, "reason": reason, "unsupported": unsupported}),
+        ],
         NetEvent::PublishFailed { node, id, reason } => {
             vec![json!({"kind": "publish_failed", "node": node, "id": id, "reason": reason})]
         }
@@ -164,7 +170,9 @@ pub async fn publish(mut settings: Settings, text: Option<String>) -> anyhow::Re
                     bail!("connection failed: {error}")
                 }
                 NetEvent::Published { id, .. } => return Ok(id),
-                NetEvent::PublishFailed { reason, .. } => bail!("publish to {node} failed: {reason}"),
+                NetEvent::PublishFailed { reason, .. } => {
+                    bail!("publish to {node} failed: {reason}")
+                }
                 _ => {}
             }
         }

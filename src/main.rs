@@ -28,8 +28,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => {
             let settings = config::resolve(&merged, true)?;
-            let log_file = merged.log_file.clone().unwrap_or_else(logging::default_log_file);
-            logging::init(Some(&log_file), merged.log_level.as_deref().unwrap_or("info"))?;
+            let log_file = merged
+                .log_file
+                .clone()
+                .unwrap_or_else(logging::default_log_file);
+            logging::init(
+                Some(&log_file),
+                merged.log_level.as_deref().unwrap_or("info"),
+            )?;
             let model = tui::model::Model::new(
                 &settings.session.nodes,
                 settings.feed_limit,
@@ -44,20 +50,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Cmd::Watch) => {
             let settings = config::resolve(&merged, true)?;
-            logging::init(merged.log_file.as_deref(), merged.log_level.as_deref().unwrap_or("warn"))?;
+            logging::init(
+                merged.log_file.as_deref(),
+                merged.log_level.as_deref().unwrap_or("warn"),
+            )?;
             runtime.block_on(headless::watch(settings))
         }
         Some(Cmd::Publish(args)) => {
             // With the text on stdin, stdin cannot also answer a password prompt.
             let settings = config::resolve(&merged, args.text.is_some())?;
-            logging::init(merged.log_file.as_deref(), merged.log_level.as_deref().unwrap_or("warn"))?;
+            logging::init(
+                merged.log_file.as_deref(),
+                merged.log_level.as_deref().unwrap_or("warn"),
+            )?;
             let id = runtime.block_on(headless::publish(settings, args.text))?;
             println!("{id}");
             Ok(())
         }
         Some(Cmd::Demo(args)) => {
-            let log_file = merged.log_file.clone().unwrap_or_else(logging::default_log_file);
-            logging::init(Some(&log_file), merged.log_level.as_deref().unwrap_or("info"))?;
+            let log_file = merged
+                .log_file
+                .clone()
+                .unwrap_or_else(logging::default_log_file);
+            logging::init(
+                Some(&log_file),
+                merged.log_level.as_deref().unwrap_or("info"),
+            )?;
             runtime.block_on(demo::run(args.peer_interval, merged.feed_limit))
         }
     }

@@ -58,3 +58,86 @@ async fn two_clients_publish_and_receive_live() {
     .await;
     assert_eq!(auto.seq.expect("seq").session, seq.session);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_items_on_subscribe_after_restart_and_on_resync() {
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    create_nodes(&server, &["store"]).await;
+    let (a_cfg, _) = account(&server, "alice", "tui");
+    let (b_cfg, b_pw) = account(&server, "bob", "tui");
+
+    let mut a = xmpp::spawn(a_cfg, session(&["store"], false, Duration::from_secs(60)));
+    wait_online(&mut a).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        a.commands
+            .send(Command::Publish {
+                node: "store".into(),
+                text: format!("stored {i}"),
+            })
+            .await
+            .expect("send");
+        let id = wait_for(&mut a, 10, "publish confirmation", |e| match e {
+            NetEvent::Published { id, .. } => Some(id.clone()),
+            NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
+            _ => None,
+        })
+        .await;
+        ids.push(id);
+    }
+
+    // B starts after the items were published: it receives them on subscribing.
+    let mut b = xmpp::spawn(
+        b_cfg.clone(),
+        session(&["store"], false, Duration::from_secs(60)),
+    );
+    let stored = wait_for(&mut b, 15, "bob's initial snapshot", |e| match e {
+        NetEvent::Snapshot {
+            items,
+            reason: SnapshotReason::Initial,
+            ..
+        } => Some(items.clone()),
+        _ => None,
+    })
+    .await;
+    let got: Vec<_> = stored.iter().filter_map(|i| i.id.clone()).collect();
+    assert_eq!(
+        got, ids,
+        "stored items, oldest first, equal what was published"
+    );
+    assert_eq!(stored[2].text, "stored 2");
+
+    // B restarts (same account and resource): it gets them again, exactly once each.
+    let _ = b.commands.send(Command::Shutdown).await;
+    let _ = b.task.await;
+    let mut b = xmpp::spawn(
+        connect_config(&server, "bob", "tui", &b_pw),
+        session(&["store"], false, Duration::from_secs(60)),
+    );
+    let again = wait_for(&mut b, 15, "snapshot after restart", |e| match e {
+        NetEvent::Snapshot { items, .. } => Some(items.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(again.len(), 5);
+
+    // A manual resync equals the node's items.
+    b.commands
+        .send(Command::Resync {
+            node: "store".into(),
+        })
+        .await
+        .expect("send");
+    let resynced = wait_for(&mut b, 15, "manual snapshot", |e| match e {
+        NetEvent::Snapshot {
+            items,
+            reason: SnapshotReason::Manual,
+            ..
+        } => Some(items.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(resynced, again);
+}

@@ -284,7 +284,12 @@ pub fn hints(focus: Focus) -> Vec<(String, &'static str)> {
 pub fn help_sections() -> Vec<(&'static str, Vec<(String, &'static str)>)> {
     let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
     for b in BINDINGS {
-        let keys = b.keys.iter().map(Key::label).collect::<Vec<_>>().join(" / ");
+        let keys = b
+            .keys
+            .iter()
+            .map(Key::label)
+            .collect::<Vec<_>>()
+            .join(" / ");
         match out.iter_mut().find(|(t, _)| *t == b.scope.title()) {
             Some((_, rows)) => rows.push((keys, b.help)),
             None => out.push((b.scope.title(), vec![(keys, b.help)])),

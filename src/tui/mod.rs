@@ -42,7 +42,11 @@ pub async fn run(net: NetHandle, model: Model) -> anyhow::Result<()> {
         Ok(()) => event_loop(&mut terminal, net, model).await,
         Err(e) => Err(e.into()),
     };
-    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture, DisableBracketedPaste);
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        DisableBracketedPaste
+    );
     ratatui::restore();
     result
 }
@@ -124,7 +128,8 @@ async fn event_loop(
                     Effect::Net(cmd) => match net.commands.try_send(cmd) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
-                            model.last_error = Some("busy: the network queue is full, try again".into());
+                            model.last_error =
+                                Some("busy: the network queue is full, try again".into());
                         }
                         Err(TrySendError::Closed(_)) => {
                             model.last_error = Some("the connection has ended".into());

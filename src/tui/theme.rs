@@ -23,7 +23,9 @@ pub const SENDER: Style = Style::new().fg(Color::Cyan);
 pub const RETRACTED: Style = Style::new()
     .fg(Color::DarkGray)
     .add_modifier(Modifier::CROSSED_OUT);
-pub const MARKER: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::ITALIC);
+pub const MARKER: Style = Style::new()
+    .fg(Color::Yellow)
+    .add_modifier(Modifier::ITALIC);
 pub const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
 pub const SELECTED_UNFOCUSED: Style = Style::new().add_modifier(Modifier::BOLD);
 pub const OK: Style = Style::new().fg(Color::Green);

@@ -81,7 +81,11 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
                 m.quit = true;
                 return vec![Effect::Quit];
             }
-            _ if matches!(key.code, KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::F(1)) => {
+            _ if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::F(1)
+            ) =>
+            {
                 m.show_help = false;
             }
             _ => {}
@@ -111,7 +115,12 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         Action::Resync => return resync(m),
         Action::Publish => return publish(m),
         Action::Follow => m.feed_offset = 0,
-        Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
+        Action::Up
+        | Action::Down
+        | Action::PageUp
+        | Action::PageDown
+        | Action::Top
+        | Action::Bottom => {
             navigate(m, action);
         }
     }
@@ -267,8 +276,12 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             let offset = m.offset;
             let count = items.len();
             let text = match reason {
-                SnapshotReason::Initial if count == 0 => "no stored items on the service".to_owned(),
-                SnapshotReason::Initial => format!("{count} stored items retrieved from the service"),
+                SnapshotReason::Initial if count == 0 => {
+                    "no stored items on the service".to_owned()
+                }
+                SnapshotReason::Initial => {
+                    format!("{count} stored items retrieved from the service")
+                }
                 SnapshotReason::Manual => format!("resynced: {count} items from the service"),
             };
             if let Some(n) = m.node_mut(&node) {
@@ -294,7 +307,9 @@ fn on_net(m: &mut Model, ev: NetEvent) {
                 n.resyncing = false;
             }
             m.last_error = Some(if unsupported {
-                format!("{node}: this service cannot send stored items again, so resync is not possible ({reason})")
+                format!(
+                    "{node}: this service cannot send stored items again, so resync is not possible ({reason})"
+                )
             } else {
                 format!("resync of {node} failed: {reason}")
             });
@@ -306,13 +321,16 @@ fn on_net(m: &mut Model, ev: NetEvent) {
         }
         NetEvent::Purged { node } => {
             if let Some(n) = m.node_mut(&node) {
-                n.feed
-                    .clear_with_marker(MarkerKind::Purge, "all items were purged by the node owner");
+                n.feed.clear_with_marker(
+                    MarkerKind::Purge,
+                    "all items were purged by the node owner",
+                );
             }
         }
         NetEvent::Deleted { node } => {
             if let Some(n) = m.node_mut(&node) {
-                n.feed.clear_with_marker(MarkerKind::Delete, "the node was deleted");
+                n.feed
+                    .clear_with_marker(MarkerKind::Delete, "the node was deleted");
                 n.state = SubState::Error("node deleted".into());
             }
         }

@@ -69,7 +69,20 @@ async fn run(
                 Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => Input::Online { bound: bound_jid },
                 Some(Event::Stream(StreamEvent::Suspended)) => Input::Suspended,
                 Some(Event::Stream(StreamEvent::Resumed)) => Input::Resumed,
-                Some(Event::Stanza(s)) => Input::Stanza(Box::new(s)),
+                Some(Event::Stanza(s)) => {
+                    if tracing::enabled!(target: "pubsub_tui::wire", tracing::Level::TRACE) {
+                        let el: xmpp_parsers::minidom::Element = match &s {
+                            tokio_xmpp::Stanza::Iq(i) => i.clone().into(),
+                            tokio_xmpp::Stanza::Message(m) => m.clone().into(),
+                            tokio_xmpp::Stanza::Presence(p) => p.clone().into(),
+                        };
+                        let mut buf = Vec::new();
+                        if el.write_to(&mut buf).is_ok() {
+                            tracing::trace!(target: "pubsub_tui::wire", "in: {}", String::from_utf8_lossy(&buf));
+                        }
+                    }
+                    Input::Stanza(Box::new(s))
+                }
                 None => {
                     stream_alive = false;
                     // A final connector error is reported just before the stream ends.

@@ -14,6 +14,9 @@ use xmpp_parsers::jid::Jid;
 /// Start a private Prosody, or skip the test when Prosody is missing. Under `CI=true` a
 /// missing server is a failure, not a skip.
 pub fn start_prosody(opts: &Options) -> Option<Prosody> {
+    if let Ok(filter) = std::env::var("PUBSUB_TUI_TEST_LOG") {
+        let _ = pubsub_tui::logging::init(None, &filter);
+    }
     if let Err(e) = prosody::available() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),

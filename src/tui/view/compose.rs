@@ -29,6 +29,9 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     if focused {
         let cursor = m.compose.visual_cursor().saturating_sub(scroll);
         let x = area.x + 1 + u16::try_from(cursor).unwrap_or(0);
-        frame.set_cursor_position(Position::new(x.min(area.right().saturating_sub(2)), area.y + 1));
+        frame.set_cursor_position(Position::new(
+            x.min(area.right().saturating_sub(2)),
+            area.y + 1,
+        ));
     }
 }

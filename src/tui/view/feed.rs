@@ -65,7 +65,10 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     for i in start..end {
         if i < marker_rows {
             lines.push(Line::styled(
-                fit(&format!("… {evicted} older rows evicted (feed limit)"), width),
+                fit(
+                    &format!("… {evicted} older rows evicted (feed limit)"),
+                    width,
+                ),
                 theme::MARKER,
             ));
             continue;

@@ -23,7 +23,9 @@ pub fn draw(frame: &mut Frame, area: Rect) {
         "Mouse wheel scrolls the feed. Esc, ? or q closes this help.",
         theme::DIM,
     ));
-    let content_height = u16::try_from(lines.len()).unwrap_or(u16::MAX).saturating_add(2);
+    let content_height = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2);
     let w = area.width.saturating_sub(2).min(66);
     let h = area.height.min(content_height);
     let popup = Rect::new(
@@ -37,5 +39,10 @@ pub fn draw(frame: &mut Frame, area: Rect) {
         .border_style(theme::border(true))
         .title(Span::styled(" Help ", theme::title(true)));
     frame.render_widget(Clear, popup);
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block),
+        popup,
+    );
 }

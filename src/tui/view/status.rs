@@ -33,7 +33,10 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
     };
     spans.push(Span::raw(auto));
     if m.dropped > 0 {
-        spans.push(Span::styled(format!(" │ dropped {}", m.dropped), theme::WARN));
+        spans.push(Span::styled(
+            format!(" │ dropped {}", m.dropped),
+            theme::WARN,
+        ));
     }
     if let Some(e) = &m.last_error {
         spans.push(Span::styled(format!(" │ {e}"), theme::ERROR));

@@ -1,0 +1,550 @@
+//! The session state machine, driven by inputs (real XML captured from Prosody, the Wokkel
+//! relay's notification, hand-written ejabberd shapes) with no network and a fake clock.
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use pubsub_tui::feed::ItemFormat;
+use pubsub_tui::xmpp::protocol::SubState;
+use pubsub_tui::xmpp::session::{Input, Now, Output, Session, SessionConfig};
+use pubsub_tui::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::minidom::Element;
+use xmpp_parsers::stanza::Stanza;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture exists")
+}
+
+fn stanza(xml: &str) -> Input {
+    let el: Element = xml.trim().parse().expect("fixture parses as XML");
+    Input::Stanza(Box::new(Stanza::try_from(el).expect("fixture is a stanza")))
+}
+
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> Now {
+        Now {
+            mono: self.0,
+            wall: Utc
+                .with_ymd_and_hms(2026, 11, 24, 7, 56, 57)
+                .single()
+                .expect("valid"),
+        }
+    }
+    fn advance(&mut self, d: Duration) {
+        self.0 += d;
+    }
+}
+
+fn config(service: &str, nodes: &[&str]) -> SessionConfig {
+    SessionConfig {
+        service: Jid::new(service).expect("jid"),
+        nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+        subscribe: true,
+        auto_publish: true,
+        interval: Duration::from_secs(5),
+        iq_timeout: Duration::from_secs(30),
+        publisher_session: "cafe0001".into(),
+    }
+}
+
+fn sends(out: &[Output]) -> Vec<&Stanza> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(s) => Some(s.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(out: Vec<Output>) -> Vec<NetEvent> {
+    out.into_iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn iq_ids(out: &[Output]) -> Vec<String> {
+    sends(out)
+        .into_iter()
+        .filter_map(|s| match s {
+            Stanza::Iq(Iq::Get { id, .. } | Iq::Set { id, .. }) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn online(s: &mut Session, clock: &Clock, jid: &str) -> Vec<Output> {
+    s.handle(
+        Input::Online {
+            bound: Jid::new(jid).expect("jid"),
+        },
+        clock.now(),
+    )
+}
+
+/// A result IQ for request `id` from `from`, with an optional payload.
+fn result(from: &str, id: &str, payload: &str) -> Input {
+    stanza(&format!(
+        "<iq xmlns='jabber:client' type='result' from='{from}' to='bob@localhost/tui' id='{id}'>{payload}</iq>"
+    ))
+}
+
+#[test]
+fn fresh_session_sends_presence_subscribes_and_retrieves_every_node() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["a", "b"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let sent = sends(&out);
+    assert!(
+        matches!(sent[0], Stanza::Presence(_)),
+        "initial presence first"
+    );
+    assert_eq!(
+        iq_ids(&out).len(),
+        4,
+        "subscribe + retrieve for each of 2 nodes"
+    );
+    let subs: Vec<_> = sent
+        .iter()
+        .filter_map(|st| match st {
+            Stanza::Iq(Iq::Set { payload, to, .. }) => {
+                assert_eq!(
+                    to.as_ref().map(ToString::to_string).as_deref(),
+                    Some("pubsub.localhost")
+                );
+                payload
+                    .get_child("subscribe", "http://jabber.org/protocol/pubsub")
+                    .map(|c| {
+                        (
+                            c.attr("node").map(str::to_owned),
+                            c.attr("jid").map(str::to_owned),
+                        )
+                    })
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        subs,
+        [
+            (Some("a".into()), Some("bob@localhost/tui".into())),
+            (Some("b".into()), Some("bob@localhost/tui".into())),
+        ],
+        "subscribes with the full JID"
+    );
+}
+
+#[test]
+fn prosody_subscription_and_stored_items_become_state_and_snapshot() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["store"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let ids = iq_ids(&out);
+    let sub =
+        fixture("prosody_subscribe_result.xml").replace("id='pt1'", &format!("id='{}'", ids[0]));
+    let ev = events(s.handle(stanza(&sub), clock.now()));
+    assert_eq!(
+        ev,
+        [NetEvent::Subscription {
+            node: "store".into(),
+            state: SubState::Subscribed
+        }]
+    );
+    let items =
+        fixture("prosody_items_result.xml").replace("id='pt2'", &format!("id='{}'", ids[1]));
+    let ev = events(s.handle(stanza(&items), clock.now()));
+    let [
+        NetEvent::Snapshot {
+            node,
+            items,
+            reason: SnapshotReason::Initial,
+        },
+    ] = ev.as_slice()
+    else {
+        panic!("expected one initial snapshot, got {ev:?}");
+    };
+    assert_eq!(node, "store");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1].text, "stored 1");
+    assert_eq!(items[1].seq.as_ref().map(|q| q.n), Some(2));
+    assert_eq!(items[1].format, ItemFormat::Native);
+    assert_eq!(s.pending_requests(), 0);
+}
+
+#[test]
+fn live_events_only_from_the_service_and_for_our_nodes() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["store"]));
+    online(&mut s, &clock, "alice@localhost/tui");
+    let real = fixture("prosody_event.xml");
+    let ev = events(s.handle(stanza(&real), clock.now()));
+    let [NetEvent::Item(item)] = ev.as_slice() else {
+        panic!("expected one item, got {ev:?}")
+    };
+    assert_eq!(item.sender.as_deref(), Some("alice@localhost/tui"));
+    assert_eq!(item.text, "stored 0");
+
+    let forged = real.replace("from='pubsub.localhost'", "from='mallory@evil.example/x'");
+    let ev = events(s.handle(stanza(&forged), clock.now()));
+    assert!(
+        matches!(ev.as_slice(), [NetEvent::Dropped { total: 1, .. }]),
+        "{ev:?}"
+    );
+
+    let other_node = real.replace("node='store'", "node='secret'");
+    let ev = events(s.handle(stanza(&other_node), clock.now()));
+    assert!(
+        matches!(ev.as_slice(), [NetEvent::Dropped { total: 2, .. }]),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn replies_are_accepted_only_from_where_the_request_went() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["store"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let id = iq_ids(&out)[0].clone();
+    let forged = result("mallory@evil.example/x", &id, "");
+    let ev = events(s.handle(forged, clock.now()));
+    assert!(
+        matches!(ev.as_slice(), [NetEvent::Dropped { .. }]),
+        "{ev:?}"
+    );
+    assert_eq!(
+        s.pending_requests(),
+        2,
+        "the forged reply did not consume the request"
+    );
+    let ev = events(s.handle(result("pubsub.localhost", &id, ""), clock.now()));
+    assert_eq!(
+        ev,
+        [NetEvent::Subscription {
+            node: "store".into(),
+            state: SubState::Subscribed
+        }]
+    );
+}
+
+#[test]
+fn answers_pings_and_refuses_unknown_requests() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    let ping = stanza(
+        "<iq xmlns='jabber:client' type='get' from='localhost' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    let out = s.handle(ping, clock.now());
+    assert!(matches!(sends(&out).as_slice(), [Stanza::Iq(Iq::Result { id, .. })] if id == "p1"));
+    let unknown = stanza(
+        "<iq xmlns='jabber:client' type='get' from='x@y/z' id='q1'><query xmlns='jabber:iq:version'/></iq>",
+    );
+    let out = s.handle(unknown, clock.now());
+    let [Stanza::Iq(Iq::Error { id, error, .. })] = sends(&out).as_slice() else {
+        panic!("expected an error reply")
+    };
+    assert_eq!(id, "q1");
+    assert_eq!(
+        error.defined_condition,
+        xmpp_parsers::stanza_error::DefinedCondition::ServiceUnavailable
+    );
+    // Results and errors are never answered (no loops).
+    let out = s.handle(
+        stanza("<iq xmlns='jabber:client' type='result' from='x@y/z' id='zz'/>"),
+        clock.now(),
+    );
+    assert!(sends(&out).is_empty());
+}
+
+#[test]
+fn typed_text_waits_offline_and_in_flight_publishes_are_resent_with_the_same_id() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    let ev = events(
+        s.handle(
+            Command::Publish {
+                node: "n".into(),
+                text: "early".into(),
+            }
+            .into_input(),
+            clock.now(),
+        ),
+    );
+    assert!(matches!(ev.as_slice(), [NetEvent::PublishQueued { id, .. }] if id == "cafe0001-1"));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let publish_ids: Vec<String> = sends(&out)
+        .iter()
+        .filter_map(|st| item_id_of_publish(st))
+        .collect();
+    assert_eq!(publish_ids, ["cafe0001-1"]);
+    // The connection resets before the answer: the same item goes out again, same item id.
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let publish_ids: Vec<String> = sends(&out)
+        .iter()
+        .filter_map(|st| item_id_of_publish(st))
+        .collect();
+    assert_eq!(
+        publish_ids,
+        ["cafe0001-1"],
+        "re-sent once, with the derived id"
+    );
+}
+
+fn item_id_of_publish(st: &Stanza) -> Option<String> {
+    let Stanza::Iq(Iq::Set { payload, .. }) = st else {
+        return None;
+    };
+    let publish = payload.get_child("publish", "http://jabber.org/protocol/pubsub")?;
+    let item = publish.get_child("item", "http://jabber.org/protocol/pubsub")?;
+    item.attr("id").map(str::to_owned)
+}
+
+trait IntoInput {
+    fn into_input(self) -> Input;
+}
+
+impl IntoInput for Command {
+    fn into_input(self) -> Input {
+        Input::Command(self)
+    }
+}
+
+#[test]
+fn unanswered_requests_fail_after_the_timeout() {
+    let mut clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    s.handle(
+        Command::Publish {
+            node: "n".into(),
+            text: "x".into(),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    clock.advance(Duration::from_secs(29));
+    assert!(events(s.handle(Input::Tick, clock.now())).is_empty());
+    clock.advance(Duration::from_secs(2));
+    let ev = events(s.handle(Input::Tick, clock.now()));
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, NetEvent::PublishFailed { reason, .. } if reason.contains("30 s"))
+        ),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            NetEvent::Subscription {
+                state: SubState::Error(_),
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert_eq!(s.pending_requests(), 0);
+}
+
+#[test]
+fn resync_requests_coalesce_and_live_items_during_it_are_kept() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["store"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let retrieve_id = iq_ids(&out)[1].clone();
+    let out = s.handle(
+        Command::Resync {
+            node: "store".into(),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    assert!(
+        iq_ids(&out).is_empty(),
+        "a retrieve is already in flight: no second one"
+    );
+    // A live item arrives before the answer, and the answer does not contain it.
+    let live = fixture("prosody_event.xml").replace("10435999-1", "10435999-9");
+    s.handle(stanza(&live), clock.now());
+    let items =
+        fixture("prosody_items_result.xml").replace("id='pt2'", &format!("id='{retrieve_id}'"));
+    let ev = events(s.handle(stanza(&items), clock.now()));
+    let Some(NetEvent::Snapshot { items, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    let ids: Vec<_> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+    assert_eq!(ids, ["10435999-1", "10435999-2", "10435999-9"]);
+}
+
+#[test]
+fn a_relay_that_cannot_retrieve_says_so() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("test@localhost/server", &["test"]));
+    let out = online(&mut s, &clock, "alice@localhost/client1");
+    let retrieve_id = iq_ids(&out)[1].clone();
+    let err = format!(
+        "<iq xmlns='jabber:client' type='error' from='test@localhost/server' id='{retrieve_id}'><error type='cancel'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><unsupported xmlns='http://jabber.org/protocol/pubsub#errors' feature='retrieve-items'/></error></iq>"
+    );
+    let ev = events(s.handle(stanza(&err), clock.now()));
+    let [
+        NetEvent::ResyncFailed {
+            unsupported: true,
+            reason,
+            ..
+        },
+    ] = ev.as_slice()
+    else {
+        panic!("{ev:?}")
+    };
+    assert!(reason.contains("retrieve-items"), "{reason}");
+    // The relay's attribute-only items still show.
+    let ev = events(s.handle(stanza(&fixture("wokkel_event.xml")), clock.now()));
+    let [NetEvent::Item(item)] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        (
+            item.format,
+            item.sender.as_deref(),
+            item.time.as_deref(),
+            item.text.as_str()
+        ),
+        (
+            ItemFormat::Wokkel,
+            Some("bob@localhost/client2"),
+            Some("07:56:57"),
+            "Hello!"
+        )
+    );
+    assert_eq!(item.id, None);
+}
+
+#[test]
+fn ejabberd_rsm_result_with_atom_and_native_items() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["feed"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let id = iq_ids(&out)[1].clone();
+    let xml = fixture("ejabberd_items_rsm.xml").replace("id='pt9'", &format!("id='{id}'"));
+    let ev = events(s.handle(stanza(&xml), clock.now()));
+    let Some(NetEvent::Snapshot { items, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(items.len(), 2, "the RSM <set/> does not break parsing");
+    assert_eq!(items[0].format, ItemFormat::Atom);
+    assert_eq!(items[0].text, "Release 2.0 — Now with pubsub");
+    assert_eq!(items[0].sender.as_deref(), Some("Carol"));
+    assert_eq!(items[1].format, ItemFormat::Native);
+}
+
+#[test]
+fn retract_purge_delete_events() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    let wrap = |inner: &str| {
+        format!(
+            "<message xmlns='jabber:client' from='pubsub.localhost' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'>{inner}</event></message>"
+        )
+    };
+    let ev = events(s.handle(
+        stanza(&wrap("<items node='n'><retract id='x1'/></items>")),
+        clock.now(),
+    ));
+    assert_eq!(
+        ev,
+        [NetEvent::Retracted {
+            node: "n".into(),
+            id: "x1".into()
+        }]
+    );
+    let ev = events(s.handle(stanza(&wrap("<purge node='n'/>")), clock.now()));
+    assert_eq!(ev, [NetEvent::Purged { node: "n".into() }]);
+    let ev = events(s.handle(stanza(&wrap("<delete node='n'/>")), clock.now()));
+    assert_eq!(ev, [NetEvent::Deleted { node: "n".into() }]);
+}
+
+#[test]
+fn hostile_event_text_is_sanitised_and_odd_shapes_do_not_panic() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    let wrap = |inner: &str| {
+        format!(
+            "<message xmlns='jabber:client' from='pubsub.localhost'><event xmlns='http://jabber.org/protocol/pubsub#event'>{inner}</event></message>"
+        )
+    };
+    let hostile = wrap(
+        "<items node='n'><item id='a&#x9b;b' sender='x&#x202e;y' message='hi&#xd;&#x85;there'/></items>",
+    );
+    let ev = events(s.handle(stanza(&hostile), clock.now()));
+    let [NetEvent::Item(item)] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(item.id.as_deref(), Some("ab"));
+    assert_eq!(item.sender.as_deref(), Some("xy"));
+    assert_eq!(item.text, "hi there");
+    for odd in [
+        "<items/>",
+        "<items node='n'/>",
+        "<items node='n'><item/><retract/></items>",
+        "<items node='n'><item><post xmlns='urn:x-pubsub-tui:item:0' seq='99999999999999999999999' session=''/></item></items>",
+        "<purge/>",
+        "<unknown node='n'/>",
+    ] {
+        let _ = s.handle(stanza(&wrap(odd)), clock.now());
+    }
+    assert_eq!(s.pending_requests(), 2);
+}
+
+#[test]
+fn a_final_connection_error_fails_what_is_waiting() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    s.handle(
+        Command::Publish {
+            node: "n".into(),
+            text: "x".into(),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    let ev = events(s.handle(
+        Input::Connection(ConnState::Failed {
+            error: "bad password".into(),
+        }),
+        clock.now(),
+    ));
+    assert!(ev.iter().any(|e| matches!(e, NetEvent::PublishFailed { reason, .. } if reason.contains("bad password"))), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, NetEvent::Connection(ConnState::Failed { .. })))
+    );
+}
+
+#[test]
+fn auto_publish_only_when_on_and_online() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n", "m"]));
+    assert!(
+        sends(&s.handle(Input::AutoPublishTick, clock.now())).is_empty(),
+        "offline: nothing"
+    );
+    online(&mut s, &clock, "bob@localhost/tui");
+    let out = s.handle(Input::AutoPublishTick, clock.now());
+    let ids: Vec<String> = sends(&out)
+        .iter()
+        .filter_map(|st| item_id_of_publish(st))
+        .collect();
+    assert_eq!(ids, ["cafe0001-1"]);
+    s.handle(Command::SetAutoPublish(false).into_input(), clock.now());
+    assert!(sends(&s.handle(Input::AutoPublishTick, clock.now())).is_empty());
+}
