@@ -16,11 +16,14 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     } else {
         format!(" Compose → {node} (i to write) ")
     };
+    let screen = frame.area();
+    let compact = super::is_compact(screen.width, screen.height);
     let block = Block::default()
-        .borders(Borders::ALL)
+        .borders(if compact { Borders::TOP } else { Borders::ALL })
         .border_style(theme::border(focused))
         .title(Span::styled(title, theme::title(focused)));
-    let width = usize::from(area.width.saturating_sub(2)).max(1);
+    let inset = if compact { 0 } else { 1 };
+    let width = usize::from(area.width.saturating_sub(2 * inset)).max(1);
     let scroll = m.compose.visual_scroll(width.saturating_sub(1));
     let paragraph = Paragraph::new(m.compose.value())
         .scroll((0, u16::try_from(scroll).unwrap_or(0)))

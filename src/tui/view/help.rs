@@ -19,10 +19,6 @@ pub fn draw(frame: &mut Frame, area: Rect) {
             ]));
         }
     }
-    lines.push(Line::styled(
-        "Mouse wheel scrolls the feed. Esc, ? or q closes this help.",
-        theme::DIM,
-    ));
     let content_height = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
         .saturating_add(2);
@@ -37,7 +33,11 @@ pub fn draw(frame: &mut Frame, area: Rect) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(true))
-        .title(Span::styled(" Help ", theme::title(true)));
+        .title(Span::styled(" Help ", theme::title(true)))
+        .title_bottom(Span::styled(
+            " Esc closes · mouse wheel scrolls the feed ",
+            theme::DIM,
+        ));
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)

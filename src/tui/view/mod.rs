@@ -15,8 +15,14 @@ use unicode_width::UnicodeWidthChar;
 
 use super::model::Model;
 
-/// Below this width the subscriptions pane goes above the feed instead of beside it.
+/// Below this width (or [`COMPACT_HEIGHT`]) the layout is compact: the subscriptions become
+/// one line above the feed, and the compose box loses its side borders.
 pub const NARROW_WIDTH: u16 = 60;
+pub const COMPACT_HEIGHT: u16 = 16;
+
+pub fn is_compact(width: u16, height: u16) -> bool {
+    width < NARROW_WIDTH || height < COMPACT_HEIGHT
+}
 
 /// Where each pane goes.
 #[derive(Debug, Clone, Copy)]
@@ -30,28 +36,28 @@ pub struct Areas {
     pub feed_rows: u16,
 }
 
-pub fn areas(area: Rect, nodes: usize) -> Areas {
+pub fn areas(area: Rect, _nodes: usize) -> Areas {
+    let compact = is_compact(area.width, area.height);
     let [main, compose, status, footer] = Layout::default()
         .direction(Direction::Vertical)
         .constraints([
             Constraint::Min(3),
-            Constraint::Length(3),
+            Constraint::Length(if compact { 2 } else { 3 }),
             Constraint::Length(1),
             Constraint::Length(1),
         ])
         .areas(area);
-    let (subscriptions, feed) = if area.width >= NARROW_WIDTH {
-        let side = (area.width / 4).clamp(20, 34);
+    let (subscriptions, feed) = if compact {
         let [s, f] = Layout::default()
-            .direction(Direction::Horizontal)
-            .constraints([Constraint::Length(side), Constraint::Min(10)])
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Length(1), Constraint::Min(0)])
             .areas(main);
         (s, f)
     } else {
-        let height = u16::try_from(nodes.clamp(1, 2)).unwrap_or(2) + 2;
+        let side = (area.width / 4).clamp(24, 36);
         let [s, f] = Layout::default()
-            .direction(Direction::Vertical)
-            .constraints([Constraint::Length(height), Constraint::Min(0)])
+            .direction(Direction::Horizontal)
+            .constraints([Constraint::Length(side), Constraint::Min(10)])
             .areas(main);
         (s, f)
     };

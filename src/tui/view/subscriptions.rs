@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, List, ListItem, ListState};
 
 use super::super::model::{Focus, Model, NodeView};
 use super::super::theme;
-use super::{NARROW_WIDTH, fit};
+use super::{fit, is_compact};
 use crate::xmpp::protocol::SubState;
 
 fn state_span(n: &NodeView) -> Span<'static> {
@@ -34,14 +34,46 @@ pub fn plural(n: usize, word: &str) -> String {
     }
 }
 
+/// Compact form: one line, `demo ✓ 7 │ news error 0`, the selected node highlighted.
+fn draw_line(frame: &mut Frame, area: Rect, m: &Model) {
+    let focused = m.focus == Focus::Subscriptions;
+    let mut spans = Vec::new();
+    for (i, n) in m.nodes.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" │ ", theme::DIM));
+        }
+        let name_style = if i == m.selected {
+            if focused {
+                theme::SELECTED
+            } else {
+                theme::SELECTED_UNFOCUSED
+            }
+        } else {
+            ratatui::style::Style::new()
+        };
+        spans.push(Span::styled(n.name.clone(), name_style));
+        spans.push(Span::raw(" "));
+        spans.push(state_span(n));
+        spans.push(Span::styled(
+            format!(" {}", n.feed.item_count()),
+            theme::DIM,
+        ));
+    }
+    frame.render_widget(ratatui::widgets::Paragraph::new(Line::from(spans)), area);
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
+    let screen = frame.area();
+    if is_compact(screen.width, screen.height) {
+        draw_line(frame, area, m);
+        return;
+    }
     let focused = m.focus == Focus::Subscriptions;
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(focused))
         .title(Span::styled(" Subscriptions ", theme::title(focused)));
     let inner_width = usize::from(area.width.saturating_sub(2));
-    let narrow = frame.area().width < NARROW_WIDTH;
     let items: Vec<ListItem> = m
         .nodes
         .iter()
@@ -54,15 +86,7 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
                 fit(&format!(" {} · {last}", plural(count, "item")), inner_width),
                 theme::DIM,
             );
-            if narrow {
-                ListItem::new(Line::from(vec![
-                    Span::raw(format!("{name} ")),
-                    state_span(n),
-                    Span::styled(format!(" {count}"), theme::DIM),
-                ]))
-            } else {
-                ListItem::new(vec![first, second])
-            }
+            ListItem::new(vec![first, second])
         })
         .collect();
     let list = List::new(items).block(block).highlight_style(if focused {
