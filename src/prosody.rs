@@ -94,7 +94,7 @@ impl Prosody {
         } else {
             ""
         };
-        let (tls_global, require_encryption) = match &opts.tls {
+        let (tls_global, require_encryption, disabled) = match &opts.tls {
             Some((cert, key)) => (
                 format!(
                     "ssl = {{ certificate = {}; key = {} }}",
@@ -102,8 +102,10 @@ impl Prosody {
                     lua_str(key)
                 ),
                 "true",
+                "",
             ),
-            None => (String::new(), "false"),
+            // Prosody offers STARTTLS even without a certificate; plain means plain.
+            None => (String::new(), "false", ", \"tls\""),
         };
         let text = format!(
             r#"-- private Prosody for pubsub-tui (generated)
@@ -120,8 +122,8 @@ https_ports = {{ }}
 c2s_direct_tls_ports = {{ }}
 network_settings = {{ nagle = false }}
 admins = {{ "{ADMIN}@{DOMAIN}" }}
-modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "smacks", "posix" }}
-modules_disabled = {{ "s2s", "offline", "limits" }}
+modules_enabled = {{ "roster", "saslauth", "disco", "ping", "smacks", "posix"{tls_module} }}
+modules_disabled = {{ "s2s", "offline", "limits"{disabled} }}
 authentication = "internal_hashed"
 c2s_require_encryption = {require_encryption}
 allow_unencrypted_plain_auth = true
@@ -137,6 +139,7 @@ Component "{PUBSUB}" "pubsub"
             data = lua_str(&data),
             log = lua_str(&dir.path().join("prosody.log")),
             cap = opts.max_items_cap,
+            tls_module = if opts.tls.is_some() { ", \"tls\"" } else { "" },
         );
         std::fs::write(&config, text)?;
         let mut this = Self {

@@ -305,7 +305,7 @@ pub async fn establish(
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Connect until it works, a final error happens, or the stream is gone. Reports every
-/// attempt on `status`. Dropping `slot` without sending tells the stream to give up.
+/// attempt on `status`. After a final error it waits for the stream to be dropped.
 pub async fn connect_loop(
     cfg: Arc<ConnectConfig>,
     status: mpsc::UnboundedSender<ConnState>,
@@ -340,6 +340,9 @@ pub async fn connect_loop(
                 error.to_string()
             };
             let _ = status.send(ConnState::Failed { error });
+            // Do not drop the slot: tokio-xmpp's worker panics when a reconnect request is
+            // abandoned. Hold it until the network task drops the stream, which ends the worker.
+            slot.closed().await;
             return;
         }
         let jitter_ms = rand::random_range(0..=delay.as_millis() / 4);

@@ -99,6 +99,7 @@ async fn run(
         let closed = matches!(input, Input::Closed);
         let now = Now::system();
         let mut stop = false;
+        let mut failed = false;
         for output in session.handle(input, now) {
             match output {
                 Output::Send(stanza) => {
@@ -110,6 +111,7 @@ async fn run(
                 Output::Event(e) => {
                     if let NetEvent::Connection(ConnState::Failed { .. }) = &e {
                         stop = true;
+                        failed = true;
                     }
                     if events.send(e).await.is_err() {
                         stop = true;
@@ -122,7 +124,9 @@ async fn run(
             break;
         }
         if stop {
-            if stream_alive {
+            // After a final connection error there is no stream to close: dropping it ends
+            // tokio-xmpp's worker (and so the parked connector).
+            if stream_alive && !failed {
                 let _ = tokio::time::timeout(Duration::from_secs(3), stream.close()).await;
             }
             break;
