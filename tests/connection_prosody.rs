@@ -13,26 +13,48 @@ use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_are_final_after_one_attempt() {
-    let Some(server) = start_prosody(&Options::default()) else { return };
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
     let (mut cfg, _) = account(&server, "alice", "tui");
     cfg.password = Password::new("wrong password");
     cfg.max_attempts = None; // even with unlimited retries, a rejected password stops.
     let started = std::time::Instant::now();
     let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
     let states = connection_states(&mut net, 20).await;
-    let attempts = states.iter().filter(|s| matches!(s, ConnState::Connecting { .. })).count();
+    let attempts = states
+        .iter()
+        .filter(|s| matches!(s, ConnState::Connecting { .. }))
+        .count();
     assert_eq!(attempts, 1, "one attempt, no retry loop: {states:?}");
-    let Some(ConnState::Failed { error }) = states.last() else { panic!("no final failure: {states:?}") };
-    assert!(error.contains("rejected the credentials") && error.contains("not-authorized"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let Some(ConnState::Failed { error }) = states.last() else {
+        panic!("no final failure: {states:?}")
+    };
+    assert!(
+        error.contains("rejected the credentials") && error.contains("not-authorized"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_with_a_private_ca_and_refusals() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ca, cert, key) = make_test_ca(dir.path(), "DNS:localhost,DNS:pubsub.localhost,IP:127.0.0.1");
-    let opts = Options { tls: Some((cert, key)), ..Options::default() };
-    let Some(server) = start_prosody(&opts) else { return };
+    let (ca, cert, key) = make_test_ca(
+        dir.path(),
+        "DNS:localhost,DNS:pubsub.localhost,IP:127.0.0.1",
+    );
+    let opts = Options {
+        tls: Some((cert, key)),
+        ..Options::default()
+    };
+    let Some(server) = start_prosody(&opts) else {
+        return;
+    };
     let (mut cfg, _) = account(&server, "alice", "tui");
 
     // Trusting only our CA: online over TLS.
@@ -46,52 +68,86 @@ async fn starttls_with_a_private_ca_and_refusals() {
     cfg.max_attempts = None;
     let mut net = xmpp::spawn(cfg.clone(), session(&["n"], false, Duration::from_secs(60)));
     let states = connection_states(&mut net, 20).await;
-    let Some(ConnState::Failed { error }) = states.last() else { panic!("{states:?}") };
-    assert!(error.contains("TLS failed") && error.to_lowercase().contains("certificate"), "{error}");
-    assert_eq!(states.iter().filter(|s| matches!(s, ConnState::Connecting { .. })).count(), 1);
+    let Some(ConnState::Failed { error }) = states.last() else {
+        panic!("{states:?}")
+    };
+    assert!(
+        error.contains("TLS failed") && error.to_lowercase().contains("certificate"),
+        "{error}"
+    );
+    assert_eq!(
+        states
+            .iter()
+            .filter(|s| matches!(s, ConnState::Connecting { .. }))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_starttls_is_refused() {
-    let Some(server) = start_prosody(&Options::default()) else { return };
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
     let (mut cfg, _) = account(&server, "alice", "tui");
     cfg.security = Security::StartTls(tls_config(None).expect("system roots"));
     let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
     let states = connection_states(&mut net, 20).await;
-    let Some(ConnState::Failed { error }) = states.last() else { panic!("{states:?}") };
+    let Some(ConnState::Failed { error }) = states.last() else {
+        panic!("{states:?}")
+    };
     assert!(error.contains("does not offer STARTTLS"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_retried_with_backoff_and_reported() {
     // A port nobody listens on (bound and released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let Some(server) = start_prosody(&Options::default()) else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
     let (mut cfg, _) = account(&server, "alice", "tui");
     cfg.server = Some(("127.0.0.1".into(), port));
     cfg.max_attempts = Some(2);
     let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
     let states = connection_states(&mut net, 20).await;
     assert!(states.iter().any(|s| matches!(s, ConnState::Retrying { attempt: 1, retry_in, .. } if *retry_in >= Duration::from_secs(1))), "{states:?}");
-    let Some(ConnState::Failed { error }) = states.last() else { panic!("{states:?}") };
+    let Some(ConnState::Failed { error }) = states.last() else {
+        panic!("{states:?}")
+    };
     assert!(error.contains("gave up after 2 attempts"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_event_routed_by_the_real_server_changes_nothing() {
-    let Some(server) = start_prosody(&Options::default()) else { return };
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
     create_nodes(&server, &["test"]).await;
     let (b_cfg, _) = account(&server, "bob", "tui");
     let (_, mallory_pw) = account(&server, "mallory", "x");
     let mut b = xmpp::spawn(b_cfg, session(&["test"], false, Duration::from_secs(60)));
     wait_online(&mut b).await;
-    wait_for(&mut b, 10, "initial snapshot", |e| matches!(e, NetEvent::Snapshot { .. }).then_some(())).await;
+    wait_for(&mut b, 10, "initial snapshot", |e| {
+        matches!(e, NetEvent::Snapshot { .. }).then_some(())
+    })
+    .await;
 
     // Mallory, an ordinary account, sends bob a pubsub event that claims to be from node 'test'.
     let mut mallory = tokio_xmpp::Client::new_plaintext(
-        format!("mallory@{}/x", prosody::DOMAIN).parse::<xmpp_parsers::jid::Jid>().expect("jid"),
+        format!("mallory@{}/x", prosody::DOMAIN)
+            .parse::<xmpp_parsers::jid::Jid>()
+            .expect("jid"),
         mallory_pw,
-        tokio_xmpp::connect::DnsConfig::NoSrv { host: "127.0.0.1".into(), port: server.port, resolver: None },
+        tokio_xmpp::connect::DnsConfig::NoSrv {
+            host: "127.0.0.1".into(),
+            port: server.port,
+            resolver: None,
+        },
         pubsub_tui::config::LINK_TIMEOUTS,
     );
     use futures::StreamExt as _;

@@ -109,6 +109,7 @@ async fn run(
                     }
                 }
                 Output::Event(e) => {
+                    log_event(&e);
                     if let NetEvent::Connection(ConnState::Failed { .. }) = &e {
                         stop = true;
                         failed = true;
@@ -139,5 +140,34 @@ async fn forward(session: &mut Session, input: Input, events: &mpsc::Sender<NetE
         if let Output::Event(e) = output {
             let _ = events.send(e).await;
         }
+    }
+}
+
+/// The events worth a line in the log (items are not: they can be many, and are the user's).
+fn log_event(e: &NetEvent) {
+    match e {
+        NetEvent::Connection(ConnState::Failed { error }) => {
+            tracing::error!(%error, "connection failed")
+        }
+        NetEvent::Connection(state) => tracing::info!(%state, "connection"),
+        NetEvent::Subscription { node, state } => tracing::info!(%node, %state, "subscription"),
+        NetEvent::Snapshot {
+            node,
+            items,
+            reason,
+        } => {
+            tracing::info!(%node, count = items.len(), ?reason, "items retrieved");
+        }
+        NetEvent::ResyncFailed { node, reason, .. } => {
+            tracing::warn!(%node, %reason, "resync failed")
+        }
+        NetEvent::PublishFailed { node, id, reason } => {
+            tracing::warn!(%node, %id, %reason, "publish failed")
+        }
+        NetEvent::RequestFailed { what, reason } => {
+            tracing::warn!(%what, %reason, "request failed")
+        }
+        NetEvent::Published { node, id, .. } => tracing::debug!(%node, %id, "published"),
+        _ => {}
     }
 }

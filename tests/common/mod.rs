@@ -122,24 +122,76 @@ pub async fn create_nodes(server: &Prosody, nodes: &[&str]) {
 
 /// A throwaway CA and a leaf certificate for `localhost` (CA:FALSE, serverAuth, SANs), made
 /// with the openssl command. Returns (ca.pem, cert.pem, key.pem).
-pub fn make_test_ca(dir: &std::path::Path, san: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+pub fn make_test_ca(
+    dir: &std::path::Path,
+    san: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let run = |args: &[&str]| {
         let out = std::process::Command::new("openssl")
             .args(args)
             .current_dir(dir)
             .output()
             .expect("openssl runs");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=pubsub-tui test CA"]);
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pubsub-tui test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
     std::fs::write(
         dir.join("leaf.ext"),
         format!("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName={san}\n"),
     )
     .expect("write ext");
-    run(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext"]);
-    (dir.join("ca.pem"), dir.join("leaf.pem"), dir.join("leaf.key"))
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+    )
 }
 
 /// Collect connection states until the network task ends (or `secs` pass).

@@ -1,0 +1,239 @@
+//! The real TUI binary in tmux against a private Prosody: it connects, shows live items from
+//! another publisher, publishes what is typed, shows help, resizes, quits, and leaves the
+//! terminal restored.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use pubsub_tui::prosody::{self, Options};
+use pubsub_tui::xmpp::{self, Command as NetCommand, NetEvent};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pubsub-tui");
+
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn available() -> bool {
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn start(name: &str, cmd: &str) -> Self {
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "100",
+                "-y",
+                "30",
+                cmd,
+            ])
+            .status()
+            .expect("tmux runs");
+        assert!(status.success());
+        Self {
+            name: name.to_owned(),
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let status = Command::new("tmux")
+                .args(["send-keys", "-t", &self.name, k])
+                .status()
+                .expect("tmux");
+            assert!(status.success());
+            // One key at a time: Esc followed at once by a letter reads as Alt+letter.
+            std::thread::sleep(Duration::from_millis(120));
+        }
+    }
+
+    fn text(&self, text: &str) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, "-l", text])
+            .status()
+            .expect("tmux");
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.name, format])
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn resize(&self, w: u16, h: u16) {
+        let status = Command::new("tmux")
+            .args([
+                "resize-window",
+                "-t",
+                &self.name,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+            ])
+            .status()
+            .expect("tmux");
+        assert!(status.success());
+    }
+
+    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tui_in_tmux_publishes_shows_help_resizes_and_restores_the_terminal() {
+    if !Tmux::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no tmux"
+        );
+        eprintln!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    create_nodes(&server, &["demo"]).await;
+    let (_, alice_pw) = account(&server, "alice", "x");
+    let (bob_cfg, _) = account(&server, "bob", "phone");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = dir.path().join("alice.pw");
+    std::fs::write(&pw, format!("{alice_pw}\n")).expect("write");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let log = dir.path().join("tui.log");
+
+    let cmd = format!(
+        "XDG_CONFIG_HOME=/nonexistent {BIN} --jid alice@{} --server {} --insecure-plain-tcp \
+         --service {} --node demo --interval 1 --password-file {} --log-file {} --log-level debug; \
+         echo EXIT:$?; sleep 60",
+        prosody::DOMAIN,
+        server.server(),
+        prosody::PUBSUB,
+        pw.display(),
+        log.display()
+    );
+    let tmux = Tmux::start(&format!("pubsub-tui-test-{}", std::process::id()), &cmd);
+    tmux.wait_for("online", 20, |s| s.contains("online as alice@localhost"));
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "the TUI uses the alternate screen"
+    );
+
+    // Another publisher's item shows up live.
+    let mut bob = xmpp::spawn(bob_cfg, session(&["demo"], false, Duration::from_secs(60)));
+    wait_online(&mut bob).await;
+    bob.commands
+        .send(NetCommand::Publish {
+            node: "demo".into(),
+            text: "hello from bob".into(),
+        })
+        .await
+        .expect("send");
+    wait_for(&mut bob, 10, "bob's publish", |e| {
+        matches!(e, NetEvent::Published { .. }).then_some(())
+    })
+    .await;
+    tmux.wait_for("bob's item", 10, |s| {
+        s.contains("bob@localhost") && s.contains("hello from bob")
+    });
+    // Auto-publish (every second) shows alice's items too.
+    tmux.wait_for("an auto-published item", 10, |s| {
+        s.contains("auto-publish #")
+    });
+
+    // Type a message (with characters that need escaping) and publish it.
+    tmux.keys(&["i"]);
+    tmux.text("typed <&> in tmux");
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the typed item in the feed", 10, |s| {
+        s.contains("alice@localhost") && s.contains("typed <&> in tmux")
+    });
+    assert!(s.contains("published"), "{s}");
+
+    // Help, from the key table.
+    tmux.keys(&["Escape", "?"]);
+    tmux.wait_for("help", 5, |s| {
+        s.contains("Help") && s.contains("toggle auto-publish")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("help closed", 5, |s| !s.contains("toggle auto-publish"));
+
+    // Resync.
+    tmux.keys(&["r"]);
+    tmux.wait_for("resync", 10, |s| s.contains("resynced:"));
+
+    // Small and tiny sizes: no panic, still drawing.
+    tmux.resize(40, 12);
+    tmux.wait_for("compact layout", 5, |s| s.contains("demo subscribed"));
+    tmux.resize(20, 5);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.resize(100, 30);
+    tmux.wait_for("full layout again", 5, |s| s.contains("Subscriptions"));
+
+    // Quit: exit 0 and the terminal is restored (main screen, no mouse capture).
+    tmux.keys(&["q"]);
+    let s = tmux.wait_for("exit", 10, |s| s.contains("EXIT:"));
+    assert!(s.contains("EXIT:0"), "{s}");
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "back on the main screen"
+    );
+    assert_eq!(
+        tmux.display("#{mouse_any_flag}"),
+        "0",
+        "mouse capture released"
+    );
+
+    // The debug log has the session but never the password.
+    let log_text = std::fs::read_to_string(&log).expect("log written");
+    assert!(!log_text.is_empty());
+    assert!(
+        !log_text.contains(&alice_pw),
+        "the password leaked into the log"
+    );
+}
