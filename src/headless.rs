@@ -131,14 +131,13 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// `pubsub-tui publish`: publish `text` (or stdin) to the one `--node`, print the item id.
 pub async fn publish(mut settings: Settings, text: Option<String>) -> anyhow::Result<String> {
-    let text = match text {
-        Some(t) => t,
-        None => {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                .context("reading the text from standard input")?;
-            s
-        }
+    let text = if let Some(t) = text {
+        t
+    } else {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("reading the text from standard input")?;
+        s
     };
     let text = text.trim_end_matches(['\n', '\r']).to_owned();
     if text.trim().is_empty() {

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures::StreamExt as _;
 use pubsub_tui::config::Password;
 use pubsub_tui::prosody::{self, Options};
 use pubsub_tui::xmpp::connect::{Security, tls_config};
@@ -150,7 +151,6 @@ async fn a_forged_event_routed_by_the_real_server_changes_nothing() {
         },
         pubsub_tui::config::LINK_TIMEOUTS,
     );
-    use futures::StreamExt as _;
     while let Some(ev) = mallory.next().await {
         if matches!(ev, tokio_xmpp::Event::Online { .. }) {
             break;

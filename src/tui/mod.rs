@@ -96,20 +96,17 @@ async fn event_loop(
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
-            ev = net.events.recv(), if net_open => match ev {
-                Some(ev) => {
-                    msgs.push(Msg::Net(ev));
-                    while msgs.len() < NET_BATCH {
-                        match net.events.try_recv() {
-                            Ok(ev) => msgs.push(Msg::Net(ev)),
-                            Err(_) => break,
-                        }
+            ev = net.events.recv(), if net_open => if let Some(ev) = ev {
+                msgs.push(Msg::Net(ev));
+                while msgs.len() < NET_BATCH {
+                    match net.events.try_recv() {
+                        Ok(ev) => msgs.push(Msg::Net(ev)),
+                        Err(_) => break,
                     }
                 }
-                None => {
-                    net_open = false;
-                    msgs.push(Msg::NetEnded);
-                }
+            } else {
+                net_open = false;
+                msgs.push(Msg::NetEnded);
             },
             () = frame_due => {}
             _ = sigterm.recv() => break,

@@ -17,6 +17,7 @@ pub enum Focus {
 }
 
 impl Focus {
+    #[must_use]
     pub fn next(self) -> Self {
         match self {
             Self::Subscriptions => Self::Feed,
@@ -25,6 +26,7 @@ impl Focus {
         }
     }
 
+    #[must_use]
     pub fn prev(self) -> Self {
         match self {
             Self::Subscriptions => Self::Compose,
@@ -47,6 +49,10 @@ pub struct NodeView {
 
 /// The whole screen's state.
 #[derive(Debug)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent UI flags, not a state machine"
+)]
 pub struct Model {
     pub nodes: Vec<NodeView>,
     pub selected: usize,

@@ -271,49 +271,12 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             node,
             items,
             reason,
-        } => {
-            let selected = m.node_index(&node) == Some(m.selected);
-            let offset = m.offset;
-            let count = items.len();
-            let text = match reason {
-                SnapshotReason::Initial if count == 0 => {
-                    "no stored items on the service".to_owned()
-                }
-                SnapshotReason::Initial => {
-                    format!("{count} stored items retrieved from the service")
-                }
-                SnapshotReason::Manual => format!("resynced: {count} items from the service"),
-            };
-            if let Some(n) = m.node_mut(&node) {
-                n.resyncing = false;
-                if let Some(last) = items.last() {
-                    n.last_activity = Some(last.display_time(offset));
-                }
-                n.feed.replace_all(items, text.clone());
-            }
-            if selected {
-                m.feed_offset = 0;
-            }
-            if reason == SnapshotReason::Manual {
-                m.notice = Some(format!("{node}: {text}"));
-            }
-        }
+        } => on_snapshot(m, &node, items, reason),
         NetEvent::ResyncFailed {
             node,
             reason,
             unsupported,
-        } => {
-            if let Some(n) = m.node_mut(&node) {
-                n.resyncing = false;
-            }
-            m.last_error = Some(if unsupported {
-                format!(
-                    "{node}: this service cannot send stored items again, so resync is not possible ({reason})"
-                )
-            } else {
-                format!("resync of {node} failed: {reason}")
-            });
-        }
+        } => on_resync_failed(m, &node, &reason, unsupported),
         NetEvent::Retracted { node, id } => {
             if let Some(n) = m.node_mut(&node) {
                 n.feed.retract(&id);
@@ -361,4 +324,46 @@ fn on_net(m: &mut Model, ev: NetEvent) {
         NetEvent::Dropped { total, .. } => m.dropped = total,
     }
     clamp_offset(m);
+}
+
+fn on_snapshot(
+    m: &mut Model,
+    node: &str,
+    items: Vec<crate::feed::FeedItem>,
+    reason: SnapshotReason,
+) {
+    let selected = m.node_index(node) == Some(m.selected);
+    let offset = m.offset;
+    let count = items.len();
+    let text = match reason {
+        SnapshotReason::Initial if count == 0 => "no stored items on the service".to_owned(),
+        SnapshotReason::Initial => format!("{count} stored items retrieved from the service"),
+        SnapshotReason::Manual => format!("resynced: {count} items from the service"),
+    };
+    if let Some(n) = m.node_mut(node) {
+        n.resyncing = false;
+        if let Some(last) = items.last() {
+            n.last_activity = Some(last.display_time(offset));
+        }
+        n.feed.replace_all(items, text.clone());
+    }
+    if selected {
+        m.feed_offset = 0;
+    }
+    if reason == SnapshotReason::Manual {
+        m.notice = Some(format!("{node}: {text}"));
+    }
+}
+
+fn on_resync_failed(m: &mut Model, node: &str, reason: &str, unsupported: bool) {
+    if let Some(n) = m.node_mut(node) {
+        n.resyncing = false;
+    }
+    m.last_error = Some(if unsupported {
+        format!(
+            "{node}: this service cannot send stored items again, so resync is not possible ({reason})"
+        )
+    } else {
+        format!("resync of {node} failed: {reason}")
+    });
 }

@@ -213,7 +213,7 @@ async fn starttls_handshake(
         match stream
             .next()
             .await
-            .map(|v| v.and_then(|v| v.into_read_error()))
+            .map(|v| v.and_then(tokio_xmpp::xmlstream::FallibleStreamElement::into_read_error))
         {
             Some(Ok(XmppStreamElement::Starttls(starttls::Nonza::Proceed(_)))) => break,
             Some(Ok(_) | Err(ReadError::SoftTimeout)) => {}

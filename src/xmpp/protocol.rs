@@ -222,7 +222,7 @@ pub fn parse_item(node: &str, item: &Element) -> FeedItem {
             format!("<{name}> {text}")
         };
     } else {
-        out.text = "(no payload)".to_owned();
+        "(no payload)".clone_into(&mut out.text);
     }
     out
 }

@@ -167,7 +167,7 @@ impl Session {
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Online { bound } => self.on_online(bound, now, &mut out),
+            Input::Online { bound } => self.on_online(&bound, now, &mut out),
             Input::Resumed => {
                 self.set_conn(
                     ConnState::Online {
@@ -194,11 +194,12 @@ impl Session {
             Input::Command(cmd) => self.on_command(cmd, now, &mut out),
             Input::Tick => self.expire(now, &mut out),
             Input::AutoPublishTick => {
-                if self.auto_publish && self.is_online() {
-                    if let Some(node) = self.cfg.nodes.first().cloned() {
-                        let n = self.seq.get(&node).copied().unwrap_or(0) + 1;
-                        self.publish(node, format!("auto-publish #{n}"), true, now, &mut out);
-                    }
+                if self.auto_publish
+                    && self.is_online()
+                    && let Some(node) = self.cfg.nodes.first().cloned()
+                {
+                    let n = self.seq.get(&node).copied().unwrap_or(0) + 1;
+                    self.publish(node, &format!("auto-publish #{n}"), true, now, &mut out);
                 }
             }
             Input::Closed => {
@@ -216,7 +217,7 @@ impl Session {
         out.push(Output::Event(NetEvent::Connection(state)));
     }
 
-    fn on_online(&mut self, bound: Jid, now: Now, out: &mut Vec<Output>) {
+    fn on_online(&mut self, bound: &Jid, now: Now, out: &mut Vec<Output>) {
         self.bound = Some(bound.clone());
         self.set_conn(
             ConnState::Online {
@@ -312,8 +313,8 @@ impl Session {
         self.send_iq(Request::Retrieve { node, reason }, payload, now, out);
     }
 
-    fn publish(&mut self, node: String, text: String, auto: bool, now: Now, out: &mut Vec<Output>) {
-        let text = sanitize::outgoing(&text);
+    fn publish(&mut self, node: String, text: &str, auto: bool, now: Now, out: &mut Vec<Output>) {
+        let text = sanitize::outgoing(text);
         let n = self.seq.entry(node.clone()).or_insert(0);
         *n += 1;
         let item = OutgoingItem {
@@ -367,7 +368,7 @@ impl Session {
 
     fn on_command(&mut self, cmd: Command, now: Now, out: &mut Vec<Output>) {
         match cmd {
-            Command::Publish { node, text } => self.publish(node, text, false, now, out),
+            Command::Publish { node, text } => self.publish(node, &text, false, now, out),
             Command::Resync { node } => {
                 if !self.is_online() {
                     out.push(Output::Event(NetEvent::ResyncFailed {

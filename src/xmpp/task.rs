@@ -147,7 +147,7 @@ async fn forward(session: &mut Session, input: Input, events: &mpsc::Sender<NetE
 fn log_event(e: &NetEvent) {
     match e {
         NetEvent::Connection(ConnState::Failed { error }) => {
-            tracing::error!(%error, "connection failed")
+            tracing::error!(%error, "connection failed");
         }
         NetEvent::Connection(state) => tracing::info!(%state, "connection"),
         NetEvent::Subscription { node, state } => tracing::info!(%node, %state, "subscription"),
@@ -159,13 +159,13 @@ fn log_event(e: &NetEvent) {
             tracing::info!(%node, count = items.len(), ?reason, "items retrieved");
         }
         NetEvent::ResyncFailed { node, reason, .. } => {
-            tracing::warn!(%node, %reason, "resync failed")
+            tracing::warn!(%node, %reason, "resync failed");
         }
         NetEvent::PublishFailed { node, id, reason } => {
-            tracing::warn!(%node, %id, %reason, "publish failed")
+            tracing::warn!(%node, %id, %reason, "publish failed");
         }
         NetEvent::RequestFailed { what, reason } => {
-            tracing::warn!(%what, %reason, "request failed")
+            tracing::warn!(%what, %reason, "request failed");
         }
         NetEvent::Published { node, id, .. } => tracing::debug!(%node, %id, "published"),
         _ => {}

@@ -22,7 +22,7 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
         .borders(if compact { Borders::TOP } else { Borders::ALL })
         .border_style(theme::border(focused))
         .title(Span::styled(title, theme::title(focused)));
-    let inset = if compact { 0 } else { 1 };
+    let inset = u16::from(!compact);
     let width = usize::from(area.width.saturating_sub(2 * inset)).max(1);
     let scroll = m.compose.visual_scroll(width.saturating_sub(1));
     let paragraph = Paragraph::new(m.compose.value())

@@ -1,6 +1,8 @@
 //! The live feed of the selected node. Only the visible rows are built, so a node holding
 //! 10,000 items costs no more to draw than one holding 20.
 
+use std::fmt::Write as _;
+
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -49,7 +51,7 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
         title.push_str("· resyncing… ");
     }
     if !m.following() {
-        title.push_str(&format!("· ↑{} (Esc follows) ", m.feed_offset));
+        let _ = write!(title, "· ↑{} (Esc follows) ", m.feed_offset);
     }
     let block = Block::default()
         .borders(Borders::ALL)
