@@ -116,7 +116,21 @@ pub struct Merged {
     pub log_level: Option<String>,
 }
 
+/// `~/x` means `$HOME/x` in the config file (shells expand it on the command line).
+pub fn expand_tilde(path: PathBuf) -> PathBuf {
+    match (path.strip_prefix("~"), dirs::home_dir()) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path,
+    }
+}
+
 pub fn merge(args: &ConnArgs, file: FileConfig) -> Merged {
+    let file = FileConfig {
+        ca_file: file.ca_file.map(expand_tilde),
+        password_file: file.password_file.map(expand_tilde),
+        log_file: file.log_file.map(expand_tilde),
+        ..file
+    };
     Merged {
         jid: args.jid.clone().or(file.jid),
         server: args.server.clone().or(file.server),
@@ -413,6 +427,27 @@ mod tests {
         let err = FileConfig::parse("interval = 'soon'\n", Path::new("c.toml"))
             .expect_err("bad type must fail");
         assert!(err.to_string().contains("interval"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/config.example.toml");
+        let text = std::fs::read_to_string(&path).expect("example exists");
+        let file = FileConfig::parse(&text, &path).expect("example parses");
+        assert_eq!(
+            file.nodes.as_deref(),
+            Some(&["news".to_owned(), "test".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn tilde_expands_to_home() {
+        let home = dirs::home_dir().expect("home");
+        assert_eq!(expand_tilde(PathBuf::from("~/x/pw")), home.join("x/pw"));
+        assert_eq!(
+            expand_tilde(PathBuf::from("/abs/pw")),
+            PathBuf::from("/abs/pw")
+        );
     }
 
     #[test]
