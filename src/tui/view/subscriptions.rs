@@ -82,10 +82,15 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
             let first = Line::from(vec![Span::raw(format!("{name} ")), state_span(n)]);
             let count = n.feed.item_count();
             let last = n.last_activity.as_deref().unwrap_or("--:--:--");
-            let second = Line::styled(
-                fit(&format!(" {} · {last}", plural(count, "item")), inner_width),
-                theme::DIM,
-            );
+            let second = match &n.state {
+                SubState::Error(reason) => {
+                    Line::styled(fit(&format!(" {reason}"), inner_width), theme::ERROR)
+                }
+                _ => Line::styled(
+                    fit(&format!(" {} · {last}", plural(count, "item")), inner_width),
+                    theme::DIM,
+                ),
+            };
             ListItem::new(vec![first, second])
         })
         .collect();

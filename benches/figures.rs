@@ -1,0 +1,260 @@
+//! Figures for the notes, against a private Prosody on loopback:
+//! - publish-to-display latency: from handing a publish to client A's core until client B's
+//!   TUI model has the item and a frame with it has been drawn (200 items, one at a time);
+//! - the TUI binary's resident memory while it holds 10,000 items in one node.
+//!
+//! Run: `cargo bench --bench figures` (release build). Prints medians and percentiles.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::FixedOffset;
+use common::*;
+use pubsub_tui::prosody::{self, Options};
+use pubsub_tui::tui::model::Model;
+use pubsub_tui::tui::update::{Msg, update};
+use pubsub_tui::tui::view;
+use pubsub_tui::xmpp::{self, Command as NetCommand, NetEvent};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const LATENCY_ITEMS: usize = 200;
+const MEMORY_ITEMS: usize = 10_000;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn latency(server: &prosody::Prosody) {
+    create_nodes(server, &["lat"]).await;
+    let (a_cfg, _) = account(server, "pub", "a");
+    let (b_cfg, _) = account(server, "sub", "b");
+    let mut a_session = session(&["lat"], false, Duration::from_secs(3600));
+    a_session.subscribe = false;
+    let mut a = xmpp::spawn(a_cfg, a_session);
+    let mut b = xmpp::spawn(b_cfg, session(&["lat"], false, Duration::from_secs(3600)));
+    wait_online(&mut a).await;
+    wait_for(&mut b, 20, "initial snapshot", |e| {
+        matches!(e, NetEvent::Snapshot { .. }).then_some(())
+    })
+    .await;
+
+    let mut model = Model::new(
+        &["lat".into()],
+        10_000,
+        false,
+        Duration::from_secs(5),
+        FixedOffset::east_opt(0).expect("utc"),
+    );
+    let _ = update(&mut model, Msg::Resize(100, 30));
+    let mut term = Terminal::new(TestBackend::new(100, 30)).expect("terminal");
+    let mut samples = Vec::with_capacity(LATENCY_ITEMS);
+    for i in 0..LATENCY_ITEMS {
+        let text = format!("latency probe {i}");
+        let t0 = Instant::now();
+        a.commands
+            .send(NetCommand::Publish {
+                node: "lat".into(),
+                text: text.clone(),
+            })
+            .await
+            .expect("send");
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), b.events.recv())
+                .await
+                .expect("in time")
+                .expect("open");
+            let done = matches!(&ev, NetEvent::Item(item) if item.text == text);
+            let _ = update(&mut model, Msg::Net(ev));
+            if done {
+                term.draw(|f| view::draw(f, &model)).expect("draw");
+                break;
+            }
+        }
+        samples.push(t0.elapsed());
+        while a.events.try_recv().is_ok() {}
+    }
+    samples.sort();
+    println!(
+        "publish-to-display latency over {LATENCY_ITEMS} items: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, min {:.2} ms, max {:.2} ms",
+        ms(percentile(&samples, 0.5)),
+        ms(percentile(&samples, 0.9)),
+        ms(percentile(&samples, 0.99)),
+        ms(samples[0]),
+        ms(samples[samples.len() - 1]),
+    );
+    let _ = a.commands.send(NetCommand::Shutdown).await;
+    let _ = b.commands.send(NetCommand::Shutdown).await;
+}
+
+fn rss_kib(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("tmux");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn memory(server: &prosody::Prosody) {
+    create_nodes(server, &["mem"]).await;
+    let (_, viewer_pw) = account(server, "viewer", "x");
+    let (flood_cfg, _) = account(server, "flood", "x");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, &viewer_pw).expect("write");
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let name = format!("pubsub-tui-bench-{}", std::process::id());
+    let bin = env!("CARGO_BIN_EXE_pubsub-tui");
+    let server_addr = server.server();
+    let jid = format!("viewer@{}", prosody::DOMAIN);
+    let log = dir.path().join("log");
+    let args = [
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "env",
+        "XDG_CONFIG_HOME=/nonexistent",
+        bin,
+        "--jid",
+        &jid,
+        "--server",
+        &server_addr,
+        "--insecure-plain-tcp",
+        "--service",
+        prosody::PUBSUB,
+        "--node",
+        "mem",
+        "--no-auto-publish",
+        "--password-file",
+        pw.to_str().expect("path"),
+        "--log-file",
+        log.to_str().expect("path"),
+    ];
+    assert!(
+        Command::new("tmux")
+            .args(args)
+            .status()
+            .expect("tmux")
+            .success()
+    );
+    let pid = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tmux(&["capture-pane", "-p", "-t", &name]).contains("online as") {
+        assert!(Instant::now() < deadline, "TUI did not come online");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = rss_kib(&pid);
+
+    let mut session_cfg = session(&["mem"], false, Duration::from_secs(3600));
+    session_cfg.subscribe = false;
+    let mut flood = xmpp::spawn(flood_cfg, session_cfg);
+    wait_online(&mut flood).await;
+    let started = Instant::now();
+    let mut confirmed = 0;
+    for i in 0..MEMORY_ITEMS {
+        flood
+            .commands
+            .send(NetCommand::Publish {
+                node: "mem".into(),
+                text: format!("memory probe item number {i:05} with a little text"),
+            })
+            .await
+            .expect("send");
+        while let Ok(ev) = flood.events.try_recv() {
+            if matches!(ev, NetEvent::Published { .. }) {
+                confirmed += 1;
+            }
+        }
+    }
+    while confirmed < MEMORY_ITEMS {
+        match tokio::time::timeout(Duration::from_secs(30), flood.events.recv())
+            .await
+            .expect("in time")
+        {
+            Some(NetEvent::Published { .. }) => confirmed += 1,
+            Some(NetEvent::PublishFailed { reason, .. }) => panic!("publish failed: {reason}"),
+            Some(_) => {}
+            None => panic!("flood connection ended"),
+        }
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !tmux(&["capture-pane", "-p", "-t", &name]).contains(&format!("{MEMORY_ITEMS} items")) {
+        assert!(
+            Instant::now() < deadline,
+            "TUI did not show {MEMORY_ITEMS} items:\n{}",
+            tmux(&["capture-pane", "-p", "-t", &name])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shown_secs = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    let full = rss_kib(&pid);
+    println!(
+        "TUI resident memory: {:.1} MiB idle, {:.1} MiB holding {MEMORY_ITEMS} items ({:.0} bytes/item)",
+        idle as f64 / 1024.0,
+        full as f64 / 1024.0,
+        (full.saturating_sub(idle) * 1024) as f64 / MEMORY_ITEMS as f64,
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let rate = MEMORY_ITEMS as f64 / publish_secs;
+    println!(
+        "flood: {MEMORY_ITEMS} pipelined publishes confirmed in {publish_secs:.2} s ({rate:.0}/s); all shown in the TUI after {shown_secs:.2} s"
+    );
+    let _ = Command::new("tmux")
+        .args(["send-keys", "-t", &name, "q"])
+        .status();
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &name])
+        .status();
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let opts = Options {
+            memory_storage: true,
+            max_items_cap: 10_000,
+            tls: None,
+        };
+        let Some(server) = start_prosody(&opts) else {
+            return;
+        };
+        latency(&server).await;
+        memory(&server).await;
+    });
+}
