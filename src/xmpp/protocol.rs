@@ -19,6 +19,7 @@ pub const NS_DATA: &str = "jabber:x:data";
 pub const NS_PING: &str = "urn:xmpp:ping";
 pub const NS_ATOM: &str = "http://www.w3.org/2005/Atom";
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+pub const NS_RSM: &str = "http://jabber.org/protocol/rsm";
 /// Our own payload namespace. Other clients can ignore the element; the Wokkel-style attributes
 /// on `<item/>` carry the same sender, time and text.
 pub const NS_ITEM: &str = "urn:x-pubsub-tui:item:0";
@@ -71,6 +72,46 @@ pub fn retrieve_items(node: &str) -> Element {
     let mut p = el("pubsub", NS_PUBSUB, &[]);
     p.append_child(el("items", NS_PUBSUB, &[("node", node)]));
     p
+}
+
+/// A retrieve with an RSM page request (XEP-0059): `max` items, after the item `after`.
+/// Services without RSM ignore the `<set/>` and answer with everything (Prosody does).
+pub fn retrieve_page(node: &str, max: u32, after: Option<&str>) -> Element {
+    let mut p = retrieve_items(node);
+    let mut set = el("set", NS_RSM, &[]);
+    let mut m = el("max", NS_RSM, &[]);
+    m.append_text(max.to_string());
+    set.append_child(m);
+    if let Some(after) = after {
+        let mut a = el("after", NS_RSM, &[]);
+        a.append_text(after.to_owned());
+        set.append_child(a);
+    }
+    p.append_child(set);
+    p
+}
+
+/// What an RSM `<set/>` in a reply says about the page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The id to ask for the next page after.
+    pub last: Option<String>,
+    /// How many items the service has in all, if it says.
+    pub count: Option<u64>,
+}
+
+/// Read the `<set/>` beside `<items/>` (by hand: xmpp-parsers' `PubSub` rejects it).
+pub fn parse_page(payload: Option<&Element>) -> Option<Page> {
+    let set = payload?.get_child("set", NS_RSM)?;
+    Some(Page {
+        last: set
+            .get_child("last", NS_RSM)
+            .map(|l| l.text())
+            .filter(|t| !t.is_empty() && t.len() <= 1024),
+        count: set
+            .get_child("count", NS_RSM)
+            .and_then(|c| c.text().trim().parse().ok()),
+    })
 }
 
 /// The `<item/>` of a publish: seed-compatible attributes plus our namespaced payload.
@@ -450,6 +491,34 @@ mod tests {
         assert_eq!(parsed.text, "<geoloc> 45.4412.33");
         let empty = parse("<item xmlns='http://jabber.org/protocol/pubsub' id='y'/>");
         assert_eq!(parse_item("n", &empty).text, "(no payload)");
+    }
+
+    #[test]
+    fn rsm_page_requests_and_replies() {
+        let req = retrieve_page("feed", 100, Some("7037B7237A0BB"));
+        let set = req.get_child("set", NS_RSM).expect("set");
+        assert_eq!(
+            set.get_child("max", NS_RSM).map(Element::text).as_deref(),
+            Some("100")
+        );
+        assert_eq!(
+            set.get_child("after", NS_RSM).map(Element::text).as_deref(),
+            Some("7037B7237A0BB")
+        );
+        let reply = parse(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='feed'/><set xmlns='http://jabber.org/protocol/rsm'><first index='0'>a</first><last>b</last><count>1000</count></set></pubsub>",
+        );
+        assert_eq!(
+            parse_page(Some(&reply)),
+            Some(Page {
+                last: Some("b".into()),
+                count: Some(1000)
+            })
+        );
+        let plain = parse(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='feed'/></pubsub>",
+        );
+        assert_eq!(parse_page(Some(&plain)), None);
     }
 
     #[test]

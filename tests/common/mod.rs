@@ -95,6 +95,11 @@ pub async fn wait_online(net: &mut NetHandle) -> String {
 
 /// Create open nodes as the admin account.
 pub async fn create_nodes(server: &Prosody, nodes: &[&str]) {
+    create_nodes_with(server, nodes, 1000).await;
+}
+
+/// Create open nodes keeping at most `max_items` items each.
+pub async fn create_nodes_with(server: &Prosody, nodes: &[&str], max_items: u32) {
     let cfg = connect_config(server, prosody::ADMIN, "setup", &server.admin_password);
     let mut s = session(&[], false, Duration::from_secs(60));
     s.subscribe = false;
@@ -105,7 +110,7 @@ pub async fn create_nodes(server: &Prosody, nodes: &[&str]) {
             .commands
             .send(Command::CreateNode {
                 node: (*node).to_owned(),
-                max_items: 1000,
+                max_items,
             })
             .await
             .expect("send");

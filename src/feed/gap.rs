@@ -1,0 +1,243 @@
+//! Gap detection from our items' sequence numbers, per node and publisher.
+//!
+//! A publisher is identified by its sender JID; each run of it has a random session id and
+//! numbers its items 1, 2, 3, … per node. From that, [`GapTracker::observe`] tells apart:
+//! the next item, a jump (a gap: items we never received), a late item that fills an earlier
+//! gap (out of order), an item we already had (duplicate), and a publisher that restarted
+//! (a new session id: numbering starts again, which is not a gap).
+//!
+//! Missing numbers are kept as ranges, at most [`MAX_HOLES`] per publisher, so an absurd jump
+//! (seq 1, then 10^12) costs one range, not memory per missing item.
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+
+use super::{FeedItem, Seq};
+
+/// Open holes remembered per publisher; older ones are forgotten beyond this.
+pub const MAX_HOLES: usize = 64;
+
+/// What one observed item means for the sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The first item seen from this publisher session.
+    First,
+    /// The next number.
+    InOrder,
+    /// Numbers in this range were skipped: items we have not received.
+    Gap(RangeInclusive<u64>),
+    /// A late item that fills (part of) an earlier gap.
+    OutOfOrder,
+    /// A number we already had.
+    Duplicate,
+    /// The sender started a new session (its numbering starts again); not a gap.
+    Restarted,
+    /// The item carries no sequence (another client's, or a Wokkel item): not checked.
+    Unchecked,
+}
+
+#[derive(Debug, Clone)]
+struct Publisher {
+    session: String,
+    /// Highest number seen.
+    max: u64,
+    /// Missing numbers below `max`, oldest first.
+    holes: Vec<RangeInclusive<u64>>,
+}
+
+impl Publisher {
+    fn new(session: String, n: u64) -> Self {
+        Self {
+            session,
+            max: n,
+            holes: Vec::new(),
+        }
+    }
+
+    fn observe(&mut self, n: u64) -> Verdict {
+        if n == self.max.saturating_add(1) {
+            self.max = n;
+            return Verdict::InOrder;
+        }
+        if n > self.max {
+            let gap = self.max + 1..=n - 1;
+            self.holes.push(gap.clone());
+            if self.holes.len() > MAX_HOLES {
+                self.holes.remove(0);
+            }
+            self.max = n;
+            return Verdict::Gap(gap);
+        }
+        // n <= max: either it fills a hole, or we had it.
+        let Some(i) = self.holes.iter().position(|h| h.contains(&n)) else {
+            return Verdict::Duplicate;
+        };
+        let hole = self.holes.remove(i);
+        let (lo, hi) = (*hole.start(), *hole.end());
+        if n < hi {
+            self.holes.insert(i, n + 1..=hi);
+        }
+        if lo < n {
+            self.holes.insert(i, lo..=n - 1);
+        }
+        Verdict::OutOfOrder
+    }
+
+    fn missing(&self) -> u64 {
+        self.holes.iter().map(|h| h.end() - h.start() + 1).sum()
+    }
+}
+
+/// Sequence state of every publisher seen on one node.
+#[derive(Debug, Clone, Default)]
+pub struct GapTracker {
+    by_sender: HashMap<String, Publisher>,
+}
+
+impl GapTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Observe an item's sequence (with the sender that names the publisher).
+    pub fn observe(&mut self, sender: Option<&str>, seq: Option<&Seq>) -> Verdict {
+        let Some(seq) = seq else {
+            return Verdict::Unchecked;
+        };
+        let key = sender.unwrap_or("").to_owned();
+        match self.by_sender.get_mut(&key) {
+            None => {
+                self.by_sender
+                    .insert(key, Publisher::new(seq.session.clone(), seq.n));
+                Verdict::First
+            }
+            Some(p) if p.session != seq.session => {
+                *p = Publisher::new(seq.session.clone(), seq.n);
+                Verdict::Restarted
+            }
+            Some(p) => p.observe(seq.n),
+        }
+    }
+
+    /// Start again from a service's full set of items (after a resync).
+    pub fn reset_from(&mut self, items: &[FeedItem]) {
+        self.by_sender.clear();
+        for item in items {
+            self.observe(item.sender.as_deref(), item.seq.as_ref());
+        }
+    }
+
+    /// Numbers currently missing, over all publishers.
+    pub fn missing(&self) -> u64 {
+        self.by_sender.values().map(Publisher::missing).sum()
+    }
+}
+
+/// A run of items a publisher sent that the service no longer has.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Lost {
+    pub sender: String,
+    pub session: String,
+    pub from: u64,
+    pub to: u64,
+}
+
+impl Lost {
+    pub fn count(&self) -> u64 {
+        self.to - self.from + 1
+    }
+}
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.count();
+        let items = if n == 1 { "item" } else { "items" };
+        if self.from == self.to {
+            write!(f, "{n} {items} from {} lost (seq {})", self.sender, self.from)
+        } else {
+            write!(f, "{n} {items} from {} lost (seq {}–{})", self.sender, self.from, self.to)
+        }
+    }
+}
+
+/// What a service's set of items is missing: for each publisher session in it, the numbers
+/// from 1 to its highest that are not there (evicted, or never stored). At most
+/// [`MAX_HOLES`] ranges per publisher session.
+pub fn lost_in(items: &[FeedItem]) -> Vec<Lost> {
+    let mut by_session: HashMap<(&str, &str), Vec<u64>> = HashMap::new();
+    for item in items {
+        if let Some(seq) = &item.seq {
+            by_session
+                .entry((item.sender.as_deref().unwrap_or(""), seq.session.as_str()))
+                .or_default()
+                .push(seq.n);
+        }
+    }
+    let mut out = Vec::new();
+    let mut keys: Vec<_> = by_session.keys().copied().collect();
+    keys.sort_unstable();
+    for key in keys {
+        let Some(ns) = by_session.get_mut(&key) else {
+            continue;
+        };
+        ns.sort_unstable();
+        ns.dedup();
+        let mut expected = 1u64;
+        let mut ranges = 0;
+        for &n in ns.iter() {
+            if n > expected && ranges < MAX_HOLES {
+                out.push(Lost {
+                    sender: key.0.to_owned(),
+                    session: key.1.to_owned(),
+                    from: expected,
+                    to: n - 1,
+                });
+                ranges += 1;
+            }
+            expected = n.saturating_add(1);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(session: &str, n: u64) -> Seq {
+        Seq {
+            session: session.into(),
+            n,
+        }
+    }
+
+    #[test]
+    fn tells_the_cases_apart() {
+        let mut t = GapTracker::new();
+        let a = Some("alice@x/y");
+        assert_eq!(t.observe(a, Some(&seq("s1", 1))), Verdict::First);
+        assert_eq!(t.observe(a, Some(&seq("s1", 2))), Verdict::InOrder);
+        assert_eq!(t.observe(a, Some(&seq("s1", 6))), Verdict::Gap(3..=5));
+        assert_eq!(t.missing(), 3);
+        assert_eq!(t.observe(a, Some(&seq("s1", 4))), Verdict::OutOfOrder);
+        assert_eq!(t.missing(), 2);
+        assert_eq!(t.observe(a, Some(&seq("s1", 4))), Verdict::Duplicate);
+        assert_eq!(t.observe(a, Some(&seq("s1", 2))), Verdict::Duplicate);
+        assert_eq!(t.observe(a, Some(&seq("s2", 1))), Verdict::Restarted);
+        assert_eq!(t.missing(), 0, "a restart forgets the old session's holes");
+        assert_eq!(t.observe(a, None), Verdict::Unchecked);
+        assert_eq!(t.observe(Some("bob@x/y"), Some(&seq("s9", 5))), Verdict::First);
+    }
+
+    #[test]
+    fn an_absurd_jump_is_one_range() {
+        let mut t = GapTracker::new();
+        t.observe(Some("a"), Some(&seq("s", 1)));
+        assert_eq!(
+            t.observe(Some("a"), Some(&seq("s", 1_000_000_000_000))),
+            Verdict::Gap(2..=999_999_999_999)
+        );
+        assert_eq!(t.observe(Some("a"), Some(&seq("s", u64::MAX))), Verdict::Gap(1_000_000_000_001..=u64::MAX - 1));
+        assert_eq!(t.observe(Some("a"), Some(&seq("s", u64::MAX))), Verdict::Duplicate);
+    }
+}
