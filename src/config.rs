@@ -32,6 +32,8 @@ pub const LINK_TIMEOUTS: Timeouts = Timeouts {
     response_timeout: Duration::from_secs(10),
 };
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Automatic (gap-triggered) resyncs of one node start at most this often.
+pub const AUTO_RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A password. Its `Debug` never shows it, so it cannot leak through a log of a config.
 #[derive(Clone)]
@@ -287,6 +289,7 @@ pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
             auto_publish: m.auto_publish,
             interval,
             iq_timeout,
+            resync_min_interval: AUTO_RESYNC_MIN_INTERVAL,
             publisher_session: new_publisher_session(),
         },
         feed_limit: m.feed_limit,

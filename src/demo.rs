@@ -60,6 +60,7 @@ pub fn local_session(
         auto_publish,
         interval,
         iq_timeout: Duration::from_secs(30),
+        resync_min_interval: crate::config::AUTO_RESYNC_MIN_INTERVAL,
         publisher_session: new_publisher_session(),
     })
 }

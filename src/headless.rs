@@ -36,13 +36,34 @@ pub fn event_json(ev: &NetEvent) -> Vec<Value> {
             node,
             items,
             reason,
+            lost,
+            at,
         } => {
             let mut lines: Vec<Value> = items.iter().map(|i| item_json("stored", i)).collect();
+            lines.extend(lost.iter().map(|l| {
+                json!({"kind": "lost", "node": node, "sender": l.sender, "session": l.session,
+                       "from": l.from, "to": l.to, "count": l.count(), "text": l.to_string()})
+            }));
+            let lost_total: u64 = lost.iter().map(crate::feed::gap::Lost::count).sum();
             lines.push(
-                json!({"kind": "resync", "node": node, "reason": reason, "count": items.len()}),
+                json!({"kind": "resync", "node": node, "reason": reason, "count": items.len(),
+                              "lost": lost_total, "at": at.to_rfc3339()}),
             );
             lines
         }
+        NetEvent::Gap {
+            node,
+            sender,
+            from,
+            to,
+        } => vec![json!({"kind": "gap", "node": node, "sender": sender, "from": from, "to": to})],
+        NetEvent::ResyncProgress {
+            node,
+            received,
+            total,
+        } => vec![
+            json!({"kind": "resync_progress", "node": node, "received": received, "total": total}),
+        ],
         NetEvent::Retracted { node, id } => {
             vec![json!({"kind": "retract", "node": node, "id": id})]
         }
@@ -90,7 +111,8 @@ pub fn event_json(ev: &NetEvent) -> Vec<Value> {
         | NetEvent::PublishQueued { .. }
         | NetEvent::Published { .. }
         | NetEvent::AutoPublish { .. }
-        | NetEvent::NodeCreated { .. } => Vec::new(),
+        | NetEvent::NodeCreated { .. }
+        | NetEvent::Done { .. } => Vec::new(),
     }
 }
 

@@ -51,6 +51,7 @@ fn config(service: &str, nodes: &[&str]) -> SessionConfig {
         auto_publish: true,
         interval: Duration::from_secs(5),
         iq_timeout: Duration::from_secs(30),
+        resync_min_interval: Duration::from_secs(5),
         publisher_session: "cafe0001".into(),
     }
 }
@@ -168,6 +169,7 @@ fn prosody_subscription_and_stored_items_become_state_and_snapshot() {
             node,
             items,
             reason: SnapshotReason::Initial,
+            ..
         },
     ] = ev.as_slice()
     else {
@@ -372,7 +374,10 @@ fn resync_requests_coalesce_and_live_items_during_it_are_kept() {
         "a retrieve is already in flight: no second one"
     );
     // A live item arrives before the answer, and the answer does not contain it.
-    let live = fixture("prosody_event.xml").replace("10435999-1", "10435999-9");
+    let live = fixture("prosody_event.xml")
+        .replace("10435999-1", "10435999-9")
+        .replace("seq='1'", "seq='9'")
+        .replace("08:40:54.570Z", "08:40:59.000Z");
     s.handle(stanza(&live), clock.now());
     let items =
         fixture("prosody_items_result.xml").replace("id='pt2'", &format!("id='{retrieve_id}'"));
@@ -433,16 +438,61 @@ fn ejabberd_rsm_result_with_atom_and_native_items() {
     let mut s = Session::new(config("pubsub.localhost", &["feed"]));
     let out = online(&mut s, &clock, "bob@localhost/tui");
     let id = iq_ids(&out)[1].clone();
-    let xml = fixture("ejabberd_items_rsm.xml").replace("id='pt9'", &format!("id='{id}'"));
-    let ev = events(s.handle(stanza(&xml), clock.now()));
-    let Some(NetEvent::Snapshot { items, .. }) = ev.first() else {
+    // Page 1 of 3 (the service says it has 3): the session asks for the next page after the
+    // last id it got.
+    let xml = fixture("ejabberd_items_rsm.xml")
+        .replace("id='pt9'", &format!("id='{id}'"))
+        .replace("<count>1000</count>", "<count>3</count>");
+    let out = s.handle(stanza(&xml), clock.now());
+    let next = sends(&out)
+        .into_iter()
+        .find_map(|st| match st {
+            Stanza::Iq(Iq::Get { id, payload, .. }) => {
+                let set = payload.get_child("set", "http://jabber.org/protocol/rsm")?;
+                let after = set.get_child("after", "http://jabber.org/protocol/rsm")?;
+                Some((id.clone(), after.text()))
+            }
+            _ => None,
+        })
+        .expect("a request for the next page");
+    assert_eq!(next.1, "7037B7237A0BB");
+    let ev = events(out);
+    assert!(
+        matches!(
+            ev.as_slice(),
+            [NetEvent::ResyncProgress {
+                received: 2,
+                total: Some(3),
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    // The last page: one more item, and the snapshot holds all three in (time, seq) order.
+    let last_page = format!(
+        "<iq xmlns='jabber:client' type='result' from='pubsub.localhost' id='{}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='feed'><item id='7037B7237A0BC'><post xmlns='urn:x-pubsub-tui:item:0' sender='alice@localhost/tui' seq='5' session='abcd0123' time='2026-11-24T07:02:00Z'>third</post></item></items><set xmlns='http://jabber.org/protocol/rsm'><first index='2'>7037B7237A0BC</first><last>7037B7237A0BC</last><count>3</count></set></pubsub></iq>",
+        next.0
+    );
+    let ev = events(s.handle(stanza(&last_page), clock.now()));
+    let Some(NetEvent::Snapshot { items, lost, .. }) = ev.first() else {
         panic!("{ev:?}")
     };
-    assert_eq!(items.len(), 2, "the RSM <set/> does not break parsing");
+    assert_eq!(
+        items.len(),
+        3,
+        "the RSM <set/> does not break parsing, and pages add up"
+    );
     assert_eq!(items[0].format, ItemFormat::Atom);
     assert_eq!(items[0].text, "Release 2.0 — Now with pubsub");
     assert_eq!(items[0].sender.as_deref(), Some("Carol"));
     assert_eq!(items[1].format, ItemFormat::Native);
+    assert_eq!(items[2].text, "third");
+    // alice's session abcd0123 has seq 4 and 5 on the service: 1–3 are gone.
+    assert_eq!(lost.len(), 1);
+    assert_eq!(
+        lost[0].to_string(),
+        "3 items from alice@localhost/tui lost (seq 1–3)"
+    );
 }
 
 #[test]

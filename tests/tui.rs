@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::FixedOffset;
+use chrono::{FixedOffset, TimeZone as _};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 use pubsub_tui::feed::{FeedItem, ItemFormat, Seq};
 use pubsub_tui::tui::model::{Focus, Model};
@@ -87,6 +87,11 @@ fn populated() -> Model {
                 item("demo", 2, "bob@localhost/phone", "anyone out there?"),
             ],
             reason: SnapshotReason::Initial,
+            lost: Vec::new(),
+            at: chrono::Utc
+                .with_ymd_and_hms(2026, 11, 24, 7, 0, 9)
+                .single()
+                .expect("time"),
         },
     );
     for n in 3..=8 {
@@ -302,6 +307,8 @@ fn resync_replaces_the_view_and_unsupported_is_said_plainly() {
             node: "demo".into(),
             items: vec![item("demo", 1, "bob@localhost/phone", "only this")],
             reason: SnapshotReason::Manual,
+            lost: Vec::new(),
+            at: chrono::Utc::now(),
         },
     );
     assert_eq!(m.selected_node().expect("node").feed.item_count(), 1);

@@ -208,7 +208,7 @@ async fn tui_in_tmux_publishes_shows_help_resizes_and_restores_the_terminal() {
 
     // Small and tiny sizes: no panic, still drawing.
     tmux.resize(40, 12);
-    tmux.wait_for("compact layout", 5, |s| s.contains("demo subscribed"));
+    tmux.wait_for("compact layout", 5, |s| s.contains("demo live"));
     tmux.resize(20, 5);
     std::thread::sleep(Duration::from_millis(300));
     tmux.resize(100, 30);

@@ -55,7 +55,7 @@ impl Publisher {
     }
 
     fn observe(&mut self, n: u64) -> Verdict {
-        if n == self.max.saturating_add(1) {
+        if self.max.checked_add(1) == Some(n) {
             self.max = n;
             return Verdict::InOrder;
         }
@@ -153,9 +153,17 @@ impl std::fmt::Display for Lost {
         let n = self.count();
         let items = if n == 1 { "item" } else { "items" };
         if self.from == self.to {
-            write!(f, "{n} {items} from {} lost (seq {})", self.sender, self.from)
+            write!(
+                f,
+                "{n} {items} from {} lost (seq {})",
+                self.sender, self.from
+            )
         } else {
-            write!(f, "{n} {items} from {} lost (seq {}–{})", self.sender, self.from, self.to)
+            write!(
+                f,
+                "{n} {items} from {} lost (seq {}–{})",
+                self.sender, self.from, self.to
+            )
         }
     }
 }
@@ -226,7 +234,10 @@ mod tests {
         assert_eq!(t.observe(a, Some(&seq("s2", 1))), Verdict::Restarted);
         assert_eq!(t.missing(), 0, "a restart forgets the old session's holes");
         assert_eq!(t.observe(a, None), Verdict::Unchecked);
-        assert_eq!(t.observe(Some("bob@x/y"), Some(&seq("s9", 5))), Verdict::First);
+        assert_eq!(
+            t.observe(Some("bob@x/y"), Some(&seq("s9", 5))),
+            Verdict::First
+        );
     }
 
     #[test]
@@ -237,7 +248,13 @@ mod tests {
             t.observe(Some("a"), Some(&seq("s", 1_000_000_000_000))),
             Verdict::Gap(2..=999_999_999_999)
         );
-        assert_eq!(t.observe(Some("a"), Some(&seq("s", u64::MAX))), Verdict::Gap(1_000_000_000_001..=u64::MAX - 1));
-        assert_eq!(t.observe(Some("a"), Some(&seq("s", u64::MAX))), Verdict::Duplicate);
+        assert_eq!(
+            t.observe(Some("a"), Some(&seq("s", u64::MAX))),
+            Verdict::Gap(1_000_000_000_001..=u64::MAX - 1)
+        );
+        assert_eq!(
+            t.observe(Some("a"), Some(&seq("s", u64::MAX))),
+            Verdict::Duplicate
+        );
     }
 }

@@ -29,6 +29,8 @@ pub enum MarkerKind {
     Purge,
     Delete,
     Resync,
+    /// Items the service no longer has.
+    Lost,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,6 +45,12 @@ pub struct NodeView {
     /// Time of the newest item (as the item carried it, formatted for display).
     pub last_activity: Option<String>,
     pub resyncing: bool,
+    /// Items received so far and the service's total, while a paged resync runs.
+    pub progress: Option<(usize, Option<u64>)>,
+    /// Gaps detected in this node's sequences.
+    pub gaps: u64,
+    /// When the last resync finished (display time).
+    pub last_resync: Option<String>,
 }
 
 /// The whole screen's state.
@@ -97,6 +103,9 @@ impl Model {
                     feed: NodeFeed::new(feed_limit),
                     last_activity: None,
                     resyncing: false,
+                    progress: None,
+                    gaps: 0,
+                    last_resync: None,
                 })
                 .collect(),
             selected: 0,

@@ -271,7 +271,37 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             node,
             items,
             reason,
-        } => on_snapshot(m, &node, items, reason),
+            lost,
+            at,
+        } => on_snapshot(m, &node, items, reason, &lost, at),
+        NetEvent::ResyncProgress {
+            node,
+            received,
+            total,
+        } => {
+            if let Some(n) = m.node_mut(&node) {
+                n.progress = Some((received, total));
+            }
+        }
+        NetEvent::Gap {
+            node,
+            sender,
+            from,
+            to,
+        } => {
+            if let Some(n) = m.node_mut(&node) {
+                n.gaps += 1;
+            }
+            let range = if from == to {
+                from.to_string()
+            } else {
+                format!("{from}–{to}")
+            };
+            m.notice = Some(format!(
+                "{node}: items from {sender} missing (seq {range}); resyncing"
+            ));
+        }
+        NetEvent::Done { what } => m.notice = Some(format!("done: {what}")),
         NetEvent::ResyncFailed {
             node,
             reason,
@@ -331,6 +361,8 @@ fn on_snapshot(
     node: &str,
     items: Vec<crate::feed::FeedItem>,
     reason: SnapshotReason,
+    lost: &[crate::feed::gap::Lost],
+    at: chrono::DateTime<chrono::Utc>,
 ) {
     let selected = m.node_index(node) == Some(m.selected);
     let offset = m.offset;
@@ -339,6 +371,7 @@ fn on_snapshot(
         SnapshotReason::Initial if count == 0 => "no stored items on the service".to_owned(),
         SnapshotReason::Initial => format!("{count} stored items retrieved from the service"),
         SnapshotReason::Manual => format!("resynced: {count} items from the service"),
+        SnapshotReason::Gap => format!("resynced after a gap: {count} items from the service"),
     };
     if let Some(n) = m.node_mut(node) {
         n.resyncing = false;
@@ -346,11 +379,16 @@ fn on_snapshot(
             n.last_activity = Some(last.display_time(offset));
         }
         n.feed.replace_all(items, text.clone());
+        for l in lost {
+            n.feed.push_marker(MarkerKind::Lost, l.to_string());
+        }
+        n.progress = None;
+        n.last_resync = Some(at.with_timezone(&offset).format("%H:%M:%S").to_string());
     }
     if selected {
         m.feed_offset = 0;
     }
-    if reason == SnapshotReason::Manual {
+    if reason != SnapshotReason::Initial {
         m.notice = Some(format!("{node}: {text}"));
     }
 }

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::feed::FeedItem;
+use crate::feed::gap::Lost;
 use crate::xmpp::protocol::SubState;
 
 /// What a front end asks the network core to do.
@@ -18,6 +21,15 @@ pub enum Command {
         node: String,
     },
     SetAutoPublish(bool),
+    /// Retract an item (with notification); needs rights on the service.
+    Retract {
+        node: String,
+        id: String,
+    },
+    /// Delete every item of a node (owner only).
+    Purge {
+        node: String,
+    },
     /// Create a node with an open publish model (needs owner rights on Prosody).
     CreateNode {
         node: String,
@@ -81,6 +93,8 @@ pub enum SnapshotReason {
     Initial,
     /// Asked for by the user.
     Manual,
+    /// Started automatically after a gap in the sequence numbers.
+    Gap,
 }
 
 /// What the network core tells its front ends.
@@ -97,11 +111,27 @@ pub enum NetEvent {
     ResyncStarted {
         node: String,
     },
-    /// The service's set of items for the node: it replaces the local view.
+    /// The service's set of items for the node, ordered by (time, seq), deduplicated by id:
+    /// it replaces the local view. `lost` says what the service no longer has.
     Snapshot {
         node: String,
         items: Vec<FeedItem>,
         reason: SnapshotReason,
+        lost: Vec<Lost>,
+        at: DateTime<Utc>,
+    },
+    /// A retrieve is paging through the service's items (RSM).
+    ResyncProgress {
+        node: String,
+        received: usize,
+        total: Option<u64>,
+    },
+    /// Items from `sender` with these sequence numbers never arrived. A resync follows.
+    Gap {
+        node: String,
+        sender: String,
+        from: u64,
+        to: u64,
     },
     ResyncFailed {
         node: String,
@@ -142,6 +172,10 @@ pub enum NetEvent {
     },
     NodeCreated {
         node: String,
+    },
+    /// A retract or purge was accepted.
+    Done {
+        what: String,
     },
     RequestFailed {
         what: String,

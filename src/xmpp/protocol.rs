@@ -13,6 +13,7 @@ use crate::feed::{FeedItem, ItemFormat, Seq};
 use crate::sanitize;
 
 pub const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
+pub const NS_PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
 pub const NS_PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
 pub const NS_PUBSUB_ERRORS: &str = "http://jabber.org/protocol/pubsub#errors";
 pub const NS_DATA: &str = "jabber:x:data";
@@ -151,6 +152,22 @@ pub fn publish(item: &OutgoingItem) -> Element {
     let mut publish = el("publish", NS_PUBSUB, &[("node", &item.node)]);
     publish.append_child(item_element(item));
     p.append_child(publish);
+    p
+}
+
+/// `<pubsub><retract node='N' notify='true'><item id='I'/></retract></pubsub>`
+pub fn retract(node: &str, id: &str) -> Element {
+    let mut r = el("retract", NS_PUBSUB, &[("node", node), ("notify", "true")]);
+    r.append_child(el("item", NS_PUBSUB, &[("id", id)]));
+    let mut p = el("pubsub", NS_PUBSUB, &[]);
+    p.append_child(r);
+    p
+}
+
+/// `<pubsub xmlns='…#owner'><purge node='N'/></pubsub>` (owner only).
+pub fn purge(node: &str) -> Element {
+    let mut p = el("pubsub", NS_PUBSUB_OWNER, &[]);
+    p.append_child(el("purge", NS_PUBSUB_OWNER, &[("node", node)]));
     p
 }
 

@@ -24,11 +24,16 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::events::{Command, ConnState, NetEvent, SnapshotReason};
 use super::protocol::{self, EventPart, OutgoingItem, SubState};
+use crate::feed::gap::{GapTracker, Verdict, lost_in};
 use crate::feed::{FeedItem, Seq};
 use crate::sanitize;
 
 /// Typed text waiting for a connection is kept up to this many items; more are refused.
 pub const OUTBOX_LIMIT: usize = 1000;
+/// Items asked for per RSM page.
+pub const RSM_PAGE: u32 = 200;
+/// Pages one resync may take (a bound against a service that never stops paging).
+pub const MAX_PAGES: u32 = 500;
 
 /// What the session needs to know, fixed for its lifetime.
 #[derive(Debug, Clone)]
@@ -42,6 +47,8 @@ pub struct SessionConfig {
     pub auto_publish: bool,
     pub interval: Duration,
     pub iq_timeout: Duration,
+    /// Automatic resyncs of one node start at most this often.
+    pub resync_min_interval: Duration,
     /// Random id of this publisher run; with the per-node counter it forms the item ids.
     pub publisher_session: String,
 }
@@ -101,6 +108,16 @@ enum Request {
     Retrieve {
         node: String,
         reason: SnapshotReason,
+        /// Items of the pages received so far.
+        items: Vec<FeedItem>,
+        pages: u32,
+    },
+    Retract {
+        node: String,
+        id: String,
+    },
+    Purge {
+        node: String,
     },
     Publish {
         item: OutgoingItem,
@@ -130,6 +147,12 @@ pub struct Session {
     outbox: VecDeque<OutgoingItem>,
     /// Live items that arrived while a retrieve of their node was in flight.
     resyncing: HashMap<String, Vec<FeedItem>>,
+    /// Sequence state per node.
+    trackers: HashMap<String, GapTracker>,
+    /// When the last retrieve of each node started (for the rate limit).
+    last_resync: HashMap<String, Instant>,
+    /// Nodes with an automatic resync waiting for the rate limit.
+    resync_wanted: HashSet<String>,
     auto_publish: bool,
     dropped: u64,
 }
@@ -147,6 +170,9 @@ impl Session {
             seq: HashMap::new(),
             outbox: VecDeque::new(),
             resyncing: HashMap::new(),
+            trackers: HashMap::new(),
+            last_resync: HashMap::new(),
+            resync_wanted: HashSet::new(),
             dropped: 0,
         }
     }
@@ -190,9 +216,12 @@ impl Session {
                 }
                 self.set_conn(state, &mut out);
             }
-            Input::Stanza(stanza) => self.on_stanza(*stanza, &mut out),
+            Input::Stanza(stanza) => self.on_stanza(*stanza, now, &mut out),
             Input::Command(cmd) => self.on_command(cmd, now, &mut out),
-            Input::Tick => self.expire(now, &mut out),
+            Input::Tick => {
+                self.expire(now, &mut out);
+                self.start_due_resyncs(now, &mut out);
+            }
             Input::AutoPublishTick => {
                 if self.auto_publish
                     && self.is_online()
@@ -233,6 +262,7 @@ impl Session {
         // are re-sent (their ids are derived, so a duplicate overwrites); the rest is redone.
         let old: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         self.resyncing.clear();
+        self.resync_wanted.clear();
         if self.cfg.subscribe {
             for node in self.cfg.nodes.clone() {
                 out.push(Output::Event(NetEvent::Subscription {
@@ -247,10 +277,14 @@ impl Session {
         for p in old {
             match p.request {
                 Request::Publish { item, auto } => self.send_publish(item, auto, now, out),
-                Request::CreateNode { node } => out.push(Output::Event(NetEvent::RequestFailed {
-                    what: format!("create node {node}"),
-                    reason: "the connection was reset before the service answered".into(),
-                })),
+                other @ (Request::CreateNode { .. }
+                | Request::Retract { .. }
+                | Request::Purge { .. }) => {
+                    out.push(Output::Event(NetEvent::RequestFailed {
+                        what: describe(&other),
+                        reason: "the connection was reset before the service answered".into(),
+                    }));
+                }
                 Request::Subscribe { .. } | Request::Retrieve { .. } => {}
             }
         }
@@ -298,6 +332,8 @@ impl Session {
         out.push(Output::Send(Box::new(Stanza::Iq(iq))));
     }
 
+    /// Start retrieving all items of a node, unless a retrieve of it is already in flight
+    /// (requests coalesce: at most one per node).
     fn start_retrieve(
         &mut self,
         node: String,
@@ -305,12 +341,57 @@ impl Session {
         now: Now,
         out: &mut Vec<Output>,
     ) {
+        if self.resyncing.contains_key(&node) {
+            return;
+        }
+        self.resync_wanted.remove(&node);
         self.resyncing.insert(node.clone(), Vec::new());
+        self.last_resync.insert(node.clone(), now.mono);
         out.push(Output::Event(NetEvent::ResyncStarted {
             node: node.clone(),
         }));
-        let payload = protocol::retrieve_items(&node);
-        self.send_iq(Request::Retrieve { node, reason }, payload, now, out);
+        let payload = protocol::retrieve_page(&node, RSM_PAGE, None);
+        let request = Request::Retrieve {
+            node,
+            reason,
+            items: Vec::new(),
+            pages: 1,
+        };
+        self.send_iq(request, payload, now, out);
+    }
+
+    fn resync_due(&self, node: &str, now: Now) -> bool {
+        self.last_resync
+            .get(node)
+            .is_none_or(|t| now.mono.saturating_duration_since(*t) >= self.cfg.resync_min_interval)
+    }
+
+    /// A gap was seen: resync the node now, or as soon as the rate limit allows.
+    fn want_resync(&mut self, node: &str, now: Now, out: &mut Vec<Output>) {
+        if self.resyncing.contains_key(node) {
+            return;
+        }
+        if self.is_online() && self.resync_due(node, now) {
+            self.start_retrieve(node.to_owned(), SnapshotReason::Gap, now, out);
+        } else {
+            self.resync_wanted.insert(node.to_owned());
+        }
+    }
+
+    fn start_due_resyncs(&mut self, now: Now, out: &mut Vec<Output>) {
+        if !self.is_online() {
+            return;
+        }
+        let mut due: Vec<String> = self
+            .resync_wanted
+            .iter()
+            .filter(|n| self.resync_due(n, now))
+            .cloned()
+            .collect();
+        due.sort();
+        for node in due {
+            self.start_retrieve(node, SnapshotReason::Gap, now, out);
+        }
     }
 
     fn publish(&mut self, node: String, text: &str, auto: bool, now: Now, out: &mut Vec<Output>) {
@@ -376,8 +457,7 @@ impl Session {
                         reason: "not connected".into(),
                         unsupported: false,
                     }));
-                } else if !self.resyncing.contains_key(&node) {
-                    // At most one retrieve per node in flight: repeated requests coalesce.
+                } else {
                     self.start_retrieve(node, SnapshotReason::Manual, now, out);
                 }
             }
@@ -393,6 +473,14 @@ impl Session {
                 let payload = protocol::create_node(&node, max_items);
                 self.send_iq(Request::CreateNode { node }, payload, now, out);
             }
+            Command::Retract { node, id } => {
+                let payload = protocol::retract(&node, &id);
+                self.send_iq(Request::Retract { node, id }, payload, now, out);
+            }
+            Command::Purge { node } => {
+                let payload = protocol::purge(&node);
+                self.send_iq(Request::Purge { node }, payload, now, out);
+            }
             Command::Shutdown => out.push(Output::Stop),
         }
     }
@@ -406,15 +494,28 @@ impl Session {
         }));
     }
 
-    fn on_stanza(&mut self, stanza: Stanza, out: &mut Vec<Output>) {
+    fn on_stanza(&mut self, stanza: Stanza, now: Now, out: &mut Vec<Output>) {
         match stanza {
-            Stanza::Iq(iq) => self.on_iq(iq, out),
-            Stanza::Message(msg) => self.on_message(&msg, out),
+            Stanza::Iq(iq) => self.on_iq(iq, now, out),
+            Stanza::Message(msg) => self.on_message(&msg, now, out),
             Stanza::Presence(_) => {}
         }
     }
 
-    fn on_message(&mut self, msg: &Message, out: &mut Vec<Output>) {
+    fn check_sequence(&mut self, item: &FeedItem, now: Now, out: &mut Vec<Output>) {
+        let tracker = self.trackers.entry(item.node.clone()).or_default();
+        if let Verdict::Gap(range) = tracker.observe(item.sender.as_deref(), item.seq.as_ref()) {
+            out.push(Output::Event(NetEvent::Gap {
+                node: item.node.clone(),
+                sender: item.sender.clone().unwrap_or_default(),
+                from: *range.start(),
+                to: *range.end(),
+            }));
+            self.want_resync(&item.node, now, out);
+        }
+    }
+
+    fn on_message(&mut self, msg: &Message, now: Now, out: &mut Vec<Output>) {
         let Some(event) = protocol::event_payload(&msg.payloads) else {
             return;
         };
@@ -439,7 +540,12 @@ impl Session {
                 EventPart::Items { items, .. } => {
                     for item in items {
                         if let Some(buffer) = self.resyncing.get_mut(&item.node) {
+                            // The retrieve in flight resets the sequence state; checking now
+                            // would report gaps it is about to fill (ejabberd's re-sent last
+                            // item at login arrives here).
                             buffer.push(item.clone());
+                        } else {
+                            self.check_sequence(&item, now, out);
                         }
                         out.push(Output::Event(NetEvent::Item(item)));
                     }
@@ -450,13 +556,19 @@ impl Session {
                     }
                     out.push(Output::Event(NetEvent::Retracted { node, id }));
                 }
-                EventPart::Purge { node } => out.push(Output::Event(NetEvent::Purged { node })),
-                EventPart::Delete { node } => out.push(Output::Event(NetEvent::Deleted { node })),
+                EventPart::Purge { node } => {
+                    self.trackers.remove(&node);
+                    out.push(Output::Event(NetEvent::Purged { node }));
+                }
+                EventPart::Delete { node } => {
+                    self.trackers.remove(&node);
+                    out.push(Output::Event(NetEvent::Deleted { node }));
+                }
             }
         }
     }
 
-    fn on_iq(&mut self, iq: Iq, out: &mut Vec<Output>) {
+    fn on_iq(&mut self, iq: Iq, now: Now, out: &mut Vec<Output>) {
         match iq {
             Iq::Get {
                 from, id, payload, ..
@@ -482,7 +594,7 @@ impl Session {
                 from, id, payload, ..
             } => {
                 if let Some(p) = self.take_pending(&id, from.as_ref(), out) {
-                    self.on_result(p.request, payload.as_ref(), out);
+                    self.on_result(p.request, payload.as_ref(), now, out);
                 }
             }
             Iq::Error {
@@ -520,30 +632,60 @@ impl Session {
         self.pending.remove(id)
     }
 
-    fn on_result(&mut self, request: Request, payload: Option<&Element>, out: &mut Vec<Output>) {
+    fn on_result(
+        &mut self,
+        request: Request,
+        payload: Option<&Element>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
         match request {
             Request::Subscribe { node } => out.push(Output::Event(NetEvent::Subscription {
                 node,
                 state: protocol::parse_subscription_result(payload),
             })),
-            Request::Retrieve { node, reason } => {
-                let mut items = protocol::parse_items_result(&node, payload);
-                // Items that arrived live while the request was in flight and that the
-                // service's answer does not contain were published after it was answered.
-                if let Some(live) = self.resyncing.remove(&node) {
-                    let known: HashSet<String> =
-                        items.iter().filter_map(|i| i.id.clone()).collect();
-                    items.extend(
-                        live.into_iter()
-                            .filter(|i| i.id.as_ref().is_none_or(|id| !known.contains(id))),
-                    );
+            Request::Retrieve {
+                node,
+                reason,
+                mut items,
+                pages,
+            } => {
+                let page_items = protocol::parse_items_result(&node, payload);
+                let got = page_items.len();
+                items.extend(page_items);
+                // Page on while the service says there is more (RSM). Services without RSM
+                // answer everything at once and send no <set/>.
+                if let Some(protocol::Page {
+                    last: Some(last),
+                    count,
+                }) = protocol::parse_page(payload)
+                    && got > 0
+                    && pages < MAX_PAGES
+                    && count.is_none_or(|c| (items.len() as u64) < c)
+                {
+                    out.push(Output::Event(NetEvent::ResyncProgress {
+                        node: node.clone(),
+                        received: items.len(),
+                        total: count,
+                    }));
+                    let payload = protocol::retrieve_page(&node, RSM_PAGE, Some(&last));
+                    let request = Request::Retrieve {
+                        node,
+                        reason,
+                        items,
+                        pages: pages + 1,
+                    };
+                    self.send_iq(request, payload, now, out);
+                    return;
                 }
-                out.push(Output::Event(NetEvent::Snapshot {
-                    node,
-                    items,
-                    reason,
-                }));
+                self.finish_retrieve(node, items, reason, now, out);
             }
+            Request::Retract { node, id } => out.push(Output::Event(NetEvent::Done {
+                what: format!("retract {id} from {node}"),
+            })),
+            Request::Purge { node } => out.push(Output::Event(NetEvent::Done {
+                what: format!("purge {node}"),
+            })),
             Request::Publish { item, auto } => out.push(Output::Event(NetEvent::Published {
                 node: item.node.clone(),
                 id: item.id(),
@@ -551,6 +693,38 @@ impl Session {
             })),
             Request::CreateNode { node } => out.push(Output::Event(NetEvent::NodeCreated { node })),
         }
+    }
+
+    /// The service's items are all in: merge what arrived live meanwhile, dedupe, order,
+    /// work out what is lost, restart the sequence state from it, and report the snapshot.
+    fn finish_retrieve(
+        &mut self,
+        node: String,
+        mut items: Vec<FeedItem>,
+        reason: SnapshotReason,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        // Items that arrived live while the request was in flight and that the service's
+        // answer does not contain were published after it was answered.
+        if let Some(live) = self.resyncing.remove(&node) {
+            items.extend(live);
+        }
+        let mut seen = HashSet::new();
+        items.retain(|i| i.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
+        sort_by_time_and_seq(&mut items);
+        let lost = lost_in(&items);
+        self.trackers
+            .entry(node.clone())
+            .or_default()
+            .reset_from(&items);
+        out.push(Output::Event(NetEvent::Snapshot {
+            node,
+            items,
+            reason,
+            lost,
+            at: now.wall,
+        }));
     }
 
     fn on_error(&mut self, request: Request, error: &StanzaError, out: &mut Vec<Output>) {
@@ -573,16 +747,17 @@ impl Session {
                 id: item.id(),
                 reason,
             },
-            Request::CreateNode { node } => {
-                if error.defined_condition == DefinedCondition::Conflict {
-                    NetEvent::NodeCreated { node }
-                } else {
-                    NetEvent::RequestFailed {
-                        what: format!("create node {node}"),
-                        reason,
-                    }
-                }
+            Request::CreateNode { node }
+                if error.defined_condition == DefinedCondition::Conflict =>
+            {
+                NetEvent::NodeCreated { node }
             }
+            other @ (Request::CreateNode { .. }
+            | Request::Retract { .. }
+            | Request::Purge { .. }) => NetEvent::RequestFailed {
+                what: describe(&other),
+                reason,
+            },
         };
         out.push(Output::Event(event));
     }
@@ -636,13 +811,49 @@ impl Session {
                 id: item.id(),
                 reason,
             },
-            Request::CreateNode { node } => NetEvent::RequestFailed {
-                what: format!("create node {node}"),
+            other @ (Request::CreateNode { .. }
+            | Request::Retract { .. }
+            | Request::Purge { .. }) => NetEvent::RequestFailed {
+                what: describe(&other),
                 reason,
             },
         };
         out.push(Output::Event(event));
     }
+}
+
+/// A short name for a request, for error messages.
+fn describe(request: &Request) -> String {
+    match request {
+        Request::Subscribe { node } => format!("subscribe to {node}"),
+        Request::Retrieve { node, .. } => format!("retrieve items of {node}"),
+        Request::Publish { item, .. } => format!("publish {} to {}", item.id(), item.node),
+        Request::CreateNode { node } => format!("create node {node}"),
+        Request::Retract { node, id } => format!("retract {id} from {node}"),
+        Request::Purge { node } => format!("purge {node}"),
+    }
+}
+
+/// Order by (time, seq), stably. An item without a readable time takes the time of the item
+/// before it, so it stays where the service put it.
+fn sort_by_time_and_seq(items: &mut Vec<FeedItem>) {
+    let mut last = None;
+    let mut keyed: Vec<_> = items
+        .drain(..)
+        .map(|item| {
+            let t = item
+                .time
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .or(last);
+            last = t;
+            let n = item.seq.as_ref().map_or(0, |s| s.n);
+            (t, n, item)
+        })
+        .collect();
+    keyed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    items.extend(keyed.into_iter().map(|(_, _, item)| item));
 }
 
 fn service_unavailable(to: Option<Jid>, id: String) -> Iq {

@@ -155,9 +155,17 @@ fn log_event(e: &NetEvent) {
             node,
             items,
             reason,
+            lost,
+            ..
         } => {
-            tracing::info!(%node, count = items.len(), ?reason, "items retrieved");
+            tracing::info!(%node, count = items.len(), ?reason, lost = lost.len(), "items retrieved");
         }
+        NetEvent::Gap {
+            node,
+            sender,
+            from,
+            to,
+        } => tracing::info!(%node, %sender, from, to, "gap in sequence"),
         NetEvent::ResyncFailed { node, reason, .. } => {
             tracing::warn!(%node, %reason, "resync failed");
         }

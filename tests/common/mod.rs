@@ -59,6 +59,7 @@ pub fn session(nodes: &[&str], auto: bool, interval: Duration) -> SessionConfig 
         auto_publish: auto,
         interval,
         iq_timeout: Duration::from_secs(10),
+        resync_min_interval: Duration::from_secs(1),
         publisher_session: pubsub_tui::config::new_publisher_session(),
     }
 }

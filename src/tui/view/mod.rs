@@ -54,7 +54,7 @@ pub fn areas(area: Rect, _nodes: usize) -> Areas {
             .areas(main);
         (s, f)
     } else {
-        let side = (area.width / 4).clamp(24, 36);
+        let side = (area.width / 4).clamp(26, 36);
         let [s, f] = Layout::default()
             .direction(Direction::Horizontal)
             .constraints([Constraint::Length(side), Constraint::Min(10)])

@@ -12,7 +12,12 @@ use crate::xmpp::protocol::SubState;
 
 fn state_span(n: &NodeView) -> Span<'static> {
     if n.resyncing {
-        return Span::styled("resyncing", theme::WARN);
+        let text = match n.progress {
+            Some((k, Some(total))) => format!("resyncing {k} of {total}"),
+            Some((k, None)) => format!("resyncing {k}"),
+            None => "resyncing".to_owned(),
+        };
+        return Span::styled(text, theme::WARN);
     }
     let style = match n.state {
         SubState::Subscribed => theme::OK,
@@ -21,6 +26,7 @@ fn state_span(n: &NodeView) -> Span<'static> {
     };
     let text = match &n.state {
         SubState::Error(_) => "error".to_owned(),
+        SubState::Subscribed => "live".to_owned(),
         other => other.to_string(),
     };
     Span::styled(text, style)
@@ -91,7 +97,22 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
                     theme::DIM,
                 ),
             };
-            ListItem::new(vec![first, second])
+            let mut lines = vec![first, second];
+            if n.gaps > 0 || n.last_resync.is_some() {
+                let resync = n.last_resync.as_deref().unwrap_or("never");
+                let style = if n.gaps > 0 { theme::WARN } else { theme::DIM };
+                lines.push(Line::styled(
+                    fit(
+                        &format!(
+                            " {} · sync {resync}",
+                            plural(usize::try_from(n.gaps).unwrap_or(usize::MAX), "gap")
+                        ),
+                        inner_width,
+                    ),
+                    style,
+                ));
+            }
+            ListItem::new(lines)
         })
         .collect();
     let list = List::new(items).block(block).highlight_style(if focused {
