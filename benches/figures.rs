@@ -5,6 +5,13 @@
 //!
 //! Run: `cargo bench --bench figures` (release build). Prints medians and percentiles.
 
+#![allow(
+    clippy::wildcard_imports,
+    clippy::too_many_lines,
+    clippy::cast_precision_loss,
+    reason = "a measuring script, not product code"
+)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -598,3 +598,174 @@ fn auto_publish_only_when_on_and_online() {
     s.handle(Command::SetAutoPublish(false).into_input(), clock.now());
     assert!(sends(&s.handle(Input::AutoPublishTick, clock.now())).is_empty());
 }
+
+// ---- integrity: gaps and automatic resyncs ----
+
+fn live(node: &str, sender: &str, session: &str, n: u64) -> Input {
+    stanza(&format!(
+        "<message xmlns='jabber:client' from='pubsub.localhost' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{node}'><item id='{session}-{n}'><post xmlns='urn:x-pubsub-tui:item:0' sender='{sender}' seq='{n}' session='{session}' time='2026-11-24T07:00:{:02}Z'>m{n}</post></item></items></event></message>",
+        n % 60
+    ))
+}
+
+fn items_result(id: &str, node: &str, sender: &str, session: &str, ns: &[u64]) -> Input {
+    let items: String = ns
+        .iter()
+        .map(|n| format!("<item id='{session}-{n}'><post xmlns='urn:x-pubsub-tui:item:0' sender='{sender}' seq='{n}' session='{session}' time='2026-11-24T07:00:{:02}Z'>m{n}</post></item>", n % 60))
+        .collect();
+    stanza(&format!(
+        "<iq xmlns='jabber:client' type='result' from='pubsub.localhost' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='{node}'>{items}</items></pubsub></iq>"
+    ))
+}
+
+fn retrieve_ids(out: &[Output]) -> Vec<String> {
+    sends(out)
+        .into_iter()
+        .filter_map(|s| match s {
+            Stanza::Iq(Iq::Get { id, .. }) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Online with the initial snapshot answered (the node holds 1..=upto from alice).
+fn synced(clock: &Clock, upto: u64) -> Session {
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    let out = online(&mut s, clock, "bob@localhost/tui");
+    let id = retrieve_ids(&out)[0].clone();
+    let ns: Vec<u64> = (1..=upto).collect();
+    s.handle(
+        items_result(&id, "n", "alice@localhost/a", "s1", &ns),
+        clock.now(),
+    );
+    s
+}
+
+#[test]
+fn a_gap_triggers_exactly_one_resync_and_more_gaps_meanwhile_do_not_pile_up() {
+    let clock = Clock(Instant::now() + Duration::from_secs(100));
+    let mut s = synced(&clock, 3);
+    let out = s.handle(live("n", "alice@localhost/a", "s1", 4), clock.now());
+    assert!(retrieve_ids(&out).is_empty(), "in order: no resync");
+    let out = s.handle(live("n", "alice@localhost/a", "s1", 7), clock.now());
+    // The initial retrieve was at the same instant: the rate limit defers this one.
+    assert!(retrieve_ids(&out).is_empty());
+    let ev = events(out);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, NetEvent::Gap { from: 5, to: 6, .. })),
+        "{ev:?}"
+    );
+    let mut later = Clock(clock.0 + Duration::from_secs(6));
+    let out = s.handle(Input::Tick, later.now());
+    let ids = retrieve_ids(&out);
+    assert_eq!(ids.len(), 1, "one resync once the rate limit allows");
+    // More gaps while it is in flight: nothing more is sent.
+    for n in [10, 20, 30] {
+        let out = s.handle(live("n", "alice@localhost/a", "s1", n), later.now());
+        assert!(retrieve_ids(&out).is_empty());
+    }
+    later.advance(Duration::from_secs(10));
+    assert!(retrieve_ids(&s.handle(Input::Tick, later.now())).is_empty());
+    // The answer: the service has everything but 5; one lost marker, and the tracker restarts.
+    let ev = events(s.handle(
+        items_result(
+            &ids[0],
+            "n",
+            "alice@localhost/a",
+            "s1",
+            &[1, 2, 3, 4, 6, 7, 10, 20, 30],
+        ),
+        later.now(),
+    ));
+    let Some(NetEvent::Snapshot {
+        reason: SnapshotReason::Gap,
+        lost,
+        items,
+        ..
+    }) = ev.first()
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(items.len(), 9);
+    let lost: Vec<String> = lost.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lost,
+        [
+            "1 item from alice@localhost/a lost (seq 5)",
+            "2 items from alice@localhost/a lost (seq 8–9)",
+            "9 items from alice@localhost/a lost (seq 11–19)",
+            "9 items from alice@localhost/a lost (seq 21–29)",
+        ]
+    );
+    // After the resync, the next item in order is no gap.
+    let out = s.handle(live("n", "alice@localhost/a", "s1", 31), later.now());
+    assert!(
+        events(out)
+            .iter()
+            .all(|e| !matches!(e, NetEvent::Gap { .. }))
+    );
+}
+
+#[test]
+fn a_resumed_stream_does_not_resync_a_fresh_one_does() {
+    let clock = Clock(Instant::now());
+    let mut s = synced(&clock, 2);
+    s.handle(Input::Suspended, clock.now());
+    let out = s.handle(Input::Resumed, clock.now());
+    assert!(
+        retrieve_ids(&out).is_empty(),
+        "resumption: nothing was lost"
+    );
+    s.handle(Input::Suspended, clock.now());
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    assert_eq!(
+        retrieve_ids(&out).len(),
+        1,
+        "fresh session: resync every node"
+    );
+}
+
+#[test]
+fn duplicates_out_of_order_and_restarts_are_not_gaps() {
+    let clock = Clock(Instant::now());
+    let mut s = synced(&clock, 2);
+    let mut gaps = 0;
+    for input in [
+        live("n", "alice@localhost/a", "s1", 2), // duplicate
+        live("n", "alice@localhost/a", "s2", 1), // restarted publisher
+        live("n", "alice@localhost/a", "s2", 2),
+        live("n", "carol@localhost/c", "s9", 40), // first sight of another publisher
+    ] {
+        gaps += events(s.handle(input, clock.now()))
+            .iter()
+            .filter(|e| matches!(e, NetEvent::Gap { .. }))
+            .count();
+    }
+    assert_eq!(gaps, 0);
+}
+
+#[test]
+fn ejabberds_last_item_at_login_is_neither_a_duplicate_nor_a_gap() {
+    let clock = Clock(Instant::now());
+    let mut s = synced(&clock, 3);
+    // Reconnect; while the initial retrieve is in flight, the service re-sends its last item
+    // (ejabberd's send_last_published_item) – and items 4 and 5 were published meanwhile.
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let id = retrieve_ids(&out)[0].clone();
+    let ev = events(s.handle(live("n", "alice@localhost/a", "s1", 5), clock.now()));
+    assert!(
+        !ev.iter().any(|e| matches!(e, NetEvent::Gap { .. })),
+        "{ev:?}"
+    );
+    let ev = events(s.handle(
+        items_result(&id, "n", "alice@localhost/a", "s1", &[1, 2, 3, 4, 5]),
+        clock.now(),
+    ));
+    let Some(NetEvent::Snapshot { items, lost, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    let ids: Vec<_> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+    assert_eq!(ids, ["s1-1", "s1-2", "s1-3", "s1-4", "s1-5"], "once each");
+    assert!(lost.is_empty());
+}

@@ -248,20 +248,7 @@ fn on_net(m: &mut Model, ev: NetEvent) {
                 n.state = state;
             }
         }
-        NetEvent::Item(item) => {
-            let selected = m.node_index(&item.node) == Some(m.selected);
-            let offset = m.offset;
-            let Some(n) = m.node_mut(&item.node) else {
-                return;
-            };
-            n.last_activity = Some(item.display_time(offset));
-            let outcome = n.feed.push_item(item);
-            if selected && outcome == PushOutcome::Added && m.feed_offset > 0 {
-                // Keep the rows the user is reading in place while new ones arrive below.
-                m.feed_offset += 1;
-                clamp_offset(m);
-            }
-        }
+        NetEvent::Item(item) => on_item(m, item),
         NetEvent::ResyncStarted { node } => {
             if let Some(n) = m.node_mut(&node) {
                 n.resyncing = true;
@@ -288,19 +275,7 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             sender,
             from,
             to,
-        } => {
-            if let Some(n) = m.node_mut(&node) {
-                n.gaps += 1;
-            }
-            let range = if from == to {
-                from.to_string()
-            } else {
-                format!("{from}–{to}")
-            };
-            m.notice = Some(format!(
-                "{node}: items from {sender} missing (seq {range}); resyncing"
-            ));
-        }
+        } => on_gap(m, &node, &sender, from, to),
         NetEvent::Done { what } => m.notice = Some(format!("done: {what}")),
         NetEvent::ResyncFailed {
             node,
@@ -404,4 +379,32 @@ fn on_resync_failed(m: &mut Model, node: &str, reason: &str, unsupported: bool) 
     } else {
         format!("resync of {node} failed: {reason}")
     });
+}
+
+fn on_gap(m: &mut Model, node: &str, sender: &str, from: u64, to: u64) {
+    if let Some(n) = m.node_mut(node) {
+        n.gaps += 1;
+    }
+    let range = if from == to {
+        from.to_string()
+    } else {
+        format!("{from}–{to}")
+    };
+    m.notice = Some(format!(
+        "{node}: items from {sender} missing (seq {range}); resyncing"
+    ));
+}
+
+fn on_item(m: &mut Model, item: crate::feed::FeedItem) {
+    let selected = m.node_index(&item.node) == Some(m.selected);
+    let offset = m.offset;
+    let Some(n) = m.node_mut(&item.node) else {
+        return;
+    };
+    n.last_activity = Some(item.display_time(offset));
+    let outcome = n.feed.push_item(item);
+    if selected && outcome == PushOutcome::Added && m.feed_offset > 0 {
+        // Keep the rows the user is reading in place while new ones arrive below.
+        m.feed_offset += 1;
+    }
 }

@@ -107,7 +107,7 @@ pub fn parse_page(payload: Option<&Element>) -> Option<Page> {
     Some(Page {
         last: set
             .get_child("last", NS_RSM)
-            .map(|l| l.text())
+            .map(tokio_xmpp::minidom::Element::text)
             .filter(|t| !t.is_empty() && t.len() <= 1024),
         count: set
             .get_child("count", NS_RSM)

@@ -451,14 +451,14 @@ impl Session {
         match cmd {
             Command::Publish { node, text } => self.publish(node, &text, false, now, out),
             Command::Resync { node } => {
-                if !self.is_online() {
+                if self.is_online() {
+                    self.start_retrieve(node, SnapshotReason::Manual, now, out);
+                } else {
                     out.push(Output::Event(NetEvent::ResyncFailed {
                         node,
                         reason: "not connected".into(),
                         unsupported: false,
                     }));
-                } else {
-                    self.start_retrieve(node, SnapshotReason::Manual, now, out);
                 }
             }
             Command::SetAutoPublish(on) => {
@@ -852,7 +852,7 @@ fn sort_by_time_and_seq(items: &mut Vec<FeedItem>) {
             (t, n, item)
         })
         .collect();
-    keyed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    keyed.sort_by_key(|a| (a.0, a.1));
     items.extend(keyed.into_iter().map(|(_, _, item)| item));
 }
 
