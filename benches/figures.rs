@@ -258,7 +258,7 @@ fn main() {
         let opts = Options {
             memory_storage: true,
             max_items_cap: 10_000,
-            tls: None,
+            ..Options::default()
         };
         let Some(server) = start_prosody(&opts) else {
             return;

@@ -27,6 +27,8 @@ pub struct Options {
     pub max_items_cap: u32,
     /// PEM certificate and key for STARTTLS; plain TCP only when `None`.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Offer XEP-0198 stream management (resumption after a lost connection).
+    pub stream_management: bool,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             memory_storage: true,
             max_items_cap: 10_000,
             tls: None,
+            stream_management: true,
         }
     }
 }
@@ -122,7 +125,7 @@ https_ports = {{ }}
 c2s_direct_tls_ports = {{ }}
 network_settings = {{ nagle = false }}
 admins = {{ "{ADMIN}@{DOMAIN}" }}
-modules_enabled = {{ "roster", "saslauth", "disco", "ping", "smacks", "posix"{tls_module} }}
+modules_enabled = {{ "roster", "saslauth", "disco", "ping", "posix"{tls_module}{smacks} }}
 modules_disabled = {{ "s2s", "offline", "limits"{disabled} }}
 authentication = "internal_hashed"
 c2s_require_encryption = {require_encryption}
@@ -140,6 +143,11 @@ Component "{PUBSUB}" "pubsub"
             log = lua_str(&dir.path().join("prosody.log")),
             cap = opts.max_items_cap,
             tls_module = if opts.tls.is_some() { ", \"tls\"" } else { "" },
+            smacks = if opts.stream_management {
+                ", \"smacks\""
+            } else {
+                ""
+            },
         );
         std::fs::write(&config, text)?;
         let mut this = Self {
