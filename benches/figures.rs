@@ -107,6 +107,93 @@ async fn latency(server: &prosody::Prosody) {
     let _ = b.commands.send(NetCommand::Shutdown).await;
 }
 
+/// Median time of `runs` manual resyncs of `node` (holding `count` items) by a fresh client.
+async fn resync_median(
+    cfg: pubsub_tui::xmpp::connect::ConnectConfig,
+    node: &str,
+    count: usize,
+    runs: usize,
+) -> Duration {
+    let mut net = xmpp::spawn(cfg, session(&[node], false, Duration::from_secs(3600)));
+    let first = wait_for(&mut net, 60, "initial snapshot", |e| match e {
+        NetEvent::Snapshot { items, .. } => Some(items.len()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(first, count);
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        net.commands
+            .send(NetCommand::Resync { node: node.into() })
+            .await
+            .expect("send");
+        let n = wait_for(&mut net, 60, "resync", |e| match e {
+            NetEvent::Snapshot { items, .. } => Some(items.len()),
+            _ => None,
+        })
+        .await;
+        times.push(t0.elapsed());
+        assert_eq!(n, count);
+    }
+    let _ = net.commands.send(NetCommand::Shutdown).await;
+    times.sort();
+    percentile(&times, 0.5)
+}
+
+async fn publish_all(cfg: pubsub_tui::xmpp::connect::ConnectConfig, node: &str, count: usize) {
+    let mut s = session(&[node], false, Duration::from_secs(3600));
+    s.subscribe = false;
+    let mut net = xmpp::spawn(cfg, s);
+    wait_online(&mut net).await;
+    for i in 0..count {
+        net.commands
+            .send(NetCommand::Publish {
+                node: node.into(),
+                text: format!("resync probe {i}"),
+            })
+            .await
+            .expect("send");
+    }
+    let mut ok = 0;
+    while ok < count {
+        match wait_for(&mut net, 60, "publishes", |e| match e {
+            NetEvent::Published { .. } => Some(true),
+            NetEvent::PublishFailed { reason, .. } => panic!("{reason}"),
+            _ => None,
+        })
+        .await
+        {
+            true => ok += 1,
+            false => {}
+        }
+    }
+    let _ = net.commands.send(NetCommand::Shutdown).await;
+}
+
+async fn resyncs(server: &prosody::Prosody) {
+    create_nodes_with(server, &["sync256"], 256).await;
+    let (a, _) = account(server, "resync-pub", "a");
+    publish_all(a, "sync256", 256).await;
+    let (b, _) = account(server, "resync-sub", "b");
+    let t = resync_median(b, "sync256", 256, 7).await;
+    println!(
+        "resync of 256 items on Prosody (memory storage): median {:.1} ms over 7",
+        ms(t)
+    );
+    if let Some(ej) = start_ejabberd(true) {
+        let a = ejabberd_account(&ej, "pub", "a");
+        publish_all(a, "sync1000", 1000).await;
+        let b = ejabberd_account(&ej, "sub", "b");
+        let t = resync_median(b, "sync1000", 1000, 7).await;
+        println!(
+            "resync of 1000 items on ejabberd (RSM pages of {}): median {:.1} ms over 7",
+            pubsub_tui::xmpp::session::RSM_PAGE,
+            ms(t)
+        );
+    }
+}
+
 fn rss_kib(pid: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
@@ -264,6 +351,7 @@ fn main() {
             return;
         };
         latency(&server).await;
+        resyncs(&server).await;
         memory(&server).await;
     });
 }

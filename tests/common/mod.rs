@@ -2,6 +2,8 @@
 //! network events with a deadline.
 #![allow(dead_code)]
 
+pub mod ejabberd;
+
 use std::time::Duration;
 
 use pubsub_tui::config::{CONNECT_TIMEOUT, LINK_TIMEOUTS, Password};
@@ -210,4 +212,36 @@ pub async fn connection_states(net: &mut NetHandle, secs: u64) -> Vec<ConnState>
         }
     }
     states
+}
+
+/// Start a private ejabberd, or skip (a failure under `CI=true`).
+pub fn start_ejabberd(stream_management: bool) -> Option<ejabberd::Ejabberd> {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !ejabberd::available() || !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no ejabberd (or not root)"
+        );
+        eprintln!("SKIPPED: ejabberd is not installed, or this is not root (ejabberdctl needs it)");
+        return None;
+    }
+    Some(ejabberd::Ejabberd::start(stream_management))
+}
+
+/// An account on a private ejabberd (plain TCP on loopback; any user may create nodes).
+pub fn ejabberd_account(server: &ejabberd::Ejabberd, user: &str, resource: &str) -> ConnectConfig {
+    let password = prosody::random_password();
+    server.register(user, &password);
+    ConnectConfig {
+        jid: Jid::new(&format!("{user}@localhost/{resource}")).expect("valid jid"),
+        password: Password::new(password),
+        server: Some(("127.0.0.1".into(), server.port)),
+        security: Security::PlainLoopback,
+        timeouts: LINK_TIMEOUTS,
+        connect_timeout: CONNECT_TIMEOUT,
+        max_attempts: Some(3),
+    }
 }
