@@ -155,18 +155,13 @@ async fn publish_all(cfg: pubsub_tui::xmpp::connect::ConnectConfig, node: &str, 
             .await
             .expect("send");
     }
-    let mut ok = 0;
-    while ok < count {
-        match wait_for(&mut net, 60, "publishes", |e| match e {
-            NetEvent::Published { .. } => Some(true),
+    for _ in 0..count {
+        wait_for(&mut net, 60, "publishes", |e| match e {
+            NetEvent::Published { .. } => Some(()),
             NetEvent::PublishFailed { reason, .. } => panic!("{reason}"),
             _ => None,
         })
-        .await
-        {
-            true => ok += 1,
-            false => {}
-        }
+        .await;
     }
     let _ = net.commands.send(NetCommand::Shutdown).await;
 }

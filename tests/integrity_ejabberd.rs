@@ -217,9 +217,7 @@ async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
     })
     .await;
     // Let late duplicates (the re-sent last item, double subscriptions) arrive.
-    while let Ok(Some(ev)) =
-        tokio::time::timeout(Duration::from_millis(1000), b.events.recv()).await
-    {
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(1), b.events.recv()).await {
         let _ = update(&mut m, Msg::Net(ev));
     }
     let ids = feed_ids(&m);

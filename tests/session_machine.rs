@@ -609,10 +609,16 @@ fn live(node: &str, sender: &str, session: &str, n: u64) -> Input {
 }
 
 fn items_result(id: &str, node: &str, sender: &str, session: &str, ns: &[u64]) -> Input {
-    let items: String = ns
-        .iter()
-        .map(|n| format!("<item id='{session}-{n}'><post xmlns='urn:x-pubsub-tui:item:0' sender='{sender}' seq='{n}' session='{session}' time='2026-11-24T07:00:{:02}Z'>m{n}</post></item>", n % 60))
-        .collect();
+    let mut items = String::new();
+    for n in ns {
+        let _ = std::fmt::Write::write_fmt(
+            &mut items,
+            format_args!(
+                "<item id='{session}-{n}'><post xmlns='urn:x-pubsub-tui:item:0' sender='{sender}' seq='{n}' session='{session}' time='2026-11-24T07:00:{:02}Z'>m{n}</post></item>",
+                n % 60
+            ),
+        );
+    }
     stanza(&format!(
         "<iq xmlns='jabber:client' type='result' from='pubsub.localhost' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='{node}'>{items}</items></pubsub></iq>"
     ))
