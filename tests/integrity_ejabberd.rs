@@ -52,7 +52,7 @@ async fn run_until(
             NetEvent::ResyncProgress { .. } => seen.pages += 1,
             NetEvent::ResyncStarted { .. } => seen.resync_started = Some(Instant::now()),
             NetEvent::Snapshot { .. } => {
-                seen.resync_took = seen.resync_started.map(|t| t.elapsed())
+                seen.resync_took = seen.resync_started.map(|t| t.elapsed());
             }
             _ => {}
         }
