@@ -205,3 +205,42 @@ pub async fn publish(mut settings: Settings, text: Option<String>) -> anyhow::Re
     let _ = tokio::time::timeout(Duration::from_secs(2), net.task).await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::gap::Lost;
+    use crate::xmpp::SnapshotReason;
+
+    #[test]
+    fn watch_prints_gaps_lost_items_and_resyncs() {
+        let gap = event_json(&NetEvent::Gap {
+            node: "n".into(),
+            sender: "alice@x/y".into(),
+            from: 5,
+            to: 6,
+        });
+        assert_eq!(gap, [json!({"kind": "gap", "node": "n", "sender": "alice@x/y", "from": 5, "to": 6})]);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T07:00:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        let lines = event_json(&NetEvent::Snapshot {
+            node: "n".into(),
+            items: Vec::new(),
+            reason: SnapshotReason::Gap,
+            lost: vec![Lost {
+                sender: "alice@x/y".into(),
+                session: "s1".into(),
+                from: 1,
+                to: 30,
+            }],
+            at,
+        });
+        assert_eq!(lines[0]["kind"], "lost");
+        assert_eq!(lines[0]["count"], 30);
+        assert_eq!(lines[0]["text"], "30 items from alice@x/y lost (seq 1–30)");
+        assert_eq!(lines[1]["kind"], "resync");
+        assert_eq!(lines[1]["reason"], "gap");
+        assert_eq!(lines[1]["lost"], 30);
+    }
+}
