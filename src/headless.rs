@@ -220,7 +220,10 @@ mod tests {
             from: 5,
             to: 6,
         });
-        assert_eq!(gap, [json!({"kind": "gap", "node": "n", "sender": "alice@x/y", "from": 5, "to": 6})]);
+        assert_eq!(
+            gap,
+            [json!({"kind": "gap", "node": "n", "sender": "alice@x/y", "from": 5, "to": 6})]
+        );
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T07:00:00Z")
             .expect("time")
             .with_timezone(&chrono::Utc);

@@ -86,8 +86,27 @@ async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String> {
     ids
 }
 
-/// The node's items as the service holds them, from a fresh client.
-async fn service_items(server: &prosody::Prosody, user: &str, pw: &str, node: &str) -> Vec<String> {
+/// (id, text) of every item in the feed, in order.
+fn feed_payloads(m: &Model) -> Vec<(String, String)> {
+    let f = &m.nodes[0].feed;
+    f.rows(0, f.len())
+        .filter_map(|r| match &r.kind {
+            RowKind::Item {
+                item,
+                retracted: false,
+            } => Some((item.id.clone()?, item.text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The node's items (id, text) as the service holds them, from a fresh client.
+async fn service_items(
+    server: &prosody::Prosody,
+    user: &str,
+    pw: &str,
+    node: &str,
+) -> Vec<(String, String)> {
     let cfg = connect_config(server, user, "check", pw);
     let mut net = xmpp::spawn(cfg, session(&[node], false, Duration::from_secs(3600)));
     let items = wait_for(&mut net, 20, "a snapshot", |e| match e {
@@ -96,7 +115,10 @@ async fn service_items(server: &prosody::Prosody, user: &str, pw: &str, node: &s
     })
     .await;
     let _ = net.commands.send(Command::Shutdown).await;
-    items.into_iter().filter_map(|i| i.id).collect()
+    items
+        .into_iter()
+        .filter_map(|i| Some((i.id?, i.text)))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
