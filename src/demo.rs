@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use xmpp_parsers::jid::Jid;
 
-use crate::config::{CONNECT_TIMEOUT, LINK_TIMEOUTS, Password, new_publisher_session};
+use crate::config::{Password, new_publisher_session};
 use crate::prosody::{self, Options, Prosody};
 use crate::tui;
-use crate::xmpp::connect::{ConnectConfig, Security};
+use crate::xmpp::connect::ConnectConfig;
 use crate::xmpp::session::SessionConfig;
 use crate::xmpp::{self, Command, ConnState, NetEvent, NetHandle};
 
@@ -36,15 +36,12 @@ pub fn local_account(
     resource: &str,
     password: &str,
 ) -> anyhow::Result<ConnectConfig> {
-    Ok(ConnectConfig {
-        jid: Jid::new(&format!("{user}@{}/{resource}", prosody::DOMAIN))?,
-        password: Password::new(password),
-        server: Some(("127.0.0.1".into(), server.port)),
-        security: Security::PlainLoopback,
-        timeouts: LINK_TIMEOUTS,
-        connect_timeout: CONNECT_TIMEOUT,
-        max_attempts: None,
-    })
+    let jid = Jid::new(&format!("{user}@{}/{resource}", prosody::DOMAIN))?;
+    Ok(ConnectConfig::loopback(
+        jid,
+        Password::new(password),
+        server.port,
+    ))
 }
 
 /// Session settings for the private Prosody's pubsub component.
@@ -155,13 +152,7 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
     let peer = spawn_peer(bob, Duration::from_secs_f64(peer_interval));
 
     let session = local_session(DEMO_NODES, true, Duration::from_secs(5))?;
-    let model = tui::model::Model::new(
-        &session.nodes,
-        feed_limit,
-        session.auto_publish,
-        session.interval,
-        *chrono::Local::now().offset(),
-    );
+    let model = tui::model::Model::for_session(&session, feed_limit);
     let alice = xmpp::spawn(
         local_account(&server, "alice", "pubsub-tui", &alice_pw)?,
         session,

@@ -28,21 +28,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => {
             let settings = config::resolve(&merged, true)?;
-            let log_file = merged
-                .log_file
-                .clone()
-                .unwrap_or_else(logging::default_log_file);
-            logging::init(
-                Some(&log_file),
-                merged.log_level.as_deref().unwrap_or("info"),
-            )?;
-            let model = tui::model::Model::new(
-                &settings.session.nodes,
-                settings.feed_limit,
-                settings.session.auto_publish,
-                settings.session.interval,
-                *chrono::Local::now().offset(),
-            );
+            log_to_file(&merged)?;
+            let model = tui::model::Model::for_session(&settings.session, settings.feed_limit);
             runtime.block_on(async {
                 let net = pubsub_tui::xmpp::spawn(settings.connect, settings.session);
                 tui::run(net, model).await
@@ -50,33 +37,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Cmd::Watch) => {
             let settings = config::resolve(&merged, true)?;
-            logging::init(
-                merged.log_file.as_deref(),
-                merged.log_level.as_deref().unwrap_or("warn"),
-            )?;
+            log_to_stderr(&merged)?;
             runtime.block_on(headless::watch(settings))
         }
         Some(Cmd::Publish(args)) => {
             // With the text on stdin, stdin cannot also answer a password prompt.
             let settings = config::resolve(&merged, args.text.is_some())?;
-            logging::init(
-                merged.log_file.as_deref(),
-                merged.log_level.as_deref().unwrap_or("warn"),
-            )?;
+            log_to_stderr(&merged)?;
             let id = runtime.block_on(headless::publish(settings, args.text))?;
             println!("{id}");
             Ok(())
         }
         Some(Cmd::Demo(args)) => {
-            let log_file = merged
-                .log_file
-                .clone()
-                .unwrap_or_else(logging::default_log_file);
-            logging::init(
-                Some(&log_file),
-                merged.log_level.as_deref().unwrap_or("info"),
-            )?;
+            log_to_file(&merged)?;
             runtime.block_on(demo::run(args.peer_interval, merged.feed_limit))
         }
     }
+}
+
+/// The TUI owns the terminal: log to a file (the given one or the default), at info.
+fn log_to_file(merged: &config::Merged) -> anyhow::Result<()> {
+    let file = merged
+        .log_file
+        .clone()
+        .unwrap_or_else(logging::default_log_file);
+    logging::init(Some(&file), merged.log_level.as_deref().unwrap_or("info"))
+}
+
+/// Headless commands: stderr (or the given file), at warn, so stdout stays clean.
+fn log_to_stderr(merged: &config::Merged) -> anyhow::Result<()> {
+    logging::init(
+        merged.log_file.as_deref(),
+        merged.log_level.as_deref().unwrap_or("warn"),
+    )
 }

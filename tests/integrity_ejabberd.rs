@@ -9,21 +9,10 @@ mod relay;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use chrono::FixedOffset;
 use common::*;
 use pubsub_tui::tui::model::Model;
 use pubsub_tui::tui::update::{Msg, update};
 use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle, SnapshotReason};
-
-fn model(node: &str) -> Model {
-    Model::new(
-        &[node.to_owned()],
-        10_000,
-        false,
-        Duration::from_secs(5),
-        FixedOffset::east_opt(0).expect("utc"),
-    )
-}
 
 #[derive(Default)]
 struct Seen {
@@ -64,33 +53,6 @@ async fn run_until(
     }
 }
 
-async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String> {
-    for i in 0..n {
-        net.commands
-            .send(Command::Publish {
-                node: node.into(),
-                text: format!("item {i}"),
-            })
-            .await
-            .expect("send");
-    }
-    let mut ids = Vec::new();
-    while ids.len() < n {
-        let id = wait_for(net, 60, "publish confirmations", |e| match e {
-            NetEvent::Published { id, .. } => Some(id.clone()),
-            NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
-            _ => None,
-        })
-        .await;
-        ids.push(id);
-    }
-    ids
-}
-
-fn feed_ids(m: &Model) -> Vec<String> {
-    m.nodes[0].feed.item_ids().map(str::to_owned).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsm_paging_through_1000_items_and_the_last_item_at_login() {
     let Some(server) = start_ejabberd(true) else {
@@ -109,7 +71,7 @@ async fn rsm_paging_through_1000_items_and_the_last_item_at_login() {
         b_cfg.clone(),
         session(&["big"], false, Duration::from_secs(3600)),
     );
-    let mut m = model("big");
+    let mut m = model_for("big");
     let mut seen = Seen::default();
     run_until(&mut b, &mut m, &mut seen, 60, "the paged snapshot", |e| {
         matches!(e, NetEvent::Snapshot { .. })
@@ -187,7 +149,7 @@ async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
     let mut published = publish_n(&mut a, "cut", 250).await;
 
     let mut b = xmpp::spawn(b_cfg, session(&["cut"], false, Duration::from_secs(3600)));
-    let mut m = model("cut");
+    let mut m = model_for("cut");
     let mut seen = Seen::default();
     run_until(&mut b, &mut m, &mut seen, 60, "initial snapshot", |e| {
         matches!(e, NetEvent::Snapshot { .. })

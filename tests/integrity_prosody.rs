@@ -9,23 +9,12 @@ mod relay;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::FixedOffset;
 use common::*;
 use pubsub_tui::feed::RowKind;
 use pubsub_tui::prosody::{self, Options};
 use pubsub_tui::tui::model::Model;
 use pubsub_tui::tui::update::{Msg, update};
 use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle, SnapshotReason};
-
-fn model(node: &str) -> Model {
-    Model::new(
-        &[node.to_owned()],
-        10_000,
-        false,
-        Duration::from_secs(5),
-        FixedOffset::east_opt(0).expect("utc"),
-    )
-}
 
 /// Feed events into the TUI model until `pred` matches one (which is applied too).
 async fn run_until(
@@ -49,10 +38,6 @@ async fn run_until(
     }
 }
 
-fn feed_ids(m: &Model) -> Vec<String> {
-    m.nodes[0].feed.item_ids().map(str::to_owned).collect()
-}
-
 fn markers(m: &Model) -> Vec<String> {
     let f = &m.nodes[0].feed;
     f.rows(0, f.len())
@@ -61,29 +46,6 @@ fn markers(m: &Model) -> Vec<String> {
             RowKind::Item { .. } => None,
         })
         .collect()
-}
-
-async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        net.commands
-            .send(Command::Publish {
-                node: node.into(),
-                text: format!("item {i}"),
-            })
-            .await
-            .expect("send");
-    }
-    while ids.len() < n {
-        let id = wait_for(net, 20, "publish confirmations", |e| match e {
-            NetEvent::Published { id, .. } => Some(id.clone()),
-            NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
-            _ => None,
-        })
-        .await;
-        ids.push(id);
-    }
-    ids
 }
 
 /// (id, text) of every item in the feed, in order.
@@ -144,7 +106,7 @@ async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
     let mut a = xmpp::spawn(a_cfg, a_session);
     wait_online(&mut a).await;
     let mut b = xmpp::spawn(b_cfg, session(&["cut"], false, Duration::from_secs(3600)));
-    let mut m = model("cut");
+    let mut m = model_for("cut");
     run_until(&mut b, &mut m, 20, "initial snapshot", |e| {
         matches!(e, NetEvent::Snapshot { .. })
     })
@@ -219,7 +181,7 @@ async fn evicted_items_show_as_one_lost_marker() {
         connect_config(&server, "bob", "b", &b_pw),
         session(&["evict"], false, Duration::from_secs(3600)),
     );
-    let mut m = model("evict");
+    let mut m = model_for("evict");
     run_until(&mut b, &mut m, 20, "snapshot", |e| {
         matches!(e, NetEvent::Snapshot { .. })
     })
@@ -254,7 +216,7 @@ async fn retractions_and_purges_while_offline_take_effect() {
         )
     };
     let mut b = bob(&server);
-    let mut m = model("off");
+    let mut m = model_for("off");
     run_until(&mut b, &mut m, 20, "snapshot", |e| {
         matches!(e, NetEvent::Snapshot { .. })
     })
@@ -341,7 +303,7 @@ async fn a_resumed_stream_gets_what_it_missed_without_a_resync() {
         b_cfg,
         session(&["resume"], false, Duration::from_secs(3600)),
     );
-    let mut m = model("resume");
+    let mut m = model_for("resume");
     run_until(&mut b, &mut m, 20, "initial snapshot", |e| {
         matches!(e, NetEvent::Snapshot { .. })
     })

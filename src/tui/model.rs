@@ -128,6 +128,17 @@ impl Model {
         }
     }
 
+    /// The model for a network session's nodes and auto-publish settings, in local time.
+    pub fn for_session(session: &crate::xmpp::session::SessionConfig, feed_limit: usize) -> Self {
+        Self::new(
+            &session.nodes,
+            feed_limit,
+            session.auto_publish,
+            session.interval,
+            *chrono::Local::now().offset(),
+        )
+    }
+
     pub fn selected_node(&self) -> Option<&NodeView> {
         self.nodes.get(self.selected)
     }

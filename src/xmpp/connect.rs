@@ -69,6 +69,22 @@ pub struct ConnectConfig {
     pub max_attempts: Option<u32>,
 }
 
+impl ConnectConfig {
+    /// Plain TCP to a server on this machine (a private test or demo server), with the
+    /// project's default timeouts and unlimited retries.
+    pub fn loopback(jid: Jid, password: Password, port: u16) -> Self {
+        Self {
+            jid,
+            password,
+            server: Some(("127.0.0.1".into(), port)),
+            security: Security::PlainLoopback,
+            timeouts: crate::config::LINK_TIMEOUTS,
+            connect_timeout: crate::config::CONNECT_TIMEOUT,
+            max_attempts: None,
+        }
+    }
+}
+
 /// Why an attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

@@ -728,38 +728,18 @@ impl Session {
     }
 
     fn on_error(&mut self, request: Request, error: &StanzaError, out: &mut Vec<Output>) {
-        let reason = protocol::describe_error(error);
-        let event = match request {
-            Request::Subscribe { node } => NetEvent::Subscription {
-                node,
-                state: SubState::Error(reason),
-            },
-            Request::Retrieve { node, .. } => {
-                self.resyncing.remove(&node);
-                NetEvent::ResyncFailed {
-                    node,
-                    unsupported: protocol::is_unsupported(error),
-                    reason,
-                }
-            }
-            Request::Publish { item, .. } => NetEvent::PublishFailed {
-                node: item.node.clone(),
-                id: item.id(),
-                reason,
-            },
+        match request {
+            // Creating a node that exists already is what we wanted.
             Request::CreateNode { node }
                 if error.defined_condition == DefinedCondition::Conflict =>
             {
-                NetEvent::NodeCreated { node }
+                out.push(Output::Event(NetEvent::NodeCreated { node }));
             }
-            other @ (Request::CreateNode { .. }
-            | Request::Retract { .. }
-            | Request::Purge { .. }) => NetEvent::RequestFailed {
-                what: describe(&other),
-                reason,
-            },
-        };
-        out.push(Output::Event(event));
+            request => {
+                let reason = protocol::describe_error(error);
+                self.fail_request(request, reason, protocol::is_unsupported(error), out);
+            }
+        }
     }
 
     fn expire(&mut self, now: Now, out: &mut Vec<Output>) {
@@ -773,7 +753,7 @@ impl Session {
         for id in expired {
             if let Some(p) = self.pending.remove(&id) {
                 let reason = format!("no answer within {} s", timeout.as_secs());
-                self.fail_request(p.request, reason, out);
+                self.fail_request(p.request, reason, false, out);
             }
         }
     }
@@ -781,7 +761,7 @@ impl Session {
     fn fail_all_pending(&mut self, reason: &str, out: &mut Vec<Output>) {
         let all: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         for p in all {
-            self.fail_request(p.request, reason.to_owned(), out);
+            self.fail_request(p.request, reason.to_owned(), false, out);
         }
         for item in std::mem::take(&mut self.outbox) {
             out.push(Output::Event(NetEvent::PublishFailed {
@@ -792,7 +772,14 @@ impl Session {
         }
     }
 
-    fn fail_request(&mut self, request: Request, reason: String, out: &mut Vec<Output>) {
+    /// Report a request that failed. `unsupported`: the service cannot do this at all.
+    fn fail_request(
+        &mut self,
+        request: Request,
+        reason: String,
+        unsupported: bool,
+        out: &mut Vec<Output>,
+    ) {
         let event = match request {
             Request::Subscribe { node } => NetEvent::Subscription {
                 node,
@@ -803,7 +790,7 @@ impl Session {
                 NetEvent::ResyncFailed {
                     node,
                     reason,
-                    unsupported: false,
+                    unsupported,
                 }
             }
             Request::Publish { item, .. } => NetEvent::PublishFailed {

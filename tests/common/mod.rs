@@ -6,9 +6,9 @@ pub mod ejabberd;
 
 use std::time::Duration;
 
-use pubsub_tui::config::{CONNECT_TIMEOUT, LINK_TIMEOUTS, Password};
+use pubsub_tui::config::Password;
 use pubsub_tui::prosody::{self, Options, Prosody};
-use pubsub_tui::xmpp::connect::{ConnectConfig, Security};
+use pubsub_tui::xmpp::connect::ConnectConfig;
 use pubsub_tui::xmpp::session::SessionConfig;
 use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle};
 use xmpp_parsers::jid::Jid;
@@ -42,14 +42,10 @@ pub fn connect_config(
     resource: &str,
     password: &str,
 ) -> ConnectConfig {
+    let jid = Jid::new(&format!("{user}@{}/{resource}", prosody::DOMAIN)).expect("valid jid");
     ConnectConfig {
-        jid: Jid::new(&format!("{user}@{}/{resource}", prosody::DOMAIN)).expect("valid jid"),
-        password: Password::new(password),
-        server: Some(("127.0.0.1".into(), server.port)),
-        security: Security::PlainLoopback,
-        timeouts: LINK_TIMEOUTS,
-        connect_timeout: CONNECT_TIMEOUT,
         max_attempts: Some(3),
+        ..ConnectConfig::loopback(jid, Password::new(password), server.port)
     }
 }
 
@@ -235,13 +231,49 @@ pub fn start_ejabberd(stream_management: bool) -> Option<ejabberd::Ejabberd> {
 pub fn ejabberd_account(server: &ejabberd::Ejabberd, user: &str, resource: &str) -> ConnectConfig {
     let password = prosody::random_password();
     server.register(user, &password);
+    let jid = Jid::new(&format!("{user}@localhost/{resource}")).expect("valid jid");
     ConnectConfig {
-        jid: Jid::new(&format!("{user}@localhost/{resource}")).expect("valid jid"),
-        password: Password::new(password),
-        server: Some(("127.0.0.1".into(), server.port)),
-        security: Security::PlainLoopback,
-        timeouts: LINK_TIMEOUTS,
-        connect_timeout: CONNECT_TIMEOUT,
         max_attempts: Some(3),
+        ..ConnectConfig::loopback(jid, Password::new(password), server.port)
     }
+}
+
+/// A TUI model holding one node (UTC times), to feed network events into.
+pub fn model_for(node: &str) -> pubsub_tui::tui::model::Model {
+    pubsub_tui::tui::model::Model::new(
+        &[node.to_owned()],
+        10_000,
+        false,
+        Duration::from_secs(5),
+        chrono::FixedOffset::east_opt(0).expect("utc"),
+    )
+}
+
+/// Ids of the items the model's (only) node shows, in order.
+pub fn feed_ids(m: &pubsub_tui::tui::model::Model) -> Vec<String> {
+    m.nodes[0].feed.item_ids().map(str::to_owned).collect()
+}
+
+/// Publish `n` items (pipelined) and wait for every confirmation; their ids in order.
+pub async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String> {
+    for i in 0..n {
+        net.commands
+            .send(Command::Publish {
+                node: node.into(),
+                text: format!("item {i}"),
+            })
+            .await
+            .expect("send");
+    }
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        let id = wait_for(net, 60, "publish confirmations", |e| match e {
+            NetEvent::Published { id, .. } => Some(id.clone()),
+            NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
+            _ => None,
+        })
+        .await;
+        ids.push(id);
+    }
+    ids
 }
