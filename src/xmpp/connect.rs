@@ -32,6 +32,7 @@ use xmpp_parsers::starttls;
 use xmpp_parsers::stream_features::StreamFeatures;
 
 use super::events::ConnState;
+use super::guard::Guarded;
 use crate::config::Password;
 
 /// How the stream is protected.
@@ -218,7 +219,7 @@ async fn tcp_connect(cfg: &ConnectConfig) -> Result<TcpStream, ConnectError> {
 
 /// The body of a stream-level read loop: wait for `<proceed/>` after `<starttls/>`.
 async fn starttls_handshake(
-    mut stream: XmppStream<BufStream<TcpStream>>,
+    mut stream: XmppStream<BufStream<Guarded<TcpStream>>>,
 ) -> Result<TcpStream, ConnectError> {
     stream
         .send(&XmppStreamElement::Starttls(starttls::Nonza::Request(
@@ -244,7 +245,7 @@ async fn starttls_handshake(
             }
         }
     }
-    Ok(stream.into_inner().into_inner())
+    Ok(stream.into_inner().into_inner().into_inner())
 }
 
 fn tls_error(e: &std::io::Error) -> Option<String> {
@@ -272,11 +273,16 @@ pub async fn establish(
             if !peer.ip().is_loopback() {
                 return Err(ConnectError::PlainNotLoopback(peer.to_string()));
             }
-            (Box::new(tcp), ChannelBinding::None)
+            (Box::new(Guarded::new(tcp)), ChannelBinding::None)
         }
         Security::StartTls(config) => {
-            let plain =
-                initiate_stream(BufStream::new(tcp), ns, header(&domain), cfg.timeouts).await?;
+            let plain = initiate_stream(
+                BufStream::new(Guarded::new(tcp)),
+                ns,
+                header(&domain),
+                cfg.timeouts,
+            )
+            .await?;
             let (features, plain) = plain.recv_features().await.map_err(XmppError::from)?;
             if !features.can_starttls() {
                 return Err(ConnectError::NoStartTls);
@@ -298,7 +304,7 @@ pub async fn establish(
             } else {
                 ChannelBinding::None
             };
-            (Box::new(tls), binding)
+            (Box::new(Guarded::new(tls)), binding)
         }
     };
     let stream = initiate_stream(BufStream::new(io), ns, header(&domain), cfg.timeouts).await?;

@@ -6,9 +6,11 @@
 //! - [`protocol`]: builders and parsers of the XEP-0060 elements.
 //! - [`events`]: the owned messages between the core and its front ends.
 //! - [`task`]: the async shell that runs a session over a real stream.
+//! - [`guard`]: depth and size limits on what peers send, checked before the XML parser.
 
 pub mod connect;
 pub mod events;
+pub mod guard;
 pub mod protocol;
 pub mod session;
 pub mod task;

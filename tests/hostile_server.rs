@@ -1,0 +1,132 @@
+//! A scripted fake server, for what a real one will not send: it logs the client in, then
+//! sends a stanza nested 100,000 levels deep. Without the guard this overflows the parser's
+//! stack and aborts the whole process (this test binary included); with it, the connection is
+//! dropped, the client reconnects, and on the next connection a 4 MiB text item and an
+//! ordinary item arrive as usual.
+
+use std::time::Duration;
+
+use pubsub_tui::config::Password;
+use pubsub_tui::xmpp::connect::ConnectConfig;
+use pubsub_tui::xmpp::session::SessionConfig;
+use pubsub_tui::xmpp::{self, ConnState, NetEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use xmpp_parsers::jid::Jid;
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='fake' from='localhost' version='1.0'>";
+
+/// Read until `needle` appears after `from`; returns the text read so far.
+async fn read_until(sock: &mut TcpStream, buf: &mut Vec<u8>, from: usize, needle: &str) -> String {
+    loop {
+        let text = String::from_utf8_lossy(&buf[from.min(buf.len())..]).into_owned();
+        if let Some(i) = text.find(needle) {
+            return text[..i + needle.len()].to_owned();
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut chunk))
+            .await
+            .expect("client talks in time")
+            .expect("read");
+        assert!(n > 0, "client closed while waiting for {needle:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Play the server side of login (PLAIN, bind) and return once the client has subscribed.
+async fn login(sock: &mut TcpStream) {
+    let mut buf = Vec::new();
+    read_until(sock, &mut buf, 0, "<stream:stream").await;
+    read_until(sock, &mut buf, 0, ">").await;
+    sock.write_all(format!("{HEADER}<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>").as_bytes()).await.expect("write");
+    read_until(sock, &mut buf, 0, "</auth>").await;
+    let mark = buf.len();
+    sock.write_all(b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+        .await
+        .expect("write");
+    read_until(sock, &mut buf, mark, "<stream:stream").await;
+    sock.write_all(format!("{HEADER}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>").as_bytes()).await.expect("write");
+    let mark = buf.len();
+    let bind = read_until(sock, &mut buf, mark, "</iq>").await;
+    let id_start = bind.find("id=").expect("bind has an id") + 4;
+    let quote = bind.as_bytes()[id_start - 1] as char;
+    let id_len = bind[id_start..].find(quote).expect("id ends");
+    let id = &bind[id_start..id_start + id_len];
+    sock.write_all(format!("<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@localhost/tui</jid></bind></iq>").as_bytes()).await.expect("write");
+    let mark = buf.len();
+    read_until(sock, &mut buf, mark, "subscribe").await;
+}
+
+fn event(item: &str) -> String {
+    format!(
+        "<message from='pubsub.localhost' to='alice@localhost/tui' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='n'>{item}</items></event></message>"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_depth_bomb_drops_the_connection_not_the_process() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        // First connection: the bomb.
+        let (mut sock, _) = listener.accept().await.expect("accept");
+        login(&mut sock).await;
+        let bomb = format!(
+            "<message from='pubsub.localhost' to='alice@localhost/tui'>{}",
+            "<a>".repeat(100_000)
+        );
+        let _ = sock.write_all(bomb.as_bytes()).await;
+        // Second connection: a huge text node (within the limits), then an ordinary item.
+        let (mut sock, _) = listener.accept().await.expect("second accept");
+        login(&mut sock).await;
+        let huge = "x".repeat(4 * 1024 * 1024);
+        sock.write_all(event(&format!("<item id='big' sender='s' message='m'><post xmlns='urn:x-pubsub-tui:item:0' session='s' seq='1'>{huge}</post></item>")).as_bytes()).await.expect("write");
+        sock.write_all(event("<item id='after' sender='s' message='still here'/>").as_bytes())
+            .await
+            .expect("write");
+        // Keep the connection open until the test is done.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+
+    let jid = Jid::new("alice@localhost/tui").expect("jid");
+    let cfg = ConnectConfig {
+        max_attempts: Some(5),
+        ..ConnectConfig::loopback(jid, Password::new("pw"), port)
+    };
+    let session = SessionConfig {
+        service: Jid::new("pubsub.localhost").expect("jid"),
+        nodes: vec!["n".into()],
+        subscribe: true,
+        auto_publish: false,
+        interval: Duration::from_secs(3600),
+        iq_timeout: Duration::from_secs(30),
+        resync_min_interval: Duration::from_secs(5),
+        publisher_session: "t".into(),
+    };
+    let mut net = xmpp::spawn(cfg, session);
+    let mut lost = false;
+    let mut big = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, net.events.recv())
+            .await
+            .expect("events in time")
+            .expect("the network task is still running");
+        match ev {
+            NetEvent::Connection(ConnState::Suspended | ConnState::Retrying { .. }) => lost = true,
+            NetEvent::Connection(ConnState::Failed { error }) => panic!("gave up: {error}"),
+            NetEvent::Item(item) if item.id.as_deref() == Some("big") => {
+                big = Some(item.text.chars().count())
+            }
+            NetEvent::Item(item) if item.text == "still here" => break,
+            _ => {}
+        }
+    }
+    assert!(lost, "the bomb ended the first connection");
+    assert_eq!(
+        big,
+        Some(pubsub_tui::sanitize::MAX_FIELD_CHARS + 1),
+        "4 MiB of text, shown cut"
+    );
+    server.abort();
+}
