@@ -116,7 +116,7 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
             NetEvent::Connection(ConnState::Suspended | ConnState::Retrying { .. }) => lost = true,
             NetEvent::Connection(ConnState::Failed { error }) => panic!("gave up: {error}"),
             NetEvent::Item(item) if item.id.as_deref() == Some("big") => {
-                big = Some(item.text.chars().count())
+                big = Some(item.text.chars().count());
             }
             NetEvent::Item(item) if item.text == "still here" => break,
             _ => {}
