@@ -128,6 +128,27 @@ async fn publish_and_watch_end_to_end() {
         "{err}"
     );
 
+    // Even at trace level, the password never reaches the log (tokio-xmpp would log the
+    // SASL exchange; its targets are capped).
+    let log = tempfile::NamedTempFile::new().expect("tempfile");
+    let out = base(&server, "alice", &alice_pw)
+        .args(["--node", "test", "--log-level", "trace", "--log-file"])
+        .arg(log.path())
+        .args(["publish", "traced"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(log.path()).expect("log");
+    assert!(text.contains("TRACE"), "the log is at trace level");
+    assert!(
+        !text.contains(&alice_pw),
+        "the password is in the trace log"
+    );
+
     // Bad credentials: a clear final error, quickly.
     let started = Instant::now();
     let out = base(&server, "alice", "wrong")

@@ -169,3 +169,36 @@ async fn a_forged_event_routed_by_the_real_server_changes_nothing() {
     .await;
     assert!(reason.contains("mallory@localhost/x"), "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_for_another_name_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Signed by the CA we trust, but for another host.
+    let (ca, cert, key) = make_test_ca(dir.path(), "DNS:other.example");
+    let opts = Options {
+        tls: Some((cert, key)),
+        ..Options::default()
+    };
+    let Some(server) = start_prosody(&opts) else {
+        return;
+    };
+    let (mut cfg, _) = account(&server, "alice", "tui");
+    cfg.security = Security::StartTls(tls_config(Some(&ca)).expect("CA loads"));
+    cfg.max_attempts = None;
+    let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
+    let states = connection_states(&mut net, 20).await;
+    let Some(ConnState::Failed { error }) = states.last() else {
+        panic!("{states:?}")
+    };
+    assert!(
+        error.contains("TLS failed") && error.contains("not valid for name \"localhost\""),
+        "{error}"
+    );
+    assert_eq!(
+        states
+            .iter()
+            .filter(|s| matches!(s, ConnState::Connecting { .. }))
+            .count(),
+        1
+    );
+}
