@@ -129,7 +129,20 @@ fn item(id: u8, text: u8) -> FeedItem {
 
 fn ref_push(rows: &mut Vec<RefRow>, evicted: &mut u64, cap: usize, row: RefRow) {
     rows.push(row);
-    while rows.len() > cap {
+    let live = |rows: &Vec<RefRow>| {
+        rows.iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    RefRow::Item {
+                        retracted: false,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    while live(rows) > cap || rows.len() > 2 * cap {
         rows.remove(0);
         *evicted += 1;
     }

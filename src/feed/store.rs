@@ -2,8 +2,8 @@
 //!
 //! Rows are items or markers (retract, purge, delete, resync, evictions). Items with an id are
 //! indexed so a re-published id replaces the row in place instead of adding a duplicate.
-//! When the list is over its capacity the oldest rows go, and the count of evicted rows is kept
-//! so the view can say so.
+//! The feed keeps at most `cap` items (and at most `2 * cap` rows, markers included); past
+//! that the oldest rows go, and the count of evicted rows is kept so the view can say so.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -58,7 +58,7 @@ pub struct NodeFeed {
 }
 
 impl NodeFeed {
-    /// A feed keeping at most `cap` rows (at least 1).
+    /// A feed keeping at most `cap` items (at least 1).
     pub fn new(cap: usize) -> Self {
         Self {
             rows: VecDeque::new(),
@@ -186,7 +186,7 @@ impl NodeFeed {
 
     fn push_row(&mut self, kind: RowKind) {
         self.rows.push_back(Row { kind });
-        while self.rows.len() > self.cap {
+        while self.items > self.cap || self.rows.len() > 2 * self.cap {
             let Some(old) = self.rows.pop_front() else {
                 break;
             };

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Deepest element nesting accepted inside a stanza (the stanza itself is level 1).
 pub const MAX_DEPTH: usize = 64;
 /// Largest top-level stanza accepted, in bytes.
-pub const MAX_STANZA_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_STANZA_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod ejabberd;
+pub mod fake_server;
+pub mod tmux;
 
 use std::time::Duration;
 
