@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
@@ -25,6 +26,38 @@ fn rss_mib(pid: &str) -> f64 {
     kib / 1024.0
 }
 
+/// Log the client in, answer its retrieve with 100,000 items, then send the hostile items.
+async fn hostile_server(listener: TcpListener, sent: tokio::sync::oneshot::Sender<()>) {
+    let (mut sock, _) = listener.accept().await.expect("accept");
+    login(&mut sock).await;
+    // Our session numbers its requests: pt1 subscribes, pt2 retrieves.
+    sock.write_all(b"<iq type='result' from='pubsub.localhost' id='pt1'/>")
+        .await
+        .expect("write");
+    let mut reply = String::from(
+        "<iq type='result' from='pubsub.localhost' id='pt2'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'>",
+    );
+    for i in 0..100_000 {
+        let _ = write!(reply, "<item id='bulk{i}' sender='b' message='bulk {i}'/>");
+    }
+    reply.push_str("</items></pubsub></iq>");
+    sock.write_all(reply.as_bytes()).await.expect("write");
+    for item in [
+        // 8-bit OSC (U+009D … U+009C) that would set the title, in sender and text.
+        "<item id='t1' sender='evil&#x9d;0;PWNED&#x9c;' message='x&#x9d;2;PWNED&#x9c;y' time='0000-01-01T00:00:00Z'/>",
+        // 8-bit CSI, NEL, CR, bidi override.
+        "<item id='t2' sender='a&#x202e;b' message='csi&#x9b;2Jclear&#xd;&#x85;cr' time='9999-12-31T23:59:59Z'/>",
+        "<item id='t3' sender='x' message='garbage time' time='not a time &#x9b;31m'/>",
+        "<item id='s1'><post xmlns='urn:x-pubsub-tui:item:0' sender='z' session='q' seq='1'>first</post></item>",
+        "<item id='s2'><post xmlns='urn:x-pubsub-tui:item:0' sender='z' session='q' seq='1000000000000'>absurd seq</post></item>",
+        "<item id='last' sender='y' message='hostile batch done'/>",
+    ] {
+        sock.write_all(event(item).as_bytes()).await.expect("write");
+    }
+    let _ = sent.send(());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_content_leaves_the_screen_and_title_intact() {
     if !Tmux::available() {
@@ -38,38 +71,7 @@ async fn hostile_content_leaves_the_screen_and_title_intact() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
-    let server = tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.expect("accept");
-        login(&mut sock).await;
-        // Our session numbers its requests: pt1 subscribes, pt2 retrieves.
-        sock.write_all(b"<iq type='result' from='pubsub.localhost' id='pt1'/>")
-            .await
-            .expect("write");
-        let mut reply = String::from(
-            "<iq type='result' from='pubsub.localhost' id='pt2'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'>",
-        );
-        for i in 0..100_000 {
-            reply.push_str(&format!(
-                "<item id='bulk{i}' sender='b' message='bulk {i}'/>"
-            ));
-        }
-        reply.push_str("</items></pubsub></iq>");
-        sock.write_all(reply.as_bytes()).await.expect("write");
-        for item in [
-            // 8-bit OSC (U+009D … U+009C) that would set the title, in sender and text.
-            "<item id='t1' sender='evil&#x9d;0;PWNED&#x9c;' message='x&#x9d;2;PWNED&#x9c;y' time='0000-01-01T00:00:00Z'/>",
-            // 8-bit CSI, NEL, CR, bidi override.
-            "<item id='t2' sender='a&#x202e;b' message='csi&#x9b;2Jclear&#xd;&#x85;cr' time='9999-12-31T23:59:59Z'/>",
-            "<item id='t3' sender='x' message='garbage time' time='not a time &#x9b;31m'/>",
-            "<item id='s1'><post xmlns='urn:x-pubsub-tui:item:0' sender='z' session='q' seq='1'>first</post></item>",
-            "<item id='s2'><post xmlns='urn:x-pubsub-tui:item:0' sender='z' session='q' seq='1000000000000'>absurd seq</post></item>",
-            "<item id='last' sender='y' message='hostile batch done'/>",
-        ] {
-            sock.write_all(event(item).as_bytes()).await.expect("write");
-        }
-        let _ = sent_tx.send(());
-        tokio::time::sleep(Duration::from_secs(60)).await;
-    });
+    let server = tokio::spawn(hostile_server(listener, sent_tx));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let pw = dir.path().join("pw");
