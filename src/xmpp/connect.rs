@@ -8,10 +8,13 @@
 //! - refuse to send credentials when the server offers no STARTTLS, or when plain TCP is asked
 //!   for anything but a loopback address;
 //! - classify failures: bad credentials and TLS errors are final, the rest is retried with
-//!   exponential backoff and jitter, and every attempt is reported to the front end.
+//!   exponential backoff and jitter, and every attempt is reported to the front end;
+//! - notice when a stream it handed over died before tokio-xmpp had a session on it (see
+//!   [`Handovers`]), back off, and offer the next stream without stream management.
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -326,14 +329,82 @@ pub async fn establish(
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Whether the streams handed to tokio-xmpp got as far as a session.
+///
+/// An authenticated stream is not yet a session: tokio-xmpp still resumes (XEP-0198) or binds
+/// on it. If that step fails it asks for a new stream at once, and since connecting works, a
+/// connector that only counted its own failures would loop without pause. The case is real:
+/// after a restart, or once the hibernation time (600 s by default) is over, Prosody answers
+/// a resumption with `<failed/>` without an `h` attribute, which xmpp-parsers 0.23 cannot
+/// parse, so tokio-xmpp drops the stream and keeps its resumption state.
+///
+/// So the network task reports each session ([`Handovers::session_up`]); a stream that died
+/// before one counts as a failed attempt: the next one is offered without the
+/// stream-management feature, and from the second in a row on they wait (the usual backoff),
+/// so nothing can loop without pause. Without the feature, tokio-xmpp drops the stale state and
+/// binds a fresh session (which the session machine then resyncs).
+#[derive(Debug, Default)]
+pub struct Handovers {
+    handed: AtomicBool,
+    up: AtomicBool,
+    failed_in_a_row: AtomicU32,
+}
+
+impl Handovers {
+    /// The network task saw a session on the last stream (bound or resumed).
+    pub fn session_up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// A new stream is wanted: how many streams in a row died before a session.
+    fn next_request(&self) -> u32 {
+        let handed = self.handed.swap(false, Ordering::SeqCst);
+        let up = self.up.swap(false, Ordering::SeqCst);
+        if handed && !up {
+            self.failed_in_a_row.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            self.failed_in_a_row.store(0, Ordering::SeqCst);
+            0
+        }
+    }
+
+    fn handed_over(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.handed.store(true, Ordering::SeqCst);
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_secs(1)
+        .saturating_mul(1 << failures.saturating_sub(1).min(5))
+        .min(MAX_BACKOFF);
+    let jitter_ms = rand::random_range(0..=base.as_millis() / 4);
+    base + Duration::from_millis(u64::try_from(jitter_ms).unwrap_or(0))
+}
+
 /// Connect until it works, a final error happens, or the stream is gone. Reports every
 /// attempt on `status`. After a final error it waits for the stream to be dropped.
 pub async fn connect_loop(
     cfg: Arc<ConnectConfig>,
+    handovers: Arc<Handovers>,
     status: mpsc::UnboundedSender<ConnState>,
     mut slot: oneshot::Sender<Connection>,
 ) {
-    let mut delay = Duration::from_secs(1);
+    let dead_streams = handovers.next_request();
+    // The first retry changes something (no stream management), so it need not wait.
+    if dead_streams > 1 {
+        let wait = backoff(dead_streams - 1);
+        let _ = status.send(ConnState::Retrying {
+            attempt: dead_streams,
+            error: "the server closed the stream before a session was set up".into(),
+            retry_in: wait,
+        });
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = slot.closed() => return,
+        }
+    }
+    let mut failures = 0u32;
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -343,7 +414,16 @@ pub async fn connect_loop(
             Err(_) => Err(ConnectError::Timeout(cfg.connect_timeout)),
         };
         let error = match result {
-            Ok((features, stream)) => {
+            Ok((mut features, stream)) => {
+                if dead_streams > 0 {
+                    tracing::warn!(
+                        dead_streams,
+                        "the last stream died before a session; binding a fresh session \
+                         without stream management this time"
+                    );
+                    features.stream_management = None;
+                }
+                handovers.handed_over();
                 let _ = slot.send(Connection {
                     stream: stream.box_stream(),
                     features,
@@ -367,8 +447,8 @@ pub async fn connect_loop(
             slot.closed().await;
             return;
         }
-        let jitter_ms = rand::random_range(0..=delay.as_millis() / 4);
-        let wait = delay + Duration::from_millis(u64::try_from(jitter_ms).unwrap_or(0));
+        failures += 1;
+        let wait = backoff(failures);
         let _ = status.send(ConnState::Retrying {
             attempt,
             error: error.to_string(),
@@ -378,6 +458,5 @@ pub async fn connect_loop(
             () = tokio::time::sleep(wait) => {}
             () = slot.closed() => return,
         }
-        delay = (delay * 2).min(MAX_BACKOFF);
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 
-use super::connect::{ConnectConfig, connect_loop};
+use super::connect::{ConnectConfig, Handovers, connect_loop};
 use super::events::{Command, ConnState, NetEvent};
 use super::session::{Input, Now, Output, Session, SessionConfig};
 
@@ -48,10 +48,16 @@ async fn run(
 ) {
     let (status_tx, mut status_rx) = mpsc::unbounded_channel();
     let cfg = Arc::new(connect);
+    let handovers = Arc::new(Handovers::default());
     let reconnector = {
-        let cfg = cfg.clone();
+        let (cfg, handovers) = (cfg.clone(), handovers.clone());
         Box::new(move |_location: Option<String>, slot| {
-            tokio::spawn(connect_loop(cfg.clone(), status_tx.clone(), slot));
+            tokio::spawn(connect_loop(
+                cfg.clone(),
+                handovers.clone(),
+                status_tx.clone(),
+                slot,
+            ));
         })
     };
     let mut stream = StanzaStream::new(reconnector, QUEUE_DEPTH);
@@ -66,9 +72,15 @@ async fn run(
         let input = tokio::select! {
             cmd = commands.recv() => Input::Command(cmd.unwrap_or(Command::Shutdown)),
             ev = stream.next(), if stream_alive => match ev {
-                Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => Input::Online { bound: bound_jid },
+                Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => {
+                    handovers.session_up();
+                    Input::Online { bound: bound_jid }
+                }
                 Some(Event::Stream(StreamEvent::Suspended)) => Input::Suspended,
-                Some(Event::Stream(StreamEvent::Resumed)) => Input::Resumed,
+                Some(Event::Stream(StreamEvent::Resumed)) => {
+                    handovers.session_up();
+                    Input::Resumed
+                }
                 Some(Event::Stanza(s)) => {
                     if tracing::enabled!(target: "pubsub_tui::wire", tracing::Level::TRACE) {
                         let el: xmpp_parsers::minidom::Element = match &s {
