@@ -357,6 +357,40 @@ fn unanswered_requests_fail_after_the_timeout() {
 }
 
 #[test]
+fn requests_do_not_time_out_while_the_link_is_down_and_restart_their_time_on_resumption() {
+    let mut clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    s.handle(
+        Command::Publish {
+            node: "n".into(),
+            text: "x".into(),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    clock.advance(Duration::from_secs(20));
+    s.handle(Input::Suspended, clock.now());
+    clock.advance(Duration::from_secs(60));
+    let ev = events(s.handle(Input::Tick, clock.now()));
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, NetEvent::PublishFailed { .. })),
+        "{ev:?}"
+    );
+    s.handle(Input::Resumed, clock.now());
+    clock.advance(Duration::from_secs(29));
+    assert!(events(s.handle(Input::Tick, clock.now())).is_empty());
+    clock.advance(Duration::from_secs(2));
+    let ev = events(s.handle(Input::Tick, clock.now()));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, NetEvent::PublishFailed { .. })),
+        "{ev:?}"
+    );
+}
+
+#[test]
 fn resync_requests_coalesce_and_live_items_during_it_are_kept() {
     let clock = Clock(Instant::now());
     let mut s = Session::new(config("pubsub.localhost", &["store"]));

@@ -195,6 +195,11 @@ impl Session {
         match input {
             Input::Online { bound } => self.on_online(&bound, now, &mut out),
             Input::Resumed => {
+                // Requests in flight were kept (and are re-sent) by stream management: their
+                // answers can come now, so their time starts again.
+                for p in self.pending.values_mut() {
+                    p.sent = now.mono;
+                }
                 self.set_conn(
                     ConnState::Online {
                         jid: self
@@ -743,6 +748,11 @@ impl Session {
     }
 
     fn expire(&mut self, now: Now, out: &mut Vec<Output>) {
+        // While the link is down no answer can come; what happens to the requests is decided
+        // when it is back (resumed: re-sent and waited for; fresh session: redone).
+        if !self.is_online() {
+            return;
+        }
         let timeout = self.cfg.iq_timeout;
         let expired: Vec<String> = self
             .pending
