@@ -160,10 +160,36 @@ fn snapshot_help_80x24_and_40x12() {
 #[test]
 fn snapshot_composing_while_reconnecting() {
     let mut m = populated();
-    net(&mut m, NetEvent::Connection(ConnState::Suspended));
+    net(
+        &mut m,
+        NetEvent::Connection(ConnState::Retrying {
+            attempt: 3,
+            error: "Connection refused (os error 111)".into(),
+            retry_in: Duration::from_secs(4),
+        }),
+    );
     key(&mut m, KeyCode::Char('i'));
+    typed(&mut m, "sent while offline");
+    key(&mut m, KeyCode::Enter);
+    net(
+        &mut m,
+        NetEvent::PublishQueued {
+            node: "demo".into(),
+            id: "s1-1".into(),
+        },
+    );
     typed(&mut m, "draft <&> text");
     insta::assert_snapshot!(render(&m, 80, 24));
+    // Once published, it no longer waits.
+    net(
+        &mut m,
+        NetEvent::Published {
+            node: "demo".into(),
+            id: "s1-1".into(),
+            auto: false,
+        },
+    );
+    assert!(m.waiting.is_empty());
 }
 
 #[test]

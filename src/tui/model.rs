@@ -77,8 +77,8 @@ pub struct Model {
     pub notice: Option<String>,
     pub show_help: bool,
     pub dropped: u64,
-    /// Publishes sent and not yet confirmed.
-    pub publishing: usize,
+    /// Ids of items published while offline, waiting for the link.
+    pub waiting: std::collections::BTreeSet<String>,
     /// Time zone for displayed times.
     pub offset: FixedOffset,
     /// Terminal size, for page sizes.
@@ -121,7 +121,7 @@ impl Model {
             notice: None,
             show_help: false,
             dropped: 0,
-            publishing: 0,
+            waiting: std::collections::BTreeSet::new(),
             offset,
             size: (80, 24),
             quit: false,

@@ -304,14 +304,17 @@ fn on_net(m: &mut Model, ev: NetEvent) {
         }
         NetEvent::PublishQueued { node, id } => {
             m.notice = Some(format!("offline: {id} waits to be published to {node}"));
+            m.waiting.insert(id);
         }
         NetEvent::Published { node, id, auto } => {
             if !auto {
                 m.notice = Some(format!("published {id} to {node}"));
             }
+            m.waiting.remove(&id);
         }
         NetEvent::PublishFailed { node, id, reason } => {
             m.last_error = Some(format!("publishing {id} to {node} failed: {reason}"));
+            m.waiting.remove(&id);
         }
         NetEvent::AutoPublish {
             enabled,

@@ -128,6 +128,8 @@ impl From<XmppError> for ConnectError {
             XmppError::Auth(AuthError::Fail(cond)) => Self::Auth(sasl_condition_name(&cond)),
             XmppError::Auth(AuthError::NoMechanism) => Self::NoMechanism,
             XmppError::Auth(other) => Self::Auth(other.to_string()),
+            // "I/O error: Connection refused": the prefix says nothing to a user.
+            XmppError::Io(io) => Self::Network(io.to_string()),
             other => Self::Network(other.to_string()),
         }
     }

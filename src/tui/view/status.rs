@@ -10,18 +10,55 @@ use super::super::model::Model;
 use super::super::theme;
 use crate::xmpp::ConnState;
 
+/// Longest connection error shown in the status bar (the log has it whole).
+const MAX_CONN_ERROR_CHARS: usize = 30;
+
+/// The connection, short enough to leave room for the rest of the bar.
+fn conn_label(conn: &ConnState) -> String {
+    match conn {
+        // The error of a failed connection is shown once, in the error slot.
+        ConnState::Failed { .. } => "connection failed".to_owned(),
+        ConnState::Retrying {
+            error, retry_in, ..
+        } => {
+            let mut e: String = error.chars().take(MAX_CONN_ERROR_CHARS).collect();
+            if error.chars().count() > MAX_CONN_ERROR_CHARS {
+                e.push('…');
+            }
+            format!("offline ({e}), retry in {} s", retry_in.as_secs().max(1))
+        }
+        other => other.to_string(),
+    }
+}
+
 pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
     let conn_style = match m.conn {
         ConnState::Online { .. } => theme::OK,
         ConnState::Failed { .. } | ConnState::Closed => theme::ERROR,
         _ => theme::WARN,
     };
-    let conn = match &m.conn {
-        // The error of a failed connection is shown once, in the error slot.
-        ConnState::Failed { .. } => "connection failed".to_owned(),
-        other => other.to_string(),
-    };
-    let mut spans = vec![Span::styled(format!("● {conn}"), conn_style)];
+    let mut spans = vec![Span::styled(
+        format!("● {}", conn_label(&m.conn)),
+        conn_style,
+    )];
+    // What matters most comes first: the line is cut at the terminal's width.
+    if !m.waiting.is_empty() {
+        spans.push(Span::styled(
+            format!(" │ {} waiting to publish", m.waiting.len()),
+            theme::WARN,
+        ));
+    }
+    if let Some(e) = &m.last_error {
+        spans.push(Span::styled(format!(" │ {e}"), theme::ERROR));
+    } else if let Some(n) = &m.notice {
+        spans.push(Span::styled(format!(" │ {n}"), theme::DIM));
+    }
+    if m.dropped > 0 {
+        spans.push(Span::styled(
+            format!(" │ dropped {}", m.dropped),
+            theme::WARN,
+        ));
+    }
     let auto = if m.auto_publish {
         format!(
             " │ auto on {}s → {}",
@@ -32,17 +69,6 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
         " │ auto off".to_owned()
     };
     spans.push(Span::raw(auto));
-    if m.dropped > 0 {
-        spans.push(Span::styled(
-            format!(" │ dropped {}", m.dropped),
-            theme::WARN,
-        ));
-    }
-    if let Some(e) = &m.last_error {
-        spans.push(Span::styled(format!(" │ {e}"), theme::ERROR));
-    } else if let Some(n) = &m.notice {
-        spans.push(Span::styled(format!(" │ {n}"), theme::DIM));
-    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
