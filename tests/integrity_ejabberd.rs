@@ -3,8 +3,6 @@
 //! cut connection followed by one automatic resync with nothing lost or doubled.
 
 mod common;
-#[path = "common/relay.rs"]
-mod relay;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -3,8 +3,6 @@
 //! retractions and purges made while we were offline take effect.
 
 mod common;
-#[path = "common/relay.rs"]
-mod relay;
 
 use std::collections::HashSet;
 use std::time::Duration;

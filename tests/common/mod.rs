@@ -4,6 +4,7 @@
 
 pub mod ejabberd;
 pub mod fake_server;
+pub mod relay;
 pub mod tmux;
 
 use std::time::Duration;
