@@ -308,11 +308,11 @@ fn read_password(m: &Merged, jid: &Jid, prompt: bool) -> anyhow::Result<Password
     if let Some(cmd) = &m.password_command {
         return password_from_command(cmd);
     }
-    if let Ok(p) = std::env::var(PASSWORD_ENV) {
-        if p.is_empty() {
+    if let Some(p) = crate::envsecret::password() {
+        if p.expose().is_empty() {
             bail!("{PASSWORD_ENV} is set but empty");
         }
-        return Ok(Password::new(p));
+        return Ok(p);
     }
     if prompt && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         let p = rpassword::prompt_password(format!("Password for {}: ", jid.to_bare()))

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod envsecret;
 pub mod feed;
 pub mod headless;
 pub mod logging;

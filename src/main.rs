@@ -9,7 +9,17 @@ use pubsub_tui::config::{self, FileConfig};
 use pubsub_tui::{demo, headless, logging, tui};
 
 fn main() -> ExitCode {
+    // First, before any thread exists: take the password out of the environment block.
+    let env_erase = pubsub_tui::envsecret::take();
     let cli = Cli::parse();
+    if let Err(e) = env_erase {
+        eprintln!(
+            "pubsub-tui: warning: could not erase {} from this process's environment ({e}); \
+             it stays readable in /proc/{}/environ to your user and root",
+            config::PASSWORD_ENV,
+            std::process::id()
+        );
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

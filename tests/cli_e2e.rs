@@ -49,6 +49,18 @@ fn json_lines_until(
     panic!("condition not met within {secs} s; lines: {lines:#?}");
 }
 
+/// The password came in the environment; once read, /proc/PID/environ no longer has it (the
+/// variable's name stays, its value is blanked).
+fn assert_password_not_in_environ(pid: u32, password: &str) {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    let has = |needle: &[u8]| environ.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"PUBSUB_TUI_PASSWORD="), "the variable was passed");
+    assert!(
+        !has(password.as_bytes()),
+        "the password is still in /proc/PID/environ"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_and_watch_end_to_end() {
     let Some(server) = start_prosody(&Options::default()) else {
@@ -89,6 +101,8 @@ async fn publish_and_watch_end_to_end() {
     assert_eq!(stored[0]["text"], "first <item>");
     assert_eq!(stored[0]["seq"], 1);
     assert_eq!(stored[0]["sender"], "alice@localhost/pubsub-tui");
+
+    assert_password_not_in_environ(watch.id(), &bob_pw);
 
     // Text from stdin.
     let mut p = base(&server, "alice", &alice_pw)
