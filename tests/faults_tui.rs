@@ -217,3 +217,59 @@ async fn outage_and_silent_dead_link_in_tmux() {
     let s = tmux.wait_for("exit", 10, |s| s.contains("EXIT:"));
     assert!(s.contains("EXIT:0"), "{s}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_in_the_tui_stop_after_one_attempt() {
+    if !Tmux::available() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no tmux"
+        );
+        eprintln!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    create_nodes(&server, &["demo"]).await;
+    let _ = account(&server, "alice", "x");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = dir.path().join("alice.pw");
+    std::fs::write(&pw, "not the password\n").expect("write");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let log = dir.path().join("tui.log");
+    let cmd = format!(
+        "XDG_CONFIG_HOME=/nonexistent {BIN} --jid alice@{} --server {} --insecure-plain-tcp \
+         --service {} --node demo --password-file {} --log-file {} --log-level debug; \
+         echo EXIT:$?; sleep 60",
+        prosody::DOMAIN,
+        server.server(),
+        prosody::PUBSUB,
+        pw.display(),
+        log.display()
+    );
+    let tmux = Tmux::start(&format!("pubsub-tui-badpw-{}", std::process::id()), &cmd);
+    let s = tmux.wait_for("the refusal", 20, |s| {
+        s.contains("rejected the credentials")
+    });
+    assert!(s.contains("connection failed"), "{s}");
+    // No loop: a few seconds later there was still exactly one attempt, and typing is safe.
+    std::thread::sleep(Duration::from_secs(4));
+    tmux.keys(&["i"]);
+    tmux.text("still usable");
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("publishing refused", 5, |s| {
+        s.contains("the connection has ended")
+    });
+    let log_text = std::fs::read_to_string(&log).expect("log");
+    let attempts = log_text.matches("connection attempt failed").count();
+    assert_eq!(attempts, 1, "attempts in the log:\n{log_text}");
+    assert!(!s.contains("EXIT:"), "the TUI stays up to show why: {s}");
+    tmux.keys(&["Escape", "q"]);
+    let s = tmux.wait_for("exit", 10, |s| s.contains("EXIT:"));
+    assert!(s.contains("EXIT:1"), "a failed login exits non-zero: {s}");
+    assert!(
+        s.contains("pubsub-tui: connection failed: the server rejected the credentials"),
+        "the reason is printed after the screen is restored: {s}"
+    );
+}

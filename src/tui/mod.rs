@@ -120,7 +120,7 @@ async fn event_loop(
                 match effect {
                     Effect::Quit => {
                         shutdown(net).await;
-                        return Ok(());
+                        return outcome(&model);
                     }
                     Effect::Net(cmd) => match net.commands.try_send(cmd) {
                         Ok(()) => {}
@@ -137,7 +137,18 @@ async fn event_loop(
         }
     }
     shutdown(net).await;
-    Ok(())
+    outcome(&model)
+}
+
+/// How the run ended for the shell: a connection that failed for good (bad credentials, TLS)
+/// is an error, printed again once the terminal is restored so it is not lost with the screen.
+fn outcome(model: &Model) -> anyhow::Result<()> {
+    match &model.conn {
+        crate::xmpp::ConnState::Failed { error } => {
+            Err(anyhow::anyhow!("connection failed: {error}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Ask the network core to close the stream cleanly, without waiting long.
