@@ -1,8 +1,10 @@
 //! A scripted fake server, for what a real one will not send: it logs the client in, then
-//! sends a stanza nested 100,000 levels deep. Without the guard this overflows the parser's
-//! stack and aborts the whole process (this test binary included); with it, the connection is
-//! dropped, the client reconnects, and on the next connection a 4 MiB text item and an
-//! ordinary item arrive as usual.
+//! sends a stanza nested 1,000, 10,000 and 100,000 levels deep (one per connection). Without
+//! the guard 100,000 levels overflow the parser's stack and abort the whole process (this
+//! test binary included); with it, each connection is dropped and the client reconnects. A
+//! 1 MiB attribute (over the parser's 8 KiB token limit) also just ends its connection. On the
+//! last connection a 4 MiB text item, an 8,000-byte attribute and an ordinary item arrive as
+//! usual, the long fields cut for display.
 
 mod common;
 
@@ -22,19 +24,39 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server = tokio::spawn(async move {
-        // First connection: the bomb.
+        // First connections: bombs of 10^3, 10^4 and 10^5 levels, one per connection.
+        for depth in [1_000, 10_000, 100_000] {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            login(&mut sock).await;
+            let bomb = format!(
+                "<message from='pubsub.localhost' to='alice@localhost/tui'>{}",
+                "<a>".repeat(depth)
+            );
+            let _ = sock.write_all(bomb.as_bytes()).await;
+        }
+        // An attribute of 1 MiB: over the parser's token limit (8 KiB), so it ends the
+        // connection too.
         let (mut sock, _) = listener.accept().await.expect("accept");
         login(&mut sock).await;
-        let bomb = format!(
-            "<message from='pubsub.localhost' to='alice@localhost/tui'>{}",
-            "<a>".repeat(100_000)
-        );
-        let _ = sock.write_all(bomb.as_bytes()).await;
-        // Second connection: a huge text node (within the limits), then an ordinary item.
+        let huge_attr = "y".repeat(1024 * 1024);
+        let _ = sock
+            .write_all(event(&format!("<item id='a' sender='{huge_attr}'/>")).as_bytes())
+            .await;
+        // Then: a huge text node and a huge attribute (within the limits), then an ordinary
+        // item.
         let (mut sock, _) = listener.accept().await.expect("second accept");
         login(&mut sock).await;
         let huge = "x".repeat(4 * 1024 * 1024);
         sock.write_all(event(&format!("<item id='big' sender='s' message='m'><post xmlns='urn:x-pubsub-tui:item:0' session='s' seq='1'>{huge}</post></item>")).as_bytes()).await.expect("write");
+        let long_attr = "y".repeat(8000);
+        sock.write_all(
+            event(&format!(
+                "<item id='attr' sender='{long_attr}' message='m'/>"
+            ))
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
         sock.write_all(event("<item id='after' sender='s' message='still here'/>").as_bytes())
             .await
             .expect("write");
@@ -58,8 +80,9 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
         publisher_session: "t".into(),
     };
     let mut net = xmpp::spawn(cfg, session);
-    let mut lost = false;
+    let mut lost = 0;
     let mut big = None;
+    let mut attr = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let ev = tokio::time::timeout_at(deadline, net.events.recv())
@@ -67,16 +90,27 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
             .expect("events in time")
             .expect("the network task is still running");
         match ev {
-            NetEvent::Connection(ConnState::Suspended | ConnState::Retrying { .. }) => lost = true,
+            NetEvent::Connection(ConnState::Suspended) => lost += 1,
             NetEvent::Connection(ConnState::Failed { error }) => panic!("gave up: {error}"),
             NetEvent::Item(item) if item.id.as_deref() == Some("big") => {
                 big = Some(item.text.chars().count());
+            }
+            NetEvent::Item(item) if item.id.as_deref() == Some("attr") => {
+                attr = item.sender.map(|s| s.chars().count());
             }
             NetEvent::Item(item) if item.text == "still here" => break,
             _ => {}
         }
     }
-    assert!(lost, "the bomb ended the first connection");
+    assert_eq!(
+        lost, 4,
+        "each bomb and the 1 MiB attribute ended its connection"
+    );
+    assert_eq!(
+        attr,
+        Some(pubsub_tui::sanitize::MAX_FIELD_CHARS + 1),
+        "an 8,000-byte attribute, shown cut"
+    );
     assert_eq!(
         big,
         Some(pubsub_tui::sanitize::MAX_FIELD_CHARS + 1),
