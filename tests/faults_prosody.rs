@@ -1,7 +1,8 @@
 //! Connection faults against a real Prosody: the server is killed (SIGKILL) and restarted 20
 //! times while items are being published. Each time the subscriber reconnects within 8 s and
 //! runs exactly one resync; at the end its feed equals the node's items, with nothing lost and
-//! nothing doubled, and every publish was either confirmed once or reported failed.
+//! nothing doubled, and every publish was either confirmed once or reported failed. And a
+//! slow, sliced link (delay, throttle, 7-byte writes) followed by a TCP reset loses nothing.
 
 mod common;
 
@@ -187,4 +188,89 @@ async fn twenty_server_restarts_while_publishing() {
         m.nodes[0].feed.rows(0, m.nodes[0].feed.len()).all(|r| !matches!(&r.kind, pubsub_tui::feed::RowKind::Marker { text, .. } if text.contains("lost"))),
         "nothing lost"
     );
+}
+
+/// Feed `b`'s events into the model until `done` holds for it.
+async fn apply_until(
+    b: &mut xmpp::NetHandle,
+    m: &mut pubsub_tui::tui::model::Model,
+    snapshots: &mut usize,
+    what: &str,
+    done: impl Fn(&pubsub_tui::tui::model::Model) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done(m) {
+        let ev = tokio::time::timeout_at(deadline, b.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: not within 30 s"))
+            .expect("open");
+        apply(m, ev, snapshots);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sliced_link_and_a_reset_lose_nothing() {
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    create_nodes(&server, &["s"]).await;
+    let (a_cfg, _) = account(&server, "alice", "a");
+    let (mut b_cfg, b_pw) = account(&server, "bob", "b");
+    let relay = relay::Relay::start(server.port).await;
+    // Every chunk 30 ms late, 20 kB/s, written 7 bytes at a time, both ways.
+    relay.set_shape(relay::Shape {
+        delay: Duration::from_millis(30),
+        bytes_per_sec: Some(20_000),
+        slice: Some(7),
+    });
+    b_cfg.server = Some(("127.0.0.1".into(), relay.port));
+    b_cfg.max_attempts = None;
+
+    let mut a_session = session(&["s"], false, Duration::from_secs(3600));
+    a_session.subscribe = false;
+    let mut a = xmpp::spawn(a_cfg, a_session);
+    wait_online(&mut a).await;
+    let mut b = xmpp::spawn(b_cfg, session(&["s"], false, Duration::from_secs(3600)));
+    let mut m = model_for("s");
+    let mut snapshots = 0;
+    until_resynced(&mut b, &mut m, &mut snapshots, "start", Instant::now()).await;
+
+    // Live items arrive whole, in order, over the shaped link.
+    let mut ids = publish_n(&mut a, "s", 30).await;
+    apply_until(&mut b, &mut m, &mut snapshots, "30 live items", |m| {
+        feed_ids(m).len() == 30
+    })
+    .await;
+    assert_eq!(feed_ids(&m), ids);
+    assert_eq!(m.nodes[0].gaps, 0, "no gaps over a slow, sliced link");
+
+    // A reset (RST both ways) while more is published: nothing lost, nothing doubled.
+    relay.reset().await;
+    apply_until(&mut b, &mut m, &mut snapshots, "the reset noticed", |m| {
+        !m.conn.to_string().starts_with("online")
+    })
+    .await;
+    ids.extend(publish_n(&mut a, "s", 10).await);
+    apply_until(
+        &mut b,
+        &mut m,
+        &mut snapshots,
+        "all 40 after the reset",
+        |m| feed_ids(m).len() == 40 && m.conn.to_string().starts_with("online"),
+    )
+    .await;
+    assert_eq!(feed_ids(&m), ids, "feed == what was published, in order");
+
+    let mut check = xmpp::spawn(
+        connect_config(&server, "bob", "check", &b_pw),
+        session(&["s"], false, Duration::from_secs(3600)),
+    );
+    let service: Vec<String> = wait_for(&mut check, 20, "the node's items", |e| match e {
+        NetEvent::Snapshot { items, .. } => {
+            Some(items.iter().filter_map(|i| i.id.clone()).collect())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(feed_ids(&m), service, "feed == the node's items");
 }

@@ -1,43 +1,118 @@
-//! A TCP relay between a client and the server that the tests can break: cut every
-//! connection at once, refuse new ones for a while, or blackhole the link (bytes stop flowing
-//! both ways but every socket stays open, like a pulled cable under TCP; what was sent while
-//! it lasted is delivered when the link returns, as TCP retransmission would).
+//! The fault proxy: a TCP relay between a client and the server that the tests can break.
+//! - `cut`: close every connection (FIN); `reset`: abort every connection (RST).
+//! - `set_accepting(false)`: new connections are accepted and closed at once.
+//! - `set_blackhole(true)`: bytes stop flowing both ways but every socket stays open, like a
+//!   pulled cable under TCP; what was sent meanwhile is delivered when the link returns, as
+//!   TCP retransmission would.
+//! - `set_shape`: delay each chunk, throttle to a byte rate, and slice writes into small
+//!   pieces, in both directions.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Mutex, watch};
-use tokio::task::AbortHandle;
+use tokio::sync::watch;
+
+/// How bytes travel while the link is up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Added before each chunk read is passed on.
+    pub delay: Duration,
+    /// At most this many bytes per second (`None`: no limit).
+    pub bytes_per_sec: Option<u64>,
+    /// Write in pieces of at most this many bytes (`None`: as read).
+    pub slice: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kill {
+    Close,
+    Reset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Link {
+    blackhole: bool,
+    shape: Shape,
+    /// Bumped to kill the connections open at that moment.
+    kills: u64,
+    kill: Option<Kill>,
+}
 
 pub struct Relay {
     pub port: u16,
     accepting: Arc<AtomicBool>,
-    blackhole: watch::Sender<bool>,
-    conns: Arc<Mutex<Vec<AbortHandle>>>,
-    listener: AbortHandle,
+    link: watch::Sender<Link>,
+    listener: tokio::task::AbortHandle,
 }
 
-/// Copy one direction, holding whatever was read while the link is blackholed.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut blackhole: watch::Receiver<bool>,
-) {
+/// Copy one direction, shaped, holding whatever was read while the link is blackholed.
+async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, mut link: watch::Receiver<Link>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if blackhole.wait_for(|on| !*on).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+        let Ok(state) = link.wait_for(|l| !l.blackhole).await.map(|l| *l) else {
             return;
+        };
+        let shape = state.shape;
+        if !shape.delay.is_zero() {
+            tokio::time::sleep(shape.delay).await;
+        }
+        for piece in buf[..n].chunks(shape.slice.unwrap_or(n).max(1)) {
+            if to.write_all(piece).await.is_err() || to.flush().await.is_err() {
+                return;
+            }
+            if let Some(rate) = shape.bytes_per_sec {
+                let micros = u64::try_from(piece.len()).unwrap_or(u64::MAX) * 1_000_000;
+                tokio::time::sleep(Duration::from_micros(micros / rate.max(1))).await;
+            }
         }
     }
     // EOF also waits for the link, then travels on.
-    let _ = blackhole.wait_for(|on| !*on).await;
+    let _ = link.wait_for(|l| !l.blackhole).await;
     let _ = to.shutdown().await;
+}
+
+async fn relay_one(down: TcpStream, upstream: u16, mut link: watch::Receiver<Link>) {
+    let born = link.borrow_and_update().kills;
+    let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+        return;
+    };
+    let _ = down.set_nodelay(true);
+    let _ = up.set_nodelay(true);
+    let (mut down_r, mut down_w) = down.into_split();
+    let (mut up_r, mut up_w) = up.into_split();
+    let killed = {
+        let mut watcher = link.clone();
+        async move {
+            match watcher.wait_for(|l| l.kills != born).await {
+                Ok(l) => l.kill,
+                Err(_) => None,
+            }
+        }
+    };
+    let kill = tokio::select! {
+        _ = async {
+            tokio::join!(
+                pump(&mut down_r, &mut up_w, link.clone()),
+                pump(&mut up_r, &mut down_w, link.clone())
+            )
+        } => None,
+        k = killed => k,
+    };
+    if kill == Some(Kill::Reset)
+        && let (Ok(down), Ok(up)) = (down_r.reunite(down_w), up_r.reunite(up_w))
+    {
+        // Zero linger: closing sends RST instead of FIN.
+        let _ = down.set_zero_linger();
+        let _ = up.set_zero_linger();
+    }
 }
 
 impl Relay {
@@ -46,43 +121,45 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
         let port = listener.local_addr().expect("addr").port();
         let accepting = Arc::new(AtomicBool::new(true));
-        let (blackhole, _) = watch::channel(false);
-        let conns: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (acc, cs, bh) = (accepting.clone(), conns.clone(), blackhole.clone());
+        let (link, _) = watch::channel(Link {
+            blackhole: false,
+            shape: Shape::default(),
+            kills: 0,
+            kill: None,
+        });
+        let (acc, l) = (accepting.clone(), link.clone());
         let task = tokio::spawn(async move {
             while let Ok((down, _)) = listener.accept().await {
-                if !acc.load(Ordering::SeqCst) {
-                    drop(down);
-                    continue;
+                if acc.load(Ordering::SeqCst) {
+                    tokio::spawn(relay_one(down, upstream, l.subscribe()));
                 }
-                let bh = bh.subscribe();
-                let handle = tokio::spawn(async move {
-                    let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
-                        return;
-                    };
-                    let _ = down.set_nodelay(true);
-                    let _ = up.set_nodelay(true);
-                    let (down_r, down_w) = down.into_split();
-                    let (up_r, up_w) = up.into_split();
-                    tokio::join!(pump(down_r, up_w, bh.clone()), pump(up_r, down_w, bh));
-                });
-                cs.lock().await.push(handle.abort_handle());
             }
         });
         Self {
             port,
             accepting,
-            blackhole,
-            conns,
+            link,
             listener: task.abort_handle(),
         }
     }
 
+    fn kill(&self, how: Kill) {
+        self.link.send_modify(|l| {
+            l.kills += 1;
+            l.kill = Some(how);
+        });
+    }
+
     /// Close every relayed connection now (both sides see the socket close).
     pub async fn cut(&self) {
-        for c in self.conns.lock().await.drain(..) {
-            c.abort();
-        }
+        self.kill(Kill::Close);
+        tokio::task::yield_now().await;
+    }
+
+    /// Abort every relayed connection now: both sides get a TCP reset.
+    pub async fn reset(&self) {
+        self.kill(Kill::Reset);
+        tokio::task::yield_now().await;
     }
 
     /// While false, new connections are accepted and closed at once.
@@ -92,7 +169,12 @@ impl Relay {
 
     /// While true, nothing flows on any connection, old or new; nothing is closed either.
     pub fn set_blackhole(&self, on: bool) {
-        self.blackhole.send_replace(on);
+        self.link.send_modify(|l| l.blackhole = on);
+    }
+
+    /// Shape the traffic of every connection from now on.
+    pub fn set_shape(&self, shape: Shape) {
+        self.link.send_modify(|l| l.shape = shape);
     }
 }
 
