@@ -1,5 +1,6 @@
 //! The network core against a real private Prosody: two clients, live delivery, stored items
-//! on subscribe, manual resync, forged events, bad credentials.
+//! on subscribe, manual resync, forged events, bad credentials, and typed text that needs
+//! filtering and escaping.
 
 mod common;
 
@@ -140,4 +141,80 @@ async fn stored_items_on_subscribe_after_restart_and_on_resync() {
     })
     .await;
     assert_eq!(resynced, again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_text_is_filtered_escaped_and_round_trips_exactly() {
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    create_nodes(&server, &["t"]).await;
+    let (a_cfg, _) = account(&server, "alice", "tui");
+    let (b_cfg, _) = account(&server, "bob", "tui");
+    let mut b = xmpp::spawn(b_cfg, session(&["t"], false, Duration::from_secs(60)));
+    wait_online(&mut b).await;
+    let mut a_session = session(&["t"], false, Duration::from_secs(60));
+    a_session.subscribe = false;
+    let mut a = xmpp::spawn(a_cfg, a_session);
+    wait_online(&mut a).await;
+
+    // Markup, a CDATA end, quotes and entities must be escaped; BEL, ESC, NUL, a bidi
+    // override and U+FFFE (not XML) must go; the rest must arrive byte for byte.
+    let typed =
+        "a]]>b<c&d\"e'f\u{7}g\u{1b}[2Jh\u{202e}i\u{0}j\u{fffe}k &amp; <![CDATA[x]]> 你好 🎉";
+    let expected = "a]]>b<c&d\"e'fg[2Jhijk &amp; <![CDATA[x]]> 你好 🎉";
+    let ids = {
+        a.commands
+            .send(Command::Publish {
+                node: "t".into(),
+                text: typed.into(),
+            })
+            .await
+            .expect("send");
+        a.commands
+            .send(Command::Publish {
+                node: "t".into(),
+                text: "after".into(),
+            })
+            .await
+            .expect("send");
+        let mut ids = Vec::new();
+        while ids.len() < 2 {
+            ids.push(
+                wait_for(&mut a, 10, "both confirmed", |e| match e {
+                    NetEvent::Published { id, .. } => Some(id.clone()),
+                    NetEvent::PublishFailed { reason, .. } => panic!("{reason}"),
+                    _ => None,
+                })
+                .await,
+            );
+        }
+        ids
+    };
+    let live = wait_for(&mut b, 10, "the item live", |e| match e {
+        NetEvent::Item(i) if i.id.as_deref() == Some(ids[0].as_str()) => Some(i.text.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(live, expected);
+    // The stream stayed up: the next item arrives too, and the stored copy is the same.
+    wait_for(&mut b, 10, "the next item", |e| match e {
+        NetEvent::Item(i) if i.text == "after" => Some(()),
+        _ => None,
+    })
+    .await;
+    b.commands
+        .send(Command::Resync { node: "t".into() })
+        .await
+        .expect("send");
+    let stored = wait_for(&mut b, 10, "the stored copy", |e| match e {
+        NetEvent::Snapshot {
+            items,
+            reason: SnapshotReason::Manual,
+            ..
+        } => Some(items.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(stored[0].text, expected);
 }

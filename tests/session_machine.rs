@@ -809,3 +809,32 @@ fn ejabberds_last_item_at_login_is_neither_a_duplicate_nor_a_gap() {
     assert_eq!(ids, ["s1-1", "s1-2", "s1-3", "s1-4", "s1-5"], "once each");
     assert!(lost.is_empty());
 }
+
+#[test]
+fn an_absurd_sequence_jump_is_one_gap_and_one_resync() {
+    let clock = Clock(Instant::now());
+    let mut s = synced(&clock, 1);
+    let out = s.handle(
+        live("n", "alice@localhost/a", "s1", 1_000_000_000_000),
+        clock.now(),
+    );
+    let ev = events(out);
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            NetEvent::Gap {
+                from: 2,
+                to: 999_999_999_999,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    // After the rate limit, exactly one retrieve; further jumps meanwhile add none.
+    let later = Clock(clock.0 + Duration::from_secs(6));
+    let out = s.handle(Input::Tick, later.now());
+    assert_eq!(retrieve_ids(&out).len(), 1);
+    let out = s.handle(live("n", "alice@localhost/a", "s1", u64::MAX), later.now());
+    assert!(retrieve_ids(&out).is_empty(), "{out:?}");
+    assert!(retrieve_ids(&s.handle(Input::Tick, later.now())).is_empty());
+}
