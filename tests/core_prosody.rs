@@ -125,21 +125,7 @@ async fn stored_items_on_subscribe_after_restart_and_on_resync() {
     assert_eq!(again.len(), 5);
 
     // A manual resync equals the node's items.
-    b.commands
-        .send(Command::Resync {
-            node: "store".into(),
-        })
-        .await
-        .expect("send");
-    let resynced = wait_for(&mut b, 15, "manual snapshot", |e| match e {
-        NetEvent::Snapshot {
-            items,
-            reason: SnapshotReason::Manual,
-            ..
-        } => Some(items.clone()),
-        _ => None,
-    })
-    .await;
+    let resynced = manual_resync(&mut b, "store").await;
     assert_eq!(resynced, again);
 }
 
@@ -203,18 +189,6 @@ async fn user_text_is_filtered_escaped_and_round_trips_exactly() {
         _ => None,
     })
     .await;
-    b.commands
-        .send(Command::Resync { node: "t".into() })
-        .await
-        .expect("send");
-    let stored = wait_for(&mut b, 10, "the stored copy", |e| match e {
-        NetEvent::Snapshot {
-            items,
-            reason: SnapshotReason::Manual,
-            ..
-        } => Some(items.clone()),
-        _ => None,
-    })
-    .await;
+    let stored = manual_resync(&mut b, "t").await;
     assert_eq!(stored[0].text, expected);
 }

@@ -172,17 +172,7 @@ async fn twenty_server_restarts_while_publishing() {
         );
     }
     // The node's items, from a fresh client.
-    let mut check = xmpp::spawn(
-        connect_config(&server, "bob", "check", &b_pw),
-        session(&["r"], false, Duration::from_secs(3600)),
-    );
-    let service: Vec<String> = wait_for(&mut check, 20, "the node's items", |e| match e {
-        NetEvent::Snapshot { items, .. } => {
-            Some(items.iter().filter_map(|i| i.id.clone()).collect())
-        }
-        _ => None,
-    })
-    .await;
+    let service = node_item_ids(&server, "bob", &b_pw, "r").await;
     assert_eq!(feed, service, "feed == the node's items");
     assert!(
         m.nodes[0].feed.rows(0, m.nodes[0].feed.len()).all(|r| !matches!(&r.kind, pubsub_tui::feed::RowKind::Marker { text, .. } if text.contains("lost"))),
@@ -261,16 +251,6 @@ async fn a_slow_sliced_link_and_a_reset_lose_nothing() {
     .await;
     assert_eq!(feed_ids(&m), ids, "feed == what was published, in order");
 
-    let mut check = xmpp::spawn(
-        connect_config(&server, "bob", "check", &b_pw),
-        session(&["s"], false, Duration::from_secs(3600)),
-    );
-    let service: Vec<String> = wait_for(&mut check, 20, "the node's items", |e| match e {
-        NetEvent::Snapshot { items, .. } => {
-            Some(items.iter().filter_map(|i| i.id.clone()).collect())
-        }
-        _ => None,
-    })
-    .await;
+    let service = node_item_ids(&server, "bob", &b_pw, "s").await;
     assert_eq!(feed_ids(&m), service, "feed == the node's items");
 }

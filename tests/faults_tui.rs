@@ -9,14 +9,10 @@ mod common;
 
 use common::tmux::Tmux;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pubsub_tui::prosody::{self, Options};
-use pubsub_tui::xmpp::{self, NetEvent};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pubsub-tui");
+use pubsub_tui::prosody::Options;
 
 /// Type `text` one character at a time (compose box focused), `gap` apart; for each, how long
 /// until the screen showed it. `before` is what the box held already.
@@ -134,12 +130,7 @@ fn silent_dead_link(tmux: &Tmux, relay: &relay::Relay) -> (Vec<Duration>, Durati
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_and_silent_dead_link_in_tmux() {
-    if !Tmux::available() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no tmux"
-        );
-        eprintln!("SKIPPED: tmux is not installed");
+    if !Tmux::present_or_skip() {
         return;
     }
     let Some(server) = start_prosody(&Options::default()) else {
@@ -150,20 +141,14 @@ async fn outage_and_silent_dead_link_in_tmux() {
     let (_, bob_pw) = account(&server, "bob", "check");
     let relay = relay::Relay::start(server.port).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let pw = dir.path().join("alice.pw");
-    std::fs::write(&pw, format!("{alice_pw}\n")).expect("write");
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let cmd = format!(
-        "XDG_CONFIG_HOME=/nonexistent {BIN} --jid alice@{} --server 127.0.0.1:{} \
-         --insecure-plain-tcp --service {} --node demo --password-file {} --log-file {} \
-         --log-level debug; echo EXIT:$?; sleep 60",
-        prosody::DOMAIN,
-        relay.port,
-        prosody::PUBSUB,
-        pw.display(),
-        dir.path().join("tui.log").display()
+    let pw = password_file(dir.path(), &alice_pw);
+    let tmux = Tmux::start_tui(
+        "pubsub-tui-faults",
+        &format!("127.0.0.1:{}", relay.port),
+        &pw,
+        &dir.path().join("tui.log"),
+        "--node demo --log-level debug",
     );
-    let tmux = Tmux::start(&format!("pubsub-tui-faults-{}", std::process::id()), &cmd);
     tmux.wait_for("online", 20, |s| s.contains("online as alice@localhost"));
     tmux.keys(&["i"]);
     let mut echoes = ten_second_outage(&tmux, &relay).await;
@@ -196,15 +181,11 @@ async fn outage_and_silent_dead_link_in_tmux() {
     );
 
     // The node holds each item typed during the outage exactly once.
-    let mut check = xmpp::spawn(
-        connect_config(&server, "bob", "check", &bob_pw),
-        session(&["demo"], false, Duration::from_secs(3600)),
-    );
-    let texts: Vec<String> = wait_for(&mut check, 20, "the node's items", |e| match e {
-        NetEvent::Snapshot { items, .. } => Some(items.iter().map(|i| i.text.clone()).collect()),
-        _ => None,
-    })
-    .await;
+    let texts: Vec<String> = node_items(&server, "bob", &bob_pw, "demo")
+        .await
+        .into_iter()
+        .map(|i| i.text)
+        .collect();
     for t in ["during-outage-1", "during-outage-2"] {
         assert_eq!(
             texts.iter().filter(|x| x.as_str() == t).count(),
@@ -220,12 +201,7 @@ async fn outage_and_silent_dead_link_in_tmux() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_in_the_tui_stop_after_one_attempt() {
-    if !Tmux::available() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no tmux"
-        );
-        eprintln!("SKIPPED: tmux is not installed");
+    if !Tmux::present_or_skip() {
         return;
     }
     let Some(server) = start_prosody(&Options::default()) else {
@@ -234,21 +210,15 @@ async fn bad_credentials_in_the_tui_stop_after_one_attempt() {
     create_nodes(&server, &["demo"]).await;
     let _ = account(&server, "alice", "x");
     let dir = tempfile::tempdir().expect("tempdir");
-    let pw = dir.path().join("alice.pw");
-    std::fs::write(&pw, "not the password\n").expect("write");
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let pw = password_file(dir.path(), "not the password");
     let log = dir.path().join("tui.log");
-    let cmd = format!(
-        "XDG_CONFIG_HOME=/nonexistent {BIN} --jid alice@{} --server {} --insecure-plain-tcp \
-         --service {} --node demo --password-file {} --log-file {} --log-level debug; \
-         echo EXIT:$?; sleep 60",
-        prosody::DOMAIN,
-        server.server(),
-        prosody::PUBSUB,
-        pw.display(),
-        log.display()
+    let tmux = Tmux::start_tui(
+        "pubsub-tui-badpw",
+        &server.server(),
+        &pw,
+        &log,
+        "--node demo --log-level debug",
     );
-    let tmux = Tmux::start(&format!("pubsub-tui-badpw-{}", std::process::id()), &cmd);
     let s = tmux.wait_for("the refusal", 20, |s| {
         s.contains("rejected the credentials")
     });

@@ -6,15 +6,12 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use common::fake_server::{event, login};
 use common::tmux::Tmux;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-
-const BIN: &str = env!("CARGO_BIN_EXE_pubsub-tui");
 
 fn rss_mib(pid: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc");
@@ -60,12 +57,7 @@ async fn hostile_server(listener: TcpListener, sent: tokio::sync::oneshot::Sende
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_content_leaves_the_screen_and_title_intact() {
-    if !Tmux::available() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no tmux"
-        );
-        eprintln!("SKIPPED: tmux is not installed");
+    if !Tmux::present_or_skip() {
         return;
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -74,18 +66,15 @@ async fn hostile_content_leaves_the_screen_and_title_intact() {
     let server = tokio::spawn(hostile_server(listener, sent_tx));
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let pw = dir.path().join("pw");
-    std::fs::write(&pw, "pw\n").expect("write");
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let pw = common::password_file(dir.path(), "pw");
     let log = dir.path().join("log");
-    let cmd = format!(
-        "XDG_CONFIG_HOME=/nonexistent {BIN} --jid alice@localhost/tui --server 127.0.0.1:{port} \
-         --insecure-plain-tcp --service pubsub.localhost --node n --no-auto-publish \
-         --password-file {} --log-file {}; echo EXIT:$?; sleep 60",
-        pw.display(),
-        log.display()
+    let tmux = Tmux::start_tui(
+        "pubsub-tui-hostile",
+        &format!("127.0.0.1:{port}"),
+        &pw,
+        &log,
+        "--node n --no-auto-publish",
     );
-    let tmux = Tmux::start(&format!("pubsub-tui-hostile-{}", std::process::id()), &cmd);
     let title_before = tmux.display("#{pane_title}");
     let pid = tmux.display("#{pane_pid}");
     // The pane runs a shell; the TUI is its child.

@@ -67,15 +67,8 @@ async fn service_items(
     pw: &str,
     node: &str,
 ) -> Vec<(String, String)> {
-    let cfg = connect_config(server, user, "check", pw);
-    let mut net = xmpp::spawn(cfg, session(&[node], false, Duration::from_secs(3600)));
-    let items = wait_for(&mut net, 20, "a snapshot", |e| match e {
-        NetEvent::Snapshot { items, .. } => Some(items.clone()),
-        _ => None,
-    })
-    .await;
-    let _ = net.commands.send(Command::Shutdown).await;
-    items
+    node_items(server, user, pw, node)
+        .await
         .into_iter()
         .filter_map(|i| Some((i.id?, i.text)))
         .collect()

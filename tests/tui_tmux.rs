@@ -6,23 +6,15 @@ mod common;
 
 use common::tmux::Tmux;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use common::*;
-use pubsub_tui::prosody::{self, Options};
+use pubsub_tui::prosody::Options;
 use pubsub_tui::xmpp::{self, Command as NetCommand, NetEvent};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pubsub-tui");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tui_in_tmux_publishes_shows_help_resizes_and_restores_the_terminal() {
-    if !Tmux::available() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no tmux"
-        );
-        eprintln!("SKIPPED: tmux is not installed");
+    if !Tmux::present_or_skip() {
         return;
     }
     let Some(server) = start_prosody(&Options::default()) else {
@@ -32,22 +24,16 @@ async fn tui_in_tmux_publishes_shows_help_resizes_and_restores_the_terminal() {
     let (_, alice_pw) = account(&server, "alice", "x");
     let (bob_cfg, _) = account(&server, "bob", "phone");
     let dir = tempfile::tempdir().expect("tempdir");
-    let pw = dir.path().join("alice.pw");
-    std::fs::write(&pw, format!("{alice_pw}\n")).expect("write");
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let pw = password_file(dir.path(), &alice_pw);
     let log = dir.path().join("tui.log");
 
-    let cmd = format!(
-        "XDG_CONFIG_HOME=/nonexistent {BIN} --jid alice@{} --server {} --insecure-plain-tcp \
-         --service {} --node demo --interval 1 --password-file {} --log-file {} --log-level debug; \
-         echo EXIT:$?; sleep 60",
-        prosody::DOMAIN,
-        server.server(),
-        prosody::PUBSUB,
-        pw.display(),
-        log.display()
+    let tmux = Tmux::start_tui(
+        "pubsub-tui-test",
+        &server.server(),
+        &pw,
+        &log,
+        "--node demo --interval 1 --log-level debug",
     );
-    let tmux = Tmux::start(&format!("pubsub-tui-test-{}", std::process::id()), &cmd);
     tmux.wait_for("online", 20, |s| s.contains("online as alice@localhost"));
     assert_eq!(
         tmux.display("#{alternate_on}"),

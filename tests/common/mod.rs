@@ -280,3 +280,63 @@ pub async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String>
     }
     ids
 }
+
+/// The items a node holds, read by a fresh client of `user` (resource "check").
+pub async fn node_items(
+    server: &Prosody,
+    user: &str,
+    password: &str,
+    node: &str,
+) -> Vec<pubsub_tui::feed::FeedItem> {
+    let mut check = xmpp::spawn(
+        connect_config(server, user, "check", password),
+        session(&[node], false, Duration::from_secs(3600)),
+    );
+    let items = wait_for(&mut check, 20, "the node's items", |e| match e {
+        NetEvent::Snapshot { items, .. } => Some(items.clone()),
+        _ => None,
+    })
+    .await;
+    let _ = check.commands.send(Command::Shutdown).await;
+    items
+}
+
+/// Ids of the items a node holds, read by a fresh client.
+pub async fn node_item_ids(
+    server: &Prosody,
+    user: &str,
+    password: &str,
+    node: &str,
+) -> Vec<String> {
+    node_items(server, user, password, node)
+        .await
+        .into_iter()
+        .filter_map(|i| i.id)
+        .collect()
+}
+
+/// Ask for a resync of `node` and return the items of the snapshot it produces.
+pub async fn manual_resync(net: &mut NetHandle, node: &str) -> Vec<pubsub_tui::feed::FeedItem> {
+    net.commands
+        .send(Command::Resync { node: node.into() })
+        .await
+        .expect("send");
+    wait_for(net, 15, "the manual snapshot", |e| match e {
+        NetEvent::Snapshot {
+            items,
+            reason: pubsub_tui::xmpp::SnapshotReason::Manual,
+            ..
+        } => Some(items.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// A password file only its owner can read, holding `password`.
+pub fn password_file(dir: &std::path::Path, password: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("password");
+    std::fs::write(&path, format!("{password}\n")).expect("write the password file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
+}

@@ -8,6 +8,20 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// Whether tmux can run here. Without it the test skips, except under `CI=true`, where
+    /// that is a failure.
+    pub fn present_or_skip() -> bool {
+        if Self::available() {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no tmux"
+        );
+        eprintln!("SKIPPED: tmux is not installed");
+        false
+    }
+
     pub fn available() -> bool {
         Command::new("tmux")
             .arg("-V")
@@ -34,6 +48,27 @@ impl Tmux {
         Self {
             name: name.to_owned(),
         }
+    }
+
+    /// Run the TUI binary as alice@localhost over plain TCP to `server` (HOST:PORT), with a
+    /// password file and a log file, plus `extra` flags. After it exits the pane shows
+    /// `EXIT:<status>` for a minute.
+    pub fn start_tui(
+        name: &str,
+        server: &str,
+        password_file: &std::path::Path,
+        log: &std::path::Path,
+        extra: &str,
+    ) -> Self {
+        let cmd = format!(
+            "XDG_CONFIG_HOME=/nonexistent {} --jid alice@localhost --server {server} \
+             --insecure-plain-tcp --service pubsub.localhost --password-file {} --log-file {} \
+             {extra}; echo EXIT:$?; sleep 60",
+            env!("CARGO_BIN_EXE_pubsub-tui"),
+            password_file.display(),
+            log.display()
+        );
+        Self::start(&format!("{name}-{}", std::process::id()), &cmd)
     }
 
     pub fn keys(&self, keys: &[&str]) {
