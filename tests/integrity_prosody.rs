@@ -12,29 +12,7 @@ use pubsub_tui::feed::RowKind;
 use pubsub_tui::prosody::{self, Options};
 use pubsub_tui::tui::model::Model;
 use pubsub_tui::tui::update::{Msg, update};
-use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle, SnapshotReason};
-
-/// Feed events into the TUI model until `pred` matches one (which is applied too).
-async fn run_until(
-    net: &mut NetHandle,
-    m: &mut Model,
-    secs: u64,
-    what: &str,
-    pred: impl Fn(&NetEvent) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let ev = tokio::time::timeout_at(deadline, net.events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-            .unwrap_or_else(|| panic!("network task ended waiting for {what}"));
-        let done = pred(&ev);
-        let _ = update(m, Msg::Net(ev));
-        if done {
-            return;
-        }
-    }
-}
+use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, SnapshotReason};
 
 fn markers(m: &Model) -> Vec<String> {
     let f = &m.nodes[0].feed;

@@ -320,11 +320,10 @@ impl IntoInput for Command {
     }
 }
 
-#[test]
-fn unanswered_requests_fail_after_the_timeout() {
-    let mut clock = Clock(Instant::now());
+/// Online on node `n`, with one typed publish sent and not answered.
+fn online_with_a_publish_in_flight(clock: &Clock) -> Session {
     let mut s = Session::new(config("pubsub.localhost", &["n"]));
-    online(&mut s, &clock, "bob@localhost/tui");
+    online(&mut s, clock, "bob@localhost/tui");
     s.handle(
         Command::Publish {
             node: "n".into(),
@@ -333,6 +332,13 @@ fn unanswered_requests_fail_after_the_timeout() {
         .into_input(),
         clock.now(),
     );
+    s
+}
+
+#[test]
+fn unanswered_requests_fail_after_the_timeout() {
+    let mut clock = Clock(Instant::now());
+    let mut s = online_with_a_publish_in_flight(&clock);
     clock.advance(Duration::from_secs(29));
     assert!(events(s.handle(Input::Tick, clock.now())).is_empty());
     clock.advance(Duration::from_secs(2));
@@ -359,16 +365,7 @@ fn unanswered_requests_fail_after_the_timeout() {
 #[test]
 fn requests_do_not_time_out_while_the_link_is_down_and_restart_their_time_on_resumption() {
     let mut clock = Clock(Instant::now());
-    let mut s = Session::new(config("pubsub.localhost", &["n"]));
-    online(&mut s, &clock, "bob@localhost/tui");
-    s.handle(
-        Command::Publish {
-            node: "n".into(),
-            text: "x".into(),
-        }
-        .into_input(),
-        clock.now(),
-    );
+    let mut s = online_with_a_publish_in_flight(&clock);
     clock.advance(Duration::from_secs(20));
     s.handle(Input::Suspended, clock.now());
     clock.advance(Duration::from_secs(60));

@@ -100,31 +100,11 @@ pub async fn create_nodes(server: &Prosody, nodes: &[&str]) {
     create_nodes_with(server, nodes, 1000).await;
 }
 
-/// Create open nodes keeping at most `max_items` items each.
+/// Create open nodes keeping at most `max_items` items each (the demo's code).
 pub async fn create_nodes_with(server: &Prosody, nodes: &[&str], max_items: u32) {
-    let cfg = connect_config(server, prosody::ADMIN, "setup", &server.admin_password);
-    let mut s = session(&[], false, Duration::from_secs(60));
-    s.subscribe = false;
-    let mut admin = xmpp::spawn(cfg, s);
-    wait_online(&mut admin).await;
-    for node in nodes {
-        admin
-            .commands
-            .send(Command::CreateNode {
-                node: (*node).to_owned(),
-                max_items,
-            })
-            .await
-            .expect("send");
-        wait_for(&mut admin, 10, "node created", |e| match e {
-            NetEvent::NodeCreated { node: n } if n == node => Some(()),
-            NetEvent::RequestFailed { what, reason } => panic!("{what}: {reason}"),
-            _ => None,
-        })
-        .await;
-    }
-    let _ = admin.commands.send(Command::Shutdown).await;
-    let _ = admin.task.await;
+    pubsub_tui::demo::create_open_nodes(server, nodes, max_items)
+        .await
+        .expect("nodes created");
 }
 
 /// A throwaway CA and a leaf certificate for `localhost` (CA:FALSE, serverAuth, SANs), made
@@ -339,4 +319,26 @@ pub fn password_file(dir: &std::path::Path, password: &str) -> std::path::PathBu
     std::fs::write(&path, format!("{password}\n")).expect("write the password file");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path
+}
+
+/// Feed events into the TUI model until `pred` matches one (which is applied too).
+pub async fn run_until(
+    net: &mut NetHandle,
+    m: &mut pubsub_tui::tui::model::Model,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&NetEvent) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, net.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .unwrap_or_else(|| panic!("network task ended waiting for {what}"));
+        let done = pred(&ev);
+        let _ = pubsub_tui::tui::update::update(m, pubsub_tui::tui::update::Msg::Net(ev));
+        if done {
+            return;
+        }
+    }
 }
