@@ -121,7 +121,7 @@ pub struct ConnArgs {
     #[arg(long, global = true, env = "PUBSUB_TUI_FEED_LIMIT", value_name = "N")]
     pub feed_limit: Option<usize>,
 
-    /// Seconds to wait for an answer to any request (default 30).
+    /// Seconds to wait for an answer to a request while the link is up (default 30).
     #[arg(
         long,
         global = true,
