@@ -1,5 +1,6 @@
 //! Connection behaviour against a real private Prosody: final errors stop at once, TLS trust
 //! comes from --ca-file, a server without STARTTLS is refused, forged events change nothing.
+//! Where the connection is refused, a recording relay shows that no credentials left.
 
 mod common;
 
@@ -11,6 +12,26 @@ use pubsub_tui::config::Password;
 use pubsub_tui::prosody::{self, Options};
 use pubsub_tui::xmpp::connect::{Security, tls_config};
 use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent};
+
+/// What the client sent through `relay`: it reached the server, but no SASL exchange and no
+/// form of the password (PLAIN would carry it base64-encoded).
+fn assert_no_credentials_sent(relay: &relay::Relay, password: &str) {
+    use base64::Engine as _;
+    let bytes = relay.client_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.contains("<stream:stream"),
+        "the client went through the relay: {text}"
+    );
+    assert!(!text.contains("<auth"), "SASL was started: {text}");
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0alice\0{password}"));
+    for secret in [password, plain.as_str()] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the password left the client"
+        );
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_are_final_after_one_attempt() {
@@ -56,7 +77,7 @@ async fn starttls_with_a_private_ca_and_refusals() {
     let Some(server) = start_prosody(&opts) else {
         return;
     };
-    let (mut cfg, _) = account(&server, "alice", "tui");
+    let (mut cfg, password) = account(&server, "alice", "tui");
 
     // Trusting only our CA: online over TLS.
     cfg.security = Security::StartTls(tls_config(Some(&ca)).expect("CA loads"));
@@ -65,6 +86,8 @@ async fn starttls_with_a_private_ca_and_refusals() {
     let _ = net.commands.send(Command::Shutdown).await;
 
     // The system roots do not know our CA: refused, final, before any credentials are sent.
+    let relay = relay::Relay::start(server.port).await;
+    cfg.server = Some(("127.0.0.1".into(), relay.port));
     cfg.security = Security::StartTls(tls_config(None).expect("system roots"));
     cfg.max_attempts = None;
     let mut net = xmpp::spawn(cfg.clone(), session(&["n"], false, Duration::from_secs(60)));
@@ -76,6 +99,7 @@ async fn starttls_with_a_private_ca_and_refusals() {
         error.contains("TLS failed") && error.to_lowercase().contains("certificate"),
         "{error}"
     );
+    assert_no_credentials_sent(&relay, &password);
     assert_eq!(
         states
             .iter()
@@ -90,7 +114,18 @@ async fn a_server_without_starttls_is_refused() {
     let Some(server) = start_prosody(&Options::default()) else {
         return;
     };
-    let (mut cfg, _) = account(&server, "alice", "tui");
+    let (mut cfg, password) = account(&server, "alice", "tui");
+    // The recorder sees a login when there is one (plain TCP to loopback, as allowed).
+    let control = relay::Relay::start(server.port).await;
+    let mut plain = cfg.clone();
+    plain.server = Some(("127.0.0.1".into(), control.port));
+    let mut net = xmpp::spawn(plain, session(&["n"], false, Duration::from_secs(60)));
+    wait_online(&mut net).await;
+    let _ = net.commands.send(Command::Shutdown).await;
+    assert!(String::from_utf8_lossy(&control.client_bytes()).contains("<auth"));
+
+    let relay = relay::Relay::start(server.port).await;
+    cfg.server = Some(("127.0.0.1".into(), relay.port));
     cfg.security = Security::StartTls(tls_config(None).expect("system roots"));
     let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
     let states = connection_states(&mut net, 20).await;
@@ -98,6 +133,7 @@ async fn a_server_without_starttls_is_refused() {
         panic!("{states:?}")
     };
     assert!(error.contains("does not offer STARTTLS"), "{error}");
+    assert_no_credentials_sent(&relay, &password);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +218,9 @@ async fn a_certificate_for_another_name_is_refused() {
     let Some(server) = start_prosody(&opts) else {
         return;
     };
-    let (mut cfg, _) = account(&server, "alice", "tui");
+    let (mut cfg, password) = account(&server, "alice", "tui");
+    let relay = relay::Relay::start(server.port).await;
+    cfg.server = Some(("127.0.0.1".into(), relay.port));
     cfg.security = Security::StartTls(tls_config(Some(&ca)).expect("CA loads"));
     cfg.max_attempts = None;
     let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
@@ -194,6 +232,7 @@ async fn a_certificate_for_another_name_is_refused() {
         error.contains("TLS failed") && error.contains("not valid for name \"localhost\""),
         "{error}"
     );
+    assert_no_credentials_sent(&relay, &password);
     assert_eq!(
         states
             .iter()

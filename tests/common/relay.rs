@@ -6,6 +6,7 @@
 //!   TCP retransmission would.
 //! - `set_shape`: delay each chunk, throttle to a byte rate, and slice writes into small
 //!   pieces, in both directions.
+//! - `client_bytes`: everything the clients sent so far, for checking what went out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,21 +43,33 @@ struct Link {
     kill: Option<Kill>,
 }
 
+/// Bytes the clients sent, across all connections.
+type Record = Arc<std::sync::Mutex<Vec<u8>>>;
+
 pub struct Relay {
     pub port: u16,
+    client_sent: Record,
     accepting: Arc<AtomicBool>,
     link: watch::Sender<Link>,
     listener: tokio::task::AbortHandle,
 }
 
 /// Copy one direction, shaped, holding whatever was read while the link is blackholed.
-async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, mut link: watch::Receiver<Link>) {
+async fn pump(
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
+    mut link: watch::Receiver<Link>,
+    record: Option<Record>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if let Some(r) = &record {
+            r.lock().expect("record").extend_from_slice(&buf[..n]);
+        }
         let Ok(state) = link.wait_for(|l| !l.blackhole).await.map(|l| *l) else {
             return;
         };
@@ -79,7 +92,12 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, mut link: watch
     let _ = to.shutdown().await;
 }
 
-async fn relay_one(down: TcpStream, upstream: u16, mut link: watch::Receiver<Link>) {
+async fn relay_one(
+    down: TcpStream,
+    upstream: u16,
+    mut link: watch::Receiver<Link>,
+    record: Record,
+) {
     let born = link.borrow_and_update().kills;
     let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
         return;
@@ -100,8 +118,8 @@ async fn relay_one(down: TcpStream, upstream: u16, mut link: watch::Receiver<Lin
     let kill = tokio::select! {
         _ = async {
             tokio::join!(
-                pump(&mut down_r, &mut up_w, link.clone()),
-                pump(&mut up_r, &mut down_w, link.clone())
+                pump(&mut down_r, &mut up_w, link.clone(), Some(record)),
+                pump(&mut up_r, &mut down_w, link.clone(), None)
             )
         } => None,
         k = killed => k,
@@ -127,16 +145,18 @@ impl Relay {
             kills: 0,
             kill: None,
         });
-        let (acc, l) = (accepting.clone(), link.clone());
+        let client_sent = Record::default();
+        let (acc, l, rec) = (accepting.clone(), link.clone(), client_sent.clone());
         let task = tokio::spawn(async move {
             while let Ok((down, _)) = listener.accept().await {
                 if acc.load(Ordering::SeqCst) {
-                    tokio::spawn(relay_one(down, upstream, l.subscribe()));
+                    tokio::spawn(relay_one(down, upstream, l.subscribe(), rec.clone()));
                 }
             }
         });
         Self {
             port,
+            client_sent,
             accepting,
             link,
             listener: task.abort_handle(),
@@ -170,6 +190,11 @@ impl Relay {
     /// While true, nothing flows on any connection, old or new; nothing is closed either.
     pub fn set_blackhole(&self, on: bool) {
         self.link.send_modify(|l| l.blackhole = on);
+    }
+
+    /// Everything the clients sent so far, over all connections.
+    pub fn client_bytes(&self) -> Vec<u8> {
+        self.client_sent.lock().expect("record").clone()
     }
 
     /// Shape the traffic of every connection from now on.
