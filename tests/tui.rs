@@ -154,7 +154,35 @@ fn snapshot_help_80x24_and_40x12() {
     key(&mut m, KeyCode::Char('?'));
     assert!(m.show_help);
     insta::assert_snapshot!("help_80x24", render(&m, 80, 24));
+    let _ = update(&mut m, Msg::Resize(40, 12));
     insta::assert_snapshot!("help_40x12", render(&m, 40, 12));
+}
+
+#[test]
+fn help_that_does_not_fit_scrolls_to_its_last_line_and_back() {
+    let mut m = populated();
+    let _ = update(&mut m, Msg::Resize(40, 12));
+    key(&mut m, KeyCode::Char('?'));
+    let last_entry = "Esc         follow the newest items";
+    let top = render(&m, 40, 12);
+    assert!(!top.contains(last_entry), "{top}");
+    assert!(top.contains("more"), "says there is more: {top}");
+    key(&mut m, KeyCode::End);
+    let bottom = render(&m, 40, 12);
+    assert!(bottom.contains(last_entry), "{bottom}");
+    assert!(!bottom.contains("more"), "{bottom}");
+    // Down at the end stays at the end; PgUp and Home go back.
+    let end = m.help_scroll;
+    key(&mut m, KeyCode::Down);
+    assert_eq!(m.help_scroll, end);
+    key(&mut m, KeyCode::PageUp);
+    assert!(m.help_scroll < end);
+    key(&mut m, KeyCode::Home);
+    assert_eq!(render(&m, 40, 12), top);
+    // At 80x24 it fits: nothing to scroll.
+    let _ = update(&mut m, Msg::Resize(80, 24));
+    key(&mut m, KeyCode::End);
+    assert_eq!(m.help_scroll, 0);
 }
 
 #[test]

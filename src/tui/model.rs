@@ -76,6 +76,8 @@ pub struct Model {
     /// The last informational message (published, resynced, …).
     pub notice: Option<String>,
     pub show_help: bool,
+    /// Rows the help overlay is scrolled down.
+    pub help_scroll: u16,
     pub dropped: u64,
     /// Ids of items published while offline, waiting for the link.
     pub waiting: std::collections::BTreeSet<String>,
@@ -120,6 +122,7 @@ impl Model {
             last_error: None,
             notice: None,
             show_help: false,
+            help_scroll: 0,
             dropped: 0,
             waiting: std::collections::BTreeSet::new(),
             offset,

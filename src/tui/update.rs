@@ -72,6 +72,22 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
     }
 }
 
+/// Scroll the help overlay (it is modal, so the movement keys are its own).
+fn scroll_help(m: &mut Model, code: KeyCode) {
+    let max = super::view::help::max_scroll(m.size);
+    let page = m.size.1.saturating_sub(4).max(1);
+    m.help_scroll = match code {
+        KeyCode::Up | KeyCode::Char('k') => m.help_scroll.saturating_sub(1),
+        KeyCode::Down | KeyCode::Char('j') => m.help_scroll.saturating_add(1),
+        KeyCode::PageUp => m.help_scroll.saturating_sub(page),
+        KeyCode::PageDown => m.help_scroll.saturating_add(page),
+        KeyCode::Home | KeyCode::Char('g') => 0,
+        KeyCode::End | KeyCode::Char('G') => max,
+        _ => m.help_scroll,
+    }
+    .min(max);
+}
+
 fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
     let action = keymap::action_for(&key, m.focus);
     if m.show_help {
@@ -88,7 +104,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
             {
                 m.show_help = false;
             }
-            _ => {}
+            _ => scroll_help(m, key.code),
         }
         return Vec::new();
     }
@@ -103,7 +119,10 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
             m.quit = true;
             return vec![Effect::Quit];
         }
-        Action::Help => m.show_help = !m.show_help,
+        Action::Help => {
+            m.show_help = !m.show_help;
+            m.help_scroll = 0;
+        }
         Action::FocusNext => m.focus = m.focus.next(),
         Action::FocusPrev => m.focus = m.focus.prev(),
         Action::Compose => m.focus = Focus::Compose,

@@ -1,4 +1,5 @@
-//! The help overlay, generated from the key table.
+//! The help overlay, generated from the key table. It scrolls when the terminal is too small
+//! to show it whole.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::super::keymap;
 use super::super::theme;
 
-pub fn draw(frame: &mut Frame, area: Rect) {
+fn content() -> Paragraph<'static> {
     let mut lines = Vec::new();
     for (title, rows) in keymap::help_sections() {
         lines.push(Line::styled(title, theme::title(true)));
@@ -19,30 +20,45 @@ pub fn draw(frame: &mut Frame, area: Rect) {
             ]));
         }
     }
-    let content_height = u16::try_from(lines.len())
-        .unwrap_or(u16::MAX)
-        .saturating_add(2);
+    Paragraph::new(lines).wrap(Wrap { trim: false })
+}
+
+/// Where the overlay goes in a terminal of `area`, and how many rows its text takes.
+fn layout(area: Rect) -> (Rect, u16) {
     let w = area.width.saturating_sub(2).min(66);
-    let h = area.height.min(content_height);
+    let rows = u16::try_from(content().line_count(w.saturating_sub(2))).unwrap_or(u16::MAX);
+    let h = area.height.min(rows.saturating_add(2));
     let popup = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
         w,
         h,
     );
+    (popup, rows)
+}
+
+/// How far the help can scroll in a terminal of `size` (0 when it fits).
+pub fn max_scroll(size: (u16, u16)) -> u16 {
+    let (popup, rows) = layout(Rect::new(0, 0, size.0, size.1));
+    rows.saturating_sub(popup.height.saturating_sub(2))
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, scroll: u16) {
+    let (popup, rows) = layout(area);
+    let max = rows.saturating_sub(popup.height.saturating_sub(2));
+    let scroll = scroll.min(max);
+    let hint = if max == 0 {
+        " Esc closes · mouse wheel scrolls the feed "
+    } else if scroll < max {
+        " ↓ more · ↑↓ PgUp PgDn scroll · Esc closes "
+    } else {
+        " ↑↓ PgUp PgDn scroll · Esc closes "
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(true))
         .title(Span::styled(" Help ", theme::title(true)))
-        .title_bottom(Span::styled(
-            " Esc closes · mouse wheel scrolls the feed ",
-            theme::DIM,
-        ));
+        .title_bottom(Span::styled(hint, theme::DIM));
     frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block),
-        popup,
-    );
+    frame.render_widget(content().scroll((scroll, 0)).block(block), popup);
 }

@@ -5,7 +5,7 @@
 
 mod compose;
 mod feed;
-mod help;
+pub mod help;
 mod status;
 mod subscriptions;
 
@@ -84,7 +84,7 @@ pub fn draw(frame: &mut Frame, model: &Model) {
     status::draw_status(frame, a.status, model);
     status::draw_footer(frame, a.footer, model);
     if model.show_help {
-        help::draw(frame, frame.area());
+        help::draw(frame, frame.area(), model.help_scroll);
     }
 }
 
