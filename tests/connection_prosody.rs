@@ -33,6 +33,19 @@ fn assert_no_credentials_sent(relay: &relay::Relay, password: &str) {
     }
 }
 
+/// A private Prosody with a certificate for `san`, signed by a throwaway CA; and the CA.
+fn prosody_with_cert(
+    dir: &std::path::Path,
+    san: &str,
+) -> Option<(prosody::Prosody, std::path::PathBuf)> {
+    let (ca, cert, key) = make_test_ca(dir, san);
+    let opts = Options {
+        tls: Some((cert, key)),
+        ..Options::default()
+    };
+    start_prosody(&opts).map(|server| (server, ca))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_are_final_after_one_attempt() {
     let Some(server) = start_prosody(&Options::default()) else {
@@ -66,15 +79,10 @@ async fn bad_credentials_are_final_after_one_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_with_a_private_ca_and_refusals() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ca, cert, key) = make_test_ca(
+    let Some((server, ca)) = prosody_with_cert(
         dir.path(),
         "DNS:localhost,DNS:pubsub.localhost,IP:127.0.0.1",
-    );
-    let opts = Options {
-        tls: Some((cert, key)),
-        ..Options::default()
-    };
-    let Some(server) = start_prosody(&opts) else {
+    ) else {
         return;
     };
     let (mut cfg, password) = account(&server, "alice", "tui");
@@ -210,12 +218,7 @@ async fn a_forged_event_routed_by_the_real_server_changes_nothing() {
 async fn a_certificate_for_another_name_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Signed by the CA we trust, but for another host.
-    let (ca, cert, key) = make_test_ca(dir.path(), "DNS:other.example");
-    let opts = Options {
-        tls: Some((cert, key)),
-        ..Options::default()
-    };
-    let Some(server) = start_prosody(&opts) else {
+    let Some((server, ca)) = prosody_with_cert(dir.path(), "DNS:other.example") else {
         return;
     };
     let (mut cfg, password) = account(&server, "alice", "tui");

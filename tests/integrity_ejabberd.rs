@@ -20,7 +20,22 @@ struct Seen {
     resync_took: Option<Duration>,
 }
 
-async fn run_until(
+impl Seen {
+    fn observe(&mut self, ev: &NetEvent) {
+        match ev {
+            NetEvent::Gap { .. } => self.gaps += 1,
+            NetEvent::ResyncProgress { .. } => self.pages += 1,
+            NetEvent::ResyncStarted { .. } => self.resync_started = Some(Instant::now()),
+            NetEvent::Snapshot { .. } => {
+                self.resync_took = self.resync_started.map(|t| t.elapsed());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// [`run_until`] that also counts gaps, pages and resync time in `seen`.
+async fn run_counting(
     net: &mut NetHandle,
     m: &mut Model,
     seen: &mut Seen,
@@ -28,27 +43,11 @@ async fn run_until(
     what: &str,
     pred: impl Fn(&NetEvent) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let ev = tokio::time::timeout_at(deadline, net.events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-            .unwrap_or_else(|| panic!("network task ended waiting for {what}"));
-        match &ev {
-            NetEvent::Gap { .. } => seen.gaps += 1,
-            NetEvent::ResyncProgress { .. } => seen.pages += 1,
-            NetEvent::ResyncStarted { .. } => seen.resync_started = Some(Instant::now()),
-            NetEvent::Snapshot { .. } => {
-                seen.resync_took = seen.resync_started.map(|t| t.elapsed());
-            }
-            _ => {}
-        }
-        let done = pred(&ev);
-        let _ = update(m, Msg::Net(ev));
-        if done {
-            return;
-        }
-    }
+    run_until(net, m, secs, what, |ev| {
+        seen.observe(ev);
+        pred(ev)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +70,7 @@ async fn rsm_paging_through_1000_items_and_the_last_item_at_login() {
     );
     let mut m = model_for("big");
     let mut seen = Seen::default();
-    run_until(&mut b, &mut m, &mut seen, 60, "the paged snapshot", |e| {
+    run_counting(&mut b, &mut m, &mut seen, 60, "the paged snapshot", |e| {
         matches!(e, NetEvent::Snapshot { .. })
     })
     .await;
@@ -149,7 +148,7 @@ async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
     let mut b = xmpp::spawn(b_cfg, session(&["cut"], false, Duration::from_secs(3600)));
     let mut m = model_for("cut");
     let mut seen = Seen::default();
-    run_until(&mut b, &mut m, &mut seen, 60, "initial snapshot", |e| {
+    run_counting(&mut b, &mut m, &mut seen, 60, "initial snapshot", |e| {
         matches!(e, NetEvent::Snapshot { .. })
     })
     .await;
@@ -157,7 +156,7 @@ async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
 
     relay.set_accepting(false);
     relay.cut().await;
-    run_until(&mut b, &mut m, &mut seen, 40, "bob noticing the cut", |e| {
+    run_counting(&mut b, &mut m, &mut seen, 40, "bob noticing the cut", |e| {
         matches!(
             e,
             NetEvent::Connection(ConnState::Suspended | ConnState::Retrying { .. })
@@ -166,7 +165,7 @@ async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
     .await;
     published.extend(publish_n(&mut a, "cut", 30).await);
     relay.set_accepting(true);
-    run_until(&mut b, &mut m, &mut seen, 60, "the automatic resync", |e| {
+    run_counting(&mut b, &mut m, &mut seen, 60, "the automatic resync", |e| {
         matches!(
             e,
             NetEvent::Snapshot {

@@ -52,6 +52,31 @@ async fn service_items(
         .collect()
 }
 
+/// Send an owner request and wait for the service's OK.
+async fn request_ok(net: &mut xmpp::NetHandle, cmd: Command, what: &str) {
+    net.commands.send(cmd).await.expect("send");
+    wait_for(net, 10, what, |e| match e {
+        NetEvent::Done { .. } => Some(()),
+        NetEvent::RequestFailed { what, reason } => panic!("{what}: {reason}"),
+        _ => None,
+    })
+    .await;
+}
+
+/// Bob logs in to node "off" (a fresh session), the model takes his snapshot, he logs out.
+async fn bob_visits(server: &prosody::Prosody, password: &str, m: &mut Model) {
+    let mut b = xmpp::spawn(
+        connect_config(server, "bob", "b", password),
+        session(&["off"], false, Duration::from_secs(3600)),
+    );
+    run_until(&mut b, m, 20, "snapshot", |e| {
+        matches!(e, NetEvent::Snapshot { .. })
+    })
+    .await;
+    let _ = b.commands.send(Command::Shutdown).await;
+    let _ = b.task.await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
     // Without stream management the reconnect is a fresh session: notifications sent while
@@ -178,46 +203,21 @@ async fn retractions_and_purges_while_offline_take_effect() {
     wait_online(&mut a).await;
     let published = publish_n(&mut a, "off", 5).await;
 
-    let bob = |server: &prosody::Prosody| {
-        xmpp::spawn(
-            connect_config(server, "bob", "b", &b_pw),
-            session(&["off"], false, Duration::from_secs(3600)),
-        )
-    };
-    let mut b = bob(&server);
     let mut m = model_for("off");
-    run_until(&mut b, &mut m, 20, "snapshot", |e| {
-        matches!(e, NetEvent::Snapshot { .. })
-    })
-    .await;
+    bob_visits(&server, &b_pw, &mut m).await;
     assert_eq!(feed_ids(&m), published);
-    let _ = b.commands.send(Command::Shutdown).await;
-    let _ = b.task.await;
 
     // While bob is away the owner retracts one item.
     let mut owner_session = session(&[], false, Duration::from_secs(3600));
     owner_session.subscribe = false;
     let mut owner = xmpp::spawn(admin_cfg, owner_session);
     wait_online(&mut owner).await;
-    owner
-        .commands
-        .send(Command::Retract {
-            node: "off".into(),
-            id: published[2].clone(),
-        })
-        .await
-        .expect("send");
-    wait_for(&mut owner, 10, "retract done", |e| match e {
-        NetEvent::Done { .. } => Some(()),
-        NetEvent::RequestFailed { what, reason } => panic!("{what}: {reason}"),
-        _ => None,
-    })
-    .await;
-    let mut b = bob(&server);
-    run_until(&mut b, &mut m, 20, "snapshot", |e| {
-        matches!(e, NetEvent::Snapshot { .. })
-    })
-    .await;
+    let retract = Command::Retract {
+        node: "off".into(),
+        id: published[2].clone(),
+    };
+    request_ok(&mut owner, retract, "retract").await;
+    bob_visits(&server, &b_pw, &mut m).await;
     let mut expected = published.clone();
     expected.remove(2);
     assert_eq!(
@@ -225,26 +225,11 @@ async fn retractions_and_purges_while_offline_take_effect() {
         expected,
         "the retracted item is gone after the resync"
     );
-    let _ = b.commands.send(Command::Shutdown).await;
-    let _ = b.task.await;
 
     // And purges the node.
-    owner
-        .commands
-        .send(Command::Purge { node: "off".into() })
-        .await
-        .expect("send");
-    wait_for(&mut owner, 10, "purge done", |e| match e {
-        NetEvent::Done { .. } => Some(()),
-        NetEvent::RequestFailed { what, reason } => panic!("{what}: {reason}"),
-        _ => None,
-    })
-    .await;
-    let mut b = bob(&server);
-    run_until(&mut b, &mut m, 20, "snapshot", |e| {
-        matches!(e, NetEvent::Snapshot { .. })
-    })
-    .await;
+    let purge = Command::Purge { node: "off".into() };
+    request_ok(&mut owner, purge, "purge").await;
+    bob_visits(&server, &b_pw, &mut m).await;
     assert!(feed_ids(&m).is_empty(), "empty after a purge");
     assert_eq!(
         markers(&m),

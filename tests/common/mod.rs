@@ -321,13 +321,14 @@ pub fn password_file(dir: &std::path::Path, password: &str) -> std::path::PathBu
     path
 }
 
-/// Feed events into the TUI model until `pred` matches one (which is applied too).
+/// Feed events into the TUI model until `pred` matches one (which is applied too). `pred`
+/// sees every event, so it may also count them.
 pub async fn run_until(
     net: &mut NetHandle,
     m: &mut pubsub_tui::tui::model::Model,
     secs: u64,
     what: &str,
-    pred: impl Fn(&NetEvent) -> bool,
+    mut pred: impl FnMut(&NetEvent) -> bool,
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
