@@ -33,6 +33,49 @@ pub enum Cmd {
     Publish(PublishArgs),
     /// Start a private Prosody with an open node and a second publisher, and open the TUI.
     Demo(DemoArgs),
+    /// Run the relay service: answer pubsub requests at --jid (a full JID), store items in
+    /// SQLite and forward each to every subscriber. Runs until interrupted.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory of the database (created if missing).
+    /// Default: $XDG_DATA_HOME/pubsub-tui/serve.
+    #[arg(long, env = "PUBSUB_TUI_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Items kept per node; the oldest are dropped beyond it.
+    #[arg(
+        long,
+        env = "PUBSUB_TUI_MAX_ITEMS",
+        default_value_t = 1000,
+        value_name = "N"
+    )]
+    pub max_items: u64,
+
+    /// Nodes the service will create (on first publish or subscribe, or on request).
+    #[arg(
+        long,
+        env = "PUBSUB_TUI_MAX_NODES",
+        default_value_t = 10_000,
+        value_name = "N"
+    )]
+    pub max_nodes: u64,
+
+    /// A JID that owns every node (may purge and retract anything); repeatable. Each node's
+    /// creator and the service's own account are owners too.
+    #[arg(long = "admin", value_name = "JID")]
+    pub admins: Vec<String>,
+
+    /// Seconds between pings to full-JID subscribers, to find those that are gone.
+    #[arg(
+        long,
+        env = "PUBSUB_TUI_PROBE_INTERVAL",
+        default_value_t = 60.0,
+        value_name = "SECS"
+    )]
+    pub probe_interval: f64,
 }
 
 #[derive(Debug, Args)]

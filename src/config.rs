@@ -227,16 +227,20 @@ pub struct Settings {
     pub feed_limit: usize,
 }
 
-/// Validate merged settings and read the password. `prompt` allows an interactive prompt as
-/// the last password source.
-pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
+fn require_jid(m: &Merged) -> anyhow::Result<Jid> {
     let Some(jid) = &m.jid else {
         bail!(
             "no account given: pass --jid user@domain (or set jid in the config file, or \
              PUBSUB_TUI_JID).\nTo try pubsub-tui without an account, run `pubsub-tui demo`."
         );
     };
-    let jid = account_jid(jid)?;
+    account_jid(jid)
+}
+
+/// Validate the account and connection settings and read the password. `prompt` allows an
+/// interactive prompt as the last password source.
+pub fn resolve_connect(m: &Merged, prompt: bool) -> anyhow::Result<ConnectConfig> {
+    let jid = require_jid(m)?;
     let server = m.server.as_deref().map(parse_server).transpose()?;
     let security = if m.insecure_plain_tcp {
         match &server {
@@ -249,6 +253,22 @@ pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
     } else {
         Security::StartTls(tls_config(m.ca_file.as_deref())?)
     };
+    let password = read_password(m, &jid, prompt)?;
+    Ok(ConnectConfig {
+        jid,
+        password,
+        server,
+        security,
+        timeouts: LINK_TIMEOUTS,
+        connect_timeout: CONNECT_TIMEOUT,
+        max_attempts: None,
+    })
+}
+
+/// Validate merged settings and read the password. `prompt` allows an interactive prompt as
+/// the last password source.
+pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
+    let jid = require_jid(m)?;
     let service = match &m.service {
         Some(s) => Jid::new(s.trim())
             .map_err(|e| anyhow::anyhow!("--service {s:?} is not a valid JID: {e}"))?,
@@ -271,17 +291,9 @@ pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
             m.feed_limit
         );
     }
-    let password = read_password(m, &jid, prompt)?;
+    let connect = resolve_connect(m, prompt)?;
     Ok(Settings {
-        connect: ConnectConfig {
-            jid,
-            password,
-            server,
-            security,
-            timeouts: LINK_TIMEOUTS,
-            connect_timeout: CONNECT_TIMEOUT,
-            max_attempts: None,
-        },
+        connect,
         session: SessionConfig {
             service,
             nodes: m.nodes.clone(),
@@ -294,6 +306,41 @@ pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
         },
         feed_limit: m.feed_limit,
     })
+}
+
+/// Validate the `serve` flags.
+pub fn resolve_serve(args: &crate::cli::ServeArgs) -> anyhow::Result<crate::serve::ServeConfig> {
+    if args.max_items == 0 || args.max_items > 10_000_000 {
+        bail!(
+            "--max-items must be between 1 and 10000000, not {}",
+            args.max_items
+        );
+    }
+    if args.max_nodes == 0 {
+        bail!("--max-nodes must be at least 1");
+    }
+    let probe_interval = seconds("--probe-interval", args.probe_interval, 86_400.0)?;
+    let mut admins = Vec::new();
+    for a in &args.admins {
+        let jid = Jid::new(a.trim())
+            .map_err(|e| anyhow::anyhow!("--admin {a:?} is not a valid JID: {e}"))?;
+        admins.push(jid.to_bare().to_string());
+    }
+    Ok(crate::serve::ServeConfig {
+        max_items: args.max_items,
+        max_nodes: args.max_nodes,
+        admins,
+        probe_interval,
+        seed: rand::random(),
+    })
+}
+
+/// Where `serve` keeps its database by default.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("pubsub-tui")
+        .join("serve")
 }
 
 /// A random id for this publisher run (8 hex digits).

@@ -7,6 +7,7 @@
 //! - [`tui`]: the terminal front end (model, update, keymap, views).
 //! - [`headless`]: the `watch` and `publish` front ends on the same core.
 //! - [`config`] and [`cli`]: flags, environment, config file and password sources.
+//! - [`serve`]: the relay service role (`pubsub-tui serve`), with SQLite storage.
 //! - [`prosody`]: a private Prosody for the demo and the tests.
 
 pub mod cli;
@@ -18,5 +19,6 @@ pub mod headless;
 pub mod logging;
 pub mod prosody;
 pub mod sanitize;
+pub mod serve;
 pub mod tui;
 pub mod xmpp;

@@ -58,6 +58,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{id}");
             Ok(())
         }
+        Some(Cmd::Serve(args)) => {
+            let serve = config::resolve_serve(&args)?;
+            let full = merged.jid.as_deref().map(str::trim).unwrap_or_default();
+            if full.is_empty() || !full.contains('/') {
+                anyhow::bail!(
+                    "serve needs --jid with a resource (user@domain/server): clients address \
+                     the service by that full JID"
+                );
+            }
+            let connect = config::resolve_connect(&merged, true)?;
+            let data_dir = args
+                .data_dir
+                .map_or_else(config::default_data_dir, config::expand_tilde);
+            logging::init(
+                merged.log_file.as_deref(),
+                merged.log_level.as_deref().unwrap_or("info"),
+            )?;
+            runtime.block_on(pubsub_tui::serve::run(connect, serve, data_dir))
+        }
         Some(Cmd::Demo(args)) => {
             log_to_file(&merged)?;
             runtime.block_on(demo::run(args.peer_interval, merged.feed_limit))

@@ -122,6 +122,7 @@ fn item(id: u8, text: u8) -> FeedItem {
         sender: None,
         time: None,
         seq: None,
+        service_seq: None,
         text: text.to_string(),
         format: ItemFormat::Native,
     }

@@ -24,6 +24,7 @@ fn item(node: &str, n: u64, sender: &str, text: &str) -> FeedItem {
             session: "beef".into(),
             n,
         }),
+        service_seq: None,
         text: text.into(),
         format: ItemFormat::Native,
     }

@@ -92,6 +92,9 @@ impl Publisher {
 #[derive(Debug, Clone, Default)]
 pub struct GapTracker {
     by_sender: HashMap<String, Publisher>,
+    /// The node-wide numbering of a `serve` relay, when its notifications carry one: it
+    /// covers every publisher, so it replaces the per-publisher check.
+    service: Option<Publisher>,
 }
 
 impl GapTracker {
@@ -119,17 +122,39 @@ impl GapTracker {
         }
     }
 
-    /// Start again from a service's full set of items (after a resync).
-    pub fn reset_from(&mut self, items: &[FeedItem]) {
+    /// Observe the node-wide number a `serve` relay gave an item.
+    pub fn observe_service(&mut self, n: u64) -> Verdict {
+        match &mut self.service {
+            Some(p) => p.observe(n),
+            None => {
+                self.service = Some(Publisher::new(String::new(), n));
+                Verdict::First
+            }
+        }
+    }
+
+    /// Start again from a service's full set of items (after a resync). `head` is the
+    /// service's last node-wide number when it said (a `serve` relay does), so the next
+    /// notification can be checked against it even if the newest items were retracted.
+    pub fn reset_from(&mut self, items: &[FeedItem], head: Option<u64>) {
         self.by_sender.clear();
+        self.service = head.map(|h| Publisher::new(String::new(), h));
         for item in items {
-            self.observe(item.sender.as_deref(), item.seq.as_ref());
+            match item.service_seq {
+                Some(n) => {
+                    self.observe_service(n);
+                }
+                None => {
+                    self.observe(item.sender.as_deref(), item.seq.as_ref());
+                }
+            }
         }
     }
 
     /// Numbers currently missing, over all publishers.
     pub fn missing(&self) -> u64 {
-        self.by_sender.values().map(Publisher::missing).sum()
+        self.by_sender.values().map(Publisher::missing).sum::<u64>()
+            + self.service.as_ref().map_or(0, Publisher::missing)
     }
 }
 
@@ -238,6 +263,20 @@ mod tests {
             t.observe(Some("bob@x/y"), Some(&seq("s9", 5))),
             Verdict::First
         );
+    }
+
+    #[test]
+    fn service_numbering_after_a_resync_starts_at_the_head() {
+        let mut t = GapTracker::new();
+        assert_eq!(t.observe_service(4), Verdict::First);
+        assert_eq!(t.observe_service(5), Verdict::InOrder);
+        assert_eq!(t.observe_service(8), Verdict::Gap(6..=7));
+        // The resync says the head is 10 (9 and 10 were retracted): 11 is next, not a gap.
+        t.reset_from(&[], Some(10));
+        assert_eq!(t.missing(), 0);
+        assert_eq!(t.observe_service(11), Verdict::InOrder);
+        assert_eq!(t.observe_service(11), Verdict::Duplicate);
+        assert_eq!(t.observe_service(13), Verdict::Gap(12..=12));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct FeedItem {
     /// The timestamp as the item carried it (RFC 3339 for ours, `HH:MM:SS` for Wokkel).
     pub time: Option<String>,
     pub seq: Option<Seq>,
+    /// The node-wide number our relay service (`serve`) gives each item, when it came with
+    /// a live notification from such a service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_seq: Option<u64>,
     pub text: String,
     pub format: ItemFormat,
 }

@@ -222,6 +222,7 @@ mod tests {
             sender: None,
             time: None,
             seq: None,
+            service_seq: None,
             text: text.into(),
             format: ItemFormat::Native,
         }

@@ -24,6 +24,10 @@ pub const NS_RSM: &str = "http://jabber.org/protocol/rsm";
 /// Our own payload namespace. Other clients can ignore the element; the Wokkel-style attributes
 /// on `<item/>` carry the same sender, time and text.
 pub const NS_ITEM: &str = "urn:x-pubsub-tui:item:0";
+/// The node-wide sequence number our relay service (`serve`) adds beside each notification
+/// (`<seq node='N' n='42'/>` in the `<message/>`) and each retrieve result (`<seq node='N'
+/// head='42'/>` in the `<pubsub/>`). Clients that do not know it ignore it.
+pub const NS_SEQ: &str = "urn:x-pubsub-tui:seq:0";
 
 /// Longest item id we keep from a peer.
 const MAX_ID_CHARS: usize = 256;
@@ -232,6 +236,7 @@ pub fn parse_item(node: &str, item: &Element) -> FeedItem {
         sender: None,
         time: None,
         seq: None,
+        service_seq: None,
         text: String::new(),
         format: ItemFormat::Unknown,
     };
@@ -347,6 +352,19 @@ pub fn parse_event(event: &Element) -> Vec<EventPart> {
 /// The event payload of a message, if it has one.
 pub fn event_payload(payloads: &[Element]) -> Option<&Element> {
     payloads.iter().find(|p| p.is("event", NS_PUBSUB_EVENT))
+}
+
+/// The node-wide number a `serve` relay put beside a notification (`n`) or a retrieve
+/// result (`head`) for `node`.
+pub fn parse_service_seq<'a>(
+    mut elements: impl Iterator<Item = &'a Element>,
+    node: &str,
+    attr: &str,
+) -> Option<u64> {
+    elements
+        .find(|e| e.is("seq", NS_SEQ) && e.attr("node") == Some(node))
+        .and_then(|e| e.attr(attr))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// Read the items of a retrieve result (`<pubsub><items node='N'>…</items></pubsub>`).

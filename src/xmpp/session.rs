@@ -30,6 +30,8 @@ use crate::sanitize;
 
 /// Typed text waiting for a connection is kept up to this many items; more are refused.
 pub const OUTBOX_LIMIT: usize = 1000;
+/// The "sender" of a gap found in a relay's node-wide numbering.
+pub const SERVICE_NUMBERING: &str = "all publishers";
 /// Items asked for per RSM page.
 pub const RSM_PAGE: u32 = 200;
 /// Pages one resync may take (a bound against a service that never stops paging).
@@ -69,9 +71,10 @@ impl Now {
     }
 }
 
-/// Everything that can happen to a session.
+/// Everything that can happen to a state machine driven by [`crate::xmpp::task`]; `C` is what
+/// its front end can ask (the client's [`Command`] by default).
 #[derive(Debug)]
-pub enum Input {
+pub enum Input<C = Command> {
     /// A fresh stream (not a resumption) is bound to this JID.
     Online {
         bound: Jid,
@@ -83,7 +86,7 @@ pub enum Input {
     /// News from the connector (attempts, retries, a final failure).
     Connection(ConnState),
     Stanza(Box<Stanza>),
-    Command(Command),
+    Command(C),
     /// Periodic check of IQ timeouts.
     Tick,
     /// The auto-publish timer fired.
@@ -92,10 +95,11 @@ pub enum Input {
     Closed,
 }
 
+/// What a state machine wants done; `E` is what it tells its front end.
 #[derive(Debug)]
-pub enum Output {
+pub enum Output<E = NetEvent> {
     Send(Box<Stanza>),
-    Event(NetEvent),
+    Event(E),
     /// Close the stream and end the task.
     Stop,
 }
@@ -111,6 +115,8 @@ enum Request {
         /// Items of the pages received so far.
         items: Vec<FeedItem>,
         pages: u32,
+        /// The service's node-wide head number, if it says (a `serve` relay does).
+        head: Option<u64>,
     },
     Retract {
         node: String,
@@ -179,6 +185,11 @@ impl Session {
 
     pub fn is_online(&self) -> bool {
         matches!(self.conn, ConnState::Online { .. })
+    }
+
+    /// The auto-publish period.
+    pub fn interval(&self) -> Duration {
+        self.cfg.interval
     }
 
     pub fn auto_publish(&self) -> bool {
@@ -361,6 +372,7 @@ impl Session {
             reason,
             items: Vec::new(),
             pages: 1,
+            head: None,
         };
         self.send_iq(request, payload, now, out);
     }
@@ -509,10 +521,19 @@ impl Session {
 
     fn check_sequence(&mut self, item: &FeedItem, now: Now, out: &mut Vec<Output>) {
         let tracker = self.trackers.entry(item.node.clone()).or_default();
-        if let Verdict::Gap(range) = tracker.observe(item.sender.as_deref(), item.seq.as_ref()) {
+        // A relay's node-wide numbering covers every publisher: when it is there, it is the
+        // exact check, and the per-publisher one would only report the same loss twice.
+        let (verdict, sender) = match item.service_seq {
+            Some(n) => (tracker.observe_service(n), SERVICE_NUMBERING.to_owned()),
+            None => (
+                tracker.observe(item.sender.as_deref(), item.seq.as_ref()),
+                item.sender.clone().unwrap_or_default(),
+            ),
+        };
+        if let Verdict::Gap(range) = verdict {
             out.push(Output::Event(NetEvent::Gap {
                 node: item.node.clone(),
-                sender: item.sender.clone().unwrap_or_default(),
+                sender,
                 from: *range.start(),
                 to: *range.end(),
             }));
@@ -532,7 +553,13 @@ impl Session {
             self.drop_stanza(format!("pubsub event from {from}, not the service"), out);
             return;
         }
-        for part in protocol::parse_event(event) {
+        for mut part in protocol::parse_event(event) {
+            // A `serve` relay numbers each notification (one item per message).
+            if let EventPart::Items { node, items } = &mut part
+                && let [item] = items.as_mut_slice()
+            {
+                item.service_seq = protocol::parse_service_seq(msg.payloads.iter(), node, "n");
+            }
             if !self.nodes.contains(part.node()) {
                 let node = part.node().to_owned();
                 self.drop_stanza(
@@ -654,7 +681,11 @@ impl Session {
                 reason,
                 mut items,
                 pages,
+                head,
             } => {
+                let head = payload
+                    .and_then(|p| protocol::parse_service_seq(p.children(), &node, "head"))
+                    .or(head);
                 let page_items = protocol::parse_items_result(&node, payload);
                 let got = page_items.len();
                 items.extend(page_items);
@@ -679,11 +710,12 @@ impl Session {
                         reason,
                         items,
                         pages: pages + 1,
+                        head,
                     };
                     self.send_iq(request, payload, now, out);
                     return;
                 }
-                self.finish_retrieve(node, items, reason, now, out);
+                self.finish_retrieve(node, items, head, reason, now, out);
             }
             Request::Retract { node, id } => out.push(Output::Event(NetEvent::Done {
                 what: format!("retract {id} from {node}"),
@@ -706,6 +738,7 @@ impl Session {
         &mut self,
         node: String,
         mut items: Vec<FeedItem>,
+        head: Option<u64>,
         reason: SnapshotReason,
         now: Now,
         out: &mut Vec<Output>,
@@ -722,7 +755,7 @@ impl Session {
         self.trackers
             .entry(node.clone())
             .or_default()
-            .reset_from(&items);
+            .reset_from(&items, head);
         out.push(Output::Event(NetEvent::Snapshot {
             node,
             items,

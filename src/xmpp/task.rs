@@ -1,4 +1,5 @@
-//! The async shell around [`Session`]: owns the stream, runs the timers, moves messages.
+//! The async shell around a state machine ([`Session`], or the relay service): owns the
+//! stream, runs the timers, moves messages.
 //!
 //! One task owns the `StanzaStream` unsplit and `select!`s over it, the front end's commands,
 //! the connector's status reports and two timers. All decisions are the session's.
@@ -20,19 +21,67 @@ const QUEUE_DEPTH: usize = 1024;
 /// How often IQ timeouts are checked.
 const TICK: Duration = Duration::from_millis(500);
 
-/// A running network core: send it [`Command`]s, read its [`NetEvent`]s.
-pub struct NetHandle {
-    pub commands: mpsc::Sender<Command>,
-    pub events: mpsc::Receiver<NetEvent>,
+/// A pure state machine the shell can drive over a stream: the client [`Session`] or the
+/// relay service ([`crate::serve::Service`]).
+pub trait Machine: Send + 'static {
+    /// What its front end can ask.
+    type Command: Send + 'static;
+    /// What it tells its front end.
+    type Event: Send + 'static;
+    fn handle(&mut self, input: Input<Self::Command>, now: Now) -> Vec<Output<Self::Event>>;
+    /// The command that ends the machine when its front end goes away.
+    fn shutdown() -> Self::Command;
+    /// How often `Input::AutoPublishTick` fires (`None`: never).
+    fn auto_interval(&self) -> Option<Duration>;
+    /// True for the event that reports a final connection failure: the task ends without
+    /// closing a stream (there is none).
+    fn is_final_failure(event: &Self::Event) -> bool;
+    /// Write a log line for the event, if it deserves one.
+    fn log(event: &Self::Event);
+}
+
+impl Machine for Session {
+    type Command = Command;
+    type Event = NetEvent;
+    fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
+        Session::handle(self, input, now)
+    }
+    fn shutdown() -> Command {
+        Command::Shutdown
+    }
+    fn auto_interval(&self) -> Option<Duration> {
+        Some(self.interval())
+    }
+    fn is_final_failure(event: &NetEvent) -> bool {
+        matches!(event, NetEvent::Connection(ConnState::Failed { .. }))
+    }
+    fn log(event: &NetEvent) {
+        log_event(event);
+    }
+}
+
+/// A running network core: send it commands, read its events.
+pub struct NetHandle<C = Command, E = NetEvent> {
+    pub commands: mpsc::Sender<C>,
+    pub events: mpsc::Receiver<E>,
     pub task: JoinHandle<()>,
 }
 
-/// Start the network core. It connects at once and keeps going until [`Command::Shutdown`],
-/// a final connection error, or until the front end drops its command sender.
+/// Start the client network core. It connects at once and keeps going until
+/// [`Command::Shutdown`], a final connection error, or until the front end drops its command
+/// sender.
 pub fn spawn(connect: ConnectConfig, session: SessionConfig) -> NetHandle {
+    spawn_machine(connect, Session::new(session))
+}
+
+/// Start any [`Machine`] over a reconnecting stream for the account in `connect`.
+pub fn spawn_machine<M: Machine>(
+    connect: ConnectConfig,
+    machine: M,
+) -> NetHandle<M::Command, M::Event> {
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (ev_tx, ev_rx) = mpsc::channel(4096);
-    let task = tokio::spawn(run(connect, session, cmd_rx, ev_tx));
+    let task = tokio::spawn(run(connect, machine, cmd_rx, ev_tx));
     NetHandle {
         commands: cmd_tx,
         events: ev_rx,
@@ -40,11 +89,11 @@ pub fn spawn(connect: ConnectConfig, session: SessionConfig) -> NetHandle {
     }
 }
 
-async fn run(
+async fn run<M: Machine>(
     connect: ConnectConfig,
-    session_cfg: SessionConfig,
-    mut commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<NetEvent>,
+    mut machine: M,
+    mut commands: mpsc::Receiver<M::Command>,
+    events: mpsc::Sender<M::Event>,
 ) {
     let (status_tx, mut status_rx) = mpsc::unbounded_channel();
     let cfg = Arc::new(connect);
@@ -62,15 +111,16 @@ async fn run(
     };
     let mut stream = StanzaStream::new(reconnector, QUEUE_DEPTH);
     let mut tick = tokio::time::interval(TICK);
-    let mut auto = tokio::time::interval(session_cfg.interval.max(Duration::from_millis(100)));
+    let auto_every = machine.auto_interval();
+    let mut auto =
+        tokio::time::interval(auto_every.unwrap_or(TICK).max(Duration::from_millis(100)));
     auto.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     auto.reset(); // the first auto-publish comes one interval after start
-    let mut session = Session::new(session_cfg);
     let mut stream_alive = true;
 
     loop {
         let input = tokio::select! {
-            cmd = commands.recv() => Input::Command(cmd.unwrap_or(Command::Shutdown)),
+            cmd = commands.recv() => Input::Command(cmd.unwrap_or_else(M::shutdown)),
             ev = stream.next(), if stream_alive => match ev {
                 Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => {
                     handovers.session_up();
@@ -82,37 +132,27 @@ async fn run(
                     Input::Resumed
                 }
                 Some(Event::Stanza(s)) => {
-                    if tracing::enabled!(target: "pubsub_tui::wire", tracing::Level::TRACE) {
-                        let el: xmpp_parsers::minidom::Element = match &s {
-                            tokio_xmpp::Stanza::Iq(i) => i.clone().into(),
-                            tokio_xmpp::Stanza::Message(m) => m.clone().into(),
-                            tokio_xmpp::Stanza::Presence(p) => p.clone().into(),
-                        };
-                        let mut buf = Vec::new();
-                        if el.write_to(&mut buf).is_ok() {
-                            tracing::trace!(target: "pubsub_tui::wire", "in: {}", String::from_utf8_lossy(&buf));
-                        }
-                    }
+                    trace_incoming(&s);
                     Input::Stanza(Box::new(s))
                 }
                 None => {
                     stream_alive = false;
                     // A final connector error is reported just before the stream ends.
                     while let Ok(status) = status_rx.try_recv() {
-                        forward(&mut session, Input::Connection(status), &events).await;
+                        forward(&mut machine, Input::Connection(status), &events).await;
                     }
                     Input::Closed
                 }
             },
             Some(status) = status_rx.recv() => Input::Connection(status),
             _ = tick.tick() => Input::Tick,
-            _ = auto.tick() => Input::AutoPublishTick,
+            _ = auto.tick(), if auto_every.is_some() => Input::AutoPublishTick,
         };
         let closed = matches!(input, Input::Closed);
         let now = Now::system();
         let mut stop = false;
         let mut failed = false;
-        for output in session.handle(input, now) {
+        for output in machine.handle(input, now) {
             match output {
                 Output::Send(stanza) => {
                     if stream_alive {
@@ -121,8 +161,8 @@ async fn run(
                     }
                 }
                 Output::Event(e) => {
-                    log_event(&e);
-                    if let NetEvent::Connection(ConnState::Failed { .. }) = &e {
+                    M::log(&e);
+                    if M::is_final_failure(&e) {
                         stop = true;
                         failed = true;
                     }
@@ -147,8 +187,26 @@ async fn run(
     }
 }
 
-async fn forward(session: &mut Session, input: Input, events: &mpsc::Sender<NetEvent>) {
-    for output in session.handle(input, Now::system()) {
+fn trace_incoming(s: &tokio_xmpp::Stanza) {
+    if tracing::enabled!(target: "pubsub_tui::wire", tracing::Level::TRACE) {
+        let el: xmpp_parsers::minidom::Element = match s {
+            tokio_xmpp::Stanza::Iq(i) => i.clone().into(),
+            tokio_xmpp::Stanza::Message(m) => m.clone().into(),
+            tokio_xmpp::Stanza::Presence(p) => p.clone().into(),
+        };
+        let mut buf = Vec::new();
+        if el.write_to(&mut buf).is_ok() {
+            tracing::trace!(target: "pubsub_tui::wire", "in: {}", String::from_utf8_lossy(&buf));
+        }
+    }
+}
+
+async fn forward<M: Machine>(
+    machine: &mut M,
+    input: Input<M::Command>,
+    events: &mpsc::Sender<M::Event>,
+) {
+    for output in machine.handle(input, Now::system()) {
         if let Output::Event(e) = output {
             let _ = events.send(e).await;
         }

@@ -5,6 +5,7 @@
 pub mod ejabberd;
 pub mod fake_server;
 pub mod relay;
+pub mod serve;
 pub mod tmux;
 
 use std::time::Duration;

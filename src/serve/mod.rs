@@ -1,0 +1,77 @@
+//! `pubsub-tui serve`: the relay service of the original example, done properly.
+//!
+//! An ordinary account, logged in with a resource, answers XEP-0060 requests sent to its full
+//! JID, keeps what is published in SQLite ([`store`]), and forwards each item verbatim to
+//! every subscriber with a node-wide sequence number beside it. The behaviour is the pure
+//! state machine in [`service`]; it runs in the same network shell as the client
+//! ([`crate::xmpp::task`]).
+
+pub mod service;
+pub mod store;
+
+use std::path::PathBuf;
+
+pub use service::{ServeCommand, ServeConfig, ServeEvent, Service};
+pub use store::Store;
+
+use crate::xmpp::connect::ConnectConfig;
+use crate::xmpp::events::ConnState;
+
+/// Run the service until interrupted (SIGINT/SIGTERM) or a final connection error.
+pub async fn run(
+    connect: ConnectConfig,
+    cfg: ServeConfig,
+    data_dir: PathBuf,
+) -> anyhow::Result<()> {
+    let store = Store::open_dir(&data_dir)?;
+    let service = Service::new(cfg, store)?;
+    tracing::info!(data_dir = %data_dir.display(), "serving as {}", connect.jid);
+    let mut net = crate::xmpp::task::spawn_machine(connect, service);
+    let mut failure = None;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            ev = net.events.recv() => match ev {
+                Some(ServeEvent::Connection(ConnState::Failed { error })) => failure = Some(error),
+                Some(_) => {}
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => {
+                let _ = net.commands.send(ServeCommand::Shutdown).await;
+            }
+            _ = term.recv() => {
+                let _ = net.commands.send(ServeCommand::Shutdown).await;
+            }
+        }
+    }
+    let _ = net.task.await;
+    match failure {
+        Some(error) => anyhow::bail!("connection failed: {error}"),
+        None => Ok(()),
+    }
+}
+
+/// One log line per event worth it; publishes are at debug (there can be thousands a second).
+pub fn log_event(e: &ServeEvent) {
+    match e {
+        ServeEvent::Connection(ConnState::Failed { error }) => {
+            tracing::error!(%error, "connection failed");
+        }
+        ServeEvent::Connection(state) => tracing::info!(%state, "connection"),
+        ServeEvent::Published {
+            node,
+            id,
+            seq,
+            publisher,
+            notified,
+        } => tracing::debug!(%node, %id, seq, %publisher, notified, "published"),
+        ServeEvent::Subscribed { node, jid } => tracing::info!(%node, %jid, "subscribed"),
+        ServeEvent::Unsubscribed { node, jid } => tracing::info!(%node, %jid, "unsubscribed"),
+        ServeEvent::Paused { jid, reason } => {
+            tracing::info!(%jid, %reason, "subscriber paused (no notifications until heard from)");
+        }
+        ServeEvent::Resumed { jid } => tracing::info!(%jid, "subscriber resumed"),
+        ServeEvent::Refused { from, reason } => tracing::info!(%from, %reason, "request refused"),
+        ServeEvent::StorageFailed { error } => tracing::error!(%error, "storage failed"),
+    }
+}

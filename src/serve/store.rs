@@ -1,0 +1,412 @@
+//! The service's storage: nodes with their sequence counters, items, and subscriptions, in one
+//! SQLite database in WAL mode.
+//!
+//! Every change is one transaction that is committed before the service answers, so whatever
+//! the service confirmed survives a `kill -9` of the process. `synchronous=NORMAL` trades the
+//! last commits before a power loss (not a process crash) for a commit without an fsync.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS nodes (
+    name    TEXT PRIMARY KEY,
+    head    INTEGER NOT NULL DEFAULT 0,  -- the last sequence number given out
+    creator TEXT NOT NULL                -- bare JID, the node's owner
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS items (
+    node      TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+    seq       INTEGER NOT NULL,
+    id        TEXT NOT NULL,
+    publisher TEXT NOT NULL,             -- bare JID
+    xml       TEXT NOT NULL,             -- the <item/> as published, with its id
+    PRIMARY KEY (node, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS items_by_id ON items(node, id);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    node   TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+    jid    TEXT NOT NULL,
+    subid  TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,   -- 1: the JID was unreachable; no notifications
+    PRIMARY KEY (node, jid)
+) WITHOUT ROWID;
+";
+
+/// One stored item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    pub seq: u64,
+    pub id: String,
+    pub publisher: String,
+    pub xml: String,
+}
+
+/// One stored subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSub {
+    pub node: String,
+    pub jid: String,
+    pub subid: String,
+    pub paused: bool,
+}
+
+/// Which items of a node to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    All,
+    /// The newest `n`, oldest first.
+    Newest(u64),
+    /// These ids, in the order asked (unknown ones left out).
+    Ids(Vec<String>),
+    /// At most `max` items after the item `after` (from the start without it), plus the
+    /// index of the first one.
+    Page {
+        max: u64,
+        after: Option<String>,
+    },
+}
+
+pub struct Store {
+    db: Connection,
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl Store {
+    /// Open (or create) the database `serve.sqlite3` in `dir`.
+    pub fn open_dir(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        let path = dir.join("serve.sqlite3");
+        let db = Connection::open(&path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        Self::init(db).with_context(|| format!("database {}", path.display()))
+    }
+
+    /// A database in memory (tests).
+    pub fn open_in_memory() -> anyhow::Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(db: Connection) -> anyhow::Result<Self> {
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        // In memory the journal mode stays "memory"; on disk it becomes "wal".
+        let _mode: String = db.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        db.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            anyhow::bail!(
+                "it was written by a newer pubsub-tui (schema {version}; this one knows {SCHEMA_VERSION})"
+            );
+        }
+        db.execute_batch(SCHEMA)?;
+        db.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
+        Ok(Self { db })
+    }
+
+    /// The node's head sequence number and creator, if it exists.
+    pub fn node(&self, name: &str) -> anyhow::Result<Option<(u64, String)>> {
+        Ok(self
+            .db
+            .prepare_cached("SELECT head, creator FROM nodes WHERE name = ?1")?
+            .query_row([name], |r| Ok((to_u64(r.get(0)?), r.get(1)?)))
+            .optional()?)
+    }
+
+    pub fn node_names(&self) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT name FROM nodes ORDER BY name")?;
+        let names = stmt.query_map([], |r| r.get(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
+    }
+
+    pub fn node_count(&self) -> anyhow::Result<u64> {
+        Ok(to_u64(self.db.query_row(
+            "SELECT count(*) FROM nodes",
+            [],
+            |r| r.get(0),
+        )?))
+    }
+
+    /// Create the node; false if it existed.
+    pub fn create_node(&self, name: &str, creator: &str) -> anyhow::Result<bool> {
+        let n = self
+            .db
+            .prepare_cached("INSERT OR IGNORE INTO nodes (name, creator) VALUES (?1, ?2)")?
+            .execute([name, creator])?;
+        Ok(n == 1)
+    }
+
+    /// Store an item under the next sequence number of its node, replacing an item with the
+    /// same id, and drop the oldest beyond `max_items`. Returns the item's sequence number.
+    pub fn publish(
+        &mut self,
+        node: &str,
+        id: &str,
+        publisher: &str,
+        xml: &str,
+        max_items: u64,
+    ) -> anyhow::Result<u64> {
+        let tx = self.db.transaction()?;
+        let head: i64 = tx
+            .prepare_cached("UPDATE nodes SET head = head + 1 WHERE name = ?1 RETURNING head")?
+            .query_row([node], |r| r.get(0))?;
+        tx.prepare_cached("DELETE FROM items WHERE node = ?1 AND id = ?2")?
+            .execute([node, id])?;
+        tx.prepare_cached(
+            "INSERT INTO items (node, seq, id, publisher, xml) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![node, head, id, publisher, xml])?;
+        tx.prepare_cached(
+            "DELETE FROM items WHERE node = ?1 AND seq <= (
+                 SELECT seq FROM items WHERE node = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+        )?
+        .execute(params![node, to_i64(max_items)])?;
+        tx.commit()?;
+        Ok(to_u64(head))
+    }
+
+    /// Items of a node, oldest first, and the node's item count.
+    pub fn items(&self, node: &str, query: &Query) -> anyhow::Result<(Vec<StoredItem>, u64)> {
+        const COLS: &str = "SELECT seq, id, publisher, xml FROM items";
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(StoredItem {
+                seq: to_u64(r.get(0)?),
+                id: r.get(1)?,
+                publisher: r.get(2)?,
+                xml: r.get(3)?,
+            })
+        };
+        let count = self.item_count(node)?;
+        let items = match query {
+            Query::All => self
+                .db
+                .prepare_cached(&format!("{COLS} WHERE node = ?1 ORDER BY seq"))?
+                .query_map([node], row)?
+                .collect::<Result<Vec<_>, _>>()?,
+            Query::Newest(n) => {
+                let mut v = self
+                    .db
+                    .prepare_cached(&format!(
+                        "{COLS} WHERE node = ?1 ORDER BY seq DESC LIMIT ?2"
+                    ))?
+                    .query_map(params![node, to_i64(*n)], row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                v.reverse();
+                v
+            }
+            Query::Ids(ids) => {
+                let mut stmt = self
+                    .db
+                    .prepare_cached(&format!("{COLS} WHERE node = ?1 AND id = ?2"))?;
+                let mut v = Vec::new();
+                for id in ids {
+                    if let Some(item) = stmt.query_row([node, id], row).optional()? {
+                        v.push(item);
+                    }
+                }
+                v
+            }
+            Query::Page { max, after } => {
+                let from = match after {
+                    Some(id) => self
+                        .db
+                        .prepare_cached("SELECT seq FROM items WHERE node = ?1 AND id = ?2")?
+                        .query_row([node, id], |r| r.get::<_, i64>(0))
+                        .optional()?
+                        .ok_or_else(|| anyhow::Error::new(NoSuchItem))?,
+                    None => 0,
+                };
+                self.db
+                    .prepare_cached(&format!(
+                        "{COLS} WHERE node = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                    ))?
+                    .query_map(params![node, from, to_i64(*max)], row)?
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        Ok((items, count))
+    }
+
+    /// How many items come before the item with this sequence number (its RSM index).
+    pub fn index_of(&self, node: &str, seq: u64) -> anyhow::Result<u64> {
+        Ok(to_u64(
+            self.db
+                .prepare_cached("SELECT count(*) FROM items WHERE node = ?1 AND seq < ?2")?
+                .query_row(params![node, to_i64(seq)], |r| r.get(0))?,
+        ))
+    }
+
+    pub fn item_count(&self, node: &str) -> anyhow::Result<u64> {
+        Ok(to_u64(
+            self.db
+                .prepare_cached("SELECT count(*) FROM items WHERE node = ?1")?
+                .query_row([node], |r| r.get(0))?,
+        ))
+    }
+
+    /// The publisher of an item, if the item exists.
+    pub fn item_publisher(&self, node: &str, id: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .db
+            .prepare_cached("SELECT publisher FROM items WHERE node = ?1 AND id = ?2")?
+            .query_row([node, id], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn retract(&self, node: &str, id: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .db
+            .prepare_cached("DELETE FROM items WHERE node = ?1 AND id = ?2")?
+            .execute([node, id])?
+            == 1)
+    }
+
+    pub fn purge(&self, node: &str) -> anyhow::Result<u64> {
+        Ok(self
+            .db
+            .prepare_cached("DELETE FROM items WHERE node = ?1")?
+            .execute([node])? as u64)
+    }
+
+    /// Subscribe (or re-subscribe, which un-pauses); returns the subscription id.
+    pub fn subscribe(&self, node: &str, jid: &str, new_subid: &str) -> anyhow::Result<String> {
+        self.db
+            .prepare_cached(
+                "INSERT INTO subscriptions (node, jid, subid) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (node, jid) DO UPDATE SET paused = 0",
+            )?
+            .execute([node, jid, new_subid])?;
+        Ok(self
+            .db
+            .prepare_cached("SELECT subid FROM subscriptions WHERE node = ?1 AND jid = ?2")?
+            .query_row([node, jid], |r| r.get(0))?)
+    }
+
+    pub fn unsubscribe(&self, node: &str, jid: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .db
+            .prepare_cached("DELETE FROM subscriptions WHERE node = ?1 AND jid = ?2")?
+            .execute([node, jid])?
+            == 1)
+    }
+
+    /// Pause or resume every subscription of this JID.
+    pub fn set_paused(&self, jid: &str, paused: bool) -> anyhow::Result<()> {
+        self.db
+            .prepare_cached("UPDATE subscriptions SET paused = ?2 WHERE jid = ?1")?
+            .execute(params![jid, paused])?;
+        Ok(())
+    }
+
+    pub fn subscriptions(&self) -> anyhow::Result<Vec<StoredSub>> {
+        let mut stmt = self.db.prepare_cached(
+            "SELECT node, jid, subid, paused FROM subscriptions ORDER BY node, jid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StoredSub {
+                node: r.get(0)?,
+                jid: r.get(1)?,
+                subid: r.get(2)?,
+                paused: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// An RSM `after` that names no item of the node.
+#[derive(Debug, thiserror::Error)]
+#[error("no such item")]
+pub struct NoSuchItem;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with_node() -> Store {
+        let s = Store::open_in_memory().expect("store");
+        assert!(s.create_node("n", "alice@x").expect("create"));
+        assert!(!s.create_node("n", "bob@x").expect("create again"));
+        s
+    }
+
+    #[test]
+    fn sequence_replace_and_retention() {
+        let mut s = store_with_node();
+        for i in 1..=5 {
+            let seq = s
+                .publish("n", &format!("i{i}"), "alice@x", "<item/>", 3)
+                .expect("publish");
+            assert_eq!(seq, i);
+        }
+        let (items, count) = s.items("n", &Query::All).expect("items");
+        assert_eq!(count, 3);
+        assert_eq!(
+            items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["i3", "i4", "i5"]
+        );
+        // Re-publishing an id replaces the item and takes a new number.
+        assert_eq!(s.publish("n", "i4", "alice@x", "<x/>", 3).expect("p"), 6);
+        let (items, _) = s.items("n", &Query::All).expect("items");
+        assert_eq!(
+            items.iter().map(|i| i.seq).collect::<Vec<_>>(),
+            [3, 5, 6],
+            "{items:?}"
+        );
+        assert_eq!(s.node("n").expect("node").map(|n| n.0), Some(6));
+        let (newest, _) = s.items("n", &Query::Newest(2)).expect("newest");
+        assert_eq!(newest.iter().map(|i| i.seq).collect::<Vec<_>>(), [5, 6]);
+        let (page, _) = s
+            .items(
+                "n",
+                &Query::Page {
+                    max: 1,
+                    after: Some("i3".into()),
+                },
+            )
+            .expect("page");
+        assert_eq!(page[0].id, "i5");
+        assert_eq!(s.index_of("n", 5).expect("index"), 1);
+        assert!(
+            s.items(
+                "n",
+                &Query::Page {
+                    max: 1,
+                    after: Some("gone".into())
+                }
+            )
+            .is_err()
+        );
+        assert!(s.retract("n", "i5").expect("retract"));
+        assert!(!s.retract("n", "i5").expect("retract again"));
+        assert_eq!(s.purge("n").expect("purge"), 2);
+        // The counter never goes back.
+        assert_eq!(s.publish("n", "z", "alice@x", "<item/>", 3).expect("p"), 7);
+    }
+
+    #[test]
+    fn subscriptions_pause_and_resume() {
+        let s = store_with_node();
+        let id = s.subscribe("n", "bob@x/a", "s1").expect("sub");
+        assert_eq!(id, "s1");
+        s.set_paused("bob@x/a", true).expect("pause");
+        assert!(s.subscriptions().expect("subs")[0].paused);
+        // Subscribing again keeps the id and resumes.
+        assert_eq!(s.subscribe("n", "bob@x/a", "s2").expect("sub"), "s1");
+        assert!(!s.subscriptions().expect("subs")[0].paused);
+        assert!(s.unsubscribe("n", "bob@x/a").expect("unsub"));
+        assert!(s.subscriptions().expect("subs").is_empty());
+    }
+}
