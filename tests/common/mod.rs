@@ -282,6 +282,30 @@ pub async fn node_items(
     items
 }
 
+/// Ids of the items a node of `service` holds, read by a fresh client of `user`.
+pub async fn node_item_ids_at(
+    server: &Prosody,
+    user: &str,
+    password: &str,
+    service: &str,
+    node: &str,
+) -> Vec<String> {
+    let mut check = xmpp::spawn(
+        connect_config(server, user, "check", password),
+        SessionConfig {
+            service: Jid::new(service).expect("service jid"),
+            ..session(&[node], false, Duration::from_secs(3600))
+        },
+    );
+    let items = wait_for(&mut check, 20, "the node's items", |e| match e {
+        NetEvent::Snapshot { items, .. } => Some(items.clone()),
+        _ => None,
+    })
+    .await;
+    let _ = check.commands.send(Command::Shutdown).await;
+    items.into_iter().filter_map(|i| i.id).collect()
+}
+
 /// Ids of the items a node holds, read by a fresh client.
 pub async fn node_item_ids(
     server: &Prosody,
