@@ -418,7 +418,12 @@ fn discovery_and_errors() {
         .filter_map(|i| i.attr("node"))
         .collect();
     assert_eq!(nodes, ["test"]);
+}
 
+#[test]
+fn unknown_and_wrong_requests_get_proper_errors() {
+    let mut s = online(Store::open_in_memory().expect("store"));
+    subscribe(&mut s, "bob@localhost/b");
     let options = iq(
         &mut s,
         "bob@localhost/b",
@@ -501,12 +506,12 @@ fn bounces_pause_and_requests_resume() {
         )
     };
     let r = publish(&mut s);
-    let to_bob = r
+    let deliver_to_bob = r
         .messages
         .iter()
         .find(|m| m.attr("to") == Some("bob@localhost/b"))
         .expect("bob notified");
-    let id = to_bob.attr("id").expect("id").to_owned();
+    let id = deliver_to_bob.attr("id").expect("id").to_owned();
     let bounce = run(
         &mut s,
         stanza(&format!(
@@ -629,7 +634,7 @@ struct Wire {
 impl Wire {
     /// Handle bob's outputs: his stanzas go to the service, its answers back to him, until
     /// nothing is left to deliver.
-    fn from_bob(&mut self, outs: Vec<Output>) {
+    fn carry_from_bob(&mut self, outs: Vec<Output>) {
         let mut queue: VecDeque<Output> = outs.into();
         while let Some(o) = queue.pop_front() {
             match o {
@@ -642,7 +647,7 @@ impl Wire {
                         .handle(Input::Stanza(Box::new(Stanza::Iq(iq))), now())
                     {
                         if let Output::Send(back) = answer {
-                            queue.extend(self.to_bob(*back));
+                            queue.extend(self.deliver_to_bob(*back));
                         }
                     }
                 }
@@ -652,7 +657,7 @@ impl Wire {
     }
 
     /// Deliver a stanza from the service to bob, if it is addressed to him.
-    fn to_bob(&mut self, st: Stanza) -> Vec<Output> {
+    fn deliver_to_bob(&mut self, st: Stanza) -> Vec<Output> {
         let st = with_from(st, SVC);
         if stanza_to(&st).as_deref() == Some(BOB) {
             self.bob.handle(Input::Stanza(Box::new(st)), now())
@@ -686,7 +691,7 @@ fn client_gap_detection_is_exact_across_publishers() {
         },
         now(),
     );
-    w.from_bob(outs);
+    w.carry_from_bob(outs);
     // Alice and carol publish 8 items between them; numbers 3, 6 and 7 never reach bob.
     for i in 1..=8 {
         let from = if i % 2 == 0 {
@@ -706,8 +711,8 @@ fn client_gap_detection_is_exact_across_publishers() {
                 && matches!(*st, Stanza::Message(_))
                 && ![3, 6, 7].contains(&i)
             {
-                let reply = w.to_bob(*st);
-                w.from_bob(reply);
+                let reply = w.deliver_to_bob(*st);
+                w.carry_from_bob(reply);
             }
         }
     }

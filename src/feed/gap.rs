@@ -124,13 +124,11 @@ impl GapTracker {
 
     /// Observe the node-wide number a `serve` relay gave an item.
     pub fn observe_service(&mut self, n: u64) -> Verdict {
-        match &mut self.service {
-            Some(p) => p.observe(n),
-            None => {
-                self.service = Some(Publisher::new(String::new(), n));
-                Verdict::First
-            }
+        if let Some(p) = &mut self.service {
+            return p.observe(n);
         }
+        self.service = Some(Publisher::new(String::new(), n));
+        Verdict::First
     }
 
     /// Start again from a service's full set of items (after a resync). `head` is the

@@ -638,7 +638,7 @@ impl Service {
     fn is_owner(&self, from: &str, creator: &str) -> bool {
         let b = bare(from);
         b == creator
-            || self.cfg.admins.iter().any(|a| *a == b)
+            || self.cfg.admins.contains(&b)
             || self
                 .bound
                 .as_ref()
@@ -944,7 +944,7 @@ impl Service {
                 .min(MAX_PAGE);
             let after = set
                 .get_child("after", NS_RSM)
-                .map(|a| a.text())
+                .map(Element::text)
                 .filter(|a| !a.is_empty());
             Query::Page { max, after }
         } else if let Some(n) = e.attr("max_items") {

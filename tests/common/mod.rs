@@ -7,6 +7,7 @@ pub mod fake_server;
 pub mod relay;
 pub mod serve;
 pub mod tmux;
+pub mod wokkel;
 
 use std::time::Duration;
 

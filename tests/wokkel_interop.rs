@@ -1,0 +1,186 @@
+//! Interop with the seed-era peer (Python, Twisted, Wokkel from PyPI): its client through our
+//! `serve`, and our client through its relay service. Real Prosody in between.
+
+mod common;
+
+use std::time::Duration;
+
+use common::serve::Serve;
+use common::wokkel::{self, Peer};
+use common::{account, session, wait_for, wait_online};
+use pubsub_tui::feed::ItemFormat;
+use pubsub_tui::prosody::Options;
+use pubsub_tui::xmpp::protocol::SubState;
+use pubsub_tui::xmpp::session::SessionConfig;
+use pubsub_tui::xmpp::{self, Command, NetEvent};
+use xmpp_parsers::jid::Jid;
+
+fn via(service: &str) -> SessionConfig {
+    SessionConfig {
+        service: Jid::new(service).expect("service jid"),
+        ..session(&["test"], false, Duration::from_secs(60))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wokkel_client_and_ours_through_serve() {
+    let Some(server) = common::start_prosody(&Options::default()) else {
+        return;
+    };
+    let Some(python) = wokkel::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = Serve::start(&server, "relay", dir.path(), &[]);
+    let (bob_cfg, _) = account(&server, "bob", "b");
+    let mut bob = xmpp::spawn(bob_cfg, via(&serve.jid));
+    wait_online(&mut bob).await;
+    let mut wok = Peer::start(
+        &python,
+        &server,
+        dir.path(),
+        "client",
+        "wok",
+        "w",
+        &[&serve.jid, "test"],
+    );
+
+    // Ours sees the Wokkel client's attribute-only items: sender, message and time.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let item = wait_for(&mut bob, 15, "the Wokkel client's items", |e| match e {
+            NetEvent::Item(i) if i.format == ItemFormat::Wokkel => Some(i.clone()),
+            _ => None,
+        })
+        .await;
+        seen.push(item);
+    }
+    for (n, item) in seen.iter().enumerate() {
+        assert_eq!(item.sender.as_deref(), Some(wok.jid.as_str()));
+        assert_eq!(item.text, format!("wokkel says {}", n + 1));
+        let time = item.time.as_deref().expect("a time");
+        assert!(
+            time.len() == 8 && time.as_bytes()[2] == b':',
+            "HH:MM:SS, not {time:?}"
+        );
+        assert!(item.service_seq.is_some(), "numbered by serve");
+    }
+
+    // The Wokkel client sees ours, read from the attributes it knows.
+    bob.commands
+        .send(Command::Publish {
+            node: "test".into(),
+            text: "hello from pubsub-tui".into(),
+        })
+        .await
+        .expect("send");
+    let line = wok.wait_line(15, "our item at the Wokkel client", |v| {
+        v["kind"] == "item" && v["message"] == "hello from pubsub-tui"
+    });
+    assert_eq!(line["sender"], "bob@localhost/b");
+    assert!(line["time"].as_str().is_some_and(|t| t.len() == 8));
+    let _ = bob.commands.send(Command::Shutdown).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ours_against_the_wokkel_relay() {
+    let Some(server) = common::start_prosody(&Options::default()) else {
+        return;
+    };
+    let Some(python) = wokkel::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Peer::start(&python, &server, dir.path(), "relay", "old", "server", &[]);
+    let (bob_cfg, _) = account(&server, "bob", "b");
+    let mut bob = xmpp::spawn(bob_cfg, via(&relay.jid));
+    let mut model = common::model_for("test");
+    let mut subscribed = false;
+    let mut unsupported = false;
+    common::run_until(
+        &mut bob,
+        &mut model,
+        20,
+        "subscribed, initial retrieve refused",
+        |e| {
+            match e {
+                NetEvent::Subscription {
+                    state: SubState::Subscribed,
+                    ..
+                } => subscribed = true,
+                NetEvent::Subscription {
+                    state: SubState::Error(e),
+                    ..
+                } => panic!("subscribe refused: {e}"),
+                NetEvent::ResyncFailed { unsupported: u, .. } => unsupported = *u,
+                _ => {}
+            }
+            subscribed && unsupported
+        },
+    )
+    .await;
+
+    // Publishing works: the relay forwards our item back to us, verbatim.
+    bob.commands
+        .send(Command::Publish {
+            node: "test".into(),
+            text: "through the old relay".into(),
+        })
+        .await
+        .expect("send");
+    let mut published = false;
+    let mut came_back = None;
+    common::run_until(
+        &mut bob,
+        &mut model,
+        15,
+        "our item back from the relay",
+        |e| {
+            match e {
+                NetEvent::Published { .. } => published = true,
+                NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
+                NetEvent::Item(i) => came_back = Some(i.clone()),
+                _ => {}
+            }
+            published && came_back.is_some()
+        },
+    )
+    .await;
+    let item = came_back.expect("item");
+    assert_eq!(item.text, "through the old relay");
+    assert_eq!(
+        item.format,
+        ItemFormat::Native,
+        "our payload survived the relay"
+    );
+    assert_eq!(model.nodes[0].feed.item_count(), 1);
+
+    // Asking for a resync: a clear message that this service cannot do it.
+    bob.commands
+        .send(Command::Resync {
+            node: "test".into(),
+        })
+        .await
+        .expect("send");
+    common::run_until(&mut bob, &mut model, 15, "the refused resync", |e| {
+        matches!(
+            e,
+            NetEvent::ResyncFailed {
+                unsupported: true,
+                ..
+            }
+        )
+    })
+    .await;
+    let message = model.last_error.clone().expect("an error shown");
+    assert!(
+        message.contains("cannot send stored items again, so resync is not possible"),
+        "{message}"
+    );
+    assert_eq!(
+        model.nodes[0].feed.item_count(),
+        1,
+        "the refused resync keeps what we had"
+    );
+    let _ = bob.commands.send(Command::Shutdown).await;
+}
