@@ -37,7 +37,14 @@ fn via(service: &str, node: &str, subscribe: bool) -> SessionConfig {
     }
 }
 
-fn start_service(server: &Prosody, dir: &std::path::Path, max_items: u64) -> (NetHandle<pubsub_tui::serve::ServeCommand, pubsub_tui::serve::ServeEvent>, String) {
+fn start_service(
+    server: &Prosody,
+    dir: &std::path::Path,
+    max_items: u64,
+) -> (
+    NetHandle<pubsub_tui::serve::ServeCommand, pubsub_tui::serve::ServeEvent>,
+    String,
+) {
     let (cfg, _) = account(server, "relay", "server");
     let jid = cfg.jid.to_string();
     let service = Service::new(
