@@ -26,7 +26,7 @@ use super::store::{NoSuchItem, Query, Store};
 use crate::sanitize;
 use crate::xmpp::events::ConnState;
 use crate::xmpp::protocol::{
-    NS_PING, NS_PUBSUB, NS_PUBSUB_ERRORS, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, NS_RSM, NS_SEQ,
+    NS_PING, NS_PUBSUB, NS_PUBSUB_ERRORS, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, NS_RSM, NS_SEQ, el,
 };
 use crate::xmpp::session::{Input, Now, Output};
 
@@ -182,14 +182,6 @@ fn nc(name: &str) -> NcName {
     NcName::try_from(name).expect("names in this module are valid XML names")
 }
 
-fn el(name: &str, ns: &str, attrs: &[(&str, &str)]) -> Element {
-    let mut b = Element::builder(name, ns);
-    for (k, v) in attrs {
-        b = b.attr(nc(k), *v);
-    }
-    b.build()
-}
-
 fn bare(jid: &str) -> String {
     Jid::new(jid).map_or_else(|_| jid.to_owned(), |j| j.to_bare().to_string())
 }
@@ -227,6 +219,13 @@ fn node_attr(e: &Element) -> Result<String, Refusal> {
                 .detail("nodeid-required"),
         ),
     }
+}
+
+/// The jid attribute of a (un)subscribe request, checked.
+fn jid_attr(e: &Element) -> Result<Jid, Refusal> {
+    e.attr("jid").and_then(|j| Jid::new(j).ok()).ok_or_else(|| {
+        refuse(DefinedCondition::BadRequest, "missing or invalid jid").detail("invalid-jid")
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -687,12 +686,7 @@ impl Service {
 
     fn subscribe(&mut self, from: &str, e: &Element, out: &mut Vec<Output<ServeEvent>>) -> Handled {
         let node = node_attr(e)?;
-        let jid = e
-            .attr("jid")
-            .and_then(|j| Jid::new(j).ok())
-            .ok_or_else(|| {
-                refuse(DefinedCondition::BadRequest, "missing or invalid jid").detail("invalid-jid")
-            })?;
+        let jid = jid_attr(e)?;
         if jid.to_bare().to_string() != bare(from) {
             return Err(refuse(
                 DefinedCondition::BadRequest,
@@ -747,12 +741,7 @@ impl Service {
     ) -> Handled {
         let node = node_attr(e)?;
         self.existing(&node)?;
-        let jid = e
-            .attr("jid")
-            .and_then(|j| Jid::new(j).ok())
-            .ok_or_else(|| {
-                refuse(DefinedCondition::BadRequest, "missing or invalid jid").detail("invalid-jid")
-            })?;
+        let jid = jid_attr(e)?;
         if jid.to_bare().to_string() != bare(from) {
             return Err(refuse(
                 DefinedCondition::Forbidden,

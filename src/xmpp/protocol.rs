@@ -38,7 +38,8 @@ fn ncname(name: &str) -> NcName {
     NcName::try_from(name).expect("attribute names in this module are valid XML names")
 }
 
-fn el(name: &str, ns: &str, attrs: &[(&str, &str)]) -> Element {
+/// An element with attributes (names must be valid XML names).
+pub(crate) fn el(name: &str, ns: &str, attrs: &[(&str, &str)]) -> Element {
     let mut b = Element::builder(name, ns);
     for (k, v) in attrs {
         b = b.attr(ncname(k), *v);
