@@ -22,7 +22,6 @@ use pubsub_tui::prosody::{self, Options, Prosody};
 use pubsub_tui::serve::{ServeConfig, Service, Store};
 use pubsub_tui::xmpp::session::SessionConfig;
 use pubsub_tui::xmpp::{self, Command, NetEvent, NetHandle};
-use xmpp_parsers::jid::Jid;
 
 const ITEMS: usize = 1000;
 const ROUNDS: usize = 3;
@@ -30,10 +29,9 @@ const DISK_ITEMS: usize = 10_000;
 
 fn via(service: &str, node: &str, subscribe: bool) -> SessionConfig {
     SessionConfig {
-        service: Jid::new(service).expect("jid"),
         subscribe,
         iq_timeout: Duration::from_secs(120),
-        ..session(&[node], false, Duration::from_secs(3600))
+        ..session_at(service, &[node], false, Duration::from_secs(3600))
     }
 }
 
@@ -59,39 +57,6 @@ fn start_service(
     )
     .expect("service");
     (xmpp::task::spawn_machine(cfg, service), jid)
-}
-
-/// Publish `count` items pipelined, at most `WINDOW` unconfirmed (so this loop reads the
-/// confirmations before the core's event queue fills); returns when all are confirmed.
-async fn publish(net: &mut NetHandle, node: &str, count: usize) {
-    const WINDOW: usize = 1000;
-    let mut confirmed = 0;
-    for i in 0..count {
-        if i >= confirmed + WINDOW {
-            wait_for(net, 300, "confirmations", |e| match e {
-                NetEvent::Published { .. } => Some(()),
-                NetEvent::PublishFailed { reason, .. } => panic!("{reason}"),
-                _ => None,
-            })
-            .await;
-            confirmed += 1;
-        }
-        net.commands
-            .send(Command::Publish {
-                node: node.into(),
-                text: format!("throughput item {i}"),
-            })
-            .await
-            .expect("send");
-    }
-    for _ in confirmed..count {
-        wait_for(net, 300, "confirmations", |e| match e {
-            NetEvent::Published { .. } => Some(()),
-            NetEvent::PublishFailed { reason, .. } => panic!("{reason}"),
-            _ => None,
-        })
-        .await;
-    }
 }
 
 async fn throughput(server: &Prosody, service: &str, subscribers: usize) {
@@ -129,7 +94,7 @@ async fn throughput(server: &Prosody, service: &str, subscribers: usize) {
                 })
             })
             .collect();
-        publish(&mut publisher, &node, ITEMS).await;
+        publish_n(&mut publisher, &node, ITEMS).await;
         confirmed.push(start.elapsed());
         let mut last = start;
         for c in counters {
@@ -189,7 +154,7 @@ fn main() {
         let mut publisher = xmpp::spawn(pcfg, via(&jid, "disk", false));
         wait_online(&mut publisher).await;
         let before = dir_bytes(data.path());
-        publish(&mut publisher, "disk", DISK_ITEMS).await;
+        publish_n(&mut publisher, "disk", DISK_ITEMS).await;
         let _ = publisher.commands.send(Command::Shutdown).await;
         let _ = svc.commands.send(pubsub_tui::serve::ServeCommand::Shutdown).await;
         let _ = svc.task.await;

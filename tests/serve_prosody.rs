@@ -8,17 +8,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::serve::Serve;
-use common::{account, session, wait_for, wait_online};
+use common::{account, session_at, wait_for, wait_online};
 use pubsub_tui::prosody::Options;
 use pubsub_tui::xmpp::session::SessionConfig;
 use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle, SnapshotReason};
-use xmpp_parsers::jid::Jid;
 
-fn via(service: &Serve, nodes: &[&str], auto: bool, interval: Duration) -> SessionConfig {
-    SessionConfig {
-        service: Jid::new(&service.jid).expect("service jid"),
-        ..session(nodes, auto, interval)
-    }
+/// A client of `serve`'s node "test" that does not auto-publish.
+fn client_of(serve: &Serve) -> SessionConfig {
+    session_at(&serve.jid, &["test"], false, Duration::from_secs(60))
 }
 
 async fn subscribed(net: &mut NetHandle) {
@@ -43,15 +40,9 @@ async fn clients_exchange_items_through_serve() {
     let serve = Serve::start(&server, "relay", dir.path(), &[]);
     let (alice_cfg, _) = account(&server, "alice", "a");
     let (bob_cfg, _) = account(&server, "bob", "b");
-    let mut bob = xmpp::spawn(
-        bob_cfg,
-        via(&serve, &["test"], false, Duration::from_secs(60)),
-    );
+    let mut bob = xmpp::spawn(bob_cfg, client_of(&serve));
     subscribed(&mut bob).await;
-    let mut alice = xmpp::spawn(
-        alice_cfg,
-        via(&serve, &["test"], false, Duration::from_secs(60)),
-    );
+    let mut alice = xmpp::spawn(alice_cfg, client_of(&serve));
     subscribed(&mut alice).await;
     let ids = common::publish_n(&mut alice, "test", 5).await;
 
@@ -102,38 +93,21 @@ async fn a_gone_subscriber_is_paused_not_forgotten() {
     let serve = Serve::start(&server, "relay", dir.path(), &["--probe-interval", "0.5"]);
     let (alice_cfg, _) = account(&server, "alice", "a");
     let (bob_cfg, _) = account(&server, "bob", "b");
-    let mut bob = xmpp::spawn(
-        bob_cfg.clone(),
-        via(&serve, &["test"], false, Duration::from_secs(60)),
-    );
+    let mut bob = xmpp::spawn(bob_cfg.clone(), client_of(&serve));
     subscribed(&mut bob).await;
     bob.commands.send(Command::Shutdown).await.expect("send");
     let _ = bob.task.await;
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !serve.log_text().contains("subscriber paused") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "bob was not paused within 10 s; log:\n{}",
-            serve.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    serve.wait_log("subscriber paused", 10).await;
     assert!(serve.log_text().contains("jid=bob@localhost/b"));
 
     // Items published while bob is away are kept for him.
-    let mut alice = xmpp::spawn(
-        alice_cfg,
-        via(&serve, &["test"], false, Duration::from_secs(60)),
-    );
+    let mut alice = xmpp::spawn(alice_cfg, client_of(&serve));
     subscribed(&mut alice).await;
     let missed = common::publish_n(&mut alice, "test", 3).await;
 
     // Bob comes back: his subscription was kept; the retrieve brings what he missed.
-    let mut bob = xmpp::spawn(
-        bob_cfg,
-        via(&serve, &["test"], false, Duration::from_secs(60)),
-    );
+    let mut bob = xmpp::spawn(bob_cfg, client_of(&serve));
     wait_online(&mut bob).await;
     let items = wait_for(&mut bob, 20, "bob's snapshot", |e| match e {
         NetEvent::Snapshot { items, .. } => Some(items.clone()),
@@ -147,11 +121,7 @@ async fn a_gone_subscriber_is_paused_not_forgotten() {
             .collect::<Vec<_>>(),
         missed
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !serve.log_text().contains("subscriber resumed") {
-        assert!(std::time::Instant::now() < deadline, "bob was not resumed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    serve.wait_log("subscriber resumed", 10).await;
     let next = common::publish_n(&mut alice, "test", 1).await;
     let live = wait_for(&mut bob, 10, "a live item after the pause", |e| match e {
         NetEvent::Item(i) => Some(i.clone()),
@@ -221,10 +191,7 @@ async fn kill_9_of_serve_mid_stream_loses_nothing() {
     let mut serve = Serve::start(&server, "relay", dir.path(), &[]);
     let (alice_cfg, _) = account(&server, "alice", "a");
     let (bob_cfg, bob_pw) = account(&server, "bob", "b");
-    let mut bob = xmpp::spawn(
-        bob_cfg,
-        via(&serve, &["test"], false, Duration::from_secs(60)),
-    );
+    let mut bob = xmpp::spawn(bob_cfg, client_of(&serve));
     let mut model = common::model_for("test");
     common::run_until(&mut bob, &mut model, 20, "bob subscribed", |e| {
         matches!(e, NetEvent::Snapshot { .. })
@@ -235,7 +202,7 @@ async fn kill_9_of_serve_mid_stream_loses_nothing() {
         alice_cfg,
         SessionConfig {
             iq_timeout: Duration::from_secs(3),
-            ..via(&serve, &["test"], true, Duration::from_millis(100))
+            ..session_at(&serve.jid, &["test"], true, Duration::from_millis(100))
         },
     );
     wait_online(&mut alice).await;
@@ -263,7 +230,11 @@ async fn kill_9_of_serve_mid_stream_loses_nothing() {
     // Let answers in flight (and their notifications) arrive.
     run.pump(Duration::from_secs(4)).await;
 
-    let stored = common::node_item_ids_at(&server, "bob", &bob_pw, &serve.jid, "test").await;
+    let stored: Vec<String> = common::node_items_at(&server, "bob", &bob_pw, &serve.jid, "test")
+        .await
+        .into_iter()
+        .filter_map(|i| i.id)
+        .collect();
     let stored_set: BTreeSet<String> = stored.iter().cloned().collect();
     assert!(
         run.confirmed.is_subset(&stored_set),

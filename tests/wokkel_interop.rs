@@ -7,19 +7,15 @@ use std::time::Duration;
 
 use common::serve::Serve;
 use common::wokkel::{self, Peer};
-use common::{account, session, wait_for, wait_online};
+use common::{account, session_at, wait_for, wait_online};
 use pubsub_tui::feed::ItemFormat;
 use pubsub_tui::prosody::Options;
 use pubsub_tui::xmpp::protocol::SubState;
 use pubsub_tui::xmpp::session::SessionConfig;
 use pubsub_tui::xmpp::{self, Command, NetEvent};
-use xmpp_parsers::jid::Jid;
 
 fn via(service: &str) -> SessionConfig {
-    SessionConfig {
-        service: Jid::new(service).expect("service jid"),
-        ..session(&["test"], false, Duration::from_secs(60))
-    }
+    session_at(service, &["test"], false, Duration::from_secs(60))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -584,16 +584,9 @@ impl Service {
             Some(node) => {
                 self.existing(node)?;
                 query.set_attr(rxml_none(), nc("node"), node);
-                let (items, _) = self
-                    .store
-                    .items(node, &Query::All)
-                    .map_err(|e| storage_error(&e))?;
-                for i in items {
-                    query.append_child(el(
-                        "item",
-                        NS_DISCO_ITEMS,
-                        &[("jid", &me), ("name", &i.id)],
-                    ));
+                let ids = self.store.item_ids(node).map_err(|e| storage_error(&e))?;
+                for id in ids {
+                    query.append_child(el("item", NS_DISCO_ITEMS, &[("jid", &me), ("name", &id)]));
                 }
             }
         }
@@ -945,7 +938,7 @@ impl Service {
         } else {
             Query::All
         };
-        let (stored, count) = match self.store.items(&node, &query) {
+        let stored = match self.store.items(&node, &query) {
             Ok(v) => v,
             Err(e) if e.is::<NoSuchItem>() => {
                 return Err(refuse(
@@ -983,6 +976,10 @@ impl Service {
                 l.append_text(last.id.clone());
                 set.append_child(l);
             }
+            let count = self
+                .store
+                .item_count(&node)
+                .map_err(|e| storage_error(&e))?;
             let mut c = el("count", NS_RSM, &[]);
             c.append_text(count.to_string());
             set.append_child(c);

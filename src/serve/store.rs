@@ -177,8 +177,8 @@ impl Store {
         Ok(to_u64(head))
     }
 
-    /// Items of a node, oldest first, and the node's item count.
-    pub fn items(&self, node: &str, query: &Query) -> anyhow::Result<(Vec<StoredItem>, u64)> {
+    /// Items of a node, oldest first.
+    pub fn items(&self, node: &str, query: &Query) -> anyhow::Result<Vec<StoredItem>> {
         const COLS: &str = "SELECT seq, id, publisher, xml FROM items";
         let row = |r: &rusqlite::Row<'_>| {
             Ok(StoredItem {
@@ -188,7 +188,6 @@ impl Store {
                 xml: r.get(3)?,
             })
         };
-        let count = self.item_count(node)?;
         let items = match query {
             Query::All => self
                 .db
@@ -236,7 +235,16 @@ impl Store {
                     .collect::<Result<Vec<_>, _>>()?
             }
         };
-        Ok((items, count))
+        Ok(items)
+    }
+
+    /// The ids of a node's items, oldest first.
+    pub fn item_ids(&self, node: &str) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT id FROM items WHERE node = ?1 ORDER BY seq")?;
+        let ids = stmt.query_map([node], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
     }
 
     /// How many items come before the item with this sequence number (its RSM index).
@@ -351,24 +359,24 @@ mod tests {
                 .expect("publish");
             assert_eq!(seq, i);
         }
-        let (items, count) = s.items("n", &Query::All).expect("items");
-        assert_eq!(count, 3);
+        let items = s.items("n", &Query::All).expect("items");
+        assert_eq!(s.item_count("n").expect("count"), 3);
         assert_eq!(
             items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
             ["i3", "i4", "i5"]
         );
         // Re-publishing an id replaces the item and takes a new number.
         assert_eq!(s.publish("n", "i4", "alice@x", "<x/>", 3).expect("p"), 6);
-        let (items, _) = s.items("n", &Query::All).expect("items");
+        let items = s.items("n", &Query::All).expect("items");
         assert_eq!(
             items.iter().map(|i| i.seq).collect::<Vec<_>>(),
             [3, 5, 6],
             "{items:?}"
         );
         assert_eq!(s.node("n").expect("node").map(|n| n.0), Some(6));
-        let (newest, _) = s.items("n", &Query::Newest(2)).expect("newest");
+        let newest = s.items("n", &Query::Newest(2)).expect("newest");
         assert_eq!(newest.iter().map(|i| i.seq).collect::<Vec<_>>(), [5, 6]);
-        let (page, _) = s
+        let page = s
             .items(
                 "n",
                 &Query::Page {

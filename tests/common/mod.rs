@@ -67,6 +67,14 @@ pub fn session(nodes: &[&str], auto: bool, interval: Duration) -> SessionConfig 
     }
 }
 
+/// Like [`session`], for the pubsub service at `service` (a relay's full JID).
+pub fn session_at(service: &str, nodes: &[&str], auto: bool, interval: Duration) -> SessionConfig {
+    SessionConfig {
+        service: Jid::new(service).expect("service jid"),
+        ..session(nodes, auto, interval)
+    }
+}
+
 /// Wait for the first event matching `pred`, failing the test after `secs` seconds.
 pub async fn wait_for<T>(
     net: &mut NetHandle,
@@ -239,9 +247,21 @@ pub fn feed_ids(m: &pubsub_tui::tui::model::Model) -> Vec<String> {
     m.nodes[0].feed.item_ids().map(str::to_owned).collect()
 }
 
-/// Publish `n` items (pipelined) and wait for every confirmation; their ids in order.
+/// Publish `n` items (pipelined) and wait for every confirmation; their ids in order. At most
+/// `WINDOW` are unconfirmed, so this loop reads confirmations before the core's event queue
+/// fills (the core waits for its front end then, and would stop taking commands).
 pub async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String> {
+    const WINDOW: usize = 1000;
+    let confirmation = |e: &NetEvent| match e {
+        NetEvent::Published { id, .. } => Some(id.clone()),
+        NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
+        _ => None,
+    };
+    let mut ids = Vec::new();
     for i in 0..n {
+        if i >= ids.len() + WINDOW {
+            ids.push(wait_for(net, 60, "publish confirmations", confirmation).await);
+        }
         net.commands
             .send(Command::Publish {
                 node: node.into(),
@@ -250,29 +270,34 @@ pub async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String>
             .await
             .expect("send");
     }
-    let mut ids = Vec::new();
     while ids.len() < n {
-        let id = wait_for(net, 60, "publish confirmations", |e| match e {
-            NetEvent::Published { id, .. } => Some(id.clone()),
-            NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
-            _ => None,
-        })
-        .await;
-        ids.push(id);
+        ids.push(wait_for(net, 60, "publish confirmations", confirmation).await);
     }
     ids
 }
 
-/// The items a node holds, read by a fresh client of `user` (resource "check").
+/// The items a node of the Prosody pubsub component holds, read by a fresh client of `user`
+/// (resource "check").
 pub async fn node_items(
     server: &Prosody,
     user: &str,
     password: &str,
     node: &str,
 ) -> Vec<pubsub_tui::feed::FeedItem> {
+    node_items_at(server, user, password, prosody::PUBSUB, node).await
+}
+
+/// The items a node of `service` holds, read by a fresh client of `user` (resource "check").
+pub async fn node_items_at(
+    server: &Prosody,
+    user: &str,
+    password: &str,
+    service: &str,
+    node: &str,
+) -> Vec<pubsub_tui::feed::FeedItem> {
     let mut check = xmpp::spawn(
         connect_config(server, user, "check", password),
-        session(&[node], false, Duration::from_secs(3600)),
+        session_at(service, &[node], false, Duration::from_secs(3600)),
     );
     let items = wait_for(&mut check, 20, "the node's items", |e| match e {
         NetEvent::Snapshot { items, .. } => Some(items.clone()),
@@ -281,30 +306,6 @@ pub async fn node_items(
     .await;
     let _ = check.commands.send(Command::Shutdown).await;
     items
-}
-
-/// Ids of the items a node of `service` holds, read by a fresh client of `user`.
-pub async fn node_item_ids_at(
-    server: &Prosody,
-    user: &str,
-    password: &str,
-    service: &str,
-    node: &str,
-) -> Vec<String> {
-    let mut check = xmpp::spawn(
-        connect_config(server, user, "check", password),
-        SessionConfig {
-            service: Jid::new(service).expect("service jid"),
-            ..session(&[node], false, Duration::from_secs(3600))
-        },
-    );
-    let items = wait_for(&mut check, 20, "the node's items", |e| match e {
-        NetEvent::Snapshot { items, .. } => Some(items.clone()),
-        _ => None,
-    })
-    .await;
-    let _ = check.commands.send(Command::Shutdown).await;
-    items.into_iter().filter_map(|i| i.id).collect()
 }
 
 /// Ids of the items a node holds, read by a fresh client.
@@ -340,8 +341,17 @@ pub async fn manual_resync(net: &mut NetHandle, node: &str) -> Vec<pubsub_tui::f
 
 /// A password file only its owner can read, holding `password`.
 pub fn password_file(dir: &std::path::Path, password: &str) -> std::path::PathBuf {
+    password_file_named(dir, "password", password)
+}
+
+/// A password file only its owner can read, named `name` in `dir`.
+pub fn password_file_named(
+    dir: &std::path::Path,
+    name: &str,
+    password: &str,
+) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
-    let path = dir.join("password");
+    let path = dir.join(name);
     std::fs::write(&path, format!("{password}\n")).expect("write the password file");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path

@@ -23,12 +23,7 @@ impl Serve {
         server
             .register(user, &password)
             .expect("register the service account");
-        let pw = dir.join("serve-password");
-        std::fs::write(&pw, format!("{password}\n")).expect("password file");
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        }
+        let pw = super::password_file_named(dir, "serve-password", &password);
         let jid = format!("{user}@{}/{RESOURCE}", prosody::DOMAIN);
         let data_dir = dir.join("data");
         let log = dir.join("serve.log");
@@ -79,6 +74,19 @@ impl Serve {
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait until the log has `text`, failing the test after `secs` seconds.
+    pub async fn wait_log(&self, text: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in serve's log within {secs} s; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

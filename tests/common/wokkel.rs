@@ -54,8 +54,7 @@ impl Peer {
         server
             .register(user, &password)
             .expect("register the Wokkel account");
-        let pw = dir.join(format!("{user}-password"));
-        std::fs::write(&pw, format!("{password}\n")).expect("password file");
+        let pw = super::password_file_named(dir, &format!("{user}-password"), &password);
         let jid = format!("{user}@{}/{resource}", prosody::DOMAIN);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wokkel/peer.py");
         let mut child = Command::new(python)
