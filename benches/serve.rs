@@ -2,9 +2,13 @@
 //! - throughput: one publisher pipelines items to the service while 1, 10 or 100 of our
 //!   client cores are subscribed; publishes/s until every publish is confirmed, and until
 //!   every subscriber has every notification (median of 3 rounds);
-//! - on-disk size of the database per 10,000 stored items.
+//! - on-disk size of the database per 10,000 stored items;
+//! - for comparison, the same throughput through Prosody's own pubsub component (items in
+//!   memory). The relay costs Prosody one more stanza to parse per notification: the service
+//!   sends each one over its own c2s stream.
 //!
-//! Run: `cargo bench --bench serve` (release build).
+//! Run: `cargo bench --bench serve` (release build); pick sections with
+//! `cargo bench --bench serve -- 1 10 100 disk prosody`.
 
 #![allow(
     clippy::wildcard_imports,
@@ -18,8 +22,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pubsub_tui::prosody::{self, Options, Prosody};
-use pubsub_tui::serve::{ServeConfig, Service, Store};
+use pubsub_tui::prosody::{Options, PUBSUB, Prosody};
+use pubsub_tui::serve::{ServeCommand, ServeConfig, ServeEvent, Service, Store};
 use pubsub_tui::xmpp::session::SessionConfig;
 use pubsub_tui::xmpp::{self, Command, NetEvent, NetHandle};
 
@@ -35,14 +39,24 @@ fn via(service: &str, node: &str, subscribe: bool) -> SessionConfig {
     }
 }
 
-fn start_service(
-    server: &Prosody,
-    dir: &std::path::Path,
-    max_items: u64,
-) -> (
-    NetHandle<pubsub_tui::serve::ServeCommand, pubsub_tui::serve::ServeEvent>,
-    String,
-) {
+/// The service, running in-process. Its events are drained (and counted) by a task of their
+/// own: the network core waits for its front end, so an unread event channel stalls it.
+struct Running {
+    commands: tokio::sync::mpsc::Sender<ServeCommand>,
+    task: tokio::task::JoinHandle<()>,
+    drain: tokio::task::JoinHandle<usize>,
+}
+
+impl Running {
+    /// Shut the service down; returns how many `Published` events it reported.
+    async fn stop(self) -> usize {
+        let _ = self.commands.send(ServeCommand::Shutdown).await;
+        let _ = self.task.await;
+        self.drain.await.expect("drain")
+    }
+}
+
+fn start_service(server: &Prosody, dir: &std::path::Path, max_items: u64) -> (Running, String) {
     let (cfg, _) = account(server, "relay", "server");
     let jid = cfg.jid.to_string();
     let service = Service::new(
@@ -56,14 +70,36 @@ fn start_service(
         Store::open_dir(dir).expect("store"),
     )
     .expect("service");
-    (xmpp::task::spawn_machine(cfg, service), jid)
+    let NetHandle {
+        commands,
+        mut events,
+        task,
+    } = xmpp::task::spawn_machine(cfg, service);
+    let drain = tokio::spawn(async move {
+        let mut published = 0;
+        while let Some(e) = events.recv().await {
+            if matches!(e, ServeEvent::Published { .. }) {
+                published += 1;
+            }
+        }
+        published
+    });
+    (
+        Running {
+            commands,
+            task,
+            drain,
+        },
+        jid,
+    )
 }
 
-async fn throughput(server: &Prosody, service: &str, subscribers: usize) {
-    let node = format!("t{subscribers}");
+/// `label` names the service in the output, and keeps nodes and accounts apart.
+async fn throughput(server: &Prosody, service: &str, label: &str, subscribers: usize) {
+    let node = format!("{label}{subscribers}");
     let mut subs = Vec::new();
     for i in 0..subscribers {
-        let (cfg, _) = account(server, &format!("s{subscribers}x{i}"), "r");
+        let (cfg, _) = account(server, &format!("{label}{subscribers}x{i}"), "r");
         let mut net = xmpp::spawn(cfg, via(service, &node, true));
         wait_for(&mut net, 60, "subscribed", |e| {
             matches!(e, NetEvent::Snapshot { .. }).then_some(())
@@ -71,7 +107,7 @@ async fn throughput(server: &Prosody, service: &str, subscribers: usize) {
         .await;
         subs.push(net);
     }
-    let (pcfg, _) = account(server, &format!("pub{subscribers}"), "p");
+    let (pcfg, _) = account(server, &format!("{label}{subscribers}pub"), "p");
     let mut publisher = xmpp::spawn(pcfg, via(service, &node, false));
     wait_online(&mut publisher).await;
     let mut confirmed = Vec::new();
@@ -108,7 +144,7 @@ async fn throughput(server: &Prosody, service: &str, subscribers: usize) {
     delivered.sort();
     let rate = |d: Duration| ITEMS as f64 / d.as_secs_f64();
     println!(
-        "serve, {subscribers:>3} subscriber(s): {:>6.0} publishes/s confirmed, {:>6.0}/s delivered to all \
+        "{label}, {subscribers:>3} subscriber(s): {:>6.0} publishes/s confirmed, {:>6.0}/s delivered to all \
          ({:>7.0} notifications/s); median of {ROUNDS} rounds of {ITEMS} (confirmed {:.0}–{:.0}/s)",
         rate(confirmed[ROUNDS / 2]),
         rate(delivered[ROUNDS / 2]),
@@ -131,6 +167,55 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// 10,000 items of our own format in one node of a fresh database, retention 10,000.
+async fn disk(server: &Prosody) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (svc, jid) = start_service(server, data.path(), DISK_ITEMS as u64);
+    let (pcfg, _) = account(server, "diskpub", "p");
+    let mut publisher = xmpp::spawn(pcfg, via(&jid, "disk", false));
+    wait_online(&mut publisher).await;
+    let start = Instant::now();
+    publish_n(&mut publisher, "disk", DISK_ITEMS).await;
+    let took = start.elapsed();
+    let _ = publisher.commands.send(Command::Shutdown).await;
+    // While the service runs, the write-ahead log is beside the database.
+    let running = dir_bytes(data.path());
+    assert_eq!(svc.stop().await, DISK_ITEMS, "every publish reported");
+    // What stays after SQLite folds the write-ahead log into the database.
+    let db = rusqlite::Connection::open(data.path().join("serve.sqlite3")).expect("db");
+    db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    let bytes: u64 = db
+        .query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|b| u64::try_from(b).unwrap_or(0))
+        .expect("size");
+    let (count, xml): (i64, f64) = db
+        .query_row(
+            "SELECT count(*), avg(length(xml)) FROM items WHERE node = 'disk'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("avg");
+    assert_eq!(
+        usize::try_from(count).ok(),
+        Some(DISK_ITEMS),
+        "every item stored"
+    );
+    println!(
+        "serve, disk: {DISK_ITEMS} items in a fresh database: {:.2} MiB after checkpoint \
+         ({:.0} bytes/item; the stored <item/> averages {xml:.0} bytes), {:.2} MiB with the WAL while running; \
+         published at {:.0}/s",
+        bytes as f64 / 1_048_576.0,
+        bytes as f64 / DISK_ITEMS as f64,
+        running as f64 / 1_048_576.0,
+        DISK_ITEMS as f64 / took.as_secs_f64(),
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -140,41 +225,36 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Sections to run: `cargo bench --bench serve -- 10 disk` (default: all).
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |what: &str| wanted.is_empty() || wanted.iter().any(|w| w == what);
     runtime.block_on(async {
         let Some(server) = start_prosody(&Options::default()) else {
             return;
         };
         let data = tempfile::tempdir().expect("tempdir");
-        let (svc, jid) = start_service(&server, data.path(), DISK_ITEMS as u64);
+        let (svc, jid) = start_service(&server, data.path(), ITEMS as u64);
         for n in [1, 10, 100] {
-            throughput(&server, &jid, n).await;
+            if run(&n.to_string()) {
+                throughput(&server, &jid, "serve", n).await;
+            }
         }
-        // Disk: 10,000 items of our own format in one node.
-        let (pcfg, _) = account(&server, "diskpub", "p");
-        let mut publisher = xmpp::spawn(pcfg, via(&jid, "disk", false));
-        wait_online(&mut publisher).await;
-        let before = dir_bytes(data.path());
-        publish_n(&mut publisher, "disk", DISK_ITEMS).await;
-        let _ = publisher.commands.send(Command::Shutdown).await;
-        let _ = svc.commands.send(pubsub_tui::serve::ServeCommand::Shutdown).await;
-        let _ = svc.task.await;
-        let with_wal = dir_bytes(data.path()) - before.min(dir_bytes(data.path()));
-        // What stays after SQLite folds the write-ahead log into the database.
-        let db = rusqlite::Connection::open(data.path().join("serve.sqlite3")).expect("db");
-        db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").expect("checkpoint");
-        let page: u64 = db
-            .query_row("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", [], |r| r.get::<_, i64>(0))
-            .map(|b| u64::try_from(b).unwrap_or(0))
-            .expect("size");
-        let per_item: f64 = db
-            .query_row("SELECT avg(length(xml)) FROM items WHERE node = 'disk'", [], |r| r.get(0))
-            .expect("avg");
-        println!(
-            "serve, disk: whole database after 10,000 more items {:.2} MiB (growth with WAL {:.2} MiB); \
-             the stored <item/> averages {per_item:.0} bytes",
-            page as f64 / 1_048_576.0,
-            with_wal as f64 / 1_048_576.0
-        );
-        let _ = prosody::DOMAIN;
+        svc.stop().await;
+        if run("disk") {
+            disk(&server).await;
+        }
+        // The same measurement through Prosody's own pubsub component, for comparison.
+        if run("prosody") {
+            for n in [1, 10, 100] {
+                let node = format!("prosody{n}");
+                // Below the in-memory store's quota (`storage_archive_item_limit`, 1000):
+                // a node at the quota fails every publish with internal-server-error.
+                create_nodes_with(&server, &[&node], 500).await;
+                throughput(&server, PUBSUB, "prosody", n).await;
+            }
+        }
     });
 }
