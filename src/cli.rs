@@ -178,8 +178,34 @@ pub struct ConnArgs {
     #[arg(long, global = true, env = "PUBSUB_TUI_LOG_FILE", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
-    /// Log level or filter (error, warn, info, debug; default: info for the TUI, warn for
-    /// the other commands).
+    /// Log level or filter (error, warn, info, debug; default: info for the TUI and serve,
+    /// warn for watch and publish).
     #[arg(long, global = true, env = "PUBSUB_TUI_LOG", value_name = "FILTER")]
     pub log_level: Option<String>,
+}
+
+/// The flags of the client's session, which `serve` has no use for, by argument id.
+const CLIENT_ONLY: &[(&str, &str)] = &[
+    ("service", "--service"),
+    ("nodes", "--node"),
+    ("interval", "--interval"),
+    ("no_auto_publish", "--no-auto-publish"),
+    ("feed_limit", "--feed-limit"),
+    ("iq_timeout", "--iq-timeout"),
+];
+
+/// The client-only flags given on the command line (not by the environment or a config
+/// file, which the client and the service may share), to refuse them where they would
+/// silently do nothing.
+pub fn client_only_flags(matches: &clap::ArgMatches) -> Vec<&'static str> {
+    let given = |m: &clap::ArgMatches, id: &str| {
+        m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    };
+    CLIENT_ONLY
+        .iter()
+        .filter(|(id, _)| {
+            given(matches, id) || matches.subcommand().is_some_and(|(_, sub)| given(sub, id))
+        })
+        .map(|&(_, flag)| flag)
+        .collect()
 }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use pubsub_tui::cli::{Cli, Cmd};
 use pubsub_tui::config::{self, FileConfig};
 use pubsub_tui::{demo, headless, logging, tui};
@@ -11,7 +11,8 @@ use pubsub_tui::{demo, headless, logging, tui};
 fn main() -> ExitCode {
     // First, before any thread exists: take the password out of the environment block.
     let env_erase = pubsub_tui::envsecret::take();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = env_erase {
         eprintln!(
             "pubsub-tui: warning: could not erase {} from this process's environment ({e}); \
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
             std::process::id()
         );
     }
-    match run(cli) {
+    match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pubsub-tui: {e:#}");
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
     let file = FileConfig::load(cli.conn.config.as_deref())?;
     let merged = config::merge(&cli.conn, file);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -59,6 +60,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Cmd::Serve(args)) => {
+            let unused = pubsub_tui::cli::client_only_flags(matches);
+            if !unused.is_empty() {
+                anyhow::bail!(
+                    "serve does not use {}: {} (clients choose their own nodes, timers \
+                     and limits)",
+                    unused.join(", "),
+                    if unused.len() == 1 {
+                        "it is a client setting"
+                    } else {
+                        "they are client settings"
+                    },
+                );
+            }
             let serve = config::resolve_serve(&args)?;
             let full = merged.jid.as_deref().map(str::trim).unwrap_or_default();
             if full.is_empty() || !full.contains('/') {

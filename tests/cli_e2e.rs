@@ -259,4 +259,31 @@ fn bad_input_gets_clear_errors() {
 
     let err = run_err(&["--jid", "a@example.org", "--node", "n", "watch"], &[]);
     assert!(err.contains("no password source"), "{err}");
+
+    // serve refuses the client's flags rather than ignore them...
+    let err = run_err(
+        &[
+            "--node",
+            "n",
+            "serve",
+            "--jid",
+            "r@example.org/s",
+            "--iq-timeout",
+            "5",
+        ],
+        &[],
+    );
+    assert!(
+        err.contains("serve does not use --node, --iq-timeout"),
+        "{err}"
+    );
+    // ...but not the same settings from the environment, which a client may share.
+    let err = run_err(
+        &["serve", "--jid", "r@example.org/s"],
+        &[("PUBSUB_TUI_NODE", "n")],
+    );
+    assert!(
+        !err.contains("does not use") && err.contains("no password source"),
+        "{err}"
+    );
 }
