@@ -47,7 +47,10 @@ pub async fn run(
     let _ = net.task.await;
     match failure {
         Some(error) => anyhow::bail!("connection failed: {error}"),
-        None => Ok(()),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
     }
 }
 
