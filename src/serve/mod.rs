@@ -45,13 +45,11 @@ pub async fn run(
         }
     }
     let _ = net.task.await;
-    match failure {
-        Some(error) => anyhow::bail!("connection failed: {error}"),
-        None => {
-            tracing::info!("stopped");
-            Ok(())
-        }
+    if let Some(error) = failure {
+        anyhow::bail!("connection failed: {error}");
     }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// One log line per event worth it; publishes are at debug (there can be thousands a second).
