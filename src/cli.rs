@@ -198,14 +198,10 @@ const CLIENT_ONLY: &[(&str, &str)] = &[
 /// file, which the client and the service may share), to refuse them where they would
 /// silently do nothing.
 pub fn client_only_flags(matches: &clap::ArgMatches) -> Vec<&'static str> {
-    let given = |m: &clap::ArgMatches, id: &str| {
-        m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-    };
+    // Global flags given after the subcommand are propagated up to these matches too.
     CLIENT_ONLY
         .iter()
-        .filter(|(id, _)| {
-            given(matches, id) || matches.subcommand().is_some_and(|(_, sub)| given(sub, id))
-        })
+        .filter(|(id, _)| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
         .map(|&(_, flag)| flag)
         .collect()
 }
