@@ -158,7 +158,7 @@ async fn publish_all(cfg: pubsub_tui::xmpp::connect::ConnectConfig, node: &str, 
     for _ in 0..count {
         wait_for(&mut net, 60, "publishes", |e| match e {
             NetEvent::Published { .. } => Some(()),
-            NetEvent::PublishFailed { reason, .. } => panic!("{reason}"),
+            NetEvent::PublishFailed { error, .. } => panic!("{error}"),
             _ => None,
         })
         .await;
@@ -240,7 +240,6 @@ async fn memory(server: &prosody::Prosody) {
         prosody::PUBSUB,
         "--node",
         "mem",
-        "--no-auto-publish",
         "--password-file",
         pw.to_str().expect("path"),
         "--log-file",
@@ -289,7 +288,7 @@ async fn memory(server: &prosody::Prosody) {
             .expect("in time")
         {
             Some(NetEvent::Published { .. }) => confirmed += 1,
-            Some(NetEvent::PublishFailed { reason, .. }) => panic!("publish failed: {reason}"),
+            Some(NetEvent::PublishFailed { error, .. }) => panic!("publish failed: {error}"),
             Some(_) => {}
             None => panic!("flood connection ended"),
         }

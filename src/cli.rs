@@ -1,5 +1,12 @@
 //! Command-line flags. Every flag also has an environment variable; `config.rs` merges them
 //! over the config file (flags win).
+//!
+//! Each subcommand takes only the flags it uses (so its `--help` lists only those), after the
+//! subcommand's name. The flags before a subcommand belong to the TUI.
+#![allow(
+    clippy::doc_markdown,
+    reason = "these comments are the --help text, read in a terminal, not rustdoc"
+)]
 
 use std::path::PathBuf;
 
@@ -15,11 +22,21 @@ use clap::{Args, Parser, Subcommand};
         starts a private Prosody and opens the TUI connected to it.\n\n\
         The password is never taken on the command line: use --password-file, \
         --password-command, the PUBSUB_TUI_PASSWORD environment variable, or the prompt.",
-    after_help = "Keys in the TUI: press ? inside it, or see the README."
+    after_help = "Keys in the TUI: press ? inside it, or see the README.\n\
+        Subcommands take their flags after their name: pubsub-tui watch --node news"
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub conn: ConnArgs,
+    pub account: AccountArgs,
+
+    #[command(flatten)]
+    pub service: ServiceArgs,
+
+    #[command(flatten)]
+    pub tui: TuiArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 
     #[command(subcommand)]
     pub command: Option<Cmd>,
@@ -28,180 +45,185 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Subscribe and print every event as one JSON object per line, until interrupted.
-    Watch,
+    Watch(WatchArgs),
     /// Publish one item, print its id and exit (0 on success).
     Publish(PublishArgs),
-    /// Start a private Prosody with an open node and a second publisher, and open the TUI.
+    /// Start a private Prosody with open nodes and a second publisher, and open the TUI.
     Demo(DemoArgs),
-    /// Run the relay service: answer pubsub requests at --jid (a full JID), store items in
-    /// SQLite and forward each to every subscriber. Runs until interrupted.
-    Serve(ServeArgs),
+    /// Run the relay service: answer pubsub requests at its full JID, store items in SQLite
+    /// and forward each to every subscriber. Runs until interrupted.
+    Serve(ServeCmdArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Directory of the database (created if missing).
-    /// Default: $XDG_DATA_HOME/pubsub-tui/serve.
-    #[arg(long, env = "PUBSUB_TUI_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-
-    /// Items kept per node; the oldest are dropped beyond it.
-    #[arg(
-        long,
-        env = "PUBSUB_TUI_MAX_ITEMS",
-        default_value_t = 1000,
-        value_name = "N"
-    )]
-    pub max_items: u64,
-
-    /// Nodes the service will create (on first publish or subscribe, or on request).
-    #[arg(
-        long,
-        env = "PUBSUB_TUI_MAX_NODES",
-        default_value_t = 10_000,
-        value_name = "N"
-    )]
-    pub max_nodes: u64,
-
-    /// A JID that owns every node (may purge and retract anything); repeatable. Each node's
-    /// creator and the service's own account are owners too.
-    #[arg(long = "admin", value_name = "JID")]
-    pub admins: Vec<String>,
-
-    /// Seconds between pings to full-JID subscribers, to find those that are gone.
-    #[arg(
-        long,
-        env = "PUBSUB_TUI_PROBE_INTERVAL",
-        default_value_t = 60.0,
-        value_name = "SECS"
-    )]
-    pub probe_interval: f64,
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// The text to publish; read from standard input when absent.
+    #[command(flatten)]
+    pub account: AccountArgs,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// The text to publish; read from standard input when absent (newlines are kept).
     pub text: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Publish interval of the simulated second publisher, in seconds.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
     pub peer_interval: f64,
+
+    /// Items kept per node in the feed (default 10000); the oldest are evicted.
+    #[arg(long, env = "PUBSUB_TUI_FEED_LIMIT", value_name = "N")]
+    pub feed_limit: Option<usize>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
-/// Connection and session settings, shared by every front end.
+#[derive(Debug, Args)]
+pub struct ServeCmdArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
 #[derive(Debug, Args, Default, Clone)]
-pub struct ConnArgs {
+pub struct ServeArgs {
+    /// Directory of the database (created if missing, private to you).
+    /// Default: $XDG_DATA_HOME/pubsub-tui/serve. Config: [serve] data_dir.
+    #[arg(long, env = "PUBSUB_TUI_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Items kept per node; the oldest are dropped beyond it (default 1000).
+    /// Config: [serve] max_items.
+    #[arg(long, env = "PUBSUB_TUI_MAX_ITEMS", value_name = "N")]
+    pub max_items: Option<u64>,
+
+    /// Nodes the service will create (default 10000). Config: [serve] max_nodes.
+    #[arg(long, env = "PUBSUB_TUI_MAX_NODES", value_name = "N")]
+    pub max_nodes: Option<u64>,
+
+    /// A JID that owns every node (may purge and retract anything); repeatable. Each node's
+    /// creator and the service's own account are owners too. Config: [serve] admins.
+    #[arg(long = "admin", value_name = "JID")]
+    pub admins: Vec<String>,
+
+    /// Seconds between pings to full-JID subscribers, to find those that are gone
+    /// (default 60). Config: [serve] probe_interval.
+    #[arg(long, env = "PUBSUB_TUI_PROBE_INTERVAL", value_name = "SECS")]
+    pub probe_interval: Option<f64>,
+}
+
+/// The account and how to reach its server.
+#[derive(Debug, Args, Default, Clone)]
+pub struct AccountArgs {
     /// Config file (TOML). Default: $XDG_CONFIG_HOME/pubsub-tui/config.toml if it exists.
-    #[arg(long, global = true, env = "PUBSUB_TUI_CONFIG", value_name = "PATH")]
+    #[arg(long, env = "PUBSUB_TUI_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Your account: a bare JID (resource "pubsub-tui") or a full JID.
-    #[arg(long, global = true, env = "PUBSUB_TUI_JID")]
+    /// Your account: user@domain (or a full JID with the resource to use).
+    #[arg(long, env = "PUBSUB_TUI_JID")]
     pub jid: Option<String>,
 
-    /// Connect to HOST:PORT instead of looking up the domain's SRV record.
-    #[arg(
-        long,
-        global = true,
-        env = "PUBSUB_TUI_SERVER",
-        value_name = "HOST:PORT"
-    )]
+    /// The resource to log in with. Default: pubsub-tui-<random> for each run, so two runs
+    /// on one account do not knock each other off.
+    #[arg(long, env = "PUBSUB_TUI_RESOURCE", value_name = "NAME")]
+    pub resource: Option<String>,
+
+    /// Connect to HOST[:PORT] (port 5222 if left out) instead of looking up the domain's
+    /// SRV record.
+    #[arg(long, env = "PUBSUB_TUI_SERVER", value_name = "HOST:PORT")]
     pub server: Option<String>,
 
     /// Trust only this CA (PEM) instead of the system's roots.
-    #[arg(long, global = true, env = "PUBSUB_TUI_CA_FILE", value_name = "PEM")]
+    #[arg(long, env = "PUBSUB_TUI_CA_FILE", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 
     /// Use unencrypted TCP. Only allowed to a loopback address given with --server.
-    #[arg(long, global = true, env = "PUBSUB_TUI_INSECURE_PLAIN_TCP")]
+    #[arg(long, env = "PUBSUB_TUI_INSECURE_PLAIN_TCP")]
     pub insecure_plain_tcp: bool,
 
     /// Read the password from this file (must not be readable by group or others).
-    #[arg(
-        long,
-        global = true,
-        env = "PUBSUB_TUI_PASSWORD_FILE",
-        value_name = "PATH"
-    )]
+    #[arg(long, env = "PUBSUB_TUI_PASSWORD_FILE", value_name = "PATH")]
     pub password_file: Option<PathBuf>,
 
     /// Run this command (no shell; words split like a shell would) and use the first line
     /// of its output as the password.
-    #[arg(
-        long,
-        global = true,
-        env = "PUBSUB_TUI_PASSWORD_COMMAND",
-        value_name = "CMD"
-    )]
+    #[arg(long, env = "PUBSUB_TUI_PASSWORD_COMMAND", value_name = "CMD")]
     pub password_command: Option<String>,
+}
 
+/// Which service and nodes, and how long to wait for its answers.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ServiceArgs {
     /// The pubsub service: a component (pubsub.example.org) or a relay's full JID
     /// (test@example.org/server). Default: pubsub.<your domain>.
-    #[arg(long, global = true, env = "PUBSUB_TUI_SERVICE")]
+    #[arg(long, env = "PUBSUB_TUI_SERVICE")]
     pub service: Option<String>,
 
     /// A node to subscribe to; repeat for several (env: comma-separated).
-    #[arg(
-        long = "node",
-        global = true,
-        env = "PUBSUB_TUI_NODE",
-        value_delimiter = ','
-    )]
+    #[arg(long = "node", env = "PUBSUB_TUI_NODE", value_delimiter = ',')]
     pub nodes: Vec<String>,
 
-    /// Seconds between auto-published items (default 5).
-    #[arg(long, global = true, env = "PUBSUB_TUI_INTERVAL", value_name = "SECS")]
-    pub interval: Option<f64>,
-
-    /// Start with auto-publish off (the `a` key toggles it).
-    #[arg(long, global = true, env = "PUBSUB_TUI_NO_AUTO_PUBLISH")]
-    pub no_auto_publish: bool,
-
-    /// Items kept per node in the feed (default 10000); the oldest are evicted.
-    #[arg(long, global = true, env = "PUBSUB_TUI_FEED_LIMIT", value_name = "N")]
-    pub feed_limit: Option<usize>,
-
     /// Seconds to wait for an answer to a request while the link is up (default 30).
+    #[arg(long, env = "PUBSUB_TUI_IQ_TIMEOUT", value_name = "SECS")]
+    pub iq_timeout: Option<f64>,
+}
+
+/// What only the TUI uses.
+#[derive(Debug, Args, Default, Clone)]
+pub struct TuiArgs {
+    /// Publish an item every SECS seconds (default 5) to the selected node; the `a` key
+    /// toggles it. Off unless given.
     #[arg(
         long,
-        global = true,
-        env = "PUBSUB_TUI_IQ_TIMEOUT",
-        value_name = "SECS"
+        env = "PUBSUB_TUI_AUTO_PUBLISH",
+        value_name = "SECS",
+        num_args = 0..=1,
+        default_missing_value = "5"
     )]
-    pub iq_timeout: Option<f64>,
+    pub auto_publish: Option<f64>,
 
-    /// Log file. Default: $XDG_STATE_HOME/pubsub-tui/pubsub-tui.log for the TUI, stderr
-    /// for the other commands.
-    #[arg(long, global = true, env = "PUBSUB_TUI_LOG_FILE", value_name = "PATH")]
+    /// Items kept per node in the feed (default 10000); the oldest are evicted.
+    #[arg(long, env = "PUBSUB_TUI_FEED_LIMIT", value_name = "N")]
+    pub feed_limit: Option<usize>,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct LogArgs {
+    /// Log file. Default: $XDG_STATE_HOME/pubsub-tui/pubsub-tui.log for the TUI and the
+    /// demo, stderr for the other commands.
+    #[arg(long, env = "PUBSUB_TUI_LOG_FILE", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
-    /// Log level or filter (error, warn, info, debug; default: info for the TUI and serve,
-    /// warn for watch and publish).
-    #[arg(long, global = true, env = "PUBSUB_TUI_LOG", value_name = "FILTER")]
+    /// Log level or filter (error, warn, info, debug). Default: info for the TUI, the demo
+    /// and serve; off for watch and publish, which report on their own.
+    #[arg(long, env = "PUBSUB_TUI_LOG", value_name = "FILTER")]
     pub log_level: Option<String>,
 }
 
-/// The flags of the client's session, which `serve` has no use for, by argument id.
-const CLIENT_ONLY: &[(&str, &str)] = &[
-    ("service", "--service"),
-    ("nodes", "--node"),
-    ("interval", "--interval"),
-    ("no_auto_publish", "--no-auto-publish"),
-    ("feed_limit", "--feed-limit"),
-    ("iq_timeout", "--iq-timeout"),
-];
-
-/// The client-only flags given on the command line (not by the environment or a config
-/// file, which the client and the service may share), to refuse them where they would
-/// silently do nothing.
-pub fn client_only_flags(matches: &clap::ArgMatches) -> Vec<&'static str> {
-    // Global flags given after the subcommand are propagated up to these matches too.
-    CLIENT_ONLY
-        .iter()
-        .filter(|(id, _)| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
-        .map(|&(_, flag)| flag)
+/// The TUI's flags given on the command line before a subcommand (which would not use
+/// them), as the user spelled them (`--node`).
+pub fn tui_flags_before_subcommand(cmd: &clap::Command, matches: &clap::ArgMatches) -> Vec<String> {
+    cmd.get_arguments()
+        .filter(|a| {
+            matches.value_source(a.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
         .collect()
 }

@@ -14,16 +14,16 @@ use serde::Deserialize;
 use tokio_xmpp::xmlstream::Timeouts;
 use xmpp_parsers::jid::Jid;
 
-use crate::cli::ConnArgs;
+use crate::cli::{AccountArgs, LogArgs, ServiceArgs, TuiArgs};
 use crate::xmpp::connect::{ConnectConfig, Security, tls_config};
-use crate::xmpp::session::SessionConfig;
+use crate::xmpp::session::{RetryPolicy, SessionConfig};
 
-/// Resource used when `--jid` is a bare JID. Stable on purpose: a new random resource per run
-/// would leave one stale full-JID subscription per run on the service.
-pub const DEFAULT_RESOURCE: &str = "pubsub-tui";
 pub const DEFAULT_INTERVAL_SECS: f64 = 5.0;
 pub const DEFAULT_FEED_LIMIT: usize = 10_000;
 pub const DEFAULT_IQ_TIMEOUT_SECS: f64 = 30.0;
+pub const DEFAULT_MAX_ITEMS: u64 = 1000;
+pub const DEFAULT_MAX_NODES: u64 = 10_000;
+pub const DEFAULT_PROBE_INTERVAL_SECS: f64 = 60.0;
 /// Environment variable holding the password (read once at start).
 pub const PASSWORD_ENV: &str = "PUBSUB_TUI_PASSWORD";
 /// Dead-link detection: 20 s of silence, then a ping that must be answered within 10 s.
@@ -60,6 +60,7 @@ impl std::fmt::Debug for Password {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub jid: Option<String>,
+    pub resource: Option<String>,
     pub server: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub insecure_plain_tcp: Option<bool>,
@@ -67,12 +68,32 @@ pub struct FileConfig {
     pub password_command: Option<String>,
     pub service: Option<String>,
     pub nodes: Option<Vec<String>>,
-    pub interval: Option<f64>,
-    pub auto_publish: Option<bool>,
+    pub auto_publish: Option<AutoPublish>,
     pub feed_limit: Option<usize>,
     pub iq_timeout: Option<f64>,
     pub log_file: Option<PathBuf>,
     pub log_level: Option<String>,
+    /// `serve`'s own settings.
+    pub serve: Option<ServeFile>,
+}
+
+/// `auto_publish = true`, `false`, or a number of seconds.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum AutoPublish {
+    On(bool),
+    Every(f64),
+}
+
+/// The `[serve]` table of the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeFile {
+    pub data_dir: Option<PathBuf>,
+    pub max_items: Option<u64>,
+    pub max_nodes: Option<u64>,
+    pub admins: Option<Vec<String>>,
+    pub probe_interval: Option<f64>,
 }
 
 impl FileConfig {
@@ -103,6 +124,7 @@ pub fn default_config_path() -> Option<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct Merged {
     pub jid: Option<String>,
+    pub resource: Option<String>,
     pub server: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub insecure_plain_tcp: bool,
@@ -110,12 +132,13 @@ pub struct Merged {
     pub password_command: Option<String>,
     pub service: Option<String>,
     pub nodes: Vec<String>,
-    pub interval: f64,
-    pub auto_publish: bool,
+    /// Auto-publish interval in seconds; `None` is off.
+    pub auto_publish: Option<f64>,
     pub feed_limit: usize,
     pub iq_timeout: f64,
     pub log_file: Option<PathBuf>,
     pub log_level: Option<String>,
+    pub serve: ServeFile,
 }
 
 /// `~/x` means `$HOME/x` in the config file (shells expand it on the command line).
@@ -126,58 +149,91 @@ pub fn expand_tilde(path: PathBuf) -> PathBuf {
     }
 }
 
-pub fn merge(args: &ConnArgs, file: FileConfig) -> Merged {
+/// Merge the flags a front end takes (`None`: it has no such flags) over the config file.
+pub fn merge(
+    account: &AccountArgs,
+    service: Option<&ServiceArgs>,
+    tui: Option<&TuiArgs>,
+    log: &LogArgs,
+    file: FileConfig,
+) -> Merged {
     let file = FileConfig {
         ca_file: file.ca_file.map(expand_tilde),
         password_file: file.password_file.map(expand_tilde),
         log_file: file.log_file.map(expand_tilde),
         ..file
     };
+    let no_service = ServiceArgs::default();
+    let service = service.unwrap_or(&no_service);
+    let no_tui = TuiArgs::default();
+    let tui = tui.unwrap_or(&no_tui);
+    let auto_publish = tui.auto_publish.or(match file.auto_publish {
+        Some(AutoPublish::On(true)) => Some(DEFAULT_INTERVAL_SECS),
+        Some(AutoPublish::Every(secs)) => Some(secs),
+        Some(AutoPublish::On(false)) | None => None,
+    });
     Merged {
-        jid: args.jid.clone().or(file.jid),
-        server: args.server.clone().or(file.server),
-        ca_file: args.ca_file.clone().or(file.ca_file),
-        insecure_plain_tcp: args.insecure_plain_tcp || file.insecure_plain_tcp.unwrap_or(false),
-        password_file: args.password_file.clone().or(file.password_file),
-        password_command: args.password_command.clone().or(file.password_command),
-        service: args.service.clone().or(file.service),
-        nodes: if args.nodes.is_empty() {
+        jid: account.jid.clone().or(file.jid),
+        resource: account.resource.clone().or(file.resource),
+        server: account.server.clone().or(file.server),
+        ca_file: account.ca_file.clone().or(file.ca_file),
+        insecure_plain_tcp: account.insecure_plain_tcp || file.insecure_plain_tcp.unwrap_or(false),
+        password_file: account.password_file.clone().or(file.password_file),
+        password_command: account.password_command.clone().or(file.password_command),
+        service: service.service.clone().or(file.service),
+        nodes: if service.nodes.is_empty() {
             file.nodes.unwrap_or_default()
         } else {
-            args.nodes.clone()
+            service.nodes.clone()
         },
-        interval: args
-            .interval
-            .or(file.interval)
-            .unwrap_or(DEFAULT_INTERVAL_SECS),
-        auto_publish: !args.no_auto_publish && file.auto_publish.unwrap_or(true),
-        feed_limit: args
+        auto_publish,
+        feed_limit: tui
             .feed_limit
             .or(file.feed_limit)
             .unwrap_or(DEFAULT_FEED_LIMIT),
-        iq_timeout: args
+        iq_timeout: service
             .iq_timeout
             .or(file.iq_timeout)
             .unwrap_or(DEFAULT_IQ_TIMEOUT_SECS),
-        log_file: args.log_file.clone().or(file.log_file),
-        log_level: args.log_level.clone().or(file.log_level),
+        log_file: log.log_file.clone().or(file.log_file),
+        log_level: log.log_level.clone().or(file.log_level),
+        serve: file.serve.unwrap_or_default(),
     }
 }
 
-/// Parse `HOST:PORT` (IPv6 as `[::1]:5222`).
+/// The standard XMPP client port, for a `--server` given without one.
+pub const DEFAULT_PORT: u16 = 5222;
+
+/// Parse `HOST[:PORT]` (IPv6 as `[::1]:5222` or `[::1]`); the port defaults to 5222.
 pub fn parse_server(s: &str) -> anyhow::Result<(String, u16)> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .with_context(|| format!("--server {s:?}: expected HOST:PORT"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .with_context(|| format!("--server {s:?} (config: server): a '[' without ']'"))?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if after.is_empty() => (host, None),
+            None => bail!("--server {s:?} (config: server): expected [IPv6]:PORT"),
+        }
+    } else if s.matches(':').count() > 1 {
+        // A bare IPv6 address.
+        (s, None)
+    } else {
+        match s.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        }
+    };
     if host.is_empty() {
-        bail!("--server {s:?}: the host is empty");
+        bail!("--server {s:?} (config: server): the host is empty");
     }
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-        .with_context(|| format!("--server {s:?}: {port:?} is not a port number (1-65535)"))?;
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(port) => port.parse().ok().filter(|p| *p != 0).with_context(|| {
+            format!("--server {s:?} (config: server): {port:?} is not a port number (1-65535)")
+        })?,
+    };
     Ok((host.to_owned(), port))
 }
 
@@ -189,19 +245,42 @@ pub fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The account JID with a resource (the default one if the JID is bare).
-pub fn account_jid(s: &str) -> anyhow::Result<Jid> {
-    let jid =
-        Jid::new(s.trim()).map_err(|e| anyhow::anyhow!("--jid {s:?} is not a valid JID: {e}"))?;
-    if jid.node().is_none() {
-        bail!("--jid {s:?} has no user part; expected user@domain");
-    }
-    if jid.resource().is_some() {
-        return Ok(jid);
-    }
-    Jid::new(&format!("{jid}/{DEFAULT_RESOURCE}")).map_err(|e| anyhow::anyhow!("--jid {s:?}: {e}"))
+/// A fresh resource for one run: `pubsub-tui-` and 8 random hex digits.
+pub fn random_resource() -> String {
+    format!(
+        "{}-{:08x}",
+        crate::xmpp::session::RESOURCE_PREFIX,
+        rand::random::<u32>()
+    )
 }
 
+/// The account JID with a resource: the one in `s`, else `resource`, else a random one.
+pub fn account_jid(s: &str, resource: Option<&str>) -> anyhow::Result<Jid> {
+    let jid = Jid::new(s.trim())
+        .map_err(|e| anyhow::anyhow!("--jid {s:?} (config: jid) is not a valid JID: {e}"))?;
+    if jid.node().is_none() {
+        bail!("--jid {s:?} (config: jid) has no user part; expected user@domain");
+    }
+    let resource = resource.map(str::trim);
+    if jid.resource().is_some() {
+        if resource.is_some() {
+            bail!(
+                "--jid {s:?} has a resource and --resource (config: resource) gives another: \
+                 give it once"
+            );
+        }
+        return Ok(jid);
+    }
+    let resource = match resource {
+        Some("") => bail!("--resource (config: resource) is empty"),
+        Some(r) => r.to_owned(),
+        None => random_resource(),
+    };
+    Jid::new(&format!("{jid}/{resource}"))
+        .map_err(|e| anyhow::anyhow!("--resource {resource:?} (config: resource): {e}"))
+}
+
+/// A setting in seconds, checked; `name` is the flag and its config key.
 fn seconds(name: &str, value: f64, max: f64) -> anyhow::Result<Duration> {
     if !value.is_finite() || value <= 0.0 || value > max {
         bail!("{name} must be a number of seconds above 0 and at most {max}, not {value}");
@@ -211,12 +290,23 @@ fn seconds(name: &str, value: f64, max: f64) -> anyhow::Result<Duration> {
 
 fn check_node_name(node: &str) -> anyhow::Result<()> {
     if node.trim().is_empty() {
-        bail!("a node name is empty");
+        bail!("--node (config: nodes): a node name is empty");
     }
     if node.chars().any(char::is_control) || node.chars().count() > 1024 {
-        bail!("node name {node:?} has control characters or is too long");
+        bail!("--node (config: nodes): {node:?} has control characters or is too long");
     }
     Ok(())
+}
+
+/// The nodes in order, each once.
+fn dedup_nodes(nodes: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in nodes {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    out
 }
 
 /// Everything a front end needs to start the network core.
@@ -234,21 +324,30 @@ fn require_jid(m: &Merged) -> anyhow::Result<Jid> {
              PUBSUB_TUI_JID).\nTo try pubsub-tui without an account, run `pubsub-tui demo`."
         );
     };
-    account_jid(jid)
+    account_jid(jid, m.resource.as_deref())
 }
 
 /// Validate the account and connection settings and read the password. `prompt` allows an
 /// interactive prompt as the last password source.
 pub fn resolve_connect(m: &Merged, prompt: bool) -> anyhow::Result<ConnectConfig> {
     let jid = require_jid(m)?;
+    resolve_connect_as(m, jid, prompt)
+}
+
+/// [`resolve_connect`] for a JID decided by the caller.
+pub fn resolve_connect_as(m: &Merged, jid: Jid, prompt: bool) -> anyhow::Result<ConnectConfig> {
     let server = m.server.as_deref().map(parse_server).transpose()?;
     let security = if m.insecure_plain_tcp {
         match &server {
             Some((host, _)) if is_loopback_host(host) => Security::PlainLoopback,
-            Some((host, _)) => {
-                bail!("--insecure-plain-tcp is only allowed to a loopback address, not {host:?}")
-            }
-            None => bail!("--insecure-plain-tcp needs --server with a loopback address"),
+            Some((host, _)) => bail!(
+                "--insecure-plain-tcp (config: insecure_plain_tcp) is only allowed to a \
+                 loopback address, not {host:?}"
+            ),
+            None => bail!(
+                "--insecure-plain-tcp (config: insecure_plain_tcp) needs --server with a \
+                 loopback address"
+            ),
         }
     } else {
         Security::StartTls(tls_config(m.ca_file.as_deref())?)
@@ -270,8 +369,9 @@ pub fn resolve_connect(m: &Merged, prompt: bool) -> anyhow::Result<ConnectConfig
 pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
     let jid = require_jid(m)?;
     let service = match &m.service {
-        Some(s) => Jid::new(s.trim())
-            .map_err(|e| anyhow::anyhow!("--service {s:?} is not a valid JID: {e}"))?,
+        Some(s) => Jid::new(s.trim()).map_err(|e| {
+            anyhow::anyhow!("--service {s:?} (config: service) is not a valid JID: {e}")
+        })?,
         None => Jid::new(&format!("pubsub.{}", jid.domain()))
             .map_err(|e| anyhow::anyhow!("default service for {jid}: {e}"))?,
     };
@@ -283,56 +383,91 @@ pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
     for n in &m.nodes {
         check_node_name(n)?;
     }
-    let interval = seconds("--interval", m.interval, 86_400.0)?;
-    let iq_timeout = seconds("--iq-timeout", m.iq_timeout, 3_600.0)?;
+    let interval = seconds(
+        "--auto-publish (config: auto_publish)",
+        m.auto_publish.unwrap_or(DEFAULT_INTERVAL_SECS),
+        86_400.0,
+    )?;
+    let iq_timeout = seconds("--iq-timeout (config: iq_timeout)", m.iq_timeout, 3_600.0)?;
     if m.feed_limit == 0 || m.feed_limit > 10_000_000 {
         bail!(
-            "--feed-limit must be between 1 and 10000000, not {}",
+            "--feed-limit (config: feed_limit) must be between 1 and 10000000, not {}",
             m.feed_limit
         );
     }
-    let connect = resolve_connect(m, prompt)?;
+    let connect = resolve_connect_as(m, jid, prompt)?;
     Ok(Settings {
         connect,
         session: SessionConfig {
             service,
-            nodes: m.nodes.clone(),
+            nodes: dedup_nodes(&m.nodes),
             subscribe: true,
-            auto_publish: m.auto_publish,
+            auto_publish: m.auto_publish.is_some(),
             interval,
             iq_timeout,
             resync_min_interval: AUTO_RESYNC_MIN_INTERVAL,
             publisher_session: new_publisher_session(),
+            retry: RetryPolicy::DEFAULT,
         },
         feed_limit: m.feed_limit,
     })
 }
 
-/// Validate the `serve` flags.
-pub fn resolve_serve(args: &crate::cli::ServeArgs) -> anyhow::Result<crate::serve::ServeConfig> {
-    if args.max_items == 0 || args.max_items > 10_000_000 {
+/// Validate the `serve` settings (flags over the `[serve]` table of the config file).
+pub fn resolve_serve(
+    args: &crate::cli::ServeArgs,
+    file: &ServeFile,
+) -> anyhow::Result<(crate::serve::ServeConfig, PathBuf)> {
+    let max_items = args
+        .max_items
+        .or(file.max_items)
+        .unwrap_or(DEFAULT_MAX_ITEMS);
+    if max_items == 0 || max_items > 10_000_000 {
         bail!(
-            "--max-items must be between 1 and 10000000, not {}",
-            args.max_items
+            "--max-items (config: [serve] max_items) must be between 1 and 10000000, not {max_items}"
         );
     }
-    if args.max_nodes == 0 {
-        bail!("--max-nodes must be at least 1");
+    let max_nodes = args
+        .max_nodes
+        .or(file.max_nodes)
+        .unwrap_or(DEFAULT_MAX_NODES);
+    if max_nodes == 0 {
+        bail!("--max-nodes (config: [serve] max_nodes) must be at least 1");
     }
-    let probe_interval = seconds("--probe-interval", args.probe_interval, 86_400.0)?;
+    let probe_interval = seconds(
+        "--probe-interval (config: [serve] probe_interval)",
+        args.probe_interval
+            .or(file.probe_interval)
+            .unwrap_or(DEFAULT_PROBE_INTERVAL_SECS),
+        86_400.0,
+    )?;
+    let given = if args.admins.is_empty() {
+        file.admins.clone().unwrap_or_default()
+    } else {
+        args.admins.clone()
+    };
     let mut admins = Vec::new();
-    for a in &args.admins {
-        let jid = Jid::new(a.trim())
-            .map_err(|e| anyhow::anyhow!("--admin {a:?} is not a valid JID: {e}"))?;
+    for a in &given {
+        let jid = Jid::new(a.trim()).map_err(|e| {
+            anyhow::anyhow!("--admin {a:?} (config: [serve] admins) is not a valid JID: {e}")
+        })?;
         admins.push(jid.to_bare().to_string());
     }
-    Ok(crate::serve::ServeConfig {
-        max_items: args.max_items,
-        max_nodes: args.max_nodes,
-        admins,
-        probe_interval,
-        seed: rand::random(),
-    })
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .map_or_else(default_data_dir, expand_tilde);
+    Ok((
+        crate::serve::ServeConfig {
+            max_items,
+            max_nodes,
+            admins,
+            probe_interval,
+            seed: rand::random(),
+        },
+        data_dir,
+    ))
 }
 
 /// Where `serve` keeps its database by default.
@@ -373,6 +508,21 @@ fn read_password(m: &Merged, jid: &Jid, prompt: bool) -> anyhow::Result<Password
         "no password source: use --password-file, --password-command or {PASSWORD_ENV} \
          (passwords are never taken as a command-line argument)"
     )
+}
+
+/// Write a file only its owner can read (0600), such as a password file.
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(contents.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Read the first line of a file that only its owner can read.
@@ -439,8 +589,16 @@ mod tests {
             parse_server("[::1]:5222").expect("valid"),
             ("::1".into(), 5222)
         );
-        for bad in ["localhost", ":5222", "host:0", "host:99999", "host:x"] {
-            assert!(parse_server(bad).is_err(), "{bad} should be refused");
+        // No port: the standard one.
+        assert_eq!(
+            parse_server("localhost").expect("valid"),
+            ("localhost".into(), 5222)
+        );
+        assert_eq!(parse_server("[::1]").expect("valid"), ("::1".into(), 5222));
+        assert_eq!(parse_server("::1").expect("valid"), ("::1".into(), 5222));
+        for bad in [":5222", "host:0", "host:99999", "host:x", "[::1", ""] {
+            let err = parse_server(bad).expect_err(bad);
+            assert!(err.to_string().contains("config: server"), "{err}");
         }
     }
 
@@ -454,19 +612,28 @@ mod tests {
     }
 
     #[test]
-    fn bare_jid_gets_default_resource() {
+    fn each_run_gets_its_own_resource_unless_one_is_given() {
+        let a = account_jid("alice@example.org", None).expect("valid");
+        let b = account_jid("alice@example.org", None).expect("valid");
+        let ra = a.resource().expect("a resource").to_string();
+        assert!(ra.starts_with("pubsub-tui-") && ra.len() == 19, "{ra}");
+        assert_ne!(a, b, "two runs, two resources");
         assert_eq!(
-            account_jid("alice@example.org").expect("valid").to_string(),
-            "alice@example.org/pubsub-tui"
-        );
-        assert_eq!(
-            account_jid("alice@example.org/laptop")
+            account_jid("alice@example.org", Some("laptop"))
                 .expect("valid")
                 .to_string(),
             "alice@example.org/laptop"
         );
-        assert!(account_jid("example.org").is_err());
-        assert!(account_jid("a@@b").is_err());
+        assert_eq!(
+            account_jid("alice@example.org/laptop", None)
+                .expect("valid")
+                .to_string(),
+            "alice@example.org/laptop"
+        );
+        let err = account_jid("alice@example.org/laptop", Some("desk")).expect_err("twice");
+        assert!(err.to_string().contains("give it once"), "{err}");
+        assert!(account_jid("example.org", None).is_err());
+        assert!(account_jid("a@@b", None).is_err());
     }
 
     #[test]
@@ -500,27 +667,98 @@ mod tests {
         );
     }
 
+    fn parse(text: &str) -> FileConfig {
+        FileConfig::parse(text, Path::new("c.toml")).expect("valid")
+    }
+
     #[test]
     fn flags_override_file() {
-        let file = FileConfig::parse(
-            "jid = 'file@x'\nnodes = ['a']\ninterval = 9.0\nauto_publish = false\n",
-            Path::new("c.toml"),
-        )
-        .expect("valid");
-        let args = ConnArgs {
+        let file = parse("jid = 'file@x'\nnodes = ['a']\nauto_publish = 9.0\n");
+        let account = AccountArgs {
             jid: Some("flag@x".into()),
-            ..ConnArgs::default()
+            ..AccountArgs::default()
         };
-        let m = merge(&args, file);
+        let m = merge(&account, None, None, &LogArgs::default(), file);
         assert_eq!(m.jid.as_deref(), Some("flag@x"));
         assert_eq!(m.nodes, ["a"]);
-        assert!((m.interval - 9.0).abs() < f64::EPSILON);
-        assert!(!m.auto_publish);
+        assert_eq!(m.auto_publish, Some(9.0));
+        let tui = TuiArgs {
+            auto_publish: Some(2.0),
+            ..TuiArgs::default()
+        };
+        let m = merge(
+            &account,
+            None,
+            Some(&tui),
+            &LogArgs::default(),
+            parse("auto_publish = 9\n"),
+        );
+        assert_eq!(m.auto_publish, Some(2.0));
+    }
+
+    #[test]
+    fn auto_publish_is_off_unless_asked_for() {
+        let m = |text: &str| {
+            merge(
+                &AccountArgs::default(),
+                None,
+                None,
+                &LogArgs::default(),
+                parse(text),
+            )
+            .auto_publish
+        };
+        assert_eq!(m(""), None);
+        assert_eq!(m("auto_publish = false"), None);
+        assert_eq!(m("auto_publish = true"), Some(DEFAULT_INTERVAL_SECS));
+        assert_eq!(m("auto_publish = 2.5"), Some(2.5));
+    }
+
+    #[test]
+    fn repeated_nodes_are_followed_once() {
+        let mut m = merge(
+            &AccountArgs::default(),
+            None,
+            None,
+            &LogArgs::default(),
+            parse(""),
+        );
+        m.jid = Some("a@example.org".into());
+        m.nodes = vec!["demo".into(), "news".into(), "demo".into()];
+        m.insecure_plain_tcp = true;
+        m.server = Some("127.0.0.1".into());
+        m.password_command = Some("printf pw".into());
+        let s = resolve(&m, false).expect("valid");
+        assert_eq!(s.session.nodes, ["demo", "news"]);
+        assert!(!s.session.auto_publish, "off by default");
+    }
+
+    #[test]
+    fn serve_settings_come_from_flags_or_the_serve_table() {
+        let file = parse("[serve]\nmax_items = 50\nadmins = ['boss@x/y']\ndata_dir = '/tmp/d'\n");
+        let serve = file.serve.clone().expect("table");
+        let (cfg, dir) = resolve_serve(&crate::cli::ServeArgs::default(), &serve).expect("valid");
+        assert_eq!(cfg.max_items, 50);
+        assert_eq!(cfg.admins, ["boss@x"]);
+        assert_eq!(dir, PathBuf::from("/tmp/d"));
+        let flags = crate::cli::ServeArgs {
+            max_items: Some(0),
+            ..crate::cli::ServeArgs::default()
+        };
+        let err = resolve_serve(&flags, &serve).expect_err("0 items");
+        assert!(err.to_string().contains("[serve] max_items"), "{err}");
+        assert!(FileConfig::parse("[serve]\nmax_itemz = 1\n", Path::new("c")).is_err());
     }
 
     #[test]
     fn plain_tcp_only_to_loopback() {
-        let mut m = merge(&ConnArgs::default(), FileConfig::default());
+        let mut m = merge(
+            &AccountArgs::default(),
+            None,
+            None,
+            &LogArgs::default(),
+            FileConfig::default(),
+        );
         m.jid = Some("a@example.org".into());
         m.nodes = vec!["n".into()];
         m.insecure_plain_tcp = true;

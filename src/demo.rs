@@ -59,6 +59,7 @@ pub fn local_session(
         iq_timeout: Duration::from_secs(30),
         resync_min_interval: crate::config::AUTO_RESYNC_MIN_INTERVAL,
         publisher_session: new_publisher_session(),
+        retry: crate::xmpp::session::RetryPolicy::DEFAULT,
     })
 }
 
@@ -97,7 +98,9 @@ pub async fn create_open_nodes(
         loop {
             match admin.events.recv().await {
                 Some(NetEvent::NodeCreated { node: n }) if n == *node => break,
-                Some(NetEvent::RequestFailed { what, reason }) => bail!("{what}: {reason}"),
+                Some(NetEvent::RequestFailed { node, error, .. }) => {
+                    bail!("creating node {node}: {error}")
+                }
                 Some(_) => {}
                 None => bail!("the admin connection ended"),
             }
@@ -130,18 +133,55 @@ fn spawn_peer(mut net: NetHandle, interval: Duration) -> tokio::task::JoinHandle
     })
 }
 
+/// The command line that watches the demo's nodes as `bob`, from another terminal.
+pub fn watch_command(server: &Prosody, password_file: &std::path::Path) -> String {
+    let exe = std::env::current_exe()
+        .ok()
+        .map_or_else(|| "pubsub-tui".to_owned(), |p| p.display().to_string());
+    let nodes: Vec<String> = DEMO_NODES.iter().map(|n| format!("--node {n}")).collect();
+    format!(
+        "{exe} watch --jid bob@{} --server {} --insecure-plain-tcp --password-file {} {}",
+        prosody::DOMAIN,
+        server.server(),
+        password_file.display(),
+        nodes.join(" ")
+    )
+}
+
 pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
     if !(peer_interval.is_finite() && peer_interval >= 0.05) {
         bail!("--peer-interval must be at least 0.05 seconds");
     }
     prosody::available()?;
+    // From here on a closed terminal (SIGHUP), SIGTERM or Ctrl-C ends the demo through its
+    // cleanup (the private Prosody is stopped when `server` is dropped), not abruptly.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     eprintln!("Starting a private Prosody on 127.0.0.1…");
     let server = Prosody::start(&Options::default())?;
     let alice_pw = prosody::random_password();
     let bob_pw = prosody::random_password();
-    server.register("alice", &alice_pw)?;
-    server.register("bob", &bob_pw)?;
-    create_open_nodes(&server, DEMO_NODES, 256).await?;
+    let setup = async {
+        server.register("alice", &alice_pw)?;
+        server.register("bob", &bob_pw)?;
+        create_open_nodes(&server, DEMO_NODES, 256).await
+    };
+    tokio::select! {
+        r = setup => r?,
+        _ = hup.recv() => bail!("the terminal closed"),
+        _ = term.recv() => bail!("stopped (SIGTERM)"),
+        _ = int.recv() => bail!("interrupted"),
+    }
+    // For `watch` and `publish` from another terminal, as bob.
+    let bob_file = server.dir().join("bob.password");
+    crate::config::write_private(&bob_file, &format!("{bob_pw}\n"))?;
+    let try_it = watch_command(&server, &bob_file);
+    eprintln!(
+        "Demo server on {}. To watch it from another terminal while the demo runs:\n  {try_it}",
+        server.server()
+    );
 
     let bob = xmpp::spawn(local_account(&server, "bob", "phone", &bob_pw)?, {
         let mut s = local_session(DEMO_NODES, false, Duration::from_secs(3600))?;
@@ -152,9 +192,25 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
     let peer = spawn_peer(bob, Duration::from_secs_f64(peer_interval));
 
     let session = local_session(DEMO_NODES, true, Duration::from_secs(5))?;
-    let model = tui::model::Model::for_session(&session, feed_limit);
+    let mut model = tui::model::Model::for_session(&session, feed_limit);
+    model.info(format!(
+        "demo server on {}; to watch it from another terminal: {try_it}",
+        server.server()
+    ));
+    model.outcome(
+        tui::model::Level::Info,
+        format!(
+            "demo on {}: press m for a `watch` command to try in another terminal",
+            server.server()
+        ),
+    );
     let alice = xmpp::spawn(
-        local_account(&server, "alice", "pubsub-tui", &alice_pw)?,
+        local_account(
+            &server,
+            "alice",
+            &crate::config::random_resource(),
+            &alice_pw,
+        )?,
         session,
     );
     let result = tui::run(alice, model).await;

@@ -18,11 +18,17 @@ const RAW_BYTE_TARGETS: &[&str] = &[
     "sasl",
 ];
 
-/// Build the filter: the user's, with the raw-byte targets capped at `info`.
+/// Build the filter: the user's, with the raw-byte targets capped at `info`. (A cap only:
+/// a filter of `off` or `warn` stays as quiet for them as for everything else.)
 pub fn filter(user: &str) -> anyhow::Result<EnvFilter> {
     let mut f = EnvFilter::try_new(user).with_context(|| format!("bad log filter {user:?}"))?;
-    for t in RAW_BYTE_TARGETS {
-        f = f.add_directive(format!("{t}=info").parse().context("static directive")?);
+    let verbose = f
+        .max_level_hint()
+        .is_none_or(|max| max > tracing_subscriber::filter::LevelFilter::INFO);
+    if verbose {
+        for t in RAW_BYTE_TARGETS {
+            f = f.add_directive(format!("{t}=info").parse().context("static directive")?);
+        }
     }
     Ok(f)
 }
@@ -60,6 +66,7 @@ pub fn init(file: Option<&Path>, level: &str) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("logging: {e}"))
         }
         None => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .try_init()
             .map_err(|e| anyhow::anyhow!("logging: {e}")),
@@ -84,5 +91,13 @@ mod tests {
         let s = f.to_string();
         assert!(s.contains("tokio_xmpp=info"), "{s}");
         assert!(!s.contains("tokio_xmpp=trace"), "{s}");
+    }
+
+    #[test]
+    fn a_quiet_filter_stays_quiet_for_the_capped_targets_too() {
+        for quiet in ["off", "warn", "error"] {
+            let s = super::filter(quiet).expect("valid").to_string();
+            assert!(!s.contains("tokio_xmpp"), "{quiet}: {s}");
+        }
     }
 }

@@ -76,6 +76,94 @@ fn lua_str(s: &Path) -> String {
     format!("{:?}", s.display().to_string())
 }
 
+/// The file in a private Prosody's directory naming the process that started it.
+const OWNER_FILE: &str = "owner";
+/// The prefix of a private Prosody's temp dir.
+const DIR_PREFIX: &str = "pubsub-tui-prosody-";
+
+/// The start time of a process (field 22 of `/proc/PID/stat`), which tells a process from a
+/// later one that got the same PID.
+fn start_time(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19).map(str::to_owned)
+}
+
+/// `PID STARTTIME` of this process.
+fn owner_stamp() -> String {
+    let pid = std::process::id().to_string();
+    let start = start_time(&pid).unwrap_or_default();
+    format!("{pid} {start}")
+}
+
+/// Stop private Prosodies left behind by a process that is gone (killed with -9, say), and
+/// remove their directories. Returns what was done, one line each.
+pub fn clean_stale() -> Vec<String> {
+    let mut done = Vec::new();
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return done;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let is_ours = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(DIR_PREFIX));
+        let Ok(owner) = std::fs::read_to_string(dir.join(OWNER_FILE)) else {
+            continue;
+        };
+        if !is_ours {
+            continue;
+        }
+        let mut words = owner.split_whitespace();
+        let (Some(pid), start) = (words.next(), words.next()) else {
+            continue;
+        };
+        if start_time(pid).is_some_and(|now| Some(now.as_str()) == start) {
+            continue; // its owner is alive
+        }
+        if let Ok(pid) = std::fs::read_to_string(dir.join("prosody.pid")) {
+            let pid = pid.trim();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let config = dir.join("prosody.cfg.lua");
+            let config = config.to_string_lossy();
+            // Only the Prosody of this directory, by its PID.
+            if !pid.is_empty()
+                && cmdline
+                    .split(|b| *b == 0)
+                    .any(|arg| arg == config.as_bytes())
+            {
+                stop_pid(pid);
+                done.push(format!("stopped a private Prosody left behind (PID {pid})"));
+            }
+        }
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            done.push(format!("removed {}", dir.display()));
+        }
+    }
+    done
+}
+
+/// SIGTERM, then SIGKILL if it is still there after 2 s.
+fn stop_pid(pid: &str) {
+    let signal = |sig: &str| {
+        let _ = Command::new("kill")
+            .args([sig, pid])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    signal("-TERM");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal("-KILL");
+}
+
 pub fn random_password() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
@@ -84,6 +172,9 @@ impl Prosody {
     /// Write a config, create the admin account, start Prosody and wait for its port.
     pub fn start(opts: &Options) -> anyhow::Result<Self> {
         available()?;
+        for cleaned in clean_stale() {
+            tracing::info!("{cleaned}");
+        }
         let dir = tempfile::Builder::new()
             .prefix("pubsub-tui-prosody-")
             .tempdir()
@@ -164,10 +255,16 @@ Component "{PUBSUB}" "pubsub"
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
+        use std::os::unix::process::CommandExt as _;
+        std::fs::write(self.dir.path().join(OWNER_FILE), owner_stamp())
+            .context("writing the owner file of the private Prosody")?;
         let child = Command::new("prosody")
             .arg("--config")
             .arg(&self.config)
             .arg("-F")
+            // Its own process group: a terminal's SIGHUP (or Ctrl-C) goes to us, and we stop
+            // it, rather than to Prosody, which would reload on SIGHUP and stay behind.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -8,11 +8,12 @@
 //! [`outgoing`] is the other direction: text the user typed, filtered to what XML 1.0 allows,
 //! so building an element never fails (minidom panics on forbidden characters).
 
-/// Longest text kept from one field of a peer's stanza (in characters).
+/// Longest text kept from one short field of a peer's stanza (a JID, a name), in characters.
+/// Item text and ids are kept whole (see [`text`]): the stanza size bounds them.
 pub const MAX_FIELD_CHARS: usize = 4096;
 
 /// Characters that reorder or hide text without being `char::is_control`.
-fn is_format_char(c: char) -> bool {
+pub fn is_format_char(c: char) -> bool {
     matches!(c,
         '\u{061C}'              // arabic letter mark
         | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
@@ -53,6 +54,28 @@ pub fn display_max(raw: &str, max_chars: usize) -> String {
     out
 }
 
+/// Make a peer-supplied text (an item's body) safe to keep and display, without cutting it.
+///
+/// Like [`display`], but newlines stay (as `\n`: a CR LF pair or a lone CR becomes one) and a
+/// tab stays: they are the sender's, and front ends show them (the TUI as `⏎`, JSON as `\n`).
+pub fn text(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push('\n');
+                }
+            }
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() || is_format_char(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Characters XML 1.0 allows in text and attribute values.
 fn is_xml_char(c: char) -> bool {
     matches!(c,
@@ -63,13 +86,23 @@ fn is_xml_char(c: char) -> bool {
 }
 
 /// Filter text the user wants to publish: drop what XML cannot carry and what would confuse
-/// other people's terminals (C0/C1 controls except tab and newline, bidi overrides).
+/// other people's terminals (C0/C1 controls except tab and newline, bidi overrides). Line
+/// ends become `\n` (terminals paste a lone CR for each line break).
 pub fn outgoing(raw: &str) -> String {
-    raw.chars()
-        .filter(|&c| {
-            is_xml_char(c) && !is_format_char(c) && (!c.is_control() || c == '\t' || c == '\n')
-        })
-        .collect()
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' {
+            if chars.peek() != Some(&'\n') {
+                out.push('\n');
+            }
+            continue;
+        }
+        if is_xml_char(c) && !is_format_char(c) && (!c.is_control() || c == '\t' || c == '\n') {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -98,5 +131,20 @@ mod tests {
     fn outgoing_keeps_xml_specials_and_drops_forbidden() {
         let text = "a<b>&c]]>\u{1b}[2J\u{0}\u{FFFE}\u{202E}ok\tnl\n";
         assert_eq!(outgoing(text), "a<b>&c]]>[2Jok\tnl\n");
+    }
+
+    #[test]
+    fn line_ends_become_newlines_in_both_directions() {
+        // A terminal's bracketed paste sends CR for each line break.
+        assert_eq!(
+            outgoing("first line\rsecond\r\nthird"),
+            "first line\nsecond\nthird"
+        );
+        assert_eq!(
+            text("a\r\nb\rc\nd\te\u{1b}[31m\u{9b}\u{202e}"),
+            "a\nb\nc\nd\te[31m"
+        );
+        // Nothing is cut.
+        assert_eq!(text(&"x".repeat(100_000)).len(), 100_000);
     }
 }

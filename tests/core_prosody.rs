@@ -82,7 +82,7 @@ async fn stored_items_on_subscribe_after_restart_and_on_resync() {
             .expect("send");
         let id = wait_for(&mut a, 10, "publish confirmation", |e| match e {
             NetEvent::Published { id, .. } => Some(id.clone()),
-            NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
+            NetEvent::PublishFailed { error, .. } => panic!("publish failed: {error}"),
             _ => None,
         })
         .await;
@@ -169,7 +169,7 @@ async fn user_text_is_filtered_escaped_and_round_trips_exactly() {
             ids.push(
                 wait_for(&mut a, 10, "both confirmed", |e| match e {
                     NetEvent::Published { id, .. } => Some(id.clone()),
-                    NetEvent::PublishFailed { reason, .. } => panic!("{reason}"),
+                    NetEvent::PublishFailed { error, .. } => panic!("{error}"),
                     _ => None,
                 })
                 .await,

@@ -123,7 +123,10 @@ async fn twenty_server_restarts_while_publishing() {
 
     // Stop publishing, let the last results and notifications arrive.
     commands
-        .send(Command::SetAutoPublish(false))
+        .send(Command::SetAutoPublish {
+            enabled: false,
+            node: None,
+        })
         .await
         .expect("send");
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -2,9 +2,10 @@
 //! sends a stanza nested 1,000, 10,000 and 100,000 levels deep (one per connection). Without
 //! the guard 100,000 levels overflow the parser's stack and abort the whole process (this
 //! test binary included); with it, each connection is dropped and the client reconnects. A
-//! 1 MiB attribute (over the parser's 8 KiB token limit) also just ends its connection. On the
-//! last connection a 4 MiB text item, an 8,000-byte attribute and an ordinary item arrive as
-//! usual, the long fields cut for display.
+//! 1 MiB attribute (over the parser's 8 KiB token limit, which would end the connection) is
+//! cut by the guard and its item arrives; so do a 4 MiB text item, whole, and an ordinary one.
+//! Also: a `<conflict/>` stream error stops the client for good with a clear message, and a
+//! peer that is not an XMPP server is named as such.
 
 mod common;
 
@@ -34,18 +35,17 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
             );
             let _ = sock.write_all(bomb.as_bytes()).await;
         }
-        // An attribute of 1 MiB: over the parser's token limit (8 KiB), so it ends the
-        // connection too.
-        let (mut sock, _) = listener.accept().await.expect("accept");
+        // Then, on one connection: an attribute of 1 MiB (over the parser's token limit of
+        // 8 KiB: the guard cuts it), a huge text node, an attribute within the limits, and an
+        // ordinary item.
+        let (mut sock, _) = listener.accept().await.expect("last accept");
         login(&mut sock).await;
         let huge_attr = "y".repeat(1024 * 1024);
-        let _ = sock
-            .write_all(event(&format!("<item id='a' sender='{huge_attr}'/>")).as_bytes())
-            .await;
-        // Then: a huge text node and a huge attribute (within the limits), then an ordinary
-        // item.
-        let (mut sock, _) = listener.accept().await.expect("second accept");
-        login(&mut sock).await;
+        sock.write_all(
+            event(&format!("<item id='a' sender='s' message='{huge_attr}'/>")).as_bytes(),
+        )
+        .await
+        .expect("write");
         let huge = "x".repeat(4 * 1024 * 1024);
         sock.write_all(event(&format!("<item id='big' sender='s' message='m'><post xmlns='urn:x-pubsub-tui:item:0' session='s' seq='1'>{huge}</post></item>")).as_bytes()).await.expect("write");
         let long_attr = "y".repeat(8000);
@@ -78,11 +78,13 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
         iq_timeout: Duration::from_secs(30),
         resync_min_interval: Duration::from_secs(5),
         publisher_session: "t".into(),
+        retry: pubsub_tui::xmpp::session::RetryPolicy::DEFAULT,
     };
     let mut net = xmpp::spawn(cfg, session);
     let mut lost = 0;
     let mut big = None;
     let mut attr = None;
+    let mut cut = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let ev = tokio::time::timeout_at(deadline, net.events.recv())
@@ -98,23 +100,123 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
             NetEvent::Item(item) if item.id.as_deref() == Some("attr") => {
                 attr = item.sender.map(|s| s.chars().count());
             }
+            NetEvent::Item(item) if item.id.as_deref() == Some("a") => {
+                cut = Some(item.text.len());
+            }
             NetEvent::Item(item) if item.text == "still here" => break,
             _ => {}
         }
     }
     assert_eq!(
-        lost, 4,
-        "each bomb and the 1 MiB attribute ended its connection"
+        lost, 3,
+        "each bomb ended its connection, the long attribute did not"
+    );
+    assert_eq!(
+        cut,
+        Some(pubsub_tui::xmpp::guard::MAX_ATTR_BYTES),
+        "the 1 MiB attribute arrived, cut to the guard's limit"
     );
     assert_eq!(
         attr,
         Some(pubsub_tui::sanitize::MAX_FIELD_CHARS + 1),
-        "an 8,000-byte attribute, shown cut"
+        "an 8,000-byte sender JID, shown cut"
     );
-    assert_eq!(
-        big,
-        Some(pubsub_tui::sanitize::MAX_FIELD_CHARS + 1),
-        "4 MiB of text, shown cut"
-    );
+    assert_eq!(big, Some(4 * 1024 * 1024), "4 MiB of text, whole");
     server.abort();
+}
+
+fn loopback_session(port: u16) -> (ConnectConfig, SessionConfig) {
+    let jid = Jid::new("alice@localhost/tui").expect("jid");
+    let cfg = ConnectConfig {
+        max_attempts: Some(5),
+        ..ConnectConfig::loopback(jid, Password::new("pw"), port)
+    };
+    let session = SessionConfig {
+        service: Jid::new("pubsub.localhost").expect("jid"),
+        nodes: vec!["n".into()],
+        subscribe: true,
+        auto_publish: false,
+        interval: Duration::from_secs(3600),
+        iq_timeout: Duration::from_secs(30),
+        resync_min_interval: Duration::from_secs(5),
+        publisher_session: "t".into(),
+        retry: pubsub_tui::xmpp::session::RetryPolicy::DEFAULT,
+    };
+    (cfg, session)
+}
+
+/// Connection states until the final one, or the deadline.
+async fn states_until_final(net: &mut xmpp::NetHandle, secs: u64) -> Vec<ConnState> {
+    let mut states = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, net.events.recv()).await {
+        if let NetEvent::Connection(s) = ev {
+            let last = matches!(s, ConnState::Failed { .. });
+            states.push(s);
+            if last {
+                break;
+            }
+        }
+    }
+    states
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_by_another_login_stops_with_a_clear_message() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.expect("accept");
+        login(&mut sock).await;
+        sock.write_all(b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by new connection</text></stream:error></stream:stream>").await.expect("write");
+        // Count further logins: there must be none.
+        let mut more = 0;
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(4), listener.accept()).await
+        {
+            more += 1;
+        }
+        more
+    });
+    let (cfg, session) = loopback_session(port);
+    let mut net = xmpp::spawn(cfg, session);
+    let states = states_until_final(&mut net, 20).await;
+    let Some(ConnState::Failed { error }) = states.last() else {
+        panic!("{states:?}")
+    };
+    assert!(
+        error.contains("another connection logged in as alice@localhost/tui and replaced this one")
+            && error.contains("Replaced by new connection")
+            && error.contains("--resource"),
+        "{error}"
+    );
+    assert_eq!(server.await.expect("server"), 0, "it did not log in again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_is_not_xmpp_is_named_and_not_retried() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        let mut accepted = 0;
+        while let Ok(Ok((mut sock, _))) =
+            tokio::time::timeout(Duration::from_secs(3), listener.accept()).await
+        {
+            accepted += 1;
+            let _ = sock
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+        accepted
+    });
+    let (cfg, session) = loopback_session(port);
+    let mut net = xmpp::spawn(cfg, session);
+    let states = states_until_final(&mut net, 20).await;
+    let Some(ConnState::Failed { error }) = states.last() else {
+        panic!("{states:?}")
+    };
+    assert!(
+        error.contains("not an XMPP server") && error.contains("HTTP/1.1 400 Bad Request"),
+        "{error}"
+    );
+    assert_eq!(server.await.expect("server"), 1, "one attempt: it is final");
 }

@@ -73,7 +73,7 @@ async fn hostile_content_leaves_the_screen_and_title_intact() {
         &format!("127.0.0.1:{port}"),
         &pw,
         &log,
-        "--node n --no-auto-publish",
+        "--node n",
     );
     let title_before = tmux.display("#{pane_title}");
     let pid = tmux.display("#{pane_pid}");

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use pubsub_tui::feed::gap::{GapTracker, MAX_HOLES, Verdict};
-use pubsub_tui::feed::{FeedItem, ItemFormat, NodeFeed, RowKind, Seq};
+use pubsub_tui::feed::{FeedItem, ItemFormat, ItemState, NodeFeed, RowKind, Seq};
 
 #[derive(Debug, Clone)]
 enum SeqOp {
@@ -64,7 +64,7 @@ proptest! {
                     continue;
                 }
             };
-            let seq = Seq { session: format!("s{}", r.session), n };
+            let seq = Seq::new(format!("s{}", r.session), n);
             let verdict = tracker.observe(Some("alice"), Some(&seq));
             let max = r.seen.iter().next_back().copied();
             let expected = match max {
@@ -123,6 +123,7 @@ fn item(id: u8, text: u8) -> FeedItem {
         time: None,
         seq: None,
         service_seq: None,
+        xml: String::new(),
         text: text.to_string(),
         format: ItemFormat::Native,
     }
@@ -207,10 +208,10 @@ proptest! {
                 }
             }
             let got: Vec<RefRow> = feed.rows(0, feed.len()).map(|r| match &r.kind {
-                RowKind::Item { item, retracted } => RefRow::Item {
+                RowKind::Item { item, state } => RefRow::Item {
                     id: item.id.as_deref().and_then(|s| s[1..].parse().ok()).unwrap_or(255),
                     text: item.text.parse().unwrap_or(0),
-                    retracted: *retracted,
+                    retracted: *state == ItemState::Retracted,
                 },
                 RowKind::Marker { .. } => RefRow::Marker,
             }).collect();

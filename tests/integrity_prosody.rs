@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use pubsub_tui::feed::RowKind;
+use pubsub_tui::feed::{ItemState, RowKind};
 use pubsub_tui::prosody::{self, Options};
 use pubsub_tui::tui::model::Model;
 use pubsub_tui::tui::update::{Msg, update};
@@ -31,7 +31,7 @@ fn feed_payloads(m: &Model) -> Vec<(String, String)> {
         .filter_map(|r| match &r.kind {
             RowKind::Item {
                 item,
-                retracted: false,
+                state: ItemState::Live,
             } => Some((item.id.clone()?, item.text.clone())),
             _ => None,
         })
@@ -57,7 +57,7 @@ async fn request_ok(net: &mut xmpp::NetHandle, cmd: Command, what: &str) {
     net.commands.send(cmd).await.expect("send");
     wait_for(net, 10, what, |e| match e {
         NetEvent::Done { .. } => Some(()),
-        NetEvent::RequestFailed { what, reason } => panic!("{what}: {reason}"),
+        NetEvent::RequestFailed { op, error, .. } => panic!("{}: {error}", op.verb()),
         _ => None,
     })
     .await;

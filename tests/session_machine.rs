@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use pubsub_tui::feed::ItemFormat;
+use pubsub_tui::xmpp::error::RequestError;
 use pubsub_tui::xmpp::protocol::SubState;
-use pubsub_tui::xmpp::session::{Input, Now, Output, Session, SessionConfig};
+use pubsub_tui::xmpp::session::{Input, Now, Output, RetryPolicy, Session, SessionConfig};
 use pubsub_tui::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
@@ -53,6 +54,11 @@ fn config(service: &str, nodes: &[&str]) -> SessionConfig {
         iq_timeout: Duration::from_secs(30),
         resync_min_interval: Duration::from_secs(5),
         publisher_session: "cafe0001".into(),
+        retry: RetryPolicy {
+            first: Duration::from_secs(2),
+            max: Duration::from_secs(8),
+            attempts: 3,
+        },
     }
 }
 
@@ -112,9 +118,10 @@ fn fresh_session_sends_presence_subscribes_and_retrieves_every_node() {
     );
     assert_eq!(
         iq_ids(&out).len(),
-        4,
-        "subscribe + retrieve for each of 2 nodes"
+        5,
+        "subscribe + retrieve for each of 2 nodes, and the list of our subscriptions"
     );
+    assert_eq!(retrieve_ids(&out).len(), 2);
     let subs: Vec<_> = sent
         .iter()
         .filter_map(|st| match st {
@@ -180,6 +187,14 @@ fn prosody_subscription_and_stored_items_become_state_and_snapshot() {
     assert_eq!(items[1].text, "stored 1");
     assert_eq!(items[1].seq.as_ref().map(|q| q.n), Some(2));
     assert_eq!(items[1].format, ItemFormat::Native);
+    // Left: the list of our subscriptions (to clean up what earlier runs left behind).
+    assert_eq!(s.pending_requests(), 1);
+    let list = result(
+        "pubsub.localhost",
+        &ids[2],
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscriptions/></pubsub>",
+    );
+    assert!(events(s.handle(list, clock.now())).is_empty());
     assert_eq!(s.pending_requests(), 0);
 }
 
@@ -225,7 +240,7 @@ fn replies_are_accepted_only_from_where_the_request_went() {
     );
     assert_eq!(
         s.pending_requests(),
-        2,
+        3,
         "the forged reply did not consume the request"
     );
     let ev = events(s.handle(result("pubsub.localhost", &id, ""), clock.now()));
@@ -281,7 +296,9 @@ fn typed_text_waits_offline_and_in_flight_publishes_are_resent_with_the_same_id(
             clock.now(),
         ),
     );
-    assert!(matches!(ev.as_slice(), [NetEvent::PublishQueued { id, .. }] if id == "cafe0001-1"));
+    assert!(
+        matches!(ev.as_slice(), [NetEvent::PublishSent { id, queued: true, .. }] if id == "cafe0001-1")
+    );
     let out = online(&mut s, &clock, "bob@localhost/tui");
     let publish_ids: Vec<String> = sends(&out)
         .iter()
@@ -336,7 +353,7 @@ fn online_with_a_publish_in_flight(clock: &Clock) -> Session {
 }
 
 #[test]
-fn unanswered_requests_fail_after_the_timeout() {
+fn unanswered_requests_are_tried_again_then_fail_for_good() {
     let mut clock = Clock(Instant::now());
     let mut s = online_with_a_publish_in_flight(&clock);
     clock.advance(Duration::from_secs(29));
@@ -344,22 +361,47 @@ fn unanswered_requests_fail_after_the_timeout() {
     clock.advance(Duration::from_secs(2));
     let ev = events(s.handle(Input::Tick, clock.now()));
     assert!(
-        ev.iter().any(
-            |e| matches!(e, NetEvent::PublishFailed { reason, .. } if reason.contains("30 s"))
-        ),
+        ev.iter().any(|e| matches!(e,
+            NetEvent::PublishRetrying { id, error: RequestError::Timeout(_), retry_in, .. }
+                if id == "cafe0001-1" && *retry_in == Duration::from_secs(2))),
         "{ev:?}"
     );
     assert!(
         ev.iter().any(|e| matches!(
             e,
             NetEvent::Subscription {
-                state: SubState::Error(_),
+                state: SubState::Retrying { attempt: 1, .. },
                 ..
             }
         )),
         "{ev:?}"
     );
     assert_eq!(s.pending_requests(), 0);
+    // Each try goes out again with the same item id, until the tries run out (3 here).
+    let mut publish_ids = Vec::new();
+    let mut failed = None;
+    for _ in 0..6 {
+        clock.advance(Duration::from_secs(31));
+        let out = s.handle(Input::Tick, clock.now());
+        publish_ids.extend(sends(&out).iter().filter_map(|st| item_id_of_publish(st)));
+        for e in events(out) {
+            if let NetEvent::PublishFailed { id, error, .. } = e {
+                failed = Some((id, error));
+            }
+        }
+    }
+    assert_eq!(publish_ids, ["cafe0001-1", "cafe0001-1"], "two more tries");
+    let (id, error) = failed.expect("failed for good");
+    assert_eq!(id, "cafe0001-1");
+    assert_eq!(error, RequestError::Timeout(Duration::from_secs(30)));
+    assert!(
+        matches!(
+            s.node_states()[0].1,
+            SubState::Failed(RequestError::Timeout(_))
+        ),
+        "{:?}",
+        s.node_states()
+    );
 }
 
 #[test]
@@ -382,7 +424,7 @@ fn requests_do_not_time_out_while_the_link_is_down_and_restart_their_time_on_res
     let ev = events(s.handle(Input::Tick, clock.now()));
     assert!(
         ev.iter()
-            .any(|e| matches!(e, NetEvent::PublishFailed { .. })),
+            .any(|e| matches!(e, NetEvent::PublishRetrying { .. })),
         "{ev:?}"
     );
 }
@@ -430,17 +472,11 @@ fn a_relay_that_cannot_retrieve_says_so() {
         "<iq xmlns='jabber:client' type='error' from='test@localhost/server' id='{retrieve_id}'><error type='cancel'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><unsupported xmlns='http://jabber.org/protocol/pubsub#errors' feature='retrieve-items'/></error></iq>"
     );
     let ev = events(s.handle(stanza(&err), clock.now()));
-    let [
-        NetEvent::ResyncFailed {
-            unsupported: true,
-            reason,
-            ..
-        },
-    ] = ev.as_slice()
-    else {
+    let [NetEvent::ResyncFailed { error, .. }] = ev.as_slice() else {
         panic!("{ev:?}")
     };
-    assert!(reason.contains("retrieve-items"), "{reason}");
+    assert!(error.is_unsupported());
+    assert!(error.to_string().contains("retrieve-items"), "{error}");
     // The relay's attribute-only items still show.
     let ev = events(s.handle(stanza(&fixture("wokkel_event.xml")), clock.now()));
     let [NetEvent::Item(item)] = ev.as_slice() else {
@@ -572,7 +608,10 @@ fn hostile_event_text_is_sanitised_and_odd_shapes_do_not_panic() {
     };
     assert_eq!(item.id.as_deref(), Some("ab"));
     assert_eq!(item.sender.as_deref(), Some("xy"));
-    assert_eq!(item.text, "hi there");
+    assert_eq!(
+        item.text, "hi\nthere",
+        "a CR is a line break; C1 controls go"
+    );
     for odd in [
         "<items/>",
         "<items node='n'/>",
@@ -583,7 +622,7 @@ fn hostile_event_text_is_sanitised_and_odd_shapes_do_not_panic() {
     ] {
         let _ = s.handle(stanza(&wrap(odd)), clock.now());
     }
-    assert_eq!(s.pending_requests(), 2);
+    assert_eq!(s.pending_requests(), 3);
 }
 
 #[test]
@@ -604,7 +643,12 @@ fn a_final_connection_error_fails_what_is_waiting() {
         }),
         clock.now(),
     ));
-    assert!(ev.iter().any(|e| matches!(e, NetEvent::PublishFailed { reason, .. } if reason.contains("bad password"))), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, NetEvent::PublishFailed { error, .. }
+            if error.to_string().contains("bad password"))),
+        "{ev:?}"
+    );
     assert!(
         ev.iter()
             .any(|e| matches!(e, NetEvent::Connection(ConnState::Failed { .. })))
@@ -626,7 +670,14 @@ fn auto_publish_only_when_on_and_online() {
         .filter_map(|st| item_id_of_publish(st))
         .collect();
     assert_eq!(ids, ["cafe0001-1"]);
-    s.handle(Command::SetAutoPublish(false).into_input(), clock.now());
+    s.handle(
+        Command::SetAutoPublish {
+            enabled: false,
+            node: None,
+        }
+        .into_input(),
+        clock.now(),
+    );
     assert!(sends(&s.handle(Input::AutoPublishTick, clock.now())).is_empty());
 }
 
@@ -659,7 +710,13 @@ fn retrieve_ids(out: &[Output]) -> Vec<String> {
     sends(out)
         .into_iter()
         .filter_map(|s| match s {
-            Stanza::Iq(Iq::Get { id, .. }) => Some(id.clone()),
+            Stanza::Iq(Iq::Get { id, payload, .. })
+                if payload
+                    .get_child("items", "http://jabber.org/protocol/pubsub")
+                    .is_some() =>
+            {
+                Some(id.clone())
+            }
             _ => None,
         })
         .collect()
@@ -834,4 +891,424 @@ fn an_absurd_sequence_jump_is_one_gap_and_one_resync() {
     let out = s.handle(live("n", "alice@localhost/a", "s1", u64::MAX), later.now());
     assert!(retrieve_ids(&out).is_empty(), "{out:?}");
     assert!(retrieve_ids(&s.handle(Input::Tick, later.now())).is_empty());
+}
+
+// ---- temporary failures, retries, and what a run leaves behind ----
+
+/// An error reply to request `id` from `from` with the given condition.
+fn error_reply(from: &str, id: &str, condition: &str) -> Input {
+    stanza(&format!(
+        "<iq xmlns='jabber:client' type='error' from='{from}' to='bob@localhost/tui' id='{id}'><error type='cancel'><{condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+    ))
+}
+
+/// The ids of the subscribe requests in `out`.
+fn subscribe_ids(out: &[Output]) -> Vec<String> {
+    sends(out)
+        .into_iter()
+        .filter_map(|s| match s {
+            Stanza::Iq(Iq::Set { id, payload, .. })
+                if payload
+                    .get_child("subscribe", "http://jabber.org/protocol/pubsub")
+                    .is_some() =>
+            {
+                Some(id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn states(out: Vec<Output>) -> Vec<SubState> {
+    events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            NetEvent::Subscription { state, .. } => Some(state),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_relay_that_is_not_online_yet_is_subscribed_again_with_backoff() {
+    const RELAY: &str = "relay@localhost/server";
+    let mut clock = Clock(Instant::now());
+    let mut s = Session::new(config(RELAY, &["test"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let (sub, get) = (
+        subscribe_ids(&out)[0].clone(),
+        retrieve_ids(&out)[0].clone(),
+    );
+    // The server answers for the relay's full JID: not there (yet).
+    let st = states(s.handle(error_reply(RELAY, &sub, "service-unavailable"), clock.now()));
+    assert!(
+        matches!(st.as_slice(), [SubState::Retrying { attempt: 1, retry_in, .. }] if *retry_in == Duration::from_secs(2)),
+        "{st:?}"
+    );
+    // The retrieve fails the same way: one try, one count.
+    let st = states(s.handle(error_reply(RELAY, &get, "service-unavailable"), clock.now()));
+    assert!(st.is_empty(), "{st:?}");
+    clock.advance(Duration::from_secs(1));
+    assert!(
+        subscribe_ids(&s.handle(Input::Tick, clock.now())).is_empty(),
+        "not yet"
+    );
+    clock.advance(Duration::from_secs(1));
+    let out = s.handle(Input::Tick, clock.now());
+    let (sub, get) = (
+        subscribe_ids(&out)[0].clone(),
+        retrieve_ids(&out)[0].clone(),
+    );
+    // The relay is back.
+    let st = states(s.handle(result(RELAY, &sub, ""), clock.now()));
+    assert_eq!(st, [SubState::Subscribed]);
+    let ev = events(s.handle(
+        result(
+            RELAY,
+            &get,
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='test'/></pubsub>",
+        ),
+        clock.now(),
+    ));
+    assert!(
+        matches!(ev.as_slice(), [NetEvent::Snapshot { .. }]),
+        "{ev:?}"
+    );
+    // Control: a permanent refusal is not retried.
+    let mut s = Session::new(config(RELAY, &["gone"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let sub = subscribe_ids(&out)[0].clone();
+    let st = states(s.handle(error_reply(RELAY, &sub, "item-not-found"), clock.now()));
+    assert!(matches!(st.as_slice(), [SubState::Failed(_)]), "{st:?}");
+    clock.advance(Duration::from_secs(60));
+    assert!(subscribe_ids(&s.handle(Input::Tick, clock.now())).is_empty());
+}
+
+#[test]
+fn items_arriving_show_a_failed_node_is_live_and_r_subscribes_again() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let (sub, get) = (
+        subscribe_ids(&out)[0].clone(),
+        retrieve_ids(&out)[0].clone(),
+    );
+    s.handle(
+        error_reply("pubsub.localhost", &sub, "forbidden"),
+        clock.now(),
+    );
+    s.handle(
+        error_reply("pubsub.localhost", &get, "forbidden"),
+        clock.now(),
+    );
+    assert!(matches!(s.node_states()[0].1, SubState::Failed(_)));
+    // `r` on a failed node subscribes again (and retrieves).
+    let out = s.handle(
+        Command::Resync { node: "n".into() }.into_input(),
+        clock.now(),
+    );
+    assert_eq!(subscribe_ids(&out).len(), 1, "subscribed again");
+    assert_eq!(retrieve_ids(&out).len(), 1);
+    let sub = subscribe_ids(&out)[0].clone();
+    s.handle(
+        error_reply("pubsub.localhost", &sub, "forbidden"),
+        clock.now(),
+    );
+    // An item arrives after all: the node is live, and its items are fetched.
+    let out = s.handle(live("n", "alice@localhost/a", "s1", 1), clock.now());
+    let ev = events(out);
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            NetEvent::Subscription {
+                state: SubState::Subscribed,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert_eq!(s.node_states()[0].1, SubState::Subscribed);
+}
+
+#[test]
+fn a_refused_publish_is_declared_never_published_by_the_next_item() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    let publish = |s: &mut Session, text: &str| {
+        let out = s.handle(
+            Command::Publish {
+                node: "n".into(),
+                text: text.into(),
+            }
+            .into_input(),
+            clock.now(),
+        );
+        sends(&out)
+            .into_iter()
+            .find_map(|st| match st {
+                Stanza::Iq(Iq::Set { id, payload, .. }) => Some((id.clone(), payload.clone())),
+                _ => None,
+            })
+            .expect("a publish")
+    };
+    let (id1, _) = publish(&mut s, "one");
+    let ev = events(s.handle(
+        error_reply("pubsub.localhost", &id1, "forbidden"),
+        clock.now(),
+    ));
+    assert!(
+        ev.iter().any(|e| matches!(e, NetEvent::PublishFailed { id, text, .. } if id == "cafe0001-1" && text == "one")),
+        "{ev:?}"
+    );
+    let (_, payload) = publish(&mut s, "two");
+    let post = payload
+        .get_child("publish", "http://jabber.org/protocol/pubsub")
+        .and_then(|p| p.get_child("item", "http://jabber.org/protocol/pubsub"))
+        .and_then(|i| i.get_child("post", "urn:x-pubsub-tui:item:0"))
+        .expect("our payload");
+    assert_eq!(post.attr("seq"), Some("2"));
+    assert_eq!(post.attr("void"), Some("1"), "number 1 was never published");
+    // Control: a first item carries no such list.
+    let mut fresh = Session::new(config("pubsub.localhost", &["n"]));
+    online(&mut fresh, &clock, "bob@localhost/tui");
+    let (_, payload) = publish(&mut fresh, "first");
+    assert!(!to_string(&payload).contains("void="));
+}
+
+fn to_string(e: &Element) -> String {
+    let mut buf = Vec::new();
+    e.write_to(&mut buf).expect("writes");
+    String::from_utf8(buf).expect("utf8")
+}
+
+#[test]
+fn auto_publish_counts_its_own_items_and_follows_the_chosen_node() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n", "m"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    let auto_text = |out: &[Output]| -> Vec<(String, String)> {
+        sends(out)
+            .into_iter()
+            .filter_map(|st| match st {
+                Stanza::Iq(Iq::Set { payload, .. }) => {
+                    let p = payload.get_child("publish", "http://jabber.org/protocol/pubsub")?;
+                    let item = p.get_child("item", "http://jabber.org/protocol/pubsub")?;
+                    Some((p.attr("node")?.to_owned(), item.attr("message")?.to_owned()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        auto_text(&s.handle(Input::AutoPublishTick, clock.now())),
+        [("n".to_owned(), "auto-publish #1".to_owned())]
+    );
+    // A publish by hand in between does not move the auto-publish count.
+    s.handle(
+        Command::Publish {
+            node: "n".into(),
+            text: "by hand".into(),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    s.handle(
+        Command::SetAutoPublish {
+            enabled: true,
+            node: Some("m".into()),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    assert_eq!(
+        auto_text(&s.handle(Input::AutoPublishTick, clock.now())),
+        [("m".to_owned(), "auto-publish #2".to_owned())]
+    );
+}
+
+#[test]
+fn shutdown_unsubscribes_then_stops() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let sub = subscribe_ids(&out)[0].clone();
+    s.handle(result("pubsub.localhost", &sub, ""), clock.now());
+    let out = s.handle(Input::Command(Command::Shutdown), clock.now());
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Stop)),
+        "waits for the answer"
+    );
+    let unsub: Vec<(String, Option<String>)> = sends(&out)
+        .into_iter()
+        .filter_map(|st| match st {
+            Stanza::Iq(Iq::Set { id, payload, .. }) => {
+                let u = payload.get_child("unsubscribe", "http://jabber.org/protocol/pubsub")?;
+                Some((id.clone(), u.attr("jid").map(str::to_owned)))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unsub.len(), 1);
+    assert_eq!(unsub[0].1.as_deref(), Some("bob@localhost/tui"));
+    let out = s.handle(result("pubsub.localhost", &unsub[0].0, ""), clock.now());
+    assert!(out.iter().any(|o| matches!(o, Output::Stop)));
+    // Offline there is nothing to unsubscribe: it stops at once.
+    let mut offline = Session::new(config("pubsub.localhost", &["n"]));
+    let out = offline.handle(Input::Command(Command::Shutdown), clock.now());
+    assert!(out.iter().any(|o| matches!(o, Output::Stop)));
+    // A service that never answers: it stops after the wait anyway.
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let sub = subscribe_ids(&out)[0].clone();
+    s.handle(result("pubsub.localhost", &sub, ""), clock.now());
+    s.handle(Input::Command(Command::Shutdown), clock.now());
+    let later = Clock(clock.0 + Duration::from_secs(3));
+    let out = s.handle(Input::Tick, later.now());
+    assert!(out.iter().any(|o| matches!(o, Output::Stop)));
+}
+
+#[test]
+fn subscriptions_left_behind_by_earlier_runs_are_removed_and_others_left_alone() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    let out = online(&mut s, &clock, "bob@localhost/pubsub-tui-aaaa");
+    let list_id = sends(&out)
+        .into_iter()
+        .find_map(|st| match st {
+            Stanza::Iq(Iq::Get { id, payload, .. })
+                if payload
+                    .get_child("subscriptions", "http://jabber.org/protocol/pubsub")
+                    .is_some() =>
+            {
+                Some(id.clone())
+            }
+            _ => None,
+        })
+        .expect("the list of our subscriptions is asked for");
+    let list = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscriptions>\
+        <subscription node='n' jid='bob@localhost/pubsub-tui-aaaa' subscription='subscribed'/>\
+        <subscription node='old' jid='bob@localhost/pubsub-tui-aaaa' subscription='subscribed'/>\
+        <subscription node='n' jid='bob@localhost/pubsub-tui-dead' subscription='subscribed' subid='x1'/>\
+        <subscription node='n' jid='bob@localhost/pubsub-tui-live' subscription='subscribed'/>\
+        <subscription node='n' jid='bob@localhost/phone' subscription='subscribed'/>\
+        <subscription node='n' jid='carol@localhost/pubsub-tui-zz' subscription='subscribed'/>\
+        </subscriptions></pubsub>";
+    let out = s.handle(
+        stanza(&format!(
+            "<iq xmlns='jabber:client' type='result' from='pubsub.localhost' id='{list_id}'>{list}</iq>"
+        )),
+        clock.now(),
+    );
+    let mut unsubscribed = Vec::new();
+    let mut pinged = Vec::new();
+    for st in sends(&out) {
+        match st {
+            Stanza::Iq(Iq::Set { payload, .. }) => {
+                let u = payload
+                    .get_child("unsubscribe", "http://jabber.org/protocol/pubsub")
+                    .expect("only unsubscribes");
+                unsubscribed.push(format!(
+                    "{} {}",
+                    u.attr("node").unwrap_or(""),
+                    u.attr("jid").unwrap_or("")
+                ));
+            }
+            Stanza::Iq(Iq::Get {
+                id, to, payload, ..
+            }) => {
+                assert!(payload.is("ping", "urn:xmpp:ping"));
+                pinged.push((
+                    id.clone(),
+                    to.as_ref().map(ToString::to_string).unwrap_or_default(),
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // This run's own JID, for a node it no longer follows; not phone's, not carol's.
+    assert_eq!(unsubscribed, ["old bob@localhost/pubsub-tui-aaaa"]);
+    let targets: Vec<&str> = pinged.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "bob@localhost/pubsub-tui-dead",
+            "bob@localhost/pubsub-tui-live"
+        ]
+    );
+    // The server answers for the gone resource; the live one answers itself.
+    let out = s.handle(
+        error_reply(
+            "bob@localhost/pubsub-tui-dead",
+            &pinged[0].0,
+            "service-unavailable",
+        ),
+        clock.now(),
+    );
+    let removed: Vec<String> = sends(&out)
+        .into_iter()
+        .filter_map(|st| match st {
+            Stanza::Iq(Iq::Set { payload, .. }) => {
+                let u = payload.get_child("unsubscribe", "http://jabber.org/protocol/pubsub")?;
+                Some(format!(
+                    "{} {} {}",
+                    u.attr("node")?,
+                    u.attr("jid")?,
+                    u.attr("subid")?
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(removed, ["n bob@localhost/pubsub-tui-dead x1"]);
+    let out = s.handle(
+        result("bob@localhost/pubsub-tui-live", &pinged[1].0, ""),
+        clock.now(),
+    );
+    assert!(
+        sends(&out).is_empty(),
+        "a resource that answers keeps its subscriptions"
+    );
+}
+
+#[test]
+fn items_this_run_received_are_not_lost_when_the_service_evicts_them() {
+    let clock = Clock(Instant::now() + Duration::from_secs(100));
+    let mut s = synced(&clock, 0);
+    for n in 1..=5 {
+        s.handle(live("n", "alice@localhost/a", "s1", n), clock.now());
+    }
+    let later = Clock(clock.0 + Duration::from_secs(10));
+    let out = s.handle(
+        Command::Resync { node: "n".into() }.into_input(),
+        later.now(),
+    );
+    let id = retrieve_ids(&out)[0].clone();
+    // The service keeps only 4 and 5 now.
+    let ev = events(s.handle(
+        items_result(&id, "n", "alice@localhost/a", "s1", &[4, 5]),
+        later.now(),
+    ));
+    let Some(NetEvent::Snapshot { lost, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    assert!(
+        lost.is_empty(),
+        "1-3 were received: evicted, not lost ({lost:?})"
+    );
+    // Control: a new run that never saw them reports them lost.
+    let mut fresh = Session::new(config("pubsub.localhost", &["n"]));
+    let out = online(&mut fresh, &later, "bob@localhost/tui");
+    let id = retrieve_ids(&out)[0].clone();
+    let ev = events(fresh.handle(
+        items_result(&id, "n", "alice@localhost/a", "s1", &[4, 5]),
+        later.now(),
+    ));
+    let Some(NetEvent::Snapshot { lost, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        lost.iter().map(|l| (l.from, l.to)).collect::<Vec<_>>(),
+        [(1, 3)]
+    );
 }

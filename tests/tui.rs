@@ -6,9 +6,10 @@ use std::time::Duration;
 use chrono::{FixedOffset, TimeZone as _};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 use pubsub_tui::feed::{FeedItem, ItemFormat, Seq};
-use pubsub_tui::tui::model::{Focus, Model};
+use pubsub_tui::tui::model::{Focus, Model, Overlay};
 use pubsub_tui::tui::update::{Effect, Msg, update};
 use pubsub_tui::tui::view;
+use pubsub_tui::xmpp::error::{Refusal, RequestError};
 use pubsub_tui::xmpp::protocol::SubState;
 use pubsub_tui::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
 use ratatui::Terminal;
@@ -20,14 +21,20 @@ fn item(node: &str, n: u64, sender: &str, text: &str) -> FeedItem {
         id: Some(format!("beef{n:04}")),
         sender: Some(sender.into()),
         time: Some(format!("2026-11-24T07:{:02}:{:02}Z", n / 60 % 60, n % 60)),
-        seq: Some(Seq {
-            session: "beef".into(),
-            n,
-        }),
+        seq: Some(Seq::new("beef", n)),
         service_seq: None,
         text: text.into(),
         format: ItemFormat::Native,
+        xml: String::new(),
     }
+}
+
+/// 07:00:30 on the day the test items are from.
+fn at(h: u32, min: u32, sec: u32) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 24, h, min, sec)
+        .single()
+        .expect("time")
 }
 
 fn model() -> Model {
@@ -38,7 +45,9 @@ fn model() -> Model {
         Duration::from_secs(5),
         FixedOffset::east_opt(0).expect("utc"),
     );
+    m.service = "pubsub.localhost".into();
     let _ = update(&mut m, Msg::Resize(80, 24));
+    let _ = update(&mut m, Msg::Tick(at(7, 0, 0)));
     m
 }
 
@@ -56,15 +65,23 @@ fn typed(m: &mut Model, text: &str) {
     }
 }
 
+fn refusal(condition: &str) -> RequestError {
+    let xml = format!(
+        "<error xmlns='jabber:client' type='cancel'><{condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+    );
+    RequestError::Refused(Refusal::from_element(xml.parse().expect("xml")).expect("error"))
+}
+
+fn online() -> NetEvent {
+    NetEvent::Connection(ConnState::Online {
+        jid: "alice@localhost/pubsub-tui-3f2a".into(),
+        resumed: false,
+    })
+}
+
 fn populated() -> Model {
     let mut m = model();
-    net(
-        &mut m,
-        NetEvent::Connection(ConnState::Online {
-            jid: "alice@localhost/pubsub-tui".into(),
-            resumed: false,
-        }),
-    );
+    net(&mut m, online());
     net(
         &mut m,
         NetEvent::Subscription {
@@ -76,7 +93,7 @@ fn populated() -> Model {
         &mut m,
         NetEvent::Subscription {
             node: "news".into(),
-            state: SubState::Error("item-not-found".into()),
+            state: SubState::Failed(refusal("item-not-found")),
         },
     );
     net(
@@ -89,10 +106,7 @@ fn populated() -> Model {
             ],
             reason: SnapshotReason::Initial,
             lost: Vec::new(),
-            at: chrono::Utc
-                .with_ymd_and_hms(2026, 11, 24, 7, 0, 9)
-                .single()
-                .expect("time"),
+            at: at(7, 0, 9),
         },
     );
     for n in 3..=8 {
@@ -102,7 +116,7 @@ fn populated() -> Model {
                 "demo",
                 n,
                 if n % 2 == 0 {
-                    "alice@localhost/pubsub-tui"
+                    "alice@localhost/pubsub-tui-3f2a"
                 } else {
                     "bob@localhost/phone"
                 },
@@ -117,7 +131,8 @@ fn populated() -> Model {
             id: "beef0004".into(),
         },
     );
-    m.last_error = None;
+    // Long enough after the news that the status bar is quiet again.
+    let _ = update(&mut m, Msg::Tick(at(7, 1, 0)));
     m
 }
 
@@ -135,10 +150,17 @@ fn render(m: &Model, w: u16, h: u16) -> String {
     out
 }
 
+/// The cursor's position after drawing (the compose box puts it at the insertion point).
+fn cursor(model: &Model, width: u16, height: u16) -> (u16, u16) {
+    let mut term = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+    term.draw(|f| view::draw(f, model)).expect("draw");
+    let at = term.get_cursor_position().expect("cursor");
+    (at.x, at.y)
+}
+
 #[test]
 fn snapshot_main_screen_80x24() {
-    let mut m = populated();
-    m.last_error = Some("subscribing to news: item-not-found".into());
+    let m = populated();
     insta::assert_snapshot!(render(&m, 80, 24));
 }
 
@@ -153,10 +175,17 @@ fn snapshot_main_screen_40x12() {
 fn snapshot_help_80x24_and_40x12() {
     let mut m = populated();
     key(&mut m, KeyCode::Char('?'));
-    assert!(m.show_help);
+    assert_eq!(m.overlay, Overlay::Help { scroll: 0 });
     insta::assert_snapshot!("help_80x24", render(&m, 80, 24));
     let _ = update(&mut m, Msg::Resize(40, 12));
     insta::assert_snapshot!("help_40x12", render(&m, 40, 12));
+}
+
+fn help_scroll(m: &Model) -> u16 {
+    match m.overlay {
+        Overlay::Help { scroll } => scroll,
+        other => panic!("help is not open: {other:?}"),
+    }
 }
 
 #[test]
@@ -164,26 +193,23 @@ fn help_that_does_not_fit_scrolls_to_its_last_line_and_back() {
     let mut m = populated();
     let _ = update(&mut m, Msg::Resize(40, 12));
     key(&mut m, KeyCode::Char('?'));
-    let last_entry = "Esc         follow the newest items";
+    let last_entry = "Ctrl-C      quit";
     let top = render(&m, 40, 12);
-    assert!(!top.contains(last_entry), "{top}");
     assert!(top.contains("more"), "says there is more: {top}");
     key(&mut m, KeyCode::End);
     let bottom = render(&m, 40, 12);
     assert!(bottom.contains(last_entry), "{bottom}");
     assert!(!bottom.contains("more"), "{bottom}");
     // Down at the end stays at the end; PgUp and Home go back.
-    let end = m.help_scroll;
+    let end = help_scroll(&m);
     key(&mut m, KeyCode::Down);
-    assert_eq!(m.help_scroll, end);
+    assert_eq!(help_scroll(&m), end);
     key(&mut m, KeyCode::PageUp);
-    assert!(m.help_scroll < end);
+    assert!(help_scroll(&m) < end);
     key(&mut m, KeyCode::Home);
     assert_eq!(render(&m, 40, 12), top);
-    // At 80x24 it fits: nothing to scroll.
-    let _ = update(&mut m, Msg::Resize(80, 24));
-    key(&mut m, KeyCode::End);
-    assert_eq!(m.help_scroll, 0);
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.overlay, Overlay::None);
 }
 
 #[test]
@@ -202,13 +228,16 @@ fn snapshot_composing_while_reconnecting() {
     key(&mut m, KeyCode::Enter);
     net(
         &mut m,
-        NetEvent::PublishQueued {
+        NetEvent::PublishSent {
             node: "demo".into(),
             id: "s1-1".into(),
+            queued: true,
+            auto: false,
         },
     );
     typed(&mut m, "draft <&> text");
     insta::assert_snapshot!(render(&m, 80, 24));
+    assert_eq!(m.waiting(), 1);
     // Once published, it no longer waits.
     net(
         &mut m,
@@ -218,24 +247,27 @@ fn snapshot_composing_while_reconnecting() {
             auto: false,
         },
     );
-    assert!(m.waiting.is_empty());
+    assert_eq!(m.waiting(), 0);
 }
 
 #[test]
 fn tiny_and_odd_sizes_do_not_panic() {
     let mut m = populated();
-    key(&mut m, KeyCode::Char('?'));
-    for (w, h) in [
-        (1, 1),
-        (10, 3),
-        (40, 12),
-        (39, 11),
-        (200, 60),
-        (80, 5),
-        (5, 80),
-    ] {
-        let _ = update(&mut m, Msg::Resize(w, h));
-        let _ = render(&m, w, h);
+    for overlay in ['?', 'm'] {
+        key(&mut m, KeyCode::Char(overlay));
+        for (w, h) in [
+            (1, 1),
+            (10, 3),
+            (40, 12),
+            (39, 11),
+            (200, 60),
+            (80, 5),
+            (5, 80),
+        ] {
+            let _ = update(&mut m, Msg::Resize(w, h));
+            let _ = render(&m, w, h);
+        }
+        key(&mut m, KeyCode::Esc);
     }
 }
 
@@ -266,7 +298,10 @@ fn keys_toggle_auto_resync_focus_and_quit() {
     let mut m = populated();
     assert_eq!(
         key(&mut m, KeyCode::Char('a')),
-        [Effect::Net(Command::SetAutoPublish(false))]
+        [Effect::Net(Command::SetAutoPublish {
+            enabled: false,
+            node: Some("demo".into()),
+        })]
     );
     assert!(!m.auto_publish);
     assert_eq!(
@@ -275,7 +310,11 @@ fn keys_toggle_auto_resync_focus_and_quit() {
             node: "demo".into()
         })]
     );
-    key(&mut m, KeyCode::BackTab);
+    // Shift-Tab as crossterm reports it: BackTab with SHIFT.
+    let _ = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+    );
     assert_eq!(m.focus, Focus::Subscriptions);
     key(&mut m, KeyCode::Char('j'));
     assert_eq!(m.selected, 1);
@@ -292,6 +331,33 @@ fn keys_toggle_auto_resync_focus_and_quit() {
         Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
     );
     assert_eq!(fx, [Effect::Quit]);
+}
+
+#[test]
+fn auto_publish_goes_to_the_selected_node() {
+    let mut m = populated();
+    key(&mut m, KeyCode::BackTab);
+    assert_eq!(m.focus, Focus::Subscriptions);
+    // Auto-publish is on: moving the selection moves its target.
+    assert_eq!(
+        key(&mut m, KeyCode::Down),
+        [Effect::Net(Command::SetAutoPublish {
+            enabled: true,
+            node: Some("news".into()),
+        })]
+    );
+    net(
+        &mut m,
+        NetEvent::AutoPublish {
+            enabled: true,
+            interval: Duration::from_secs(5),
+            node: Some("news".into()),
+        },
+    );
+    assert!(render(&m, 80, 24).contains("auto on 5s → news"));
+    // Off: moving does not send anything.
+    key(&mut m, KeyCode::Char('a'));
+    assert!(key(&mut m, KeyCode::Up).is_empty());
 }
 
 #[test]
@@ -346,48 +412,360 @@ fn feed_is_bounded_with_an_eviction_marker() {
         );
     }
     let node = m.selected_node().expect("node");
-    assert_eq!(node.feed.len(), 50);
-    assert_eq!(node.feed.evicted(), 450);
+    assert_eq!(node.feed.item_count(), 50);
+    assert!(node.feed.evicted() >= 450);
     key(&mut m, KeyCode::Home);
     let screen = render(&m, 80, 24);
-    assert!(screen.contains("450 older rows evicted"), "{screen}");
+    assert!(screen.contains("older rows evicted"), "{screen}");
 }
 
 #[test]
-fn resync_replaces_the_view_and_unsupported_is_said_plainly() {
+fn resync_keeps_what_was_seen_and_evicted_and_drops_what_was_retracted() {
     let mut m = populated();
+    // The service now has 5..8 (1..4 evicted; 6 retracted while we looked away).
     net(
         &mut m,
         NetEvent::Snapshot {
             node: "demo".into(),
-            items: vec![item("demo", 1, "bob@localhost/phone", "only this")],
+            items: [5, 7, 8]
+                .iter()
+                .map(|&n| item("demo", n, "bob@localhost/phone", "x"))
+                .collect(),
             reason: SnapshotReason::Manual,
             lost: Vec::new(),
-            at: chrono::Utc::now(),
+            at: at(7, 1, 0),
         },
     );
-    assert_eq!(m.selected_node().expect("node").feed.item_count(), 1);
+    let feed = &m.selected_node().expect("node").feed;
+    let ids: Vec<&str> = feed.item_ids().collect();
+    // 4 was retracted before (and is not kept), 6 is gone from within the window.
+    assert_eq!(
+        ids,
+        [
+            "beef0001", "beef0002", "beef0003", "beef0005", "beef0007", "beef0008"
+        ]
+    );
+    assert_eq!(
+        feed.gone_ids().collect::<Vec<_>>(),
+        ["beef0001", "beef0002", "beef0003"]
+    );
+    let screen = render(&m, 100, 24);
+    assert!(
+        screen.contains("3 items above are no longer on the service (evicted); kept here"),
+        "{screen}"
+    );
+    assert!(!screen.contains("lost"), "nothing was lost: {screen}");
+}
+
+#[test]
+fn unsupported_resync_is_said_plainly() {
+    let mut m = populated();
+    key(&mut m, KeyCode::Char('r'));
+    let unsupported = RequestError::Refused(
+        Refusal::from_element(
+            "<error xmlns='jabber:client' type='cancel'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><unsupported xmlns='http://jabber.org/protocol/pubsub#errors' feature='retrieve-items'/></error>"
+                .parse()
+                .expect("xml"),
+        )
+        .expect("error"),
+    );
     net(
         &mut m,
         NetEvent::ResyncFailed {
             node: "demo".into(),
-            reason: "feature-not-implemented".into(),
-            unsupported: true,
+            error: unsupported,
         },
     );
+    let outcome = m.outcome.clone().expect("the answer to r");
     assert!(
-        m.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("cannot send stored items again")),
-        "{:?}",
-        m.last_error
+        outcome.text.contains("cannot send stored items again"),
+        "{outcome:?}"
     );
 }
 
 #[test]
-fn paste_into_compose_drops_control_characters() {
+fn paste_keeps_line_breaks_and_drops_control_characters() {
     let mut m = populated();
     key(&mut m, KeyCode::Char('i'));
-    let _ = update(&mut m, Msg::Paste("line1\nline2\u{1b}[2J\u{7}".into()));
-    assert_eq!(m.compose.value(), "line1 line2[2J");
+    // Terminals paste a CR for each line break.
+    let _ = update(
+        &mut m,
+        Msg::Paste("line1\rline2\r\nline3\u{1b}[2J\u{7}".into()),
+    );
+    assert_eq!(m.compose.value(), "line1\nline2\nline3[2J");
+    // Shown with ⏎ in the one-row box.
+    assert!(render(&m, 80, 24).contains("line1⏎line2⏎line3[2J"));
+    // Alt-Enter adds one by hand; Enter publishes the text as it is.
+    let _ = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT)),
+    );
+    typed(&mut m, "four");
+    let fx = key(&mut m, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        [Effect::Net(Command::Publish {
+            node: "demo".into(),
+            text: "line1\nline2\nline3[2J\nfour".into()
+        })]
+    );
+}
+
+#[test]
+fn the_compose_cursor_is_at_the_insertion_point_in_both_layouts() {
+    let mut m = populated();
+    key(&mut m, KeyCode::Char('i'));
+    typed(&mut m, "abc");
+    // Full layout: the box has a left border, so text starts in column 1.
+    let (x, _) = cursor(&m, 80, 24);
+    assert_eq!(x, 1 + 3);
+    // Compact layout: no side border, text starts in column 0.
+    let _ = update(&mut m, Msg::Resize(40, 12));
+    let (x, y) = cursor(&m, 40, 12);
+    assert_eq!(x, 3, "right after the c");
+    assert!(
+        render(&m, 40, 12)
+            .lines()
+            .nth(usize::from(y))
+            .is_some_and(|l| l.starts_with("abc"))
+    );
+    key(&mut m, KeyCode::Left);
+    assert_eq!(cursor(&m, 40, 12).0, 2);
+}
+
+#[test]
+fn text_over_the_item_limit_is_refused_and_kept() {
+    let mut m = populated();
+    key(&mut m, KeyCode::Char('i'));
+    let limit = pubsub_tui::xmpp::protocol::MAX_TEXT_XML_BYTES;
+    let _ = update(&mut m, Msg::Paste("x".repeat(limit + 1)));
+    assert_eq!(
+        m.compose.value(),
+        "",
+        "the paste does not fit: refused whole"
+    );
+    assert!(
+        m.outcome
+            .as_ref()
+            .is_some_and(|o| o.text.contains("does not fit"))
+    );
+    let _ = update(&mut m, Msg::Paste("x".repeat(limit)));
+    assert_eq!(m.compose.value().len(), limit, "exactly the limit fits");
+    key(&mut m, KeyCode::Char('y'));
+    assert_eq!(m.compose.value().len(), limit, "one more does not");
+}
+
+#[test]
+fn a_failed_publish_keeps_its_text_and_p_sends_it_again() {
+    let mut m = populated();
+    key(&mut m, KeyCode::Char('i'));
+    typed(&mut m, "my precious words");
+    key(&mut m, KeyCode::Enter);
+    net(
+        &mut m,
+        NetEvent::PublishSent {
+            node: "demo".into(),
+            id: "s-9".into(),
+            queued: false,
+            auto: false,
+        },
+    );
+    net(
+        &mut m,
+        NetEvent::PublishFailed {
+            node: "demo".into(),
+            id: "s-9".into(),
+            text: "my precious words".into(),
+            auto: false,
+            error: refusal("forbidden"),
+        },
+    );
+    assert_eq!(m.waiting(), 0);
+    let screen = render(&m, 160, 24);
+    assert!(screen.contains("1 failed (P resends)"), "{screen}");
+    assert!(screen.contains("not allowed"), "{screen}");
+    key(&mut m, KeyCode::Esc);
+    let fx = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('P'), KeyModifiers::SHIFT)),
+    );
+    assert_eq!(
+        fx,
+        [Effect::Net(Command::Publish {
+            node: "demo".into(),
+            text: "my precious words".into()
+        })]
+    );
+    assert!(m.failed.is_empty());
+    // Control: a failed auto-publish is not kept for resending.
+    net(
+        &mut m,
+        NetEvent::PublishFailed {
+            node: "demo".into(),
+            id: "s-10".into(),
+            text: "auto-publish #3".into(),
+            auto: true,
+            error: refusal("forbidden"),
+        },
+    );
+    assert!(m.failed.is_empty());
+}
+
+#[test]
+fn notices_fade_errors_stay_longer_the_last_outcome_stays_and_m_shows_them_all() {
+    let mut m = populated();
+    net(
+        &mut m,
+        NetEvent::Gap {
+            node: "demo".into(),
+            sender: "bob@localhost/phone".into(),
+            from: 3,
+            to: 4,
+        },
+    );
+    assert!(render(&m, 120, 24).contains("missing (seq 3–4)"));
+    let _ = update(&mut m, Msg::Tick(at(7, 1, 11)));
+    assert!(
+        !render(&m, 120, 24).contains("missing (seq 3–4)"),
+        "gone after 10 s"
+    );
+    net(
+        &mut m,
+        NetEvent::Subscription {
+            node: "news".into(),
+            state: SubState::Retrying {
+                error: refusal("service-unavailable"),
+                attempt: 1,
+                retry_in: Duration::from_secs(2),
+            },
+        },
+    );
+    let _ = update(&mut m, Msg::Tick(at(7, 1, 25)));
+    assert!(
+        render(&m, 120, 24).contains("news: pubsub.localhost is not available"),
+        "errors stay 30 s"
+    );
+    let _ = update(&mut m, Msg::Tick(at(7, 1, 42)));
+    assert!(!render(&m, 120, 24).contains("news: pubsub.localhost is not available"));
+    // The user's last action keeps its outcome until the next one.
+    key(&mut m, KeyCode::Char('r'));
+    let _ = update(&mut m, Msg::Tick(at(7, 9, 0)));
+    assert!(render(&m, 120, 24).contains("resyncing demo…"));
+    // m opens the log: all of it is there, with times.
+    key(&mut m, KeyCode::Char('m'));
+    let log = render(&m, 120, 40);
+    assert!(log.contains("Messages"), "{log}");
+    assert!(log.contains("missing (seq 3–4)"), "{log}");
+    assert!(log.contains("trying again"), "{log}");
+    assert!(log.contains("07:01:42 resyncing demo…"), "{log}");
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.overlay, Overlay::None);
+}
+
+#[test]
+fn quitting_with_items_not_yet_published_asks_first() {
+    let mut m = populated();
+    net(
+        &mut m,
+        NetEvent::PublishSent {
+            node: "demo".into(),
+            id: "s-1".into(),
+            queued: true,
+            auto: false,
+        },
+    );
+    assert!(key(&mut m, KeyCode::Char('q')).is_empty(), "asks first");
+    assert_eq!(m.overlay, Overlay::ConfirmQuit);
+    assert!(render(&m, 80, 24).contains("1 item is not confirmed"));
+    assert!(key(&mut m, KeyCode::Char('n')).is_empty());
+    assert_eq!(m.overlay, Overlay::None);
+    key(&mut m, KeyCode::Char('q'));
+    assert_eq!(key(&mut m, KeyCode::Char('y')), [Effect::Quit]);
+    // Control: nothing waiting, q quits at once.
+    let mut m = populated();
+    assert_eq!(key(&mut m, KeyCode::Char('q')), [Effect::Quit]);
+}
+
+#[test]
+fn node_states_follow_the_connection() {
+    let mut m = populated();
+    assert!(render(&m, 80, 24).contains("demo live"));
+    net(&mut m, NetEvent::Connection(ConnState::Suspended));
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("demo offline"), "{screen}");
+    assert!(!screen.contains("live"), "{screen}");
+    net(
+        &mut m,
+        NetEvent::Connection(ConnState::Failed {
+            error: "the server rejected the credentials (not-authorized)".into(),
+        }),
+    );
+    let screen = render(&m, 120, 24);
+    assert!(screen.contains("demo not connected"), "{screen}");
+    assert_eq!(
+        screen.matches("connection failed").count(),
+        1,
+        "said once: {screen}"
+    );
+    // A node subscribing when the login fails does not say "subscribing" for ever, and the
+    // failure (which the session reports for each node too) is told once.
+    let mut m = model();
+    net(
+        &mut m,
+        NetEvent::Subscription {
+            node: "demo".into(),
+            state: SubState::Failed(RequestError::Connection(
+                "connection failed: bad password".into(),
+            )),
+        },
+    );
+    net(
+        &mut m,
+        NetEvent::Connection(ConnState::Failed {
+            error: "bad password".into(),
+        }),
+    );
+    let screen = render(&m, 80, 24);
+    assert!(!screen.contains("subscribing"), "{screen}");
+    assert_eq!(screen.matches("bad password").count(), 1, "{screen}");
+}
+
+#[test]
+fn dates_show_when_not_today_and_days_are_separated() {
+    let mut m = model();
+    net(&mut m, online());
+    let old = FeedItem {
+        time: Some("2020-01-02T03:04:05Z".into()),
+        ..item("demo", 1, "bob@localhost/phone", "from long ago")
+    };
+    net(&mut m, NetEvent::Item(old));
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("Thursday 2 January 2020"), "{screen}");
+    assert!(
+        screen.contains("· 2020-01-02"),
+        "last activity with its date: {screen}"
+    );
+    net(
+        &mut m,
+        NetEvent::Item(item("demo", 2, "bob@localhost/phone", "today")),
+    );
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("Tuesday 24 November 2026"), "{screen}");
+    assert!(
+        screen.contains("· 07:00:02"),
+        "today: the time only: {screen}"
+    );
+    // One stored item is an item, not items.
+    let mut m = model();
+    net(
+        &mut m,
+        NetEvent::Snapshot {
+            node: "demo".into(),
+            items: vec![item("demo", 1, "bob@localhost/phone", "x")],
+            reason: SnapshotReason::Initial,
+            lost: Vec::new(),
+            at: at(7, 0, 1),
+        },
+    );
+    assert!(render(&m, 80, 24).contains("1 stored item retrieved"));
 }

@@ -32,7 +32,7 @@ async fn tui_in_tmux_publishes_shows_help_resizes_and_restores_the_terminal() {
         &server.server(),
         &pw,
         &log,
-        "--node demo --interval 1 --log-level debug",
+        "--node demo --auto-publish 1 --log-level debug",
     );
     tmux.wait_for("online", 20, |s| s.contains("online as alice@localhost"));
     assert_eq!(

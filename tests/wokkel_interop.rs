@@ -105,10 +105,10 @@ async fn ours_against_the_wokkel_relay() {
                     ..
                 } => subscribed = true,
                 NetEvent::Subscription {
-                    state: SubState::Error(e),
+                    state: SubState::Failed(e),
                     ..
                 } => panic!("subscribe refused: {e}"),
-                NetEvent::ResyncFailed { unsupported: u, .. } => unsupported = *u,
+                NetEvent::ResyncFailed { error, .. } => unsupported = error.is_unsupported(),
                 _ => {}
             }
             subscribed && unsupported
@@ -134,7 +134,7 @@ async fn ours_against_the_wokkel_relay() {
         |e| {
             match e {
                 NetEvent::Published { .. } => published = true,
-                NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
+                NetEvent::PublishFailed { error, .. } => panic!("publish failed: {error}"),
                 NetEvent::Item(i) => came_back = Some(i.clone()),
                 _ => {}
             }
@@ -158,17 +158,15 @@ async fn ours_against_the_wokkel_relay() {
         })
         .await
         .expect("send");
-    common::run_until(&mut bob, &mut model, 15, "the refused resync", |e| {
-        matches!(
-            e,
-            NetEvent::ResyncFailed {
-                unsupported: true,
-                ..
-            }
-        )
-    })
+    common::run_until(
+        &mut bob,
+        &mut model,
+        15,
+        "the refused resync",
+        |e| matches!(e, NetEvent::ResyncFailed { error, .. } if error.is_unsupported()),
+    )
     .await;
-    let message = model.last_error.clone().expect("an error shown");
+    let message = model.log.back().expect("an error shown").text.clone();
     assert!(
         message.contains("cannot send stored items again, so resync is not possible"),
         "{message}"

@@ -36,6 +36,75 @@ pub enum Verdict {
     Unchecked,
 }
 
+/// Inclusive ranges of numbers, sorted, merged, and bounded in count (the oldest go first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ranges(Vec<(u64, u64)>);
+
+/// Ranges one [`Ranges`] keeps at most.
+const MAX_RANGES: usize = 256;
+
+impl Ranges {
+    pub fn insert(&mut self, a: u64, b: u64) {
+        let (mut a, mut b) = (a.min(b), a.max(b));
+        let mut out = Vec::with_capacity(self.0.len() + 1);
+        let mut placed = false;
+        for &(x, y) in &self.0 {
+            if y.saturating_add(1) < a {
+                out.push((x, y));
+            } else if b.saturating_add(1) < x {
+                if !placed {
+                    out.push((a, b));
+                    placed = true;
+                }
+                out.push((x, y));
+            } else {
+                a = a.min(x);
+                b = b.max(y);
+            }
+        }
+        if !placed {
+            out.push((a, b));
+        }
+        if out.len() > MAX_RANGES {
+            out.drain(..out.len() - MAX_RANGES);
+        }
+        self.0 = out;
+    }
+
+    pub fn as_slice(&self) -> &[(u64, u64)] {
+        &self.0
+    }
+
+    pub fn contains(&self, n: u64) -> bool {
+        self.0.iter().any(|&(a, b)| a <= n && n <= b)
+    }
+
+    /// The parts of `a..=b` not in these ranges.
+    pub fn subtract_from(&self, a: u64, b: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut from = a;
+        for &(x, y) in &self.0 {
+            if y < from || x > b {
+                continue;
+            }
+            if x > from {
+                out.push((from, x - 1));
+            }
+            match y.checked_add(1) {
+                Some(next) => from = next,
+                None => return out,
+            }
+            if from > b {
+                return out;
+            }
+        }
+        if from <= b {
+            out.push((from, b));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Publisher {
     session: String,
@@ -43,6 +112,8 @@ struct Publisher {
     max: u64,
     /// Missing numbers below `max`, oldest first.
     holes: Vec<RangeInclusive<u64>>,
+    /// Numbers the publisher says it never published (see [`Seq::void`]).
+    void: Ranges,
 }
 
 impl Publisher {
@@ -51,7 +122,22 @@ impl Publisher {
             session,
             max: n,
             holes: Vec::new(),
+            void: Ranges::default(),
         }
+    }
+
+    /// Numbers the publisher never published are not holes.
+    fn add_void(&mut self, a: u64, b: u64) {
+        self.void.insert(a, b);
+        let mut holes = Vec::with_capacity(self.holes.len());
+        for h in self.holes.drain(..) {
+            let mut rest = Ranges::default();
+            rest.insert(a, b);
+            for (x, y) in rest.subtract_from(*h.start(), *h.end()) {
+                holes.push(x..=y);
+            }
+        }
+        self.holes = holes;
     }
 
     fn observe(&mut self, n: u64) -> Verdict {
@@ -60,12 +146,20 @@ impl Publisher {
             return Verdict::InOrder;
         }
         if n > self.max {
-            let gap = self.max + 1..=n - 1;
-            self.holes.push(gap.clone());
-            if self.holes.len() > MAX_HOLES {
-                self.holes.remove(0);
-            }
+            let missing = self.void.subtract_from(self.max + 1, n - 1);
             self.max = n;
+            let (Some(first), Some(last)) = (missing.first(), missing.last()) else {
+                // Everything skipped was never published.
+                return Verdict::InOrder;
+            };
+            let gap = first.0..=last.1;
+            for (a, b) in missing {
+                self.holes.push(a..=b);
+            }
+            if self.holes.len() > MAX_HOLES {
+                let excess = self.holes.len() - MAX_HOLES;
+                self.holes.drain(..excess);
+            }
             return Verdict::Gap(gap);
         }
         // n <= max: either it fills a hole, or we had it.
@@ -88,6 +182,9 @@ impl Publisher {
     }
 }
 
+/// Publisher sessions whose seen numbers a tracker remembers at most.
+const MAX_SEEN_SESSIONS: usize = 64;
+
 /// Sequence state of every publisher seen on one node.
 #[derive(Debug, Clone, Default)]
 pub struct GapTracker {
@@ -95,11 +192,35 @@ pub struct GapTracker {
     /// The node-wide numbering of a `serve` relay, when its notifications carry one: it
     /// covers every publisher, so it replaces the per-publisher check.
     service: Option<Publisher>,
+    /// Numbers received, per (sender, publisher session), kept across resyncs: an item that was
+    /// received and later evicted by the service is not lost.
+    seen: HashMap<(String, String), Ranges>,
+    /// The order sessions were first seen in, to forget the oldest.
+    seen_order: Vec<(String, String)>,
 }
 
 impl GapTracker {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn remember(&mut self, sender: &str, seq: &Seq) {
+        let key = (sender.to_owned(), seq.session.clone());
+        if !self.seen.contains_key(&key) {
+            self.seen_order.push(key.clone());
+            if self.seen_order.len() > MAX_SEEN_SESSIONS {
+                let old = self.seen_order.remove(0);
+                self.seen.remove(&old);
+            }
+        }
+        self.seen.entry(key).or_default().insert(seq.n, seq.n);
+    }
+
+    /// Was this number of this publisher session received in this run?
+    pub fn has_seen(&self, sender: &str, session: &str, n: u64) -> bool {
+        self.seen
+            .get(&(sender.to_owned(), session.to_owned()))
+            .is_some_and(|r| r.contains(n))
     }
 
     /// Observe an item's sequence (with the sender that names the publisher).
@@ -108,18 +229,29 @@ impl GapTracker {
             return Verdict::Unchecked;
         };
         let key = sender.unwrap_or("").to_owned();
-        match self.by_sender.get_mut(&key) {
+        self.remember(&key, seq);
+        let p = match self.by_sender.get_mut(&key) {
             None => {
-                self.by_sender
-                    .insert(key, Publisher::new(seq.session.clone(), seq.n));
-                Verdict::First
+                let mut p = Publisher::new(seq.session.clone(), seq.n);
+                for &(a, b) in &seq.void {
+                    p.add_void(a, b);
+                }
+                self.by_sender.insert(key, p);
+                return Verdict::First;
             }
             Some(p) if p.session != seq.session => {
                 *p = Publisher::new(seq.session.clone(), seq.n);
-                Verdict::Restarted
+                for &(a, b) in &seq.void {
+                    p.add_void(a, b);
+                }
+                return Verdict::Restarted;
             }
-            Some(p) => p.observe(seq.n),
+            Some(p) => p,
+        };
+        for &(a, b) in &seq.void {
+            p.add_void(a, b);
         }
+        p.observe(seq.n)
     }
 
     /// Observe the node-wide number a `serve` relay gave an item.
@@ -134,6 +266,7 @@ impl GapTracker {
     /// Start again from a service's full set of items (after a resync). `head` is the
     /// service's last node-wide number when it said (a `serve` relay does), so the next
     /// notification can be checked against it even if the newest items were retracted.
+    /// What was seen before stays remembered.
     pub fn reset_from(&mut self, items: &[FeedItem], head: Option<u64>) {
         self.by_sender.clear();
         self.service = head.map(|h| Publisher::new(String::new(), h));
@@ -156,7 +289,8 @@ impl GapTracker {
     }
 }
 
-/// A run of items a publisher sent that the service no longer has.
+/// A run of items a publisher sent that the service no longer has and that were never
+/// received here.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Lost {
     pub sender: String,
@@ -191,41 +325,43 @@ impl std::fmt::Display for Lost {
     }
 }
 
-/// What a service's set of items is missing: for each publisher session in it, the numbers
-/// from 1 to its highest that are not there (evicted, or never stored). At most
+/// What a service's set of items is missing and this run never received: for each publisher
+/// session in it, the numbers from 1 to its highest that are not there, were not seen by
+/// `tracker`, and that the publisher does not declare never published. At most
 /// [`MAX_HOLES`] ranges per publisher session.
-pub fn lost_in(items: &[FeedItem]) -> Vec<Lost> {
-    let mut by_session: HashMap<(&str, &str), Vec<u64>> = HashMap::new();
+pub fn lost_in(items: &[FeedItem], tracker: &GapTracker) -> Vec<Lost> {
+    let mut by_session: HashMap<(&str, &str), (Ranges, u64)> = HashMap::new();
     for item in items {
         if let Some(seq) = &item.seq {
-            by_session
+            let (known, max) = by_session
                 .entry((item.sender.as_deref().unwrap_or(""), seq.session.as_str()))
-                .or_default()
-                .push(seq.n);
+                .or_default();
+            known.insert(seq.n, seq.n);
+            *max = (*max).max(seq.n);
+            for &(a, b) in &seq.void {
+                known.insert(a, b);
+            }
         }
     }
     let mut out = Vec::new();
     let mut keys: Vec<_> = by_session.keys().copied().collect();
     keys.sort_unstable();
     for key in keys {
-        let Some(ns) = by_session.get_mut(&key) else {
+        let Some((known, max)) = by_session.get_mut(&key) else {
             continue;
         };
-        ns.sort_unstable();
-        ns.dedup();
-        let mut expected = 1u64;
-        let mut ranges = 0;
-        for &n in ns.iter() {
-            if n > expected && ranges < MAX_HOLES {
-                out.push(Lost {
-                    sender: key.0.to_owned(),
-                    session: key.1.to_owned(),
-                    from: expected,
-                    to: n - 1,
-                });
-                ranges += 1;
+        if let Some(seen) = tracker.seen.get(&(key.0.to_owned(), key.1.to_owned())) {
+            for &(a, b) in &seen.0 {
+                known.insert(a, b);
             }
-            expected = n.saturating_add(1);
+        }
+        for (from, to) in known.subtract_from(1, *max).into_iter().take(MAX_HOLES) {
+            out.push(Lost {
+                sender: key.0.to_owned(),
+                session: key.1.to_owned(),
+                from,
+                to,
+            });
         }
     }
     out
@@ -236,10 +372,7 @@ mod tests {
     use super::*;
 
     fn seq(session: &str, n: u64) -> Seq {
-        Seq {
-            session: session.into(),
-            n,
-        }
+        Seq::new(session, n)
     }
 
     #[test]
@@ -293,5 +426,40 @@ mod tests {
             t.observe(Some("a"), Some(&seq("s", u64::MAX))),
             Verdict::Duplicate
         );
+    }
+
+    #[test]
+    fn numbers_never_published_are_not_gaps() {
+        let mut t = GapTracker::new();
+        let a = Some("alice@x/y");
+        assert_eq!(t.observe(a, Some(&seq("s1", 1))), Verdict::First);
+        // 2 was refused by the service; 3 says so.
+        let mut three = seq("s1", 3);
+        three.void = vec![(2, 2)];
+        assert_eq!(t.observe(a, Some(&three)), Verdict::InOrder);
+        // 4 and 5 never arrived, 6 was refused: only 4-5 is a gap.
+        let mut seven = seq("s1", 7);
+        seven.void = vec![(2, 2), (6, 6)];
+        assert_eq!(t.observe(a, Some(&seven)), Verdict::Gap(4..=5));
+        assert_eq!(t.missing(), 2);
+        // A void declaration that comes later closes a hole too.
+        let mut eight = seq("s1", 8);
+        eight.void = vec![(2, 2), (4, 4), (6, 6)];
+        assert_eq!(t.observe(a, Some(&eight)), Verdict::InOrder);
+        assert_eq!(t.missing(), 1);
+    }
+
+    #[test]
+    fn ranges_merge_and_subtract() {
+        let mut r = Ranges::default();
+        r.insert(5, 7);
+        r.insert(1, 2);
+        r.insert(3, 4);
+        r.insert(10, 10);
+        assert_eq!(r.0, [(1, 7), (10, 10)]);
+        assert_eq!(r.subtract_from(1, 12), [(8, 9), (11, 12)]);
+        assert_eq!(r.subtract_from(2, 6), []);
+        r.insert(0, u64::MAX);
+        assert_eq!(r.subtract_from(5, 9), []);
     }
 }

@@ -7,7 +7,7 @@
 pub mod gap;
 mod store;
 
-pub use store::{MarkerKind, NodeFeed, PushOutcome, Row, RowKind};
+pub use store::{ItemState, MarkerKind, NodeFeed, PushOutcome, Row, RowKind};
 
 use serde::Serialize;
 
@@ -18,6 +18,28 @@ pub struct Seq {
     pub session: String,
     /// 1, 2, 3, … per node within that publisher session.
     pub n: u64,
+    /// Earlier numbers of this session that the service never accepted (a publish it refused,
+    /// or one that failed for good): they were never published, so they are not lost. Each
+    /// item repeats the whole list (the most recent [`MAX_VOID_RANGES`] ranges).
+    pub void: Vec<(u64, u64)>,
+}
+
+/// Ranges of never-published numbers an item carries at most.
+pub const MAX_VOID_RANGES: usize = 32;
+
+impl Seq {
+    pub fn new(session: impl Into<String>, n: u64) -> Self {
+        Self {
+            session: session.into(),
+            n,
+            void: Vec::new(),
+        }
+    }
+
+    /// Is `n` one of the numbers the publisher says were never published?
+    pub fn is_void(&self, n: u64) -> bool {
+        self.void.iter().any(|&(a, b)| a <= n && n <= b)
+    }
 }
 
 /// Which shape the item had on the wire.
@@ -48,11 +70,23 @@ pub struct FeedItem {
     /// a live notification from such a service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_seq: Option<u64>,
+    /// The text: whole, cleaned of control and bidi characters; newlines and tabs kept.
     pub text: String,
     pub format: ItemFormat,
+    /// The `<item/>` element as received, serialised (not cleaned: escape it where shown).
+    #[serde(skip)]
+    pub xml: String,
 }
 
 impl FeedItem {
+    /// The item's own time, when it carries a full (RFC 3339) timestamp.
+    pub fn timestamp(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
     /// The time to show in a narrow column: `HH:MM:SS` in the given offset when the item
     /// carries an RFC 3339 timestamp, otherwise the first 8 characters of what it carried.
     pub fn display_time(&self, offset: chrono::FixedOffset) -> String {

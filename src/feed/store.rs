@@ -1,22 +1,44 @@
 //! A bounded, deduplicating list of rows for one node.
 //!
-//! Rows are items or markers (retract, purge, delete, resync, evictions). Items with an id are
-//! indexed so a re-published id replaces the row in place instead of adding a duplicate.
-//! The feed keeps at most `cap` items (and at most `2 * cap` rows, markers included); past
-//! that the oldest rows go, and the count of evicted rows is kept so the view can say so.
+//! Rows are items or markers (retract, purge, delete, resync, lost items, a new day). Items
+//! with an id are indexed so a re-published id replaces the row in place instead of adding a
+//! duplicate. The feed keeps at most `cap` items (and at most `2 * cap` rows, markers
+//! included); past that the oldest rows go, and the count of evicted rows is kept so the view
+//! can say so.
+//!
+//! A resync ([`NodeFeed::resync`]) makes the feed the service's set, except for items that
+//! were received here and that the service has since evicted: those stay, marked
+//! [`ItemState::Gone`]. The rule: an item the service no longer has is *evicted* when it is
+//! older (earlier in this feed) than the oldest item the service still has, and *retracted*
+//! (removed here too) when it is within the service's window. When the service has items but
+//! none of those shown, all of them count as evicted (the service's are all newer); when it
+//! has no items at all, nothing can have pushed them out: they were purged or retracted, and go.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use chrono::{FixedOffset, NaiveDate};
 
 use super::FeedItem;
+
+/// What became of an item shown in the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    Live,
+    /// Retracted by its publisher or the node's owner (shown struck through).
+    Retracted,
+    /// Received here, but the service no longer has it (evicted by its item limit).
+    Gone,
+}
 
 /// What a row shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowKind {
     Item {
         item: FeedItem,
-        retracted: bool,
+        state: ItemState,
     },
-    /// A distinct feed entry that is not an item: a retraction, purge, delete or resync notice.
+    /// A distinct feed entry that is not an item: a retraction, purge, delete or resync
+    /// notice, items lost, or the first item of a day.
     Marker {
         kind: MarkerKind,
         text: String,
@@ -29,8 +51,10 @@ pub enum MarkerKind {
     Purge,
     Delete,
     Resync,
-    /// Items the service no longer has.
+    /// Items the service no longer has and that were never received here.
     Lost,
+    /// The items below are from this day.
+    Day,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +78,22 @@ pub struct NodeFeed {
     by_id: HashMap<String, u64>,
     cap: usize,
     evicted: u64,
+    /// Items shown (live or gone; not retracted).
     items: usize,
+    /// The time zone days are counted in.
+    offset: FixedOffset,
+    /// The day of the newest item with a time.
+    last_day: Option<NaiveDate>,
 }
 
 impl NodeFeed {
-    /// A feed keeping at most `cap` items (at least 1).
+    /// A feed keeping at most `cap` items (at least 1), in UTC days.
     pub fn new(cap: usize) -> Self {
+        Self::with_offset(cap, chrono::Offset::fix(&chrono::Utc))
+    }
+
+    /// A feed keeping at most `cap` items, with day markers in the time zone `offset`.
+    pub fn with_offset(cap: usize, offset: FixedOffset) -> Self {
         Self {
             rows: VecDeque::new(),
             first: 0,
@@ -67,6 +101,8 @@ impl NodeFeed {
             cap: cap.max(1),
             evicted: 0,
             items: 0,
+            offset,
+            last_day: None,
         }
     }
 
@@ -99,12 +135,20 @@ impl NodeFeed {
         self.rows.range(start..end)
     }
 
-    /// Ids of the items currently held, oldest first.
+    /// Ids of the items currently held (live or gone, not retracted), oldest first.
     pub fn item_ids(&self) -> impl Iterator<Item = &str> {
+        self.rows.iter().filter_map(|r| match &r.kind {
+            RowKind::Item { item, state } if *state != ItemState::Retracted => item.id.as_deref(),
+            _ => None,
+        })
+    }
+
+    /// Ids of the items the service no longer has, oldest first.
+    pub fn gone_ids(&self) -> impl Iterator<Item = &str> {
         self.rows.iter().filter_map(|r| match &r.kind {
             RowKind::Item {
                 item,
-                retracted: false,
+                state: ItemState::Gone,
             } => item.id.as_deref(),
             _ => None,
         })
@@ -112,31 +156,38 @@ impl NodeFeed {
 
     /// Add an item, or replace the row of an item with the same id.
     pub fn push_item(&mut self, item: FeedItem) -> PushOutcome {
+        self.push_item_as(item, ItemState::Live)
+    }
+
+    fn push_item_as(&mut self, item: FeedItem, state: ItemState) -> PushOutcome {
         if let Some(id) = &item.id
             && let Some(&abs) = self.by_id.get(id)
             && let Some(row) = self.rows.get_mut(index_of(abs, self.first))
         {
             if let RowKind::Item {
-                retracted: true, ..
+                state: ItemState::Retracted,
+                ..
             } = row.kind
             {
                 self.items += 1;
             }
-            row.kind = RowKind::Item {
-                item,
-                retracted: false,
-            };
+            row.kind = RowKind::Item { item, state };
             return PushOutcome::Replaced;
+        }
+        if let Some(day) = item
+            .timestamp()
+            .map(|t| t.with_timezone(&self.offset).date_naive())
+            && self.last_day != Some(day)
+        {
+            self.last_day = Some(day);
+            self.push_marker(MarkerKind::Day, day.format("%A %-d %B %Y").to_string());
         }
         if let Some(id) = &item.id {
             self.by_id
                 .insert(id.clone(), self.first + self.rows.len() as u64);
         }
         self.items += 1;
-        self.push_row(RowKind::Item {
-            item,
-            retracted: false,
-        });
+        self.push_row(RowKind::Item { item, state });
         PushOutcome::Added
     }
 
@@ -151,37 +202,82 @@ impl NodeFeed {
     pub fn retract(&mut self, id: &str) {
         if let Some(abs) = self.by_id.remove(id)
             && let Some(row) = self.rows.get_mut(index_of(abs, self.first))
-            && let RowKind::Item { retracted, .. } = &mut row.kind
-            && !*retracted
+            && let RowKind::Item { state, .. } = &mut row.kind
+            && *state != ItemState::Retracted
         {
-            *retracted = true;
+            *state = ItemState::Retracted;
             self.items -= 1;
         }
         self.push_marker(MarkerKind::Retract, format!("item {id} retracted"));
     }
 
-    /// Drop everything and leave one marker.
-    pub fn clear_with_marker(&mut self, kind: MarkerKind, text: impl Into<String>) {
+    fn clear(&mut self) {
         self.first += self.rows.len() as u64;
         self.rows.clear();
         self.by_id.clear();
         self.items = 0;
         self.evicted = 0;
+        self.last_day = None;
+    }
+
+    /// Drop everything and leave one marker.
+    pub fn clear_with_marker(&mut self, kind: MarkerKind, text: impl Into<String>) {
+        self.clear();
         self.push_marker(kind, text);
     }
 
-    /// Replace the whole view with the service's set of items (a resync), deduplicated by id,
-    /// followed by a marker saying so.
+    /// Replace the whole view with the service's set of items, deduplicated by id, followed
+    /// by a marker saying so. Nothing shown before is kept.
     pub fn replace_all(&mut self, items: impl IntoIterator<Item = FeedItem>, marker: String) {
-        self.first += self.rows.len() as u64;
-        self.rows.clear();
-        self.by_id.clear();
-        self.items = 0;
-        self.evicted = 0;
+        self.clear();
         for item in items {
             self.push_item(item);
         }
         self.push_marker(MarkerKind::Resync, marker);
+    }
+
+    /// A resync: the service's set of items, after the items received here that the service
+    /// has since evicted (see the module doc), followed by a marker. Returns how many evicted
+    /// items were kept.
+    pub fn resync(&mut self, items: Vec<FeedItem>, marker: String) -> usize {
+        let on_service: HashSet<&str> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+        let mut kept = Vec::new();
+        // An empty service evicted nothing: what it lacks was purged or retracted.
+        let rows = if items.is_empty() { 0 } else { self.rows.len() };
+        for row in self.rows.iter().take(rows) {
+            let RowKind::Item { item, state } = &row.kind else {
+                continue;
+            };
+            if item.id.as_deref().is_some_and(|id| on_service.contains(id)) {
+                // The oldest item the service still has: everything after it that it lacks
+                // was retracted.
+                break;
+            }
+            if *state != ItemState::Retracted {
+                kept.push(item.clone());
+            }
+        }
+        let gone = kept.len();
+        self.clear();
+        for item in kept {
+            self.push_item_as(item, ItemState::Gone);
+        }
+        if gone > 0 {
+            let what = if gone == 1 {
+                "1 item above is".to_owned()
+            } else {
+                format!("{gone} items above are")
+            };
+            self.push_marker(
+                MarkerKind::Resync,
+                format!("{what} no longer on the service (evicted); kept here"),
+            );
+        }
+        for item in items {
+            self.push_item(item);
+        }
+        self.push_marker(MarkerKind::Resync, marker);
+        gone
     }
 
     fn push_row(&mut self, kind: RowKind) {
@@ -190,8 +286,8 @@ impl NodeFeed {
             let Some(old) = self.rows.pop_front() else {
                 break;
             };
-            if let RowKind::Item { item, retracted } = &old.kind {
-                if !retracted {
+            if let RowKind::Item { item, state } = &old.kind {
+                if *state != ItemState::Retracted {
                     self.items -= 1;
                 }
                 if let Some(id) = &item.id
@@ -225,7 +321,70 @@ mod tests {
             service_seq: None,
             text: text.into(),
             format: ItemFormat::Native,
+            xml: String::new(),
         }
+    }
+
+    fn ids(f: &NodeFeed) -> Vec<&str> {
+        f.item_ids().collect()
+    }
+
+    #[test]
+    fn a_resync_keeps_what_the_service_evicted_and_drops_what_it_retracted() {
+        let mut f = NodeFeed::new(100);
+        for id in ["a", "b", "c", "d", "e"] {
+            f.push_item(item(id, id));
+        }
+        // The service evicted a and b, and d was retracted while we were away; f is new.
+        let gone = f.resync(
+            vec![item("c", "c"), item("e", "e"), item("f", "f")],
+            "resynced".into(),
+        );
+        assert_eq!(gone, 2);
+        assert_eq!(ids(&f), ["a", "b", "c", "e", "f"]);
+        assert!(matches!(&f.row(2).expect("row").kind,
+            RowKind::Marker { text, .. } if text.starts_with("2 items above are no longer")));
+        assert_eq!(f.gone_ids().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(f.item_count(), 5);
+        // A second resync keeps them (still older than the service's oldest).
+        f.resync(vec![item("e", "e"), item("f", "f")], "again".into());
+        assert_eq!(ids(&f), ["a", "b", "c", "e", "f"]);
+        assert_eq!(f.gone_ids().collect::<Vec<_>>(), ["a", "b", "c"]);
+        // The service has none of ours any more: all of them were evicted.
+        f.resync(vec![item("z", "z")], "again".into());
+        assert_eq!(ids(&f), ["a", "b", "c", "e", "f", "z"]);
+        // The service has nothing at all (a purge): nothing was evicted, everything goes.
+        f.resync(Vec::new(), "purged".into());
+        assert_eq!(ids(&f), Vec::<&str>::new());
+        // Control: replace_all keeps nothing of before.
+        f.replace_all(vec![item("z", "z")], "replaced".into());
+        assert_eq!(ids(&f), ["z"]);
+    }
+
+    #[test]
+    fn a_day_marker_precedes_each_new_day() {
+        let mut f = NodeFeed::new(100);
+        let at = |id: &str, t: &str| FeedItem {
+            time: Some(t.into()),
+            ..item(id, id)
+        };
+        f.push_item(at("a", "2020-01-02T03:04:05Z"));
+        f.push_item(at("b", "2020-01-02T23:00:00Z"));
+        f.push_item(item("no-time", "x"));
+        f.push_item(at("c", "2026-11-29T08:00:00Z"));
+        let markers: Vec<String> = (0..f.len())
+            .filter_map(|i| match &f.row(i)?.kind {
+                RowKind::Marker {
+                    kind: MarkerKind::Day,
+                    text,
+                } => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            markers,
+            ["Thursday 2 January 2020", "Sunday 29 November 2026"]
+        );
     }
 
     #[test]

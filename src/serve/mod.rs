@@ -17,12 +17,28 @@ pub use store::Store;
 use crate::xmpp::connect::ConnectConfig;
 use crate::xmpp::events::ConnState;
 
+/// The service's own JID: clients address it by this full JID, so it needs a resource (in
+/// `--jid`, or `--resource`); it never gets a random one.
+pub fn service_jid(m: &crate::config::Merged) -> anyhow::Result<xmpp_parsers::jid::Jid> {
+    let given = m.jid.as_deref().map(str::trim).unwrap_or_default();
+    if given.is_empty() || (!given.contains('/') && m.resource.is_none()) {
+        anyhow::bail!(
+            "serve needs a full JID: --jid user@domain/server (or --jid user@domain with \
+             --resource server); clients address the service by it"
+        );
+    }
+    crate::config::account_jid(given, m.resource.as_deref())
+}
+
 /// Run the service until interrupted (SIGINT/SIGTERM) or a final connection error.
 pub async fn run(
     connect: ConnectConfig,
     cfg: ServeConfig,
     data_dir: PathBuf,
 ) -> anyhow::Result<()> {
+    // One service per data directory: a second one would share the database and (with the
+    // same JID) knock the first off the server.
+    let _lock = store::lock_dir(&data_dir)?;
     let store = Store::open_dir(&data_dir)?;
     let service = Service::new(cfg, store)?;
     tracing::info!(data_dir = %data_dir.display(), "serving as {}", connect.jid);

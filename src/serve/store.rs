@@ -74,6 +74,49 @@ pub struct Store {
     db: Connection,
 }
 
+/// Create `dir` (and its parents) if missing; a directory created here is private (0700).
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// Holds the data directory's lock until dropped (the lock goes with the process, too).
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code, reason = "held for its lock")] std::fs::File);
+
+/// Take the exclusive lock on `dir/serve.lock`, or say that another service holds it.
+pub fn lock_dir(dir: &Path) -> anyhow::Result<DirLock> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    create_private_dir(dir)?;
+    let path = dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(DirLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another pubsub-tui serve is running on the data directory {} (it holds {}); \
+             stop it first, or give this one another --data-dir",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -83,11 +126,24 @@ fn to_u64(n: i64) -> u64 {
 }
 
 impl Store {
-    /// Open (or create) the database `serve.sqlite3` in `dir`.
+    /// Open (or create) the database `serve.sqlite3` in `dir` (created private: 0700), as a
+    /// file only its owner can read (0600; SQLite gives its WAL and shared-memory files the
+    /// same mode).
     pub fn open_dir(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        create_private_dir(dir)?;
         let path = dir.join("serve.sqlite3");
+        {
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot open the database {}", path.display()))?;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private", path.display()))?;
+        }
         let db = Connection::open(&path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
         Self::init(db).with_context(|| format!("database {}", path.display()))

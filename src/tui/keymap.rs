@@ -1,20 +1,24 @@
 //! Key bindings as data. The key handler, the footer hints and the help overlay all read this
-//! one table, so they cannot disagree.
+//! one table, so they cannot disagree. Each mode has its scope here: the panes, the compose
+//! box, the help and message overlays, and the quit question. A hint shows in the footer only
+//! when its action can do something now ([`available`]).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::model::Focus;
+use super::model::{Focus, Model, Overlay};
 
 /// What a key does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Quit,
     Help,
+    Messages,
     FocusNext,
     FocusPrev,
     Compose,
     ToggleAuto,
     Resync,
+    ResendFailed,
     Up,
     Down,
     PageUp,
@@ -23,13 +27,19 @@ pub enum Action {
     Bottom,
     Follow,
     Publish,
+    NewLine,
     LeaveCompose,
+    /// Close an overlay.
+    Close,
+    /// Answer the quit question.
+    Yes,
+    No,
 }
 
 /// Where a binding applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Everywhere, the compose box included.
+    /// Everywhere, the compose box included (not in an overlay).
     Global,
     /// In the subscriptions and feed panes (where letters are commands, not text).
     Panes,
@@ -37,15 +47,40 @@ pub enum Scope {
     Feed,
     /// In the compose box.
     Compose,
+    /// In the help and message overlays.
+    Overlay,
+    /// When asked whether to quit.
+    Confirm,
+}
+
+/// Where the keyboard is: a pane, or an overlay on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Pane(Focus),
+    Overlay,
+    Confirm,
+}
+
+impl Mode {
+    pub fn of(m: &Model) -> Self {
+        match m.overlay {
+            Overlay::None => Self::Pane(m.focus),
+            Overlay::Help { .. } | Overlay::Messages { .. } => Self::Overlay,
+            Overlay::ConfirmQuit => Self::Confirm,
+        }
+    }
 }
 
 impl Scope {
-    fn applies(self, focus: Focus) -> bool {
-        match self {
-            Self::Global => true,
-            Self::Panes => focus != Focus::Compose,
-            Self::Feed => focus == Focus::Feed,
-            Self::Compose => focus == Focus::Compose,
+    fn applies(self, mode: Mode) -> bool {
+        match (self, mode) {
+            (Self::Global, Mode::Pane(_))
+            | (Self::Overlay, Mode::Overlay)
+            | (Self::Confirm, Mode::Confirm) => true,
+            (Self::Panes, Mode::Pane(focus)) => focus != Focus::Compose,
+            (Self::Feed, Mode::Pane(focus)) => focus == Focus::Feed,
+            (Self::Compose, Mode::Pane(focus)) => focus == Focus::Compose,
+            _ => false,
         }
     }
 
@@ -55,7 +90,21 @@ impl Scope {
             Self::Panes => "Subscriptions and feed",
             Self::Feed => "Feed",
             Self::Compose => "Compose box",
+            Self::Overlay => "Help and messages",
+            Self::Confirm => "Quit with items not yet published",
         }
+    }
+}
+
+/// Can the action do something now? (Hints of actions that cannot are not shown.)
+pub fn available(action: Action, m: &Model) -> bool {
+    match action {
+        Action::Resync => m.is_online() && m.selected_node().is_some(),
+        Action::ResendFailed => !m.failed.is_empty() && !m.net_ended,
+        Action::Publish => !m.compose.value().trim().is_empty() && !m.net_ended,
+        Action::ToggleAuto | Action::Compose => !m.net_ended,
+        Action::Follow => !m.following(),
+        _ => true,
     }
 }
 
@@ -84,10 +133,18 @@ const fn ch(c: char) -> Key {
     key(KeyCode::Char(c))
 }
 
+const fn alt(code: KeyCode) -> Key {
+    Key {
+        code,
+        mods: KeyModifiers::ALT,
+    }
+}
+
 impl Key {
     fn matches(&self, ev: &KeyEvent) -> bool {
-        // Shift is part of the character for letters and symbols ('G', '?'), so ignore it there.
-        let mods = if matches!(ev.code, KeyCode::Char(_)) {
+        // Shift is part of the character for letters and symbols ('G', '?'), and of Shift-Tab
+        // (terminals report BackTab with SHIFT held), so ignore it there.
+        let mods = if matches!(ev.code, KeyCode::Char(_) | KeyCode::BackTab) {
             ev.modifiers - KeyModifiers::SHIFT
         } else {
             ev.modifiers
@@ -114,6 +171,8 @@ impl Key {
         };
         if self.mods.contains(KeyModifiers::CONTROL) {
             format!("Ctrl-{}", base.to_uppercase())
+        } else if self.mods.contains(KeyModifiers::ALT) {
+            format!("Alt-{base}")
         } else {
             base
         }
@@ -166,6 +225,13 @@ pub const BINDINGS: &[Binding] = &[
         hint: Some("publish"),
     },
     Binding {
+        keys: &[alt(KeyCode::Enter)],
+        scope: Scope::Compose,
+        action: Action::NewLine,
+        help: "start a new line (pasted line breaks are kept too)",
+        hint: Some("new line"),
+    },
+    Binding {
         keys: &[key(KeyCode::Esc)],
         scope: Scope::Compose,
         action: Action::LeaveCompose,
@@ -187,6 +253,13 @@ pub const BINDINGS: &[Binding] = &[
         hint: Some("help"),
     },
     Binding {
+        keys: &[ch('m')],
+        scope: Scope::Panes,
+        action: Action::Messages,
+        help: "messages: every notice and error so far",
+        hint: Some("messages"),
+    },
+    Binding {
         keys: &[ch('i'), key(KeyCode::Enter)],
         scope: Scope::Panes,
         action: Action::Compose,
@@ -197,15 +270,22 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[ch('a')],
         scope: Scope::Panes,
         action: Action::ToggleAuto,
-        help: "toggle auto-publish",
+        help: "toggle auto-publish (to the selected node)",
         hint: Some("auto"),
     },
     Binding {
         keys: &[ch('r')],
         scope: Scope::Panes,
         action: Action::Resync,
-        help: "resync the selected node from the service",
+        help: "resync the selected node (subscribe again if it failed)",
         hint: Some("resync"),
+    },
+    Binding {
+        keys: &[ch('P')],
+        scope: Scope::Panes,
+        action: Action::ResendFailed,
+        help: "publish the failed items again",
+        hint: Some("resend failed"),
     },
     Binding {
         keys: &[key(KeyCode::Up), ch('k')],
@@ -256,22 +336,93 @@ pub const BINDINGS: &[Binding] = &[
         help: "follow the newest items again",
         hint: Some("follow"),
     },
+    Binding {
+        keys: &[key(KeyCode::Esc), ch('q'), key(KeyCode::F(1))],
+        scope: Scope::Overlay,
+        action: Action::Close,
+        help: "close",
+        hint: Some("close"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Up), ch('k')],
+        scope: Scope::Overlay,
+        action: Action::Up,
+        help: "scroll up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Down), ch('j')],
+        scope: Scope::Overlay,
+        action: Action::Down,
+        help: "scroll down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageUp)],
+        scope: Scope::Overlay,
+        action: Action::PageUp,
+        help: "page up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageDown)],
+        scope: Scope::Overlay,
+        action: Action::PageDown,
+        help: "page down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Home), ch('g')],
+        scope: Scope::Overlay,
+        action: Action::Top,
+        help: "to the top",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::End), ch('G')],
+        scope: Scope::Overlay,
+        action: Action::Bottom,
+        help: "to the end",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('y')],
+        scope: Scope::Confirm,
+        action: Action::Yes,
+        help: "quit, and lose the items not yet published",
+        hint: Some("quit anyway"),
+    },
+    Binding {
+        keys: &[ch('n'), key(KeyCode::Esc)],
+        scope: Scope::Confirm,
+        action: Action::No,
+        help: "stay",
+        hint: Some("stay"),
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::Confirm,
+        action: Action::Yes,
+        help: "quit",
+        hint: None,
+    },
 ];
 
-/// The action bound to `ev` with the given focus, if any.
-pub fn action_for(ev: &KeyEvent, focus: Focus) -> Option<Action> {
+/// The action bound to `ev` in this mode, if any.
+pub fn action_for(ev: &KeyEvent, mode: Mode) -> Option<Action> {
     BINDINGS
         .iter()
-        .filter(|b| b.scope.applies(focus))
+        .filter(|b| b.scope.applies(mode))
         .find(|b| b.keys.iter().any(|k| k.matches(ev)))
         .map(|b| b.action)
 }
 
-/// `(keys, hint)` pairs for the footer, for the given focus.
-pub fn hints(focus: Focus) -> Vec<(String, &'static str)> {
+/// `(keys, hint)` pairs for the footer: the bindings of the current mode that can act now.
+pub fn hints(m: &Model) -> Vec<(String, &'static str)> {
+    let mode = Mode::of(m);
     BINDINGS
         .iter()
-        .filter(|b| b.scope.applies(focus))
+        .filter(|b| b.scope.applies(mode) && available(b.action, m))
         .filter_map(|b| {
             let hint = b.hint?;
             let first = b.keys.first()?;
@@ -306,21 +457,49 @@ mod tests {
         KeyEvent::new(code, mods)
     }
 
+    const FEED: Mode = Mode::Pane(Focus::Feed);
+    const COMPOSE: Mode = Mode::Pane(Focus::Compose);
+
     #[test]
     fn letters_are_commands_in_panes_and_text_in_compose() {
         let q = press(KeyCode::Char('q'), KeyModifiers::NONE);
-        assert_eq!(action_for(&q, Focus::Feed), Some(Action::Quit));
-        assert_eq!(action_for(&q, Focus::Compose), None);
+        assert_eq!(action_for(&q, FEED), Some(Action::Quit));
+        assert_eq!(action_for(&q, COMPOSE), None);
+        assert_eq!(action_for(&q, Mode::Overlay), Some(Action::Close));
         let ctrl_c = press(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(action_for(&ctrl_c, Focus::Compose), Some(Action::Quit));
+        assert_eq!(action_for(&ctrl_c, COMPOSE), Some(Action::Quit));
+        assert_eq!(action_for(&ctrl_c, Mode::Confirm), Some(Action::Yes));
     }
 
     #[test]
     fn shifted_symbols_match() {
         let help = press(KeyCode::Char('?'), KeyModifiers::SHIFT);
-        assert_eq!(action_for(&help, Focus::Subscriptions), Some(Action::Help));
+        assert_eq!(
+            action_for(&help, Mode::Pane(Focus::Subscriptions)),
+            Some(Action::Help)
+        );
         let end = press(KeyCode::Char('G'), KeyModifiers::SHIFT);
-        assert_eq!(action_for(&end, Focus::Feed), Some(Action::Bottom));
+        assert_eq!(action_for(&end, FEED), Some(Action::Bottom));
+    }
+
+    #[test]
+    fn shift_tab_as_terminals_report_it() {
+        // crossterm reports Shift-Tab as BackTab with SHIFT held.
+        let back = press(KeyCode::BackTab, KeyModifiers::SHIFT);
+        assert_eq!(action_for(&back, FEED), Some(Action::FocusPrev));
+        assert_eq!(action_for(&back, COMPOSE), Some(Action::FocusPrev));
+        // Control: Shift on a key that is not a character still counts (Shift-Enter is
+        // not Enter).
+        let shift_up = press(KeyCode::Up, KeyModifiers::SHIFT);
+        assert_eq!(action_for(&shift_up, FEED), None);
+    }
+
+    #[test]
+    fn alt_enter_is_a_new_line_in_compose() {
+        let alt_enter = press(KeyCode::Enter, KeyModifiers::ALT);
+        assert_eq!(action_for(&alt_enter, COMPOSE), Some(Action::NewLine));
+        let enter = press(KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(action_for(&enter, COMPOSE), Some(Action::Publish));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::error::TrySendError;
 
-use self::model::Model;
+use self::model::{Level, Model};
 use self::update::{Effect, Msg, update};
 use crate::xmpp::{Command, NetHandle};
 
@@ -33,21 +33,48 @@ pub const FRAME: Duration = Duration::from_millis(16);
 /// Network events handled before the loop looks at the keyboard again.
 const NET_BATCH: usize = 512;
 
-/// Run the TUI until the user quits. Restores the terminal on every exit path (a panic too,
-/// through ratatui's hook).
-pub async fn run(net: NetHandle, model: Model) -> anyhow::Result<()> {
-    let mut terminal = ratatui::init();
-    let setup = crossterm::execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste);
-    let result = match setup {
-        Ok(()) => event_loop(&mut terminal, net, model).await,
-        Err(e) => Err(e.into()),
-    };
+/// Set before the TUI starts, this makes it panic after its first frame (the tests use it to
+/// check that a panic leaves the terminal as it was).
+pub const TEST_PANIC_ENV: &str = "PUBSUB_TUI_TEST_PANIC";
+
+/// Undo everything [`start_terminal`] turned on. Errors are ignored: the terminal may be gone
+/// (a closed window), and this must not panic then, least of all inside a panic hook.
+fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
     let _ = crossterm::execute!(
         std::io::stdout(),
         DisableMouseCapture,
-        DisableBracketedPaste
+        DisableBracketedPaste,
+        crossterm::terminal::LeaveAlternateScreen
     );
-    ratatui::restore();
+}
+
+/// Raw mode, the alternate screen, mouse capture and bracketed paste, with a panic hook that
+/// undoes all of them before the panic is reported. (ratatui's own `init` hook restores only
+/// the first two, and prints with `eprintln!`, which panics again when the terminal is gone.)
+fn start_terminal() -> std::io::Result<ratatui::DefaultTerminal> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    )?;
+    ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
+}
+
+/// Run the TUI until the user quits. Restores the terminal on every exit path: a panic too.
+pub async fn run(net: NetHandle, model: Model) -> anyhow::Result<()> {
+    let result = match start_terminal() {
+        Ok(mut terminal) => event_loop(&mut terminal, net, model).await,
+        Err(e) => Err(e.into()),
+    };
+    restore_terminal();
     result
 }
 
@@ -74,6 +101,9 @@ async fn event_loop(
     let mut dirty = true;
     let mut next_frame = tokio::time::Instant::now();
     let mut net_open = true;
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let test_panic = std::env::var_os(TEST_PANIC_ENV).is_some();
 
     loop {
         let now = tokio::time::Instant::now();
@@ -81,6 +111,7 @@ async fn event_loop(
             terminal.draw(|f| view::draw(f, &model))?;
             dirty = false;
             next_frame = now + FRAME;
+            assert!(!test_panic, "{TEST_PANIC_ENV} is set: panicking on purpose");
         }
         let frame_due = async {
             if dirty {
@@ -109,6 +140,7 @@ async fn event_loop(
                 msgs.push(Msg::NetEnded);
             },
             () = frame_due => {}
+            _ = clock.tick() => msgs.push(Msg::Tick(chrono::Utc::now())),
             _ = sigterm.recv() => break,
             _ = sighup.recv() => break,
         }
@@ -124,12 +156,10 @@ async fn event_loop(
                     }
                     Effect::Net(cmd) => match net.commands.try_send(cmd) {
                         Ok(()) => {}
-                        Err(TrySendError::Full(_)) => {
-                            model.last_error =
-                                Some("busy: the network queue is full, try again".into());
-                        }
+                        Err(TrySendError::Full(_)) => model
+                            .outcome(Level::Error, "busy: the network queue is full, try again"),
                         Err(TrySendError::Closed(_)) => {
-                            model.last_error = Some("the connection has ended".into());
+                            model.outcome(Level::Error, "the connection has ended");
                         }
                     },
                 }
@@ -151,8 +181,8 @@ fn outcome(model: &Model) -> anyhow::Result<()> {
     }
 }
 
-/// Ask the network core to close the stream cleanly, without waiting long.
+/// Ask the network core to unsubscribe and close the stream cleanly, without waiting long.
 async fn shutdown(net: NetHandle) {
     let _ = net.commands.try_send(Command::Shutdown);
-    let _ = tokio::time::timeout(Duration::from_secs(2), net.task).await;
+    let _ = tokio::time::timeout(crate::headless::CLOSE_WAIT, net.task).await;
 }

@@ -1,8 +1,12 @@
 //! Everything the TUI shows, as plain data. Changed only by `update`, read only by `view`.
+//!
+//! The model keeps facts (times, states); the view formats them. Time comes in as
+//! `Msg::Tick` (the shell sends one a second), so the model never reads a clock.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use chrono::FixedOffset;
+use chrono::{DateTime, FixedOffset, Utc};
 use tui_input::Input;
 
 use crate::feed::NodeFeed;
@@ -36,29 +40,87 @@ impl Focus {
     }
 }
 
+/// Whether a node is being fetched again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    Idle,
+    /// A retrieve is running: items received so far and the service's total, when paging.
+    Resyncing {
+        progress: Option<(usize, Option<u64>)>,
+    },
+}
+
 /// One subscribed node.
 #[derive(Debug, Clone)]
 pub struct NodeView {
     pub name: String,
     pub state: SubState,
     pub feed: NodeFeed,
-    /// Time of the newest item (as the item carried it, formatted for display).
-    pub last_activity: Option<String>,
-    pub resyncing: bool,
-    /// Items received so far and the service's total, while a paged resync runs.
-    pub progress: Option<(usize, Option<u64>)>,
+    /// When the newest item was published (its own time) or, without one, received.
+    pub last_activity: Option<DateTime<Utc>>,
+    pub sync: SyncState,
     /// Gaps detected in this node's sequences.
     pub gaps: u64,
-    /// When the last resync finished (display time).
-    pub last_resync: Option<String>,
+    /// When the last resync finished.
+    pub last_resync: Option<DateTime<Utc>>,
+}
+
+/// A modal layer over the panes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    /// The key list; rows scrolled down.
+    Help {
+        scroll: u16,
+    },
+    /// The message log; rows scrolled up from the newest.
+    Messages {
+        scroll: u16,
+    },
+    /// Quit although items are not confirmed yet?
+    ConfirmQuit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Error,
+}
+
+/// One line of the message log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub at: DateTime<Utc>,
+    pub level: Level,
+    pub text: String,
+    /// Shown in the status bar for a while (else only in the log).
+    pub flash: bool,
+}
+
+/// Entries the message log keeps; the oldest go first.
+pub const LOG_LIMIT: usize = 500;
+/// How long a background notice stays in the status bar.
+pub const NOTICE_TTL: Duration = Duration::from_secs(10);
+/// How long a background error stays in the status bar (the log keeps it).
+pub const ERROR_TTL: Duration = Duration::from_secs(30);
+
+/// A publish the service has not confirmed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unconfirmed {
+    pub node: String,
+    /// Offline: waiting for the link.
+    pub queued: bool,
+}
+
+/// A publish that failed for good; `P` sends it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    pub node: String,
+    pub text: String,
 }
 
 /// The whole screen's state.
 #[derive(Debug)]
-#[allow(
-    clippy::struct_excessive_bools,
-    reason = "independent UI flags, not a state machine"
-)]
 pub struct Model {
     pub nodes: Vec<NodeView>,
     pub selected: usize,
@@ -67,22 +129,28 @@ pub struct Model {
     pub feed_offset: usize,
     pub compose: Input,
     pub conn: ConnState,
+    /// When `conn` last changed.
+    pub conn_since: DateTime<Utc>,
     /// The network core has ended (after a final error or a shutdown).
     pub net_ended: bool,
+    /// The pubsub service's JID, for the words of errors.
+    pub service: String,
     pub auto_publish: bool,
     pub interval: Duration,
     pub auto_node: Option<String>,
-    pub last_error: Option<String>,
-    /// The last informational message (published, resynced, …).
-    pub notice: Option<String>,
-    pub show_help: bool,
-    /// Rows the help overlay is scrolled down.
-    pub help_scroll: u16,
+    /// The outcome of the user's last action (publish, resync, …): it stays until the next.
+    pub outcome: Option<LogEntry>,
+    /// Everything said, newest last; the status bar shows the newest for a while.
+    pub log: VecDeque<LogEntry>,
+    pub overlay: Overlay,
     pub dropped: u64,
-    /// Ids of items published while offline, waiting for the link.
-    pub waiting: std::collections::BTreeSet<String>,
+    /// The user's publishes not yet confirmed, by item id.
+    pub unconfirmed: BTreeMap<String, Unconfirmed>,
+    pub failed: Vec<Failed>,
     /// Time zone for displayed times.
     pub offset: FixedOffset,
+    /// The time of the last tick.
+    pub now: DateTime<Utc>,
     /// Terminal size, for page sizes.
     pub size: (u16, u16),
     pub quit: bool,
@@ -102,10 +170,9 @@ impl Model {
                 .map(|n| NodeView {
                     name: n.clone(),
                     state: SubState::Subscribing,
-                    feed: NodeFeed::new(feed_limit),
+                    feed: NodeFeed::with_offset(feed_limit, offset),
                     last_activity: None,
-                    resyncing: false,
-                    progress: None,
+                    sync: SyncState::Idle,
                     gaps: 0,
                     last_resync: None,
                 })
@@ -115,17 +182,20 @@ impl Model {
             feed_offset: 0,
             compose: Input::default(),
             conn: ConnState::Connecting { attempt: 1 },
+            conn_since: DateTime::<Utc>::UNIX_EPOCH,
             net_ended: false,
+            service: String::new(),
             auto_publish,
             interval,
             auto_node: nodes.first().cloned(),
-            last_error: None,
-            notice: None,
-            show_help: false,
-            help_scroll: 0,
+            outcome: None,
+            log: VecDeque::new(),
+            overlay: Overlay::None,
             dropped: 0,
-            waiting: std::collections::BTreeSet::new(),
+            unconfirmed: BTreeMap::new(),
+            failed: Vec::new(),
             offset,
+            now: DateTime::<Utc>::UNIX_EPOCH,
             size: (80, 24),
             quit: false,
         }
@@ -133,13 +203,16 @@ impl Model {
 
     /// The model for a network session's nodes and auto-publish settings, in local time.
     pub fn for_session(session: &crate::xmpp::session::SessionConfig, feed_limit: usize) -> Self {
-        Self::new(
+        let mut m = Self::new(
             &session.nodes,
             feed_limit,
             session.auto_publish,
             session.interval,
             *chrono::Local::now().offset(),
-        )
+        );
+        m.service = session.service.to_string();
+        m.now = Utc::now();
+        m
     }
 
     pub fn selected_node(&self) -> Option<&NodeView> {
@@ -167,5 +240,61 @@ impl Model {
 
     pub fn following(&self) -> bool {
         self.feed_offset == 0
+    }
+
+    pub fn is_online(&self) -> bool {
+        matches!(self.conn, ConnState::Online { .. })
+    }
+
+    fn push_log(&mut self, level: Level, text: String, flash: bool) -> LogEntry {
+        let entry = LogEntry {
+            at: self.now,
+            level,
+            text,
+            flash,
+        };
+        self.log.push_back(entry.clone());
+        while self.log.len() > LOG_LIMIT {
+            self.log.pop_front();
+        }
+        entry
+    }
+
+    /// Something happened in the background (a resync, a gap): the status bar shows it for
+    /// a while, the log keeps it.
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.push_log(Level::Info, text.into(), true);
+    }
+
+    /// Something failed in the background: the status bar shows it for a while.
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.push_log(Level::Error, text.into(), true);
+    }
+
+    /// Only for the log (what the status bar shows otherwise, such as the connection).
+    pub fn quiet(&mut self, level: Level, text: impl Into<String>) {
+        self.push_log(level, text.into(), false);
+    }
+
+    /// The outcome of something the user did: it stays in the status bar until the next.
+    pub fn outcome(&mut self, level: Level, text: impl Into<String>) {
+        let entry = self.push_log(level, text.into(), false);
+        self.outcome = Some(entry);
+    }
+
+    /// The newest background message, while it is recent enough to show.
+    pub fn recent(&self) -> Option<&LogEntry> {
+        let newest = self.log.iter().rev().find(|e| e.flash)?;
+        let ttl = match newest.level {
+            Level::Info => NOTICE_TTL,
+            Level::Error => ERROR_TTL,
+        };
+        let age = self.now.signed_duration_since(newest.at);
+        (age.to_std().unwrap_or_default() < ttl).then_some(newest)
+    }
+
+    /// User publishes not yet confirmed.
+    pub fn waiting(&self) -> usize {
+        self.unconfirmed.len()
     }
 }

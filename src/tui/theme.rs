@@ -26,6 +26,7 @@ pub const RETRACTED: Style = Style::new()
 pub const MARKER: Style = Style::new()
     .fg(Color::Yellow)
     .add_modifier(Modifier::ITALIC);
+pub const DAY: Style = Style::new().fg(Color::Blue).add_modifier(Modifier::BOLD);
 pub const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED);
 pub const SELECTED_UNFOCUSED: Style = Style::new().add_modifier(Modifier::BOLD);
 pub const OK: Style = Style::new().fg(Color::Green);

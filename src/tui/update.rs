@@ -1,17 +1,17 @@
 //! `update(&mut Model, Msg) -> Vec<Effect>`: all of the TUI's behaviour, with no I/O.
 
+use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use tui_input::InputRequest;
 
-use super::keymap::{self, Action};
-use super::model::{Focus, Model};
+use super::keymap::{self, Action, Mode};
+use super::model::{Failed, Focus, Level, Model, Overlay, SyncState, Unconfirmed};
 use crate::feed::{MarkerKind, PushOutcome};
 use crate::sanitize;
-use crate::xmpp::protocol::SubState;
+use crate::xmpp::error::{Op, RequestError, explain};
+use crate::xmpp::protocol::{self, SubState};
 use crate::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
 
-/// Longest text the compose box takes (characters).
-pub const MAX_COMPOSE_CHARS: usize = 4000;
 /// Rows one mouse-wheel step scrolls.
 const WHEEL_ROWS: usize = 3;
 
@@ -24,6 +24,8 @@ pub enum Msg {
     Net(NetEvent),
     /// The network core has stopped (its event channel closed).
     NetEnded,
+    /// The time now (the shell sends one a second).
+    Tick(DateTime<Utc>),
 }
 
 /// What the shell should do after an update.
@@ -46,16 +48,15 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Paste(text) => {
-            if m.focus == Focus::Compose {
-                for c in sanitize::outgoing(&text).chars() {
-                    insert_char(m, if c == '\n' || c == '\t' { ' ' } else { c });
-                }
+            if m.overlay == Overlay::None && m.focus == Focus::Compose {
+                paste(m, &text);
             }
             Vec::new()
         }
         Msg::Resize(w, h) => {
             m.size = (w, h);
             clamp_offset(m);
+            clamp_overlay(m);
             Vec::new()
         }
         Msg::Net(ev) => {
@@ -69,44 +70,85 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Msg::Tick(now) => {
+            m.now = now;
+            Vec::new()
+        }
     }
 }
 
-/// Scroll the help overlay (it is modal, so the movement keys are its own).
-fn scroll_help(m: &mut Model, code: KeyCode) {
-    let max = super::view::help::max_scroll(m.size);
-    let page = m.size.1.saturating_sub(4).max(1);
-    m.help_scroll = match code {
-        KeyCode::Up | KeyCode::Char('k') => m.help_scroll.saturating_sub(1),
-        KeyCode::Down | KeyCode::Char('j') => m.help_scroll.saturating_add(1),
-        KeyCode::PageUp => m.help_scroll.saturating_sub(page),
-        KeyCode::PageDown => m.help_scroll.saturating_add(page),
-        KeyCode::Home | KeyCode::Char('g') => 0,
-        KeyCode::End | KeyCode::Char('G') => max,
-        _ => m.help_scroll,
+/// Rows of text the overlay has, and rows it shows, at the current size.
+fn overlay_extent(m: &Model) -> u16 {
+    match m.overlay {
+        Overlay::Help { .. } => super::view::help::max_scroll(m.size),
+        Overlay::Messages { .. } => super::view::messages::max_scroll(m),
+        _ => 0,
     }
-    .min(max);
+}
+
+fn clamp_overlay(m: &mut Model) {
+    let max = overlay_extent(m);
+    match &mut m.overlay {
+        Overlay::Help { scroll } | Overlay::Messages { scroll } => *scroll = (*scroll).min(max),
+        _ => {}
+    }
+}
+
+/// Scroll the help or message overlay (the movement keys are its own while it is open).
+/// Help counts rows down from its top; the message log counts rows up from its newest line.
+fn scroll_overlay(m: &mut Model, action: Action) {
+    let max = overlay_extent(m);
+    let page = m.size.1.saturating_sub(4).max(1);
+    let (scroll, from_end) = match &mut m.overlay {
+        Overlay::Help { scroll } => (scroll, false),
+        Overlay::Messages { scroll } => (scroll, true),
+        _ => return,
+    };
+    // Rows towards the top (negative) or the bottom (positive) of the text.
+    let towards_bottom: i32 = match action {
+        Action::Up => -1,
+        Action::Down => 1,
+        Action::PageUp => -i32::from(page),
+        Action::PageDown => i32::from(page),
+        Action::Top => -i32::from(u16::MAX),
+        Action::Bottom => i32::from(u16::MAX),
+        _ => 0,
+    };
+    let delta = if from_end {
+        -towards_bottom
+    } else {
+        towards_bottom
+    };
+    let new = (i32::from(*scroll) + delta).clamp(0, i32::from(max));
+    *scroll = u16::try_from(new).unwrap_or(max);
 }
 
 fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
-    let action = keymap::action_for(&key, m.focus);
-    if m.show_help {
-        // The help overlay is modal: it closes on its own keys; Ctrl-C still quits.
-        match action {
-            Some(Action::Quit) if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                m.quit = true;
-                return vec![Effect::Quit];
+    let mode = Mode::of(m);
+    let action = keymap::action_for(&key, mode);
+    match mode {
+        Mode::Overlay => {
+            match action {
+                Some(Action::Close) => m.overlay = Overlay::None,
+                Some(a) => scroll_overlay(m, a),
+                None => {}
             }
-            _ if matches!(
-                key.code,
-                KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::F(1)
-            ) =>
-            {
-                m.show_help = false;
-            }
-            _ => scroll_help(m, key.code),
+            return Vec::new();
         }
-        return Vec::new();
+        Mode::Confirm => {
+            return match action {
+                Some(Action::Yes) => {
+                    m.quit = true;
+                    vec![Effect::Quit]
+                }
+                Some(Action::No) => {
+                    m.overlay = Overlay::None;
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            };
+        }
+        Mode::Pane(_) => {}
     }
     let Some(action) = action else {
         if m.focus == Focus::Compose {
@@ -116,32 +158,38 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
     };
     match action {
         Action::Quit => {
-            m.quit = true;
-            return vec![Effect::Quit];
+            if m.waiting() > 0 && !m.net_ended {
+                m.overlay = Overlay::ConfirmQuit;
+            } else {
+                m.quit = true;
+                return vec![Effect::Quit];
+            }
         }
-        Action::Help => {
-            m.show_help = !m.show_help;
-            m.help_scroll = 0;
-        }
+        Action::Help => m.overlay = Overlay::Help { scroll: 0 },
+        Action::Messages => m.overlay = Overlay::Messages { scroll: 0 },
         Action::FocusNext => m.focus = m.focus.next(),
         Action::FocusPrev => m.focus = m.focus.prev(),
         Action::Compose => m.focus = Focus::Compose,
         Action::LeaveCompose => m.focus = Focus::Feed,
         Action::ToggleAuto => {
             m.auto_publish = !m.auto_publish;
-            return vec![Effect::Net(Command::SetAutoPublish(m.auto_publish))];
+            return vec![Effect::Net(Command::SetAutoPublish {
+                enabled: m.auto_publish,
+                node: m.selected_node().map(|n| n.name.clone()),
+            })];
         }
         Action::Resync => return resync(m),
+        Action::ResendFailed => return resend_failed(m),
         Action::Publish => return publish(m),
+        Action::NewLine => insert_text(m, "\n"),
         Action::Follow => m.feed_offset = 0,
         Action::Up
         | Action::Down
         | Action::PageUp
         | Action::PageDown
         | Action::Top
-        | Action::Bottom => {
-            navigate(m, action);
-        }
+        | Action::Bottom => return navigate(m, action),
+        Action::Close | Action::Yes | Action::No => {}
     }
     Vec::new()
 }
@@ -150,32 +198,99 @@ fn resync(m: &mut Model) -> Vec<Effect> {
     let Some(node) = m.selected_node().map(|n| n.name.clone()) else {
         return Vec::new();
     };
-    m.notice = Some(format!("resyncing {node}…"));
+    if !m.is_online() {
+        m.outcome(Level::Error, format!("cannot resync {node}: not connected"));
+        return Vec::new();
+    }
+    m.outcome(Level::Info, format!("resyncing {node}…"));
     vec![Effect::Net(Command::Resync { node })]
 }
 
+fn resend_failed(m: &mut Model) -> Vec<Effect> {
+    let failed = std::mem::take(&mut m.failed);
+    if failed.is_empty() {
+        return Vec::new();
+    }
+    m.outcome(
+        Level::Info,
+        format!("publishing {} again…", plural(failed.len(), "failed item")),
+    );
+    failed
+        .into_iter()
+        .map(|f| {
+            Effect::Net(Command::Publish {
+                node: f.node,
+                text: f.text,
+            })
+        })
+        .collect()
+}
+
+/// `1 item`, `2 items`.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 fn publish(m: &mut Model) -> Vec<Effect> {
-    let text = m.compose.value().trim().to_owned();
-    if text.is_empty() {
+    let text = m.compose.value().trim_end().to_owned();
+    if text.trim().is_empty() {
         return Vec::new();
     }
     let Some(node) = m.selected_node().map(|n| n.name.clone()) else {
-        m.last_error = Some("no node selected".into());
+        m.outcome(Level::Error, "no node selected");
         return Vec::new();
     };
     if m.net_ended {
-        m.last_error = Some("cannot publish: the connection has ended".into());
+        m.outcome(Level::Error, "cannot publish: the connection has ended");
+        return Vec::new();
+    }
+    if let Err(why) = protocol::check_text_size(&sanitize::outgoing(&text)) {
+        m.outcome(Level::Error, why);
         return Vec::new();
     }
     m.compose.reset();
-    m.notice = Some(format!("publishing to {node}…"));
+    m.outcome(Level::Info, format!("publishing to {node}…"));
     vec![Effect::Net(Command::Publish { node, text })]
 }
 
-fn insert_char(m: &mut Model, c: char) {
-    if m.compose.value().chars().count() < MAX_COMPOSE_CHARS {
-        m.compose.handle(InputRequest::InsertChar(c));
+/// Insert text at the cursor, if the item would still fit; say so if not.
+fn insert_text(m: &mut Model, text: &str) {
+    let now = protocol::text_xml_len(m.compose.value());
+    let more = protocol::text_xml_len(text);
+    if now + more > protocol::MAX_TEXT_XML_BYTES {
+        m.outcome(
+            Level::Error,
+            format!(
+                "that does not fit: an item carries at most {} bytes of text as XML (this would \
+                 make {})",
+                protocol::MAX_TEXT_XML_BYTES,
+                now + more
+            ),
+        );
+        return;
     }
+    // One splice, not a char at a time: inserting by char index is linear, so a 250 KiB
+    // paste a char at a time would take minutes.
+    let cursor = m.compose.cursor();
+    let value = m.compose.value();
+    let at = value
+        .char_indices()
+        .nth(cursor)
+        .map_or(value.len(), |(i, _)| i);
+    let mut new = String::with_capacity(value.len() + text.len());
+    new.push_str(&value[..at]);
+    new.push_str(text);
+    new.push_str(&value[at..]);
+    m.compose = tui_input::Input::new(new).with_cursor(cursor + text.chars().count());
+}
+
+/// Pasted text goes in whole, line breaks kept (terminals paste a CR for each).
+fn paste(m: &mut Model, text: &str) {
+    insert_text(m, &sanitize::outgoing(text));
 }
 
 fn edit_compose(m: &mut Model, key: KeyEvent) {
@@ -188,7 +303,7 @@ fn edit_compose(m: &mut Model, key: KeyEvent) {
         KeyCode::Char('w') if ctrl => InputRequest::DeletePrevWord,
         KeyCode::Char(c) if !ctrl && !alt => {
             if !c.is_control() {
-                insert_char(m, c);
+                insert_text(m, c.encode_utf8(&mut [0; 4]));
             }
             return;
         }
@@ -205,7 +320,7 @@ fn edit_compose(m: &mut Model, key: KeyEvent) {
     m.compose.handle(req);
 }
 
-fn navigate(m: &mut Model, action: Action) {
+fn navigate(m: &mut Model, action: Action) -> Vec<Effect> {
     match m.focus {
         Focus::Subscriptions => {
             let last = m.nodes.len().saturating_sub(1);
@@ -219,6 +334,13 @@ fn navigate(m: &mut Model, action: Action) {
             if new != m.selected {
                 m.selected = new;
                 m.feed_offset = 0;
+                // Auto-publish follows the selected node.
+                if m.auto_publish {
+                    return vec![Effect::Net(Command::SetAutoPublish {
+                        enabled: true,
+                        node: m.selected_node().map(|n| n.name.clone()),
+                    })];
+                }
             }
         }
         Focus::Feed | Focus::Compose => {
@@ -233,6 +355,7 @@ fn navigate(m: &mut Model, action: Action) {
             }
         }
     }
+    Vec::new()
 }
 
 fn max_offset(m: &Model) -> usize {
@@ -251,26 +374,55 @@ fn scroll_feed_down(m: &mut Model, rows: usize) {
     m.feed_offset = m.feed_offset.saturating_sub(rows);
 }
 
+fn on_connection(m: &mut Model, state: ConnState) {
+    match &state {
+        ConnState::Failed { error } => m.quiet(Level::Error, format!("connection failed: {error}")),
+        ConnState::Retrying { .. } => m.quiet(Level::Error, state.to_string()),
+        ConnState::Online { .. } | ConnState::Suspended | ConnState::Closed => {
+            m.quiet(Level::Info, state.to_string());
+        }
+        ConnState::Connecting { .. } => {}
+    }
+    m.conn = state;
+    m.conn_since = m.now;
+}
+
+fn on_subscription(m: &mut Model, node: &str, state: SubState) {
+    let service = m.service.clone();
+    let was_down = m.nodes.iter().any(|n| {
+        n.name == node && matches!(n.state, SubState::Retrying { .. } | SubState::Failed(_))
+    });
+    match &state {
+        // A lost connection says so in the status bar, once.
+        SubState::Failed(RequestError::Connection(_)) => {}
+        SubState::Retrying {
+            error, retry_in, ..
+        } => m.error(format!(
+            "{node}: {}; trying again in {} s",
+            explain(error, Op::Subscribe, node, &service),
+            retry_in.as_secs().max(1)
+        )),
+        SubState::Failed(error) => m.error(format!(
+            "{node}: cannot subscribe: {} (r tries again)",
+            explain(error, Op::Subscribe, node, &service)
+        )),
+        SubState::Subscribed if was_down => m.info(format!("{node}: live again")),
+        _ => {}
+    }
+    if let Some(n) = m.node_mut(node) {
+        n.state = state;
+    }
+}
+
 fn on_net(m: &mut Model, ev: NetEvent) {
+    let service = m.service.clone();
     match ev {
-        NetEvent::Connection(state) => {
-            if let ConnState::Failed { error } = &state {
-                m.last_error = Some(format!("connection failed: {error}"));
-            }
-            m.conn = state;
-        }
-        NetEvent::Subscription { node, state } => {
-            if let SubState::Error(reason) = &state {
-                m.last_error = Some(format!("subscribing to {node}: {reason}"));
-            }
-            if let Some(n) = m.node_mut(&node) {
-                n.state = state;
-            }
-        }
+        NetEvent::Connection(state) => on_connection(m, state),
+        NetEvent::Subscription { node, state } => on_subscription(m, &node, state),
         NetEvent::Item(item) => on_item(m, item),
         NetEvent::ResyncStarted { node } => {
             if let Some(n) = m.node_mut(&node) {
-                n.resyncing = true;
+                n.sync = SyncState::Resyncing { progress: None };
             }
         }
         NetEvent::Snapshot {
@@ -286,7 +438,9 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             total,
         } => {
             if let Some(n) = m.node_mut(&node) {
-                n.progress = Some((received, total));
+                n.sync = SyncState::Resyncing {
+                    progress: Some((received, total)),
+                };
             }
         }
         NetEvent::Gap {
@@ -295,12 +449,15 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             from,
             to,
         } => on_gap(m, &node, &sender, from, to),
-        NetEvent::Done { what } => m.notice = Some(format!("done: {what}")),
-        NetEvent::ResyncFailed {
-            node,
-            reason,
-            unsupported,
-        } => on_resync_failed(m, &node, &reason, unsupported),
+        NetEvent::Done { op, node, id } => {
+            let what = match (op, id) {
+                (Op::Retract, Some(id)) => format!("retracted {id} from {node}"),
+                (Op::Purge, _) => format!("purged {node}"),
+                (op, _) => format!("{} {node}: done", op.verb()),
+            };
+            m.outcome(Level::Info, what);
+        }
+        NetEvent::ResyncFailed { node, error } => on_resync_failed(m, &node, &error),
         NetEvent::Retracted { node, id } => {
             if let Some(n) = m.node_mut(&node) {
                 n.feed.retract(&id);
@@ -318,23 +475,14 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             if let Some(n) = m.node_mut(&node) {
                 n.feed
                     .clear_with_marker(MarkerKind::Delete, "the node was deleted");
-                n.state = SubState::Error("node deleted".into());
+                n.state = SubState::Failed(RequestError::Invalid("the node was deleted".into()));
             }
+            m.error(format!("{node}: the node was deleted"));
         }
-        NetEvent::PublishQueued { node, id } => {
-            m.notice = Some(format!("offline: {id} waits to be published to {node}"));
-            m.waiting.insert(id);
-        }
-        NetEvent::Published { node, id, auto } => {
-            if !auto {
-                m.notice = Some(format!("published {id} to {node}"));
-            }
-            m.waiting.remove(&id);
-        }
-        NetEvent::PublishFailed { node, id, reason } => {
-            m.last_error = Some(format!("publishing {id} to {node} failed: {reason}"));
-            m.waiting.remove(&id);
-        }
+        ev @ (NetEvent::PublishSent { .. }
+        | NetEvent::Published { .. }
+        | NetEvent::PublishRetrying { .. }
+        | NetEvent::PublishFailed { .. }) => on_publish_event(m, ev),
         NetEvent::AutoPublish {
             enabled,
             interval,
@@ -344,13 +492,97 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             m.interval = interval;
             m.auto_node = node;
         }
-        NetEvent::NodeCreated { node } => m.notice = Some(format!("node {node} created")),
-        NetEvent::RequestFailed { what, reason } => {
-            m.last_error = Some(format!("{what}: {reason}"));
+        NetEvent::NodeCreated { node } => m.info(format!("node {node} created")),
+        NetEvent::RequestFailed {
+            op,
+            node,
+            id,
+            error,
+        } => {
+            let what = match id {
+                Some(id) => format!("{} {id} of {node}", op.verb()),
+                None => format!("{} {node}", op.verb()),
+            };
+            m.outcome(
+                Level::Error,
+                format!("{what}: {}", explain(&error, op, &node, &service)),
+            );
         }
+        NetEvent::StaleSubscriptionRemoved { node, jid } => m.info(format!(
+            "removed the subscription of {jid} to {node}, left behind by an earlier run"
+        )),
         NetEvent::Dropped { total, .. } => m.dropped = total,
     }
     clamp_offset(m);
+}
+
+/// What became of a publish: the user's own are tracked until confirmed (auto-published
+/// items only say when they fail).
+fn on_publish_event(m: &mut Model, ev: NetEvent) {
+    let service = m.service.clone();
+    match ev {
+        NetEvent::PublishSent {
+            node,
+            id,
+            queued,
+            auto: false,
+        } => {
+            if queued {
+                m.outcome(
+                    Level::Info,
+                    format!("offline: {id} waits to be published to {node}"),
+                );
+            }
+            m.unconfirmed.insert(id, Unconfirmed { node, queued });
+        }
+        NetEvent::Published {
+            node,
+            id,
+            auto: false,
+        } if m.unconfirmed.remove(&id).is_some() => {
+            m.outcome(Level::Info, format!("published {id} to {node}"));
+        }
+        NetEvent::PublishRetrying {
+            node,
+            id,
+            error,
+            retry_in,
+        } => {
+            let text = format!(
+                "publishing {id} to {node}: {}; trying again in {} s",
+                explain(&error, Op::Publish, &node, &service),
+                retry_in.as_secs().max(1)
+            );
+            if m.unconfirmed.contains_key(&id) {
+                m.outcome(Level::Error, text);
+            } else {
+                m.quiet(Level::Error, text);
+            }
+        }
+        NetEvent::PublishFailed {
+            node,
+            id,
+            text,
+            auto,
+            error,
+        } => {
+            let why = explain(&error, Op::Publish, &node, &service);
+            if auto {
+                m.error(format!("auto-publish to {node} failed: {why}"));
+            } else {
+                m.unconfirmed.remove(&id);
+                m.failed.push(Failed {
+                    node: node.clone(),
+                    text,
+                });
+                m.outcome(
+                    Level::Error,
+                    format!("publishing to {node} failed: {why} (P sends it again)"),
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 fn on_snapshot(
@@ -359,48 +591,78 @@ fn on_snapshot(
     items: Vec<crate::feed::FeedItem>,
     reason: SnapshotReason,
     lost: &[crate::feed::gap::Lost],
-    at: chrono::DateTime<chrono::Utc>,
+    at: DateTime<Utc>,
 ) {
     let selected = m.node_index(node) == Some(m.selected);
-    let offset = m.offset;
     let count = items.len();
-    let text = match reason {
+    let stored = plural(count, "item");
+    let mut text = match reason {
         SnapshotReason::Initial if count == 0 => "no stored items on the service".to_owned(),
-        SnapshotReason::Initial => format!("{count} stored items retrieved from the service"),
-        SnapshotReason::Manual => format!("resynced: {count} items from the service"),
-        SnapshotReason::Gap => format!("resynced after a gap: {count} items from the service"),
+        SnapshotReason::Initial => format!(
+            "{} retrieved from the service",
+            plural(count, "stored item")
+        ),
+        SnapshotReason::Manual => format!("resynced: {stored} from the service"),
+        SnapshotReason::Gap => format!("resynced after a gap: {stored} from the service"),
     };
+    let newest = items.last().map(|i| i.timestamp().unwrap_or(m.now));
     if let Some(n) = m.node_mut(node) {
-        n.resyncing = false;
-        if let Some(last) = items.last() {
-            n.last_activity = Some(last.display_time(offset));
+        n.sync = SyncState::Idle;
+        if newest.is_some() {
+            n.last_activity = newest;
         }
-        n.feed.replace_all(items, text.clone());
+        let gone = n.feed.resync(items, text.clone());
+        if gone > 0 {
+            text = format!(
+                "{text}; {} no longer on the service (evicted), kept here",
+                plural(gone, "older item")
+            );
+        }
         for l in lost {
             n.feed.push_marker(MarkerKind::Lost, l.to_string());
         }
-        n.progress = None;
-        n.last_resync = Some(at.with_timezone(&offset).format("%H:%M:%S").to_string());
+        n.last_resync = Some(at);
     }
     if selected {
         m.feed_offset = 0;
     }
-    if reason != SnapshotReason::Initial {
-        m.notice = Some(format!("{node}: {text}"));
+    let lost_total: u64 = lost.iter().map(crate::feed::gap::Lost::count).sum();
+    if lost_total > 0 {
+        text = format!(
+            "{text}; {} lost (never received)",
+            plural(usize::try_from(lost_total).unwrap_or(usize::MAX), "item")
+        );
+    }
+    match reason {
+        SnapshotReason::Manual => m.outcome(Level::Info, format!("{node}: {text}")),
+        SnapshotReason::Gap => m.info(format!("{node}: {text}")),
+        SnapshotReason::Initial => m.quiet(Level::Info, format!("{node}: {text}")),
     }
 }
 
-fn on_resync_failed(m: &mut Model, node: &str, reason: &str, unsupported: bool) {
+fn on_resync_failed(m: &mut Model, node: &str, error: &RequestError) {
     if let Some(n) = m.node_mut(node) {
-        n.resyncing = false;
+        n.sync = SyncState::Idle;
     }
-    m.last_error = Some(if unsupported {
+    let text = if error.is_unsupported() {
         format!(
-            "{node}: this service cannot send stored items again, so resync is not possible ({reason})"
+            "{node}: this service cannot send stored items again, so resync is not possible ({error})"
         )
     } else {
-        format!("resync of {node} failed: {reason}")
-    });
+        format!(
+            "resync of {node} failed: {}",
+            explain(error, Op::Retrieve, node, &m.service)
+        )
+    };
+    let user_asked = m
+        .outcome
+        .as_ref()
+        .is_some_and(|o| o.text == format!("resyncing {node}…"));
+    if user_asked || matches!(error, RequestError::Offline) {
+        m.outcome(Level::Error, text);
+    } else {
+        m.error(text);
+    }
 }
 
 fn on_gap(m: &mut Model, node: &str, sender: &str, from: u64, to: u64) {
@@ -412,18 +674,18 @@ fn on_gap(m: &mut Model, node: &str, sender: &str, from: u64, to: u64) {
     } else {
         format!("{from}–{to}")
     };
-    m.notice = Some(format!(
+    m.info(format!(
         "{node}: items from {sender} missing (seq {range}); resyncing"
     ));
 }
 
 fn on_item(m: &mut Model, item: crate::feed::FeedItem) {
     let selected = m.node_index(&item.node) == Some(m.selected);
-    let offset = m.offset;
+    let at = item.timestamp().unwrap_or(m.now);
     let Some(n) = m.node_mut(&item.node) else {
         return;
     };
-    n.last_activity = Some(item.display_time(offset));
+    n.last_activity = Some(n.last_activity.map_or(at, |t| t.max(at)));
     let outcome = n.feed.push_item(item);
     if selected && outcome == PushOutcome::Added && m.feed_offset > 0 {
         // Keep the rows the user is reading in place while new ones arrive below.

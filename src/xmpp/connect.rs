@@ -35,7 +35,7 @@ use xmpp_parsers::starttls;
 use xmpp_parsers::stream_features::StreamFeatures;
 
 use super::events::ConnState;
-use super::guard::Guarded;
+use super::guard::{Guarded, StreamErrors};
 use crate::config::Password;
 
 /// How the stream is protected.
@@ -109,6 +109,9 @@ pub enum ConnectError {
     Network(String),
     #[error("no answer within {} s", .0.as_secs())]
     Timeout(Duration),
+    /// The peer is something else (a web server, SSH, …): a wrong host or port.
+    #[error("{0}")]
+    NotXmpp(String),
 }
 
 impl ConnectError {
@@ -122,6 +125,7 @@ impl ConnectError {
 impl From<XmppError> for ConnectError {
     fn from(e: XmppError) -> Self {
         match e {
+            XmppError::Io(io) if super::guard::NotXmpp::is(&io) => Self::NotXmpp(io.to_string()),
             XmppError::Auth(AuthError::Fail(SaslCondition::TemporaryAuthFailure)) => {
                 Self::Network("temporary authentication failure".into())
             }
@@ -137,6 +141,9 @@ impl From<XmppError> for ConnectError {
 
 impl From<std::io::Error> for ConnectError {
     fn from(e: std::io::Error) -> Self {
+        if super::guard::NotXmpp::is(&e) {
+            return Self::NotXmpp(e.to_string());
+        }
         Self::Network(e.to_string())
     }
 }
@@ -202,22 +209,51 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustl
     Ok(Arc::new(config))
 }
 
+/// Connect to `host` (a name or an IP address) on `port`: each of its addresses in turn,
+/// with the system resolver (so `/etc/hosts` counts), and errors in plain words.
+async fn connect_host(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| ConnectError::Network(format!("cannot find the server {host}: {e}")))?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ConnectError::Network(match last {
+        Some(e) => format!("cannot connect to {host} port {port}: {e}"),
+        None => format!("cannot find the server {host}: it has no address"),
+    }))
+}
+
 async fn tcp_connect(cfg: &ConnectConfig) -> Result<TcpStream, ConnectError> {
     let domain = cfg.jid.domain().as_str().to_owned();
-    let dns = match &cfg.server {
-        Some((host, port)) => DnsConfig::NoSrv {
-            host: host.clone(),
-            port: *port,
-            resolver: None,
-        },
-        None => DnsConfig::UseSrv {
-            host: domain,
+    let tcp = match &cfg.server {
+        Some((host, port)) => connect_host(host, *port).await?,
+        None => match (DnsConfig::UseSrv {
+            host: domain.clone(),
             srv: "_xmpp-client._tcp".into(),
             fallback_port: 5222,
             resolver: None,
+        })
+        .resolve()
+        .await
+        {
+            Ok(tcp) => tcp,
+            Err(XmppError::Disconnected) => {
+                return Err(ConnectError::Network(format!(
+                    "cannot connect to any server of {domain} (from its DNS records, or port \
+                     5222); --server HOST:PORT names one"
+                )));
+            }
+            // The resolver's own errors are debug dumps: ask the system's resolver for the
+            // domain itself (what the SRV lookup falls back to), which answers in words.
+            Err(_) => connect_host(&domain, 5222).await?,
         },
     };
-    let tcp = dns.resolve().await?;
     tcp.set_nodelay(true)?;
     Ok(tcp)
 }
@@ -259,9 +295,11 @@ fn tls_error(e: &std::io::Error) -> Option<String> {
         .map(ToString::to_string)
 }
 
-/// Open one authenticated (not yet bound) stream.
+/// Open one authenticated (not yet bound) stream. Stream errors the server sends on it later
+/// are left in `errors`.
 pub async fn establish(
     cfg: &ConnectConfig,
+    errors: Option<Arc<StreamErrors>>,
 ) -> Result<
     (
         StreamFeatures,
@@ -278,7 +316,10 @@ pub async fn establish(
             if !peer.ip().is_loopback() {
                 return Err(ConnectError::PlainNotLoopback(peer.to_string()));
             }
-            (Box::new(Guarded::new(tcp)), ChannelBinding::None)
+            (
+                Box::new(Guarded::new(tcp).reporting(errors)),
+                ChannelBinding::None,
+            )
         }
         Security::StartTls(config) => {
             let plain = initiate_stream(
@@ -309,7 +350,7 @@ pub async fn establish(
             } else {
                 ChannelBinding::None
             };
-            (Box::new(Guarded::new(tls)), binding)
+            (Box::new(Guarded::new(tls).reporting(errors)), binding)
         }
     };
     let stream = initiate_stream(BufStream::new(io), ns, header(&domain), cfg.timeouts).await?;
@@ -350,6 +391,8 @@ pub struct Handovers {
     handed: AtomicBool,
     up: AtomicBool,
     failed_in_a_row: AtomicU32,
+    /// The stream error the last stream ended with, if any.
+    pub errors: Arc<StreamErrors>,
 }
 
 impl Handovers {
@@ -393,6 +436,27 @@ pub async fn connect_loop(
     mut slot: oneshot::Sender<Connection>,
 ) {
     let dead_streams = handovers.next_request();
+    // Another login with our full JID took over the session. Reconnecting would take it
+    // back, and the other would do the same: the two would knock each other off for ever.
+    if let Some(e) = handovers.errors.take() {
+        if e.condition == "conflict" {
+            let said = e
+                .text
+                .map(|t| format!(" (the server said: {t})"))
+                .unwrap_or_default();
+            let _ = status.send(ConnState::Failed {
+                error: format!(
+                    "another connection logged in as {} and replaced this one{said}; stopped \
+                     here so the two do not knock each other off. Give each run its own \
+                     --resource, or leave it out (each run then gets a new one)",
+                    cfg.jid
+                ),
+            });
+            slot.closed().await;
+            return;
+        }
+        tracing::warn!(condition = %e.condition, text = ?e.text, "the server ended the stream");
+    }
     // The first retry changes something (no stream management), so it need not wait.
     if dead_streams > 1 {
         let wait = backoff(dead_streams - 1);
@@ -411,7 +475,12 @@ pub async fn connect_loop(
     loop {
         attempt += 1;
         let _ = status.send(ConnState::Connecting { attempt });
-        let result = match tokio::time::timeout(cfg.connect_timeout, establish(&cfg)).await {
+        let result = match tokio::time::timeout(
+            cfg.connect_timeout,
+            establish(&cfg, Some(handovers.errors.clone())),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(_) => Err(ConnectError::Timeout(cfg.connect_timeout)),
         };

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::feed::FeedItem;
 use crate::feed::gap::Lost;
+use crate::xmpp::error::{Op, RequestError};
 use crate::xmpp::protocol::SubState;
 
 /// What a front end asks the network core to do.
@@ -16,11 +17,16 @@ pub enum Command {
         node: String,
         text: String,
     },
-    /// Retrieve all items of the node and replace the local view with them.
+    /// Retrieve all items of the node and replace the local view with them. A node whose
+    /// subscription failed is subscribed again first.
     Resync {
         node: String,
     },
-    SetAutoPublish(bool),
+    /// Turn auto-publish on or off; `node` is where it publishes (the TUI's selected node).
+    SetAutoPublish {
+        enabled: bool,
+        node: Option<String>,
+    },
     /// Retract an item (with notification); needs rights on the service.
     Retract {
         node: String,
@@ -35,6 +41,7 @@ pub enum Command {
         node: String,
         max_items: u32,
     },
+    /// Unsubscribe from every followed node (when online), then close the stream.
     Shutdown,
 }
 
@@ -111,8 +118,8 @@ pub enum NetEvent {
     ResyncStarted {
         node: String,
     },
-    /// The service's set of items for the node, ordered by (time, seq), deduplicated by id:
-    /// it replaces the local view. `lost` says what the service no longer has.
+    /// The service's set of items for the node, ordered by (time, seq), deduplicated by id.
+    /// `lost` says which items the service no longer has and this run never received.
     Snapshot {
         node: String,
         items: Vec<FeedItem>,
@@ -135,9 +142,7 @@ pub enum NetEvent {
     },
     ResyncFailed {
         node: String,
-        reason: String,
-        /// The service cannot retrieve items at all (the Wokkel relay, for one).
-        unsupported: bool,
+        error: RequestError,
     },
     Retracted {
         node: String,
@@ -149,10 +154,12 @@ pub enum NetEvent {
     Deleted {
         node: String,
     },
-    /// Offline: the item waits and is sent when the connection is back.
-    PublishQueued {
+    /// A publish is on its way (`queued`: offline, it waits for the link).
+    PublishSent {
         node: String,
         id: String,
+        queued: bool,
+        auto: bool,
     },
     /// The service confirmed the publish.
     Published {
@@ -160,10 +167,20 @@ pub enum NetEvent {
         id: String,
         auto: bool,
     },
+    /// A temporary failure; the same item (same id) is sent again after `retry_in`.
+    PublishRetrying {
+        node: String,
+        id: String,
+        error: RequestError,
+        retry_in: Duration,
+    },
+    /// The publish failed for good. `text` is what was to be published.
     PublishFailed {
         node: String,
         id: String,
-        reason: String,
+        text: String,
+        auto: bool,
+        error: RequestError,
     },
     AutoPublish {
         enabled: bool,
@@ -175,11 +192,21 @@ pub enum NetEvent {
     },
     /// A retract or purge was accepted.
     Done {
-        what: String,
+        op: Op,
+        node: String,
+        id: Option<String>,
     },
     RequestFailed {
-        what: String,
-        reason: String,
+        op: Op,
+        node: String,
+        id: Option<String>,
+        error: RequestError,
+    },
+    /// A subscription of this account that no run uses any more (its resource is gone, or
+    /// it is for a node this run does not follow) was removed.
+    StaleSubscriptionRemoved {
+        node: String,
+        jid: String,
     },
     /// A stanza was ignored (forged sender, unknown node, stray reply); `total` so far.
     Dropped {

@@ -5,10 +5,12 @@
 //! - [`session`]: the pubsub client as a state machine (no I/O, no clock).
 //! - [`protocol`]: builders and parsers of the XEP-0060 elements.
 //! - [`events`]: the owned messages between the core and its front ends.
+//! - [`error`]: why a request failed, typed, and in plain words.
 //! - [`task`]: the async shell that runs a session over a real stream.
 //! - [`guard`]: depth and size limits on what peers send, checked before the XML parser.
 
 pub mod connect;
+pub mod error;
 pub mod events;
 pub mod guard;
 pub mod protocol;

@@ -6,11 +6,12 @@
 //! Every parser here returns sanitised domain values and never panics on odd input.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::time::Duration;
 use xmpp_parsers::minidom::{Element, rxml::NcName};
-use xmpp_parsers::stanza_error::StanzaError;
 
 use crate::feed::{FeedItem, ItemFormat, Seq};
 use crate::sanitize;
+use crate::xmpp::error::RequestError;
 
 pub const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 pub const NS_PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
@@ -29,10 +30,81 @@ pub const NS_ITEM: &str = "urn:x-pubsub-tui:item:0";
 /// head='42'/>` in the `<pubsub/>`). Clients that do not know it ignore it.
 pub const NS_SEQ: &str = "urn:x-pubsub-tui:seq:0";
 
-/// Longest item id we keep from a peer.
-const MAX_ID_CHARS: usize = 256;
-/// Longest text shown for an item of an unknown format.
-const MAX_UNKNOWN_CHARS: usize = 200;
+/// Longest text derived from an item of an unknown format (its element text, joined).
+const MAX_UNKNOWN_CHARS: usize = 4096;
+/// The largest `<item/>` we publish, as XML. Prosody refuses stanzas over 256 KiB (262,144
+/// bytes) and ends the stream; this leaves room for the `<iq/>` around the item.
+pub const MAX_ITEM_XML_BYTES: usize = 260_000;
+/// The most text one item carries: 250 KiB as XML (markup characters count as their escapes,
+/// `<` as `&lt;`).
+pub const MAX_TEXT_XML_BYTES: usize = 256_000;
+/// The seed-era `message` attribute gets at most this much of the text (the whole text is in
+/// the `<post/>` payload). Parsers limit attribute values (rxml: 8 KiB), so a long text there
+/// would break other clients' connections.
+const MESSAGE_ATTR_MAX_BYTES: usize = 1024;
+
+/// The text's size once escaped as XML character data.
+pub fn text_xml_len(text: &str) -> usize {
+    text.chars()
+        .map(|c| match c {
+            '<' | '>' => 4,
+            '&' | '\r' => 5,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
+
+/// Refuse text that would make an item too big to publish, with the sizes in the message.
+pub fn check_text_size(text: &str) -> Result<(), String> {
+    let len = text_xml_len(text);
+    if len > MAX_TEXT_XML_BYTES {
+        return Err(format!(
+            "the text is too long to publish: {len} bytes as XML, and an item carries at most \
+             {MAX_TEXT_XML_BYTES} (250 KiB)"
+        ));
+    }
+    Ok(())
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary, with an ellipsis when cut.
+fn cut_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Ranges as `a-b,c`.
+fn format_ranges(ranges: &[(u64, u64)]) -> String {
+    ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Read `a-b,c` (bounded: at most [`crate::feed::MAX_VOID_RANGES`] ranges, each `a <= b`).
+fn parse_ranges(s: &str) -> Vec<(u64, u64)> {
+    s.split(',')
+        .filter_map(|part| {
+            let part = part.trim();
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            (a <= b).then_some((a, b))
+        })
+        .take(crate::feed::MAX_VOID_RANGES)
+        .collect()
+}
 
 fn ncname(name: &str) -> NcName {
     NcName::try_from(name).expect("attribute names in this module are valid XML names")
@@ -120,10 +192,12 @@ pub fn parse_page(payload: Option<&Element>) -> Option<Page> {
     })
 }
 
-/// The `<item/>` of a publish: seed-compatible attributes plus our namespaced payload.
+/// The `<item/>` of a publish: seed-compatible attributes plus our namespaced payload, which
+/// carries the whole text (the `message` attribute only its start).
 pub fn item_element(item: &OutgoingItem) -> Element {
     let id = item.id();
     let short_time = item.time.format("%H:%M:%S").to_string();
+    let message = cut_bytes(&item.text, MESSAGE_ATTR_MAX_BYTES);
     let mut it = el(
         "item",
         NS_PUBSUB,
@@ -131,7 +205,7 @@ pub fn item_element(item: &OutgoingItem) -> Element {
             ("id", &id),
             ("sender", &item.sender),
             ("time", &short_time),
-            ("message", &item.text),
+            ("message", &message),
         ],
     );
     let seq = item.seq.n.to_string();
@@ -146,6 +220,13 @@ pub fn item_element(item: &OutgoingItem) -> Element {
             ("seq", &seq),
         ],
     );
+    if !item.seq.void.is_empty() {
+        post.set_attr(
+            xmpp_parsers::minidom::rxml::Namespace::NONE,
+            ncname("void"),
+            format_ranges(&item.seq.void),
+        );
+    }
     post.append_text(item.text.clone());
     it.append_child(post);
     it
@@ -211,26 +292,40 @@ fn attr(e: &Element, name: &str) -> Option<String> {
 }
 
 /// The text of an element and its descendants, bounded in length and depth-safe
-/// (iterative, so a deeply nested payload cannot overflow the stack here).
+/// (iterative, so a deeply nested payload cannot overflow the stack here). Text of separate
+/// elements is joined with a space, so `<lat>45.44</lat><lon>12.33</lon>` reads `45.44 12.33`.
 fn deep_text(root: &Element, max_chars: usize) -> String {
-    let mut out = String::new();
+    let mut parts: Vec<String> = Vec::new();
+    let mut len = 0;
     let mut stack = vec![root];
     while let Some(e) = stack.pop() {
-        if out.len() > max_chars * 4 {
+        if len > max_chars * 4 {
             break;
         }
-        out.push_str(&e.text());
+        let t = e.text();
+        let t = t.trim();
+        if !t.is_empty() {
+            len += t.len() + 1;
+            parts.push(t.to_owned());
+        }
         let children: Vec<&Element> = e.children().collect();
         stack.extend(children.into_iter().rev());
     }
-    sanitize::display_max(out.trim(), max_chars)
+    sanitize::display_max(&parts.join(" "), max_chars)
+}
+
+/// The element as XML text (what was received; empty if it cannot be written).
+pub fn to_xml(e: &Element) -> String {
+    let mut buf = Vec::new();
+    match e.write_to(&mut buf) {
+        Ok(()) => String::from_utf8(buf).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Read one `<item/>` of node `node` (from an event or a retrieve result).
 pub fn parse_item(node: &str, item: &Element) -> FeedItem {
-    let id = item
-        .attr("id")
-        .map(|s| sanitize::display_max(s, MAX_ID_CHARS));
+    let id = item.attr("id").map(sanitize::text);
     let mut out = FeedItem {
         node: node.to_owned(),
         id,
@@ -240,28 +335,32 @@ pub fn parse_item(node: &str, item: &Element) -> FeedItem {
         service_seq: None,
         text: String::new(),
         format: ItemFormat::Unknown,
+        xml: to_xml(item),
     };
     if let Some(post) = item.get_child("post", NS_ITEM) {
         out.format = ItemFormat::Native;
         out.sender = attr(post, "sender");
         out.time = attr(post, "time");
-        out.text = sanitize::display(&post.text());
+        out.text = sanitize::text(&post.text());
         let session = post.attr("session").map(sanitize::display);
         let n = post.attr("seq").and_then(|s| s.trim().parse::<u64>().ok());
         if let (Some(session), Some(n)) = (session, n) {
-            out.seq = Some(Seq { session, n });
+            let mut seq = Seq::new(session, n);
+            seq.void = post.attr("void").map(parse_ranges).unwrap_or_default();
+            seq.void.retain(|&(_, b)| b < n);
+            out.seq = Some(seq);
         }
     } else if item.attr("message").is_some() || item.attr("sender").is_some() {
         out.format = ItemFormat::Wokkel;
         out.sender = attr(item, "sender");
         out.time = attr(item, "time");
-        out.text = attr(item, "message").unwrap_or_default();
+        out.text = item.attr("message").map(sanitize::text).unwrap_or_default();
     } else if let Some(entry) = item.get_child("entry", NS_ATOM) {
         out.format = ItemFormat::Atom;
         let child_text = |name: &str| {
             entry
                 .get_child(name, NS_ATOM)
-                .map(|c| sanitize::display(c.text().trim()))
+                .map(|c| sanitize::text(c.text().trim()))
                 .filter(|t| !t.is_empty())
         };
         out.sender = entry
@@ -331,7 +430,7 @@ pub fn parse_event(event: &Element) -> Vec<EventPart> {
                             if let Some(id) = c.attr("id") {
                                 parts.push(EventPart::Retract {
                                     node: node.clone(),
-                                    id: sanitize::display_max(id, MAX_ID_CHARS),
+                                    id: sanitize::text(id),
                                 });
                             }
                         }
@@ -381,26 +480,56 @@ pub fn parse_items_result(node: &str, payload: Option<&Element>) -> Vec<FeedItem
         .collect()
 }
 
-/// The subscription state a service reported.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "state", content = "reason", rename_all = "lowercase")]
+/// The state of one followed node's subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubState {
+    /// Asked; no answer yet (or not connected yet).
     Subscribing,
     Subscribed,
+    /// The node's owner must approve the subscription first.
     Pending,
+    /// The service wants the subscription configured before it delivers.
     Unconfigured,
-    /// The service refused or failed; the text is its reason.
-    Error(String),
+    /// A temporary failure (the service is not online, no answer): attempt `attempt` failed
+    /// and the next one follows after `retry_in`.
+    Retrying {
+        error: RequestError,
+        attempt: u32,
+        retry_in: Duration,
+    },
+    /// Failed for good; `r` (a resync) tries again.
+    Failed(RequestError),
+}
+
+impl SubState {
+    /// A short word for lists and JSON: `subscribing`, `subscribed`, `retrying`, `failed`, …
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Subscribing => "subscribing",
+            Self::Subscribed => "subscribed",
+            Self::Pending => "pending",
+            Self::Unconfigured => "unconfigured",
+            Self::Retrying { .. } => "retrying",
+            Self::Failed(_) => "failed",
+        }
+    }
+
+    pub fn error(&self) -> Option<&RequestError> {
+        match self {
+            Self::Retrying { error, .. } | Self::Failed(error) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for SubState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Subscribing => f.write_str("subscribing"),
-            Self::Subscribed => f.write_str("subscribed"),
-            Self::Pending => f.write_str("pending"),
-            Self::Unconfigured => f.write_str("unconfigured"),
-            Self::Error(e) => write!(f, "error: {e}"),
+            Self::Retrying {
+                error, retry_in, ..
+            } => write!(f, "retrying in {} s ({error})", retry_in.as_secs().max(1)),
+            Self::Failed(e) => write!(f, "failed: {e}"),
+            other => f.write_str(other.name()),
         }
     }
 }
@@ -411,42 +540,66 @@ pub fn parse_subscription_result(payload: Option<&Element>) -> SubState {
     match sub.and_then(|s| s.attr("subscription")) {
         Some("pending") => SubState::Pending,
         Some("unconfigured") => SubState::Unconfigured,
-        Some("none") => SubState::Error("the service answered with subscription='none'".into()),
+        Some("none") => SubState::Failed(RequestError::Invalid(
+            "the service answered with subscription='none'".into(),
+        )),
         _ => SubState::Subscribed,
     }
 }
 
-/// A short human description of a stanza error: condition, pubsub detail, and the server's text.
-pub fn describe_error(error: &StanzaError) -> String {
-    let element: Element = error.clone().into();
-    let mut condition = None;
-    let mut detail = None;
-    for child in element.children() {
-        if child.ns() == NS_STANZAS && child.name() != "text" {
-            condition = Some(child.name().to_owned());
-        } else if child.ns() == NS_PUBSUB_ERRORS {
-            detail = Some(match child.attr("feature") {
-                Some(f) => format!("{} {}", child.name(), f),
-                None => child.name().to_owned(),
-            });
-        }
+/// `<pubsub><unsubscribe node='N' jid='J' [subid='S']/></pubsub>`
+pub fn unsubscribe(node: &str, jid: &str, subid: Option<&str>) -> Element {
+    let mut u = el("unsubscribe", NS_PUBSUB, &[("node", node), ("jid", jid)]);
+    if let Some(subid) = subid {
+        u.set_attr(
+            xmpp_parsers::minidom::rxml::Namespace::NONE,
+            ncname("subid"),
+            subid,
+        );
     }
-    let mut out = condition.unwrap_or_else(|| "undefined-condition".to_owned());
-    if let Some(d) = detail {
-        out = format!("{out} ({d})");
-    }
-    if let Some(text) = error.texts.values().next() {
-        out = format!("{out}: {text}");
-    }
-    sanitize::display_max(&out, 300)
+    let mut p = el("pubsub", NS_PUBSUB, &[]);
+    p.append_child(u);
+    p
 }
 
-/// True when an error says the service cannot retrieve items at all (e.g. the Wokkel relay).
-pub fn is_unsupported(error: &StanzaError) -> bool {
-    let d = describe_error(error);
-    d.starts_with("feature-not-implemented")
-        || d.starts_with("service-unavailable")
-        || d.contains("unsupported")
+/// `<pubsub><subscriptions/></pubsub>`: every subscription of our account at the service.
+pub fn subscriptions() -> Element {
+    let mut p = el("pubsub", NS_PUBSUB, &[]);
+    p.append_child(el("subscriptions", NS_PUBSUB, &[]));
+    p
+}
+
+/// `<ping xmlns='urn:xmpp:ping'/>`
+pub fn ping() -> Element {
+    el("ping", NS_PING, &[])
+}
+
+/// One subscription a service listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub node: String,
+    pub jid: String,
+    pub subid: Option<String>,
+    /// `subscribed`, `pending`, `unconfigured` or `none`.
+    pub state: String,
+}
+
+/// Read a `<subscriptions/>` result (entries without a node or a JID are skipped).
+pub fn parse_subscriptions(payload: Option<&Element>) -> Vec<Subscription> {
+    let Some(list) = payload.and_then(|p| p.get_child("subscriptions", NS_PUBSUB)) else {
+        return Vec::new();
+    };
+    list.children()
+        .filter(|c| c.is("subscription", NS_PUBSUB))
+        .filter_map(|c| {
+            Some(Subscription {
+                node: c.attr("node").or(list.attr("node"))?.to_owned(),
+                jid: c.attr("jid")?.to_owned(),
+                subid: c.attr("subid").map(str::to_owned),
+                state: c.attr("subscription").unwrap_or("subscribed").to_owned(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -468,8 +621,9 @@ mod tests {
             seq: Seq {
                 session: "ab12cd34".into(),
                 n: 7,
+                void: vec![(2, 3), (5, 5)],
             },
-            text: "a<b>&c]]> \"quoted\" 'single'".into(),
+            text: "a<b>&c]]> \"quoted\" 'single'\nline two".into(),
         };
         let el = item_element(&item);
         // Serialise and parse back, as the wire would.
@@ -486,10 +640,58 @@ mod tests {
         assert_eq!(parsed.time.as_deref(), Some("2026-11-24T07:56:57.123Z"));
         assert_eq!(parsed.seq, Some(item.seq.clone()));
         assert_eq!(parsed.format, ItemFormat::Native);
-        // Seed compatibility: the Wokkel attributes are there too.
+        // Seed compatibility: the Wokkel attributes are there too (the writer escapes the
+        // line break, so it survives attribute normalisation).
         assert_eq!(back.attr("message"), Some(item.text.as_str()));
         assert_eq!(back.attr("time"), Some("07:56:57"));
         assert_eq!(back.attr("sender"), Some("alice@localhost/tui"));
+    }
+
+    #[test]
+    fn a_long_text_is_whole_in_the_payload_and_short_in_the_attribute() {
+        let text = "日".repeat(3000); // 9,000 bytes: over rxml's 8 KiB attribute limit
+        let item = OutgoingItem {
+            node: "n".into(),
+            sender: "a@b/c".into(),
+            time: Utc::now(),
+            seq: Seq::new("s", 1),
+            text: text.clone(),
+        };
+        let el = item_element(&item);
+        let message = el.attr("message").expect("message attribute");
+        assert!(message.len() <= MESSAGE_ATTR_MAX_BYTES, "{}", message.len());
+        assert!(message.ends_with('…'));
+        let back: Element = to_xml(&el).parse().expect("parses");
+        assert_eq!(parse_item("n", &back).text, text);
+        // The size check counts escapes.
+        assert!(check_text_size(&"x".repeat(MAX_TEXT_XML_BYTES)).is_ok());
+        assert!(check_text_size(&"x".repeat(MAX_TEXT_XML_BYTES + 1)).is_err());
+        let err = check_text_size(&"<".repeat(MAX_TEXT_XML_BYTES / 4 + 1)).expect_err("escapes");
+        assert!(err.contains("as XML"), "{err}");
+        // The largest text fits Prosody's stanza limit in a whole publish.
+        let mut big = item.clone();
+        big.text = "z".repeat(MAX_TEXT_XML_BYTES);
+        let iq_payload = to_xml(&publish(&big));
+        assert!(
+            iq_payload.len() < MAX_ITEM_XML_BYTES,
+            "{}",
+            iq_payload.len()
+        );
+        const { assert!(MAX_ITEM_XML_BYTES + 1024 < 256 * 1024) };
+    }
+
+    #[test]
+    fn subscriptions_lists_read() {
+        let reply = parse(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscriptions><subscription node='a' jid='u@x/pubsub-tui-1' subscription='subscribed' subid='s1'/><subscription node='b' jid='u@x/y'/><subscription jid='no-node@x'/></subscriptions></pubsub>",
+        );
+        let subs = parse_subscriptions(Some(&reply));
+        assert_eq!(subs.len(), 2);
+        assert_eq!(subs[0].subid.as_deref(), Some("s1"));
+        assert_eq!(subs[1].state, "subscribed");
+        let unsub = unsubscribe("a", "u@x/y", Some("s1"));
+        let u = unsub.get_child("unsubscribe", NS_PUBSUB).expect("child");
+        assert_eq!(u.attr("subid"), Some("s1"));
     }
 
     #[test]
@@ -524,7 +726,8 @@ mod tests {
         );
         let parsed = parse_item("n", &item);
         assert_eq!(parsed.format, ItemFormat::Unknown);
-        assert_eq!(parsed.text, "<geoloc> 45.4412.33");
+        assert_eq!(parsed.text, "<geoloc> 45.44 12.33");
+        assert!(parsed.xml.contains("<lat>45.44</lat>"), "{}", parsed.xml);
         let empty = parse("<item xmlns='http://jabber.org/protocol/pubsub' id='y'/>");
         assert_eq!(parse_item("n", &empty).text, "(no payload)");
     }

@@ -9,6 +9,16 @@
 //! IQ tracking is ours, not tokio-xmpp's (see STACK-NOTES: its `Client` loses wake-ups under
 //! concurrent IQs): every request gets an id from a counter and an entry in `pending`, and a
 //! reply is accepted only from the JID the request went to.
+//!
+//! The nodes the session follows are one list ([`Followed`]), each with the state of its
+//! subscription. Temporary failures (the service is not online, no answer in time) are tried
+//! again with a growing delay ([`RetryPolicy`]); items arriving for a node show that it is live,
+//! whatever the last answer said.
+//!
+//! Subscriptions are by full JID, one per run. A clean end (`Command::Shutdown`) unsubscribes
+//! them; a run that crashed leaves its subscriptions behind, and the next fresh session of the
+//! account removes those whose resource is one of ours (see [`RESOURCE_PREFIX`]) and no longer
+//! answers a ping, and those of its own full JID for nodes it does not follow.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -22,10 +32,11 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
+use super::error::{Condition, Op, RequestError};
 use super::events::{Command, ConnState, NetEvent, SnapshotReason};
 use super::protocol::{self, EventPart, OutgoingItem, SubState};
-use crate::feed::gap::{GapTracker, Verdict, lost_in};
-use crate::feed::{FeedItem, Seq};
+use crate::feed::gap::{GapTracker, Ranges, Verdict, lost_in};
+use crate::feed::{FeedItem, MAX_VOID_RANGES, Seq};
 use crate::sanitize;
 
 /// Typed text waiting for a connection is kept up to this many items; more are refused.
@@ -36,13 +47,49 @@ pub const SERVICE_NUMBERING: &str = "all publishers";
 pub const RSM_PAGE: u32 = 200;
 /// Pages one resync may take (a bound against a service that never stops paging).
 pub const MAX_PAGES: u32 = 500;
+/// Resources of this program start with this; only subscriptions of such resources are
+/// cleaned up when they are left behind (other clients of the account are not ours to touch).
+pub const RESOURCE_PREFIX: &str = "pubsub-tui";
+/// How long a shutdown waits for the unsubscribe answers.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// How temporary failures are tried again: `first`, doubling up to `max`, and at most
+/// `attempts` tries in all before the failure is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub first: Duration,
+    pub max: Duration,
+    pub attempts: u32,
+}
+
+impl RetryPolicy {
+    /// 2, 4, 8, 16, 32, 60, 60 s: eight tries over about three minutes.
+    pub const DEFAULT: Self = Self {
+        first: Duration::from_secs(2),
+        max: Duration::from_secs(60),
+        attempts: 8,
+    };
+
+    /// The wait after failed try number `attempt` (1 for the first).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.first
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(self.max)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// What the session needs to know, fixed for its lifetime.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// The pubsub service: a component (`pubsub.example.org`) or a relay's full JID.
     pub service: Jid,
-    /// Nodes to subscribe to (and accept events for).
+    /// Nodes to subscribe to (and accept events for). Repeats are ignored.
     pub nodes: Vec<String>,
     /// Subscribe and retrieve on every fresh session (off for the one-shot `publish`).
     pub subscribe: bool,
@@ -53,6 +100,8 @@ pub struct SessionConfig {
     pub resync_min_interval: Duration,
     /// Random id of this publisher run; with the per-node counter it forms the item ids.
     pub publisher_session: String,
+    /// Temporary failures of subscribes, initial retrieves and publishes.
+    pub retry: RetryPolicy,
 }
 
 /// The time, given to the state machine rather than read by it.
@@ -87,7 +136,7 @@ pub enum Input<C = Command> {
     Connection(ConnState),
     Stanza(Box<Stanza>),
     Command(C),
-    /// Periodic check of IQ timeouts.
+    /// Periodic check of timeouts and retries.
     Tick,
     /// The auto-publish timer fired.
     AutoPublishTick,
@@ -128,11 +177,29 @@ enum Request {
     Publish {
         item: OutgoingItem,
         auto: bool,
+        /// Tries so far, this one included.
+        attempts: u32,
     },
     CreateNode {
         node: String,
     },
+    Unsubscribe {
+        node: String,
+        jid: String,
+        /// A left-behind subscription being cleaned up (not one of this run's own).
+        stale: bool,
+    },
+    /// The account's subscriptions at the service (to clean up left-behind ones).
+    Subscriptions,
+    /// A ping to another resource of the account: does it still exist?
+    Probe {
+        jid: String,
+        subs: NodeSubs,
+    },
 }
+
+/// Subscriptions of one JID: (node, subscription id).
+type NodeSubs = Vec<(String, Option<String>)>;
 
 #[derive(Debug, Clone)]
 struct Pending {
@@ -141,16 +208,60 @@ struct Pending {
     sent: Instant,
 }
 
+/// One followed node.
+#[derive(Debug, Clone)]
+struct Followed {
+    name: String,
+    state: SubState,
+    /// The service confirmed our subscription in this session (we unsubscribe on exit).
+    subscribed: bool,
+    /// The initial retrieve of this session has not succeeded yet.
+    need_retrieve: bool,
+    /// Failed tries in a row, and when the next one is due.
+    attempts: u32,
+    next_attempt: Option<Instant>,
+}
+
+impl Followed {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            state: SubState::Subscribing,
+            subscribed: false,
+            need_retrieve: false,
+            attempts: 0,
+            next_attempt: None,
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        matches!(self.state, SubState::Retrying { .. } | SubState::Failed(_))
+    }
+}
+
+/// A publish waiting for its next try.
+#[derive(Debug, Clone)]
+struct Delayed {
+    due: Instant,
+    item: OutgoingItem,
+    auto: bool,
+    attempts: u32,
+}
+
 #[derive(Debug)]
 pub struct Session {
     cfg: SessionConfig,
-    nodes: HashSet<String>,
+    nodes: Vec<Followed>,
     conn: ConnState,
     bound: Option<Jid>,
     next_id: u64,
     pending: HashMap<String, Pending>,
+    /// The last sequence number given out, per node.
     seq: HashMap<String, u64>,
-    outbox: VecDeque<OutgoingItem>,
+    /// Numbers given out that the service never accepted, per node (announced in later items).
+    void: HashMap<String, Ranges>,
+    outbox: VecDeque<(OutgoingItem, bool)>,
+    delayed: Vec<Delayed>,
     /// Live items that arrived while a retrieve of their node was in flight.
     resyncing: HashMap<String, Vec<FeedItem>>,
     /// Sequence state per node.
@@ -160,25 +271,41 @@ pub struct Session {
     /// Nodes with an automatic resync waiting for the rate limit.
     resync_wanted: HashSet<String>,
     auto_publish: bool,
+    auto_node: Option<String>,
+    /// Auto-published items so far (their own numbering, for their text).
+    auto_count: u64,
+    /// A shutdown waits for its unsubscribes until this time.
+    closing: Option<Instant>,
     dropped: u64,
 }
 
 impl Session {
     pub fn new(cfg: SessionConfig) -> Self {
+        let mut nodes: Vec<Followed> = Vec::new();
+        for n in &cfg.nodes {
+            if !nodes.iter().any(|f| &f.name == n) {
+                nodes.push(Followed::new(n.clone()));
+            }
+        }
         Self {
-            nodes: cfg.nodes.iter().cloned().collect(),
             auto_publish: cfg.auto_publish,
+            auto_node: nodes.first().map(|n| n.name.clone()),
+            nodes,
             cfg,
             conn: ConnState::Connecting { attempt: 1 },
             bound: None,
             next_id: 0,
             pending: HashMap::new(),
             seq: HashMap::new(),
+            void: HashMap::new(),
             outbox: VecDeque::new(),
+            delayed: Vec::new(),
             resyncing: HashMap::new(),
             trackers: HashMap::new(),
             last_resync: HashMap::new(),
             resync_wanted: HashSet::new(),
+            auto_count: 0,
+            closing: None,
             dropped: 0,
         }
     }
@@ -199,6 +326,14 @@ impl Session {
     /// Requests sent and not yet answered.
     pub fn pending_requests(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The followed nodes and their subscription states, in order.
+    pub fn node_states(&self) -> Vec<(String, SubState)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.state.clone()))
+            .collect()
     }
 
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
@@ -235,16 +370,23 @@ impl Session {
             Input::Stanza(stanza) => self.on_stanza(*stanza, now, &mut out),
             Input::Command(cmd) => self.on_command(cmd, now, &mut out),
             Input::Tick => {
+                if self.closing.is_some_and(|t| now.mono >= t) {
+                    out.push(Output::Stop);
+                    return out;
+                }
                 self.expire(now, &mut out);
                 self.start_due_resyncs(now, &mut out);
+                self.start_due_retries(now, &mut out);
             }
             Input::AutoPublishTick => {
                 if self.auto_publish
                     && self.is_online()
-                    && let Some(node) = self.cfg.nodes.first().cloned()
+                    && self.closing.is_none()
+                    && let Some(node) = self.auto_node.clone()
                 {
-                    let n = self.seq.get(&node).copied().unwrap_or(0) + 1;
-                    self.publish(node, &format!("auto-publish #{n}"), true, now, &mut out);
+                    self.auto_count += 1;
+                    let text = format!("auto-publish #{}", self.auto_count);
+                    self.publish(node, &text, true, now, &mut out);
                 }
             }
             Input::Closed => {
@@ -260,6 +402,24 @@ impl Session {
     fn set_conn(&mut self, state: ConnState, out: &mut Vec<Output>) {
         self.conn = state.clone();
         out.push(Output::Event(NetEvent::Connection(state)));
+    }
+
+    fn node(&self, name: &str) -> Option<&Followed> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    fn node_mut(&mut self, name: &str) -> Option<&mut Followed> {
+        self.nodes.iter_mut().find(|n| n.name == name)
+    }
+
+    fn set_state(&mut self, node: &str, state: SubState, out: &mut Vec<Output>) {
+        if let Some(n) = self.node_mut(node) {
+            n.state = state.clone();
+            out.push(Output::Event(NetEvent::Subscription {
+                node: node.to_owned(),
+                state,
+            }));
+        }
     }
 
     fn on_online(&mut self, bound: &Jid, now: Now, out: &mut Vec<Output>) {
@@ -280,36 +440,141 @@ impl Session {
         self.resyncing.clear();
         self.resync_wanted.clear();
         if self.cfg.subscribe {
-            for node in self.cfg.nodes.clone() {
-                out.push(Output::Event(NetEvent::Subscription {
-                    node: node.clone(),
-                    state: SubState::Subscribing,
-                }));
-                let payload = protocol::subscribe(&node, &bound.to_string());
-                self.send_iq(Request::Subscribe { node: node.clone() }, payload, now, out);
-                self.start_retrieve(node, SnapshotReason::Initial, now, out);
+            let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+            for node in names {
+                if let Some(n) = self.node_mut(&node) {
+                    n.subscribed = false;
+                    n.need_retrieve = true;
+                    n.attempts = 0;
+                    n.next_attempt = None;
+                }
+                self.set_state(&node, SubState::Subscribing, out);
+                self.join(&node, SnapshotReason::Initial, now, out);
             }
+            self.send_iq(Request::Subscriptions, protocol::subscriptions(), now, out);
         }
         for p in old {
             match p.request {
-                Request::Publish { item, auto } => self.send_publish(item, auto, now, out),
-                other @ (Request::CreateNode { .. }
-                | Request::Retract { .. }
-                | Request::Purge { .. }) => {
+                Request::Publish {
+                    item,
+                    auto,
+                    attempts,
+                } => self.send_publish(item, auto, attempts, now, out),
+                Request::CreateNode { node } => out.push(Output::Event(NetEvent::RequestFailed {
+                    op: Op::Create,
+                    node,
+                    id: None,
+                    error: reset_error(),
+                })),
+                Request::Retract { node, id } => {
                     out.push(Output::Event(NetEvent::RequestFailed {
-                        what: describe(&other),
-                        reason: "the connection was reset before the service answered".into(),
+                        op: Op::Retract,
+                        node,
+                        id: Some(id),
+                        error: reset_error(),
                     }));
                 }
-                Request::Subscribe { .. } | Request::Retrieve { .. } => {}
+                Request::Purge { node } => out.push(Output::Event(NetEvent::RequestFailed {
+                    op: Op::Purge,
+                    node,
+                    id: None,
+                    error: reset_error(),
+                })),
+                Request::Subscribe { .. }
+                | Request::Retrieve { .. }
+                | Request::Unsubscribe { .. }
+                | Request::Subscriptions
+                | Request::Probe { .. } => {}
             }
         }
         self.flush_outbox(now, out);
     }
 
+    /// Subscribe to a node (unless this session did already) and retrieve its items (if the
+    /// initial retrieve is still due, or `reason` asks for one).
+    fn join(&mut self, node: &str, reason: SnapshotReason, now: Now, out: &mut Vec<Output>) {
+        let Some(n) = self.node(node) else { return };
+        let in_flight = self
+            .pending
+            .values()
+            .any(|p| matches!(&p.request, Request::Subscribe { node: n } if n == node));
+        let (subscribe, retrieve) = (!n.subscribed && !in_flight, n.need_retrieve);
+        if subscribe {
+            let jid = self
+                .bound
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let payload = protocol::subscribe(node, &jid);
+            self.send_iq(
+                Request::Subscribe {
+                    node: node.to_owned(),
+                },
+                payload,
+                now,
+                out,
+            );
+        }
+        if retrieve || reason != SnapshotReason::Initial {
+            self.start_retrieve(node.to_owned(), reason, now, out);
+        }
+    }
+
+    /// A subscribe or initial retrieve of `node` failed: try again later if the failure is
+    /// temporary and tries are left, otherwise the node has failed (until `r`).
+    fn node_failed(&mut self, node: &str, error: RequestError, now: Now, out: &mut Vec<Output>) {
+        let policy = self.cfg.retry;
+        let Some(n) = self.node_mut(node) else { return };
+        // Failed already, or a retry is already planned (the subscribe and the retrieve of one
+        // try can both fail): one try, one count.
+        if matches!(n.state, SubState::Failed(_)) || n.next_attempt.is_some() {
+            return;
+        }
+        n.attempts += 1;
+        let attempt = n.attempts;
+        let state = if error.is_temporary() && attempt < policy.attempts {
+            let retry_in = policy.delay(attempt);
+            n.next_attempt = Some(now.mono + retry_in);
+            SubState::Retrying {
+                error,
+                attempt,
+                retry_in,
+            }
+        } else {
+            n.next_attempt = None;
+            SubState::Failed(error)
+        };
+        self.set_state(node, state, out);
+    }
+
+    fn start_due_retries(&mut self, now: Now, out: &mut Vec<Output>) {
+        if !self.is_online() || self.closing.is_some() {
+            return;
+        }
+        let due: Vec<String> = self
+            .nodes
+            .iter_mut()
+            .filter(|n| n.next_attempt.is_some_and(|t| now.mono >= t))
+            .map(|n| {
+                n.next_attempt = None;
+                n.name.clone()
+            })
+            .collect();
+        for node in due {
+            self.join(&node, SnapshotReason::Initial, now, out);
+        }
+        let (due, later): (Vec<Delayed>, Vec<Delayed>) = std::mem::take(&mut self.delayed)
+            .into_iter()
+            .partition(|d| now.mono >= d.due);
+        self.delayed = later;
+        for d in due {
+            self.send_publish(d.item, d.auto, d.attempts, now, out);
+        }
+    }
+
     fn flush_outbox(&mut self, now: Now, out: &mut Vec<Output>) {
-        while let Some(item) = self.outbox.pop_front() {
-            self.send_publish(item, false, now, out);
+        while let Some((item, auto)) = self.outbox.pop_front() {
+            self.send_publish(item, auto, 0, now, out);
         }
     }
 
@@ -319,9 +584,18 @@ impl Session {
     }
 
     fn send_iq(&mut self, request: Request, payload: Element, now: Now, out: &mut Vec<Output>) {
+        let to = match &request {
+            Request::Probe { jid, .. } => match Jid::new(jid) {
+                Ok(j) => j,
+                Err(_) => return,
+            },
+            _ => self.cfg.service.clone(),
+        };
         let id = self.next_iq_id();
-        let to = self.cfg.service.clone();
-        let is_get = matches!(request, Request::Retrieve { .. });
+        let is_get = matches!(
+            request,
+            Request::Retrieve { .. } | Request::Subscriptions | Request::Probe { .. }
+        );
         self.pending.insert(
             id.clone(),
             Pending {
@@ -413,8 +687,24 @@ impl Session {
 
     fn publish(&mut self, node: String, text: &str, auto: bool, now: Now, out: &mut Vec<Output>) {
         let text = sanitize::outgoing(text);
+        if let Err(why) = protocol::check_text_size(&text) {
+            // Refused before it takes a number: nothing was published, nothing is void.
+            out.push(Output::Event(NetEvent::PublishFailed {
+                node,
+                id: String::new(),
+                text,
+                auto,
+                error: RequestError::Invalid(why),
+            }));
+            return;
+        }
         let n = self.seq.entry(node.clone()).or_insert(0);
         *n += 1;
+        let mut seq = Seq::new(self.cfg.publisher_session.clone(), *n);
+        if let Some(v) = self.void.get(&node) {
+            let ranges = v.as_slice();
+            seq.void = ranges[ranges.len().saturating_sub(MAX_VOID_RANGES)..].to_vec();
+        }
         let item = OutgoingItem {
             node,
             sender: self
@@ -423,33 +713,33 @@ impl Session {
                 .map(ToString::to_string)
                 .unwrap_or_default(),
             time: now.wall,
-            seq: Seq {
-                session: self.cfg.publisher_session.clone(),
-                n: *n,
-            },
+            seq,
             text,
         };
         if self.is_online() {
-            self.send_publish(item, auto, now, out);
+            self.send_publish(item, auto, 0, now, out);
         } else if self.outbox.len() < OUTBOX_LIMIT {
-            out.push(Output::Event(NetEvent::PublishQueued {
+            out.push(Output::Event(NetEvent::PublishSent {
                 node: item.node.clone(),
                 id: item.id(),
+                queued: true,
+                auto,
             }));
-            self.outbox.push_back(item);
+            self.outbox.push_back((item, auto));
         } else {
-            out.push(Output::Event(NetEvent::PublishFailed {
-                node: item.node.clone(),
-                id: item.id(),
-                reason: format!("offline, and {OUTBOX_LIMIT} items are already waiting"),
-            }));
+            let error = RequestError::Invalid(format!(
+                "offline, and {OUTBOX_LIMIT} items are already waiting"
+            ));
+            self.fail_publish(item, auto, error, out);
         }
     }
 
+    /// Send (or send again) a publish; `attempts` is how many tries it had before.
     fn send_publish(
         &mut self,
         mut item: OutgoingItem,
         auto: bool,
+        attempts: u32,
         now: Now,
         out: &mut Vec<Output>,
     ) {
@@ -460,30 +750,64 @@ impl Session {
                 .map(ToString::to_string)
                 .unwrap_or_default();
         }
+        if attempts == 0 {
+            out.push(Output::Event(NetEvent::PublishSent {
+                node: item.node.clone(),
+                id: item.id(),
+                queued: false,
+                auto,
+            }));
+        }
         let payload = protocol::publish(&item);
-        self.send_iq(Request::Publish { item, auto }, payload, now, out);
+        self.send_iq(
+            Request::Publish {
+                item,
+                auto,
+                attempts: attempts + 1,
+            },
+            payload,
+            now,
+            out,
+        );
+    }
+
+    /// A publish failed for good: its number was never published (later items say so).
+    fn fail_publish(
+        &mut self,
+        item: OutgoingItem,
+        auto: bool,
+        error: RequestError,
+        out: &mut Vec<Output>,
+    ) {
+        self.void
+            .entry(item.node.clone())
+            .or_default()
+            .insert(item.seq.n, item.seq.n);
+        out.push(Output::Event(NetEvent::PublishFailed {
+            node: item.node.clone(),
+            id: item.id(),
+            text: item.text,
+            auto,
+            error,
+        }));
     }
 
     fn on_command(&mut self, cmd: Command, now: Now, out: &mut Vec<Output>) {
+        if self.closing.is_some() {
+            return;
+        }
         match cmd {
             Command::Publish { node, text } => self.publish(node, &text, false, now, out),
-            Command::Resync { node } => {
-                if self.is_online() {
-                    self.start_retrieve(node, SnapshotReason::Manual, now, out);
-                } else {
-                    out.push(Output::Event(NetEvent::ResyncFailed {
-                        node,
-                        reason: "not connected".into(),
-                        unsupported: false,
-                    }));
+            Command::Resync { node } => self.resync_command(&node, now, out),
+            Command::SetAutoPublish { enabled, node } => {
+                self.auto_publish = enabled;
+                if node.is_some() {
+                    self.auto_node = node;
                 }
-            }
-            Command::SetAutoPublish(on) => {
-                self.auto_publish = on;
                 out.push(Output::Event(NetEvent::AutoPublish {
-                    enabled: on,
+                    enabled,
                     interval: self.cfg.interval,
-                    node: self.cfg.nodes.first().cloned(),
+                    node: self.auto_node.clone(),
                 }));
             }
             Command::CreateNode { node, max_items } => {
@@ -498,7 +822,60 @@ impl Session {
                 let payload = protocol::purge(&node);
                 self.send_iq(Request::Purge { node }, payload, now, out);
             }
-            Command::Shutdown => out.push(Output::Stop),
+            Command::Shutdown => self.shutdown(now, out),
+        }
+    }
+
+    fn resync_command(&mut self, node: &str, now: Now, out: &mut Vec<Output>) {
+        if !self.is_online() {
+            out.push(Output::Event(NetEvent::ResyncFailed {
+                node: node.to_owned(),
+                error: RequestError::Offline,
+            }));
+            return;
+        }
+        let Some(n) = self.node_mut(node) else {
+            out.push(Output::Event(NetEvent::ResyncFailed {
+                node: node.to_owned(),
+                error: RequestError::Invalid(format!("{node} is not followed")),
+            }));
+            return;
+        };
+        if n.is_down() {
+            // Subscribe again: the user asked, so the tries start over.
+            n.attempts = 0;
+            n.next_attempt = None;
+            n.subscribed = false;
+            n.need_retrieve = true;
+            self.set_state(node, SubState::Subscribing, out);
+        }
+        self.join(node, SnapshotReason::Manual, now, out);
+    }
+
+    /// Unsubscribe what this run subscribed to, then stop (at once when offline, else on the
+    /// last answer or after [`SHUTDOWN_WAIT`]).
+    fn shutdown(&mut self, now: Now, out: &mut Vec<Output>) {
+        let jid = self.bound.as_ref().map(ToString::to_string);
+        let subscribed: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.subscribed)
+            .map(|n| n.name.clone())
+            .collect();
+        match jid {
+            Some(jid) if self.is_online() && !subscribed.is_empty() => {
+                for node in subscribed {
+                    let payload = protocol::unsubscribe(&node, &jid, None);
+                    let request = Request::Unsubscribe {
+                        node,
+                        jid: jid.clone(),
+                        stale: false,
+                    };
+                    self.send_iq(request, payload, now, out);
+                }
+                self.closing = Some(now.mono + SHUTDOWN_WAIT);
+            }
+            _ => out.push(Output::Stop),
         }
     }
 
@@ -524,7 +901,11 @@ impl Session {
         // A relay's node-wide numbering covers every publisher: when it is there, it is the
         // exact check, and the per-publisher one would only report the same loss twice.
         let (verdict, sender) = match item.service_seq {
-            Some(n) => (tracker.observe_service(n), SERVICE_NUMBERING.to_owned()),
+            Some(n) => {
+                // Still remember what this publisher sent, for the lost-item count later.
+                tracker.observe(item.sender.as_deref(), item.seq.as_ref());
+                (tracker.observe_service(n), SERVICE_NUMBERING.to_owned())
+            }
             None => (
                 tracker.observe(item.sender.as_deref(), item.seq.as_ref()),
                 item.sender.clone().unwrap_or_default(),
@@ -538,6 +919,23 @@ impl Session {
                 to: *range.end(),
             }));
             self.want_resync(&item.node, now, out);
+        }
+    }
+
+    /// An event arrived for a node whose subscription looked down: it is live after all (a
+    /// relay that came back with our subscription, for one).
+    fn node_is_live(&mut self, node: &str, now: Now, out: &mut Vec<Output>) {
+        let Some(n) = self.node_mut(node) else { return };
+        if !n.is_down() {
+            return;
+        }
+        n.subscribed = true;
+        n.attempts = 0;
+        n.next_attempt = None;
+        let retrieve = n.need_retrieve;
+        self.set_state(node, SubState::Subscribed, out);
+        if retrieve && self.is_online() {
+            self.start_retrieve(node.to_owned(), SnapshotReason::Initial, now, out);
         }
     }
 
@@ -560,7 +958,7 @@ impl Session {
             {
                 item.service_seq = protocol::parse_service_seq(msg.payloads.iter(), node, "n");
             }
-            if !self.nodes.contains(part.node()) {
+            if self.node(part.node()).is_none() {
                 let node = part.node().to_owned();
                 self.drop_stanza(
                     format!("event for node {node}, which we did not subscribe to"),
@@ -568,6 +966,8 @@ impl Session {
                 );
                 continue;
             }
+            let node = part.node().to_owned();
+            self.node_is_live(&node, now, out);
             match part {
                 EventPart::Items { items, .. } => {
                     for item in items {
@@ -633,9 +1033,23 @@ impl Session {
                 from, id, error, ..
             } => {
                 if let Some(p) = self.take_pending(&id, from.as_ref(), out) {
-                    self.on_error(p.request, &error, out);
+                    self.on_error(p.request, &error, now, out);
                 }
             }
+        }
+        self.maybe_done_closing(out);
+    }
+
+    /// During a shutdown: stop once the last unsubscribe is answered.
+    fn maybe_done_closing(&mut self, out: &mut Vec<Output>) {
+        if self.closing.is_some()
+            && !self
+                .pending
+                .values()
+                .any(|p| matches!(p.request, Request::Unsubscribe { stale: false, .. }))
+        {
+            self.closing = None;
+            out.push(Output::Stop);
         }
     }
 
@@ -672,10 +1086,15 @@ impl Session {
         out: &mut Vec<Output>,
     ) {
         match request {
-            Request::Subscribe { node } => out.push(Output::Event(NetEvent::Subscription {
-                node,
-                state: protocol::parse_subscription_result(payload),
-            })),
+            Request::Subscribe { node } => {
+                let state = protocol::parse_subscription_result(payload);
+                if let Some(n) = self.node_mut(&node) {
+                    n.subscribed = !matches!(state, SubState::Failed(_));
+                    n.attempts = 0;
+                    n.next_attempt = None;
+                }
+                self.set_state(&node, state, out);
+            }
             Request::Retrieve {
                 node,
                 reason,
@@ -715,20 +1134,88 @@ impl Session {
                     self.send_iq(request, payload, now, out);
                     return;
                 }
+                if let Some(n) = self.node_mut(&node) {
+                    n.need_retrieve = false;
+                }
                 self.finish_retrieve(node, items, head, reason, now, out);
             }
             Request::Retract { node, id } => out.push(Output::Event(NetEvent::Done {
-                what: format!("retract {id} from {node}"),
+                op: Op::Retract,
+                node,
+                id: Some(id),
             })),
             Request::Purge { node } => out.push(Output::Event(NetEvent::Done {
-                what: format!("purge {node}"),
+                op: Op::Purge,
+                node,
+                id: None,
             })),
-            Request::Publish { item, auto } => out.push(Output::Event(NetEvent::Published {
+            Request::Publish { item, auto, .. } => out.push(Output::Event(NetEvent::Published {
                 node: item.node.clone(),
                 id: item.id(),
                 auto,
             })),
             Request::CreateNode { node } => out.push(Output::Event(NetEvent::NodeCreated { node })),
+            Request::Unsubscribe { node, jid, stale } => {
+                if stale {
+                    out.push(Output::Event(NetEvent::StaleSubscriptionRemoved {
+                        node,
+                        jid,
+                    }));
+                }
+            }
+            Request::Subscriptions => self.clean_up_subscriptions(payload, now, out),
+            Request::Probe { jid, .. } => {
+                tracing::debug!(%jid, "another resource of this account answered: left alone");
+            }
+        }
+    }
+
+    /// Remove subscriptions of this account that no run uses: those of this full JID for
+    /// nodes it does not follow, and those of other resources of ours that are gone (asked
+    /// with a ping first).
+    fn clean_up_subscriptions(
+        &mut self,
+        payload: Option<&Element>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(bound) = self.bound.clone() else {
+            return;
+        };
+        let bare = bound.to_bare();
+        let mut probes: Vec<(String, NodeSubs)> = Vec::new();
+        for sub in protocol::parse_subscriptions(payload) {
+            let Ok(jid) = Jid::new(&sub.jid) else {
+                continue;
+            };
+            if jid.to_bare() != bare {
+                continue;
+            }
+            if jid == bound {
+                if self.node(&sub.node).is_none() {
+                    let payload = protocol::unsubscribe(&sub.node, &sub.jid, sub.subid.as_deref());
+                    let request = Request::Unsubscribe {
+                        node: sub.node,
+                        jid: sub.jid,
+                        stale: true,
+                    };
+                    self.send_iq(request, payload, now, out);
+                }
+                continue;
+            }
+            if !jid
+                .resource()
+                .is_some_and(|r| r.as_str().starts_with(RESOURCE_PREFIX))
+            {
+                continue;
+            }
+            match probes.iter_mut().find(|(j, _)| *j == sub.jid) {
+                Some((_, subs)) => subs.push((sub.node, sub.subid)),
+                None => probes.push((sub.jid, vec![(sub.node, sub.subid)])),
+            }
+        }
+        for (jid, subs) in probes {
+            self.send_iq(Request::Probe { jid, subs }, protocol::ping(), now, out);
         }
     }
 
@@ -751,11 +1238,9 @@ impl Session {
         let mut seen = HashSet::new();
         items.retain(|i| i.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
         sort_by_time_and_seq(&mut items);
-        let lost = lost_in(&items);
-        self.trackers
-            .entry(node.clone())
-            .or_default()
-            .reset_from(&items, head);
+        let tracker = self.trackers.entry(node.clone()).or_default();
+        let lost = lost_in(&items, tracker);
+        tracker.reset_from(&items, head);
         out.push(Output::Event(NetEvent::Snapshot {
             node,
             items,
@@ -765,18 +1250,31 @@ impl Session {
         }));
     }
 
-    fn on_error(&mut self, request: Request, error: &StanzaError, out: &mut Vec<Output>) {
+    fn on_error(&mut self, request: Request, error: &StanzaError, now: Now, out: &mut Vec<Output>) {
+        let error = RequestError::from_stanza_error(error);
         match request {
             // Creating a node that exists already is what we wanted.
-            Request::CreateNode { node }
-                if error.defined_condition == DefinedCondition::Conflict =>
-            {
+            Request::CreateNode { node } if error.condition() == Some(Condition::Conflict) => {
                 out.push(Output::Event(NetEvent::NodeCreated { node }));
             }
-            request => {
-                let reason = protocol::describe_error(error);
-                self.fail_request(request, reason, protocol::is_unsupported(error), out);
+            Request::Probe { jid, subs } => {
+                // The server answers for a resource that is not online.
+                if matches!(
+                    error.condition(),
+                    Some(Condition::ServiceUnavailable | Condition::RecipientUnavailable)
+                ) {
+                    for (node, subid) in subs {
+                        let payload = protocol::unsubscribe(&node, &jid, subid.as_deref());
+                        let request = Request::Unsubscribe {
+                            node,
+                            jid: jid.clone(),
+                            stale: true,
+                        };
+                        self.send_iq(request, payload, now, out);
+                    }
+                }
             }
+            request => self.fail_request(request, error, now, out),
         }
     }
 
@@ -795,73 +1293,136 @@ impl Session {
             .collect();
         for id in expired {
             if let Some(p) = self.pending.remove(&id) {
-                let reason = format!("no answer within {} s", timeout.as_secs());
-                self.fail_request(p.request, reason, false, out);
+                self.fail_request(p.request, RequestError::Timeout(timeout), now, out);
             }
         }
     }
 
     fn fail_all_pending(&mut self, reason: &str, out: &mut Vec<Output>) {
+        let error = RequestError::Connection(reason.to_owned());
         let all: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         for p in all {
-            self.fail_request(p.request, reason.to_owned(), false, out);
+            if let Request::Publish { item, auto, .. } = p.request {
+                self.fail_publish(item, auto, error.clone(), out);
+            } else {
+                self.report_failure(p.request, error.clone(), out);
+            }
         }
-        for item in std::mem::take(&mut self.outbox) {
-            out.push(Output::Event(NetEvent::PublishFailed {
-                node: item.node.clone(),
-                id: item.id(),
-                reason: reason.to_owned(),
-            }));
+        let waiting: Vec<(OutgoingItem, bool)> = self
+            .outbox
+            .drain(..)
+            .chain(self.delayed.drain(..).map(|d| (d.item, d.auto)))
+            .collect();
+        for (item, auto) in waiting {
+            self.fail_publish(item, auto, error.clone(), out);
+        }
+        let names: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| !matches!(n.state, SubState::Failed(_)))
+            .map(|n| n.name.clone())
+            .collect();
+        for node in names {
+            if let Some(n) = self.node_mut(&node) {
+                n.next_attempt = None;
+            }
+            self.set_state(&node, SubState::Failed(error.clone()), out);
         }
     }
 
-    /// Report a request that failed. `unsupported`: the service cannot do this at all.
+    /// A request failed while the session goes on: retry what is worth retrying.
     fn fail_request(
         &mut self,
         request: Request,
-        reason: String,
-        unsupported: bool,
+        error: RequestError,
+        now: Now,
         out: &mut Vec<Output>,
     ) {
-        let event = match request {
-            Request::Subscribe { node } => NetEvent::Subscription {
-                node,
-                state: SubState::Error(reason),
-            },
-            Request::Retrieve { node, .. } => {
+        match request {
+            Request::Subscribe { node } => self.node_failed(&node, error, now, out),
+            Request::Retrieve { node, reason, .. } => {
                 self.resyncing.remove(&node);
-                NetEvent::ResyncFailed {
-                    node,
-                    reason,
-                    unsupported,
+                let initial = reason == SnapshotReason::Initial;
+                out.push(Output::Event(NetEvent::ResyncFailed {
+                    node: node.clone(),
+                    error: error.clone(),
+                }));
+                if initial && !error.is_unsupported() {
+                    self.node_failed(&node, error, now, out);
+                } else if let Some(n) = self.node_mut(&node) {
+                    n.need_retrieve = false;
                 }
             }
-            Request::Publish { item, .. } => NetEvent::PublishFailed {
-                node: item.node.clone(),
-                id: item.id(),
-                reason,
-            },
-            other @ (Request::CreateNode { .. }
-            | Request::Retract { .. }
-            | Request::Purge { .. }) => NetEvent::RequestFailed {
-                what: describe(&other),
-                reason,
-            },
+            Request::Publish {
+                item,
+                auto,
+                attempts,
+            } => {
+                if error.is_temporary() && attempts < self.cfg.retry.attempts {
+                    let retry_in = self.cfg.retry.delay(attempts);
+                    out.push(Output::Event(NetEvent::PublishRetrying {
+                        node: item.node.clone(),
+                        id: item.id(),
+                        error,
+                        retry_in,
+                    }));
+                    self.delayed.push(Delayed {
+                        due: now.mono + retry_in,
+                        item,
+                        auto,
+                        attempts,
+                    });
+                } else {
+                    self.fail_publish(item, auto, error, out);
+                }
+            }
+            other => self.report_failure(other, error, out),
+        }
+    }
+
+    /// Say that a request failed (no retry).
+    fn report_failure(&mut self, request: Request, error: RequestError, out: &mut Vec<Output>) {
+        let (op, node, id) = match request {
+            Request::Subscribe { node } => {
+                self.set_state(&node, SubState::Failed(error), out);
+                return;
+            }
+            Request::Retrieve { node, .. } => {
+                self.resyncing.remove(&node);
+                out.push(Output::Event(NetEvent::ResyncFailed { node, error }));
+                return;
+            }
+            Request::Publish { item, auto, .. } => {
+                self.fail_publish(item, auto, error, out);
+                return;
+            }
+            Request::Unsubscribe { node, jid, stale } => {
+                tracing::debug!(%node, %jid, stale, %error, "unsubscribe failed");
+                return;
+            }
+            Request::Subscriptions => {
+                tracing::debug!(%error, "the service did not list our subscriptions");
+                return;
+            }
+            Request::Probe { jid, .. } => {
+                tracing::debug!(%jid, %error, "no answer from another resource: left alone");
+                return;
+            }
+            Request::CreateNode { node } => (Op::Create, node, None),
+            Request::Retract { node, id } => (Op::Retract, node, Some(id)),
+            Request::Purge { node } => (Op::Purge, node, None),
         };
-        out.push(Output::Event(event));
+        out.push(Output::Event(NetEvent::RequestFailed {
+            op,
+            node,
+            id,
+            error,
+        }));
     }
 }
 
-/// A short name for a request, for error messages.
-fn describe(request: &Request) -> String {
-    match request {
-        Request::Subscribe { node } => format!("subscribe to {node}"),
-        Request::Retrieve { node, .. } => format!("retrieve items of {node}"),
-        Request::Publish { item, .. } => format!("publish {} to {}", item.id(), item.node),
-        Request::CreateNode { node } => format!("create node {node}"),
-        Request::Retract { node, id } => format!("retract {id} from {node}"),
-        Request::Purge { node } => format!("purge {node}"),
-    }
+fn reset_error() -> RequestError {
+    RequestError::Connection("the connection was reset before the service answered".into())
 }
 
 /// Order by (time, seq), stably. An item without a readable time takes the time of the item
@@ -871,12 +1432,7 @@ fn sort_by_time_and_seq(items: &mut Vec<FeedItem>) {
     let mut keyed: Vec<_> = items
         .drain(..)
         .map(|item| {
-            let t = item
-                .time
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .or(last);
+            let t = item.timestamp().or(last);
             last = t;
             let n = item.seq.as_ref().map_or(0, |s| s.n);
             (t, n, item)

@@ -236,14 +236,24 @@ fn log_event(e: &NetEvent) {
             from,
             to,
         } => tracing::info!(%node, %sender, from, to, "gap in sequence"),
-        NetEvent::ResyncFailed { node, reason, .. } => {
-            tracing::warn!(%node, %reason, "resync failed");
+        NetEvent::ResyncFailed { node, error } => {
+            tracing::warn!(%node, %error, "resync failed");
         }
-        NetEvent::PublishFailed { node, id, reason } => {
-            tracing::warn!(%node, %id, %reason, "publish failed");
+        NetEvent::PublishRetrying {
+            node, id, error, ..
+        } => tracing::info!(%node, %id, %error, "publish failed; trying again"),
+        NetEvent::PublishFailed {
+            node, id, error, ..
+        } => {
+            tracing::warn!(%node, %id, %error, "publish failed");
         }
-        NetEvent::RequestFailed { what, reason } => {
-            tracing::warn!(%what, %reason, "request failed");
+        NetEvent::RequestFailed {
+            op, node, error, ..
+        } => {
+            tracing::warn!(op = op.verb(), %node, %error, "request failed");
+        }
+        NetEvent::StaleSubscriptionRemoved { node, jid } => {
+            tracing::info!(%node, %jid, "removed a subscription left behind by an earlier run");
         }
         NetEvent::Published { node, id, .. } => tracing::debug!(%node, %id, "published"),
         _ => {}

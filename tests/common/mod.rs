@@ -64,6 +64,11 @@ pub fn session(nodes: &[&str], auto: bool, interval: Duration) -> SessionConfig 
         iq_timeout: Duration::from_secs(10),
         resync_min_interval: Duration::from_secs(1),
         publisher_session: pubsub_tui::config::new_publisher_session(),
+        retry: pubsub_tui::xmpp::session::RetryPolicy {
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(2),
+            attempts: 4,
+        },
     }
 }
 
@@ -254,7 +259,7 @@ pub async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String>
     const WINDOW: usize = 1000;
     let confirmation = |e: &NetEvent| match e {
         NetEvent::Published { id, .. } => Some(id.clone()),
-        NetEvent::PublishFailed { reason, .. } => panic!("publish failed: {reason}"),
+        NetEvent::PublishFailed { error, .. } => panic!("publish failed: {error}"),
         _ => None,
     };
     let mut ids = Vec::new();

@@ -71,6 +71,11 @@ impl Tmux {
         Self::start(&format!("{name}-{}", std::process::id()), &cmd)
     }
 
+    /// The session's name (a tmux target).
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
     pub fn keys(&self, keys: &[&str]) {
         for k in keys {
             let status = Command::new("tmux")

@@ -11,9 +11,9 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use super::super::model::{Focus, Model};
 use super::super::theme;
 use super::{fit, fit_pad};
-use crate::feed::{FeedItem, RowKind};
+use crate::feed::{FeedItem, ItemState, MarkerKind, RowKind};
 
-fn item_line(item: &FeedItem, retracted: bool, m: &Model, width: usize) -> Line<'static> {
+fn item_line(item: &FeedItem, state: ItemState, m: &Model, width: usize) -> Line<'static> {
     let time = item.display_time(m.offset);
     let sender_width = (width / 4).clamp(8, 22);
     // The bare JID: the resource is rarely worth its columns.
@@ -21,8 +21,12 @@ fn item_line(item: &FeedItem, retracted: bool, m: &Model, width: usize) -> Line<
     let sender = fit_pad(sender.split('/').next().unwrap_or(sender), sender_width);
     let text_width = width.saturating_sub(time.len() + sender_width + 2);
     let text = fit(&item.text, text_width);
-    if retracted {
-        return Line::styled(format!("{time} {sender} {text}"), theme::RETRACTED);
+    match state {
+        ItemState::Retracted => {
+            return Line::styled(format!("{time} {sender} {text}"), theme::RETRACTED);
+        }
+        ItemState::Gone => return Line::styled(format!("{time} {sender} {text}"), theme::DIM),
+        ItemState::Live => {}
     }
     Line::from(vec![
         Span::styled(time, theme::TIME),
@@ -45,9 +49,9 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     let mut title = format!(
         " Feed · {} · {} ",
         node.name,
-        super::subscriptions::plural(node.feed.item_count(), "item")
+        super::super::update::plural(node.feed.item_count(), "item")
     );
-    if node.resyncing {
+    if node.sync != super::super::model::SyncState::Idle {
         title.push_str("· resyncing… ");
     }
     if !m.following() {
@@ -79,7 +83,11 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
             continue;
         };
         lines.push(match &row.kind {
-            RowKind::Item { item, retracted } => item_line(item, *retracted, m, width),
+            RowKind::Item { item, state } => item_line(item, *state, m, width),
+            RowKind::Marker {
+                kind: MarkerKind::Day,
+                text,
+            } => Line::styled(fit(&format!("─── {text} ───"), width), theme::DAY),
             RowKind::Marker { text, .. } => {
                 Line::styled(fit(&format!("── {text} ──"), width), theme::MARKER)
             }

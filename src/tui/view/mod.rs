@@ -3,9 +3,11 @@
 //! One file per pane; `layout` decides where they go, and the model uses the same layout to
 //! know how many feed rows a page is.
 
-mod compose;
+pub mod compose;
+mod confirm;
 mod feed;
 pub mod help;
+pub mod messages;
 mod status;
 mod subscriptions;
 
@@ -13,7 +15,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use unicode_width::UnicodeWidthChar;
 
-use super::model::Model;
+use super::model::{Model, Overlay};
 
 /// Below this width (or [`COMPACT_HEIGHT`]) the layout is compact: the subscriptions become
 /// one line above the feed, and the compose box loses its side borders.
@@ -83,28 +85,44 @@ pub fn draw(frame: &mut Frame, model: &Model) {
     compose::draw(frame, a.compose, model);
     status::draw_status(frame, a.status, model);
     status::draw_footer(frame, a.footer, model);
-    if model.show_help {
-        help::draw(frame, frame.area(), model.help_scroll);
+    match model.overlay {
+        Overlay::None => {}
+        Overlay::Help { scroll } => help::draw(frame, frame.area(), scroll),
+        Overlay::Messages { scroll } => messages::draw(frame, frame.area(), model, scroll),
+        Overlay::ConfirmQuit => confirm::draw(frame, frame.area(), model),
     }
 }
 
-/// Cut `s` to at most `width` terminal columns, with an ellipsis when cut.
+/// A character as a one-line cell shows it: a line break as `⏎`, a tab as a space.
+fn one_line(c: char) -> char {
+    match c {
+        '\n' => '⏎',
+        '\t' => ' ',
+        c => c,
+    }
+}
+
+/// Cut `s` to at most `width` terminal columns, on one line (line breaks shown as `⏎`), with
+/// an ellipsis when cut.
 pub fn fit(s: &str, width: usize) -> String {
     let mut out = String::new();
     let mut used = 0;
-    let total: usize = s.chars().map(|c| c.width().unwrap_or(0)).sum();
-    if total <= width {
-        return s.to_owned();
-    }
-    for c in s.chars() {
+    let mut cut = false;
+    for c in s.chars().map(one_line) {
         let w = c.width().unwrap_or(0);
-        if used + w + 1 > width {
+        if used + w > width {
+            cut = true;
             break;
         }
         out.push(c);
         used += w;
     }
-    if width > 0 {
+    if cut && width > 0 {
+        // Make room for the ellipsis.
+        while used + 1 > width {
+            let Some(c) = out.pop() else { break };
+            used -= c.width().unwrap_or(0);
+        }
         out.push('…');
     }
     out

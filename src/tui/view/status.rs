@@ -1,4 +1,5 @@
-//! The status bar (connection, auto-publish, last error) and the footer of key hints.
+//! The status bar (connection, what waits, the outcome of the last action, recent news,
+//! auto-publish) and the footer of key hints.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -6,18 +7,21 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::super::keymap;
-use super::super::model::Model;
+use super::super::model::{Level, LogEntry, Model};
 use super::super::theme;
 use crate::xmpp::ConnState;
 
-/// Longest connection error shown in the status bar (the log has it whole).
+/// Longest retry error shown in the status bar (the message log has it whole).
 const MAX_CONN_ERROR_CHARS: usize = 30;
 
-/// The connection, short enough to leave room for the rest of the bar.
-fn conn_label(conn: &ConnState) -> String {
+/// The connection, short enough to leave room for the rest of the bar. A final failure says
+/// why, whole, until the user does something; then the outcome of that comes first and the
+/// reason is cut (the message log keeps it whole).
+fn conn_label(conn: &ConnState, short: bool) -> String {
     match conn {
-        // The error of a failed connection is shown once, in the error slot.
-        ConnState::Failed { .. } => "connection failed".to_owned(),
+        ConnState::Failed { error } if short => {
+            super::fit(&format!("connection failed: {error}"), 40)
+        }
         ConnState::Retrying {
             error, retry_in, ..
         } => {
@@ -27,8 +31,23 @@ fn conn_label(conn: &ConnState) -> String {
             }
             format!("offline ({e}), retry in {} s", retry_in.as_secs().max(1))
         }
+        // Said once, here, with its reason (the message log keeps it too).
+        ConnState::Failed { error } => format!("connection failed: {error}"),
         other => other.to_string(),
     }
+}
+
+fn entry_span(e: &LogEntry) -> Span<'static> {
+    let text: String = e
+        .text
+        .chars()
+        .map(|c| if c == '\n' { '⏎' } else { c })
+        .collect();
+    let style = match e.level {
+        Level::Info => theme::DIM,
+        Level::Error => theme::ERROR,
+    };
+    Span::styled(format!(" │ {text}"), style)
 }
 
 pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
@@ -37,21 +56,34 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
         ConnState::Failed { .. } | ConnState::Closed => theme::ERROR,
         _ => theme::WARN,
     };
+    let newer_outcome = m.outcome.as_ref().is_some_and(|o| o.at >= m.conn_since);
     let mut spans = vec![Span::styled(
-        format!("● {}", conn_label(&m.conn)),
+        format!("● {}", conn_label(&m.conn, newer_outcome)),
         conn_style,
     )];
     // What matters most comes first: the line is cut at the terminal's width.
-    if !m.waiting.is_empty() {
+    let waiting = m.waiting();
+    if waiting > 0 {
+        let text = if m.is_online() {
+            format!(" │ {waiting} publishing")
+        } else {
+            format!(" │ {waiting} waiting to publish")
+        };
+        spans.push(Span::styled(text, theme::WARN));
+    }
+    if !m.failed.is_empty() {
         spans.push(Span::styled(
-            format!(" │ {} waiting to publish", m.waiting.len()),
-            theme::WARN,
+            format!(" │ {} failed (P resends)", m.failed.len()),
+            theme::ERROR,
         ));
     }
-    if let Some(e) = &m.last_error {
-        spans.push(Span::styled(format!(" │ {e}"), theme::ERROR));
-    } else if let Some(n) = &m.notice {
-        spans.push(Span::styled(format!(" │ {n}"), theme::DIM));
+    if let Some(o) = &m.outcome {
+        spans.push(entry_span(o));
+    }
+    if let Some(r) = m.recent()
+        && m.outcome.as_ref().is_none_or(|o| o.at <= r.at)
+    {
+        spans.push(entry_span(r));
     }
     if m.dropped > 0 {
         spans.push(Span::styled(
@@ -74,7 +106,7 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
 
 pub fn draw_footer(frame: &mut Frame, area: Rect, m: &Model) {
     let mut spans = Vec::new();
-    for (i, (key, hint)) in keymap::hints(m.focus).into_iter().enumerate() {
+    for (i, (key, hint)) in keymap::hints(m).into_iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(" · ", theme::DIM));
         }
