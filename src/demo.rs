@@ -199,10 +199,7 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
     ));
     model.outcome(
         tui::model::Level::Info,
-        format!(
-            "demo on {}: press m for a `watch` command to try in another terminal",
-            server.server()
-        ),
+        "demo: m shows a `watch` command for another terminal",
     );
     let alice = xmpp::spawn(
         local_account(
