@@ -510,18 +510,26 @@ fn read_password(m: &Merged, jid: &Jid, prompt: bool) -> anyhow::Result<Password
     )
 }
 
+/// Open (creating if missing) a file only its owner can read: 0600 when created, and made
+/// 0600 if it was looser.
+pub fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 /// Write a file only its owner can read (0600), such as a password file.
 pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(contents.as_bytes())
+    let mut f = open_private(path).with_context(|| format!("cannot write {}", path.display()))?;
+    f.set_len(0)
+        .and_then(|()| f.write_all(contents.as_bytes()))
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

@@ -102,26 +102,57 @@ fn log_onlines(log: &Path) -> usize {
         .count()
 }
 
+/// The TUI in tmux as alice on a private Prosody with the open node `node`.
+struct TuiRun {
+    server: Prosody,
+    /// alice's password.
+    pw: String,
+    log: PathBuf,
+    tmux: Tmux,
+    _dir: tempfile::TempDir,
+}
+
+impl TuiRun {
+    /// `None` when tmux or Prosody is missing (a skip; a failure under `CI=true`).
+    async fn start(name: &str, node: &str, extra: &str) -> Option<Self> {
+        if !Tmux::present_or_skip() {
+            return None;
+        }
+        let server = start_prosody(&Options::default())?;
+        create_nodes(&server, &[node]).await;
+        let (_, pw) = account(&server, "alice", "unused");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pw_file = password_file(dir.path(), &pw);
+        let log = dir.path().join("tui.log");
+        let tmux = Tmux::start_tui(
+            name,
+            &server.server(),
+            &pw_file,
+            &log,
+            &format!("--node {node} {extra}"),
+        );
+        Some(Self {
+            server,
+            pw,
+            log,
+            tmux,
+            _dir: dir,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_on_one_account_do_not_knock_each_other_off() {
-    if !Tmux::present_or_skip() {
-        return;
-    }
-    let Some(server) = start_prosody(&Options::default()) else {
+    let Some(TuiRun {
+        server,
+        pw,
+        log,
+        tmux,
+        _dir,
+    }) = TuiRun::start("two-runs", "demo", "--log-level info").await
+    else {
         return;
     };
-    create_nodes(&server, &["demo"]).await;
-    let (_, pw) = account(&server, "alice", "unused");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pw_file = password_file(dir.path(), &pw);
-    let log = dir.path().join("tui.log");
-    let tmux = Tmux::start_tui(
-        "two-runs",
-        &server.server(),
-        &pw_file,
-        &log,
-        "--node demo --log-level info",
-    );
     tmux.wait_for("the TUI online", 20, |s| {
         s.contains("online as alice@localhost")
     });
@@ -214,19 +245,17 @@ fn text_of(bytes: usize, cjk: bool) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_items_arrive_live_at_a_tui_and_a_watch() {
-    if !Tmux::present_or_skip() {
-        return;
-    }
-    let Some(server) = start_prosody(&Options::default()) else {
+    let Some(TuiRun {
+        server,
+        log,
+        tmux,
+        _dir,
+        ..
+    }) = TuiRun::start("big-items", "big", "").await
+    else {
         return;
     };
-    create_nodes(&server, &["big"]).await;
-    let (_, alice_pw) = account(&server, "alice", "unused");
     let (_, bob_pw) = account(&server, "bob", "unused");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pw_file = password_file(dir.path(), &alice_pw);
-    let log = dir.path().join("tui.log");
-    let tmux = Tmux::start_tui("big-items", &server.server(), &pw_file, &log, "--node big");
     tmux.wait_for("the TUI's initial resync", 20, |s| {
         s.contains("big live") && s.contains("no stored items")
     });
@@ -285,18 +314,16 @@ async fn big_items_arrive_live_at_a_tui_and_a_watch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_paste_cursor_and_auto_publish_as_a_user_meets_them() {
-    if !Tmux::present_or_skip() {
-        return;
-    }
-    let Some(server) = start_prosody(&Options::default()) else {
+    let Some(TuiRun {
+        server,
+        pw,
+        tmux,
+        _dir,
+        ..
+    }) = TuiRun::start("keys", "demo", "").await
+    else {
         return;
     };
-    create_nodes(&server, &["demo"]).await;
-    let (_, pw) = account(&server, "alice", "unused");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pw_file = password_file(dir.path(), &pw);
-    let log = dir.path().join("tui.log");
-    let tmux = Tmux::start_tui("keys", &server.server(), &pw_file, &log, "--node demo");
     tmux.wait_for("online", 20, |s| s.contains("demo live"));
     // Auto-publish is off unless asked for.
     std::thread::sleep(Duration::from_secs(6));

@@ -64,22 +64,7 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
 
-    let jid = Jid::new("alice@localhost/tui").expect("jid");
-    let cfg = ConnectConfig {
-        max_attempts: Some(5),
-        ..ConnectConfig::loopback(jid, Password::new("pw"), port)
-    };
-    let session = SessionConfig {
-        service: Jid::new("pubsub.localhost").expect("jid"),
-        nodes: vec!["n".into()],
-        subscribe: true,
-        auto_publish: false,
-        interval: Duration::from_secs(3600),
-        iq_timeout: Duration::from_secs(30),
-        resync_min_interval: Duration::from_secs(5),
-        publisher_session: "t".into(),
-        retry: pubsub_tui::xmpp::session::RetryPolicy::DEFAULT,
-    };
+    let (cfg, session) = loopback_session(port);
     let mut net = xmpp::spawn(cfg, session);
     let mut lost = 0;
     let mut big = None;

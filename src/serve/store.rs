@@ -93,15 +93,9 @@ pub struct DirLock(#[allow(dead_code, reason = "held for its lock")] std::fs::Fi
 
 /// Take the exclusive lock on `dir/serve.lock`, or say that another service holds it.
 pub fn lock_dir(dir: &Path) -> anyhow::Result<DirLock> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     create_private_dir(dir)?;
     let path = dir.join("serve.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
+    let file = crate::config::open_private(&path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(DirLock(file)),
@@ -132,18 +126,8 @@ impl Store {
     pub fn open_dir(dir: &Path) -> anyhow::Result<Self> {
         create_private_dir(dir)?;
         let path = dir.join("serve.sqlite3");
-        {
-            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("cannot open the database {}", path.display()))?;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("cannot make {} private", path.display()))?;
-        }
+        crate::config::open_private(&path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
         let db = Connection::open(&path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
         Self::init(db).with_context(|| format!("database {}", path.display()))
