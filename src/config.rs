@@ -6,12 +6,10 @@
 use std::io::BufRead as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
-use tokio_xmpp::xmlstream::Timeouts;
 use xmpp_parsers::jid::Jid;
 
 use crate::cli::{AccountArgs, LogArgs, ServiceArgs, TuiArgs};
@@ -26,34 +24,9 @@ pub const DEFAULT_MAX_NODES: u64 = 10_000;
 pub const DEFAULT_PROBE_INTERVAL_SECS: f64 = 60.0;
 /// Environment variable holding the password (read once at start).
 pub const PASSWORD_ENV: &str = "PUBSUB_TUI_PASSWORD";
-/// Dead-link detection: 20 s of silence, then a ping that must be answered within 10 s.
-pub const LINK_TIMEOUTS: Timeouts = Timeouts {
-    read_timeout: Duration::from_secs(20),
-    response_timeout: Duration::from_secs(10),
-};
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+pub use crate::xmpp::connect::{CONNECT_TIMEOUT, LINK_TIMEOUTS, Password};
 /// Automatic (gap-triggered) resyncs of one node start at most this often.
 pub const AUTO_RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(5);
-
-/// A password. Its `Debug` never shows it, so it cannot leak through a log of a config.
-#[derive(Clone)]
-pub struct Password(Arc<str>);
-
-impl Password {
-    pub fn new(secret: impl Into<Arc<str>>) -> Self {
-        Self(secret.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
 
 /// The config file: the same settings as the flags.
 #[derive(Debug, Default, Deserialize)]

@@ -36,7 +36,34 @@ use xmpp_parsers::stream_features::StreamFeatures;
 
 use super::events::ConnState;
 use super::guard::{Guarded, StreamErrors};
-use crate::config::Password;
+
+/// Dead-link detection: 20 s of silence, then a ping that must be answered within 10 s.
+pub const LINK_TIMEOUTS: Timeouts = Timeouts {
+    read_timeout: Duration::from_secs(20),
+    response_timeout: Duration::from_secs(10),
+};
+/// Limit for one connection attempt (TCP, TLS, SASL, bind).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A password. Its `Debug` never shows it, so it cannot leak through a log of a config.
+#[derive(Clone)]
+pub struct Password(Arc<str>);
+
+impl Password {
+    pub fn new(secret: impl Into<Arc<str>>) -> Self {
+        Self(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
 
 /// How the stream is protected.
 #[derive(Clone)]
@@ -82,8 +109,8 @@ impl ConnectConfig {
             password,
             server: Some(("127.0.0.1".into(), port)),
             security: Security::PlainLoopback,
-            timeouts: crate::config::LINK_TIMEOUTS,
-            connect_timeout: crate::config::CONNECT_TIMEOUT,
+            timeouts: LINK_TIMEOUTS,
+            connect_timeout: CONNECT_TIMEOUT,
             max_attempts: None,
         }
     }
