@@ -69,12 +69,36 @@ pub struct WatchArgs {
 pub struct PublishArgs {
     #[command(flatten)]
     pub account: AccountArgs,
-    #[command(flatten)]
-    pub service: ServiceArgs,
+
+    /// The pubsub service: a component (pubsub.example.org) or a relay's full JID
+    /// (test@example.org/server). Default: pubsub.<your domain>.
+    #[arg(long, env = "PUBSUB_TUI_SERVICE")]
+    pub service: Option<String>,
+
+    /// The node to publish to.
+    #[arg(long, env = "PUBSUB_TUI_NODE")]
+    pub node: Option<String>,
+
+    /// Seconds to wait for the service's answer while the link is up (default 30).
+    #[arg(long, env = "PUBSUB_TUI_IQ_TIMEOUT", value_name = "SECS")]
+    pub iq_timeout: Option<f64>,
+
     #[command(flatten)]
     pub log: LogArgs,
+
     /// The text to publish; read from standard input when absent (newlines are kept).
     pub text: Option<String>,
+}
+
+impl PublishArgs {
+    /// As the service settings the other commands take.
+    pub fn service_args(&self) -> ServiceArgs {
+        ServiceArgs {
+            service: self.service.clone(),
+            nodes: self.node.clone().into_iter().collect(),
+            iq_timeout: self.iq_timeout,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -139,8 +163,9 @@ pub struct AccountArgs {
     #[arg(long, env = "PUBSUB_TUI_JID")]
     pub jid: Option<String>,
 
-    /// The resource to log in with. Default: pubsub-tui-<random> for each run, so two runs
-    /// on one account do not knock each other off.
+    /// The resource to log in with. The client commands default to pubsub-tui-<random>, new
+    /// for each run, so two runs on one account do not knock each other off; serve needs one
+    /// (here or in --jid).
     #[arg(long, env = "PUBSUB_TUI_RESOURCE", value_name = "NAME")]
     pub resource: Option<String>,
 

@@ -262,21 +262,24 @@ fn seconds(name: &str, value: f64, max: f64) -> anyhow::Result<Duration> {
 }
 
 fn check_node_name(node: &str) -> anyhow::Result<()> {
-    if node.trim().is_empty() {
-        bail!("--node (config: nodes): a node name is empty");
+    if node.is_empty() {
+        bail!("--node (config: nodes, env: PUBSUB_TUI_NODE): a node name is empty");
     }
     if node.chars().any(char::is_control) || node.chars().count() > 1024 {
-        bail!("--node (config: nodes): {node:?} has control characters or is too long");
+        bail!(
+            "--node (config: nodes, env: PUBSUB_TUI_NODE): {node:?} has control characters or \
+             is too long"
+        );
     }
     Ok(())
 }
 
-/// The nodes in order, each once.
-fn dedup_nodes(nodes: &[String]) -> Vec<String> {
+/// The nodes in order, each once, without spaces around them (`PUBSUB_TUI_NODE='a, b'`).
+fn clean_nodes(nodes: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for n in nodes {
-        if !out.contains(n) {
-            out.push(n.clone());
+    for n in nodes.iter().map(|n| n.trim()) {
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_owned());
         }
     }
     out
@@ -348,12 +351,13 @@ pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
         None => Jid::new(&format!("pubsub.{}", jid.domain()))
             .map_err(|e| anyhow::anyhow!("default service for {jid}: {e}"))?,
     };
-    if m.nodes.is_empty() {
+    let nodes = clean_nodes(&m.nodes);
+    if nodes.is_empty() {
         bail!(
             "no node given: pass --node NAME (repeatable), or set nodes = [\"...\"] in the config file"
         );
     }
-    for n in &m.nodes {
+    for n in &nodes {
         check_node_name(n)?;
     }
     let interval = seconds(
@@ -373,7 +377,7 @@ pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
         connect,
         session: SessionConfig {
             service,
-            nodes: dedup_nodes(&m.nodes),
+            nodes,
             subscribe: true,
             auto_publish: m.auto_publish.is_some(),
             interval,
@@ -469,7 +473,9 @@ fn read_password(m: &Merged, jid: &Jid, prompt: bool) -> anyhow::Result<Password
         }
         return Ok(p);
     }
-    if prompt && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+    // The prompt reads from the terminal itself (/dev/tty), so it works with text piped into
+    // stdin too.
+    if prompt && std::fs::File::open("/dev/tty").is_ok() {
         let p = rpassword::prompt_password(format!("Password for {}: ", jid.to_bare()))
             .context("reading the password")?;
         if p.is_empty() {
@@ -705,7 +711,7 @@ mod tests {
             parse(""),
         );
         m.jid = Some("a@example.org".into());
-        m.nodes = vec!["demo".into(), "news".into(), "demo".into()];
+        m.nodes = vec!["demo".into(), " news".into(), "demo".into()];
         m.insecure_plain_tcp = true;
         m.server = Some("127.0.0.1".into());
         m.password_command = Some("printf pw".into());

@@ -4,6 +4,7 @@
 //! runs a second publisher ("bob") on the same network core, and opens the TUI as "alice".
 //! Quitting stops all of it: the publisher task, then Prosody (killed by its PID on drop).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -134,18 +135,38 @@ fn spawn_peer(mut net: NetHandle, interval: Duration) -> tokio::task::JoinHandle
 }
 
 /// The command line that watches the demo's nodes as `bob`, from another terminal.
-pub fn watch_command(server: &Prosody, password_file: &std::path::Path) -> String {
-    let exe = std::env::current_exe()
-        .ok()
-        .map_or_else(|| "pubsub-tui".to_owned(), |p| p.display().to_string());
+/// `exe` is the pubsub-tui binary to run.
+pub fn watch_command(exe: &str, server: &Prosody, password_file: &std::path::Path) -> String {
+    let quote = |s: String| shlex::try_quote(&s).map_or_else(|_| s.clone(), Cow::into_owned);
+    let exe = exe.to_owned();
     let nodes: Vec<String> = DEMO_NODES.iter().map(|n| format!("--node {n}")).collect();
     format!(
-        "{exe} watch --jid bob@{} --server {} --insecure-plain-tcp --password-file {} {}",
+        "{} watch --jid bob@{} --server {} --insecure-plain-tcp --password-file {} {}",
+        quote(exe),
         prosody::DOMAIN,
         server.server(),
-        password_file.display(),
+        quote(password_file.display().to_string()),
         nodes.join(" ")
     )
+}
+
+/// A script in the demo's directory that runs [`watch_command`] (a short thing to type, or
+/// copy, in another terminal). Returns its path.
+pub fn write_watch_script(
+    exe: &str,
+    server: &Prosody,
+    password_file: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = server.dir().join("watch.sh");
+    let script = format!(
+        "#!/bin/sh\n# Watch the running pubsub-tui demo as bob (JSON lines; Ctrl-C stops).\nexec {} \"$@\"\n",
+        watch_command(exe, server, password_file)
+    );
+    crate::config::write_private(&path, &script)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} runnable", path.display()))?;
+    Ok(path)
 }
 
 pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
@@ -177,10 +198,16 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
     // For `watch` and `publish` from another terminal, as bob.
     let bob_file = server.dir().join("bob.password");
     crate::config::write_private(&bob_file, &format!("{bob_pw}\n"))?;
-    let try_it = watch_command(&server, &bob_file);
+    let exe = std::env::current_exe()
+        .ok()
+        .map_or_else(|| "pubsub-tui".to_owned(), |p| p.display().to_string());
+    let try_it = watch_command(&exe, &server, &bob_file);
+    let script = write_watch_script(&exe, &server, &bob_file)?;
     eprintln!(
-        "Demo server on {}. To watch it from another terminal while the demo runs:\n  {try_it}",
-        server.server()
+        "Demo server on {}. To watch it from another terminal while the demo runs:\n  sh {}\n\
+         which runs:\n  {try_it}",
+        server.server(),
+        script.display()
     );
 
     let bob = xmpp::spawn(local_account(&server, "bob", "phone", &bob_pw)?, {
@@ -194,12 +221,16 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
     let session = local_session(DEMO_NODES, true, Duration::from_secs(5))?;
     let mut model = tui::model::Model::for_session(&session, feed_limit);
     model.info(format!(
-        "demo server on {}; to watch it from another terminal: {try_it}",
-        server.server()
+        "demo server on {}; to watch it from another terminal: sh {}, which runs: {try_it}",
+        server.server(),
+        script.display()
     ));
     model.outcome(
         tui::model::Level::Info,
-        "demo: m shows a `watch` command for another terminal",
+        format!(
+            "demo: in another terminal, sh {} watches it",
+            script.display()
+        ),
     );
     let alice = xmpp::spawn(
         local_account(

@@ -42,6 +42,8 @@ fn item_json(kind: &str, item: &FeedItem) -> Value {
         "node": item.node,
         "id": item.id,
         "sender": item.sender,
+        "publisher": item.publisher,
+        "forged": item.is_forged(),
         "time": item_time(item),
         "seq": item.seq.as_ref().map(|s| s.n),
         "session": item.seq.as_ref().map(|s| &s.session),
@@ -252,6 +254,9 @@ pub async fn publish(mut settings: Settings, text: Option<String>) -> anyhow::Re
     let text = if let Some(t) = text {
         t
     } else {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            eprintln!("pubsub-tui: reading the text to publish; end it with Ctrl-D");
+        }
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
             .context("reading the text from standard input")?;
@@ -265,7 +270,10 @@ pub async fn publish(mut settings: Settings, text: Option<String>) -> anyhow::Re
         bail!(why);
     }
     let [node] = settings.session.nodes.as_slice() else {
-        bail!("publish takes exactly one --node");
+        bail!(
+            "publish takes exactly one --node (the config file names {})",
+            settings.session.nodes.len()
+        );
     };
     let node = node.clone();
     let service = settings.session.service.to_string();

@@ -21,6 +21,21 @@ const RAW_BYTE_TARGETS: &[&str] = &[
 /// Build the filter: the user's, with the raw-byte targets capped at `info`. (A cap only:
 /// a filter of `off` or `warn` stays as quiet for them as for everything else.)
 pub fn filter(user: &str) -> anyhow::Result<EnvFilter> {
+    // A bare word is a level; EnvFilter would take a typo ("debg") for a target name and log
+    // nothing, silently.
+    for part in user.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !part.contains('=')
+            && !part.contains(':')
+            && part
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_err()
+        {
+            anyhow::bail!(
+                "--log-level (config: log_level): {part:?} is not a level (error, warn, info, \
+                 debug, trace or off), nor target=level"
+            );
+        }
+    }
     let mut f = EnvFilter::try_new(user).with_context(|| format!("bad log filter {user:?}"))?;
     let verbose = f
         .max_level_hint()
@@ -41,7 +56,9 @@ pub fn default_log_file() -> PathBuf {
         .join("pubsub-tui.log")
 }
 
-/// Log to `file` (created 0600, appended), or to stderr when `None`.
+/// Log to `file` (created 0600, appended), or to stderr when `None`. Only the default log
+/// file's directory is created; a given file's directory must exist (a typo there should not
+/// make directories).
 pub fn init(file: Option<&Path>, level: &str) -> anyhow::Result<()> {
     let filter = filter(level)?;
     let builder = tracing_subscriber::fmt()
@@ -49,9 +66,17 @@ pub fn init(file: Option<&Path>, level: &str) -> anyhow::Result<()> {
         .with_target(true);
     match file {
         Some(path) => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create log directory {}", dir.display()))?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if path == default_log_file() {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("cannot create log directory {}", dir.display())
+                    })?;
+                } else if !dir.is_dir() {
+                    anyhow::bail!(
+                        "--log-file (config: log_file): the directory {} does not exist",
+                        dir.display()
+                    );
+                }
             }
             let f = std::fs::OpenOptions::new()
                 .create(true)
@@ -91,6 +116,14 @@ mod tests {
         let s = f.to_string();
         assert!(s.contains("tokio_xmpp=info"), "{s}");
         assert!(!s.contains("tokio_xmpp=trace"), "{s}");
+    }
+
+    #[test]
+    fn a_misspelt_level_is_an_error() {
+        let err = super::filter("debg").expect_err("not a level");
+        assert!(err.to_string().contains("\"debg\" is not a level"), "{err}");
+        assert!(super::filter("warn,pubsub_tui=debug").is_ok());
+        assert!(super::filter("pubsub_tui::wire=trace").is_ok());
     }
 
     #[test]

@@ -99,9 +99,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Cmd::Publish(args)) => {
             let file = FileConfig::load(args.account.config.as_deref())?;
-            let merged = config::merge(&args.account, Some(&args.service), None, &args.log, file);
-            // With the text on stdin, stdin cannot also answer a password prompt.
-            let settings = config::resolve(&merged, args.text.is_some())?;
+            let service = args.service_args();
+            let merged = config::merge(&args.account, Some(&service), None, &args.log, file);
+            let settings = config::resolve(&merged, true)?;
             log_to_stderr(&merged)?;
             let id = runtime()?.block_on(headless::publish(settings, args.text))?;
             println!("{id}");

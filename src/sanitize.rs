@@ -12,11 +12,14 @@
 /// Item text and ids are kept whole (see [`text`]): the stanza size bounds them.
 pub const MAX_FIELD_CHARS: usize = 4096;
 
-/// Characters that reorder or hide text without being `char::is_control`.
+/// Characters that reorder or hide text without being `char::is_control`. The zero-width
+/// joiner and non-joiner (U+200D, U+200C) are not among them: emoji sequences (👩‍💻) and
+/// Persian and Indic scripts need them, and they move nothing.
 pub fn is_format_char(c: char) -> bool {
     matches!(c,
         '\u{061C}'              // arabic letter mark
-        | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+        | '\u{200B}'             // zero-width space
+        | '\u{200E}' | '\u{200F}' // LRM, RLM
         | '\u{202A}'..='\u{202E}' // LRE, RLE, PDF, LRO, RLO
         | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
         | '\u{2066}'..='\u{2069}' // isolates
@@ -118,6 +121,13 @@ mod tests {
     #[test]
     fn keeps_ordinary_unicode() {
         assert_eq!(display("héllo wörld 你好 🎉"), "héllo wörld 你好 🎉");
+        // Joiners are text: an emoji sequence and Persian stay whole.
+        for s in ["👩\u{200D}💻", "می\u{200C}خواهم", "👨\u{200D}👩\u{200D}👧"] {
+            assert_eq!(text(s), s);
+            assert_eq!(outgoing(s), s);
+        }
+        // Control: what reorders or hides text still goes.
+        assert_eq!(text("a\u{200B}b\u{200F}c\u{202E}d"), "abcd");
     }
 
     #[test]

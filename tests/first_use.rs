@@ -276,10 +276,11 @@ async fn the_demo_s_watch_command_line_works_as_printed() {
     server.register("bob", &pw).expect("register");
     let file = server.dir().join("bob.password");
     pubsub_tui::config::write_private(&file, &format!("{pw}\n")).expect("write");
-    let line = pubsub_tui::demo::watch_command(&server, &file);
-    let words = shlex::split(&line).expect("a command line");
-    let mut child = Command::new(BIN)
-        .args(&words[1..])
+    let line = pubsub_tui::demo::watch_command(BIN, &server, &file);
+    assert!(line.starts_with(BIN), "{line}");
+    let script = pubsub_tui::demo::write_watch_script(BIN, &server, &file).expect("script");
+    let mut child = Command::new("sh")
+        .arg(&script)
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -475,7 +475,7 @@ fn the_demo_stops_its_prosody_however_it_ends() {
     // It says how to reach it from another terminal.
     tmux.keys(&["m"]);
     tmux.wait_for("the watch command", 5, |s| {
-        s.contains("watch --jid bob@localhost --server 127.0.0.1:")
+        s.contains("/watch.sh") && s.contains("watch --jid bob@localhost --server 127.0.0.1:")
     });
     tmux.keys(&["Escape"]);
     let demo = demo_pid(&tmux);

@@ -120,6 +120,7 @@ fn item(id: u8, text: u8) -> FeedItem {
         node: "n".into(),
         id: Some(format!("i{id}")),
         sender: None,
+        publisher: None,
         time: None,
         seq: None,
         service_seq: None,

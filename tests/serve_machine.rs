@@ -785,3 +785,36 @@ fn stanza_to(st: &Stanza) -> Option<String> {
     };
     to.map(|t| t.to_string())
 }
+
+/// The service names the publisher on every item it forwards and stores, replacing whatever
+/// the client wrote there: subscribers can check the item's own claim against it.
+#[test]
+fn items_carry_the_publisher_the_service_saw() {
+    let mut s = online(Store::open_in_memory().expect("store"));
+    let r = run(
+        &mut s,
+        stanza(&format!(
+            "<iq xmlns='jabber:client' type='set' id='q' from='bob@localhost/b' to='{SVC}'><pubsub xmlns='{PS}'><publish node='test'><item id='x' publisher='alice@localhost'><post xmlns='urn:x-pubsub-tui:item:0' sender='alice@localhost/a' session='s' seq='1'>I am alice</post></item></publish></pubsub></iq>"
+        )),
+    );
+    assert!(r.iq.is_some_and(|i| i.attr("type") == Some("result")));
+    let sub = subscribe(&mut s, "carol@localhost/c");
+    assert_eq!(sub.attr("type"), Some("result"));
+    let stored = iq(
+        &mut s,
+        "carol@localhost/c",
+        "get",
+        &format!("<pubsub xmlns='{PS}'><items node='test'/></pubsub>"),
+    );
+    let items = items_of(&stored);
+    assert_eq!(items[0].attr("publisher"), Some("bob@localhost"));
+    let item = pubsub_tui::xmpp::protocol::parse_item("test", &items[0]);
+    assert!(
+        item.is_forged(),
+        "the claim (alice) is not the publisher (bob)"
+    );
+    assert_eq!(
+        item.shown_sender(),
+        "bob@localhost (claims alice@localhost/a)"
+    );
+}

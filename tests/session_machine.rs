@@ -1312,3 +1312,41 @@ fn items_this_run_received_are_not_lost_when_the_service_evicts_them() {
         [(1, 3)]
     );
 }
+
+#[test]
+fn forged_items_and_our_own_session_do_not_make_gaps() {
+    let clock = Clock(Instant::now() + Duration::from_secs(100));
+    let mut s = synced(&clock, 0);
+    let gaps = |out: Vec<Output>| {
+        events(out)
+            .into_iter()
+            .filter(|e| matches!(e, NetEvent::Gap { .. }))
+            .count()
+    };
+    // Someone publishes items claiming our own publisher session, far ahead: ignored.
+    assert_eq!(
+        gaps(s.handle(live("n", "bob@localhost/tui", "cafe0001", 1), clock.now())),
+        0
+    );
+    assert_eq!(
+        gaps(s.handle(
+            live("n", "bob@localhost/tui", "cafe0001", 5000),
+            clock.now()
+        )),
+        0
+    );
+    // An item whose claimed sender the service contradicts (publisher attribute): ignored.
+    let forged = stanza(
+        "<message xmlns='jabber:client' from='pubsub.localhost' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='n'><item id='f' publisher='mallory@localhost'><post xmlns='urn:x-pubsub-tui:item:0' sender='alice@localhost/a' seq='900' session='s1' time='2026-11-24T07:00:00Z'>x</post></item></items></event></message>",
+    );
+    assert_eq!(
+        gaps(s.handle(live("n", "alice@localhost/a", "s1", 1), clock.now())),
+        0
+    );
+    assert_eq!(gaps(s.handle(forged, clock.now())), 0);
+    // Control: the same jump from another session, unforged, is a gap.
+    assert_eq!(
+        gaps(s.handle(live("n", "alice@localhost/a", "s1", 900), clock.now())),
+        1
+    );
+}

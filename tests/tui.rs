@@ -20,6 +20,7 @@ fn item(node: &str, n: u64, sender: &str, text: &str) -> FeedItem {
         node: node.into(),
         id: Some(format!("beef{n:04}")),
         sender: Some(sender.into()),
+        publisher: None,
         time: Some(format!("2026-11-24T07:{:02}:{:02}Z", n / 60 % 60, n % 60)),
         seq: Some(Seq::new("beef", n)),
         service_seq: None,
@@ -354,7 +355,7 @@ fn auto_publish_goes_to_the_selected_node() {
             node: Some("news".into()),
         },
     );
-    assert!(render(&m, 80, 24).contains("auto on 5s → news"));
+    assert!(render(&m, 80, 24).contains("auto 5s → news"));
     // Off: moving does not send anything.
     key(&mut m, KeyCode::Char('a'));
     assert!(key(&mut m, KeyCode::Up).is_empty());
@@ -581,22 +582,32 @@ fn a_failed_publish_keeps_its_text_and_p_sends_it_again() {
         },
     );
     assert_eq!(m.waiting(), 0);
-    let screen = render(&m, 160, 24);
-    assert!(screen.contains("1 failed (P resends)"), "{screen}");
-    assert!(screen.contains("not allowed"), "{screen}");
+    let screen = render(&m, 200, 24);
+    assert!(screen.contains("1 failed (P puts back)"), "{screen}");
+    assert!(
+        screen.contains("publishing «my precious words» to demo failed: not allowed"),
+        "{screen}"
+    );
+    // Quitting now would lose it: asked first.
     key(&mut m, KeyCode::Esc);
-    let fx = update(
+    assert!(key(&mut m, KeyCode::Char('q')).is_empty());
+    assert!(render(&m, 80, 24).contains("1 failed item"));
+    key(&mut m, KeyCode::Char('n'));
+    // P puts it back in the compose box, to send again (to the selected node).
+    let _ = update(
         &mut m,
         Msg::Key(KeyEvent::new(KeyCode::Char('P'), KeyModifiers::SHIFT)),
     );
+    assert!(m.failed.is_empty());
+    assert_eq!(m.focus, Focus::Compose);
+    assert_eq!(m.compose.value(), "my precious words");
     assert_eq!(
-        fx,
+        key(&mut m, KeyCode::Enter),
         [Effect::Net(Command::Publish {
             node: "demo".into(),
             text: "my precious words".into()
         })]
     );
-    assert!(m.failed.is_empty());
     // Control: a failed auto-publish is not kept for resending.
     net(
         &mut m,
@@ -676,14 +687,58 @@ fn quitting_with_items_not_yet_published_asks_first() {
     );
     assert!(key(&mut m, KeyCode::Char('q')).is_empty(), "asks first");
     assert_eq!(m.overlay, Overlay::ConfirmQuit);
-    assert!(render(&m, 80, 24).contains("1 item is not confirmed"));
+    assert!(render(&m, 80, 24).contains("1 item not confirmed by the service"));
     assert!(key(&mut m, KeyCode::Char('n')).is_empty());
     assert_eq!(m.overlay, Overlay::None);
     key(&mut m, KeyCode::Char('q'));
     assert_eq!(key(&mut m, KeyCode::Char('y')), [Effect::Quit]);
-    // Control: nothing waiting, q quits at once.
+    // A draft in the compose box is asked about too.
+    let mut m = populated();
+    key(&mut m, KeyCode::Char('i'));
+    typed(&mut m, "half a thought");
+    key(&mut m, KeyCode::Esc);
+    assert!(key(&mut m, KeyCode::Char('q')).is_empty());
+    assert!(render(&m, 80, 24).contains("the draft in the compose box"));
+    // Control: nothing to lose, q quits at once.
     let mut m = populated();
     assert_eq!(key(&mut m, KeyCode::Char('q')), [Effect::Quit]);
+}
+
+#[test]
+fn a_paste_goes_to_the_compose_box_and_esc_typed_fast_still_leaves_it() {
+    let mut m = populated();
+    assert_eq!(m.focus, Focus::Feed);
+    // A paste while the feed has the focus is text, not commands (no q quitting).
+    let fx = update(&mut m, Msg::Paste("quite a paste".into()));
+    assert!(fx.is_empty());
+    assert_eq!(m.focus, Focus::Compose);
+    assert_eq!(m.compose.value(), "quite a paste");
+    // Esc and m typed together arrive as Alt-m: leave the box, and m opens the messages.
+    let _ = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('m'), KeyModifiers::ALT)),
+    );
+    assert_eq!(m.focus, Focus::Feed);
+    assert_eq!(m.overlay, Overlay::Messages { scroll: 0 });
+    assert_eq!(m.compose.value(), "quite a paste", "the draft stays");
+}
+
+#[test]
+fn toggling_auto_publish_says_so() {
+    let mut m = populated();
+    key(&mut m, KeyCode::Char('a'));
+    assert!(
+        m.outcome
+            .as_ref()
+            .is_some_and(|o| o.text == "auto-publish off")
+    );
+    key(&mut m, KeyCode::Char('a'));
+    assert!(
+        m.outcome
+            .as_ref()
+            .is_some_and(|o| o.text == "auto-publish on: an item every 5 s to demo")
+    );
+    assert!(render(&m, 80, 24).contains("auto 5s → demo"));
 }
 
 #[test]

@@ -197,11 +197,51 @@ pub struct GapTracker {
     seen: HashMap<(String, String), Ranges>,
     /// The order sessions were first seen in, to forget the oldest.
     seen_order: Vec<(String, String)>,
+    /// This run's own publisher session: it knows what it published, so items claiming that
+    /// session (its own, or a forgery) are not checked.
+    own_session: Option<String>,
 }
 
 impl GapTracker {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A tracker that leaves the items of the publisher session `own` unchecked.
+    pub fn ignoring(own: &str) -> Self {
+        Self {
+            own_session: Some(own.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether an item's own sequence counts: not for items whose claimed sender the service
+    /// contradicts, nor for this run's own session.
+    fn counts(&self, item: &FeedItem) -> bool {
+        !item.is_forged()
+            && item
+                .seq
+                .as_ref()
+                .is_none_or(|s| self.own_session.as_deref() != Some(s.session.as_str()))
+    }
+
+    /// Observe an item: by the service's node-wide number when it has one, else by its
+    /// publisher's sequence (when that counts).
+    pub fn observe_item(&mut self, item: &FeedItem) -> (Verdict, Option<&'static str>) {
+        if let Some(n) = item.service_seq {
+            if self.counts(item) {
+                // Still remember what this publisher sent, for the lost-item count later.
+                self.observe(item.sender.as_deref(), item.seq.as_ref());
+            }
+            return (self.observe_service(n), Some("service"));
+        }
+        if !self.counts(item) {
+            return (Verdict::Unchecked, None);
+        }
+        (
+            self.observe(item.sender.as_deref(), item.seq.as_ref()),
+            None,
+        )
     }
 
     fn remember(&mut self, sender: &str, seq: &Seq) {
@@ -271,14 +311,7 @@ impl GapTracker {
         self.by_sender.clear();
         self.service = head.map(|h| Publisher::new(String::new(), h));
         for item in items {
-            match item.service_seq {
-                Some(n) => {
-                    self.observe_service(n);
-                }
-                None => {
-                    self.observe(item.sender.as_deref(), item.seq.as_ref());
-                }
-            }
+            self.observe_item(item);
         }
     }
 
@@ -331,7 +364,7 @@ impl std::fmt::Display for Lost {
 /// [`MAX_HOLES`] ranges per publisher session.
 pub fn lost_in(items: &[FeedItem], tracker: &GapTracker) -> Vec<Lost> {
     let mut by_session: HashMap<(&str, &str), (Ranges, u64)> = HashMap::new();
-    for item in items {
+    for item in items.iter().filter(|i| tracker.counts(i)) {
         if let Some(seq) = &item.seq {
             let (known, max) = by_session
                 .entry((item.sender.as_deref().unwrap_or(""), seq.session.as_str()))

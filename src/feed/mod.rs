@@ -62,7 +62,12 @@ pub struct FeedItem {
     pub node: String,
     /// The item id, if the service sent one (the Wokkel relay does not).
     pub id: Option<String>,
+    /// Who the item says sent it (its payload's claim: any publisher can write any name).
     pub sender: Option<String>,
+    /// Who the service says published it (the `publisher` attribute some services put on
+    /// items: ejabberd, `serve`), a bare JID. Prosody sends none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
     /// The timestamp as the item carried it (RFC 3339 for ours, `HH:MM:SS` for Wokkel).
     pub time: Option<String>,
     pub seq: Option<Seq>,
@@ -79,6 +84,25 @@ pub struct FeedItem {
 }
 
 impl FeedItem {
+    /// The claimed sender contradicts the publisher the service names.
+    pub fn is_forged(&self) -> bool {
+        match (&self.publisher, &self.sender) {
+            (Some(p), Some(s)) => s.split('/').next() != Some(p.as_str()),
+            _ => false,
+        }
+    }
+
+    /// The sender to show: the claimed one, unless the service names another publisher, then
+    /// that one with the claim (`bob@x (claims alice@x)`).
+    pub fn shown_sender(&self) -> String {
+        let claimed = self.sender.as_deref().unwrap_or("?");
+        match &self.publisher {
+            Some(p) if self.is_forged() => format!("{p} (claims {claimed})"),
+            Some(p) if self.sender.is_none() => p.clone(),
+            _ => claimed.to_owned(),
+        }
+    }
+
     /// The item's own time, when it carries a full (RFC 3339) timestamp.
     pub fn timestamp(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.time

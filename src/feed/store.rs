@@ -32,6 +32,10 @@ pub enum ItemState {
 
 /// What a row shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "rows are mostly items; boxing each would cost an allocation per item"
+)]
 pub enum RowKind {
     Item {
         item: FeedItem,
@@ -316,6 +320,7 @@ mod tests {
             node: "n".into(),
             id: Some(id.into()),
             sender: None,
+            publisher: None,
             time: None,
             seq: None,
             service_seq: None,

@@ -833,8 +833,12 @@ impl Service {
             }
             None => format!("{:016x}", self.rng.random::<u64>()),
         };
+        let publisher = bare(from);
         let mut stored = item.clone();
         stored.set_attr(rxml_none(), nc("id"), id.clone());
+        // Who published it, as the service saw it: subscribers can check the item's own claim
+        // of a sender against it (a client's attribute of that name is replaced).
+        stored.set_attr(rxml_none(), nc("publisher"), publisher.clone());
         let Some(xml) = serialise(&stored) else {
             return Err(refuse(
                 DefinedCondition::BadRequest,
@@ -849,7 +853,6 @@ impl Service {
             .detail("payload-too-big"));
         }
         self.ensure_node(&node, from)?;
-        let publisher = bare(from);
         let seq = self
             .store
             .publish(&node, &id, &publisher, &xml, self.cfg.max_items)

@@ -91,7 +91,7 @@ impl Scope {
             Self::Feed => "Feed",
             Self::Compose => "Compose box",
             Self::Overlay => "Help and messages",
-            Self::Confirm => "Quit with items not yet published",
+            Self::Confirm => "Quit with text not yet published",
         }
     }
 }
@@ -277,15 +277,15 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[ch('r')],
         scope: Scope::Panes,
         action: Action::Resync,
-        help: "resync the selected node (subscribe again if it failed)",
+        help: "resync the selected node, or subscribe again",
         hint: Some("resync"),
     },
     Binding {
         keys: &[ch('P')],
         scope: Scope::Panes,
         action: Action::ResendFailed,
-        help: "publish the failed items again",
-        hint: Some("resend failed"),
+        help: "put the last failed item back in the compose box",
+        hint: Some("failed item"),
     },
     Binding {
         keys: &[key(KeyCode::Up), ch('k')],
@@ -389,7 +389,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[ch('y')],
         scope: Scope::Confirm,
         action: Action::Yes,
-        help: "quit, and lose the items not yet published",
+        help: "quit, and lose what is not yet published",
         hint: Some("quit anyway"),
     },
     Binding {

@@ -71,7 +71,15 @@ fn start_terminal() -> std::io::Result<ratatui::DefaultTerminal> {
 /// Run the TUI until the user quits. Restores the terminal on every exit path: a panic too.
 pub async fn run(net: NetHandle, model: Model) -> anyhow::Result<()> {
     let result = match start_terminal() {
-        Ok(mut terminal) => event_loop(&mut terminal, net, model).await,
+        Ok(mut terminal) => {
+            let result = event_loop(&mut terminal, net, model).await;
+            if terminal.show_cursor().is_err() {
+                // The terminal is gone (a closed window): dropping the handle would try again
+                // and complain on stderr, which is gone too.
+                std::mem::forget(terminal);
+            }
+            result
+        }
         Err(e) => Err(e.into()),
     };
     restore_terminal();
@@ -151,6 +159,8 @@ async fn event_loop(
             for effect in update(&mut model, msg) {
                 match effect {
                     Effect::Quit => {
+                        // Say so: unsubscribing can take a moment on a slow link.
+                        let _ = terminal.draw(|f| view::draw(f, &model));
                         shutdown(net).await;
                         return outcome(&model);
                     }

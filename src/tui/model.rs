@@ -297,4 +297,12 @@ impl Model {
     pub fn waiting(&self) -> usize {
         self.unconfirmed.len()
     }
+
+    /// Quitting now would lose text the user wrote: items not yet published, failed ones,
+    /// or a draft.
+    pub fn would_lose_text(&self) -> bool {
+        !self.net_ended && self.waiting() > 0
+            || !self.failed.is_empty()
+            || !self.compose.value().trim().is_empty()
+    }
 }

@@ -16,6 +16,10 @@ use crate::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
 const WHEEL_ROWS: usize = 3;
 
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a message is moved once, into update; most are network events"
+)]
 pub enum Msg {
     Key(KeyEvent),
     Mouse(MouseEvent),
@@ -48,7 +52,9 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Paste(text) => {
-            if m.overlay == Overlay::None && m.focus == Focus::Compose {
+            // A paste is text: it goes to the compose box, whichever pane has the focus.
+            if m.overlay == Overlay::None {
+                m.focus = Focus::Compose;
                 paste(m, &text);
             }
             Vec::new()
@@ -152,13 +158,21 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
     }
     let Some(action) = action else {
         if m.focus == Focus::Compose {
+            if let KeyCode::Char(c) = key.code
+                && key.modifiers == KeyModifiers::ALT
+            {
+                // Esc and a key typed quickly arrive as Alt and the key: leave the compose
+                // box, and let the key act in the panes.
+                m.focus = Focus::Feed;
+                return on_key(m, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+            }
             edit_compose(m, key);
         }
         return Vec::new();
     };
     match action {
         Action::Quit => {
-            if m.waiting() > 0 && !m.net_ended {
+            if m.would_lose_text() {
                 m.overlay = Overlay::ConfirmQuit;
             } else {
                 m.quit = true;
@@ -173,13 +187,22 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         Action::LeaveCompose => m.focus = Focus::Feed,
         Action::ToggleAuto => {
             m.auto_publish = !m.auto_publish;
+            let node = m.selected_node().map(|n| n.name.clone());
+            let text = match (&node, m.auto_publish) {
+                (Some(n), true) => format!(
+                    "auto-publish on: an item every {} s to {n}",
+                    m.interval.as_secs_f64()
+                ),
+                _ => "auto-publish off".to_owned(),
+            };
+            m.outcome(Level::Info, text);
             return vec![Effect::Net(Command::SetAutoPublish {
                 enabled: m.auto_publish,
-                node: m.selected_node().map(|n| n.name.clone()),
+                node,
             })];
         }
         Action::Resync => return resync(m),
-        Action::ResendFailed => return resend_failed(m),
+        Action::ResendFailed => restore_failed(m),
         Action::Publish => return publish(m),
         Action::NewLine => insert_text(m, "\n"),
         Action::Follow => m.feed_offset = 0,
@@ -206,24 +229,36 @@ fn resync(m: &mut Model) -> Vec<Effect> {
     vec![Effect::Net(Command::Resync { node })]
 }
 
-fn resend_failed(m: &mut Model) -> Vec<Effect> {
-    let failed = std::mem::take(&mut m.failed);
-    if failed.is_empty() {
-        return Vec::new();
+/// Put the newest failed item's text back in the compose box, to send it again (to the
+/// selected node, which may be another one than it failed on).
+fn restore_failed(m: &mut Model) {
+    if m.failed.is_empty() {
+        return;
     }
+    if !m.compose.value().is_empty() {
+        m.outcome(
+            Level::Error,
+            "the compose box holds a draft: publish or clear it (Ctrl-U) first, then P",
+        );
+        return;
+    }
+    let Some(f) = m.failed.pop() else { return };
+    let len = f.text.chars().count();
+    m.compose = tui_input::Input::new(f.text).with_cursor(len);
+    m.focus = Focus::Compose;
+    let more = if m.failed.is_empty() {
+        String::new()
+    } else {
+        format!("; {} more failed", m.failed.len())
+    };
     m.outcome(
         Level::Info,
-        format!("publishing {} again…", plural(failed.len(), "failed item")),
+        format!(
+            "the item that failed on {} is back in the compose box: Enter publishes it to the \
+             selected node{more}",
+            f.node
+        ),
     );
-    failed
-        .into_iter()
-        .map(|f| {
-            Effect::Net(Command::Publish {
-                node: f.node,
-                text: f.text,
-            })
-        })
-        .collect()
 }
 
 /// `1 item`, `2 items`.
@@ -238,6 +273,9 @@ pub fn plural(n: usize, word: &str) -> String {
 fn publish(m: &mut Model) -> Vec<Effect> {
     let text = m.compose.value().trim_end().to_owned();
     if text.trim().is_empty() {
+        if !m.compose.value().is_empty() {
+            m.outcome(Level::Error, "nothing to publish: the text is only spaces");
+        }
         return Vec::new();
     }
     let Some(node) = m.selected_node().map(|n| n.name.clone()) else {
@@ -265,8 +303,8 @@ fn insert_text(m: &mut Model, text: &str) {
         m.outcome(
             Level::Error,
             format!(
-                "that does not fit: an item carries at most {} bytes of text as XML (this would \
-                 make {})",
+                "that does not fit: an item carries at most {} bytes of text as XML, and this \
+                 would make {} bytes",
                 protocol::MAX_TEXT_XML_BYTES,
                 now + more
             ),
@@ -571,13 +609,18 @@ fn on_publish_event(m: &mut Model, ev: NetEvent) {
                 m.error(format!("auto-publish to {node} failed: {why}"));
             } else {
                 m.unconfirmed.remove(&id);
+                let start: String = text.chars().take(40).collect();
+                let cut = if text.chars().count() > 40 { "…" } else { "" };
                 m.failed.push(Failed {
                     node: node.clone(),
                     text,
                 });
                 m.outcome(
                     Level::Error,
-                    format!("publishing to {node} failed: {why} (P sends it again)"),
+                    format!(
+                        "publishing «{start}{cut}» to {node} failed: {why} (P puts it back in \
+                         the compose box)"
+                    ),
                 );
             }
         }

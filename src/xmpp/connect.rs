@@ -474,8 +474,8 @@ pub async fn connect_loop(
             let _ = status.send(ConnState::Failed {
                 error: format!(
                     "another connection logged in as {} and replaced this one{said}; stopped \
-                     here so the two do not knock each other off. Give each run its own \
-                     --resource, or leave it out (each run then gets a new one)",
+                     here so the two do not knock each other off (two runs at once need two \
+                     resources: see --resource)",
                     cfg.jid
                 ),
             });

@@ -326,10 +326,15 @@ pub fn to_xml(e: &Element) -> String {
 /// Read one `<item/>` of node `node` (from an event or a retrieve result).
 pub fn parse_item(node: &str, item: &Element) -> FeedItem {
     let id = item.attr("id").map(sanitize::text);
+    let publisher = item
+        .attr("publisher")
+        .and_then(|p| xmpp_parsers::jid::Jid::new(p).ok())
+        .map(|j| sanitize::display(j.to_bare().as_str()));
     let mut out = FeedItem {
         node: node.to_owned(),
         id,
         sender: None,
+        publisher,
         time: None,
         seq: None,
         service_seq: None,

@@ -51,7 +51,7 @@ pub const MAX_PAGES: u32 = 500;
 /// cleaned up when they are left behind (other clients of the account are not ours to touch).
 pub const RESOURCE_PREFIX: &str = "pubsub-tui";
 /// How long a shutdown waits for the unsubscribe answers.
-pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+pub const SHUTDOWN_WAIT: Duration = Duration::from_millis(1500);
 
 /// How temporary failures are tried again: `first`, doubling up to `max`, and at most
 /// `attempts` tries in all before the failure is final.
@@ -896,20 +896,20 @@ impl Session {
         }
     }
 
+    fn tracker(&mut self, node: &str) -> &mut GapTracker {
+        let own = &self.cfg.publisher_session;
+        self.trackers
+            .entry(node.to_owned())
+            .or_insert_with(|| GapTracker::ignoring(own))
+    }
+
     fn check_sequence(&mut self, item: &FeedItem, now: Now, out: &mut Vec<Output>) {
-        let tracker = self.trackers.entry(item.node.clone()).or_default();
         // A relay's node-wide numbering covers every publisher: when it is there, it is the
         // exact check, and the per-publisher one would only report the same loss twice.
-        let (verdict, sender) = match item.service_seq {
-            Some(n) => {
-                // Still remember what this publisher sent, for the lost-item count later.
-                tracker.observe(item.sender.as_deref(), item.seq.as_ref());
-                (tracker.observe_service(n), SERVICE_NUMBERING.to_owned())
-            }
-            None => (
-                tracker.observe(item.sender.as_deref(), item.seq.as_ref()),
-                item.sender.clone().unwrap_or_default(),
-            ),
+        let (verdict, by) = self.tracker(&item.node).observe_item(item);
+        let sender = match by {
+            Some(_) => SERVICE_NUMBERING.to_owned(),
+            None => item.sender.clone().unwrap_or_default(),
         };
         if let Verdict::Gap(range) = verdict {
             out.push(Output::Event(NetEvent::Gap {
@@ -1238,7 +1238,7 @@ impl Session {
         let mut seen = HashSet::new();
         items.retain(|i| i.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
         sort_by_time_and_seq(&mut items);
-        let tracker = self.trackers.entry(node.clone()).or_default();
+        let tracker = self.tracker(&node);
         let lost = lost_in(&items, tracker);
         tracker.reset_from(&items, head);
         out.push(Output::Event(NetEvent::Snapshot {

@@ -180,7 +180,7 @@ async fn run<M: Machine>(
             // After a final connection error there is no stream to close: dropping it ends
             // tokio-xmpp's worker (and so the parked connector).
             if stream_alive && !failed {
-                let _ = tokio::time::timeout(Duration::from_secs(3), stream.close()).await;
+                let _ = tokio::time::timeout(Duration::from_millis(1500), stream.close()).await;
             }
             break;
         }

@@ -13,15 +13,27 @@ use super::super::theme;
 pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     let n = m.waiting();
     let queued = m.unconfirmed.values().filter(|u| u.queued).count();
-    let mut text = if n == 1 {
-        "1 item is not confirmed by the service yet".to_owned()
-    } else {
-        format!("{n} items are not confirmed by the service yet")
-    };
-    if queued > 0 {
-        let _ = write!(text, " ({queued} waiting for the connection)");
+    let mut parts = Vec::new();
+    if n > 0 && !m.net_ended {
+        let mut p = if n == 1 {
+            "1 item not confirmed by the service yet".to_owned()
+        } else {
+            format!("{n} items not confirmed by the service yet")
+        };
+        if queued > 0 {
+            let _ = write!(p, " ({queued} waiting for the connection)");
+        }
+        parts.push(p);
     }
-    text.push_str(". Quitting now loses them.");
+    match m.failed.len() {
+        0 => {}
+        1 => parts.push("1 failed item (P puts it back in the compose box)".to_owned()),
+        k => parts.push(format!("{k} failed items (P puts them back, one by one)")),
+    }
+    if !m.compose.value().trim().is_empty() {
+        parts.push("the draft in the compose box".to_owned());
+    }
+    let text = format!("Quitting now loses {}.", parts.join(", and "));
     let lines = vec![
         Line::raw(text),
         Line::raw(""),

@@ -16,9 +16,16 @@ use crate::feed::{FeedItem, ItemState, MarkerKind, RowKind};
 fn item_line(item: &FeedItem, state: ItemState, m: &Model, width: usize) -> Line<'static> {
     let time = item.display_time(m.offset);
     let sender_width = (width / 4).clamp(8, 22);
-    // The bare JID: the resource is rarely worth its columns.
-    let sender = item.sender.as_deref().unwrap_or("?");
-    let sender = fit_pad(sender.split('/').next().unwrap_or(sender), sender_width);
+    // The bare JID: the resource is rarely worth its columns. When the service names another
+    // publisher than the item claims, that one is shown, marked.
+    let bare = |s: &str| s.split('/').next().unwrap_or(s).to_owned();
+    let claimed = bare(item.sender.as_deref().unwrap_or("?"));
+    let (who, forged) = match &item.publisher {
+        Some(p) if item.is_forged() => (format!("{p} ≠ {claimed}"), true),
+        Some(p) if item.sender.is_none() => (p.clone(), false),
+        _ => (claimed, false),
+    };
+    let sender = fit_pad(&who, sender_width);
     let text_width = width.saturating_sub(time.len() + sender_width + 2);
     let text = fit(&item.text, text_width);
     match state {
@@ -31,7 +38,7 @@ fn item_line(item: &FeedItem, state: ItemState, m: &Model, width: usize) -> Line
     Line::from(vec![
         Span::styled(time, theme::TIME),
         Span::raw(" "),
-        Span::styled(sender, theme::SENDER),
+        Span::styled(sender, if forged { theme::WARN } else { theme::SENDER }),
         Span::raw(" "),
         Span::raw(text),
     ])
@@ -94,7 +101,24 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
         });
     }
     if lines.is_empty() {
-        lines.push(Line::styled("(no items yet)", theme::DIM));
+        lines.push(match node.state.error() {
+            // A lost connection is the status bar's to tell.
+            Some(e) if !matches!(e, crate::xmpp::error::RequestError::Connection(_)) => {
+                Line::styled(
+                    fit(
+                        &crate::xmpp::error::explain(
+                            e,
+                            crate::xmpp::error::Op::Subscribe,
+                            &node.name,
+                            &m.service,
+                        ),
+                        width,
+                    ),
+                    theme::ERROR,
+                )
+            }
+            _ => Line::styled("(no items yet)", theme::DIM),
+        });
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

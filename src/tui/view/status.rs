@@ -1,5 +1,5 @@
-//! The status bar (connection, what waits, the outcome of the last action, recent news,
-//! auto-publish) and the footer of key hints.
+//! The status bar (connection, auto-publish, what waits or failed, the outcome of the last
+//! action, recent news, dropped stanzas) and the footer of key hints.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -33,6 +33,10 @@ fn conn_label(conn: &ConnState, short: bool) -> String {
         }
         // Said once, here, with its reason (the message log keeps it too).
         ConnState::Failed { error } => format!("connection failed: {error}"),
+        // The bare JID: the resource (new each run) is in the message log.
+        ConnState::Online { jid, .. } => {
+            format!("online as {}", jid.split('/').next().unwrap_or(jid))
+        }
         other => other.to_string(),
     }
 }
@@ -61,6 +65,18 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
         format!("● {}", conn_label(&m.conn, newer_outcome)),
         conn_style,
     )];
+    if m.quit {
+        spans.push(Span::styled(" │ quitting: unsubscribing…", theme::WARN));
+    }
+    spans.push(Span::raw(if m.auto_publish {
+        format!(
+            " │ auto {}s → {}",
+            m.interval.as_secs_f64(),
+            m.auto_node.as_deref().unwrap_or("-")
+        )
+    } else {
+        " │ auto off".to_owned()
+    }));
     // What matters most comes first: the line is cut at the terminal's width.
     let waiting = m.waiting();
     if waiting > 0 {
@@ -73,7 +89,7 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
     }
     if !m.failed.is_empty() {
         spans.push(Span::styled(
-            format!(" │ {} failed (P resends)", m.failed.len()),
+            format!(" │ {} failed (P puts back)", m.failed.len()),
             theme::ERROR,
         ));
     }
@@ -91,16 +107,6 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
             theme::WARN,
         ));
     }
-    let auto = if m.auto_publish {
-        format!(
-            " │ auto on {}s → {}",
-            m.interval.as_secs_f64(),
-            m.auto_node.as_deref().unwrap_or("-")
-        )
-    } else {
-        " │ auto off".to_owned()
-    };
-    spans.push(Span::raw(auto));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
