@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::config::Settings;
 use crate::feed::FeedItem;
 use crate::xmpp::error::{Op, RequestError, explain};
-use crate::xmpp::protocol::{self, SubState};
+use crate::xmpp::proto::{self, SubState};
 use crate::xmpp::{self, Command, ConnState, NetEvent};
 
 /// One timestamp format for everything: RFC 3339 in UTC, with milliseconds.
@@ -266,7 +266,7 @@ pub async fn publish(mut settings: Settings, text: Option<String>) -> anyhow::Re
     if text.trim().is_empty() {
         bail!("nothing to publish: the text is empty");
     }
-    if let Err(why) = protocol::check_text_size(&crate::sanitize::outgoing(&text)) {
+    if let Err(why) = proto::check_text_size(&crate::sanitize::outgoing(&text)) {
         bail!(why);
     }
     let [node] = settings.session.nodes.as_slice() else {
@@ -369,7 +369,7 @@ mod tests {
     fn json_carries_whole_values_and_escapes_terminal_controls() {
         let xml = "<item xmlns='http://jabber.org/protocol/pubsub' id='i'><reading xmlns='urn:x'><lat>45.44</lat><lon>12.33</lon></reading></item>";
         let el: xmpp_parsers::minidom::Element = xml.parse().expect("xml");
-        let mut item = protocol::parse_item("n", &el);
+        let mut item = proto::parse_item("n", &el);
         item.text = format!("{}\nline two \u{9b}31m \u{202e}", "x".repeat(10_000));
         item.id = Some("i".repeat(1000));
         let line = json_line(&item_json("item", &item));

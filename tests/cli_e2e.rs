@@ -264,7 +264,7 @@ async fn text_too_big_for_an_item_is_refused_before_anything_is_sent() {
         return;
     };
     let (_, pw) = account(&server, "alice", "x");
-    let big = "x".repeat(pubsub_tui::xmpp::protocol::MAX_TEXT_XML_BYTES + 1);
+    let big = "x".repeat(pubsub_tui::xmpp::proto::MAX_TEXT_XML_BYTES + 1);
     let mut p = base(&server, "publish", "alice", &pw)
         .args(["--node", "test"])
         .stdin(Stdio::piped())

@@ -13,7 +13,7 @@ use common::serve::Serve;
 use common::*;
 use pubsub_tui::prosody::{self, Options};
 use pubsub_tui::xmpp::error::Condition;
-use pubsub_tui::xmpp::protocol::SubState;
+use pubsub_tui::xmpp::proto::SubState;
 use pubsub_tui::xmpp::session::RetryPolicy;
 use pubsub_tui::xmpp::{self, Command as NetCommand, NetEvent, SnapshotReason};
 

@@ -301,7 +301,12 @@ fn retrieve_all_newest_by_id_and_pages() {
     );
     assert!(is_error(&unknown, "item-not-found"));
     // Our client reads it all back the same way (parser shared with the client).
-    let parsed = pubsub_tui::xmpp::protocol::parse_items_result("n", all.get_child("pubsub", PS));
+    let result = pubsub_tui::xmpp::proto::pubsub::ItemsResult::parse("n", all.get_child("pubsub", PS));
+    let parsed: Vec<_> = result
+        .items
+        .iter()
+        .map(|i| pubsub_tui::xmpp::proto::parse_item("n", i))
+        .collect();
     assert_eq!(parsed[4].text, "<p> 5");
 }
 
@@ -808,7 +813,7 @@ fn items_carry_the_publisher_the_service_saw() {
     );
     let items = items_of(&stored);
     assert_eq!(items[0].attr("publisher"), Some("bob@localhost"));
-    let item = pubsub_tui::xmpp::protocol::parse_item("test", &items[0]);
+    let item = pubsub_tui::xmpp::proto::parse_item("test", &items[0]);
     assert!(
         item.is_forged(),
         "the claim (alice) is not the publisher (bob)"

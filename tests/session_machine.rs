@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use pubsub_tui::feed::ItemFormat;
 use pubsub_tui::xmpp::error::RequestError;
-use pubsub_tui::xmpp::protocol::SubState;
+use pubsub_tui::xmpp::proto::SubState;
 use pubsub_tui::xmpp::session::{Input, Now, Output, RetryPolicy, Session, SessionConfig};
 use pubsub_tui::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
 use xmpp_parsers::iq::Iq;

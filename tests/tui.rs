@@ -10,7 +10,7 @@ use pubsub_tui::tui::model::{Focus, Model, Overlay};
 use pubsub_tui::tui::update::{Effect, Msg, update};
 use pubsub_tui::tui::view;
 use pubsub_tui::xmpp::error::{Refusal, RequestError};
-use pubsub_tui::xmpp::protocol::SubState;
+use pubsub_tui::xmpp::proto::SubState;
 use pubsub_tui::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -538,7 +538,7 @@ fn the_compose_cursor_is_at_the_insertion_point_in_both_layouts() {
 fn text_over_the_item_limit_is_refused_and_kept() {
     let mut m = populated();
     key(&mut m, KeyCode::Char('i'));
-    let limit = pubsub_tui::xmpp::protocol::MAX_TEXT_XML_BYTES;
+    let limit = pubsub_tui::xmpp::proto::MAX_TEXT_XML_BYTES;
     let _ = update(&mut m, Msg::Paste("x".repeat(limit + 1)));
     assert_eq!(
         m.compose.value(),

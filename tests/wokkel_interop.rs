@@ -10,7 +10,7 @@ use common::wokkel::{self, Peer};
 use common::{account, session_at, wait_for, wait_online};
 use pubsub_tui::feed::ItemFormat;
 use pubsub_tui::prosody::Options;
-use pubsub_tui::xmpp::protocol::SubState;
+use pubsub_tui::xmpp::proto::SubState;
 use pubsub_tui::xmpp::session::SessionConfig;
 use pubsub_tui::xmpp::{self, Command, NetEvent};
 

@@ -22,16 +22,14 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
-use super::store::{NoSuchItem, Query, Store};
+use super::store::{NoSuchItem, NodeRow, Query, Store};
 use crate::sanitize;
 use crate::xmpp::events::ConnState;
-use crate::xmpp::protocol::{
-    NS_PING, NS_PUBSUB, NS_PUBSUB_ERRORS, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, NS_RSM, NS_SEQ, el,
+use crate::xmpp::proto::{
+    self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_PUBSUB, NS_PUBSUB_ERRORS, NS_PUBSUB_OWNER,
+    NS_RSM, NS_SEQ, disco, el, event, owner, pubsub,
 };
 use crate::xmpp::session::{Input, Now, Output};
-
-const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 /// Longest node name and item id accepted, in bytes.
 const MAX_NAME: usize = 1024;
 const MAX_ID: usize = 256;
@@ -186,29 +184,13 @@ fn bare(jid: &str) -> String {
     Jid::new(jid).map_or_else(|_| jid.to_owned(), |j| j.to_bare().to_string())
 }
 
-/// A copy of `item` in another namespace, with the same attributes and content.
-fn renamespaced(item: &Element, ns: &str) -> Element {
-    let mut out = Element::builder("item", ns).build();
-    *out.attrs_mut() = item.attrs().clone();
-    for node in item.nodes() {
-        out.append_node(node.clone());
-    }
-    out
-}
-
-fn serialise(e: &Element) -> Option<String> {
-    let mut buf = Vec::new();
-    e.write_to(&mut buf).ok()?;
-    String::from_utf8(buf).ok()
-}
-
 fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
 }
 
-/// The node attribute of a request element, checked.
-fn node_attr(e: &Element) -> Result<String, Refusal> {
-    match e.attr("node") {
+/// The node a request names, checked.
+fn node_of(node: Option<&str>) -> Result<String, Refusal> {
+    match node {
         Some(n) if valid_name(n, MAX_NAME) => Ok(n.to_owned()),
         Some(_) => Err(refuse(
             DefinedCondition::NotAcceptable,
@@ -221,9 +203,9 @@ fn node_attr(e: &Element) -> Result<String, Refusal> {
     }
 }
 
-/// The jid attribute of a (un)subscribe request, checked.
-fn jid_attr(e: &Element) -> Result<Jid, Refusal> {
-    e.attr("jid").and_then(|j| Jid::new(j).ok()).ok_or_else(|| {
+/// The JID a (un)subscribe request names, checked.
+fn jid_of(jid: Option<&str>) -> Result<Jid, Refusal> {
+    jid.and_then(|j| Jid::new(j).ok()).ok_or_else(|| {
         refuse(DefinedCondition::BadRequest, "missing or invalid jid").detail("invalid-jid")
     })
 }
@@ -328,7 +310,7 @@ impl Service {
             Input::Tick => self.maybe_probe(now, &mut out),
             Input::AutoPublishTick => {}
             Input::Stanza(stanza) => match *stanza {
-                Stanza::Iq(iq) => self.on_iq(iq, &mut out),
+                Stanza::Iq(iq) => self.on_iq(iq, now, &mut out),
                 Stanza::Message(m) => self.on_message(&m, &mut out),
                 Stanza::Presence(p) => self.on_presence(&p, &mut out),
             },
@@ -475,7 +457,7 @@ impl Service {
 
     // ----- requests -----------------------------------------------------------------------
 
-    fn on_iq(&mut self, iq: Iq, out: &mut Vec<Output<ServeEvent>>) {
+    fn on_iq(&mut self, iq: Iq, now: Now, out: &mut Vec<Output<ServeEvent>>) {
         let (from, id, payload, is_set) = match iq {
             Iq::Result { id, .. } => {
                 self.on_probe_answer(&id, None, out);
@@ -499,7 +481,7 @@ impl Service {
             .map(ToString::to_string)
             .unwrap_or_default();
         self.resume(&requester, out);
-        let answer = self.request(&requester, &payload, is_set, out);
+        let answer = self.request(&requester, &payload, is_set, now, out);
         let reply = match answer {
             Ok(payload) => Iq::Result {
                 from: None,
@@ -529,14 +511,15 @@ impl Service {
         from: &str,
         payload: &Element,
         is_set: bool,
+        now: Now,
         out: &mut Vec<Output<ServeEvent>>,
     ) -> Handled {
         let ns = payload.ns();
         match (ns.as_str(), payload.name(), is_set) {
             (NS_PING, "ping", false) => Ok(None),
-            (NS_DISCO_INFO, "query", false) => self.disco_info(payload),
+            (NS_DISCO_INFO, "query", false) => self.disco_info(payload.attr("node")),
             (NS_DISCO_ITEMS, "query", false) => self.disco_items(payload),
-            (NS_PUBSUB, "pubsub", _) => self.pubsub(from, payload, is_set, out),
+            (NS_PUBSUB, "pubsub", _) => self.pubsub(from, payload, is_set, now, out),
             (NS_PUBSUB_OWNER, "pubsub", true) => self.owner(from, payload, out),
             (NS_PUBSUB_OWNER, "pubsub", false) => Err(Refusal::unsupported("config-node")),
             _ => Err(refuse(
@@ -546,55 +529,106 @@ impl Service {
         }
     }
 
-    fn disco_info(&self, q: &Element) -> Handled {
-        let mut query = el("query", NS_DISCO_INFO, &[]);
-        let kind = match q.attr("node") {
-            None => "service",
-            Some(node) => {
-                self.existing(node)?;
-                query.set_attr(rxml_none(), nc("node"), node);
-                "leaf"
-            }
+    /// The service's identity and features, or a node's with its meta-data.
+    fn disco_info(&self, node: Option<&str>) -> Handled {
+        let identity = |kind: &str| disco::Identity {
+            category: "pubsub".into(),
+            kind: kind.into(),
+            name: Some("pubsub-tui relay".into()),
         };
-        query.append_child(el(
-            "identity",
-            NS_DISCO_INFO,
-            &[
-                ("category", "pubsub"),
-                ("type", kind),
-                ("name", "pubsub-tui relay"),
-            ],
-        ));
-        for f in FEATURES {
-            query.append_child(el("feature", NS_DISCO_INFO, &[("var", f)]));
+        let mut info = disco::Info {
+            features: FEATURES.iter().map(|f| (*f).to_owned()).collect(),
+            ..disco::Info::default()
+        };
+        match node {
+            None => info.identities.push(identity("service")),
+            Some(node) => {
+                let row = self.existing(node)?;
+                info.node = Some(node.to_owned());
+                info.identities.push(identity("leaf"));
+                let mut owners = vec![row.creator.clone()];
+                owners.extend(self.cfg.admins.iter().cloned());
+                owners.dedup();
+                info.meta = Some(disco::NodeMeta {
+                    title: row.title.clone(),
+                    creator: Some(row.creator.clone()),
+                    creation_date: row.created.clone(),
+                    owners,
+                    num_subscribers: Some(self.subs.get(node).map_or(0, |m| m.len() as u64)),
+                    max_items: Some(self.cfg.max_items.to_string()),
+                    access_model: Some("open".into()),
+                    publish_model: Some("open".into()),
+                    ..disco::NodeMeta::default()
+                });
+            }
         }
-        Ok(Some(query))
+        Ok(Some(info.build()))
     }
 
+    /// The nodes (with their titles as names), or a node's items, a page at a time (RSM).
     fn disco_items(&self, q: &Element) -> Handled {
         let me = self.me().map(|j| j.to_string()).unwrap_or_default();
-        let mut query = el("query", NS_DISCO_ITEMS, &[]);
-        match q.attr("node") {
+        let asked = q
+            .get_child("set", NS_RSM)
+            .and_then(|s| xmpp_parsers::rsm::SetQuery::try_from(s.clone()).ok());
+        let max = asked
+            .as_ref()
+            .and_then(|a| a.max)
+            .map_or(MAX_PAGE, |m| (m as u64).min(MAX_PAGE));
+        let after = asked.as_ref().and_then(|a| a.after.clone());
+        let mut listing = disco::Items::default();
+        let total = match q.attr("node") {
             None => {
-                let names = self.store.node_names().map_err(|e| storage_error(&e))?;
-                for n in names {
-                    query.append_child(el("item", NS_DISCO_ITEMS, &[("jid", &me), ("node", &n)]));
-                }
+                let (page, total) = self
+                    .store
+                    .node_page(after.as_deref(), max)
+                    .map_err(|e| storage_error(&e))?;
+                listing.items = page
+                    .into_iter()
+                    .map(|(name, title)| disco::Listed {
+                        jid: me.clone(),
+                        node: Some(name),
+                        name: title,
+                    })
+                    .collect();
+                total
             }
             Some(node) => {
                 self.existing(node)?;
-                query.set_attr(rxml_none(), nc("node"), node);
+                listing.node = Some(node.to_owned());
                 let ids = self.store.item_ids(node).map_err(|e| storage_error(&e))?;
-                for id in ids {
-                    query.append_child(el("item", NS_DISCO_ITEMS, &[("jid", &me), ("name", &id)]));
-                }
+                let total = ids.len() as u64;
+                let start = after
+                    .as_ref()
+                    .and_then(|a| ids.iter().position(|i| i == a).map(|p| p + 1))
+                    .unwrap_or(0);
+                listing.items = ids
+                    .into_iter()
+                    .skip(start)
+                    .take(usize::try_from(max).unwrap_or(usize::MAX))
+                    .map(|id| disco::Listed {
+                        jid: me.clone(),
+                        node: None,
+                        name: Some(id),
+                    })
+                    .collect();
+                total
             }
+        };
+        // Say how it pages when asked to, or when this is not all of it.
+        if asked.is_some() || (listing.items.len() as u64) < total {
+            let key = |l: &disco::Listed| l.node.clone().or_else(|| l.name.clone());
+            listing.page = Some(pubsub::ItemsResult::page_of(
+                listing.items.first().and_then(key).as_deref().map(|k| (k, 0)),
+                listing.items.last().and_then(key).as_deref(),
+                usize::try_from(total).unwrap_or(usize::MAX),
+            ));
         }
-        Ok(Some(query))
+        Ok(Some(listing.build()))
     }
 
-    /// The node's head and creator, or `item-not-found`.
-    fn existing(&self, node: &str) -> Result<(u64, String), Refusal> {
+    /// The node's row, or `item-not-found`.
+    fn existing(&self, node: &str) -> Result<NodeRow, Refusal> {
         self.store
             .node(node)
             .map_err(|e| storage_error(&e))?
@@ -602,7 +636,7 @@ impl Service {
     }
 
     /// Create the node if it does not exist (auto-create), within the node limit.
-    fn ensure_node(&mut self, node: &str, creator: &str) -> Result<(), Refusal> {
+    fn ensure_node(&mut self, node: &str, creator: &str, now: Now) -> Result<(), Refusal> {
         if self
             .store
             .node(node)
@@ -611,10 +645,16 @@ impl Service {
         {
             return Ok(());
         }
-        self.create(node, creator).map(|_| ())
+        self.create(node, creator, None, now).map(|_| ())
     }
 
-    fn create(&mut self, node: &str, creator: &str) -> Result<bool, Refusal> {
+    fn create(
+        &mut self,
+        node: &str,
+        creator: &str,
+        title: Option<&str>,
+        now: Now,
+    ) -> Result<bool, Refusal> {
         let count = self.store.node_count().map_err(|e| storage_error(&e))?;
         if count >= self.cfg.max_nodes {
             return Err(refuse(
@@ -622,8 +662,11 @@ impl Service {
                 format!("this service keeps at most {} nodes", self.cfg.max_nodes),
             ));
         }
+        let created = now
+            .wall
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         self.store
-            .create_node(node, &bare(creator))
+            .create_node(node, &bare(creator), title, &created)
             .map_err(|e| storage_error(&e))
     }
 
@@ -642,44 +685,56 @@ impl Service {
         from: &str,
         p: &Element,
         is_set: bool,
+        now: Now,
         out: &mut Vec<Output<ServeEvent>>,
     ) -> Handled {
-        let Some(action) = p.children().find(|c| c.ns() == NS_PUBSUB) else {
-            return Err(refuse(
+        let request = pubsub::Request::parse(p)
+            .map_err(|why| refuse(DefinedCondition::BadRequest, why))?;
+        let wrong_type = |name: &str| {
+            Err(refuse(
                 DefinedCondition::BadRequest,
-                "an empty pubsub request",
-            ));
+                format!("<{name}/> needs an iq of the other type"),
+            ))
         };
-        match (action.name(), is_set) {
-            ("subscribe", true) => self.subscribe(from, action, out),
-            ("unsubscribe", true) => self.unsubscribe(from, action, out),
-            ("publish", true) => self.publish(from, action, out),
-            ("retract", true) => self.retract(from, action, out),
-            ("create", true) => self.create_request(from, action),
-            ("items", false) => self.items(p, action),
-            ("subscriptions", false) => Ok(Some(self.subscriptions_of(from, action))),
-            ("subscribe" | "unsubscribe" | "publish" | "retract" | "create", false)
-            | ("items" | "subscriptions", true) => Err(refuse(
-                DefinedCondition::BadRequest,
-                format!(
-                    "<{}/> needs an iq of the other type",
-                    sanitize::display_max(action.name(), 40)
+        match (request, is_set) {
+            (pubsub::Request::Subscribe(s), true) => self.subscribe(from, &s, now, out),
+            (pubsub::Request::Unsubscribe(u), true) => self.unsubscribe(from, &u, out),
+            (pubsub::Request::Publish(p), true) => self.publish(from, &p, now, out),
+            (pubsub::Request::Retract(r), true) => self.retract(from, &r, out),
+            (pubsub::Request::Create(c), true) => self.create_request(from, &c, now),
+            (pubsub::Request::Items(q), false) => self.items(&q),
+            (pubsub::Request::Subscriptions(q), false) => {
+                Ok(Some(self.subscriptions_of(from, q.node.as_deref())))
+            }
+            (pubsub::Request::Subscribe(_), false) => wrong_type("subscribe"),
+            (pubsub::Request::Unsubscribe(_), false) => wrong_type("unsubscribe"),
+            (pubsub::Request::Publish(_), false) => wrong_type("publish"),
+            (pubsub::Request::Retract(_), false) => wrong_type("retract"),
+            (pubsub::Request::Create(_), false) => wrong_type("create"),
+            (pubsub::Request::Items(_), true) => wrong_type("items"),
+            (pubsub::Request::Subscriptions(_), true) => wrong_type("subscriptions"),
+            (pubsub::Request::Other(name), _) => Err(match name.as_str() {
+                "options" => Refusal::unsupported("subscription-options"),
+                "affiliations" => Refusal::unsupported("retrieve-affiliations"),
+                "default" => Refusal::unsupported("retrieve-default"),
+                "configure" => Refusal::unsupported("config-node"),
+                _ => refuse(
+                    DefinedCondition::FeatureNotImplemented,
+                    "unknown pubsub request",
                 ),
-            )),
-            ("options", _) => Err(Refusal::unsupported("subscription-options")),
-            ("affiliations", _) => Err(Refusal::unsupported("retrieve-affiliations")),
-            ("default", _) => Err(Refusal::unsupported("retrieve-default")),
-            ("configure", _) => Err(Refusal::unsupported("config-node")),
-            _ => Err(refuse(
-                DefinedCondition::FeatureNotImplemented,
-                "unknown pubsub request",
-            )),
+            }),
         }
     }
 
-    fn subscribe(&mut self, from: &str, e: &Element, out: &mut Vec<Output<ServeEvent>>) -> Handled {
-        let node = node_attr(e)?;
-        let jid = jid_attr(e)?;
+    fn subscribe(
+        &mut self,
+        from: &str,
+        s: &pubsub::Subscribe,
+        now: Now,
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Handled {
+        let node = node_of(s.node.as_deref())?;
+        let jid = jid_of(s.jid.as_deref())?;
         if jid.to_bare().to_string() != bare(from) {
             return Err(refuse(
                 DefinedCondition::BadRequest,
@@ -687,7 +742,7 @@ impl Service {
             )
             .detail("invalid-jid"));
         }
-        self.ensure_node(&node, from)?;
+        self.ensure_node(&node, from, now)?;
         let jid = jid.to_string();
         let fresh = format!("{:016x}", self.rng.random::<u64>());
         let subid = self
@@ -712,29 +767,24 @@ impl Service {
                 jid: jid.clone(),
             }));
         }
-        let mut p = el("pubsub", NS_PUBSUB, &[]);
-        p.append_child(el(
-            "subscription",
-            NS_PUBSUB,
-            &[
-                ("node", &node),
-                ("jid", &jid),
-                ("subid", &subid),
-                ("subscription", "subscribed"),
-            ],
-        ));
-        Ok(Some(p))
+        let sub = pubsub::Subscription {
+            node,
+            jid,
+            subid: Some(subid),
+            state: "subscribed".into(),
+        };
+        Ok(Some(sub.build_result()))
     }
 
     fn unsubscribe(
         &mut self,
         from: &str,
-        e: &Element,
+        u: &pubsub::Unsubscribe,
         out: &mut Vec<Output<ServeEvent>>,
     ) -> Handled {
-        let node = node_attr(e)?;
+        let node = node_of(u.node.as_deref())?;
         self.existing(&node)?;
-        let jid = jid_attr(e)?;
+        let jid = jid_of(u.jid.as_deref())?;
         if jid.to_bare().to_string() != bare(from) {
             return Err(refuse(
                 DefinedCondition::Forbidden,
@@ -762,61 +812,64 @@ impl Service {
         Ok(None)
     }
 
-    fn subscriptions_of(&self, from: &str, e: &Element) -> Element {
-        let only = e.attr("node");
+    /// The requester's (bare JID's) subscriptions, of one node or all.
+    fn subscriptions_of(&self, from: &str, only: Option<&str>) -> Element {
         let me = bare(from);
-        let mut list = el("subscriptions", NS_PUBSUB, &[]);
-        if let Some(n) = only {
-            list.set_attr(rxml_none(), nc("node"), n);
-        }
         let mut nodes: Vec<_> = self.subs.iter().collect();
         nodes.sort_by(|a, b| a.0.cmp(b.0));
+        let mut list = Vec::new();
         for (node, m) in nodes {
             if only.is_some_and(|n| n != node) {
                 continue;
             }
             for (jid, sub) in m {
                 if bare(jid) == me {
-                    list.append_child(el(
-                        "subscription",
-                        NS_PUBSUB,
-                        &[
-                            ("node", node),
-                            ("jid", jid),
-                            ("subid", &sub.subid),
-                            ("subscription", "subscribed"),
-                        ],
-                    ));
+                    list.push(pubsub::Subscription {
+                        node: node.clone(),
+                        jid: jid.clone(),
+                        subid: Some(sub.subid.clone()),
+                        state: "subscribed".into(),
+                    });
                 }
             }
         }
-        let mut p = el("pubsub", NS_PUBSUB, &[]);
-        p.append_child(list);
-        p
+        pubsub::Subscriptions {
+            node: only.map(str::to_owned),
+            list,
+        }
+        .build()
     }
 
-    fn create_request(&mut self, from: &str, e: &Element) -> Handled {
-        let node = match e.attr("node") {
-            None => {
-                return Err(refuse(
-                    DefinedCondition::NotAcceptable,
-                    "instant nodes are not supported: name the node",
-                )
-                .detail("nodeid-required"));
-            }
-            Some(_) => node_attr(e)?,
+    fn create_request(&mut self, from: &str, c: &pubsub::Create, now: Now) -> Handled {
+        let Some(node) = c.node.as_deref() else {
+            return Err(refuse(
+                DefinedCondition::NotAcceptable,
+                "instant nodes are not supported: name the node",
+            )
+            .detail("nodeid-required"));
         };
-        if self.create(&node, from)? {
+        let node = node_of(Some(node))?;
+        let title = c
+            .config
+            .iter()
+            .find(|(var, _)| var == "pubsub#title")
+            .map(|(_, v)| sanitize::display_max(v, 200));
+        if self.create(&node, from, title.as_deref(), now)? {
             Ok(None)
         } else {
             Err(refuse(DefinedCondition::Conflict, "the node exists"))
         }
     }
 
-    fn publish(&mut self, from: &str, e: &Element, out: &mut Vec<Output<ServeEvent>>) -> Handled {
-        let node = node_attr(e)?;
-        let mut items = e.children().filter(|c| c.is("item", NS_PUBSUB));
-        let (Some(item), None) = (items.next(), items.next()) else {
+    fn publish(
+        &mut self,
+        from: &str,
+        p: &pubsub::Publish,
+        now: Now,
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Handled {
+        let node = node_of(p.node.as_deref())?;
+        let [item] = p.items.as_slice() else {
             return Err(refuse(
                 DefinedCondition::BadRequest,
                 "a publish carries exactly one <item/>",
@@ -839,12 +892,13 @@ impl Service {
         // Who published it, as the service saw it: subscribers can check the item's own claim
         // of a sender against it (a client's attribute of that name is replaced).
         stored.set_attr(rxml_none(), nc("publisher"), publisher.clone());
-        let Some(xml) = serialise(&stored) else {
+        let xml = proto::to_xml(&stored);
+        if xml.is_empty() {
             return Err(refuse(
                 DefinedCondition::BadRequest,
                 "the item cannot be stored",
             ));
-        };
+        }
         if xml.len() > MAX_ITEM_BYTES {
             return Err(refuse(
                 DefinedCondition::NotAcceptable,
@@ -852,14 +906,12 @@ impl Service {
             )
             .detail("payload-too-big"));
         }
-        self.ensure_node(&node, from)?;
+        self.ensure_node(&node, from, now)?;
         let seq = self
             .store
             .publish(&node, &id, &publisher, &xml, self.cfg.max_items)
             .map_err(|e| storage_error(&e))?;
-        let mut items = el("items", NS_PUBSUB_EVENT, &[("node", &node)]);
-        items.append_child(renamespaced(&stored, NS_PUBSUB_EVENT));
-        let notified = self.notify(&node, &items, Some(seq), out);
+        let notified = self.notify(&node, &event::items(&node, &stored), Some(seq), out);
         out.push(Output::Event(ServeEvent::Published {
             node: node.clone(),
             id: id.clone(),
@@ -867,19 +919,15 @@ impl Service {
             publisher,
             notified,
         }));
-        let mut publish = el("publish", NS_PUBSUB, &[("node", &node)]);
-        publish.append_child(el("item", NS_PUBSUB, &[("id", &id)]));
-        let mut p = el("pubsub", NS_PUBSUB, &[]);
-        p.append_child(publish);
-        Ok(Some(p))
+        Ok(Some(pubsub::Publish::build_result(&node, &id)))
     }
 
-    /// Send an event child (`<items/>`, `<purge/>`) to every subscriber that is not paused;
-    /// with `seq`, each message also carries the node-wide sequence number.
+    /// Send an `<event/>` to every subscriber that is not paused; with `seq`, each message also
+    /// carries the node-wide sequence number.
     fn notify(
         &mut self,
         node: &str,
-        child: &Element,
+        event: &Element,
         seq: Option<u64>,
         out: &mut Vec<Output<ServeEvent>>,
     ) -> usize {
@@ -893,9 +941,7 @@ impl Service {
                     .collect()
             })
             .unwrap_or_default();
-        let mut event = el("event", NS_PUBSUB_EVENT, &[]);
-        event.append_child(child.clone());
-        let seq_el = seq.map(|n| el("seq", NS_SEQ, &[("node", node), ("n", &n.to_string())]));
+        let seq_el = seq.map(|n| proto::seq::number(node, n));
         for jid in &targets {
             let Ok(to) = Jid::new(jid) else { continue };
             let mut m = Message::new(Some(to));
@@ -910,33 +956,18 @@ impl Service {
         targets.len()
     }
 
-    fn items(&self, p: &Element, e: &Element) -> Handled {
-        let node = node_attr(e)?;
-        let (head, _) = self.existing(&node)?;
-        let ids: Vec<String> = e
-            .children()
-            .filter(|c| c.is("item", NS_PUBSUB))
-            .filter_map(|c| c.attr("id").map(str::to_owned))
-            .collect();
-        let rsm = p.get_child("set", NS_RSM);
-        let query = if !ids.is_empty() {
-            Query::Ids(ids)
-        } else if let Some(set) = rsm {
-            let max = set
-                .get_child("max", NS_RSM)
-                .and_then(|m| m.text().trim().parse::<u64>().ok())
-                .unwrap_or(MAX_PAGE)
-                .min(MAX_PAGE);
-            let after = set
-                .get_child("after", NS_RSM)
-                .map(Element::text)
-                .filter(|a| !a.is_empty());
-            Query::Page { max, after }
-        } else if let Some(n) = e.attr("max_items") {
-            let n = n
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| refuse(DefinedCondition::BadRequest, "max_items is not a number"))?;
+    fn items(&self, q: &pubsub::ItemsQuery) -> Handled {
+        let node = node_of(q.node.as_deref())?;
+        let row = self.existing(&node)?;
+        let query = if !q.ids.is_empty() {
+            Query::Ids(q.ids.clone())
+        } else if let Some(page) = &q.page {
+            let max = page.max.map_or(MAX_PAGE, |m| (m as u64).min(MAX_PAGE));
+            Query::Page {
+                max,
+                after: page.after.clone().filter(|a| !a.is_empty()),
+            }
+        } else if let Some(n) = q.max_items {
             Query::Newest(n)
         } else {
             Query::All
@@ -951,68 +982,65 @@ impl Service {
             }
             Err(e) => return Err(storage_error(&e)),
         };
-        let mut items = el("items", NS_PUBSUB, &[("node", &node)]);
-        for s in &stored {
-            match s.xml.parse::<Element>() {
-                Ok(item) => {
-                    items.append_child(item);
-                }
-                Err(_) => {
-                    // Never expected (we stored what we serialised); keep the id at least.
-                    items.append_child(el("item", NS_PUBSUB, &[("id", &s.id)]));
-                }
-            }
-        }
-        let mut reply = el("pubsub", NS_PUBSUB, &[]);
-        reply.append_child(items);
-        if matches!(query, Query::Page { .. }) {
-            let mut set = el("set", NS_RSM, &[]);
-            if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
-                let index = self
-                    .store
-                    .index_of(&node, first.seq)
-                    .map_err(|e| storage_error(&e))?;
-                let mut f = el("first", NS_RSM, &[("index", &index.to_string())]);
-                f.append_text(first.id.clone());
-                set.append_child(f);
-                let mut l = el("last", NS_RSM, &[]);
-                l.append_text(last.id.clone());
-                set.append_child(l);
-            }
+        let items = stored
+            .iter()
+            .map(|s| {
+                // Never expected to fail (we stored what we wrote); keep the id at least.
+                s.xml
+                    .parse::<Element>()
+                    .unwrap_or_else(|_| el("item", NS_PUBSUB, &[("id", &s.id)]))
+            })
+            .collect();
+        let page = if matches!(query, Query::Page { .. }) {
             let count = self
                 .store
                 .item_count(&node)
                 .map_err(|e| storage_error(&e))?;
-            let mut c = el("count", NS_RSM, &[]);
-            c.append_text(count.to_string());
-            set.append_child(c);
-            reply.append_child(set);
-        }
+            let first = match stored.first() {
+                Some(f) => Some((
+                    f.id.as_str(),
+                    self.store
+                        .index_of(&node, f.seq)
+                        .map_err(|e| storage_error(&e))?,
+                )),
+                None => None,
+            };
+            Some(pubsub::ItemsResult::page_of(
+                first.map(|(id, i)| (id, usize::try_from(i).unwrap_or(usize::MAX))),
+                stored.last().map(|l| l.id.as_str()),
+                usize::try_from(count).unwrap_or(usize::MAX),
+            ))
+        } else {
+            None
+        };
         // Where the node's numbering stands, so a client can check the next notification.
-        reply.append_child(el(
-            "seq",
-            NS_SEQ,
-            &[("node", &node), ("head", &head.to_string())],
-        ));
-        Ok(Some(reply))
+        Ok(Some(
+            pubsub::ItemsResult {
+                node,
+                items,
+                page,
+                head: Some(row.head),
+            }
+            .build(),
+        ))
     }
 
-    fn retract(&mut self, from: &str, e: &Element, out: &mut Vec<Output<ServeEvent>>) -> Handled {
-        let node = node_attr(e)?;
-        let (_, creator) = self.existing(&node)?;
-        let ids: Vec<String> = e
-            .children()
-            .filter(|c| c.is("item", NS_PUBSUB))
-            .filter_map(|c| c.attr("id").map(str::to_owned))
-            .collect();
-        if ids.is_empty() {
+    fn retract(
+        &mut self,
+        from: &str,
+        r: &pubsub::Retract,
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Handled {
+        let node = node_of(r.node.as_deref())?;
+        let row = self.existing(&node)?;
+        if r.ids.is_empty() {
             return Err(
                 refuse(DefinedCondition::BadRequest, "retract names no item")
                     .detail("item-required"),
             );
         }
-        let owner = self.is_owner(from, &creator);
-        for id in &ids {
+        let owner = self.is_owner(from, &row.creator);
+        for id in &r.ids {
             let publisher = self
                 .store
                 .item_publisher(&node, id)
@@ -1025,49 +1053,49 @@ impl Service {
                 ));
             }
         }
-        let notify = !matches!(e.attr("notify"), Some("false" | "0"));
-        let mut event = el("items", NS_PUBSUB_EVENT, &[("node", &node)]);
-        for id in &ids {
+        let mut gone = Vec::new();
+        for id in &r.ids {
             if self
                 .store
                 .retract(&node, id)
                 .map_err(|e| storage_error(&e))?
             {
-                event.append_child(el("retract", NS_PUBSUB_EVENT, &[("id", id)]));
+                gone.push(id.clone());
             }
         }
-        if notify {
-            self.notify(&node, &event, None, out);
+        if r.notify {
+            self.notify(&node, &event::retracts(&node, &gone), None, out);
         }
         Ok(None)
     }
 
     fn owner(&mut self, from: &str, p: &Element, out: &mut Vec<Output<ServeEvent>>) -> Handled {
-        let Some(action) = p.children().find(|c| c.ns() == NS_PUBSUB_OWNER) else {
+        let Some(request) = owner::Request::parse(p) else {
             return Err(refuse(
                 DefinedCondition::BadRequest,
                 "an empty pubsub#owner request",
             ));
         };
-        match action.name() {
-            "purge" => {
-                let node = node_attr(action)?;
-                let (_, creator) = self.existing(&node)?;
-                if !self.is_owner(from, &creator) {
+        match request {
+            owner::Request::Purge(purge) => {
+                let node = node_of(purge.node.as_deref())?;
+                let row = self.existing(&node)?;
+                if !self.is_owner(from, &row.creator) {
                     return Err(refuse(
                         DefinedCondition::Forbidden,
                         "only the node owner can purge it",
                     ));
                 }
                 self.store.purge(&node).map_err(|e| storage_error(&e))?;
-                let purge = el("purge", NS_PUBSUB_EVENT, &[("node", &node)]);
-                self.notify(&node, &purge, None, out);
+                self.notify(&node, &event::purge(&node), None, out);
                 Ok(None)
             }
-            "delete" => Err(Refusal::unsupported("delete-nodes")),
-            "subscriptions" => Err(Refusal::unsupported("manage-subscriptions")),
-            "affiliations" => Err(Refusal::unsupported("modify-affiliations")),
-            _ => Err(Refusal::unsupported("config-node")),
+            owner::Request::Other(name) => Err(match name.as_str() {
+                "delete" => Refusal::unsupported("delete-nodes"),
+                "subscriptions" => Refusal::unsupported("manage-subscriptions"),
+                "affiliations" => Refusal::unsupported("modify-affiliations"),
+                _ => Refusal::unsupported("config-node"),
+            }),
         }
     }
 }
@@ -1107,19 +1135,5 @@ mod tests {
         let other = e.other.expect("pubsub#errors child");
         assert!(other.is("unsupported", NS_PUBSUB_ERRORS));
         assert_eq!(other.attr("feature"), Some("config-node"));
-    }
-
-    #[test]
-    fn renamespacing_keeps_attributes_and_children() {
-        let item: Element = "<item xmlns='http://jabber.org/protocol/pubsub' sender='a' message='m'><x xmlns='urn:y'>t</x></item>"
-            .parse()
-            .expect("xml");
-        let ev = renamespaced(&item, NS_PUBSUB_EVENT);
-        assert!(ev.is("item", NS_PUBSUB_EVENT));
-        assert_eq!(ev.attr("message"), Some("m"));
-        assert_eq!(
-            ev.get_child("x", "urn:y").map(Element::text).as_deref(),
-            Some("t")
-        );
     }
 }

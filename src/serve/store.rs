@@ -10,13 +10,15 @@ use std::path::Path;
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nodes (
     name    TEXT PRIMARY KEY,
     head    INTEGER NOT NULL DEFAULT 0,  -- the last sequence number given out
-    creator TEXT NOT NULL                -- bare JID, the node's owner
+    creator TEXT NOT NULL,               -- bare JID, the node's owner
+    title   TEXT,                        -- pubsub#title, when given at creation
+    created TEXT                         -- RFC 3339, when the node was created
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS items (
     node      TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
@@ -43,6 +45,20 @@ pub struct StoredItem {
     pub id: String,
     pub publisher: String,
     pub xml: String,
+}
+
+/// A node's name and title, as listed.
+pub type NodeEntry = (String, Option<String>);
+
+/// A node's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    /// The last sequence number given out.
+    pub head: u64,
+    /// The bare JID that created it.
+    pub creator: String,
+    pub title: Option<String>,
+    pub created: Option<String>,
 }
 
 /// One stored subscription.
@@ -149,17 +165,30 @@ impl Store {
                 "it was written by a newer pubsub-tui (schema {version}; this one knows {SCHEMA_VERSION})"
             );
         }
+        if version == 1 {
+            // Version 1 had no titles or creation times.
+            db.execute_batch(
+                "ALTER TABLE nodes ADD COLUMN title TEXT; ALTER TABLE nodes ADD COLUMN created TEXT;",
+            )?;
+        }
         db.execute_batch(SCHEMA)?;
         db.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
         Ok(Self { db })
     }
 
-    /// The node's head sequence number and creator, if it exists.
-    pub fn node(&self, name: &str) -> anyhow::Result<Option<(u64, String)>> {
+    /// The node's row, if it exists.
+    pub fn node(&self, name: &str) -> anyhow::Result<Option<NodeRow>> {
         Ok(self
             .db
-            .prepare_cached("SELECT head, creator FROM nodes WHERE name = ?1")?
-            .query_row([name], |r| Ok((to_u64(r.get(0)?), r.get(1)?)))
+            .prepare_cached("SELECT head, creator, title, created FROM nodes WHERE name = ?1")?
+            .query_row([name], |r| {
+                Ok(NodeRow {
+                    head: to_u64(r.get(0)?),
+                    creator: r.get(1)?,
+                    title: r.get(2)?,
+                    created: r.get(3)?,
+                })
+            })
             .optional()?)
     }
 
@@ -171,6 +200,21 @@ impl Store {
         Ok(names.collect::<Result<_, _>>()?)
     }
 
+    /// At most `max` nodes (name, title) after `after` in name order, and how many there are.
+    pub fn node_page(
+        &self,
+        after: Option<&str>,
+        max: u64,
+    ) -> anyhow::Result<(Vec<NodeEntry>, u64)> {
+        let mut stmt = self.db.prepare_cached(
+            "SELECT name, title FROM nodes WHERE name > ?1 ORDER BY name LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after.unwrap_or(""), to_i64(max)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok((rows.collect::<Result<_, _>>()?, self.node_count()?))
+    }
+
     pub fn node_count(&self) -> anyhow::Result<u64> {
         Ok(to_u64(self.db.query_row(
             "SELECT count(*) FROM nodes",
@@ -180,11 +224,19 @@ impl Store {
     }
 
     /// Create the node; false if it existed.
-    pub fn create_node(&self, name: &str, creator: &str) -> anyhow::Result<bool> {
+    pub fn create_node(
+        &self,
+        name: &str,
+        creator: &str,
+        title: Option<&str>,
+        created: &str,
+    ) -> anyhow::Result<bool> {
         let n = self
             .db
-            .prepare_cached("INSERT OR IGNORE INTO nodes (name, creator) VALUES (?1, ?2)")?
-            .execute([name, creator])?;
+            .prepare_cached(
+                "INSERT OR IGNORE INTO nodes (name, creator, title, created) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![name, creator, title, created])?;
         Ok(n == 1)
     }
 
@@ -385,8 +437,8 @@ mod tests {
 
     fn store_with_node() -> Store {
         let s = Store::open_in_memory().expect("store");
-        assert!(s.create_node("n", "alice@x").expect("create"));
-        assert!(!s.create_node("n", "bob@x").expect("create again"));
+        assert!(s.create_node("n", "alice@x", None, "2026-11-29T00:00:00Z").expect("create"));
+        assert!(!s.create_node("n", "bob@x", None, "x").expect("create again"));
         s
     }
 
@@ -413,7 +465,7 @@ mod tests {
             [3, 5, 6],
             "{items:?}"
         );
-        assert_eq!(s.node("n").expect("node").map(|n| n.0), Some(6));
+        assert_eq!(s.node("n").expect("node").map(|n| n.head), Some(6));
         let newest = s.items("n", &Query::Newest(2)).expect("newest");
         assert_eq!(newest.iter().map(|i| i.seq).collect::<Vec<_>>(), [5, 6]);
         let page = s
@@ -442,6 +494,37 @@ mod tests {
         assert_eq!(s.purge("n").expect("purge"), 2);
         // The counter never goes back.
         assert_eq!(s.publish("n", "z", "alice@x", "<item/>", 3).expect("p"), 7);
+    }
+
+    #[test]
+    fn nodes_page_in_name_order_with_titles() {
+        let s = store_with_node();
+        for (n, t) in [("b", Some("Bee")), ("a", None), ("c", Some("Sea"))] {
+            assert!(s.create_node(n, "x@y", t, "2026-11-29T00:00:00Z").expect("create"));
+        }
+        let (page, total) = s.node_page(None, 2).expect("page");
+        assert_eq!(total, 4);
+        assert_eq!(page, [("a".to_owned(), None), ("b".to_owned(), Some("Bee".to_owned()))]);
+        let (page, _) = s.node_page(Some("b"), 10).expect("page");
+        assert_eq!(page.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["c", "n"]);
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = Connection::open(dir.path().join("serve.sqlite3")).expect("open");
+            db.execute_batch(
+                "CREATE TABLE nodes (name TEXT PRIMARY KEY, head INTEGER NOT NULL DEFAULT 0, \
+                 creator TEXT NOT NULL) WITHOUT ROWID; \
+                 INSERT INTO nodes (name, creator) VALUES ('old', 'a@x'); PRAGMA user_version=1;",
+            )
+            .expect("a v1 database");
+        }
+        let s = Store::open_dir(dir.path()).expect("upgraded");
+        let row = s.node("old").expect("read").expect("kept");
+        assert_eq!((row.creator.as_str(), row.title), ("a@x", None));
+        assert!(s.create_node("new", "b@x", Some("T"), "now").expect("create"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tui_input::Input;
 
 use crate::feed::NodeFeed;
 use crate::xmpp::ConnState;
-use crate::xmpp::protocol::SubState;
+use crate::xmpp::proto::SubState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {

@@ -9,7 +9,7 @@ use super::model::{Failed, Focus, Level, Model, Overlay, SyncState, Unconfirmed}
 use crate::feed::{MarkerKind, PushOutcome};
 use crate::sanitize;
 use crate::xmpp::error::{Op, RequestError, explain};
-use crate::xmpp::protocol::{self, SubState};
+use crate::xmpp::proto::{self, SubState};
 use crate::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
 
 /// Rows one mouse-wheel step scrolls.
@@ -286,7 +286,7 @@ fn publish(m: &mut Model) -> Vec<Effect> {
         m.outcome(Level::Error, "cannot publish: the connection has ended");
         return Vec::new();
     }
-    if let Err(why) = protocol::check_text_size(&sanitize::outgoing(&text)) {
+    if let Err(why) = proto::check_text_size(&sanitize::outgoing(&text)) {
         m.outcome(Level::Error, why);
         return Vec::new();
     }
@@ -297,15 +297,15 @@ fn publish(m: &mut Model) -> Vec<Effect> {
 
 /// Insert text at the cursor, if the item would still fit; say so if not.
 fn insert_text(m: &mut Model, text: &str) {
-    let now = protocol::text_xml_len(m.compose.value());
-    let more = protocol::text_xml_len(text);
-    if now + more > protocol::MAX_TEXT_XML_BYTES {
+    let now = proto::text_xml_len(m.compose.value());
+    let more = proto::text_xml_len(text);
+    if now + more > proto::MAX_TEXT_XML_BYTES {
         m.outcome(
             Level::Error,
             format!(
                 "that does not fit: an item carries at most {} bytes of text as XML, and this \
                  would make {} bytes",
-                protocol::MAX_TEXT_XML_BYTES,
+                proto::MAX_TEXT_XML_BYTES,
                 now + more
             ),
         );

@@ -9,7 +9,7 @@ use std::time::Duration;
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
-use super::protocol::NS_PUBSUB_ERRORS;
+use super::proto::NS_PUBSUB_ERRORS;
 use crate::sanitize;
 
 /// The defined conditions of RFC 6120 §8.3.3.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::feed::FeedItem;
 use crate::feed::gap::Lost;
 use crate::xmpp::error::{Op, RequestError};
-use crate::xmpp::protocol::SubState;
+use crate::xmpp::proto::SubState;
 
 /// What a front end asks the network core to do.
 #[derive(Debug, Clone, PartialEq, Eq)]

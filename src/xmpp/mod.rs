@@ -3,7 +3,7 @@
 //! - [`connect`]: opening authenticated streams (TLS, `TCP_NODELAY`, loopback-only plain TCP)
 //!   and the reconnect loop that stops on final errors.
 //! - [`session`]: the pubsub client as a state machine (no I/O, no clock).
-//! - [`protocol`]: builders and parsers of the XEP-0060 elements.
+//! - [`proto`]: the protocol elements, one module each (build and parse).
 //! - [`events`]: the owned messages between the core and its front ends.
 //! - [`error`]: why a request failed, typed, and in plain words.
 //! - [`task`]: the async shell that runs a session over a real stream.
@@ -13,7 +13,7 @@ pub mod connect;
 pub mod error;
 pub mod events;
 pub mod guard;
-pub mod protocol;
+pub mod proto;
 pub mod session;
 pub mod task;
 

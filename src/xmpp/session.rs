@@ -34,7 +34,8 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::error::{Condition, Op, RequestError};
 use super::events::{Command, ConnState, NetEvent, SnapshotReason};
-use super::protocol::{self, EventPart, OutgoingItem, SubState};
+use super::proto::event::{self, EventPart};
+use super::proto::{self, OutgoingItem, SubState, owner, pubsub, seq};
 use crate::feed::gap::{GapTracker, Ranges, Verdict, lost_in};
 use crate::feed::{FeedItem, MAX_VOID_RANGES, Seq};
 use crate::sanitize;
@@ -44,7 +45,7 @@ pub const OUTBOX_LIMIT: usize = 1000;
 /// The "sender" of a gap found in a relay's node-wide numbering.
 pub const SERVICE_NUMBERING: &str = "all publishers";
 /// Items asked for per RSM page.
-pub const RSM_PAGE: u32 = 200;
+pub const RSM_PAGE: usize = 200;
 /// Pages one resync may take (a bound against a service that never stops paging).
 pub const MAX_PAGES: u32 = 500;
 /// Resources of this program start with this; only subscriptions of such resources are
@@ -451,7 +452,7 @@ impl Session {
                 self.set_state(&node, SubState::Subscribing, out);
                 self.join(&node, SnapshotReason::Initial, now, out);
             }
-            self.send_iq(Request::Subscriptions, protocol::subscriptions(), now, out);
+            self.send_iq(Request::Subscriptions, pubsub::SubscriptionsQuery::default().build(), now, out);
         }
         for p in old {
             match p.request {
@@ -505,7 +506,7 @@ impl Session {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default();
-            let payload = protocol::subscribe(node, &jid);
+            let payload = pubsub::Subscribe::new(node, &jid).build();
             self.send_iq(
                 Request::Subscribe {
                     node: node.to_owned(),
@@ -640,7 +641,7 @@ impl Session {
         out.push(Output::Event(NetEvent::ResyncStarted {
             node: node.clone(),
         }));
-        let payload = protocol::retrieve_page(&node, RSM_PAGE, None);
+        let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, None).build();
         let request = Request::Retrieve {
             node,
             reason,
@@ -687,7 +688,7 @@ impl Session {
 
     fn publish(&mut self, node: String, text: &str, auto: bool, now: Now, out: &mut Vec<Output>) {
         let text = sanitize::outgoing(text);
-        if let Err(why) = protocol::check_text_size(&text) {
+        if let Err(why) = proto::check_text_size(&text) {
             // Refused before it takes a number: nothing was published, nothing is void.
             out.push(Output::Event(NetEvent::PublishFailed {
                 node,
@@ -758,7 +759,7 @@ impl Session {
                 auto,
             }));
         }
-        let payload = protocol::publish(&item);
+        let payload = pubsub::Publish::new(&item.node, proto::item::item_element(&item)).build();
         self.send_iq(
             Request::Publish {
                 item,
@@ -811,15 +812,15 @@ impl Session {
                 }));
             }
             Command::CreateNode { node, max_items } => {
-                let payload = protocol::create_node(&node, max_items);
+                let payload = pubsub::Create::open(&node, max_items).build();
                 self.send_iq(Request::CreateNode { node }, payload, now, out);
             }
             Command::Retract { node, id } => {
-                let payload = protocol::retract(&node, &id);
+                let payload = pubsub::Retract::new(&node, &id).build();
                 self.send_iq(Request::Retract { node, id }, payload, now, out);
             }
             Command::Purge { node } => {
-                let payload = protocol::purge(&node);
+                let payload = owner::Purge::new(&node).build();
                 self.send_iq(Request::Purge { node }, payload, now, out);
             }
             Command::Shutdown => self.shutdown(now, out),
@@ -865,7 +866,7 @@ impl Session {
         match jid {
             Some(jid) if self.is_online() && !subscribed.is_empty() => {
                 for node in subscribed {
-                    let payload = protocol::unsubscribe(&node, &jid, None);
+                    let payload = pubsub::Unsubscribe::new(&node, &jid, None).build();
                     let request = Request::Unsubscribe {
                         node,
                         jid: jid.clone(),
@@ -940,7 +941,7 @@ impl Session {
     }
 
     fn on_message(&mut self, msg: &Message, now: Now, out: &mut Vec<Output>) {
-        let Some(event) = protocol::event_payload(&msg.payloads) else {
+        let Some(event) = event::find(&msg.payloads) else {
             return;
         };
         if msg.from.as_ref() != Some(&self.cfg.service) {
@@ -951,12 +952,12 @@ impl Session {
             self.drop_stanza(format!("pubsub event from {from}, not the service"), out);
             return;
         }
-        for mut part in protocol::parse_event(event) {
+        for mut part in event::parse(event) {
             // A `serve` relay numbers each notification (one item per message).
             if let EventPart::Items { node, items } = &mut part
                 && let [item] = items.as_mut_slice()
             {
-                item.service_seq = protocol::parse_service_seq(msg.payloads.iter(), node, "n");
+                item.service_seq = seq::read(msg.payloads.iter(), node, "n");
             }
             if self.node(part.node()).is_none() {
                 let node = part.node().to_owned();
@@ -1005,7 +1006,7 @@ impl Session {
             Iq::Get {
                 from, id, payload, ..
             } => {
-                let reply = if payload.is("ping", protocol::NS_PING) {
+                let reply = if payload.is("ping", proto::NS_PING) {
                     Iq::Result {
                         from: None,
                         to: from,
@@ -1087,7 +1088,7 @@ impl Session {
     ) {
         match request {
             Request::Subscribe { node } => {
-                let state = protocol::parse_subscription_result(payload);
+                let state = SubState::from_result(payload);
                 if let Some(n) = self.node_mut(&node) {
                     n.subscribed = !matches!(state, SubState::Failed(_));
                     n.attempts = 0;
@@ -1102,28 +1103,20 @@ impl Session {
                 pages,
                 head,
             } => {
-                let head = payload
-                    .and_then(|p| protocol::parse_service_seq(p.children(), &node, "head"))
-                    .or(head);
-                let page_items = protocol::parse_items_result(&node, payload);
-                let got = page_items.len();
-                items.extend(page_items);
+                let result = pubsub::ItemsResult::parse(&node, payload);
+                let head = result.head.or(head);
+                items.extend(result.items.iter().map(|i| proto::parse_item(&node, i)));
                 // Page on while the service says there is more (RSM). Services without RSM
                 // answer everything at once and send no <set/>.
-                if let Some(protocol::Page {
-                    last: Some(last),
-                    count,
-                }) = protocol::parse_page(payload)
-                    && got > 0
+                if let Some(last) = result.next_after(items.len())
                     && pages < MAX_PAGES
-                    && count.is_none_or(|c| (items.len() as u64) < c)
                 {
                     out.push(Output::Event(NetEvent::ResyncProgress {
                         node: node.clone(),
                         received: items.len(),
-                        total: count,
+                        total: result.page.and_then(|p| p.count).map(|c| c as u64),
                     }));
-                    let payload = protocol::retrieve_page(&node, RSM_PAGE, Some(&last));
+                    let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, Some(&last)).build();
                     let request = Request::Retrieve {
                         node,
                         reason,
@@ -1184,7 +1177,7 @@ impl Session {
         };
         let bare = bound.to_bare();
         let mut probes: Vec<(String, NodeSubs)> = Vec::new();
-        for sub in protocol::parse_subscriptions(payload) {
+        for sub in pubsub::Subscriptions::parse(payload).list {
             let Ok(jid) = Jid::new(&sub.jid) else {
                 continue;
             };
@@ -1193,7 +1186,7 @@ impl Session {
             }
             if jid == bound {
                 if self.node(&sub.node).is_none() {
-                    let payload = protocol::unsubscribe(&sub.node, &sub.jid, sub.subid.as_deref());
+                    let payload = pubsub::Unsubscribe::new(&sub.node, &sub.jid, sub.subid.as_deref()).build();
                     let request = Request::Unsubscribe {
                         node: sub.node,
                         jid: sub.jid,
@@ -1215,7 +1208,7 @@ impl Session {
             }
         }
         for (jid, subs) in probes {
-            self.send_iq(Request::Probe { jid, subs }, protocol::ping(), now, out);
+            self.send_iq(Request::Probe { jid, subs }, proto::ping(), now, out);
         }
     }
 
@@ -1264,7 +1257,7 @@ impl Session {
                     Some(Condition::ServiceUnavailable | Condition::RecipientUnavailable)
                 ) {
                     for (node, subid) in subs {
-                        let payload = protocol::unsubscribe(&node, &jid, subid.as_deref());
+                        let payload = pubsub::Unsubscribe::new(&node, &jid, subid.as_deref()).build();
                         let request = Request::Unsubscribe {
                             node,
                             jid: jid.clone(),

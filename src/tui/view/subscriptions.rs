@@ -14,7 +14,7 @@ use super::super::update::plural;
 use super::{fit, is_compact};
 use crate::xmpp::ConnState;
 use crate::xmpp::error::{Op, RequestError, explain};
-use crate::xmpp::protocol::SubState;
+use crate::xmpp::proto::SubState;
 
 /// The word for a node's state, and its style.
 fn state_span(n: &NodeView, conn: &ConnState) -> Span<'static> {
