@@ -194,7 +194,12 @@ async fn outage_and_silent_dead_link_in_tmux() {
         );
     }
 
+    // The keys typed to measure the echo are a draft: quitting asks first.
     tmux.keys(&["Escape", "q"]);
+    tmux.wait_for("the quit question", 5, |s| {
+        s.contains("the draft in the compose box")
+    });
+    tmux.keys(&["y"]);
     let s = tmux.wait_for("exit", 10, |s| s.contains("EXIT:"));
     assert!(s.contains("EXIT:0"), "{s}");
 }
@@ -235,7 +240,12 @@ async fn bad_credentials_in_the_tui_stop_after_one_attempt() {
     let attempts = log_text.matches("connection attempt failed").count();
     assert_eq!(attempts, 1, "attempts in the log:\n{log_text}");
     assert!(!s.contains("EXIT:"), "the TUI stays up to show why: {s}");
+    // The text that could not be published stays in the compose box: quitting asks first.
     tmux.keys(&["Escape", "q"]);
+    tmux.wait_for("the quit question", 5, |s| {
+        s.contains("the draft in the compose box")
+    });
+    tmux.keys(&["y"]);
     let s = tmux.wait_for("exit", 10, |s| s.contains("EXIT:"));
     assert!(s.contains("EXIT:1"), "a failed login exits non-zero: {s}");
     assert!(

@@ -373,11 +373,18 @@ async fn keys_paste_cursor_and_auto_publish_as_a_user_meets_them() {
     tmux.resize(100, 30);
     // `a` turns auto-publish on, to the selected node.
     tmux.keys(&["Escape", "a"]);
-    tmux.wait_for("auto on", 5, |s| s.contains("auto on 5s → demo"));
+    tmux.wait_for("auto on", 5, |s| {
+        s.contains("auto 5s → demo") && s.contains("auto-publish on: an item every 5 s to demo")
+    });
     tmux.wait_for("an auto-published item", 12, |s| {
         s.contains("auto-publish #1")
     });
+    // "abc" is still a draft: quitting asks first.
     tmux.keys(&["a", "q"]);
+    tmux.wait_for("the quit question", 5, |s| {
+        s.contains("the draft in the compose box")
+    });
+    tmux.keys(&["y"]);
     tmux.wait_for("exit", 10, |s| s.contains("EXIT:0"));
 }
 
@@ -475,7 +482,7 @@ fn the_demo_stops_its_prosody_however_it_ends() {
     // It says how to reach it from another terminal.
     tmux.keys(&["m"]);
     tmux.wait_for("the watch command", 5, |s| {
-        s.contains("/watch.sh") && s.contains("watch --jid bob@localhost --server 127.0.0.1:")
+        s.contains("/watch.sh") && s.contains("--jid bob@localhost --server 127.0.0.1:")
     });
     tmux.keys(&["Escape"]);
     let demo = demo_pid(&tmux);

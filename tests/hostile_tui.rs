@@ -110,7 +110,7 @@ async fn hostile_content_leaves_the_screen_and_title_intact() {
         "bottom border intact:\n{screen}"
     );
     assert!(
-        screen.contains("online as alice@localhost/tui"),
+        screen.contains("online as alice@localhost"),
         "status bar intact:\n{screen}"
     );
     // The feed is bounded at 10,000 items per node whatever the server sends.
