@@ -74,6 +74,7 @@ async fn latency(server: &prosody::Prosody) {
         let t0 = Instant::now();
         a.commands
             .send(NetCommand::Publish {
+                req: common::req(),
                 node: "lat".into(),
                 text: text.clone(),
             })
@@ -125,7 +126,10 @@ async fn resync_median(
     for _ in 0..runs {
         let t0 = Instant::now();
         net.commands
-            .send(NetCommand::Resync { node: node.into() })
+            .send(NetCommand::Resync {
+                req: common::req(),
+                node: node.into(),
+            })
             .await
             .expect("send");
         let n = wait_for(&mut net, 60, "resync", |e| match e {
@@ -149,6 +153,7 @@ async fn publish_all(cfg: pubsub_tui::xmpp::connect::ConnectConfig, node: &str, 
     for i in 0..count {
         net.commands
             .send(NetCommand::Publish {
+                req: common::req(),
                 node: node.into(),
                 text: format!("resync probe {i}"),
             })
@@ -157,8 +162,13 @@ async fn publish_all(cfg: pubsub_tui::xmpp::connect::ConnectConfig, node: &str, 
     }
     for _ in 0..count {
         wait_for(&mut net, 60, "publishes", |e| match e {
-            NetEvent::Published { .. } => Some(()),
-            NetEvent::PublishFailed { error, .. } => panic!("{error}"),
+            NetEvent::Reply {
+                result: Ok(pubsub_tui::xmpp::Answer::Published { .. }),
+                ..
+            } => Some(()),
+            NetEvent::Reply {
+                result: Err(error), ..
+            } => panic!("{error}"),
             _ => None,
         })
         .await;
@@ -271,13 +281,20 @@ async fn memory(server: &prosody::Prosody) {
         flood
             .commands
             .send(NetCommand::Publish {
+                req: common::req(),
                 node: "mem".into(),
                 text: format!("memory probe item number {i:05} with a little text"),
             })
             .await
             .expect("send");
         while let Ok(ev) = flood.events.try_recv() {
-            if matches!(ev, NetEvent::Published { .. }) {
+            if matches!(
+                ev,
+                NetEvent::Reply {
+                    result: Ok(pubsub_tui::xmpp::Answer::Published { .. }),
+                    ..
+                }
+            ) {
                 confirmed += 1;
             }
         }
@@ -287,8 +304,13 @@ async fn memory(server: &prosody::Prosody) {
             .await
             .expect("in time")
         {
-            Some(NetEvent::Published { .. }) => confirmed += 1,
-            Some(NetEvent::PublishFailed { error, .. }) => panic!("publish failed: {error}"),
+            Some(NetEvent::Reply {
+                result: Ok(pubsub_tui::xmpp::Answer::Published { .. }),
+                ..
+            }) => confirmed += 1,
+            Some(NetEvent::Reply {
+                result: Err(error), ..
+            }) => panic!("publish failed: {error}"),
             Some(_) => {}
             None => panic!("flood connection ended"),
         }

@@ -74,6 +74,7 @@ fn start_service(server: &Prosody, dir: &std::path::Path, max_items: u64) -> (Ru
         commands,
         mut events,
         task,
+        ..
     } = xmpp::task::spawn_machine(cfg, service);
     let drain = tokio::spawn(async move {
         let mut published = 0;

@@ -48,6 +48,19 @@ pub enum Cmd {
     Watch(WatchArgs),
     /// Publish one item, print its id and exit (0 on success).
     Publish(PublishArgs),
+    /// List the service's nodes (with --tree, the nodes inside collections too).
+    Nodes(NodesArgs),
+    /// Show the service's identity and the pubsub features it advertises, or a node's
+    /// meta-data with --node.
+    Info(InfoArgs),
+    /// Print the items a node stores, oldest first.
+    Items(ItemsArgs),
+    /// Subscribe your account (its bare JID) to a node; the TUI follows it from its next start.
+    Subscribe(NodeArgs),
+    /// Remove your account's (bare JID) subscription to a node; the TUI stops following it.
+    Unsubscribe(NodeArgs),
+    /// List your account's subscriptions at the service, with their states.
+    Subscriptions(QueryArgs),
     /// Start a private Prosody with open nodes and a second publisher, and open the TUI.
     Demo(DemoArgs),
     /// Run the relay service: answer pubsub requests at its full JID, store items in SQLite
@@ -99,6 +112,84 @@ impl PublishArgs {
             iq_timeout: self.iq_timeout,
         }
     }
+}
+
+/// What every one-shot query takes.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+
+    /// The pubsub service: a component (pubsub.example.org) or a relay's full JID
+    /// (test@example.org/server). Default: pubsub.<your domain>.
+    #[arg(long, env = "PUBSUB_TUI_SERVICE")]
+    pub service: Option<String>,
+
+    /// Seconds to wait for the service's answer while the link is up (default 30).
+    #[arg(long, env = "PUBSUB_TUI_IQ_TIMEOUT", value_name = "SECS")]
+    pub iq_timeout: Option<f64>,
+
+    /// Print one JSON object per line instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl QueryArgs {
+    /// As the service settings the other commands take (no nodes).
+    pub fn service_args(&self) -> ServiceArgs {
+        ServiceArgs {
+            service: self.service.clone(),
+            nodes: Vec::new(),
+            iq_timeout: self.iq_timeout,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// List the nodes inside collections too, indented under them.
+    #[arg(long)]
+    pub tree: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node to describe (its meta-data); without it, the service.
+    #[arg(long)]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ItemsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node whose items to print.
+    #[arg(long)]
+    pub node: String,
+
+    /// Only the newest K items.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node.
+    #[arg(long)]
+    pub node: String,
 }
 
 #[derive(Debug, Args)]

@@ -341,8 +341,17 @@ pub fn resolve_connect_as(m: &Merged, jid: Jid, prompt: bool) -> anyhow::Result<
 }
 
 /// Validate merged settings and read the password. `prompt` allows an interactive prompt as
-/// the last password source.
+/// the last password source. At least one node must be given.
 pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
+    resolve_nodes(m, prompt, true)
+}
+
+/// [`resolve`] for the commands that name no node, or one of their own.
+pub fn resolve_any(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
+    resolve_nodes(m, prompt, false)
+}
+
+fn resolve_nodes(m: &Merged, prompt: bool, need_nodes: bool) -> anyhow::Result<Settings> {
     let jid = require_jid(m)?;
     let service = match &m.service {
         Some(s) => Jid::new(s.trim()).map_err(|e| {
@@ -352,7 +361,7 @@ pub fn resolve(m: &Merged, prompt: bool) -> anyhow::Result<Settings> {
             .map_err(|e| anyhow::anyhow!("default service for {jid}: {e}"))?,
     };
     let nodes = clean_nodes(&m.nodes);
-    if nodes.is_empty() {
+    if nodes.is_empty() && need_nodes {
         bail!(
             "no node given: pass --node NAME (repeatable), or set nodes = [\"...\"] in the config file"
         );
@@ -501,6 +510,19 @@ pub fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     Ok(file)
+}
+
+/// Create `dir` (and its parents) if missing; a directory created here is private (0700).
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the directory {}", dir.display()))
 }
 
 /// Write a file only its owner can read (0600), such as a password file.

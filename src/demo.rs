@@ -19,6 +19,15 @@ use crate::xmpp::{self, Command, ConnState, NetEvent, NetHandle};
 
 pub const DEMO_NODES: &[&str] = &["demo", "news"];
 
+/// A node the demo creates and publishes to, but does not follow at start.
+pub const UNFOLLOWED_NODE: &str = "weather";
+/// The nodes' titles, as the explorer shows them.
+const TITLES: &[(&str, Option<&str>)] = &[
+    ("demo", Some("Demo: you and a second publisher")),
+    ("news", Some("News from the team")),
+    ("weather", Some("Weather reports")),
+];
+const WEATHER: &[&str] = &["12 °C, light rain", "14 °C, cloudy", "17 °C, sunny spells"];
 const PHRASES: &[&str] = &[
     "Hello!",
     "anyone out there?",
@@ -83,29 +92,35 @@ pub async fn create_open_nodes(
     nodes: &[&str],
     max_items: u32,
 ) -> anyhow::Result<()> {
+    let untitled: Vec<(&str, Option<&str>)> = nodes.iter().map(|n| (*n, None)).collect();
+    create_titled_nodes(server, &untitled, max_items).await
+}
+
+/// Create open nodes, each with its title (if any), as the server's admin account.
+pub async fn create_titled_nodes(
+    server: &Prosody,
+    nodes: &[(&str, Option<&str>)],
+    max_items: u32,
+) -> anyhow::Result<()> {
     let cfg = local_account(server, prosody::ADMIN, "setup", &server.admin_password)?;
     let mut session = local_session(&[], false, Duration::from_secs(3600))?;
     session.subscribe = false;
     let mut admin = xmpp::spawn(cfg, session);
     wait_online(&mut admin).await.context("admin login")?;
-    for node in nodes {
+    for (node, title) in nodes {
+        let node = (*node).to_owned();
         admin
-            .commands
-            .send(Command::CreateNode {
-                node: (*node).to_owned(),
-                max_items,
-            })
-            .await?;
-        loop {
-            match admin.events.recv().await {
-                Some(NetEvent::NodeCreated { node: n }) if n == *node => break,
-                Some(NetEvent::RequestFailed { node, error, .. }) => {
-                    bail!("creating node {node}: {error}")
-                }
-                Some(_) => {}
-                None => bail!("the admin connection ended"),
-            }
-        }
+            .request(
+                |req| Command::CreateNode {
+                    req,
+                    node: node.clone(),
+                    max_items,
+                    title: title.map(str::to_owned),
+                },
+                drop,
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("creating node {node}: {error}"))?;
     }
     let _ = admin.commands.send(Command::Shutdown).await;
     let _ = admin.task.await;
@@ -121,10 +136,15 @@ fn spawn_peer(mut net: NetHandle, interval: Duration) -> tokio::task::JoinHandle
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let node = if n % 3 == 2 { DEMO_NODES[1] } else { DEMO_NODES[0] };
-                    let text = PHRASES[n % PHRASES.len()].to_owned();
+                    let (node, text) = match n % 4 {
+                        // The node the TUI does not follow: subscribe in the explorer (e).
+                        3 => (UNFOLLOWED_NODE, WEATHER[(n / 4) % WEATHER.len()].to_owned()),
+                        2 => (DEMO_NODES[1], PHRASES[n % PHRASES.len()].to_owned()),
+                        _ => (DEMO_NODES[0], PHRASES[n % PHRASES.len()].to_owned()),
+                    };
                     n += 1;
-                    if net.commands.send(Command::Publish { node: node.to_owned(), text }).await.is_err() {
+                    let req = net.ids.next();
+                    if net.commands.send(Command::Publish { req, node: node.to_owned(), text }).await.is_err() {
                         return;
                     }
                 }
@@ -187,7 +207,7 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
     let setup = async {
         server.register("alice", &alice_pw)?;
         server.register("bob", &bob_pw)?;
-        create_open_nodes(&server, DEMO_NODES, 256).await
+        create_titled_nodes(&server, TITLES, 256).await
     };
     tokio::select! {
         r = setup => r?,
@@ -241,7 +261,8 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
         )?,
         session,
     );
-    let result = tui::run(alice, model).await;
+    // The demo's accounts live as long as its Prosody: nothing to keep for a next start.
+    let result = tui::run(alice, model, None).await;
 
     let _ = bob_commands.send(Command::Shutdown).await;
     drop(bob_commands);

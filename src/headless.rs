@@ -2,6 +2,8 @@
 //!
 //! - `watch`: subscribe and print every event as one JSON object per line.
 //! - `publish`: publish one item, print its id, exit.
+//! - `nodes`, `info`, `items`, `subscribe`, `unsubscribe`, `subscriptions`: one request (or a
+//!   few pages) each, printed as readable lines or, with `--json`, one object per line.
 //!
 //! JSON lines carry the values whole (text, ids, the item's XML as received); only the TUI
 //! cuts them to fit. Characters that could act on a terminal (C0 and C1 controls, bidi and
@@ -20,8 +22,8 @@ use serde_json::{Value, json};
 use crate::config::Settings;
 use crate::feed::FeedItem;
 use crate::xmpp::error::{Op, RequestError, explain};
-use crate::xmpp::proto::{self, SubState};
-use crate::xmpp::{self, Command, ConnState, NetEvent};
+use crate::xmpp::proto::{self, SubState, disco};
+use crate::xmpp::{self, Answer, Command, ConnState, NetEvent, NetHandle, RequestId};
 
 /// One timestamp format for everything: RFC 3339 in UTC, with milliseconds.
 pub fn timestamp(t: DateTime<Utc>) -> String {
@@ -138,32 +140,23 @@ pub fn event_json(ev: &NetEvent, service: &str) -> Vec<Value> {
             "reason": explain(error, Op::Retrieve, node, service),
             "unsupported": error.is_unsupported(),
         })],
-        NetEvent::PublishFailed {
-            node, id, error, ..
-        } => vec![json!({"kind": "publish_failed", "node": node, "id": id,
-                         "reason": explain(error, Op::Publish, node, service)})],
-        NetEvent::RequestFailed {
-            op,
-            node,
-            id,
-            error,
-        } => vec![
-            json!({"kind": "error", "what": op.verb(), "node": node, "id": id,
-                         "reason": explain(error, *op, node, service)}),
-        ],
+        NetEvent::AutoPublishFailed { node, id, error } => {
+            vec![json!({"kind": "publish_failed", "node": node, "id": id,
+                         "reason": explain(error, Op::Publish, node, service)})]
+        }
         NetEvent::StaleSubscriptionRemoved { node, jid } => {
             vec![json!({"kind": "stale_subscription_removed", "node": node, "jid": jid})]
         }
         NetEvent::Dropped { total, reason } => {
             vec![json!({"kind": "dropped", "total": total, "reason": reason})]
         }
+        // Watch asks nothing, so no reply is its own.
         NetEvent::ResyncStarted { .. }
         | NetEvent::PublishSent { .. }
         | NetEvent::PublishRetrying { .. }
-        | NetEvent::Published { .. }
+        | NetEvent::AutoPublished { .. }
         | NetEvent::AutoPublish { .. }
-        | NetEvent::NodeCreated { .. }
-        | NetEvent::Done { .. } => Vec::new(),
+        | NetEvent::Reply { .. } => Vec::new(),
     }
 }
 
@@ -246,11 +239,8 @@ fn none_subscribable(
     ))
 }
 
-/// How long `publish` waits for the whole exchange.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(45);
-
 /// `pubsub-tui publish`: publish `text` (or stdin) to the one `--node`, print the item id.
-pub async fn publish(mut settings: Settings, text: Option<String>) -> anyhow::Result<String> {
+pub async fn publish(settings: Settings, text: Option<String>) -> anyhow::Result<String> {
     let text = if let Some(t) = text {
         t
     } else {
@@ -277,44 +267,500 @@ pub async fn publish(mut settings: Settings, text: Option<String>) -> anyhow::Re
     };
     let node = node.clone();
     let service = settings.session.service.to_string();
+    let mut net = connect_once(settings).await?;
+    let result = net
+        .request(
+            |req| Command::Publish {
+                req,
+                node: node.clone(),
+                text,
+            },
+            drop,
+        )
+        .await;
+    close(net).await;
+    match result {
+        Ok(Answer::Published { id, .. }) => Ok(id),
+        Ok(other) => bail!("unexpected answer: {other:?}"),
+        Err(error) => bail!(
+            "publish to {node} failed: {}",
+            explain(&error, Op::Publish, &node, &service)
+        ),
+    }
+}
+
+/// How long a one-shot command waits for the whole exchange.
+const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Connect for a one-shot command (no subscriptions, no auto-publish, two connection
+/// attempts) and wait until the session is online.
+async fn connect_once(mut settings: Settings) -> anyhow::Result<NetHandle> {
     settings.session.subscribe = false;
     settings.session.auto_publish = false;
+    settings.session.nodes.clear();
     settings.connect.max_attempts = Some(2);
     let mut net = xmpp::spawn(settings.connect, settings.session);
-    let result = tokio::time::timeout(PUBLISH_TIMEOUT, async {
-        let mut sent = false;
-        while let Some(ev) = net.events.recv().await {
-            match ev {
-                NetEvent::Connection(ConnState::Online { .. }) if !sent => {
-                    sent = true;
-                    net.commands
-                        .send(Command::Publish {
-                            node: node.clone(),
-                            text: text.clone(),
-                        })
-                        .await
-                        .context("the network task ended")?;
-                }
-                NetEvent::Connection(ConnState::Failed { error }) => {
+    let online = tokio::time::timeout(ONE_SHOT_TIMEOUT, async {
+        loop {
+            match net.events.recv().await {
+                Some(NetEvent::Connection(ConnState::Online { .. })) => return Ok(()),
+                Some(NetEvent::Connection(ConnState::Failed { error })) => {
                     bail!("connection failed: {error}")
                 }
-                NetEvent::Published { id, .. } => return Ok(id),
-                NetEvent::PublishFailed { error, .. } => {
-                    bail!(
-                        "publish to {node} failed: {}",
-                        explain(&error, Op::Publish, &node, &service)
-                    )
-                }
-                _ => {}
+                Some(_) => {}
+                None => bail!("the connection closed"),
             }
         }
-        bail!("the connection closed before the service answered")
     })
     .await
-    .unwrap_or_else(|_| bail!("no answer within {} s", PUBLISH_TIMEOUT.as_secs()));
+    .unwrap_or_else(|_| bail!("no connection within {} s", ONE_SHOT_TIMEOUT.as_secs()));
+    match online {
+        Ok(()) => Ok(net),
+        Err(e) => {
+            close(net).await;
+            Err(e)
+        }
+    }
+}
+
+/// End a one-shot session: close the stream and wait (a little) for it.
+async fn close(net: NetHandle) {
     let _ = net.commands.try_send(Command::Shutdown);
     let _ = tokio::time::timeout(CLOSE_WAIT, net.task).await;
-    result
+}
+
+/// A one-shot query or change at the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// The service's nodes (recursing into collections with `tree`).
+    Nodes { tree: bool },
+    /// The service's (or a node's) identity, features and meta-data.
+    Info { node: Option<String> },
+    /// A node's stored items (the newest `max`).
+    Items { node: String, max: Option<u64> },
+    /// Subscribe the account.
+    Subscribe { node: String },
+    /// Remove the account's subscription.
+    Unsubscribe { node: String },
+    /// The account's subscriptions.
+    Subscriptions,
+}
+
+/// Collections deeper than this are not listed (a bound against a service that loops).
+const MAX_TREE_DEPTH: usize = 16;
+/// Pages of one node list followed at most.
+const MAX_LIST_PAGES: usize = 200;
+
+/// Where a query's lines go: readable text, or one JSON object per line.
+struct Printer {
+    json: bool,
+    out: std::io::Stdout,
+}
+
+impl Printer {
+    fn line(&mut self, text: &str, v: &Value) -> anyhow::Result<()> {
+        let mut out = self.out.lock();
+        if self.json {
+            writeln!(out, "{}", json_line(v))?;
+        } else {
+            writeln!(out, "{text}")?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// Run a [`Query`] and print its result; `Err` (exit 1) says in plain words what failed.
+/// `state` records what `subscribe` and `unsubscribe` change, for the TUI's next start.
+pub async fn query(
+    settings: Settings,
+    q: Query,
+    json: bool,
+    state: Option<crate::state::FollowState>,
+) -> anyhow::Result<()> {
+    let service = settings.session.service.to_string();
+    let mut net = connect_once(settings).await?;
+    let mut p = Printer {
+        json,
+        out: std::io::stdout(),
+    };
+    let result = tokio::time::timeout(
+        ONE_SHOT_TIMEOUT * 4,
+        run_query(&mut net, &q, &service, &mut p),
+    )
+    .await
+    .unwrap_or_else(|_| bail!("no answer within {} s", ONE_SHOT_TIMEOUT.as_secs() * 4));
+    close(net).await;
+    result?;
+    let change = match &q {
+        Query::Subscribe { node } => Some((node, true)),
+        Query::Unsubscribe { node } => Some((node, false)),
+        _ => None,
+    };
+    if let (Some((node, follow)), Some(state)) = (change, state) {
+        state.record(node, follow).with_context(|| {
+            format!(
+                "done at the service, but the TUI's list of followed nodes in {} was not changed",
+                state.path().display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+async fn ask(
+    net: &mut NetHandle,
+    make: impl FnOnce(RequestId) -> Command,
+    op: Op,
+    node: &str,
+    service: &str,
+) -> anyhow::Result<Answer> {
+    net.request(make, drop)
+        .await
+        .map_err(|e| anyhow::anyhow!(explain(&e, op, node, service)))
+}
+
+async fn run_query(
+    net: &mut NetHandle,
+    q: &Query,
+    service: &str,
+    p: &mut Printer,
+) -> anyhow::Result<()> {
+    match q {
+        Query::Nodes { tree } => list_nodes(net, *tree, service, p).await,
+        Query::Info { node } => {
+            let n = node.clone();
+            let answer = ask(
+                net,
+                |req| Command::Info { req, node: n },
+                Op::Info,
+                node.as_deref().unwrap_or(""),
+                service,
+            )
+            .await?;
+            let Answer::Info(info) = answer else {
+                bail!("unexpected answer: {answer:?}")
+            };
+            print_info(&info, service, p)
+        }
+        Query::Items { node, max } => {
+            let (n, max) = (node.clone(), *max);
+            let answer = ask(
+                net,
+                |req| Command::Items { req, node: n, max },
+                Op::Retrieve,
+                node,
+                service,
+            )
+            .await?;
+            let Answer::Items { items, .. } = answer else {
+                bail!("unexpected answer: {answer:?}")
+            };
+            for item in &items {
+                p.line(&item_line(item), &item_json("stored", item))?;
+            }
+            if !p.json && items.is_empty() {
+                eprintln_quiet(&format!("{node} at {service} has no stored items"));
+            }
+            Ok(())
+        }
+        Query::Subscribe { node } => {
+            let n = node.clone();
+            let answer = ask(
+                net,
+                |req| Command::Subscribe { req, node: n },
+                Op::Subscribe,
+                node,
+                service,
+            )
+            .await?;
+            let Answer::Subscribed { node, jid, state } = answer else {
+                bail!("unexpected answer: {answer:?}")
+            };
+            let text = match state {
+                SubState::Pending => {
+                    format!(
+                        "asked to subscribe {jid} to {node} at {service}: the owner must approve it"
+                    )
+                }
+                SubState::Unconfigured => format!(
+                    "subscribed {jid} to {node} at {service}; the service wants the subscription configured"
+                ),
+                _ => format!("subscribed {jid} to {node} at {service}"),
+            };
+            p.line(
+                &text,
+                &json!({"kind": "subscribed", "node": node, "jid": jid, "state": state.name()}),
+            )
+        }
+        Query::Unsubscribe { node } => {
+            let n = node.clone();
+            let answer = ask(
+                net,
+                |req| Command::Unsubscribe { req, node: n },
+                Op::Unsubscribe,
+                node,
+                service,
+            )
+            .await?;
+            let Answer::Unsubscribed { node, jid } = answer else {
+                bail!("unexpected answer: {answer:?}")
+            };
+            p.line(
+                &format!("unsubscribed {jid} from {node} at {service}"),
+                &json!({"kind": "unsubscribed", "node": node, "jid": jid}),
+            )
+        }
+        Query::Subscriptions => {
+            let answer = ask(
+                net,
+                |req| Command::Subscriptions { req },
+                Op::Subscriptions,
+                "",
+                service,
+            )
+            .await?;
+            let Answer::Subscriptions(list) = answer else {
+                bail!("unexpected answer: {answer:?}")
+            };
+            for s in &list {
+                let subid = s
+                    .subid
+                    .as_deref()
+                    .map(|i| format!("  (subid {i})"))
+                    .unwrap_or_default();
+                p.line(
+                    &format!("{}  {}  {}{subid}", s.node, s.jid, s.state),
+                    &json!({"kind": "subscription", "node": s.node, "jid": s.jid,
+                            "state": s.state, "subid": s.subid}),
+                )?;
+            }
+            if !p.json && list.is_empty() {
+                eprintln_quiet(&format!("no subscriptions at {service}"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A note for a person on stderr (stdout stays the data).
+fn eprintln_quiet(text: &str) {
+    let _ = writeln!(std::io::stderr(), "pubsub-tui: {text}");
+}
+
+/// One readable line for a stored item.
+fn item_line(item: &FeedItem) -> String {
+    let time = item_time(item).unwrap_or_else(|| "-".into());
+    let who = item
+        .publisher
+        .as_deref()
+        .or(item.sender.as_deref())
+        .unwrap_or("-");
+    let text = crate::sanitize::display(&item.text.replace('\n', " ⏎ "));
+    format!(
+        "{time}  {}  {}  {text}",
+        item.id.as_deref().unwrap_or("-"),
+        crate::sanitize::display(who)
+    )
+}
+
+/// All nodes, page by page, into collections with `tree` (depth first).
+async fn list_nodes(
+    net: &mut NetHandle,
+    tree: bool,
+    service: &str,
+    p: &mut Printer,
+) -> anyhow::Result<()> {
+    // Depth first: a node's line, then its subtree, then its next sibling.
+    enum Work {
+        List(Option<String>, usize),
+        Print(disco::Listed, Option<String>, usize),
+    }
+    let mut stack = vec![Work::List(None, 0)];
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0usize;
+    while let Some(work) = stack.pop() {
+        let (parent, depth) = match work {
+            Work::List(parent, depth) => (parent, depth),
+            Work::Print(entry, parent, depth) => {
+                let Some(node) = entry.node.clone() else {
+                    continue;
+                };
+                total += 1;
+                let name = entry.name.clone().filter(|n| *n != node);
+                let text = format!(
+                    "{}{node}{}",
+                    "  ".repeat(depth),
+                    name.as_deref()
+                        .map(|n| format!("  {n}"))
+                        .unwrap_or_default()
+                );
+                p.line(
+                    &text,
+                    &json!({"kind": "node", "node": node, "name": name, "parent": parent,
+                            "depth": depth}),
+                )?;
+                if tree && depth + 1 < MAX_TREE_DEPTH {
+                    stack.push(Work::List(Some(node), depth + 1));
+                }
+                continue;
+            }
+        };
+        let mut after: Option<String> = None;
+        let mut listed: Vec<disco::Listed> = Vec::new();
+        let mut cut = false;
+        for _ in 0..MAX_LIST_PAGES {
+            let (par, aft) = (parent.clone(), after.clone());
+            let answer = ask(
+                net,
+                |req| Command::ListNodes {
+                    req,
+                    parent: par,
+                    after: aft,
+                },
+                Op::ListNodes,
+                parent.as_deref().unwrap_or(""),
+                service,
+            )
+            .await;
+            let answer = match answer {
+                Ok(a) => a,
+                // A leaf (or a node whose listing is refused) below the root: no children.
+                Err(_) if parent.is_some() => break,
+                Err(e) => return Err(e),
+            };
+            let Answer::Nodes(page) = answer else {
+                bail!("unexpected answer: {answer:?}")
+            };
+            let before = listed.len();
+            // Entries without a node are a leaf's items, not nodes; a node seen before (a
+            // service that loops) is not listed again.
+            listed.extend(
+                page.items
+                    .iter()
+                    .filter(|i| i.node.as_ref().is_some_and(|n| seen.insert(n.clone())))
+                    .cloned(),
+            );
+            cut = page.page.is_none() && disco::looks_cut(page.items.len());
+            match page.next_after(listed.len()) {
+                Some(last) if listed.len() > before => after = Some(last),
+                _ => break,
+            }
+        }
+        if cut {
+            let listed_under = parent
+                .as_deref()
+                .map_or_else(|| "its root".to_owned(), |n| format!("'{n}'"));
+            let text = format!(
+                "{service} stopped its list of {listed_under} at {} nodes; there may be more \
+                 (ejabberd lists at most 100: see max_nodes_discoitems)",
+                disco::CUT_AT
+            );
+            if p.json {
+                p.line(
+                    "",
+                    &json!({"kind": "cut", "parent": parent, "listed": disco::CUT_AT}),
+                )?;
+            } else {
+                eprintln_quiet(&text);
+            }
+        }
+        stack.extend(
+            listed
+                .into_iter()
+                .rev()
+                .map(|entry| Work::Print(entry, parent.clone(), depth)),
+        );
+    }
+    if !p.json && total == 0 {
+        eprintln_quiet(&format!("{service} lists no nodes"));
+    }
+    Ok(())
+}
+
+fn print_info(info: &disco::Info, service: &str, p: &mut Printer) -> anyhow::Result<()> {
+    let features = disco::pubsub_features(&info.features);
+    if p.json {
+        return p.line(
+            "",
+            &json!({
+                "kind": "info",
+                "service": service,
+                "node": info.node,
+                "identities": info.identities.iter().map(|i| json!({
+                    "category": i.category, "type": i.kind, "name": i.name})).collect::<Vec<_>>(),
+                "features": info.features,
+                "pubsub_features": features.iter().map(|(name, state)| json!({
+                    "feature": name, "state": state.name()})).collect::<Vec<_>>(),
+                "meta": info.meta.as_ref().map(disco::NodeMeta::to_json),
+            }),
+        );
+    }
+    let mut lines = Vec::new();
+    match &info.node {
+        Some(n) => lines.push(format!("node {n} at {service}")),
+        None => lines.push(format!("service {service}")),
+    }
+    for i in &info.identities {
+        lines.push(format!(
+            "  identity: {}/{}{}",
+            i.category,
+            i.kind,
+            i.name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(meta) = &info.meta {
+        for (label, value) in meta.fields() {
+            lines.push(format!("  {label}: {value}"));
+        }
+    }
+    if info.node.is_none() {
+        for state in [disco::Advertised::Yes, disco::Advertised::No] {
+            let names: Vec<&str> = features
+                .iter()
+                .filter(|(_, s)| *s == state)
+                .map(|(n, _)| *n)
+                .collect();
+            lines.push(format!(
+                "  pubsub features {} ({}):",
+                state.name(),
+                names.len()
+            ));
+            for chunk in names.chunks(6) {
+                lines.push(format!("    {}", chunk.join(", ")));
+            }
+        }
+        let unknown = disco::unknown_pubsub_features(&info.features);
+        if !unknown.is_empty() {
+            lines.push(format!(
+                "  pubsub features not in XEP-0060 ({}):",
+                unknown.len()
+            ));
+            for f in unknown {
+                lines.push(format!("    {f}"));
+            }
+        }
+        let others: Vec<&String> = info
+            .features
+            .iter()
+            .filter(|f| !f.starts_with(disco::PUBSUB_FEATURE_PREFIX))
+            .collect();
+        if !others.is_empty() {
+            lines.push(format!("  other features ({}):", others.len()));
+            for f in others {
+                lines.push(format!("    {f}"));
+            }
+        }
+    } else if !info.features.is_empty() {
+        lines.push(format!("  features: {}", info.features.len()));
+    }
+    for l in lines {
+        p.line(&l, &Value::Null)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

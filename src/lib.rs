@@ -9,6 +9,7 @@
 //! - [`config`] and [`cli`]: flags, environment, config file and password sources.
 //! - [`serve`]: the relay service role (`pubsub-tui serve`), with SQLite storage.
 //! - [`prosody`]: a private Prosody for the demo and the tests.
+//! - [`state`]: the nodes followed, kept between runs.
 
 pub mod cli;
 pub mod config;
@@ -20,5 +21,6 @@ pub mod logging;
 pub mod prosody;
 pub mod sanitize;
 pub mod serve;
+pub mod state;
 pub mod tui;
 pub mod xmpp;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, FromArgMatches as _};
 use pubsub_tui::cli::{Cli, Cmd};
 use pubsub_tui::config::{self, FileConfig};
+use pubsub_tui::state::FollowState;
 use pubsub_tui::{demo, headless, logging, tui};
 
 /// An error that is the user's to fix before anything starts (exit status 2, like a bad flag).
@@ -81,20 +82,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &cli.log,
                 file,
             );
-            let settings = config::resolve(&merged, true)?;
+            let mut settings = config::resolve_any(&merged, true)?;
             require_terminal()?;
             log_to_file(&merged)?;
-            let model = tui::model::Model::for_session(&settings.session, settings.feed_limit);
+            let (state, problem) = followed_nodes(&mut settings, !cli.service.nodes.is_empty());
+            let mut model = tui::model::Model::for_session(&settings.session, settings.feed_limit);
+            if let Some(problem) = problem {
+                model.error(problem);
+            }
+            if settings.session.nodes.is_empty() {
+                model.outcome(
+                    tui::model::Level::Info,
+                    "no node followed yet: press e to explore the service and s to subscribe",
+                );
+            }
             runtime()?.block_on(async {
                 let net = pubsub_tui::xmpp::spawn(settings.connect, settings.session);
-                tui::run(net, model).await
+                tui::run(net, model, state).await
             })
         }
         Some(Cmd::Watch(args)) => {
             let file = FileConfig::load(args.account.config.as_deref())?;
             let merged = config::merge(&args.account, Some(&args.service), None, &args.log, file);
-            let settings = config::resolve(&merged, true)?;
+            let mut settings = config::resolve_any(&merged, true)?;
             log_to_stderr(&merged)?;
+            let (_, problem) = followed_nodes(&mut settings, !args.service.nodes.is_empty());
+            if let Some(problem) = problem {
+                let _ = writeln!(std::io::stderr(), "pubsub-tui: warning: {problem}");
+            }
+            if settings.session.nodes.is_empty() {
+                return Err(Usage(
+                    "no node given: pass --node NAME (repeatable), set nodes = [\"...\"] in the \
+                     config file, or follow nodes with `pubsub-tui subscribe --node NAME`"
+                        .into(),
+                )
+                .into());
+            }
             runtime()?.block_on(headless::watch(settings))
         }
         Some(Cmd::Publish(args)) => {
@@ -107,6 +130,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{id}");
             Ok(())
         }
+        Some(Cmd::Nodes(args)) => {
+            let tree = args.tree;
+            one_shot(&args.query, headless::Query::Nodes { tree })
+        }
+        Some(Cmd::Info(args)) => {
+            let node = args.node.clone();
+            one_shot(&args.query, headless::Query::Info { node })
+        }
+        Some(Cmd::Items(args)) => {
+            let (node, max) = (args.node.clone(), args.max);
+            one_shot(&args.query, headless::Query::Items { node, max })
+        }
+        Some(Cmd::Subscribe(args)) => {
+            let node = args.node.clone();
+            one_shot(&args.query, headless::Query::Subscribe { node })
+        }
+        Some(Cmd::Unsubscribe(args)) => {
+            let node = args.node.clone();
+            one_shot(&args.query, headless::Query::Unsubscribe { node })
+        }
+        Some(Cmd::Subscriptions(args)) => one_shot(&args, headless::Query::Subscriptions),
         Some(Cmd::Serve(args)) => {
             let file = FileConfig::load(args.account.config.as_deref())?;
             let merged = config::merge(&args.account, None, None, &args.log, file);
@@ -137,6 +181,62 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             log_to_file(&merged)?;
             runtime()?.block_on(demo::run(args.peer_interval, merged.feed_limit))
         }
+    }
+}
+
+/// Run a one-shot query (`nodes`, `info`, …) with its flags over the config file.
+fn one_shot(args: &pubsub_tui::cli::QueryArgs, query: headless::Query) -> anyhow::Result<()> {
+    if let headless::Query::Info { node: Some(n) }
+    | headless::Query::Items { node: n, .. }
+    | headless::Query::Subscribe { node: n }
+    | headless::Query::Unsubscribe { node: n } = &query
+        && let Err(e) = pubsub_tui::xmpp::session::check_node_name(n)
+    {
+        return Err(Usage(format!("--node {n:?}: {e}")).into());
+    }
+    let file = FileConfig::load(args.account.config.as_deref())?;
+    let service = args.service_args();
+    let merged = config::merge(&args.account, Some(&service), None, &args.log, file);
+    let settings = config::resolve_any(&merged, true)?;
+    log_to_stderr(&merged)?;
+    let state = FollowState::default_path().map(|path| state_for(path, &settings));
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(headless::query(settings, query, args.json, state))
+}
+
+fn state_for(path: std::path::PathBuf, settings: &config::Settings) -> FollowState {
+    FollowState::new(
+        path,
+        &settings.connect.jid.to_bare().to_string(),
+        &settings.session.service.to_string(),
+    )
+}
+
+/// The nodes to follow: given on the command line (or in the environment), exactly those;
+/// otherwise the config file's, changed by what was followed and left since (the state
+/// file). Also the state to record changes in, and a problem to tell the user.
+fn followed_nodes(
+    settings: &mut config::Settings,
+    given: bool,
+) -> (Option<FollowState>, Option<String>) {
+    let Some(path) = FollowState::default_path() else {
+        return (
+            None,
+            Some("no XDG state dir: the nodes you follow are not kept for the next start".into()),
+        );
+    };
+    let state = state_for(path, settings);
+    if given {
+        return (Some(state), None);
+    }
+    match state.load() {
+        Ok(changes) => {
+            settings.session.nodes = changes.apply(&settings.session.nodes);
+            (Some(state), None)
+        }
+        Err(e) => (Some(state), Some(format!("{e:#}"))),
     }
 }
 

@@ -34,6 +34,7 @@ async fn two_clients_publish_and_receive_live() {
     let a_jid = wait_online(&mut a).await;
     a.commands
         .send(Command::Publish {
+            req: common::req(),
             node: "test".into(),
             text: "hello <&> world".into(),
         })
@@ -75,14 +76,20 @@ async fn stored_items_on_subscribe_after_restart_and_on_resync() {
     for i in 0..5 {
         a.commands
             .send(Command::Publish {
+                req: common::req(),
                 node: "store".into(),
                 text: format!("stored {i}"),
             })
             .await
             .expect("send");
         let id = wait_for(&mut a, 10, "publish confirmation", |e| match e {
-            NetEvent::Published { id, .. } => Some(id.clone()),
-            NetEvent::PublishFailed { error, .. } => panic!("publish failed: {error}"),
+            NetEvent::Reply {
+                result: Ok(pubsub_tui::xmpp::Answer::Published { id, .. }),
+                ..
+            } => Some(id.clone()),
+            NetEvent::Reply {
+                result: Err(error), ..
+            } => panic!("publish failed: {error}"),
             _ => None,
         })
         .await;
@@ -152,6 +159,7 @@ async fn user_text_is_filtered_escaped_and_round_trips_exactly() {
     let ids = {
         a.commands
             .send(Command::Publish {
+                req: common::req(),
                 node: "t".into(),
                 text: typed.into(),
             })
@@ -159,6 +167,7 @@ async fn user_text_is_filtered_escaped_and_round_trips_exactly() {
             .expect("send");
         a.commands
             .send(Command::Publish {
+                req: common::req(),
                 node: "t".into(),
                 text: "after".into(),
             })
@@ -168,8 +177,13 @@ async fn user_text_is_filtered_escaped_and_round_trips_exactly() {
         while ids.len() < 2 {
             ids.push(
                 wait_for(&mut a, 10, "both confirmed", |e| match e {
-                    NetEvent::Published { id, .. } => Some(id.clone()),
-                    NetEvent::PublishFailed { error, .. } => panic!("{error}"),
+                    NetEvent::Reply {
+                        result: Ok(pubsub_tui::xmpp::Answer::Published { id, .. }),
+                        ..
+                    } => Some(id.clone()),
+                    NetEvent::Reply {
+                        result: Err(error), ..
+                    } => panic!("{error}"),
                     _ => None,
                 })
                 .await,

@@ -25,10 +25,20 @@ fn collect_publish_outcomes(mut net: xmpp::NetHandle) -> (Outcomes, tokio::task:
     let task = {
         let results = results.clone();
         tokio::spawn(async move {
+            // A reply names its request; the item id comes with the request's PublishSent.
+            let mut item_of = HashMap::new();
             while let Some(ev) = net.events.recv().await {
                 let (id, ok) = match ev {
-                    NetEvent::Published { id, .. } => (id, true),
-                    NetEvent::PublishFailed { id, .. } => (id, false),
+                    NetEvent::PublishSent {
+                        req: Some(req), id, ..
+                    } => {
+                        item_of.insert(req, id);
+                        continue;
+                    }
+                    NetEvent::Reply { req, result } => match item_of.get(&req) {
+                        Some(id) => (id.clone(), result.is_ok()),
+                        None => continue,
+                    },
                     _ => continue,
                 };
                 results

@@ -54,6 +54,7 @@ async fn a_relay_that_starts_late_is_subscribed_and_published_to_when_it_comes()
     // Typed while the relay is away: it waits and is tried again, not failed.
     bob.commands
         .send(NetCommand::Publish {
+            req: common::req(),
             node: "test".into(),
             text: "before the relay".into(),
         })
@@ -61,7 +62,9 @@ async fn a_relay_that_starts_late_is_subscribed_and_published_to_when_it_comes()
         .expect("send");
     wait_for(&mut bob, 10, "the publish being tried again", |e| match e {
         NetEvent::PublishRetrying { .. } => Some(()),
-        NetEvent::PublishFailed { error, .. } => panic!("failed: {error}"),
+        NetEvent::Reply {
+            result: Err(error), ..
+        } => panic!("failed: {error}"),
         _ => None,
     })
     .await;
@@ -76,9 +79,14 @@ async fn a_relay_that_starts_late_is_subscribed_and_published_to_when_it_comes()
                 state: SubState::Subscribed,
                 ..
             } => subscribed = true,
-            NetEvent::Published { .. } => published = true,
+            NetEvent::Reply {
+                result: Ok(pubsub_tui::xmpp::Answer::Published { .. }),
+                ..
+            } => published = true,
             NetEvent::Snapshot { .. } => snapshot = true,
-            NetEvent::PublishFailed { error, .. } => panic!("failed: {error}"),
+            NetEvent::Reply {
+                result: Err(error), ..
+            } => panic!("failed: {error}"),
             _ => {}
         }
         (subscribed && published && snapshot).then_some(())
@@ -115,6 +123,7 @@ async fn a_node_that_did_not_exist_yet_comes_back_with_r() {
     create_nodes(&server, &["later"]).await;
     bob.commands
         .send(NetCommand::Resync {
+            req: common::req(),
             node: "later".into(),
         })
         .await
@@ -188,6 +197,7 @@ async fn runs_leave_no_subscriptions_behind() {
             .args(["--service", prosody::PUBSUB, "--node", "n"])
             .env("PUBSUB_TUI_PASSWORD", &pw)
             .env("XDG_CONFIG_HOME", "/nonexistent")
+            .env("XDG_STATE_HOME", common::state_home())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -245,6 +255,7 @@ async fn serve_keeps_its_files_private_and_refuses_a_second_instance() {
         .arg("--data-dir")
         .arg(&serve.data_dir)
         .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_STATE_HOME", common::state_home())
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
@@ -282,6 +293,7 @@ async fn the_demo_s_watch_command_line_works_as_printed() {
     let mut child = Command::new("sh")
         .arg(&script)
         .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_STATE_HOME", common::state_home())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

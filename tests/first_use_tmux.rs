@@ -24,7 +24,8 @@ fn cli(server: &Prosody, sub: &str, user: &str, password: &str) -> Command {
         .args(["--server", &server.server(), "--insecure-plain-tcp"])
         .args(["--service", prosody::PUBSUB])
         .env("PUBSUB_TUI_PASSWORD", password)
-        .env("XDG_CONFIG_HOME", "/nonexistent");
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_STATE_HOME", common::state_home());
     c
 }
 
@@ -590,7 +591,7 @@ fn the_tui_with_its_input_redirected_says_to_use_watch() {
     let tmux = Tmux::start(
         &format!("no-tty-{}", std::process::id()),
         &format!(
-            "PUBSUB_TUI_PASSWORD=x XDG_CONFIG_HOME=/nonexistent {BIN} --jid a@example.org \
+            "PUBSUB_TUI_PASSWORD=x XDG_CONFIG_HOME=/nonexistent XDG_STATE_HOME=/tmp/pubsub-tui-no-state {BIN} --jid a@example.org \
              --node n < /dev/null; echo EXIT:$?; sleep 30"
         ),
     );

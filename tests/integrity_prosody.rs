@@ -56,8 +56,10 @@ async fn service_items(
 async fn request_ok(net: &mut xmpp::NetHandle, cmd: Command, what: &str) {
     net.commands.send(cmd).await.expect("send");
     wait_for(net, 10, what, |e| match e {
-        NetEvent::Done { .. } => Some(()),
-        NetEvent::RequestFailed { op, error, .. } => panic!("{}: {error}", op.verb()),
+        NetEvent::Reply { result: Ok(_), .. } => Some(()),
+        NetEvent::Reply {
+            result: Err(error), ..
+        } => panic!("{what}: {error}"),
         _ => None,
     })
     .await;
@@ -213,6 +215,7 @@ async fn retractions_and_purges_while_offline_take_effect() {
     let mut owner = xmpp::spawn(admin_cfg, owner_session);
     wait_online(&mut owner).await;
     let retract = Command::Retract {
+        req: common::req(),
         node: "off".into(),
         id: published[2].clone(),
     };
@@ -227,7 +230,10 @@ async fn retractions_and_purges_while_offline_take_effect() {
     );
 
     // And purges the node.
-    let purge = Command::Purge { node: "off".into() };
+    let purge = Command::Purge {
+        req: common::req(),
+        node: "off".into(),
+    };
     request_ok(&mut owner, purge, "purge").await;
     bob_visits(&server, &b_pw, &mut m).await;
     assert!(feed_ids(&m).is_empty(), "empty after a purge");

@@ -301,7 +301,8 @@ fn retrieve_all_newest_by_id_and_pages() {
     );
     assert!(is_error(&unknown, "item-not-found"));
     // Our client reads it all back the same way (parser shared with the client).
-    let result = pubsub_tui::xmpp::proto::pubsub::ItemsResult::parse("n", all.get_child("pubsub", PS));
+    let result =
+        pubsub_tui::xmpp::proto::pubsub::ItemsResult::parse("n", all.get_child("pubsub", PS));
     let parsed: Vec<_> = result
         .items
         .iter()

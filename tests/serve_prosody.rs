@@ -177,10 +177,10 @@ impl KillRun {
                     );
                 }
                 Some(ev) = self.alice.events.recv() => match ev {
-                    NetEvent::Published { id, .. } => {
+                    NetEvent::Reply { result: Ok(pubsub_tui::xmpp::Answer::Published { id, .. }), .. } => {
                         self.confirmed.insert(id);
                     }
-                    NetEvent::PublishFailed { .. } => self.failed += 1,
+                    NetEvent::Reply { result: Err(_), .. } => self.failed += 1,
                     _ => {}
                 },
             }

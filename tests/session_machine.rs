@@ -8,11 +8,17 @@ use pubsub_tui::feed::ItemFormat;
 use pubsub_tui::xmpp::error::RequestError;
 use pubsub_tui::xmpp::proto::SubState;
 use pubsub_tui::xmpp::session::{Input, Now, Output, RetryPolicy, Session, SessionConfig};
-use pubsub_tui::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
+use pubsub_tui::xmpp::{Answer, Command, ConnState, NetEvent, RequestId, SnapshotReason};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::stanza::Stanza;
+
+/// A request id (unique in this test binary).
+fn req() -> RequestId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    RequestId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -289,6 +295,7 @@ fn typed_text_waits_offline_and_in_flight_publishes_are_resent_with_the_same_id(
     let ev = events(
         s.handle(
             Command::Publish {
+                req: req(),
                 node: "n".into(),
                 text: "early".into(),
             }
@@ -343,6 +350,7 @@ fn online_with_a_publish_in_flight(clock: &Clock) -> Session {
     online(&mut s, clock, "bob@localhost/tui");
     s.handle(
         Command::Publish {
+            req: req(),
             node: "n".into(),
             text: "x".into(),
         }
@@ -385,14 +393,16 @@ fn unanswered_requests_are_tried_again_then_fail_for_good() {
         let out = s.handle(Input::Tick, clock.now());
         publish_ids.extend(sends(&out).iter().filter_map(|st| item_id_of_publish(st)));
         for e in events(out) {
-            if let NetEvent::PublishFailed { id, error, .. } = e {
-                failed = Some((id, error));
+            if let NetEvent::Reply {
+                result: Err(error), ..
+            } = e
+            {
+                failed = Some(error);
             }
         }
     }
     assert_eq!(publish_ids, ["cafe0001-1", "cafe0001-1"], "two more tries");
-    let (id, error) = failed.expect("failed for good");
-    assert_eq!(id, "cafe0001-1");
+    let error = failed.expect("failed for good");
     assert_eq!(error, RequestError::Timeout(Duration::from_secs(30)));
     assert!(
         matches!(
@@ -413,8 +423,7 @@ fn requests_do_not_time_out_while_the_link_is_down_and_restart_their_time_on_res
     clock.advance(Duration::from_secs(60));
     let ev = events(s.handle(Input::Tick, clock.now()));
     assert!(
-        !ev.iter()
-            .any(|e| matches!(e, NetEvent::PublishFailed { .. })),
+        !ev.iter().any(|e| matches!(e, NetEvent::Reply { .. })),
         "{ev:?}"
     );
     s.handle(Input::Resumed, clock.now());
@@ -437,6 +446,7 @@ fn resync_requests_coalesce_and_live_items_during_it_are_kept() {
     let retrieve_id = iq_ids(&out)[1].clone();
     let out = s.handle(
         Command::Resync {
+            req: req(),
             node: "store".into(),
         }
         .into_input(),
@@ -631,6 +641,7 @@ fn a_final_connection_error_fails_what_is_waiting() {
     let mut s = Session::new(config("pubsub.localhost", &["n"]));
     s.handle(
         Command::Publish {
+            req: req(),
             node: "n".into(),
             text: "x".into(),
         }
@@ -645,7 +656,7 @@ fn a_final_connection_error_fails_what_is_waiting() {
     ));
     assert!(
         ev.iter()
-            .any(|e| matches!(e, NetEvent::PublishFailed { error, .. }
+            .any(|e| matches!(e, NetEvent::Reply { result: Err(error), .. }
             if error.to_string().contains("bad password"))),
         "{ev:?}"
     );
@@ -1004,7 +1015,11 @@ fn items_arriving_show_a_failed_node_is_live_and_r_subscribes_again() {
     assert!(matches!(s.node_states()[0].1, SubState::Failed(_)));
     // `r` on a failed node subscribes again (and retrieves).
     let out = s.handle(
-        Command::Resync { node: "n".into() }.into_input(),
+        Command::Resync {
+            req: req(),
+            node: "n".into(),
+        }
+        .into_input(),
         clock.now(),
     );
     assert_eq!(subscribe_ids(&out).len(), 1, "subscribed again");
@@ -1036,8 +1051,10 @@ fn a_refused_publish_is_declared_never_published_by_the_next_item() {
     let mut s = Session::new(config("pubsub.localhost", &["n"]));
     online(&mut s, &clock, "bob@localhost/tui");
     let publish = |s: &mut Session, text: &str| {
+        let r = req();
         let out = s.handle(
             Command::Publish {
+                req: r,
                 node: "n".into(),
                 text: text.into(),
             }
@@ -1047,21 +1064,22 @@ fn a_refused_publish_is_declared_never_published_by_the_next_item() {
         sends(&out)
             .into_iter()
             .find_map(|st| match st {
-                Stanza::Iq(Iq::Set { id, payload, .. }) => Some((id.clone(), payload.clone())),
+                Stanza::Iq(Iq::Set { id, payload, .. }) => Some((id.clone(), payload.clone(), r)),
                 _ => None,
             })
             .expect("a publish")
     };
-    let (id1, _) = publish(&mut s, "one");
+    let (id1, _, req1) = publish(&mut s, "one");
     let ev = events(s.handle(
         error_reply("pubsub.localhost", &id1, "forbidden"),
         clock.now(),
     ));
     assert!(
-        ev.iter().any(|e| matches!(e, NetEvent::PublishFailed { id, text, .. } if id == "cafe0001-1" && text == "one")),
+        ev.iter()
+            .any(|e| matches!(e, NetEvent::Reply { req, result: Err(_) } if *req == req1)),
         "{ev:?}"
     );
-    let (_, payload) = publish(&mut s, "two");
+    let (_, payload, _) = publish(&mut s, "two");
     let post = payload
         .get_child("publish", "http://jabber.org/protocol/pubsub")
         .and_then(|p| p.get_child("item", "http://jabber.org/protocol/pubsub"))
@@ -1072,7 +1090,7 @@ fn a_refused_publish_is_declared_never_published_by_the_next_item() {
     // Control: a first item carries no such list.
     let mut fresh = Session::new(config("pubsub.localhost", &["n"]));
     online(&mut fresh, &clock, "bob@localhost/tui");
-    let (_, payload) = publish(&mut fresh, "first");
+    let (_, payload, _) = publish(&mut fresh, "first");
     assert!(!to_string(&payload).contains("void="));
 }
 
@@ -1107,6 +1125,7 @@ fn auto_publish_counts_its_own_items_and_follows_the_chosen_node() {
     // A publish by hand in between does not move the auto-publish count.
     s.handle(
         Command::Publish {
+            req: req(),
             node: "n".into(),
             text: "by hand".into(),
         }
@@ -1280,7 +1299,11 @@ fn items_this_run_received_are_not_lost_when_the_service_evicts_them() {
     }
     let later = Clock(clock.0 + Duration::from_secs(10));
     let out = s.handle(
-        Command::Resync { node: "n".into() }.into_input(),
+        Command::Resync {
+            req: req(),
+            node: "n".into(),
+        }
+        .into_input(),
         later.now(),
     );
     let id = retrieve_ids(&out)[0].clone();
@@ -1348,5 +1371,401 @@ fn forged_items_and_our_own_session_do_not_make_gaps() {
     assert_eq!(
         gaps(s.handle(live("n", "alice@localhost/a", "s1", 900), clock.now())),
         1
+    );
+}
+
+// ---- Requests from the front end: each answered exactly once ----
+
+/// The replies among events, as (request, result).
+fn replies(ev: &[NetEvent]) -> Vec<(RequestId, Result<Answer, RequestError>)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            NetEvent::Reply { req, result } => Some((*req, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one reply among events.
+fn one_reply(ev: &[NetEvent]) -> (RequestId, Result<Answer, RequestError>) {
+    let mut r = replies(ev);
+    assert_eq!(r.len(), 1, "one reply in {ev:?}");
+    r.remove(0)
+}
+
+/// The one IQ in `out` whose payload has a child named `name`: (id, payload).
+fn iq_with(out: &[Output], name: &str) -> (String, Element) {
+    let found: Vec<_> = sends(out)
+        .into_iter()
+        .filter_map(|s| match s {
+            Stanza::Iq(Iq::Get { id, payload, .. } | Iq::Set { id, payload, .. })
+                if payload.children().any(|c| c.name() == name) || payload.name() == name =>
+            {
+                Some((id.clone(), payload.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one {name} request in {out:?}");
+    found.into_iter().next().expect("one")
+}
+
+const SUBSCRIBED_B: &str = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription node='b' jid='bob@localhost/tui' subscription='subscribed'/></pubsub>";
+
+fn item_event(node: &str, id: &str) -> Input {
+    stanza(&format!(
+        "<message xmlns='jabber:client' from='pubsub.localhost' to='bob@localhost/tui'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{node}'><item id='{id}'><entry xmlns='http://www.w3.org/2005/Atom'><title>hi</title></entry></item></items></event></message>"
+    ))
+}
+
+#[test]
+fn a_node_followed_at_run_time_is_subscribed_retrieved_and_answered_once() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["a"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    // Control: before it is followed, an event for b is dropped.
+    let ev = events(s.handle(item_event("b", "early"), clock.now()));
+    assert!(
+        matches!(ev.as_slice(), [NetEvent::Dropped { .. }]),
+        "{ev:?}"
+    );
+
+    let r = req();
+    let out = s.handle(
+        Command::Follow {
+            req: r,
+            node: "b".into(),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    let (sub_id, sub) = iq_with(&out, "subscribe");
+    assert_eq!(
+        sub.get_child("subscribe", "http://jabber.org/protocol/pubsub")
+            .and_then(|c| c.attr("node")),
+        Some("b")
+    );
+    let (items_id, _) = iq_with(&out, "items");
+    let ev = events(out);
+    assert!(
+        ev.contains(&NetEvent::Subscription {
+            node: "b".into(),
+            state: SubState::Subscribing
+        }),
+        "shown at once: {ev:?}"
+    );
+    assert!(replies(&ev).is_empty(), "not answered before the service");
+    assert_eq!(
+        s.node_states()
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"],
+        "one list of followed nodes"
+    );
+
+    let ev = events(s.handle(
+        result("pubsub.localhost", &sub_id, SUBSCRIBED_B),
+        clock.now(),
+    ));
+    assert_eq!(
+        replies(&ev),
+        [(
+            r,
+            Ok(Answer::Followed {
+                node: "b".into(),
+                state: SubState::Subscribed
+            })
+        )]
+    );
+    let ev = events(s.handle(
+        result(
+            "pubsub.localhost",
+            &items_id,
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='b'><item id='old'><entry xmlns='http://www.w3.org/2005/Atom'><title>stored</title></entry></item></items></pubsub>",
+        ),
+        clock.now(),
+    ));
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, NetEvent::Snapshot { node, items, reason: SnapshotReason::Initial, .. }
+            if node == "b" && items.len() == 1)
+        ),
+        "{ev:?}"
+    );
+    assert!(replies(&ev).is_empty(), "answered once only");
+    // Now its events are accepted.
+    let ev = events(s.handle(item_event("b", "live"), clock.now()));
+    assert!(
+        matches!(ev.as_slice(), [NetEvent::Item(i)] if i.id.as_deref() == Some("live")),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn an_unfollowed_node_is_unsubscribed_and_its_events_are_dropped() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["a", "b"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let sub_b = subscribe_ids(&out)[1].clone();
+    s.handle(
+        result("pubsub.localhost", &sub_b, SUBSCRIBED_B),
+        clock.now(),
+    );
+    // Control: b's events are taken while it is followed.
+    let ev = events(s.handle(item_event("b", "one"), clock.now()));
+    assert!(matches!(ev.as_slice(), [NetEvent::Item(_)]), "{ev:?}");
+
+    let r = req();
+    let out = s.handle(
+        Command::Unfollow {
+            req: r,
+            node: "b".into(),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    let (unsub_id, unsub) = iq_with(&out, "unsubscribe");
+    let u = unsub
+        .get_child("unsubscribe", "http://jabber.org/protocol/pubsub")
+        .expect("unsubscribe");
+    assert_eq!(
+        (u.attr("node"), u.attr("jid")),
+        (Some("b"), Some("bob@localhost/tui"))
+    );
+    assert_eq!(
+        s.node_states()
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        ["a"],
+        "gone from the followed set at once"
+    );
+    let ev = events(s.handle(item_event("b", "two"), clock.now()));
+    assert!(
+        matches!(ev.as_slice(), [NetEvent::Dropped { .. }]),
+        "{ev:?}"
+    );
+    let ev = events(s.handle(result("pubsub.localhost", &unsub_id, ""), clock.now()));
+    assert_eq!(
+        replies(&ev),
+        [(r, Ok(Answer::Unfollowed { node: "b".into() }))]
+    );
+    // Unfollowing what is not followed says so.
+    let r2 = req();
+    let ev = events(
+        s.handle(
+            Command::Unfollow {
+                req: r2,
+                node: "b".into(),
+            }
+            .into_input(),
+            clock.now(),
+        ),
+    );
+    assert!(
+        matches!(replies(&ev).as_slice(), [(id, Err(RequestError::Invalid(why)))] if *id == r2 && why.contains("not followed")),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn each_request_is_answered_once_across_a_fresh_session() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["a"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    let (list, follow) = (req(), req());
+    let out = s.handle(
+        Command::ListNodes {
+            req: list,
+            parent: None,
+            after: None,
+        }
+        .into_input(),
+        clock.now(),
+    );
+    let (list_iq, query) = iq_with(&out, "query");
+    assert_eq!(query.ns(), "http://jabber.org/protocol/disco#items");
+    s.handle(
+        Command::Follow {
+            req: follow,
+            node: "b".into(),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    // The link drops and a fresh session starts: the listing may never be answered, so it is
+    // answered now with the reset; the follow is redone and waits for the new subscribe.
+    s.handle(Input::Suspended, clock.now());
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let sub_b = subscribe_ids(&out)[1].clone();
+    let ev = events(out);
+    let r = replies(&ev);
+    assert_eq!(r.len(), 1, "{ev:?}");
+    assert_eq!(r[0].0, list);
+    assert!(matches!(&r[0].1, Err(RequestError::Connection(_))), "{r:?}");
+    // The old answer arriving late is dropped, not a second reply.
+    let ev = events(s.handle(
+        result(
+            "pubsub.localhost",
+            &list_iq,
+            "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+        ),
+        clock.now(),
+    ));
+    assert!(replies(&ev).is_empty(), "{ev:?}");
+    let ev = events(s.handle(
+        result("pubsub.localhost", &sub_b, SUBSCRIBED_B),
+        clock.now(),
+    ));
+    assert_eq!(
+        replies(&ev),
+        [(
+            follow,
+            Ok(Answer::Followed {
+                node: "b".into(),
+                state: SubState::Subscribed
+            })
+        )]
+    );
+}
+
+#[test]
+fn requests_that_need_the_link_are_refused_offline_and_a_shutdown_answers_the_rest() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["a"]));
+    let r = req();
+    let ev = events(s.handle(Command::Subscriptions { req: r }.into_input(), clock.now()));
+    assert_eq!(replies(&ev), [(r, Err(RequestError::Offline))]);
+    online(&mut s, &clock, "bob@localhost/tui");
+    let info = req();
+    let out = s.handle(
+        Command::Info {
+            req: info,
+            node: Some("a".into()),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    assert_eq!(iq_with(&out, "query").1.attr("node"), Some("a"));
+    // Shutdown with the info unanswered: nothing subscribed yet, so it stops at once, and
+    // the info request is answered first.
+    let out = s.handle(Command::Shutdown.into_input(), clock.now());
+    assert!(out.iter().any(|o| matches!(o, Output::Stop)));
+    let r = replies(&events(out));
+    assert!(
+        matches!(r.as_slice(), [(id, Err(RequestError::Connection(_)))] if *id == info),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn node_names_with_control_characters_or_nothing_are_refused_before_sending() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["a"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    for bad in ["", "  ", "a\u{7}b", "line\nbreak"] {
+        let r = req();
+        let out = s.handle(
+            Command::Follow {
+                req: r,
+                node: bad.into(),
+            }
+            .into_input(),
+            clock.now(),
+        );
+        assert!(sends(&out).is_empty(), "nothing sent for {bad:?}");
+        let ev = events(out);
+        assert!(
+            matches!(replies(&ev).as_slice(), [(id, Err(RequestError::Invalid(_)))] if *id == r),
+            "{bad:?}: {ev:?}"
+        );
+    }
+    // Control: a name with spaces inside is a name.
+    let out = s.handle(
+        Command::Follow {
+            req: req(),
+            node: "with spaces".into(),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    assert_eq!(subscribe_ids(&out).len(), 1);
+}
+
+#[test]
+fn listing_info_items_and_subscriptions_come_back_as_typed_answers() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["a"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    let r = req();
+    let out = s.handle(
+        Command::ListNodes {
+            req: r,
+            parent: None,
+            after: None,
+        }
+        .into_input(),
+        clock.now(),
+    );
+    let (id, _) = iq_with(&out, "query");
+    let ev = events(s.handle(
+        result(
+            "pubsub.localhost",
+            &id,
+            "<query xmlns='http://jabber.org/protocol/disco#items'><item jid='pubsub.localhost' node='news' name='The news'/><item jid='pubsub.localhost' node='x'/></query>",
+        ),
+        clock.now(),
+    ));
+    let (got, Ok(Answer::Nodes(list))) = one_reply(&ev) else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(got, r);
+    assert_eq!(list.items.len(), 2);
+    assert_eq!(list.items[0].name.as_deref(), Some("The news"));
+
+    let r = req();
+    let out = s.handle(Command::Subscriptions { req: r }.into_input(), clock.now());
+    let (id, _) = iq_with(&out, "subscriptions");
+    let ev = events(s.handle(
+        result(
+            "pubsub.localhost",
+            &id,
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscriptions><subscription node='a' jid='bob@localhost' subscription='pending'/></subscriptions></pubsub>",
+        ),
+        clock.now(),
+    ));
+    let (_, Ok(Answer::Subscriptions(subs))) = one_reply(&ev) else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(subs[0].state, "pending");
+
+    // An error comes back typed, with its condition.
+    let r = req();
+    let out = s.handle(
+        Command::Items {
+            req: r,
+            node: "nope".into(),
+            max: Some(3),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    let (id, q) = iq_with(&out, "items");
+    assert_eq!(
+        q.get_child("items", "http://jabber.org/protocol/pubsub")
+            .and_then(|i| i.attr("max_items")),
+        Some("3")
+    );
+    let ev = events(s.handle(
+        error_reply("pubsub.localhost", &id, "item-not-found"),
+        clock.now(),
+    ));
+    let (_, Err(e)) = one_reply(&ev) else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        e.condition(),
+        Some(pubsub_tui::xmpp::error::Condition::ItemNotFound)
     );
 }

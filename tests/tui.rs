@@ -11,7 +11,7 @@ use pubsub_tui::tui::update::{Effect, Msg, update};
 use pubsub_tui::tui::view;
 use pubsub_tui::xmpp::error::{Refusal, RequestError};
 use pubsub_tui::xmpp::proto::SubState;
-use pubsub_tui::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
+use pubsub_tui::xmpp::{Answer, Command, ConnState, NetEvent, RequestId, SnapshotReason};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -54,6 +54,21 @@ fn model() -> Model {
 
 fn net(m: &mut Model, ev: NetEvent) {
     let _ = update(m, Msg::Net(ev));
+}
+
+/// The request id of the (one) network command among the effects.
+fn req_of(fx: &[Effect]) -> RequestId {
+    fx.iter()
+        .find_map(|e| match e {
+            Effect::Net(c) => c.req(),
+            Effect::Quit | Effect::Remember { .. } => None,
+        })
+        .expect("a request")
+}
+
+/// The newest request the TUI has not had answered.
+fn last_req(m: &Model) -> RequestId {
+    m.asked.keys().last().copied().unwrap_or(RequestId(1))
 }
 
 fn key(m: &mut Model, code: KeyCode) -> Vec<Effect> {
@@ -227,25 +242,29 @@ fn snapshot_composing_while_reconnecting() {
     key(&mut m, KeyCode::Char('i'));
     typed(&mut m, "sent while offline");
     key(&mut m, KeyCode::Enter);
+    let r = last_req(&m);
     net(
         &mut m,
         NetEvent::PublishSent {
+            req: Some(r),
             node: "demo".into(),
             id: "s1-1".into(),
             queued: true,
-            auto: false,
         },
     );
     typed(&mut m, "draft <&> text");
     insta::assert_snapshot!(render(&m, 80, 24));
     assert_eq!(m.waiting(), 1);
     // Once published, it no longer waits.
+    let r = last_req(&m);
     net(
         &mut m,
-        NetEvent::Published {
-            node: "demo".into(),
-            id: "s1-1".into(),
-            auto: false,
+        NetEvent::Reply {
+            req: r,
+            result: Ok(Answer::Published {
+                node: "demo".into(),
+                id: "s1-1".into(),
+            }),
         },
     );
     assert_eq!(m.waiting(), 0);
@@ -280,9 +299,11 @@ fn enter_publishes_to_the_selected_node_and_clears_the_box() {
     typed(&mut m, "q is text here, not quit");
     assert!(!m.quit);
     let fx = key(&mut m, KeyCode::Enter);
+    let fx = fx;
     assert_eq!(
         fx,
         [Effect::Net(Command::Publish {
+            req: req_of(&fx),
             node: "demo".into(),
             text: "q is text here, not quit".into()
         })]
@@ -305,9 +326,11 @@ fn keys_toggle_auto_resync_focus_and_quit() {
         })]
     );
     assert!(!m.auto_publish);
+    let fx = key(&mut m, KeyCode::Char('r'));
     assert_eq!(
-        key(&mut m, KeyCode::Char('r')),
+        fx,
         [Effect::Net(Command::Resync {
+            req: req_of(&fx),
             node: "demo".into()
         })]
     );
@@ -319,9 +342,11 @@ fn keys_toggle_auto_resync_focus_and_quit() {
     assert_eq!(m.focus, Focus::Subscriptions);
     key(&mut m, KeyCode::Char('j'));
     assert_eq!(m.selected, 1);
+    let fx = key(&mut m, KeyCode::Char('r'));
     assert_eq!(
-        key(&mut m, KeyCode::Char('r')),
+        fx,
         [Effect::Net(Command::Resync {
+            req: req_of(&fx),
             node: "news".into()
         })]
     );
@@ -470,11 +495,12 @@ fn unsupported_resync_is_said_plainly() {
         )
         .expect("error"),
     );
+    let r = last_req(&m);
     net(
         &mut m,
-        NetEvent::ResyncFailed {
-            node: "demo".into(),
-            error: unsupported,
+        NetEvent::Reply {
+            req: r,
+            result: Err(unsupported),
         },
     );
     let outcome = m.outcome.clone().expect("the answer to r");
@@ -503,9 +529,11 @@ fn paste_keeps_line_breaks_and_drops_control_characters() {
     );
     typed(&mut m, "four");
     let fx = key(&mut m, KeyCode::Enter);
+    let fx = fx;
     assert_eq!(
         fx,
         [Effect::Net(Command::Publish {
+            req: req_of(&fx),
             node: "demo".into(),
             text: "line1\nline2\nline3[2J\nfour".into()
         })]
@@ -562,23 +590,22 @@ fn a_failed_publish_keeps_its_text_and_p_sends_it_again() {
     key(&mut m, KeyCode::Char('i'));
     typed(&mut m, "my precious words");
     key(&mut m, KeyCode::Enter);
+    let r = last_req(&m);
     net(
         &mut m,
         NetEvent::PublishSent {
+            req: Some(r),
             node: "demo".into(),
             id: "s-9".into(),
             queued: false,
-            auto: false,
         },
     );
+    let r = last_req(&m);
     net(
         &mut m,
-        NetEvent::PublishFailed {
-            node: "demo".into(),
-            id: "s-9".into(),
-            text: "my precious words".into(),
-            auto: false,
-            error: refusal("forbidden"),
+        NetEvent::Reply {
+            req: r,
+            result: Err(refusal("forbidden")),
         },
     );
     assert_eq!(m.waiting(), 0);
@@ -601,9 +628,11 @@ fn a_failed_publish_keeps_its_text_and_p_sends_it_again() {
     assert!(m.failed.is_empty());
     assert_eq!(m.focus, Focus::Compose);
     assert_eq!(m.compose.value(), "my precious words");
+    let fx = key(&mut m, KeyCode::Enter);
     assert_eq!(
-        key(&mut m, KeyCode::Enter),
+        fx,
         [Effect::Net(Command::Publish {
+            req: req_of(&fx),
             node: "demo".into(),
             text: "my precious words".into()
         })]
@@ -611,11 +640,9 @@ fn a_failed_publish_keeps_its_text_and_p_sends_it_again() {
     // Control: a failed auto-publish is not kept for resending.
     net(
         &mut m,
-        NetEvent::PublishFailed {
+        NetEvent::AutoPublishFailed {
             node: "demo".into(),
             id: "s-10".into(),
-            text: "auto-publish #3".into(),
-            auto: true,
             error: refusal("forbidden"),
         },
     );
@@ -676,13 +703,14 @@ fn notices_fade_errors_stay_longer_the_last_outcome_stays_and_m_shows_them_all()
 #[test]
 fn quitting_with_items_not_yet_published_asks_first() {
     let mut m = populated();
+    let r = last_req(&m);
     net(
         &mut m,
         NetEvent::PublishSent {
+            req: Some(r),
             node: "demo".into(),
             id: "s-1".into(),
             queued: true,
-            auto: false,
         },
     );
     assert!(key(&mut m, KeyCode::Char('q')).is_empty(), "asks first");

@@ -46,13 +46,21 @@ async fn tui_in_tmux_publishes_shows_help_resizes_and_restores_the_terminal() {
     wait_online(&mut bob).await;
     bob.commands
         .send(NetCommand::Publish {
+            req: common::req(),
             node: "demo".into(),
             text: "hello from bob".into(),
         })
         .await
         .expect("send");
     wait_for(&mut bob, 10, "bob's publish", |e| {
-        matches!(e, NetEvent::Published { .. }).then_some(())
+        matches!(
+            e,
+            NetEvent::Reply {
+                result: Ok(pubsub_tui::xmpp::Answer::Published { .. }),
+                ..
+            }
+        )
+        .then_some(())
     })
     .await;
     tmux.wait_for("bob's item", 10, |s| {

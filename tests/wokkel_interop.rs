@@ -65,6 +65,7 @@ async fn the_wokkel_client_and_ours_through_serve() {
     // The Wokkel client sees ours, read from the attributes it knows.
     bob.commands
         .send(Command::Publish {
+            req: common::req(),
             node: "test".into(),
             text: "hello from pubsub-tui".into(),
         })
@@ -119,6 +120,7 @@ async fn ours_against_the_wokkel_relay() {
     // Publishing works: the relay forwards our item back to us, verbatim.
     bob.commands
         .send(Command::Publish {
+            req: common::req(),
             node: "test".into(),
             text: "through the old relay".into(),
         })
@@ -133,8 +135,13 @@ async fn ours_against_the_wokkel_relay() {
         "our item back from the relay",
         |e| {
             match e {
-                NetEvent::Published { .. } => published = true,
-                NetEvent::PublishFailed { error, .. } => panic!("publish failed: {error}"),
+                NetEvent::Reply {
+                    result: Ok(pubsub_tui::xmpp::Answer::Published { .. }),
+                    ..
+                } => published = true,
+                NetEvent::Reply {
+                    result: Err(error), ..
+                } => panic!("publish failed: {error}"),
                 NetEvent::Item(i) => came_back = Some(i.clone()),
                 _ => {}
             }
@@ -154,6 +161,7 @@ async fn ours_against_the_wokkel_relay() {
     // Asking for a resync: a clear message that this service cannot do it.
     bob.commands
         .send(Command::Resync {
+            req: common::req(),
             node: "test".into(),
         })
         .await

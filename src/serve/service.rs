@@ -619,7 +619,12 @@ impl Service {
         if asked.is_some() || (listing.items.len() as u64) < total {
             let key = |l: &disco::Listed| l.node.clone().or_else(|| l.name.clone());
             listing.page = Some(pubsub::ItemsResult::page_of(
-                listing.items.first().and_then(key).as_deref().map(|k| (k, 0)),
+                listing
+                    .items
+                    .first()
+                    .and_then(key)
+                    .as_deref()
+                    .map(|k| (k, 0)),
                 listing.items.last().and_then(key).as_deref(),
                 usize::try_from(total).unwrap_or(usize::MAX),
             ));
@@ -662,9 +667,7 @@ impl Service {
                 format!("this service keeps at most {} nodes", self.cfg.max_nodes),
             ));
         }
-        let created = now
-            .wall
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let created = now.wall.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         self.store
             .create_node(node, &bare(creator), title, &created)
             .map_err(|e| storage_error(&e))
@@ -688,8 +691,8 @@ impl Service {
         now: Now,
         out: &mut Vec<Output<ServeEvent>>,
     ) -> Handled {
-        let request = pubsub::Request::parse(p)
-            .map_err(|why| refuse(DefinedCondition::BadRequest, why))?;
+        let request =
+            pubsub::Request::parse(p).map_err(|why| refuse(DefinedCondition::BadRequest, why))?;
         let wrong_type = |name: &str| {
             Err(refuse(
                 DefinedCondition::BadRequest,

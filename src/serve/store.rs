@@ -90,26 +90,13 @@ pub struct Store {
     db: Connection,
 }
 
-/// Create `dir` (and its parents) if missing; a directory created here is private (0700).
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))
-}
-
 /// Holds the data directory's lock until dropped (the lock goes with the process, too).
 #[derive(Debug)]
 pub struct DirLock(#[allow(dead_code, reason = "held for its lock")] std::fs::File);
 
 /// Take the exclusive lock on `dir/serve.lock`, or say that another service holds it.
 pub fn lock_dir(dir: &Path) -> anyhow::Result<DirLock> {
-    create_private_dir(dir)?;
+    crate::config::create_private_dir(dir)?;
     let path = dir.join("serve.lock");
     let file = crate::config::open_private(&path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
@@ -140,7 +127,7 @@ impl Store {
     /// file only its owner can read (0600; SQLite gives its WAL and shared-memory files the
     /// same mode).
     pub fn open_dir(dir: &Path) -> anyhow::Result<Self> {
-        create_private_dir(dir)?;
+        crate::config::create_private_dir(dir)?;
         let path = dir.join("serve.sqlite3");
         crate::config::open_private(&path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -437,8 +424,14 @@ mod tests {
 
     fn store_with_node() -> Store {
         let s = Store::open_in_memory().expect("store");
-        assert!(s.create_node("n", "alice@x", None, "2026-11-29T00:00:00Z").expect("create"));
-        assert!(!s.create_node("n", "bob@x", None, "x").expect("create again"));
+        assert!(
+            s.create_node("n", "alice@x", None, "2026-11-29T00:00:00Z")
+                .expect("create")
+        );
+        assert!(
+            !s.create_node("n", "bob@x", None, "x")
+                .expect("create again")
+        );
         s
     }
 
@@ -500,13 +493,25 @@ mod tests {
     fn nodes_page_in_name_order_with_titles() {
         let s = store_with_node();
         for (n, t) in [("b", Some("Bee")), ("a", None), ("c", Some("Sea"))] {
-            assert!(s.create_node(n, "x@y", t, "2026-11-29T00:00:00Z").expect("create"));
+            assert!(
+                s.create_node(n, "x@y", t, "2026-11-29T00:00:00Z")
+                    .expect("create")
+            );
         }
         let (page, total) = s.node_page(None, 2).expect("page");
         assert_eq!(total, 4);
-        assert_eq!(page, [("a".to_owned(), None), ("b".to_owned(), Some("Bee".to_owned()))]);
+        assert_eq!(
+            page,
+            [
+                ("a".to_owned(), None),
+                ("b".to_owned(), Some("Bee".to_owned()))
+            ]
+        );
         let (page, _) = s.node_page(Some("b"), 10).expect("page");
-        assert_eq!(page.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["c", "n"]);
+        assert_eq!(
+            page.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+            ["c", "n"]
+        );
     }
 
     #[test]
@@ -524,7 +529,10 @@ mod tests {
         let s = Store::open_dir(dir.path()).expect("upgraded");
         let row = s.node("old").expect("read").expect("kept");
         assert_eq!((row.creator.as_str(), row.title), ("a@x", None));
-        assert!(s.create_node("new", "b@x", Some("T"), "now").expect("create"));
+        assert!(
+            s.create_node("new", "b@x", Some("T"), "now")
+                .expect("create")
+        );
     }
 
     #[test]

@@ -34,6 +34,26 @@ pub enum Action {
     /// Answer the quit question.
     Yes,
     No,
+    /// Open the service explorer.
+    Explore,
+    /// Follow (subscribe to) the node selected in the explorer.
+    Subscribe,
+    /// Stop following the selected node.
+    Unsubscribe,
+    /// Open or close the selected collection.
+    Expand,
+    /// Type a filter for the explorer's list.
+    Filter,
+    /// Type the name of a node to follow.
+    AddNode,
+    /// Switch between the node list and the service's capabilities.
+    Capabilities,
+    /// List the service's nodes again.
+    Reload,
+    /// End the line being typed (filter, node name) and use it.
+    Accept,
+    /// Drop the line being typed.
+    Cancel,
 }
 
 /// Where a binding applies.
@@ -51,6 +71,10 @@ pub enum Scope {
     Overlay,
     /// When asked whether to quit.
     Confirm,
+    /// In the service explorer.
+    Explorer,
+    /// While typing a filter or a node name in the explorer.
+    ExplorerTyping,
 }
 
 /// Where the keyboard is: a pane, or an overlay on top.
@@ -59,6 +83,8 @@ pub enum Mode {
     Pane(Focus),
     Overlay,
     Confirm,
+    Explorer,
+    ExplorerTyping,
 }
 
 impl Mode {
@@ -67,6 +93,8 @@ impl Mode {
             Overlay::None => Self::Pane(m.focus),
             Overlay::Help { .. } | Overlay::Messages { .. } => Self::Overlay,
             Overlay::ConfirmQuit => Self::Confirm,
+            Overlay::Explorer if m.explorer.typing.is_some() => Self::ExplorerTyping,
+            Overlay::Explorer => Self::Explorer,
         }
     }
 }
@@ -76,7 +104,9 @@ impl Scope {
         match (self, mode) {
             (Self::Global, Mode::Pane(_))
             | (Self::Overlay, Mode::Overlay)
-            | (Self::Confirm, Mode::Confirm) => true,
+            | (Self::Confirm, Mode::Confirm)
+            | (Self::Explorer, Mode::Explorer)
+            | (Self::ExplorerTyping, Mode::ExplorerTyping) => true,
             (Self::Panes, Mode::Pane(focus)) => focus != Focus::Compose,
             (Self::Feed, Mode::Pane(focus)) => focus == Focus::Feed,
             (Self::Compose, Mode::Pane(focus)) => focus == Focus::Compose,
@@ -92,13 +122,28 @@ impl Scope {
             Self::Compose => "Compose box",
             Self::Overlay => "Help and messages",
             Self::Confirm => "Quit with text not yet published",
+            Self::Explorer => "Service explorer (e)",
+            Self::ExplorerTyping => "Typing a filter or a node name",
         }
     }
 }
 
 /// Can the action do something now? (Hints of actions that cannot are not shown.)
 pub fn available(action: Action, m: &Model) -> bool {
+    let in_explorer = m.overlay == Overlay::Explorer;
+    let entry = || {
+        m.explorer
+            .selected_entry()
+            .filter(|_| m.explorer.view == super::explorer::View::Nodes)
+    };
     match action {
+        Action::Subscribe => !m.net_ended && entry().is_some_and(|e| !m.follows(&e.node)),
+        Action::Unsubscribe if in_explorer => entry().is_some_and(|e| m.follows(&e.node)),
+        Action::Unsubscribe => !m.net_ended && m.selected_node().is_some(),
+        Action::Expand => entry().is_some_and(|e| e.is_collection() || e.expanded),
+        Action::Filter => m.explorer.view == super::explorer::View::Nodes,
+        Action::Reload => m.is_online(),
+        Action::AddNode | Action::Explore => !m.net_ended,
         Action::Resync => m.is_online() && m.selected_node().is_some(),
         Action::ResendFailed => !m.failed.is_empty() && !m.net_ended,
         Action::Publish => !m.compose.value().trim().is_empty() && !m.net_ended,
@@ -253,6 +298,13 @@ pub const BINDINGS: &[Binding] = &[
         hint: Some("help"),
     },
     Binding {
+        keys: &[ch('e')],
+        scope: Scope::Panes,
+        action: Action::Explore,
+        help: "explore the service: list its nodes, follow or leave them",
+        hint: Some("explore"),
+    },
+    Binding {
         keys: &[ch('m')],
         scope: Scope::Panes,
         action: Action::Messages,
@@ -335,6 +387,139 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Follow,
         help: "follow the newest items again",
         hint: Some("follow"),
+    },
+    Binding {
+        keys: &[ch('u')],
+        scope: Scope::Panes,
+        action: Action::Unsubscribe,
+        help: "stop following the selected node (unsubscribe)",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('s')],
+        scope: Scope::Explorer,
+        action: Action::Subscribe,
+        help: "follow the selected node: subscribe, and fetch its items",
+        hint: Some("subscribe"),
+    },
+    Binding {
+        keys: &[ch('u')],
+        scope: Scope::Explorer,
+        action: Action::Unsubscribe,
+        help: "stop following the selected node",
+        hint: Some("unsubscribe"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter), key(KeyCode::Right), ch('l')],
+        scope: Scope::Explorer,
+        action: Action::Expand,
+        help: "open or close the selected collection",
+        hint: Some("open"),
+    },
+    Binding {
+        keys: &[ch('/')],
+        scope: Scope::Explorer,
+        action: Action::Filter,
+        help: "filter the list by name, title, type or description",
+        hint: Some("filter"),
+    },
+    Binding {
+        keys: &[ch('+'), ch('n')],
+        scope: Scope::Explorer,
+        action: Action::AddNode,
+        help: "follow a node by its name (for nodes the service does not list)",
+        hint: Some("add by name"),
+    },
+    Binding {
+        keys: &[ch('c')],
+        scope: Scope::Explorer,
+        action: Action::Capabilities,
+        help: "the service's identity and pubsub features (and back)",
+        hint: Some("capabilities"),
+    },
+    Binding {
+        keys: &[ch('R')],
+        scope: Scope::Explorer,
+        action: Action::Reload,
+        help: "list the service's nodes again",
+        hint: Some("reload"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Up), ch('k')],
+        scope: Scope::Explorer,
+        action: Action::Up,
+        help: "move up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Down), ch('j')],
+        scope: Scope::Explorer,
+        action: Action::Down,
+        help: "move down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageUp)],
+        scope: Scope::Explorer,
+        action: Action::PageUp,
+        help: "page up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageDown)],
+        scope: Scope::Explorer,
+        action: Action::PageDown,
+        help: "page down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Home), ch('g')],
+        scope: Scope::Explorer,
+        action: Action::Top,
+        help: "to the first",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::End), ch('G')],
+        scope: Scope::Explorer,
+        action: Action::Bottom,
+        help: "to the last",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc), ch('q'), ch('e')],
+        scope: Scope::Explorer,
+        action: Action::Close,
+        help: "clear the filter, or close the explorer (the list is kept)",
+        hint: Some("close"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        scope: Scope::ExplorerTyping,
+        action: Action::Accept,
+        help: "use it (a filter stays; a node name is followed)",
+        hint: Some("done"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        scope: Scope::ExplorerTyping,
+        action: Action::Cancel,
+        help: "drop it (the filter is cleared)",
+        hint: Some("cancel"),
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::ExplorerTyping,
+        action: Action::Quit,
+        help: "quit",
+        hint: None,
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::Explorer,
+        action: Action::Quit,
+        help: "quit",
+        hint: None,
     },
     Binding {
         keys: &[key(KeyCode::Esc), ch('q'), key(KeyCode::F(1))],

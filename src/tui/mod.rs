@@ -8,6 +8,7 @@
 //! events in batches so a flood never starves the keyboard. It never awaits the network:
 //! commands go out with `try_send`, and a full queue is shown as "busy".
 
+pub mod explorer;
 pub mod keymap;
 pub mod model;
 pub mod theme;
@@ -69,10 +70,15 @@ fn start_terminal() -> std::io::Result<ratatui::DefaultTerminal> {
 }
 
 /// Run the TUI until the user quits. Restores the terminal on every exit path: a panic too.
-pub async fn run(net: NetHandle, model: Model) -> anyhow::Result<()> {
+/// `state` keeps the nodes followed or left for the next start (`None`: not kept).
+pub async fn run(
+    net: NetHandle,
+    model: Model,
+    state: Option<crate::state::FollowState>,
+) -> anyhow::Result<()> {
     let result = match start_terminal() {
         Ok(mut terminal) => {
-            let result = event_loop(&mut terminal, net, model).await;
+            let result = event_loop(&mut terminal, net, model, state).await;
             if terminal.show_cursor().is_err() {
                 // The terminal is gone (a closed window): dropping the handle would try again
                 // and complain on stderr, which is gone too.
@@ -100,6 +106,7 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     mut net: NetHandle,
     mut model: Model,
+    state: Option<crate::state::FollowState>,
 ) -> anyhow::Result<()> {
     let mut keys = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -163,6 +170,16 @@ async fn event_loop(
                         let _ = terminal.draw(|f| view::draw(f, &model));
                         shutdown(net).await;
                         return outcome(&model);
+                    }
+                    Effect::Remember { node, follow } => {
+                        if let Some(state) = &state
+                            && let Err(e) = state.record(&node, follow)
+                        {
+                            model.outcome(
+                                Level::Error,
+                                format!("the next start will not know this: {e:#}"),
+                            );
+                        }
                     }
                     Effect::Net(cmd) => match net.commands.try_send(cmd) {
                         Ok(()) => {}

@@ -10,8 +10,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use tui_input::Input;
 
 use crate::feed::NodeFeed;
-use crate::xmpp::ConnState;
 use crate::xmpp::proto::SubState;
+use crate::xmpp::{ConnState, RequestId, RequestIds};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -65,6 +65,20 @@ pub struct NodeView {
     pub last_resync: Option<DateTime<Utc>>,
 }
 
+impl NodeView {
+    pub fn new(name: String, feed_limit: usize, offset: FixedOffset) -> Self {
+        Self {
+            name,
+            state: SubState::Subscribing,
+            feed: NodeFeed::with_offset(feed_limit, offset),
+            last_activity: None,
+            sync: SyncState::Idle,
+            gaps: 0,
+            last_resync: None,
+        }
+    }
+}
+
 /// A modal layer over the panes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
@@ -79,6 +93,8 @@ pub enum Overlay {
     },
     /// Quit although items are not confirmed yet?
     ConfirmQuit,
+    /// The service explorer (its state is [`Model::explorer`]).
+    Explorer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +135,34 @@ pub struct Failed {
     pub text: String,
 }
 
+/// What the TUI asked the network core, kept until the answer comes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// The user's publish; `id` once the core has given the item its id.
+    Publish {
+        node: String,
+        text: String,
+        id: Option<String>,
+    },
+    Resync {
+        node: String,
+    },
+    Follow {
+        node: String,
+    },
+    Unfollow {
+        node: String,
+    },
+    /// A page of the nodes under `parent` (`None`: the root).
+    ListNodes {
+        parent: Option<String>,
+    },
+    NodeInfo {
+        node: String,
+    },
+    ServiceInfo,
+}
+
 /// The whole screen's state.
 #[derive(Debug)]
 pub struct Model {
@@ -147,8 +191,15 @@ pub struct Model {
     /// The user's publishes not yet confirmed, by item id.
     pub unconfirmed: BTreeMap<String, Unconfirmed>,
     pub failed: Vec<Failed>,
+    /// Ids for requests to the network core.
+    pub ids: RequestIds,
+    /// Requests not answered yet.
+    pub asked: BTreeMap<RequestId, Asked>,
+    pub explorer: super::explorer::Explorer,
     /// Time zone for displayed times.
     pub offset: FixedOffset,
+    /// Items each node's feed keeps.
+    pub feed_limit: usize,
     /// The time of the last tick.
     pub now: DateTime<Utc>,
     /// Terminal size, for page sizes.
@@ -167,16 +218,9 @@ impl Model {
         Self {
             nodes: nodes
                 .iter()
-                .map(|n| NodeView {
-                    name: n.clone(),
-                    state: SubState::Subscribing,
-                    feed: NodeFeed::with_offset(feed_limit, offset),
-                    last_activity: None,
-                    sync: SyncState::Idle,
-                    gaps: 0,
-                    last_resync: None,
-                })
+                .map(|n| NodeView::new(n.clone(), feed_limit, offset))
                 .collect(),
+            feed_limit,
             selected: 0,
             focus: Focus::Feed,
             feed_offset: 0,
@@ -194,6 +238,9 @@ impl Model {
             dropped: 0,
             unconfirmed: BTreeMap::new(),
             failed: Vec::new(),
+            ids: RequestIds::default(),
+            asked: BTreeMap::new(),
+            explorer: super::explorer::Explorer::default(),
             offset,
             now: DateTime::<Utc>::UNIX_EPOCH,
             size: (80, 24),
@@ -225,6 +272,45 @@ impl Model {
 
     pub fn node_index(&self, name: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// Is this node followed (in the subscriptions pane)?
+    pub fn follows(&self, name: &str) -> bool {
+        self.node_index(name).is_some()
+    }
+
+    /// Add a node to the subscriptions pane (as subscribing), unless it is there.
+    pub fn add_node(&mut self, name: &str) {
+        if !self.follows(name) {
+            let view = NodeView::new(name.to_owned(), self.feed_limit, self.offset);
+            self.nodes.push(view);
+        }
+    }
+
+    /// Take a node out of the subscriptions pane; the selection stays on the same node, or
+    /// moves to the one before when it was this one.
+    pub fn remove_node(&mut self, name: &str) {
+        let Some(i) = self.node_index(name) else {
+            return;
+        };
+        self.nodes.remove(i);
+        if self.selected > i || self.selected >= self.nodes.len() {
+            self.selected = self.selected.saturating_sub(1);
+        }
+        if i == self.selected {
+            self.feed_offset = 0;
+        }
+    }
+
+    /// A request to the network core, remembered until its answer.
+    pub fn ask(
+        &mut self,
+        asked: Asked,
+        make: impl FnOnce(RequestId) -> crate::xmpp::Command,
+    ) -> crate::xmpp::Command {
+        let req = self.ids.next();
+        self.asked.insert(req, asked);
+        make(req)
     }
 
     /// Rows the feed pane shows at the current size (see `view::layout`).

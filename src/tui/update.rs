@@ -5,12 +5,12 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent
 use tui_input::InputRequest;
 
 use super::keymap::{self, Action, Mode};
-use super::model::{Failed, Focus, Level, Model, Overlay, SyncState, Unconfirmed};
+use super::model::{Asked, Failed, Focus, Level, Model, Overlay, SyncState, Unconfirmed};
 use crate::feed::{MarkerKind, PushOutcome};
 use crate::sanitize;
 use crate::xmpp::error::{Op, RequestError, explain};
 use crate::xmpp::proto::{self, SubState};
-use crate::xmpp::{Command, ConnState, NetEvent, SnapshotReason};
+use crate::xmpp::{Answer, Command, ConnState, NetEvent, RequestId, SnapshotReason};
 
 /// Rows one mouse-wheel step scrolls.
 const WHEEL_ROWS: usize = 3;
@@ -36,6 +36,11 @@ pub enum Msg {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Effect {
     Net(Command),
+    /// Keep (or forget) a followed node for the next start.
+    Remember {
+        node: String,
+        follow: bool,
+    },
     Quit,
 }
 
@@ -56,6 +61,21 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             if m.overlay == Overlay::None {
                 m.focus = Focus::Compose;
                 paste(m, &text);
+            } else if m.overlay == Overlay::Explorer {
+                // One line: a filter or a node name.
+                let line: String = sanitize::display(&text.replace(['\r', '\n'], " "));
+                let line = line.trim().chars().take(1023).collect::<String>();
+                match &mut m.explorer.typing {
+                    Some(super::explorer::Typing::Filter) => {
+                        let v = format!("{}{line}", m.explorer.filter.value());
+                        m.explorer.filter = tui_input::Input::new(v);
+                    }
+                    Some(super::explorer::Typing::AddNode(input)) => {
+                        let v = format!("{}{line}", input.value());
+                        *input = tui_input::Input::new(v);
+                    }
+                    None => {}
+                }
             }
             Vec::new()
         }
@@ -65,10 +85,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             clamp_overlay(m);
             Vec::new()
         }
-        Msg::Net(ev) => {
-            on_net(m, ev);
-            Vec::new()
-        }
+        Msg::Net(ev) => on_net(m, ev),
         Msg::NetEnded => {
             m.net_ended = true;
             if !matches!(m.conn, ConnState::Failed { .. }) {
@@ -154,6 +171,8 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
                 _ => Vec::new(),
             };
         }
+        Mode::Explorer => return explorer_key(m, action),
+        Mode::ExplorerTyping => return explorer_typing(m, key, action),
         Mode::Pane(_) => {}
     }
     let Some(action) = action else {
@@ -171,14 +190,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         return Vec::new();
     };
     match action {
-        Action::Quit => {
-            if m.would_lose_text() {
-                m.overlay = Overlay::ConfirmQuit;
-            } else {
-                m.quit = true;
-                return vec![Effect::Quit];
-            }
-        }
+        Action::Quit => return on_quit(m),
         Action::Help => m.overlay = Overlay::Help { scroll: 0 },
         Action::Messages => m.overlay = Overlay::Messages { scroll: 0 },
         Action::FocusNext => m.focus = m.focus.next(),
@@ -212,9 +224,249 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         | Action::PageDown
         | Action::Top
         | Action::Bottom => return navigate(m, action),
-        Action::Close | Action::Yes | Action::No => {}
+        Action::Explore => return open_explorer(m),
+        Action::Unsubscribe => {
+            if let Some(node) = m.selected_node().map(|n| n.name.clone()) {
+                return unfollow(m, node);
+            }
+        }
+        Action::Close
+        | Action::Yes
+        | Action::No
+        | Action::Subscribe
+        | Action::Expand
+        | Action::Filter
+        | Action::AddNode
+        | Action::Capabilities
+        | Action::Reload
+        | Action::Accept
+        | Action::Cancel => {}
     }
     Vec::new()
+}
+
+/// Follow a node from now on: it shows in the subscriptions pane at once (subscribing), the
+/// core subscribes and fetches its items, and the next start follows it too.
+fn follow(m: &mut Model, node: String) -> Vec<Effect> {
+    if m.follows(&node) {
+        m.outcome(Level::Info, format!("{node} is followed already"));
+        return Vec::new();
+    }
+    if let Err(e) = crate::xmpp::session::check_node_name(&node) {
+        m.outcome(Level::Error, format!("cannot follow that: {e}"));
+        return Vec::new();
+    }
+    m.add_node(&node);
+    m.outcome(Level::Info, format!("following {node}: subscribing…"));
+    let asked = Asked::Follow { node: node.clone() };
+    let cmd = m.ask(asked, |req| Command::Follow {
+        req,
+        node: node.clone(),
+    });
+    vec![Effect::Net(cmd), Effect::Remember { node, follow: true }]
+}
+
+/// Stop following a node: it leaves the subscriptions pane at once; the core unsubscribes.
+fn unfollow(m: &mut Model, node: String) -> Vec<Effect> {
+    if !m.follows(&node) {
+        return Vec::new();
+    }
+    m.remove_node(&node);
+    m.unconfirmed.retain(|_, u| u.node != node);
+    m.outcome(Level::Info, format!("stopped following {node}"));
+    let mut fx = vec![Effect::Remember {
+        node: node.clone(),
+        follow: false,
+    }];
+    let asked = Asked::Unfollow { node: node.clone() };
+    fx.insert(
+        0,
+        Effect::Net(m.ask(asked, |req| Command::Unfollow { req, node })),
+    );
+    if m.auto_publish {
+        fx.push(Effect::Net(Command::SetAutoPublish {
+            enabled: true,
+            node: m.selected_node().map(|n| n.name.clone()),
+        }));
+    }
+    fx
+}
+
+/// Open the explorer; the first time (or after a reload), list the service's nodes.
+fn open_explorer(m: &mut Model) -> Vec<Effect> {
+    m.overlay = Overlay::Explorer;
+    if m.explorer.opened {
+        m.explorer.clamp();
+        return Vec::new();
+    }
+    list_root(m)
+}
+
+fn list_root(m: &mut Model) -> Vec<Effect> {
+    if !m.is_online() {
+        m.explorer.error = Some("not connected: the list comes once online (R)".into());
+        return Vec::new();
+    }
+    m.explorer.clear();
+    m.explorer.opened = true;
+    m.explorer.listing.insert(None);
+    let asked = Asked::ListNodes { parent: None };
+    vec![Effect::Net(m.ask(asked, |req| Command::ListNodes {
+        req,
+        parent: None,
+        after: None,
+    }))]
+}
+
+/// The meta-data requests the explorer's window allows now.
+fn ask_infos(m: &mut Model) -> Vec<Effect> {
+    let nodes = m.explorer.next_infos();
+    nodes
+        .into_iter()
+        .map(|node| {
+            let asked = Asked::NodeInfo { node: node.clone() };
+            Effect::Net(m.ask(asked, |req| Command::Info {
+                req,
+                node: Some(node),
+            }))
+        })
+        .collect()
+}
+
+fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
+    use super::explorer::{ServiceInfo, Typing, View};
+    let Some(action) = action else {
+        return Vec::new();
+    };
+    if let View::Capabilities { scroll } = &mut m.explorer.view {
+        match action {
+            Action::Up => *scroll = scroll.saturating_sub(1),
+            Action::Down => *scroll = scroll.saturating_add(1),
+            Action::PageUp => *scroll = scroll.saturating_sub(10),
+            Action::PageDown => *scroll = scroll.saturating_add(10),
+            Action::Top => *scroll = 0,
+            Action::Capabilities => m.explorer.view = View::Nodes,
+            Action::Close => m.overlay = Overlay::None,
+            Action::Quit => return on_quit(m),
+            _ => {}
+        }
+        return Vec::new();
+    }
+    let rows = m.explorer.visible().len();
+    let page = super::view::explorer::list_rows(m.size).max(1);
+    let x = &mut m.explorer;
+    match action {
+        Action::Up => x.selected = x.selected.saturating_sub(1),
+        Action::Down => x.selected = (x.selected + 1).min(rows.saturating_sub(1)),
+        Action::PageUp => x.selected = x.selected.saturating_sub(page),
+        Action::PageDown => x.selected = (x.selected + page).min(rows.saturating_sub(1)),
+        Action::Top => x.selected = 0,
+        Action::Bottom => x.selected = rows.saturating_sub(1),
+        // A filter goes first, then the explorer.
+        Action::Close if !x.filter.value().is_empty() => {
+            x.filter.reset();
+            x.clamp();
+        }
+        Action::Close => m.overlay = Overlay::None,
+        Action::Quit => return on_quit(m),
+        Action::Filter => x.typing = Some(Typing::Filter),
+        Action::AddNode => x.typing = Some(Typing::AddNode(tui_input::Input::default())),
+        Action::Capabilities => {
+            x.view = View::Capabilities { scroll: 0 };
+            if matches!(x.service, ServiceInfo::Unknown | ServiceInfo::Refused(_)) && m.is_online()
+            {
+                m.explorer.service = ServiceInfo::Loading;
+                return vec![Effect::Net(
+                    m.ask(Asked::ServiceInfo, |req| Command::Info { req, node: None }),
+                )];
+            }
+        }
+        Action::Reload => return list_root(m),
+        Action::Expand => {
+            if let Some(node) = x.toggle_selected() {
+                x.listing.insert(Some(node.clone()));
+                let asked = Asked::ListNodes {
+                    parent: Some(node.clone()),
+                };
+                return vec![Effect::Net(m.ask(asked, |req| Command::ListNodes {
+                    req,
+                    parent: Some(node),
+                    after: None,
+                }))];
+            }
+        }
+        Action::Subscribe => {
+            if let Some(node) = x.selected_entry().map(|e| e.node.clone()) {
+                return follow(m, node);
+            }
+        }
+        Action::Unsubscribe => {
+            if let Some(node) = x.selected_entry().map(|e| e.node.clone()) {
+                return unfollow(m, node);
+            }
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn explorer_typing(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<Effect> {
+    use super::explorer::Typing;
+    if let KeyCode::Char(c) = key.code
+        && key.modifiers == KeyModifiers::ALT
+    {
+        // Esc and a key typed quickly arrive as Alt and the key: end the typing as Esc
+        // does, and let the key act in the explorer.
+        let _ = explorer_typing(
+            m,
+            KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE),
+            Some(Action::Cancel),
+        );
+        return on_key(m, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+    let Some(typing) = m.explorer.typing.as_mut() else {
+        return Vec::new();
+    };
+    match action {
+        Some(Action::Quit) => return on_quit(m),
+        Some(Action::Accept) => {
+            let typing = m.explorer.typing.take();
+            if let Some(Typing::AddNode(input)) = typing {
+                let node = input.value().trim().to_owned();
+                if !node.is_empty() {
+                    return follow(m, node);
+                }
+            }
+            m.explorer.selected = 0;
+        }
+        Some(Action::Cancel) => {
+            if matches!(typing, Typing::Filter) {
+                m.explorer.filter.reset();
+            }
+            m.explorer.typing = None;
+            m.explorer.clamp();
+        }
+        _ => {
+            let input = match typing {
+                Typing::Filter => &mut m.explorer.filter,
+                Typing::AddNode(input) => input,
+            };
+            edit_line(input, key);
+            m.explorer.selected = 0;
+        }
+    }
+    Vec::new()
+}
+
+/// Quit, or ask first when text would be lost.
+fn on_quit(m: &mut Model) -> Vec<Effect> {
+    if m.would_lose_text() {
+        m.overlay = Overlay::ConfirmQuit;
+        Vec::new()
+    } else {
+        m.quit = true;
+        vec![Effect::Quit]
+    }
 }
 
 fn resync(m: &mut Model) -> Vec<Effect> {
@@ -226,7 +478,10 @@ fn resync(m: &mut Model) -> Vec<Effect> {
         return Vec::new();
     }
     m.outcome(Level::Info, format!("resyncing {node}…"));
-    vec![Effect::Net(Command::Resync { node })]
+    let asked = Asked::Resync { node: node.clone() };
+    vec![Effect::Net(
+        m.ask(asked, |req| Command::Resync { req, node }),
+    )]
 }
 
 /// Put the newest failed item's text back in the compose box, to send it again (to the
@@ -292,7 +547,16 @@ fn publish(m: &mut Model) -> Vec<Effect> {
     }
     m.compose.reset();
     m.outcome(Level::Info, format!("publishing to {node}…"));
-    vec![Effect::Net(Command::Publish { node, text })]
+    let asked = Asked::Publish {
+        node: node.clone(),
+        text: text.clone(),
+        id: None,
+    };
+    vec![Effect::Net(m.ask(asked, |req| Command::Publish {
+        req,
+        node,
+        text,
+    }))]
 }
 
 /// Insert text at the cursor, if the item would still fit; say so if not.
@@ -356,6 +620,29 @@ fn edit_compose(m: &mut Model, key: KeyEvent) {
         _ => return,
     };
     m.compose.handle(req);
+}
+
+/// Edit a one-line input (the explorer's filter, a node name): printable characters, the
+/// usual movement and deletion keys.
+fn edit_line(input: &mut tui_input::Input, key: KeyEvent) {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let req = match key.code {
+        KeyCode::Char(c) if !ctrl && !c.is_control() => InputRequest::InsertChar(c),
+        KeyCode::Char('u') if ctrl => InputRequest::DeleteLine,
+        KeyCode::Char('w') if ctrl => InputRequest::DeletePrevWord,
+        KeyCode::Backspace => InputRequest::DeletePrevChar,
+        KeyCode::Delete => InputRequest::DeleteNextChar,
+        KeyCode::Left => InputRequest::GoToPrevChar,
+        KeyCode::Right => InputRequest::GoToNextChar,
+        KeyCode::Home => InputRequest::GoToStart,
+        KeyCode::End => InputRequest::GoToEnd,
+        _ => return,
+    };
+    // A line this long is no filter and no node name.
+    if matches!(req, InputRequest::InsertChar(_)) && input.value().len() >= 1023 {
+        return;
+    }
+    input.handle(req);
 }
 
 fn navigate(m: &mut Model, action: Action) -> Vec<Effect> {
@@ -452,8 +739,8 @@ fn on_subscription(m: &mut Model, node: &str, state: SubState) {
     }
 }
 
-fn on_net(m: &mut Model, ev: NetEvent) {
-    let service = m.service.clone();
+fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
+    let mut fx = Vec::new();
     match ev {
         NetEvent::Connection(state) => on_connection(m, state),
         NetEvent::Subscription { node, state } => on_subscription(m, &node, state),
@@ -487,14 +774,7 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             from,
             to,
         } => on_gap(m, &node, &sender, from, to),
-        NetEvent::Done { op, node, id } => {
-            let what = match (op, id) {
-                (Op::Retract, Some(id)) => format!("retracted {id} from {node}"),
-                (Op::Purge, _) => format!("purged {node}"),
-                (op, _) => format!("{} {node}: done", op.verb()),
-            };
-            m.outcome(Level::Info, what);
-        }
+        NetEvent::Reply { req, result } => fx = on_reply(m, req, result),
         NetEvent::ResyncFailed { node, error } => on_resync_failed(m, &node, &error),
         NetEvent::Retracted { node, id } => {
             if let Some(n) = m.node_mut(&node) {
@@ -518,9 +798,9 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             m.error(format!("{node}: the node was deleted"));
         }
         ev @ (NetEvent::PublishSent { .. }
-        | NetEvent::Published { .. }
         | NetEvent::PublishRetrying { .. }
-        | NetEvent::PublishFailed { .. }) => on_publish_event(m, ev),
+        | NetEvent::AutoPublished { .. }
+        | NetEvent::AutoPublishFailed { .. }) => on_publish_event(m, ev),
         NetEvent::AutoPublish {
             enabled,
             interval,
@@ -530,40 +810,25 @@ fn on_net(m: &mut Model, ev: NetEvent) {
             m.interval = interval;
             m.auto_node = node;
         }
-        NetEvent::NodeCreated { node } => m.info(format!("node {node} created")),
-        NetEvent::RequestFailed {
-            op,
-            node,
-            id,
-            error,
-        } => {
-            let what = match id {
-                Some(id) => format!("{} {id} of {node}", op.verb()),
-                None => format!("{} {node}", op.verb()),
-            };
-            m.outcome(
-                Level::Error,
-                format!("{what}: {}", explain(&error, op, &node, &service)),
-            );
-        }
         NetEvent::StaleSubscriptionRemoved { node, jid } => m.info(format!(
             "removed the subscription of {jid} to {node}, left behind by an earlier run"
         )),
         NetEvent::Dropped { total, .. } => m.dropped = total,
     }
     clamp_offset(m);
+    fx
 }
 
-/// What became of a publish: the user's own are tracked until confirmed (auto-published
-/// items only say when they fail).
+/// What became of a publish on its way: the user's own are tracked until answered
+/// (auto-published items only say when they fail).
 fn on_publish_event(m: &mut Model, ev: NetEvent) {
     let service = m.service.clone();
     match ev {
         NetEvent::PublishSent {
+            req: Some(req),
             node,
             id,
             queued,
-            auto: false,
         } => {
             if queued {
                 m.outcome(
@@ -571,16 +836,13 @@ fn on_publish_event(m: &mut Model, ev: NetEvent) {
                     format!("offline: {id} waits to be published to {node}"),
                 );
             }
+            if let Some(Asked::Publish { id: slot, .. }) = m.asked.get_mut(&req) {
+                *slot = Some(id.clone());
+            }
             m.unconfirmed.insert(id, Unconfirmed { node, queued });
         }
-        NetEvent::Published {
-            node,
-            id,
-            auto: false,
-        } if m.unconfirmed.remove(&id).is_some() => {
-            m.outcome(Level::Info, format!("published {id} to {node}"));
-        }
         NetEvent::PublishRetrying {
+            req,
             node,
             id,
             error,
@@ -591,41 +853,136 @@ fn on_publish_event(m: &mut Model, ev: NetEvent) {
                 explain(&error, Op::Publish, &node, &service),
                 retry_in.as_secs().max(1)
             );
-            if m.unconfirmed.contains_key(&id) {
+            if req.is_some() {
                 m.outcome(Level::Error, text);
             } else {
                 m.quiet(Level::Error, text);
             }
         }
-        NetEvent::PublishFailed {
-            node,
-            id,
-            text,
-            auto,
-            error,
-        } => {
+        NetEvent::AutoPublishFailed { node, error, .. } => {
             let why = explain(&error, Op::Publish, &node, &service);
-            if auto {
-                m.error(format!("auto-publish to {node} failed: {why}"));
-            } else {
-                m.unconfirmed.remove(&id);
-                let start: String = text.chars().take(40).collect();
-                let cut = if text.chars().count() > 40 { "…" } else { "" };
-                m.failed.push(Failed {
-                    node: node.clone(),
-                    text,
-                });
-                m.outcome(
-                    Level::Error,
-                    format!(
-                        "publishing «{start}{cut}» to {node} failed: {why} (P puts it back in \
-                         the compose box)"
-                    ),
-                );
-            }
+            m.error(format!("auto-publish to {node} failed: {why}"));
         }
         _ => {}
     }
+}
+
+/// The answer to one of the TUI's requests; what to ask next (pages, meta-data).
+fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>) -> Vec<Effect> {
+    use super::explorer::{Meta, ServiceInfo};
+    let service = m.service.clone();
+    let Some(asked) = m.asked.remove(&req) else {
+        return Vec::new();
+    };
+    match (asked, result) {
+        (Asked::Publish { id, .. }, Ok(Answer::Published { node, id: done })) => {
+            m.unconfirmed.remove(id.as_deref().unwrap_or(&done));
+            m.outcome(Level::Info, format!("published {done} to {node}"));
+        }
+        (Asked::Publish { node, text, id }, Err(error)) => {
+            if let Some(id) = id {
+                m.unconfirmed.remove(&id);
+            }
+            let why = explain(&error, Op::Publish, &node, &service);
+            let start: String = text.chars().take(40).collect();
+            let cut = if text.chars().count() > 40 { "…" } else { "" };
+            m.failed.push(Failed {
+                node: node.clone(),
+                text,
+            });
+            m.outcome(
+                Level::Error,
+                format!(
+                    "publishing «{start}{cut}» to {node} failed: {why} (P puts it back in the \
+                     compose box)"
+                ),
+            );
+        }
+        (Asked::Resync { node }, Err(error)) => {
+            let text = resync_error(m, &node, &error);
+            m.outcome(Level::Error, text);
+        }
+        (Asked::Follow { node }, Ok(Answer::Followed { state, .. })) => {
+            m.outcome(Level::Info, format!("following {node} ({state})"));
+        }
+        (Asked::Follow { node }, Err(error)) if m.follows(&node) => {
+            let why = explain(&error, Op::Subscribe, &node, &service);
+            if error.is_temporary() {
+                // The core tries again; the node stays, shown as retrying.
+                m.outcome(Level::Error, format!("following {node}: {why}"));
+            } else {
+                // Refused for good (no such node, not allowed): the follow is undone.
+                let fx = unfollow(m, node.clone());
+                m.outcome(Level::Error, format!("cannot follow {node}: {why}"));
+                return fx;
+            }
+        }
+        (Asked::Unfollow { node }, Err(error)) => m.outcome(
+            Level::Error,
+            format!(
+                "unsubscribing from {node}: {}",
+                explain(&error, Op::Unsubscribe, &node, &service)
+            ),
+        ),
+        (Asked::ListNodes { parent }, Ok(Answer::Nodes(page))) => {
+            let x = &mut m.explorer;
+            let count = x.add_page(parent.as_deref(), &page);
+            if page.page.is_none() && crate::xmpp::proto::disco::looks_cut(page.items.len()) {
+                x.cut.insert(parent.clone());
+            }
+            let more = page.next_after(count).filter(|_| !page.items.is_empty());
+            let mut fx = match more {
+                Some(after) => {
+                    let asked = Asked::ListNodes {
+                        parent: parent.clone(),
+                    };
+                    vec![Effect::Net(m.ask(asked, |req| Command::ListNodes {
+                        req,
+                        parent,
+                        after: Some(after),
+                    }))]
+                }
+                None => {
+                    m.explorer.listing.remove(&parent);
+                    Vec::new()
+                }
+            };
+            m.explorer.clamp();
+            fx.extend(ask_infos(m));
+            return fx;
+        }
+        (Asked::ListNodes { parent }, Err(error)) => {
+            m.explorer.listing.remove(&parent);
+            let node = parent.clone().unwrap_or_default();
+            let why = explain(&error, Op::ListNodes, &node, &service);
+            match parent {
+                None => m.explorer.error = Some(why),
+                Some(p) => m.outcome(Level::Error, format!("cannot list the nodes in {p}: {why}")),
+            }
+        }
+        (Asked::NodeInfo { node }, result) => {
+            let meta = match result {
+                Ok(Answer::Info(info)) => Meta::Known(info),
+                Ok(other) => Meta::Refused(format!("unexpected answer: {other:?}")),
+                Err(e) => Meta::Refused(explain(&e, Op::Info, &node, &service)),
+            };
+            m.explorer.set_meta(&node, meta);
+            return ask_infos(m);
+        }
+        (Asked::ServiceInfo, result) => {
+            m.explorer.service = match result {
+                Ok(Answer::Info(info)) => ServiceInfo::Known(info),
+                Ok(other) => ServiceInfo::Refused(format!("unexpected answer: {other:?}")),
+                Err(e) => ServiceInfo::Refused(explain(&e, Op::Info, "", &service)),
+            };
+        }
+        // A resync's outcome is told with its snapshot; an unfollow's when it was asked.
+        (Asked::Resync { .. } | Asked::Unfollow { .. } | Asked::Follow { .. }, _) => {}
+        (asked, Ok(answer)) => {
+            tracing::debug!(?asked, ?answer, "an answer that does not fit the request");
+        }
+    }
+    Vec::new()
 }
 
 fn on_snapshot(
@@ -683,11 +1040,17 @@ fn on_snapshot(
     }
 }
 
+/// A resync the core started by itself (at a fresh session, after a gap) failed.
 fn on_resync_failed(m: &mut Model, node: &str, error: &RequestError) {
+    let text = resync_error(m, node, error);
+    m.error(text);
+}
+
+fn resync_error(m: &mut Model, node: &str, error: &RequestError) -> String {
     if let Some(n) = m.node_mut(node) {
         n.sync = SyncState::Idle;
     }
-    let text = if error.is_unsupported() {
+    if error.is_unsupported() {
         format!(
             "{node}: this service cannot send stored items again, so resync is not possible ({error})"
         )
@@ -696,15 +1059,6 @@ fn on_resync_failed(m: &mut Model, node: &str, error: &RequestError) {
             "resync of {node} failed: {}",
             explain(error, Op::Retrieve, node, &m.service)
         )
-    };
-    let user_asked = m
-        .outcome
-        .as_ref()
-        .is_some_and(|o| o.text == format!("resyncing {node}…"));
-    if user_asked || matches!(error, RequestError::Offline) {
-        m.outcome(Level::Error, text);
-    } else {
-        m.error(text);
     }
 }
 

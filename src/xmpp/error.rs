@@ -196,6 +196,14 @@ impl RequestError {
         }
     }
 
+    /// The pubsub#errors detail (`not-subscribed`, `payload-too-big`, …).
+    pub fn pubsub_detail(&self) -> Option<&str> {
+        match self {
+            Self::Refused(r) => r.pubsub.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The service cannot do this kind of request at all.
     pub fn is_unsupported(&self) -> bool {
         matches!(self, Self::Refused(r)
@@ -238,6 +246,8 @@ pub enum Op {
     Purge,
     Create,
     Subscriptions,
+    ListNodes,
+    Info,
 }
 
 impl Op {
@@ -251,6 +261,8 @@ impl Op {
             Self::Purge => "purge",
             Self::Create => "create the node",
             Self::Subscriptions => "list subscriptions",
+            Self::ListNodes => "list its nodes",
+            Self::Info => "describe itself",
         }
     }
 }
@@ -265,6 +277,19 @@ pub fn explain(error: &RequestError, op: Op, node: &str, service: &str) -> Strin
     let relay = service.contains('/');
     let meaning = match (r.condition, op) {
         (Condition::ItemNotFound, Op::Retract) => Some("no such item".to_owned()),
+        (Condition::ItemNotFound, Op::ListNodes | Op::Info) if node.is_empty() => Some(format!(
+            "{service} does not exist or is not a pubsub service"
+        )),
+        (
+            Condition::Forbidden
+            | Condition::NotAllowed
+            | Condition::FeatureNotImplemented
+            | Condition::NotAuthorized,
+            Op::ListNodes,
+        ) if node.is_empty() => Some(format!("{service} does not list its nodes")),
+        (Condition::ItemNotFound, Op::Subscriptions) => Some(format!(
+            "{service} does not exist or is not a pubsub service"
+        )),
         (Condition::ItemNotFound, _) => Some(format!("no such node '{node}' at {service}")),
         (Condition::Forbidden, Op::Publish) => Some(format!(
             "not allowed: the node '{node}' may not exist, or you may not publish to it"

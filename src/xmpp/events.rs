@@ -7,42 +7,166 @@ use chrono::{DateTime, Utc};
 
 use crate::feed::FeedItem;
 use crate::feed::gap::Lost;
-use crate::xmpp::error::{Op, RequestError};
-use crate::xmpp::proto::SubState;
+use crate::xmpp::error::RequestError;
+use crate::xmpp::proto::{SubState, disco, pubsub};
 
-/// What a front end asks the network core to do.
+/// A front end's name for one of its requests. The core answers each request exactly once,
+/// with [`NetEvent::Reply`] carrying its id: the result, or why it failed. Ids are the front
+/// end's to choose ([`RequestIds`] hands them out in order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Hands out request ids, 1, 2, 3, …
+#[derive(Debug, Default, Clone)]
+pub struct RequestIds(u64);
+
+impl RequestIds {
+    pub fn next(&mut self) -> RequestId {
+        self.0 += 1;
+        RequestId(self.0)
+    }
+}
+
+/// What a front end asks the network core to do. Each request carries a [`RequestId`] and is
+/// answered once with [`NetEvent::Reply`]; the others (auto-publish, shutdown) are settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Publish text to a node (waits for the link when offline).
     Publish {
+        req: RequestId,
         node: String,
         text: String,
     },
-    /// Retrieve all items of the node and replace the local view with them. A node whose
-    /// subscription failed is subscribed again first.
-    Resync {
-        node: String,
-    },
-    /// Turn auto-publish on or off; `node` is where it publishes (the TUI's selected node).
-    SetAutoPublish {
-        enabled: bool,
-        node: Option<String>,
-    },
+    /// Retrieve all items of a followed node and replace the local view with them (a
+    /// [`NetEvent::Snapshot`] too). A node whose subscription failed is subscribed again first.
+    Resync { req: RequestId, node: String },
+    /// Follow a node from now on: subscribe, and retrieve its items.
+    Follow { req: RequestId, node: String },
+    /// Stop following a node: unsubscribe, and accept no more of its events.
+    Unfollow { req: RequestId, node: String },
+    /// Subscribe the account (its bare JID) to a node, lastingly; the session does not
+    /// follow it.
+    Subscribe { req: RequestId, node: String },
+    /// Remove the account's (bare JID) subscription to a node.
+    Unsubscribe { req: RequestId, node: String },
     /// Retract an item (with notification); needs rights on the service.
     Retract {
+        req: RequestId,
         node: String,
         id: String,
     },
     /// Delete every item of a node (owner only).
-    Purge {
-        node: String,
-    },
-    /// Create a node with an open publish model (needs owner rights on Prosody).
+    Purge { req: RequestId, node: String },
+    /// Create a node with an open publish model (needs owner rights on Prosody), with a
+    /// title when given.
     CreateNode {
+        req: RequestId,
         node: String,
         max_items: u32,
+        title: Option<String>,
     },
+    /// One page of the nodes the service lists (under `parent`, a collection, when given),
+    /// starting after `after` (RSM) when given.
+    ListNodes {
+        req: RequestId,
+        parent: Option<String>,
+        after: Option<String>,
+    },
+    /// What the service (no node) or a node says about itself: identity, features, meta-data.
+    Info {
+        req: RequestId,
+        node: Option<String>,
+    },
+    /// The items a node stores (all pages, or the newest `max`), without following it.
+    Items {
+        req: RequestId,
+        node: String,
+        max: Option<u64>,
+    },
+    /// This account's subscriptions at the service.
+    Subscriptions { req: RequestId },
+    /// Turn auto-publish on or off; `node` is where it publishes (the TUI's selected node).
+    SetAutoPublish { enabled: bool, node: Option<String> },
     /// Unsubscribe from every followed node (when online), then close the stream.
     Shutdown,
+}
+
+impl Command {
+    /// The request's id (`None` for settings).
+    pub fn req(&self) -> Option<RequestId> {
+        match self {
+            Self::Publish { req, .. }
+            | Self::Resync { req, .. }
+            | Self::Follow { req, .. }
+            | Self::Unfollow { req, .. }
+            | Self::Subscribe { req, .. }
+            | Self::Unsubscribe { req, .. }
+            | Self::Retract { req, .. }
+            | Self::Purge { req, .. }
+            | Self::CreateNode { req, .. }
+            | Self::ListNodes { req, .. }
+            | Self::Info { req, .. }
+            | Self::Items { req, .. }
+            | Self::Subscriptions { req } => Some(*req),
+            Self::SetAutoPublish { .. } | Self::Shutdown => None,
+        }
+    }
+}
+
+/// A request's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The service stored it under this id.
+    Published {
+        node: String,
+        id: String,
+    },
+    /// The node's items were retrieved (the [`NetEvent::Snapshot`] before this has them).
+    Resynced {
+        node: String,
+        count: usize,
+    },
+    /// The node is followed; its subscription's state.
+    Followed {
+        node: String,
+        state: SubState,
+    },
+    Unfollowed {
+        node: String,
+    },
+    /// The account's subscription (`jid` is its bare JID).
+    Subscribed {
+        node: String,
+        jid: String,
+        state: SubState,
+    },
+    Unsubscribed {
+        node: String,
+        jid: String,
+    },
+    Retracted {
+        node: String,
+        id: String,
+    },
+    Purged {
+        node: String,
+    },
+    Created {
+        node: String,
+    },
+    Nodes(disco::Items),
+    Info(disco::Info),
+    Items {
+        node: String,
+        items: Vec<FeedItem>,
+    },
+    Subscriptions(Vec<pubsub::Subscription>),
 }
 
 /// The connection as a front end should show it.
@@ -105,9 +229,14 @@ pub enum SnapshotReason {
 }
 
 /// What the network core tells its front ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum NetEvent {
     Connection(ConnState),
+    /// The answer to a request ([`Command`]), exactly once per request.
+    Reply {
+        req: RequestId,
+        result: Result<Answer, RequestError>,
+    },
     Subscription {
         node: String,
         state: SubState,
@@ -140,6 +269,7 @@ pub enum NetEvent {
         from: u64,
         to: u64,
     },
+    /// A retrieve the core started by itself (at a fresh session, after a gap) failed.
     ResyncFailed {
         node: String,
         error: RequestError,
@@ -154,53 +284,38 @@ pub enum NetEvent {
     Deleted {
         node: String,
     },
-    /// A publish is on its way (`queued`: offline, it waits for the link).
+    /// A publish is on its way (`queued`: offline, it waits for the link). `req` is the
+    /// request's, `None` for auto-publish.
     PublishSent {
+        req: Option<RequestId>,
         node: String,
         id: String,
         queued: bool,
-        auto: bool,
-    },
-    /// The service confirmed the publish.
-    Published {
-        node: String,
-        id: String,
-        auto: bool,
     },
     /// A temporary failure; the same item (same id) is sent again after `retry_in`.
     PublishRetrying {
+        req: Option<RequestId>,
         node: String,
         id: String,
         error: RequestError,
         retry_in: Duration,
     },
-    /// The publish failed for good. `text` is what was to be published.
-    PublishFailed {
+    /// The service stored an auto-published item (a requested publish is answered by its
+    /// reply).
+    AutoPublished {
         node: String,
         id: String,
-        text: String,
-        auto: bool,
+    },
+    /// An auto-published item failed for good (a requested publish says so in its reply).
+    AutoPublishFailed {
+        node: String,
+        id: String,
         error: RequestError,
     },
     AutoPublish {
         enabled: bool,
         interval: Duration,
         node: Option<String>,
-    },
-    NodeCreated {
-        node: String,
-    },
-    /// A retract or purge was accepted.
-    Done {
-        op: Op,
-        node: String,
-        id: Option<String>,
-    },
-    RequestFailed {
-        op: Op,
-        node: String,
-        id: Option<String>,
-        error: RequestError,
     },
     /// A subscription of this account that no run uses any more (its resource is gone, or
     /// it is for a node this run does not follow) was removed.

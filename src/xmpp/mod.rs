@@ -17,5 +17,5 @@ pub mod proto;
 pub mod session;
 pub mod task;
 
-pub use events::{Command, ConnState, NetEvent, SnapshotReason};
+pub use events::{Answer, Command, ConnState, NetEvent, RequestId, RequestIds, SnapshotReason};
 pub use task::{NetHandle, spawn};

@@ -29,13 +29,14 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::rsm::SetQuery;
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
-use super::error::{Condition, Op, RequestError};
-use super::events::{Command, ConnState, NetEvent, SnapshotReason};
+use super::error::{Condition, RequestError};
+use super::events::{Answer, Command, ConnState, NetEvent, RequestId, SnapshotReason};
 use super::proto::event::{self, EventPart};
-use super::proto::{self, OutgoingItem, SubState, owner, pubsub, seq};
+use super::proto::{self, OutgoingItem, SubState, disco, owner, pubsub, seq};
 use crate::feed::gap::{GapTracker, Ranges, Verdict, lost_in};
 use crate::feed::{FeedItem, MAX_VOID_RANGES, Seq};
 use crate::sanitize;
@@ -46,6 +47,8 @@ pub const OUTBOX_LIMIT: usize = 1000;
 pub const SERVICE_NUMBERING: &str = "all publishers";
 /// Items asked for per RSM page.
 pub const RSM_PAGE: usize = 200;
+/// Nodes asked for per disco#items page (services without RSM send them all).
+pub const DISCO_PAGE: usize = 500;
 /// Pages one resync may take (a bound against a service that never stops paging).
 pub const MAX_PAGES: u32 = 500;
 /// Resources of this program start with this; only subscriptions of such resources are
@@ -154,9 +157,28 @@ pub enum Output<E = NetEvent> {
     Stop,
 }
 
+/// Who waits for an unsubscribe's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unsub {
+    /// This run's own subscription, at shutdown.
+    Shutdown,
+    /// A node the user stopped following (answered to this request).
+    Unfollow(RequestId),
+    /// The account's (bare JID) subscription, asked for by a front end.
+    Account(RequestId),
+    /// A left-behind subscription being cleaned up (not one of this run's own).
+    Stale,
+}
+
 #[derive(Debug, Clone)]
 enum Request {
+    /// This run's subscription of a followed node.
     Subscribe {
+        node: String,
+    },
+    /// The account's (bare JID) subscription, for a front end; the node is not followed.
+    SubscribeAccount {
+        req: RequestId,
         node: String,
     },
     Retrieve {
@@ -168,35 +190,97 @@ enum Request {
         /// The service's node-wide head number, if it says (a `serve` relay does).
         head: Option<u64>,
     },
+    /// Items of a node for a front end, without following it.
+    Items {
+        req: RequestId,
+        node: String,
+        max: Option<u64>,
+        items: Vec<FeedItem>,
+        pages: u32,
+    },
     Retract {
+        req: RequestId,
         node: String,
         id: String,
     },
     Purge {
+        req: RequestId,
         node: String,
     },
     Publish {
         item: OutgoingItem,
-        auto: bool,
+        /// `None`: auto-publish.
+        req: Option<RequestId>,
         /// Tries so far, this one included.
         attempts: u32,
     },
     CreateNode {
+        req: RequestId,
         node: String,
     },
     Unsubscribe {
         node: String,
         jid: String,
-        /// A left-behind subscription being cleaned up (not one of this run's own).
-        stale: bool,
+        why: Unsub,
     },
-    /// The account's subscriptions at the service (to clean up left-behind ones).
-    Subscriptions,
+    /// The account's subscriptions at the service, to clean up left-behind ones.
+    Cleanup,
+    /// The account's subscriptions, for a front end.
+    Subscriptions {
+        req: RequestId,
+    },
+    ListNodes {
+        req: RequestId,
+        parent: Option<String>,
+    },
+    Info {
+        req: RequestId,
+        node: Option<String>,
+    },
     /// A ping to another resource of the account: does it still exist?
     Probe {
         jid: String,
         subs: NodeSubs,
     },
+}
+
+impl Request {
+    /// The front end's request this answers, if any.
+    fn req(&self) -> Option<RequestId> {
+        match self {
+            Self::SubscribeAccount { req, .. }
+            | Self::Items { req, .. }
+            | Self::Retract { req, .. }
+            | Self::Purge { req, .. }
+            | Self::CreateNode { req, .. }
+            | Self::Subscriptions { req }
+            | Self::ListNodes { req, .. }
+            | Self::Info { req, .. }
+            | Self::Unsubscribe {
+                why: Unsub::Unfollow(req) | Unsub::Account(req),
+                ..
+            } => Some(*req),
+            Self::Publish { req, .. } => *req,
+            Self::Subscribe { .. }
+            | Self::Retrieve { .. }
+            | Self::Unsubscribe { .. }
+            | Self::Cleanup
+            | Self::Probe { .. } => None,
+        }
+    }
+
+    fn is_get(&self) -> bool {
+        matches!(
+            self,
+            Self::Retrieve { .. }
+                | Self::Items { .. }
+                | Self::Cleanup
+                | Self::Subscriptions { .. }
+                | Self::ListNodes { .. }
+                | Self::Info { .. }
+                | Self::Probe { .. }
+        )
+    }
 }
 
 /// Subscriptions of one JID: (node, subscription id).
@@ -221,6 +305,8 @@ struct Followed {
     /// Failed tries in a row, and when the next one is due.
     attempts: u32,
     next_attempt: Option<Instant>,
+    /// Follow requests waiting for the first answer to this node's subscribe.
+    follow_reqs: Vec<RequestId>,
 }
 
 impl Followed {
@@ -232,6 +318,7 @@ impl Followed {
             need_retrieve: false,
             attempts: 0,
             next_attempt: None,
+            follow_reqs: Vec::new(),
         }
     }
 
@@ -245,7 +332,7 @@ impl Followed {
 struct Delayed {
     due: Instant,
     item: OutgoingItem,
-    auto: bool,
+    req: Option<RequestId>,
     attempts: u32,
 }
 
@@ -261,10 +348,13 @@ pub struct Session {
     seq: HashMap<String, u64>,
     /// Numbers given out that the service never accepted, per node (announced in later items).
     void: HashMap<String, Ranges>,
-    outbox: VecDeque<(OutgoingItem, bool)>,
+    /// Publishes waiting for the link, with their request (`None`: auto-publish).
+    outbox: VecDeque<(OutgoingItem, Option<RequestId>)>,
     delayed: Vec<Delayed>,
     /// Live items that arrived while a retrieve of their node was in flight.
     resyncing: HashMap<String, Vec<FeedItem>>,
+    /// Resync requests waiting for the retrieve of their node.
+    resync_reqs: HashMap<String, Vec<RequestId>>,
     /// Sequence state per node.
     trackers: HashMap<String, GapTracker>,
     /// When the last retrieve of each node started (for the rate limit).
@@ -302,6 +392,7 @@ impl Session {
             outbox: VecDeque::new(),
             delayed: Vec::new(),
             resyncing: HashMap::new(),
+            resync_reqs: HashMap::new(),
             trackers: HashMap::new(),
             last_resync: HashMap::new(),
             resync_wanted: HashSet::new(),
@@ -372,7 +463,7 @@ impl Session {
             Input::Command(cmd) => self.on_command(cmd, now, &mut out),
             Input::Tick => {
                 if self.closing.is_some_and(|t| now.mono >= t) {
-                    out.push(Output::Stop);
+                    self.stop(&mut out);
                     return out;
                 }
                 self.expire(now, &mut out);
@@ -387,7 +478,7 @@ impl Session {
                 {
                     self.auto_count += 1;
                     let text = format!("auto-publish #{}", self.auto_count);
-                    self.publish(node, &text, true, now, &mut out);
+                    self.publish(node, &text, None, now, &mut out);
                 }
             }
             Input::Closed => {
@@ -413,13 +504,37 @@ impl Session {
         self.nodes.iter_mut().find(|n| n.name == name)
     }
 
+    fn bound_string(&self) -> String {
+        self.bound
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    /// Set a followed node's state, and answer the follow requests waiting for it once the
+    /// service has answered (a retry planned counts: the node stays followed, and the request
+    /// learns why it is not subscribed yet).
     fn set_state(&mut self, node: &str, state: SubState, out: &mut Vec<Output>) {
-        if let Some(n) = self.node_mut(node) {
-            n.state = state.clone();
-            out.push(Output::Event(NetEvent::Subscription {
-                node: node.to_owned(),
-                state,
-            }));
+        let Some(n) = self.node_mut(node) else { return };
+        n.state = state.clone();
+        let waiting = if matches!(state, SubState::Subscribing) {
+            Vec::new()
+        } else {
+            std::mem::take(&mut n.follow_reqs)
+        };
+        out.push(Output::Event(NetEvent::Subscription {
+            node: node.to_owned(),
+            state: state.clone(),
+        }));
+        for req in waiting {
+            let result = match &state {
+                SubState::Failed(e) | SubState::Retrying { error: e, .. } => Err(e.clone()),
+                s => Ok(Answer::Followed {
+                    node: node.to_owned(),
+                    state: s.clone(),
+                }),
+            };
+            reply(out, req, result);
         }
     }
 
@@ -436,7 +551,9 @@ impl Session {
             PresenceType::None,
         )))));
         // A fresh session: requests in flight on the old stream may never be answered. Publishes
-        // are re-sent (their ids are derived, so a duplicate overwrites); the rest is redone.
+        // are re-sent (their ids are derived, so a duplicate overwrites); the subscriptions and
+        // retrieves of followed nodes are redone below; other requests are answered with the
+        // reset, since the service may or may not have done them.
         let old: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         self.resyncing.clear();
         self.resync_wanted.clear();
@@ -452,40 +569,39 @@ impl Session {
                 self.set_state(&node, SubState::Subscribing, out);
                 self.join(&node, SnapshotReason::Initial, now, out);
             }
-            self.send_iq(Request::Subscriptions, pubsub::SubscriptionsQuery::default().build(), now, out);
+            self.send_iq(
+                Request::Cleanup,
+                pubsub::SubscriptionsQuery::default().build(),
+                now,
+                out,
+            );
+        } else {
+            // Nothing retrieves here: resync requests cannot be answered by a snapshot.
+            for (_, reqs) in std::mem::take(&mut self.resync_reqs) {
+                for req in reqs {
+                    reply(out, req, Err(reset_error()));
+                }
+            }
         }
         for p in old {
             match p.request {
                 Request::Publish {
                     item,
-                    auto,
+                    req,
                     attempts,
-                } => self.send_publish(item, auto, attempts, now, out),
-                Request::CreateNode { node } => out.push(Output::Event(NetEvent::RequestFailed {
-                    op: Op::Create,
+                } => self.send_publish(item, req, attempts, now, out),
+                // The node is not followed any more, and the clean-up of this session removes
+                // a subscription of this JID to it that may be left.
+                Request::Unsubscribe {
                     node,
-                    id: None,
-                    error: reset_error(),
-                })),
-                Request::Retract { node, id } => {
-                    out.push(Output::Event(NetEvent::RequestFailed {
-                        op: Op::Retract,
-                        node,
-                        id: Some(id),
-                        error: reset_error(),
-                    }));
+                    why: Unsub::Unfollow(req),
+                    ..
+                } => reply(out, req, Ok(Answer::Unfollowed { node })),
+                other => {
+                    if let Some(req) = other.req() {
+                        reply(out, req, Err(reset_error()));
+                    }
                 }
-                Request::Purge { node } => out.push(Output::Event(NetEvent::RequestFailed {
-                    op: Op::Purge,
-                    node,
-                    id: None,
-                    error: reset_error(),
-                })),
-                Request::Subscribe { .. }
-                | Request::Retrieve { .. }
-                | Request::Unsubscribe { .. }
-                | Request::Subscriptions
-                | Request::Probe { .. } => {}
             }
         }
         self.flush_outbox(now, out);
@@ -495,18 +611,12 @@ impl Session {
     /// initial retrieve is still due, or `reason` asks for one).
     fn join(&mut self, node: &str, reason: SnapshotReason, now: Now, out: &mut Vec<Output>) {
         let Some(n) = self.node(node) else { return };
-        let in_flight = self
-            .pending
-            .values()
-            .any(|p| matches!(&p.request, Request::Subscribe { node: n } if n == node));
-        let (subscribe, retrieve) = (!n.subscribed && !in_flight, n.need_retrieve);
+        let (subscribe, retrieve) = (
+            !n.subscribed && !self.subscribe_in_flight(node),
+            n.need_retrieve,
+        );
         if subscribe {
-            let jid = self
-                .bound
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            let payload = pubsub::Subscribe::new(node, &jid).build();
+            let payload = pubsub::Subscribe::new(node, &self.bound_string()).build();
             self.send_iq(
                 Request::Subscribe {
                     node: node.to_owned(),
@@ -519,6 +629,12 @@ impl Session {
         if retrieve || reason != SnapshotReason::Initial {
             self.start_retrieve(node.to_owned(), reason, now, out);
         }
+    }
+
+    fn subscribe_in_flight(&self, node: &str) -> bool {
+        self.pending
+            .values()
+            .any(|p| matches!(&p.request, Request::Subscribe { node: n } if n == node))
     }
 
     /// A subscribe or initial retrieve of `node` failed: try again later if the failure is
@@ -569,13 +685,13 @@ impl Session {
             .partition(|d| now.mono >= d.due);
         self.delayed = later;
         for d in due {
-            self.send_publish(d.item, d.auto, d.attempts, now, out);
+            self.send_publish(d.item, d.req, d.attempts, now, out);
         }
     }
 
     fn flush_outbox(&mut self, now: Now, out: &mut Vec<Output>) {
-        while let Some((item, auto)) = self.outbox.pop_front() {
-            self.send_publish(item, auto, 0, now, out);
+        while let Some((item, req)) = self.outbox.pop_front() {
+            self.send_publish(item, req, 0, now, out);
         }
     }
 
@@ -593,10 +709,7 @@ impl Session {
             _ => self.cfg.service.clone(),
         };
         let id = self.next_iq_id();
-        let is_get = matches!(
-            request,
-            Request::Retrieve { .. } | Request::Subscriptions | Request::Probe { .. }
-        );
+        let is_get = request.is_get();
         self.pending.insert(
             id.clone(),
             Pending {
@@ -686,17 +799,26 @@ impl Session {
         }
     }
 
-    fn publish(&mut self, node: String, text: &str, auto: bool, now: Now, out: &mut Vec<Output>) {
+    fn publish(
+        &mut self,
+        node: String,
+        text: &str,
+        req: Option<RequestId>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
         let text = sanitize::outgoing(text);
         if let Err(why) = proto::check_text_size(&text) {
             // Refused before it takes a number: nothing was published, nothing is void.
-            out.push(Output::Event(NetEvent::PublishFailed {
-                node,
-                id: String::new(),
-                text,
-                auto,
-                error: RequestError::Invalid(why),
-            }));
+            let error = RequestError::Invalid(why);
+            match req {
+                Some(req) => reply(out, req, Err(error)),
+                None => out.push(Output::Event(NetEvent::AutoPublishFailed {
+                    node,
+                    id: String::new(),
+                    error,
+                })),
+            }
             return;
         }
         let n = self.seq.entry(node.clone()).or_insert(0);
@@ -708,30 +830,26 @@ impl Session {
         }
         let item = OutgoingItem {
             node,
-            sender: self
-                .bound
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
+            sender: self.bound_string(),
             time: now.wall,
             seq,
             text,
         };
         if self.is_online() {
-            self.send_publish(item, auto, 0, now, out);
+            self.send_publish(item, req, 0, now, out);
         } else if self.outbox.len() < OUTBOX_LIMIT {
             out.push(Output::Event(NetEvent::PublishSent {
+                req,
                 node: item.node.clone(),
                 id: item.id(),
                 queued: true,
-                auto,
             }));
-            self.outbox.push_back((item, auto));
+            self.outbox.push_back((item, req));
         } else {
             let error = RequestError::Invalid(format!(
                 "offline, and {OUTBOX_LIMIT} items are already waiting"
             ));
-            self.fail_publish(item, auto, error, out);
+            self.fail_publish(item, req, error, out);
         }
     }
 
@@ -739,31 +857,27 @@ impl Session {
     fn send_publish(
         &mut self,
         mut item: OutgoingItem,
-        auto: bool,
+        req: Option<RequestId>,
         attempts: u32,
         now: Now,
         out: &mut Vec<Output>,
     ) {
         if item.sender.is_empty() {
-            item.sender = self
-                .bound
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            item.sender = self.bound_string();
         }
         if attempts == 0 {
             out.push(Output::Event(NetEvent::PublishSent {
+                req,
                 node: item.node.clone(),
                 id: item.id(),
                 queued: false,
-                auto,
             }));
         }
         let payload = pubsub::Publish::new(&item.node, proto::item::item_element(&item)).build();
         self.send_iq(
             Request::Publish {
                 item,
-                auto,
+                req,
                 attempts: attempts + 1,
             },
             payload,
@@ -776,7 +890,7 @@ impl Session {
     fn fail_publish(
         &mut self,
         item: OutgoingItem,
-        auto: bool,
+        req: Option<RequestId>,
         error: RequestError,
         out: &mut Vec<Output>,
     ) {
@@ -784,22 +898,73 @@ impl Session {
             .entry(item.node.clone())
             .or_default()
             .insert(item.seq.n, item.seq.n);
-        out.push(Output::Event(NetEvent::PublishFailed {
-            node: item.node.clone(),
-            id: item.id(),
-            text: item.text,
-            auto,
-            error,
-        }));
+        match req {
+            Some(req) => reply(out, req, Err(error)),
+            None => out.push(Output::Event(NetEvent::AutoPublishFailed {
+                node: item.node.clone(),
+                id: item.id(),
+                error,
+            })),
+        }
     }
 
     fn on_command(&mut self, cmd: Command, now: Now, out: &mut Vec<Output>) {
         if self.closing.is_some() {
+            if let Some(req) = cmd.req() {
+                reply(
+                    out,
+                    req,
+                    Err(RequestError::Connection("shutting down".into())),
+                );
+            }
+            return;
+        }
+        // Requests that only make sense with an answer now are refused while offline;
+        // publishes wait for the link, follows and unfollows change the followed set.
+        let needs_link = matches!(
+            cmd,
+            Command::Subscribe { .. }
+                | Command::Unsubscribe { .. }
+                | Command::Retract { .. }
+                | Command::Purge { .. }
+                | Command::ListNodes { .. }
+                | Command::Info { .. }
+                | Command::Items { .. }
+                | Command::Subscriptions { .. }
+        );
+        if needs_link
+            && !self.is_online()
+            && let Some(req) = cmd.req()
+        {
+            reply(out, req, Err(RequestError::Offline));
             return;
         }
         match cmd {
-            Command::Publish { node, text } => self.publish(node, &text, false, now, out),
-            Command::Resync { node } => self.resync_command(&node, now, out),
+            Command::Publish { req, node, text } => self.publish(node, &text, Some(req), now, out),
+            Command::Resync { req, node } => self.resync_command(req, &node, now, out),
+            Command::Follow { req, node } => self.follow(req, node, now, out),
+            Command::Unfollow { req, node } => self.unfollow(req, &node, now, out),
+            Command::Subscribe { req, node } => {
+                if let Err(e) = check_node_name(&node) {
+                    return reply(out, req, Err(e));
+                }
+                let jid = self.bare_string();
+                let payload = pubsub::Subscribe::new(&node, &jid).build();
+                self.send_iq(Request::SubscribeAccount { req, node }, payload, now, out);
+            }
+            Command::Unsubscribe { req, node } => {
+                if let Err(e) = check_node_name(&node) {
+                    return reply(out, req, Err(e));
+                }
+                let jid = self.bare_string();
+                let payload = pubsub::Unsubscribe::new(&node, &jid, None).build();
+                let request = Request::Unsubscribe {
+                    node,
+                    jid,
+                    why: Unsub::Account(req),
+                };
+                self.send_iq(request, payload, now, out);
+            }
             Command::SetAutoPublish { enabled, node } => {
                 self.auto_publish = enabled;
                 if node.is_some() {
@@ -811,36 +976,189 @@ impl Session {
                     node: self.auto_node.clone(),
                 }));
             }
-            Command::CreateNode { node, max_items } => {
-                let payload = pubsub::Create::open(&node, max_items).build();
-                self.send_iq(Request::CreateNode { node }, payload, now, out);
+            Command::CreateNode {
+                req,
+                node,
+                max_items,
+                title,
+            } => {
+                if let Err(e) = check_node_name(&node) {
+                    return reply(out, req, Err(e));
+                }
+                let mut create = pubsub::Create::open(&node, max_items);
+                if let Some(t) = title {
+                    create.config.push(("pubsub#title".into(), t));
+                }
+                let payload = create.build();
+                self.send_iq(Request::CreateNode { req, node }, payload, now, out);
             }
-            Command::Retract { node, id } => {
+            Command::Retract { req, node, id } => {
                 let payload = pubsub::Retract::new(&node, &id).build();
-                self.send_iq(Request::Retract { node, id }, payload, now, out);
+                self.send_iq(Request::Retract { req, node, id }, payload, now, out);
             }
-            Command::Purge { node } => {
+            Command::Purge { req, node } => {
                 let payload = owner::Purge::new(&node).build();
-                self.send_iq(Request::Purge { node }, payload, now, out);
+                self.send_iq(Request::Purge { req, node }, payload, now, out);
+            }
+            Command::ListNodes { req, parent, after } => {
+                let page = SetQuery {
+                    max: Some(DISCO_PAGE),
+                    after,
+                    before: None,
+                    index: None,
+                };
+                let payload = disco::items_query(parent.as_deref(), Some(page));
+                self.send_iq(Request::ListNodes { req, parent }, payload, now, out);
+            }
+            Command::Info { req, node } => {
+                let payload = disco::info_query(node.as_deref());
+                self.send_iq(Request::Info { req, node }, payload, now, out);
+            }
+            Command::Items { req, node, max } => {
+                if let Err(e) = check_node_name(&node) {
+                    return reply(out, req, Err(e));
+                }
+                let query = match max {
+                    // The newest `max` (XEP-0060 §6.5.7); a service that ignores it is cut here.
+                    Some(k) => pubsub::ItemsQuery {
+                        max_items: Some(k),
+                        ..pubsub::ItemsQuery::all(&node)
+                    },
+                    None => pubsub::ItemsQuery::page(&node, RSM_PAGE, None),
+                };
+                let request = Request::Items {
+                    req,
+                    node,
+                    max,
+                    items: Vec::new(),
+                    pages: 1,
+                };
+                self.send_iq(request, query.build(), now, out);
+            }
+            Command::Subscriptions { req } => {
+                let payload = pubsub::SubscriptionsQuery::default().build();
+                self.send_iq(Request::Subscriptions { req }, payload, now, out);
             }
             Command::Shutdown => self.shutdown(now, out),
         }
     }
 
-    fn resync_command(&mut self, node: &str, now: Now, out: &mut Vec<Output>) {
-        if !self.is_online() {
-            out.push(Output::Event(NetEvent::ResyncFailed {
-                node: node.to_owned(),
-                error: RequestError::Offline,
-            }));
+    fn bare_string(&self) -> String {
+        self.bound
+            .as_ref()
+            .map(|j| j.to_bare().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Follow a node from now on: it joins the followed set at once (shown as subscribing),
+    /// is subscribed and its items retrieved as on a fresh session, and the request is
+    /// answered with the service's first answer to the subscribe.
+    fn follow(&mut self, req: RequestId, node: String, now: Now, out: &mut Vec<Output>) {
+        if let Err(e) = check_node_name(&node) {
+            return reply(out, req, Err(e));
+        }
+        if !self.cfg.subscribe {
+            return reply(
+                out,
+                req,
+                Err(RequestError::Invalid(
+                    "this session does not subscribe to nodes".into(),
+                )),
+            );
+        }
+        if let Some(n) = self.node_mut(&node) {
+            if n.is_down() {
+                // Following a failed node again is the user asking to try again.
+                return self.resync_command(req, &node, now, out);
+            }
+            match n.state.clone() {
+                SubState::Subscribing => n.follow_reqs.push(req),
+                state => reply(out, req, Ok(Answer::Followed { node, state })),
+            }
             return;
         }
-        let Some(n) = self.node_mut(node) else {
-            out.push(Output::Event(NetEvent::ResyncFailed {
+        let mut followed = Followed::new(node.clone());
+        followed.need_retrieve = true;
+        followed.follow_reqs.push(req);
+        self.nodes.push(followed);
+        if self.auto_node.is_none() {
+            self.auto_node = Some(node.clone());
+        }
+        out.push(Output::Event(NetEvent::Subscription {
+            node: node.clone(),
+            state: SubState::Subscribing,
+        }));
+        // Offline, the fresh session or resumption does it (a resumed stream finds the node
+        // subscribing: it is joined here as soon as the link is up, by the retry timer).
+        if self.is_online() {
+            self.join(&node, SnapshotReason::Initial, now, out);
+        } else if let Some(n) = self.node_mut(&node) {
+            n.next_attempt = Some(now.mono);
+        }
+    }
+
+    /// Stop following a node: it leaves the followed set at once, and the service is asked to
+    /// remove this run's subscription (when it has one, or one is on its way).
+    fn unfollow(&mut self, req: RequestId, node: &str, now: Now, out: &mut Vec<Output>) {
+        let Some(pos) = self.nodes.iter().position(|n| n.name == node) else {
+            return reply(
+                out,
+                req,
+                Err(RequestError::Invalid(format!(
+                    "'{}' is not followed",
+                    sanitize::display(node)
+                ))),
+            );
+        };
+        let n = self.nodes.remove(pos);
+        let gone = || RequestError::Invalid(format!("stopped following '{node}'"));
+        for waiting in n.follow_reqs {
+            reply(out, waiting, Err(gone()));
+        }
+        for waiting in self.resync_reqs.remove(node).unwrap_or_default() {
+            reply(out, waiting, Err(gone()));
+        }
+        self.resyncing.remove(node);
+        self.resync_wanted.remove(node);
+        self.trackers.remove(node);
+        if self.auto_node.as_deref() == Some(node) {
+            self.auto_node = self.nodes.first().map(|n| n.name.clone());
+        }
+        let at_service = n.subscribed || self.subscribe_in_flight(node);
+        if self.is_online() && at_service {
+            let jid = self.bound_string();
+            let payload = pubsub::Unsubscribe::new(node, &jid, None).build();
+            let request = Request::Unsubscribe {
                 node: node.to_owned(),
-                error: RequestError::Invalid(format!("{node} is not followed")),
-            }));
-            return;
+                jid,
+                why: Unsub::Unfollow(req),
+            };
+            self.send_iq(request, payload, now, out);
+        } else {
+            // Offline: the next fresh session's clean-up removes what is left at the service.
+            reply(
+                out,
+                req,
+                Ok(Answer::Unfollowed {
+                    node: node.to_owned(),
+                }),
+            );
+        }
+    }
+
+    fn resync_command(&mut self, req: RequestId, node: &str, now: Now, out: &mut Vec<Output>) {
+        if !self.is_online() {
+            return reply(out, req, Err(RequestError::Offline));
+        }
+        let Some(n) = self.node_mut(node) else {
+            return reply(
+                out,
+                req,
+                Err(RequestError::Invalid(format!(
+                    "'{}' is not followed",
+                    sanitize::display(node)
+                ))),
+            );
         };
         if n.is_down() {
             // Subscribe again: the user asked, so the tries start over.
@@ -850,6 +1168,10 @@ impl Session {
             n.need_retrieve = true;
             self.set_state(node, SubState::Subscribing, out);
         }
+        self.resync_reqs
+            .entry(node.to_owned())
+            .or_default()
+            .push(req);
         self.join(node, SnapshotReason::Manual, now, out);
     }
 
@@ -870,14 +1192,21 @@ impl Session {
                     let request = Request::Unsubscribe {
                         node,
                         jid: jid.clone(),
-                        stale: false,
+                        why: Unsub::Shutdown,
                     };
                     self.send_iq(request, payload, now, out);
                 }
                 self.closing = Some(now.mono + SHUTDOWN_WAIT);
             }
-            _ => out.push(Output::Stop),
+            _ => self.stop(out),
         }
+    }
+
+    /// End the session: every request still open is answered first.
+    fn stop(&mut self, out: &mut Vec<Output>) {
+        self.closing = None;
+        self.fail_all_pending("the session ended", out);
+        out.push(Output::Stop);
     }
 
     fn drop_stanza(&mut self, reason: String, out: &mut Vec<Output>) {
@@ -952,6 +1281,9 @@ impl Session {
             self.drop_stanza(format!("pubsub event from {from}, not the service"), out);
             return;
         }
+        // To the bare JID: the account's own subscription (`subscribe` made it). A node this
+        // run subscribed to itself gets the same event to its full JID too.
+        let to_account = msg.to.as_ref().is_some_and(|t| t.resource().is_none());
         for mut part in event::parse(event) {
             // A `serve` relay numbers each notification (one item per message).
             if let EventPart::Items { node, items } = &mut part
@@ -959,15 +1291,20 @@ impl Session {
             {
                 item.service_seq = seq::read(msg.payloads.iter(), node, "n");
             }
-            if self.node(part.node()).is_none() {
-                let node = part.node().to_owned();
-                self.drop_stanza(
-                    format!("event for node {node}, which we did not subscribe to"),
-                    out,
-                );
+            let node = part.node().to_owned();
+            let Some(followed) = self.node(&node) else {
+                if !to_account {
+                    self.drop_stanza(
+                        format!("event for node {node}, which we did not subscribe to"),
+                        out,
+                    );
+                }
+                continue;
+            };
+            if to_account && followed.subscribed {
+                tracing::trace!(%node, "event to the account, a copy of ours");
                 continue;
             }
-            let node = part.node().to_owned();
             self.node_is_live(&node, now, out);
             match part {
                 EventPart::Items { items, .. } => {
@@ -1044,13 +1381,17 @@ impl Session {
     /// During a shutdown: stop once the last unsubscribe is answered.
     fn maybe_done_closing(&mut self, out: &mut Vec<Output>) {
         if self.closing.is_some()
-            && !self
-                .pending
-                .values()
-                .any(|p| matches!(p.request, Request::Unsubscribe { stale: false, .. }))
+            && !self.pending.values().any(|p| {
+                matches!(
+                    p.request,
+                    Request::Unsubscribe {
+                        why: Unsub::Shutdown,
+                        ..
+                    }
+                )
+            })
         {
-            self.closing = None;
-            out.push(Output::Stop);
+            self.stop(out);
         }
     }
 
@@ -1094,7 +1435,19 @@ impl Session {
                     n.attempts = 0;
                     n.next_attempt = None;
                 }
+                // (A node unfollowed meanwhile had its unsubscribe sent after this.)
                 self.set_state(&node, state, out);
+            }
+            Request::SubscribeAccount { req, node } => {
+                let result = match SubState::from_result(payload) {
+                    SubState::Failed(e) => Err(e),
+                    state => Ok(Answer::Subscribed {
+                        node,
+                        jid: self.bare_string(),
+                        state,
+                    }),
+                };
+                reply(out, req, result);
             }
             Request::Retrieve {
                 node,
@@ -1132,31 +1485,92 @@ impl Session {
                 }
                 self.finish_retrieve(node, items, head, reason, now, out);
             }
-            Request::Retract { node, id } => out.push(Output::Event(NetEvent::Done {
-                op: Op::Retract,
+            Request::Items {
+                req,
                 node,
-                id: Some(id),
-            })),
-            Request::Purge { node } => out.push(Output::Event(NetEvent::Done {
-                op: Op::Purge,
-                node,
-                id: None,
-            })),
-            Request::Publish { item, auto, .. } => out.push(Output::Event(NetEvent::Published {
-                node: item.node.clone(),
-                id: item.id(),
-                auto,
-            })),
-            Request::CreateNode { node } => out.push(Output::Event(NetEvent::NodeCreated { node })),
-            Request::Unsubscribe { node, jid, stale } => {
-                if stale {
+                max,
+                mut items,
+                pages,
+            } => {
+                let result = pubsub::ItemsResult::parse(&node, payload);
+                items.extend(result.items.iter().map(|i| proto::parse_item(&node, i)));
+                if max.is_none()
+                    && let Some(last) = result.next_after(items.len())
+                    && pages < MAX_PAGES
+                {
+                    let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, Some(&last)).build();
+                    let request = Request::Items {
+                        req,
+                        node,
+                        max,
+                        items,
+                        pages: pages + 1,
+                    };
+                    self.send_iq(request, payload, now, out);
+                    return;
+                }
+                sort_by_time_and_seq(&mut items);
+                if let Some(k) = max.and_then(|k| usize::try_from(k).ok()) {
+                    let extra = items.len().saturating_sub(k);
+                    items.drain(..extra);
+                }
+                reply(out, req, Ok(Answer::Items { node, items }));
+            }
+            Request::Retract { req, node, id } => {
+                reply(out, req, Ok(Answer::Retracted { node, id }));
+            }
+            Request::Purge { req, node } => reply(out, req, Ok(Answer::Purged { node })),
+            Request::Publish { item, req, .. } => match req {
+                Some(req) => reply(
+                    out,
+                    req,
+                    Ok(Answer::Published {
+                        node: item.node.clone(),
+                        id: item.id(),
+                    }),
+                ),
+                None => out.push(Output::Event(NetEvent::AutoPublished {
+                    node: item.node.clone(),
+                    id: item.id(),
+                })),
+            },
+            Request::CreateNode { req, node } => reply(out, req, Ok(Answer::Created { node })),
+            Request::Unsubscribe { node, jid, why } => match why {
+                Unsub::Stale => {
                     out.push(Output::Event(NetEvent::StaleSubscriptionRemoved {
                         node,
                         jid,
                     }));
                 }
+                Unsub::Unfollow(req) => reply(out, req, Ok(Answer::Unfollowed { node })),
+                Unsub::Account(req) => reply(out, req, Ok(Answer::Unsubscribed { node, jid })),
+                Unsub::Shutdown => {}
+            },
+            Request::Cleanup => self.clean_up_subscriptions(payload, now, out),
+            Request::Subscriptions { req } => {
+                let list = pubsub::Subscriptions::parse(payload).list;
+                reply(out, req, Ok(Answer::Subscriptions(list)));
             }
-            Request::Subscriptions => self.clean_up_subscriptions(payload, now, out),
+            Request::ListNodes { req, parent } => {
+                let result = match payload.and_then(disco::Items::parse) {
+                    Some(mut items) => {
+                        items.node = items.node.or(parent);
+                        Ok(Answer::Nodes(items))
+                    }
+                    None => Err(malformed("a node list")),
+                };
+                reply(out, req, result);
+            }
+            Request::Info { req, node } => {
+                let result = match payload.and_then(disco::Info::parse) {
+                    Some(mut info) => {
+                        info.node = info.node.or(node);
+                        Ok(Answer::Info(info))
+                    }
+                    None => Err(malformed("an info answer")),
+                };
+                reply(out, req, result);
+            }
             Request::Probe { jid, .. } => {
                 tracing::debug!(%jid, "another resource of this account answered: left alone");
             }
@@ -1186,11 +1600,12 @@ impl Session {
             }
             if jid == bound {
                 if self.node(&sub.node).is_none() {
-                    let payload = pubsub::Unsubscribe::new(&sub.node, &sub.jid, sub.subid.as_deref()).build();
+                    let payload =
+                        pubsub::Unsubscribe::new(&sub.node, &sub.jid, sub.subid.as_deref()).build();
                     let request = Request::Unsubscribe {
                         node: sub.node,
                         jid: sub.jid,
-                        stale: true,
+                        why: Unsub::Stale,
                     };
                     self.send_iq(request, payload, now, out);
                 }
@@ -1213,7 +1628,8 @@ impl Session {
     }
 
     /// The service's items are all in: merge what arrived live meanwhile, dedupe, order,
-    /// work out what is lost, restart the sequence state from it, and report the snapshot.
+    /// work out what is lost, restart the sequence state from it, and report the snapshot
+    /// (and answer the resync requests waiting for it).
     fn finish_retrieve(
         &mut self,
         node: String,
@@ -1234,21 +1650,37 @@ impl Session {
         let tracker = self.tracker(&node);
         let lost = lost_in(&items, tracker);
         tracker.reset_from(&items, head);
+        let count = items.len();
         out.push(Output::Event(NetEvent::Snapshot {
-            node,
+            node: node.clone(),
             items,
             reason,
             lost,
             at: now.wall,
         }));
+        for req in self.resync_reqs.remove(&node).unwrap_or_default() {
+            let answer = Answer::Resynced {
+                node: node.clone(),
+                count,
+            };
+            reply(out, req, Ok(answer));
+        }
     }
 
     fn on_error(&mut self, request: Request, error: &StanzaError, now: Now, out: &mut Vec<Output>) {
         let error = RequestError::from_stanza_error(error);
         match request {
             // Creating a node that exists already is what we wanted.
-            Request::CreateNode { node } if error.condition() == Some(Condition::Conflict) => {
-                out.push(Output::Event(NetEvent::NodeCreated { node }));
+            Request::CreateNode { req, node } if error.condition() == Some(Condition::Conflict) => {
+                reply(out, req, Ok(Answer::Created { node }));
+            }
+            // Not subscribed (any more): what an unfollow wanted.
+            Request::Unsubscribe {
+                node,
+                why: Unsub::Unfollow(req),
+                ..
+            } if error.pubsub_detail() == Some("not-subscribed") => {
+                reply(out, req, Ok(Answer::Unfollowed { node }));
             }
             Request::Probe { jid, subs } => {
                 // The server answers for a resource that is not online.
@@ -1257,11 +1689,12 @@ impl Session {
                     Some(Condition::ServiceUnavailable | Condition::RecipientUnavailable)
                 ) {
                     for (node, subid) in subs {
-                        let payload = pubsub::Unsubscribe::new(&node, &jid, subid.as_deref()).build();
+                        let payload =
+                            pubsub::Unsubscribe::new(&node, &jid, subid.as_deref()).build();
                         let request = Request::Unsubscribe {
                             node,
                             jid: jid.clone(),
-                            stale: true,
+                            why: Unsub::Stale,
                         };
                         self.send_iq(request, payload, now, out);
                     }
@@ -1291,28 +1724,31 @@ impl Session {
         }
     }
 
+    /// The session cannot go on: answer every request, fail every publish waiting, and mark
+    /// the followed nodes failed.
     fn fail_all_pending(&mut self, reason: &str, out: &mut Vec<Output>) {
         let error = RequestError::Connection(reason.to_owned());
         let all: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         for p in all {
-            if let Request::Publish { item, auto, .. } = p.request {
-                self.fail_publish(item, auto, error.clone(), out);
-            } else {
-                self.report_failure(p.request, error.clone(), out);
-            }
+            self.report_failure(p.request, error.clone(), out);
         }
-        let waiting: Vec<(OutgoingItem, bool)> = self
+        let waiting: Vec<(OutgoingItem, Option<RequestId>)> = self
             .outbox
             .drain(..)
-            .chain(self.delayed.drain(..).map(|d| (d.item, d.auto)))
+            .chain(self.delayed.drain(..).map(|d| (d.item, d.req)))
             .collect();
-        for (item, auto) in waiting {
-            self.fail_publish(item, auto, error.clone(), out);
+        for (item, req) in waiting {
+            self.fail_publish(item, req, error.clone(), out);
+        }
+        for (_, reqs) in std::mem::take(&mut self.resync_reqs) {
+            for req in reqs {
+                reply(out, req, Err(error.clone()));
+            }
         }
         let names: Vec<String> = self
             .nodes
             .iter()
-            .filter(|n| !matches!(n.state, SubState::Failed(_)))
+            .filter(|n| !matches!(n.state, SubState::Failed(_)) || !n.follow_reqs.is_empty())
             .map(|n| n.name.clone())
             .collect();
         for node in names {
@@ -1334,13 +1770,8 @@ impl Session {
         match request {
             Request::Subscribe { node } => self.node_failed(&node, error, now, out),
             Request::Retrieve { node, reason, .. } => {
-                self.resyncing.remove(&node);
-                let initial = reason == SnapshotReason::Initial;
-                out.push(Output::Event(NetEvent::ResyncFailed {
-                    node: node.clone(),
-                    error: error.clone(),
-                }));
-                if initial && !error.is_unsupported() {
+                self.retrieve_failed(&node, error.clone(), out);
+                if reason == SnapshotReason::Initial && !error.is_unsupported() {
                     self.node_failed(&node, error, now, out);
                 } else if let Some(n) = self.node_mut(&node) {
                     n.need_retrieve = false;
@@ -1348,70 +1779,94 @@ impl Session {
             }
             Request::Publish {
                 item,
-                auto,
+                req,
                 attempts,
-            } => {
-                if error.is_temporary() && attempts < self.cfg.retry.attempts {
-                    let retry_in = self.cfg.retry.delay(attempts);
-                    out.push(Output::Event(NetEvent::PublishRetrying {
-                        node: item.node.clone(),
-                        id: item.id(),
-                        error,
-                        retry_in,
-                    }));
-                    self.delayed.push(Delayed {
-                        due: now.mono + retry_in,
-                        item,
-                        auto,
-                        attempts,
-                    });
-                } else {
-                    self.fail_publish(item, auto, error, out);
-                }
+            } if error.is_temporary() && attempts < self.cfg.retry.attempts => {
+                let retry_in = self.cfg.retry.delay(attempts);
+                out.push(Output::Event(NetEvent::PublishRetrying {
+                    req,
+                    node: item.node.clone(),
+                    id: item.id(),
+                    error,
+                    retry_in,
+                }));
+                self.delayed.push(Delayed {
+                    due: now.mono + retry_in,
+                    item,
+                    req,
+                    attempts,
+                });
             }
             other => self.report_failure(other, error, out),
         }
     }
 
+    /// A retrieve failed: the resync requests waiting for it are answered; one the core
+    /// started by itself is reported.
+    fn retrieve_failed(&mut self, node: &str, error: RequestError, out: &mut Vec<Output>) {
+        self.resyncing.remove(node);
+        let waiting = self.resync_reqs.remove(node).unwrap_or_default();
+        if waiting.is_empty() {
+            out.push(Output::Event(NetEvent::ResyncFailed {
+                node: node.to_owned(),
+                error,
+            }));
+        } else {
+            for req in waiting {
+                reply(out, req, Err(error.clone()));
+            }
+        }
+    }
+
     /// Say that a request failed (no retry).
     fn report_failure(&mut self, request: Request, error: RequestError, out: &mut Vec<Output>) {
-        let (op, node, id) = match request {
-            Request::Subscribe { node } => {
-                self.set_state(&node, SubState::Failed(error), out);
-                return;
+        match request {
+            Request::Subscribe { node } => self.set_state(&node, SubState::Failed(error), out),
+            Request::Retrieve { node, .. } => self.retrieve_failed(&node, error, out),
+            Request::Publish { item, req, .. } => self.fail_publish(item, req, error, out),
+            Request::Unsubscribe {
+                node,
+                jid,
+                why: why @ (Unsub::Stale | Unsub::Shutdown),
+            } => {
+                tracing::debug!(%node, %jid, ?why, %error, "unsubscribe failed");
             }
-            Request::Retrieve { node, .. } => {
-                self.resyncing.remove(&node);
-                out.push(Output::Event(NetEvent::ResyncFailed { node, error }));
-                return;
-            }
-            Request::Publish { item, auto, .. } => {
-                self.fail_publish(item, auto, error, out);
-                return;
-            }
-            Request::Unsubscribe { node, jid, stale } => {
-                tracing::debug!(%node, %jid, stale, %error, "unsubscribe failed");
-                return;
-            }
-            Request::Subscriptions => {
+            Request::Cleanup => {
                 tracing::debug!(%error, "the service did not list our subscriptions");
-                return;
             }
             Request::Probe { jid, .. } => {
                 tracing::debug!(%jid, %error, "no answer from another resource: left alone");
-                return;
             }
-            Request::CreateNode { node } => (Op::Create, node, None),
-            Request::Retract { node, id } => (Op::Retract, node, Some(id)),
-            Request::Purge { node } => (Op::Purge, node, None),
-        };
-        out.push(Output::Event(NetEvent::RequestFailed {
-            op,
-            node,
-            id,
-            error,
-        }));
+            other => {
+                if let Some(req) = other.req() {
+                    reply(out, req, Err(error));
+                }
+            }
+        }
     }
+}
+
+fn reply(out: &mut Vec<Output>, req: RequestId, result: Result<Answer, RequestError>) {
+    out.push(Output::Event(NetEvent::Reply { req, result }));
+}
+
+fn malformed(what: &str) -> RequestError {
+    RequestError::Invalid(format!("the service sent {what} that cannot be read"))
+}
+
+/// A node name a user typed: not empty, no control characters (XML cannot carry most of
+/// them), at most 1,023 bytes (what servers accept in practice).
+pub fn check_node_name(node: &str) -> Result<(), RequestError> {
+    let why = if node.trim().is_empty() {
+        "a node name cannot be empty"
+    } else if node.chars().any(char::is_control) {
+        "a node name cannot contain control characters"
+    } else if node.len() > 1023 {
+        "a node name is at most 1,023 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(RequestError::Invalid(why.into()))
 }
 
 fn reset_error() -> RequestError {

@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 
 use super::connect::{ConnectConfig, Handovers, connect_loop};
-use super::events::{Command, ConnState, NetEvent};
+use super::error::RequestError;
+use super::events::{Answer, Command, ConnState, NetEvent, RequestId, RequestIds};
 use super::session::{Input, Now, Output, Session, SessionConfig};
 
 /// Outbound and inbound stanza queue depth of the stream.
@@ -65,6 +66,30 @@ pub struct NetHandle<C = Command, E = NetEvent> {
     pub commands: mpsc::Sender<C>,
     pub events: mpsc::Receiver<E>,
     pub task: JoinHandle<()>,
+    /// Ids for this front end's requests.
+    pub ids: RequestIds,
+}
+
+impl NetHandle {
+    /// Send a request made with a fresh id and wait for its answer. Events that come before
+    /// it go to `other`. The core answers every request, so this ends; `Err` also when the
+    /// core has ended.
+    pub async fn request(
+        &mut self,
+        make: impl FnOnce(RequestId) -> Command,
+        mut other: impl FnMut(NetEvent),
+    ) -> Result<Answer, RequestError> {
+        let req = self.ids.next();
+        let ended = || RequestError::Connection("the connection has ended".into());
+        self.commands.send(make(req)).await.map_err(|_| ended())?;
+        loop {
+            match self.events.recv().await {
+                Some(NetEvent::Reply { req: r, result }) if r == req => return result,
+                Some(ev) => other(ev),
+                None => return Err(ended()),
+            }
+        }
+    }
 }
 
 /// Start the client network core. It connects at once and keeps going until
@@ -86,6 +111,7 @@ pub fn spawn_machine<M: Machine>(
         commands: cmd_tx,
         events: ev_rx,
         task,
+        ids: RequestIds::default(),
     }
 }
 
@@ -242,20 +268,18 @@ fn log_event(e: &NetEvent) {
         NetEvent::PublishRetrying {
             node, id, error, ..
         } => tracing::info!(%node, %id, %error, "publish failed; trying again"),
-        NetEvent::PublishFailed {
-            node, id, error, ..
-        } => {
-            tracing::warn!(%node, %id, %error, "publish failed");
+        NetEvent::AutoPublishFailed { node, id, error } => {
+            tracing::warn!(%node, %id, %error, "auto-publish failed");
         }
-        NetEvent::RequestFailed {
-            op, node, error, ..
-        } => {
-            tracing::warn!(op = op.verb(), %node, %error, "request failed");
-        }
+        NetEvent::Reply {
+            req,
+            result: Err(error),
+        } => tracing::info!(%req, %error, "request failed"),
+        NetEvent::Reply { req, result: Ok(_) } => tracing::debug!(%req, "request done"),
         NetEvent::StaleSubscriptionRemoved { node, jid } => {
             tracing::info!(%node, %jid, "removed a subscription left behind by an earlier run");
         }
-        NetEvent::Published { node, id, .. } => tracing::debug!(%node, %id, "published"),
+        NetEvent::AutoPublished { node, id } => tracing::debug!(%node, %id, "auto-published"),
         _ => {}
     }
 }

@@ -15,7 +15,7 @@ use pubsub_tui::config::Password;
 use pubsub_tui::prosody::{self, Options, Prosody};
 use pubsub_tui::xmpp::connect::ConnectConfig;
 use pubsub_tui::xmpp::session::SessionConfig;
-use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle};
+use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle, RequestId};
 use xmpp_parsers::jid::Jid;
 
 /// Start a private Prosody, or skip the test when Prosody is missing. Under `CI=true` a
@@ -258,8 +258,10 @@ pub fn feed_ids(m: &pubsub_tui::tui::model::Model) -> Vec<String> {
 pub async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String> {
     const WINDOW: usize = 1000;
     let confirmation = |e: &NetEvent| match e {
-        NetEvent::Published { id, .. } => Some(id.clone()),
-        NetEvent::PublishFailed { error, .. } => panic!("publish failed: {error}"),
+        NetEvent::Reply { result, .. } => match result {
+            Ok(pubsub_tui::xmpp::Answer::Published { id, .. }) => Some(id.clone()),
+            other => panic!("publish failed: {other:?}"),
+        },
         _ => None,
     };
     let mut ids = Vec::new();
@@ -267,18 +269,46 @@ pub async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String>
         if i >= ids.len() + WINDOW {
             ids.push(wait_for(net, 60, "publish confirmations", confirmation).await);
         }
-        net.commands
-            .send(Command::Publish {
-                node: node.into(),
-                text: format!("item {i}"),
-            })
-            .await
-            .expect("send");
+        publish(net, node, &format!("item {i}")).await;
     }
     while ids.len() < n {
         ids.push(wait_for(net, 60, "publish confirmations", confirmation).await);
     }
     ids
+}
+
+/// Send a publish request; its id.
+pub async fn publish(net: &mut NetHandle, node: &str, text: &str) -> RequestId {
+    let req = net.ids.next();
+    net.commands
+        .send(Command::Publish {
+            req,
+            node: node.into(),
+            text: text.into(),
+        })
+        .await
+        .expect("send");
+    req
+}
+
+/// Send a request made with a fresh id; its id.
+pub async fn send(net: &mut NetHandle, make: impl FnOnce(RequestId) -> Command) -> RequestId {
+    let req = net.ids.next();
+    net.commands.send(make(req)).await.expect("send");
+    req
+}
+
+/// Wait for the answer to request `req`.
+pub async fn reply(
+    net: &mut NetHandle,
+    secs: u64,
+    req: RequestId,
+) -> Result<pubsub_tui::xmpp::Answer, pubsub_tui::xmpp::error::RequestError> {
+    wait_for(net, secs, "the answer", |e| match e {
+        NetEvent::Reply { req: r, result } if *r == req => Some(result.clone()),
+        _ => None,
+    })
+    .await
 }
 
 /// The items a node of the Prosody pubsub component holds, read by a fresh client of `user`
@@ -329,10 +359,11 @@ pub async fn node_item_ids(
 
 /// Ask for a resync of `node` and return the items of the snapshot it produces.
 pub async fn manual_resync(net: &mut NetHandle, node: &str) -> Vec<pubsub_tui::feed::FeedItem> {
-    net.commands
-        .send(Command::Resync { node: node.into() })
-        .await
-        .expect("send");
+    send(net, |req| Command::Resync {
+        req,
+        node: node.into(),
+    })
+    .await;
     wait_for(net, 15, "the manual snapshot", |e| match e {
         NetEvent::Snapshot {
             items,
@@ -383,4 +414,20 @@ pub async fn run_until(
             return;
         }
     }
+}
+
+/// A request id for tests that send commands by hand (unique in the test binary).
+pub fn req() -> RequestId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
+    RequestId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// A fresh, empty XDG state dir for one run of the binary: what one test follows or leaves
+/// must not reach another (they share account names).
+pub fn state_home() -> std::path::PathBuf {
+    tempfile::Builder::new()
+        .prefix("pubsub-tui-state-")
+        .tempdir()
+        .expect("state dir")
+        .keep()
 }

@@ -61,9 +61,10 @@ impl Tmux {
         extra: &str,
     ) -> Self {
         let cmd = format!(
-            "XDG_CONFIG_HOME=/nonexistent {} --jid alice@localhost --server {server} \
+            "XDG_CONFIG_HOME=/nonexistent XDG_STATE_HOME={} {} --jid alice@localhost --server {server} \
              --insecure-plain-tcp --service pubsub.localhost --password-file {} --log-file {} \
              {extra}; echo EXIT:$?; sleep 60",
+            log.with_file_name("state").display(),
             env!("CARGO_BIN_EXE_pubsub-tui"),
             password_file.display(),
             log.display()

@@ -5,6 +5,7 @@
 
 pub mod compose;
 mod confirm;
+pub mod explorer;
 mod feed;
 pub mod help;
 pub mod messages;
@@ -90,6 +91,7 @@ pub fn draw(frame: &mut Frame, model: &Model) {
         Overlay::Help { scroll } => help::draw(frame, frame.area(), scroll),
         Overlay::Messages { scroll } => messages::draw(frame, frame.area(), model, scroll),
         Overlay::ConfirmQuit => confirm::draw(frame, frame.area(), model),
+        Overlay::Explorer => explorer::draw(frame, frame.area(), model),
     }
 }
 

@@ -274,6 +274,163 @@ impl Info {
     }
 }
 
+/// ejabberd's default cap on a disco#items answer (`max_nodes_discoitems`): a list of this
+/// many entries without RSM may have been cut.
+pub const CUT_AT: usize = 100;
+
+/// A list of `len` entries, answered without RSM: was it likely cut by the service?
+pub fn looks_cut(len: usize) -> bool {
+    len == CUT_AT
+}
+
+/// Every pubsub feature starts with this.
+pub const PUBSUB_FEATURE_PREFIX: &str = "http://jabber.org/protocol/pubsub#";
+
+/// The features XEP-0060 registers (§16.3, `pubsub#…`), with what each means, in a few
+/// words of our own.
+pub const XEP_0060_FEATURES: &[(&str, &str)] = &[
+    ("access-authorize", "the authorize access model"),
+    ("access-open", "the open access model"),
+    ("access-presence", "the presence access model"),
+    ("access-roster", "the roster access model"),
+    ("access-whitelist", "the whitelist access model"),
+    ("auto-create", "nodes are created on first publish"),
+    ("auto-subscribe", "contacts are subscribed automatically"),
+    ("config-node", "nodes can be configured"),
+    ("config-node-max", "max_items may be 'max'"),
+    ("create-and-configure", "create with a configuration"),
+    ("create-nodes", "nodes can be created"),
+    ("delete-items", "items can be deleted"),
+    ("delete-nodes", "nodes can be deleted"),
+    (
+        "filtered-notifications",
+        "notifications filtered by interest",
+    ),
+    ("get-pending", "pending subscriptions can be listed"),
+    ("instant-nodes", "nodes named by the service"),
+    ("item-ids", "publishers may name items"),
+    ("last-published", "the last item is sent on subscribe"),
+    ("leased-subscription", "subscriptions that expire"),
+    ("manage-subscriptions", "owners manage subscriptions"),
+    ("member-affiliation", "the member affiliation"),
+    ("meta-data", "nodes give meta-data"),
+    ("modify-affiliations", "owners change affiliations"),
+    ("multi-items", "nodes keep more than one item"),
+    ("multi-subscribe", "several subscriptions per JID"),
+    ("outcast-affiliation", "the outcast affiliation"),
+    ("persistent-items", "items are stored"),
+    ("presence-notifications", "notifications follow presence"),
+    ("presence-subscribe", "subscriptions from presence"),
+    ("publish", "items can be published"),
+    ("publish-node-full", "publish fails when a node is full"),
+    ("publish-only-affiliation", "the publish-only affiliation"),
+    ("publish-options", "publish with preconditions"),
+    ("publisher-affiliation", "the publisher affiliation"),
+    ("purge-nodes", "nodes can be purged"),
+    ("retract-items", "items can be retracted"),
+    ("retrieve-affiliations", "your affiliations can be listed"),
+    ("retrieve-default", "the default node configuration"),
+    ("retrieve-default-sub", "the default subscription options"),
+    ("retrieve-items", "stored items can be retrieved"),
+    ("retrieve-subscriptions", "your subscriptions can be listed"),
+    ("subscribe", "nodes can be subscribed to"),
+    (
+        "subscription-notifications",
+        "you are told of subscription changes",
+    ),
+    ("subscription-options", "subscriptions can be configured"),
+];
+
+/// Whether a service advertises a feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advertised {
+    Yes,
+    No,
+}
+
+impl Advertised {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Yes => "advertised",
+            Self::No => "not advertised",
+        }
+    }
+}
+
+/// Every XEP-0060 feature, in the XEP's order, with whether `features` (a disco#info
+/// answer's) has it.
+pub fn pubsub_features(features: &[String]) -> Vec<(&'static str, Advertised)> {
+    XEP_0060_FEATURES
+        .iter()
+        .map(|(name, _)| {
+            let has = features
+                .iter()
+                .any(|f| f.strip_prefix(PUBSUB_FEATURE_PREFIX) == Some(name));
+            (*name, if has { Advertised::Yes } else { Advertised::No })
+        })
+        .collect()
+}
+
+/// The `pubsub#…` features a service advertises that XEP-0060 does not define (XEP-0248's
+/// collections, a service's own): known to it, unknown to us.
+pub fn unknown_pubsub_features(features: &[String]) -> Vec<&str> {
+    features
+        .iter()
+        .filter_map(|f| f.strip_prefix(PUBSUB_FEATURE_PREFIX))
+        .filter(|f| !XEP_0060_FEATURES.iter().any(|(n, _)| n == f))
+        .collect()
+}
+
+impl NodeMeta {
+    /// The fields that are there, as (label, value), in a fixed order.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut add = |label, v: &Option<String>| {
+            if let Some(v) = v {
+                out.push((label, v.clone()));
+            }
+        };
+        add("title", &self.title);
+        add("description", &self.description);
+        add("payload type", &self.payload_type);
+        add("creator", &self.creator);
+        add("created", &self.creation_date);
+        add("access model", &self.access_model);
+        add("publish model", &self.publish_model);
+        add("max items", &self.max_items);
+        add("subscribers", &self.num_subscribers.map(|n| n.to_string()));
+        if !self.owners.is_empty() {
+            out.push(("owners", self.owners.join(", ")));
+        }
+        out
+    }
+
+    /// As a JSON object of the fields that are there.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        let mut add = |key: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                map.insert(key.into(), v.clone().into());
+            }
+        };
+        add("title", &self.title);
+        add("description", &self.description);
+        add("type", &self.payload_type);
+        add("creator", &self.creator);
+        add("creation_date", &self.creation_date);
+        add("access_model", &self.access_model);
+        add("publish_model", &self.publish_model);
+        add("max_items", &self.max_items);
+        if let Some(n) = self.num_subscribers {
+            map.insert("num_subscribers".into(), n.into());
+        }
+        if !self.owners.is_empty() {
+            map.insert("owners".into(), self.owners.clone().into());
+        }
+        map.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,7 +472,10 @@ mod tests {
         assert!(!info.is_collection());
         let meta = info.meta.clone().expect("meta-data");
         assert_eq!(meta.title.as_deref(), Some("News!"), "sanitised");
-        assert_eq!(meta.payload_type.as_deref(), Some("http://www.w3.org/2005/Atom"));
+        assert_eq!(
+            meta.payload_type.as_deref(),
+            Some("http://www.w3.org/2005/Atom")
+        );
         assert_eq!(meta.owners, ["admin@localhost", "boss@localhost"]);
         let back = Info::parse(&xml(&to_xml(&info.build()))).expect("info");
         assert_eq!(back.meta, info.meta);

@@ -99,7 +99,11 @@ pub fn retracts(node: &str, ids: &[String]) -> Element {
 
 /// `<event><purge node='N'/></event>`
 pub fn purge(node: &str) -> Element {
-    wrap("event", NS_PUBSUB_EVENT, el("purge", NS_PUBSUB_EVENT, &[("node", node)]))
+    wrap(
+        "event",
+        NS_PUBSUB_EVENT,
+        el("purge", NS_PUBSUB_EVENT, &[("node", node)]),
+    )
 }
 
 #[cfg(test)]
@@ -147,7 +151,12 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(parse(&purge("test")), [EventPart::Purge { node: "test".into() }]);
+        assert_eq!(
+            parse(&purge("test")),
+            [EventPart::Purge {
+                node: "test".into()
+            }]
+        );
     }
 
     #[test]

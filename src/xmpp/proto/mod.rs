@@ -29,8 +29,7 @@ pub mod seq;
 use xmpp_parsers::minidom::{Element, rxml::NcName};
 
 pub use item::{
-    MAX_ITEM_XML_BYTES, MAX_TEXT_XML_BYTES, OutgoingItem, check_text_size, parse_item,
-    text_xml_len,
+    MAX_ITEM_XML_BYTES, MAX_TEXT_XML_BYTES, OutgoingItem, check_text_size, parse_item, text_xml_len,
 };
 pub use pubsub::SubState;
 

@@ -62,7 +62,10 @@ mod tests {
         let delete = parse(
             "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><delete node='n'/></pubsub>",
         );
-        assert_eq!(Request::parse(&delete), Some(Request::Other("delete".into())));
+        assert_eq!(
+            Request::parse(&delete),
+            Some(Request::Other("delete".into()))
+        );
         let empty = parse("<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'/>");
         assert_eq!(Request::parse(&empty), None);
     }

@@ -80,7 +80,11 @@ impl Unsubscribe {
 
     pub fn build(&self) -> Element {
         let mut u = el("unsubscribe", NS_PUBSUB, &[]);
-        for (k, v) in [("node", &self.node), ("jid", &self.jid), ("subid", &self.subid)] {
+        for (k, v) in [
+            ("node", &self.node),
+            ("jid", &self.jid),
+            ("subid", &self.subid),
+        ] {
             if let Some(v) = v {
                 set_attr(&mut u, k, v);
             }
@@ -200,11 +204,7 @@ impl std::fmt::Display for SubState {
         match self {
             Self::Retrying {
                 error, retry_in, ..
-            } => write!(
-                f,
-                "retrying in {} s ({error})",
-                retry_in.as_secs().max(1)
-            ),
+            } => write!(f, "retrying in {} s ({error})", retry_in.as_secs().max(1)),
             Self::Failed(e) => write!(f, "failed: {e}"),
             other => f.write_str(other.name()),
         }
@@ -393,7 +393,10 @@ impl ItemsResult {
     /// more than `so_far` (or does not say how many).
     pub fn next_after(&self, so_far: usize) -> Option<String> {
         let page = self.page.as_ref()?;
-        let last = page.last.clone().filter(|l| !l.is_empty() && l.len() <= MAX_NAME)?;
+        let last = page
+            .last
+            .clone()
+            .filter(|l| !l.is_empty() && l.len() <= MAX_NAME)?;
         (!self.items.is_empty() && page.count.is_none_or(|c| so_far < c)).then_some(last)
     }
 
@@ -600,9 +603,12 @@ pub enum Request {
 impl Request {
     /// Read the `<pubsub/>` payload of a request. `Err` says what is malformed.
     pub fn parse(p: &Element) -> Result<Self, &'static str> {
-        let Some(action) = p
-            .children()
-            .find(|c| c.ns() == NS_PUBSUB && !matches!(c.name(), "configure" | "options"))
+        // The action; `configure` and `options` go beside one (create, subscribe), but a
+        // request of only those is one of its own.
+        let ours = || p.children().filter(|c| c.ns() == NS_PUBSUB);
+        let Some(action) = ours()
+            .find(|c| !matches!(c.name(), "configure" | "options"))
+            .or_else(|| ours().next())
         else {
             return Err("an empty pubsub request");
         };
@@ -651,6 +657,12 @@ mod tests {
         assert_eq!(
             Request::parse(&parse(
                 "<pubsub xmlns='http://jabber.org/protocol/pubsub'><options node='n' jid='j'/></pubsub>"
+            )),
+            Ok(Request::Other("options".into()))
+        );
+        assert_eq!(
+            Request::parse(&parse(
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'/>"
             )),
             Err("an empty pubsub request")
         );
@@ -711,7 +723,10 @@ mod tests {
         assert_eq!(subs.list.len(), 2);
         assert_eq!(subs.list[0].subid.as_deref(), Some("s1"));
         assert_eq!(subs.list[1].state, "subscribed");
-        assert_eq!(Subscriptions::parse(Some(&parse(&to_xml(&subs.build())))), subs);
+        assert_eq!(
+            Subscriptions::parse(Some(&parse(&to_xml(&subs.build())))),
+            subs
+        );
     }
 
     #[test]
@@ -729,15 +744,23 @@ mod tests {
         let prosody = parse(
             "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='feed'><item id='a'/></items></pubsub>",
         );
-        assert_eq!(ItemsResult::parse("feed", Some(&prosody)).next_after(1), None);
+        assert_eq!(
+            ItemsResult::parse("feed", Some(&prosody)).next_after(1),
+            None
+        );
         // serve: RSM and its head number; what it builds reads back.
         let served = ItemsResult {
             node: "test".into(),
-            items: vec![parse("<item xmlns='http://jabber.org/protocol/pubsub' id='i1'/>")],
+            items: vec![parse(
+                "<item xmlns='http://jabber.org/protocol/pubsub' id='i1'/>",
+            )],
             page: Some(ItemsResult::page_of(Some(("i1", 0)), Some("i1"), 1)),
             head: Some(42),
         };
-        assert_eq!(ItemsResult::parse("test", Some(&parse(&to_xml(&served.build())))), served);
+        assert_eq!(
+            ItemsResult::parse("test", Some(&parse(&to_xml(&served.build())))),
+            served
+        );
     }
 
     #[test]
@@ -750,7 +773,10 @@ mod tests {
             Some("c5b0fd2d-0c88-4a4b-9a8f-3a0c35d7e1f1")
         );
         let served = Publish::build_result("test", "0123abcd");
-        assert_eq!(Publish::result_id(Some(&served)).as_deref(), Some("0123abcd"));
+        assert_eq!(
+            Publish::result_id(Some(&served)).as_deref(),
+            Some("0123abcd")
+        );
         assert_eq!(Publish::result_id(None), None);
     }
 }

@@ -13,7 +13,11 @@ pub fn number(node: &str, n: u64) -> Element {
 
 /// `<seq node='N' head='42'/>`: the node's last number, beside a retrieve result.
 pub fn head(node: &str, head: u64) -> Element {
-    el("seq", NS_SEQ, &[("node", node), ("head", &head.to_string())])
+    el(
+        "seq",
+        NS_SEQ,
+        &[("node", node), ("head", &head.to_string())],
+    )
 }
 
 /// Read the number (`which`: `n` or `head`) for `node` among `elements`.
@@ -36,7 +40,11 @@ mod tests {
     fn numbers_round_trip_and_belong_to_their_node() {
         let both = [number("a", 7), head("a", 9), number("b", 1)];
         assert_eq!(read(both.iter(), "a", "n"), Some(7));
-        assert_eq!(read(both.iter(), "a", "head"), None, "the first for the node counts");
+        assert_eq!(
+            read(both.iter(), "a", "head"),
+            None,
+            "the first for the node counts"
+        );
         assert_eq!(read([head("a", 9)].iter(), "a", "head"), Some(9));
         assert_eq!(read(both.iter(), "c", "n"), None);
         let odd = el("seq", NS_SEQ, &[("node", "a"), ("n", "-3")]);
