@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use pubsub_tui::xmpp::guard::Scanner;
-use pubsub_tui::xmpp::session::{Input, Now, Session, SessionConfig};
+use pubsub_tui::xmpp::session::{Input, Now, RetryPolicy, Session, SessionConfig};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::stanza::Stanza;
@@ -21,6 +21,7 @@ fn session() -> Session {
         iq_timeout: Duration::from_secs(30),
         resync_min_interval: Duration::from_secs(5),
         publisher_session: "fuzz".into(),
+        retry: RetryPolicy::DEFAULT,
     });
     let now = Now {
         mono: Instant::now(),
