@@ -143,7 +143,7 @@ fn spawn_peer(mut net: NetHandle, interval: Duration) -> tokio::task::JoinHandle
                         _ => (DEMO_NODES[0], PHRASES[n % PHRASES.len()].to_owned()),
                     };
                     n += 1;
-                    let req = net.ids.next();
+                    let req = net.ids.fresh();
                     if net.commands.send(Command::Publish { req, node: node.to_owned(), text }).await.is_err() {
                         return;
                     }

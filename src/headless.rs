@@ -464,35 +464,7 @@ async fn run_query(
             }
             Ok(())
         }
-        Query::Subscribe { node } => {
-            let n = node.clone();
-            let answer = ask(
-                net,
-                |req| Command::Subscribe { req, node: n },
-                Op::Subscribe,
-                node,
-                service,
-            )
-            .await?;
-            let Answer::Subscribed { node, jid, state } = answer else {
-                bail!("unexpected answer: {answer:?}")
-            };
-            let text = match state {
-                SubState::Pending => {
-                    format!(
-                        "asked to subscribe {jid} to {node} at {service}: the owner must approve it"
-                    )
-                }
-                SubState::Unconfigured => format!(
-                    "subscribed {jid} to {node} at {service}; the service wants the subscription configured"
-                ),
-                _ => format!("subscribed {jid} to {node} at {service}"),
-            };
-            p.line(
-                &text,
-                &json!({"kind": "subscribed", "node": node, "jid": jid, "state": state.name()}),
-            )
-        }
+        Query::Subscribe { node } => subscribe(net, node, service, p).await,
         Query::Unsubscribe { node } => {
             let n = node.clone();
             let answer = ask(
@@ -543,6 +515,40 @@ async fn run_query(
     }
 }
 
+/// `subscribe`: the account's subscription, in words that say what its state means.
+async fn subscribe(
+    net: &mut NetHandle,
+    node: &str,
+    service: &str,
+    p: &mut Printer,
+) -> anyhow::Result<()> {
+    let n = node.to_owned();
+    let answer = ask(
+        net,
+        |req| Command::Subscribe { req, node: n },
+        Op::Subscribe,
+        node,
+        service,
+    )
+    .await?;
+    let Answer::Subscribed { node, jid, state } = answer else {
+        bail!("unexpected answer: {answer:?}")
+    };
+    let text = match state {
+        SubState::Pending => {
+            format!("asked to subscribe {jid} to {node} at {service}: the owner must approve it")
+        }
+        SubState::Unconfigured => format!(
+            "subscribed {jid} to {node} at {service}; the service wants the subscription configured"
+        ),
+        _ => format!("subscribed {jid} to {node} at {service}"),
+    };
+    p.line(
+        &text,
+        &json!({"kind": "subscribed", "node": node, "jid": jid, "state": state.name()}),
+    )
+}
+
 /// A note for a person on stderr (stdout stays the data).
 fn eprintln_quiet(text: &str) {
     let _ = writeln!(std::io::stderr(), "pubsub-tui: {text}");
@@ -562,6 +568,58 @@ fn item_line(item: &FeedItem) -> String {
         item.id.as_deref().unwrap_or("-"),
         crate::sanitize::display(who)
     )
+}
+
+/// Every page of the list under `parent` (`None`: the root): its new nodes, and whether the
+/// service seems to have cut it. `None` when a node below the root will not list (a leaf).
+async fn list_pages(
+    net: &mut NetHandle,
+    parent: Option<&str>,
+    service: &str,
+    seen: &mut std::collections::HashSet<String>,
+) -> anyhow::Result<Option<(Vec<disco::Listed>, bool)>> {
+    let mut after: Option<String> = None;
+    let mut listed: Vec<disco::Listed> = Vec::new();
+    let mut cut = false;
+    for _ in 0..MAX_LIST_PAGES {
+        let (par, aft) = (parent.map(str::to_owned), after.clone());
+        let answer = ask(
+            net,
+            |req| Command::ListNodes {
+                req,
+                parent: par,
+                after: aft,
+            },
+            Op::ListNodes,
+            parent.unwrap_or(""),
+            service,
+        )
+        .await;
+        let answer = match answer {
+            Ok(a) => a,
+            // A leaf (or a node whose listing is refused) below the root: no children.
+            Err(_) if parent.is_some() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Answer::Nodes(page) = answer else {
+            bail!("unexpected answer: {answer:?}")
+        };
+        let before = listed.len();
+        // Entries without a node are a leaf's items, not nodes; a node seen before (a
+        // service that loops) is not listed again.
+        listed.extend(
+            page.items
+                .iter()
+                .filter(|i| i.node.as_ref().is_some_and(|n| seen.insert(n.clone())))
+                .cloned(),
+        );
+        cut = page.page.is_none() && disco::looks_cut(page.items.len());
+        match page.next_after(listed.len()) {
+            Some(last) if listed.len() > before => after = Some(last),
+            _ => break,
+        }
+    }
+    Ok(Some((listed, cut)))
 }
 
 /// All nodes, page by page, into collections with `tree` (depth first).
@@ -606,47 +664,10 @@ async fn list_nodes(
                 continue;
             }
         };
-        let mut after: Option<String> = None;
-        let mut listed: Vec<disco::Listed> = Vec::new();
-        let mut cut = false;
-        for _ in 0..MAX_LIST_PAGES {
-            let (par, aft) = (parent.clone(), after.clone());
-            let answer = ask(
-                net,
-                |req| Command::ListNodes {
-                    req,
-                    parent: par,
-                    after: aft,
-                },
-                Op::ListNodes,
-                parent.as_deref().unwrap_or(""),
-                service,
-            )
-            .await;
-            let answer = match answer {
-                Ok(a) => a,
-                // A leaf (or a node whose listing is refused) below the root: no children.
-                Err(_) if parent.is_some() => break,
-                Err(e) => return Err(e),
-            };
-            let Answer::Nodes(page) = answer else {
-                bail!("unexpected answer: {answer:?}")
-            };
-            let before = listed.len();
-            // Entries without a node are a leaf's items, not nodes; a node seen before (a
-            // service that loops) is not listed again.
-            listed.extend(
-                page.items
-                    .iter()
-                    .filter(|i| i.node.as_ref().is_some_and(|n| seen.insert(n.clone())))
-                    .cloned(),
-            );
-            cut = page.page.is_none() && disco::looks_cut(page.items.len());
-            match page.next_after(listed.len()) {
-                Some(last) if listed.len() > before => after = Some(last),
-                _ => break,
-            }
-        }
+        let Some((listed, cut)) = list_pages(net, parent.as_deref(), service, &mut seen).await?
+        else {
+            continue;
+        };
         if cut {
             let listed_under = parent
                 .as_deref()
@@ -718,20 +739,20 @@ fn print_info(info: &disco::Info, service: &str, p: &mut Printer) -> anyhow::Res
         }
     }
     if info.node.is_none() {
-        for state in [disco::Advertised::Yes, disco::Advertised::No] {
-            let names: Vec<&str> = features
-                .iter()
-                .filter(|(_, s)| *s == state)
-                .map(|(n, _)| *n)
-                .collect();
-            lines.push(format!(
-                "  pubsub features {} ({}):",
-                state.name(),
-                names.len()
-            ));
-            for chunk in names.chunks(6) {
-                lines.push(format!("    {}", chunk.join(", ")));
-            }
+        let yes = features
+            .iter()
+            .filter(|(_, a)| *a == disco::Advertised::Yes)
+            .count();
+        lines.push(format!(
+            "  XEP-0060 features: {yes} of {} advertised",
+            features.len()
+        ));
+        for ((name, state), (_, what)) in features.iter().zip(disco::XEP_0060_FEATURES) {
+            let mark = match state {
+                disco::Advertised::Yes => "✓",
+                disco::Advertised::No => "·",
+            };
+            lines.push(format!("    {mark} {name:<27}{what} ({})", state.name()));
         }
         let unknown = disco::unknown_pubsub_features(&info.features);
         if !unknown.is_empty() {

@@ -66,60 +66,16 @@ fn require_terminal() -> anyhow::Result<()> {
     .into())
 }
 
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    };
     match cli.command {
-        None => {
-            let file = FileConfig::load(cli.account.config.as_deref())?;
-            let merged = config::merge(
-                &cli.account,
-                Some(&cli.service),
-                Some(&cli.tui),
-                &cli.log,
-                file,
-            );
-            let mut settings = config::resolve_any(&merged, true)?;
-            require_terminal()?;
-            log_to_file(&merged)?;
-            let (state, problem) = followed_nodes(&mut settings, !cli.service.nodes.is_empty());
-            let mut model = tui::model::Model::for_session(&settings.session, settings.feed_limit);
-            if let Some(problem) = problem {
-                model.error(problem);
-            }
-            if settings.session.nodes.is_empty() {
-                model.outcome(
-                    tui::model::Level::Info,
-                    "no node followed yet: press e to explore the service and s to subscribe",
-                );
-            }
-            runtime()?.block_on(async {
-                let net = pubsub_tui::xmpp::spawn(settings.connect, settings.session);
-                tui::run(net, model, state).await
-            })
-        }
-        Some(Cmd::Watch(args)) => {
-            let file = FileConfig::load(args.account.config.as_deref())?;
-            let merged = config::merge(&args.account, Some(&args.service), None, &args.log, file);
-            let mut settings = config::resolve_any(&merged, true)?;
-            log_to_stderr(&merged)?;
-            let (_, problem) = followed_nodes(&mut settings, !args.service.nodes.is_empty());
-            if let Some(problem) = problem {
-                let _ = writeln!(std::io::stderr(), "pubsub-tui: warning: {problem}");
-            }
-            if settings.session.nodes.is_empty() {
-                return Err(Usage(
-                    "no node given: pass --node NAME (repeatable), set nodes = [\"...\"] in the \
-                     config file, or follow nodes with `pubsub-tui subscribe --node NAME`"
-                        .into(),
-                )
-                .into());
-            }
-            runtime()?.block_on(headless::watch(settings))
-        }
+        None => run_tui(&cli),
+        Some(Cmd::Watch(args)) => run_watch(&args),
         Some(Cmd::Publish(args)) => {
             let file = FileConfig::load(args.account.config.as_deref())?;
             let service = args.service_args();
@@ -184,6 +140,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The TUI: the nodes given, or the config's as changed in earlier runs.
+fn run_tui(cli: &Cli) -> anyhow::Result<()> {
+    let file = FileConfig::load(cli.account.config.as_deref())?;
+    let merged = config::merge(
+        &cli.account,
+        Some(&cli.service),
+        Some(&cli.tui),
+        &cli.log,
+        file,
+    );
+    let mut settings = config::resolve_any(&merged, true)?;
+    require_terminal()?;
+    log_to_file(&merged)?;
+    let (state, problem) = followed_nodes(&mut settings, !cli.service.nodes.is_empty());
+    let mut model = tui::model::Model::for_session(&settings.session, settings.feed_limit);
+    if let Some(problem) = problem {
+        model.error(problem);
+    }
+    if settings.session.nodes.is_empty() {
+        model.outcome(
+            tui::model::Level::Info,
+            "no node followed yet: press e to explore the service and s to subscribe",
+        );
+    }
+    runtime()?.block_on(async {
+        let net = pubsub_tui::xmpp::spawn(settings.connect, settings.session);
+        tui::run(net, model, state).await
+    })
+}
+
+/// `watch`: JSON lines of every event of the nodes followed.
+fn run_watch(args: &pubsub_tui::cli::WatchArgs) -> anyhow::Result<()> {
+    let file = FileConfig::load(args.account.config.as_deref())?;
+    let merged = config::merge(&args.account, Some(&args.service), None, &args.log, file);
+    let mut settings = config::resolve_any(&merged, true)?;
+    log_to_stderr(&merged)?;
+    let (_, problem) = followed_nodes(&mut settings, !args.service.nodes.is_empty());
+    if let Some(problem) = problem {
+        let _ = writeln!(std::io::stderr(), "pubsub-tui: warning: {problem}");
+    }
+    if settings.session.nodes.is_empty() {
+        return Err(Usage(
+            "no node given: pass --node NAME (repeatable), set nodes = [\"...\"] in the \
+             config file, or follow nodes with `pubsub-tui subscribe --node NAME`"
+                .into(),
+        )
+        .into());
+    }
+    runtime()?.block_on(headless::watch(settings))
+}
+
 /// Run a one-shot query (`nodes`, `info`, …) with its flags over the config file.
 fn one_shot(args: &pubsub_tui::cli::QueryArgs, query: headless::Query) -> anyhow::Result<()> {
     if let headless::Query::Info { node: Some(n) }
@@ -200,10 +207,7 @@ fn one_shot(args: &pubsub_tui::cli::QueryArgs, query: headless::Query) -> anyhow
     let settings = config::resolve_any(&merged, true)?;
     log_to_stderr(&merged)?;
     let state = FollowState::default_path().map(|path| state_for(path, &settings));
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(headless::query(settings, query, args.json, state))
+    runtime()?.block_on(headless::query(settings, query, args.json, state))
 }
 
 fn state_for(path: std::path::PathBuf, settings: &config::Settings) -> FollowState {

@@ -294,7 +294,17 @@ async fn prosody_headless_commands_list_describe_read_and_change_subscriptions()
         state_file(&state)["accounts"]["bob@localhost pubsub.localhost"]["removed"],
         serde_json::json!(["beta"])
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prosody_headless_errors_are_words_with_a_non_zero_exit() {
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    let password = prosody::random_password();
+    server.register("bob", &password).expect("register");
+    let state = state_home();
+    let run = |args: &[&str]| cli(server.port, prosody::PUBSUB, "bob", &password, &state, args);
     // Errors: in words, with a non-zero exit, and quickly.
     let missing = run(&["items", "--node", "nope"]);
     assert_eq!(missing.status.code(), Some(1));
@@ -519,15 +529,16 @@ async fn serve_lists_titles_gives_meta_data_and_subscriptions_and_follows_at_run
     assert!(lines.iter().any(|l| l["node"] == "control"), "{lines:?}");
 }
 
-/// The scripted service: a collection tree, and a node list refused at `refused`.
+/// The scripted service: a collection tree (leaves list their items, not nodes).
 fn scripted_answer(iq: &str) -> String {
     use common::fake_server::attr;
     let node = attr(iq, "node");
     let items = |entries: &[(&str, &str)]| {
-        let body: String = entries
+        let body = entries
             .iter()
             .map(|(n, name)| format!("<item jid='pubsub.localhost' node='{n}' name='{name}'/>"))
-            .collect();
+            .collect::<Vec<_>>()
+            .concat();
         format!(
             "<iq type='result' id='ID' from='pubsub.localhost'><query xmlns='http://jabber.org/protocol/disco#items'>{body}</query></iq>"
         )

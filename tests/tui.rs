@@ -10,7 +10,7 @@ use pubsub_tui::tui::model::{Focus, Model, Overlay};
 use pubsub_tui::tui::update::{Effect, Msg, update};
 use pubsub_tui::tui::view;
 use pubsub_tui::xmpp::error::{Refusal, RequestError};
-use pubsub_tui::xmpp::proto::SubState;
+use pubsub_tui::xmpp::proto::{SubState, disco};
 use pubsub_tui::xmpp::{Answer, Command, ConnState, NetEvent, RequestId, SnapshotReason};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -299,7 +299,6 @@ fn enter_publishes_to_the_selected_node_and_clears_the_box() {
     typed(&mut m, "q is text here, not quit");
     assert!(!m.quit);
     let fx = key(&mut m, KeyCode::Enter);
-    let fx = fx;
     assert_eq!(
         fx,
         [Effect::Net(Command::Publish {
@@ -529,7 +528,6 @@ fn paste_keeps_line_breaks_and_drops_control_characters() {
     );
     typed(&mut m, "four");
     let fx = key(&mut m, KeyCode::Enter);
-    let fx = fx;
     assert_eq!(
         fx,
         [Effect::Net(Command::Publish {
@@ -851,4 +849,301 @@ fn dates_show_when_not_today_and_days_are_separated() {
         },
     );
     assert!(render(&m, 80, 24).contains("1 stored item retrieved"));
+}
+
+// ---- The service explorer ----
+
+fn page(nodes: &[(&str, Option<&str>)]) -> Answer {
+    Answer::Nodes(disco::Items {
+        node: None,
+        items: nodes
+            .iter()
+            .map(|(n, name)| disco::Listed {
+                jid: "pubsub.localhost".into(),
+                node: Some((*n).into()),
+                name: name.map(str::to_owned),
+            })
+            .collect(),
+        page: None,
+    })
+}
+
+fn answer(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>) -> Vec<Effect> {
+    update(m, Msg::Net(NetEvent::Reply { req, result }))
+}
+
+/// The network commands among effects.
+fn commands(fx: &[Effect]) -> Vec<&Command> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Net(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn leaf_info(node: &str, title: &str) -> Answer {
+    Answer::Info(disco::Info {
+        node: Some(node.into()),
+        identities: vec![disco::Identity {
+            category: "pubsub".into(),
+            kind: "leaf".into(),
+            name: None,
+        }],
+        features: Vec::new(),
+        meta: Some(disco::NodeMeta {
+            title: Some(title.into()),
+            payload_type: Some("urn:example:weather".into()),
+            ..disco::NodeMeta::default()
+        }),
+    })
+}
+
+#[test]
+fn the_explorer_lists_describes_filters_follows_and_leaves() {
+    let mut m = populated();
+    let _ = update(&mut m, Msg::Resize(100, 30));
+    let fx = key(&mut m, KeyCode::Char('e'));
+    let [
+        Command::ListNodes {
+            req,
+            parent: None,
+            after: None,
+        },
+    ] = commands(&fx)[..]
+    else {
+        panic!("{fx:?}")
+    };
+    let fx = answer(
+        &mut m,
+        *req,
+        Ok(page(&[
+            ("demo", None),
+            ("weather", Some("Weather")),
+            ("news", None),
+        ])),
+    );
+    // Each listed node's meta-data is asked for.
+    let infos: Vec<(RequestId, String)> = commands(&fx)
+        .iter()
+        .filter_map(|c| match c {
+            Command::Info { req, node: Some(n) } => Some((*req, n.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(infos.len(), 3, "{fx:?}");
+    let weather = infos
+        .iter()
+        .find(|(_, n)| n == "weather")
+        .expect("weather")
+        .0;
+    answer(&mut m, weather, Ok(leaf_info("weather", "Weather reports")));
+    let screen = render(&m, 100, 30);
+    assert!(
+        screen.contains("Explore pubsub.localhost · 3 nodes, 1 described"),
+        "{screen}"
+    );
+    assert!(screen.contains("Weather reports"), "{screen}");
+    assert!(screen.contains("urn:example:weather"), "{screen}");
+    // Followed nodes are marked; weather is not followed.
+    assert!(screen.contains("● demo"), "{screen}");
+    assert!(!screen.contains("● weather"), "{screen}");
+
+    // Filter by title, then follow: it joins the subscriptions at once, kept for next time.
+    key(&mut m, KeyCode::Char('/'));
+    typed(&mut m, "REPORTS");
+    assert!(render(&m, 100, 30).contains("filter: REPORTS"));
+    assert_eq!(m.explorer.visible().len(), 1);
+    key(&mut m, KeyCode::Enter);
+    let fx = key(&mut m, KeyCode::Char('s'));
+    assert!(
+        matches!(commands(&fx)[..], [Command::Follow { node, .. }] if node == "weather"),
+        "{fx:?}"
+    );
+    assert!(fx.contains(&Effect::Remember {
+        node: "weather".into(),
+        follow: true
+    }));
+    assert!(m.follows("weather"));
+    let r = req_of(&fx);
+    answer(
+        &mut m,
+        r,
+        Ok(Answer::Followed {
+            node: "weather".into(),
+            state: SubState::Subscribed,
+        }),
+    );
+    assert!(render(&m, 100, 30).contains("following weather (subscribed)"));
+    // Leave it again.
+    let fx = key(&mut m, KeyCode::Char('u'));
+    assert!(
+        matches!(commands(&fx)[..], [Command::Unfollow { node, .. }] if node == "weather"),
+        "{fx:?}"
+    );
+    assert!(fx.contains(&Effect::Remember {
+        node: "weather".into(),
+        follow: false
+    }));
+    assert!(!m.follows("weather"));
+    // Esc clears the filter first, then closes.
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.overlay, Overlay::Explorer);
+    assert_eq!(m.explorer.visible().len(), 3);
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.overlay, Overlay::None);
+    // Opened again: the list is kept, not asked for again.
+    assert!(commands(&key(&mut m, KeyCode::Char('e'))).is_empty());
+}
+
+#[test]
+fn a_node_added_by_name_that_the_service_refuses_is_undone_and_a_retried_one_kept() {
+    let mut m = populated();
+    let fx = key(&mut m, KeyCode::Char('e'));
+    answer(&mut m, req_of(&fx), Ok(page(&[])));
+    key(&mut m, KeyCode::Char('+'));
+    typed(&mut m, "nope");
+    let fx = key(&mut m, KeyCode::Enter);
+    assert!(m.follows("nope"), "shown at once");
+    let fx = answer(&mut m, req_of(&fx), Err(refusal("item-not-found")));
+    assert!(!m.follows("nope"), "undone");
+    assert!(
+        matches!(commands(&fx)[..], [Command::Unfollow { node, .. }] if node == "nope"),
+        "{fx:?}"
+    );
+    assert!(fx.contains(&Effect::Remember {
+        node: "nope".into(),
+        follow: false
+    }));
+    let outcome = m.outcome.clone().expect("said");
+    assert!(
+        outcome
+            .text
+            .contains("cannot follow nope: no such node 'nope' at pubsub.localhost"),
+        "{outcome:?}"
+    );
+    // Control: a temporary refusal keeps the node (the core tries again).
+    key(&mut m, KeyCode::Char('+'));
+    typed(&mut m, "later");
+    let fx = key(&mut m, KeyCode::Enter);
+    let wait = RequestError::Refused(
+        Refusal::from_element(
+            "<error xmlns='jabber:client' type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+                .parse()
+                .expect("xml"),
+        )
+        .expect("error"),
+    );
+    assert!(commands(&answer(&mut m, req_of(&fx), Err(wait))).is_empty());
+    assert!(m.follows("later"));
+}
+
+#[test]
+fn a_cut_list_a_refused_list_and_paging_are_handled() {
+    let mut m = populated();
+    let _ = update(&mut m, Msg::Resize(120, 30));
+    let fx = key(&mut m, KeyCode::Char('e'));
+    let names: Vec<String> = (0..100).map(|i| format!("n{i:03}")).collect();
+    let entries: Vec<(&str, Option<&str>)> = names.iter().map(|n| (n.as_str(), None)).collect();
+    let fx = answer(&mut m, req_of(&fx), Ok(page(&entries)));
+    assert_eq!(commands(&fx).len(), 8, "meta-data a few at a time: {fx:?}");
+    let screen = render(&m, 120, 30);
+    assert!(
+        screen.contains("the service stopped its list at 100 nodes; there may be more"),
+        "{screen}"
+    );
+    // A paged answer (RSM) asks for the next page after the last entry.
+    let fx = key(&mut m, KeyCode::Char('R'));
+    let Answer::Nodes(mut first) = page(&[("a", None), ("b", None)]) else {
+        unreachable!()
+    };
+    first.page = Some(xmpp_parsers::rsm::SetResult {
+        first: None,
+        last: Some("b".into()),
+        count: Some(3),
+    });
+    let fx = answer(&mut m, req_of(&fx), Ok(Answer::Nodes(first)));
+    assert!(
+        commands(&fx).iter().any(|c| matches!(c,
+            Command::ListNodes { parent: None, after: Some(a), .. } if a == "b")),
+        "{fx:?}"
+    );
+    // A refused list says so in words.
+    let fx = key(&mut m, KeyCode::Char('R'));
+    answer(&mut m, req_of(&fx), Err(refusal("forbidden")));
+    let screen = render(&m, 120, 30);
+    assert!(
+        screen.contains("pubsub.localhost does not list its nodes"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn the_capability_view_sets_advertised_features_against_the_xep() {
+    let mut m = populated();
+    let _ = update(&mut m, Msg::Resize(100, 40));
+    let fx = key(&mut m, KeyCode::Char('e'));
+    answer(&mut m, req_of(&fx), Ok(page(&[])));
+    let fx = key(&mut m, KeyCode::Char('c'));
+    let [Command::Info { req, node: None }] = commands(&fx)[..] else {
+        panic!("{fx:?}")
+    };
+    let features = [
+        "http://jabber.org/protocol/pubsub",
+        "http://jabber.org/protocol/pubsub#publish",
+        "http://jabber.org/protocol/pubsub#subscribe",
+        "http://jabber.org/protocol/pubsub#collections",
+        "urn:xmpp:other",
+    ];
+    answer(
+        &mut m,
+        *req,
+        Ok(Answer::Info(disco::Info {
+            node: None,
+            identities: vec![disco::Identity {
+                category: "pubsub".into(),
+                kind: "service".into(),
+                name: Some("Test service".into()),
+            }],
+            features: features.iter().map(|f| (*f).to_owned()).collect(),
+            meta: None,
+        })),
+    );
+    let screen = render(&m, 100, 40);
+    assert!(
+        screen.contains("identity pubsub/service  Test service"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("XEP-0060 features: 2 of 44 advertised"),
+        "{screen}"
+    );
+    assert!(screen.contains("✓ publish"), "{screen}");
+    assert!(screen.contains("· access-authorize"), "{screen}");
+    // Scrolled to the end: what the XEP does not define, and the rest.
+    key(&mut m, KeyCode::End);
+    let end = render(&m, 100, 40);
+    assert!(end.contains("? collections"), "{end}");
+    assert!(end.contains("urn:xmpp:other"), "{end}");
+    key(&mut m, KeyCode::Char('c'));
+    assert!(!render(&m, 100, 40).contains("XEP-0060 features"));
+}
+
+#[test]
+fn typed_and_pasted_node_names_carry_no_control_characters() {
+    let mut m = populated();
+    let fx = key(&mut m, KeyCode::Char('e'));
+    answer(&mut m, req_of(&fx), Ok(page(&[])));
+    key(&mut m, KeyCode::Char('+'));
+    let _ = update(&mut m, Msg::Paste("evil\u{1b}[2J\nname\u{7}".into()));
+    let fx = key(&mut m, KeyCode::Enter);
+    let [Command::Follow { node, .. }] = commands(&fx)[..] else {
+        panic!("{fx:?}")
+    };
+    assert!(!node.chars().any(char::is_control), "{node:?}");
+    assert!(node.starts_with("evil"), "{node:?}");
+    // Only spaces: nothing is followed.
+    key(&mut m, KeyCode::Char('+'));
+    typed(&mut m, "   ");
+    assert!(commands(&key(&mut m, KeyCode::Enter)).is_empty());
 }

@@ -19,7 +19,7 @@ pub const INFO_WINDOW: usize = 8;
 pub enum Meta {
     Unknown,
     Loading,
-    Known(disco::Info),
+    Known(Box<disco::Info>),
     /// The service would not say (the reason, in plain words).
     Refused(String),
 }
@@ -94,7 +94,7 @@ pub enum Typing {
 pub enum ServiceInfo {
     Unknown,
     Loading,
-    Known(disco::Info),
+    Known(Box<disco::Info>),
     Refused(String),
 }
 

@@ -143,11 +143,10 @@ pub fn available(action: Action, m: &Model) -> bool {
         Action::Expand => entry().is_some_and(|e| e.is_collection() || e.expanded),
         Action::Filter => m.explorer.view == super::explorer::View::Nodes,
         Action::Reload => m.is_online(),
-        Action::AddNode | Action::Explore => !m.net_ended,
         Action::Resync => m.is_online() && m.selected_node().is_some(),
         Action::ResendFailed => !m.failed.is_empty() && !m.net_ended,
         Action::Publish => !m.compose.value().trim().is_empty() && !m.net_ended,
-        Action::ToggleAuto | Action::Compose => !m.net_ended,
+        Action::ToggleAuto | Action::Compose | Action::AddNode | Action::Explore => !m.net_ended,
         Action::Follow => !m.following(),
         _ => true,
     }

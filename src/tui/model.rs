@@ -308,7 +308,7 @@ impl Model {
         asked: Asked,
         make: impl FnOnce(RequestId) -> crate::xmpp::Command,
     ) -> crate::xmpp::Command {
-        let req = self.ids.next();
+        let req = self.ids.fresh();
         self.asked.insert(req, asked);
         make(req)
     }

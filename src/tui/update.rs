@@ -271,6 +271,7 @@ fn unfollow(m: &mut Model, node: String) -> Vec<Effect> {
     if !m.follows(&node) {
         return Vec::new();
     }
+    let was_auto = m.auto_node.as_deref() == Some(node.as_str());
     m.remove_node(&node);
     m.unconfirmed.retain(|_, u| u.node != node);
     m.outcome(Level::Info, format!("stopped following {node}"));
@@ -283,7 +284,8 @@ fn unfollow(m: &mut Model, node: String) -> Vec<Effect> {
         0,
         Effect::Net(m.ask(asked, |req| Command::Unfollow { req, node })),
     );
-    if m.auto_publish {
+    if m.auto_publish && was_auto {
+        // Auto-publish went to this node: it follows the selection.
         fx.push(Effect::Net(Command::SetAutoPublish {
             enabled: true,
             node: m.selected_node().map(|n| n.name.clone()),
@@ -338,13 +340,16 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
     let Some(action) = action else {
         return Vec::new();
     };
+    let max = super::view::explorer::capability_max_scroll(m);
     if let View::Capabilities { scroll } = &mut m.explorer.view {
+        let page = m.size.1.saturating_sub(6).max(1);
         match action {
             Action::Up => *scroll = scroll.saturating_sub(1),
-            Action::Down => *scroll = scroll.saturating_add(1),
-            Action::PageUp => *scroll = scroll.saturating_sub(10),
-            Action::PageDown => *scroll = scroll.saturating_add(10),
+            Action::Down => *scroll = scroll.saturating_add(1).min(max),
+            Action::PageUp => *scroll = scroll.saturating_sub(page),
+            Action::PageDown => *scroll = scroll.saturating_add(page).min(max),
             Action::Top => *scroll = 0,
+            Action::Bottom => *scroll = max,
             Action::Capabilities => m.explorer.view = View::Nodes,
             Action::Close => m.overlay = Overlay::None,
             Action::Quit => return on_quit(m),
@@ -925,31 +930,7 @@ fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>)
             ),
         ),
         (Asked::ListNodes { parent }, Ok(Answer::Nodes(page))) => {
-            let x = &mut m.explorer;
-            let count = x.add_page(parent.as_deref(), &page);
-            if page.page.is_none() && crate::xmpp::proto::disco::looks_cut(page.items.len()) {
-                x.cut.insert(parent.clone());
-            }
-            let more = page.next_after(count).filter(|_| !page.items.is_empty());
-            let mut fx = match more {
-                Some(after) => {
-                    let asked = Asked::ListNodes {
-                        parent: parent.clone(),
-                    };
-                    vec![Effect::Net(m.ask(asked, |req| Command::ListNodes {
-                        req,
-                        parent,
-                        after: Some(after),
-                    }))]
-                }
-                None => {
-                    m.explorer.listing.remove(&parent);
-                    Vec::new()
-                }
-            };
-            m.explorer.clamp();
-            fx.extend(ask_infos(m));
-            return fx;
+            return on_node_page(m, parent, &page);
         }
         (Asked::ListNodes { parent }, Err(error)) => {
             m.explorer.listing.remove(&parent);
@@ -962,7 +943,7 @@ fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>)
         }
         (Asked::NodeInfo { node }, result) => {
             let meta = match result {
-                Ok(Answer::Info(info)) => Meta::Known(info),
+                Ok(Answer::Info(info)) => Meta::Known(Box::new(info)),
                 Ok(other) => Meta::Refused(format!("unexpected answer: {other:?}")),
                 Err(e) => Meta::Refused(explain(&e, Op::Info, &node, &service)),
             };
@@ -971,7 +952,7 @@ fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>)
         }
         (Asked::ServiceInfo, result) => {
             m.explorer.service = match result {
-                Ok(Answer::Info(info)) => ServiceInfo::Known(info),
+                Ok(Answer::Info(info)) => ServiceInfo::Known(Box::new(info)),
                 Ok(other) => ServiceInfo::Refused(format!("unexpected answer: {other:?}")),
                 Err(e) => ServiceInfo::Refused(explain(&e, Op::Info, "", &service)),
             };
@@ -1038,6 +1019,36 @@ fn on_snapshot(
         SnapshotReason::Gap => m.info(format!("{node}: {text}")),
         SnapshotReason::Initial => m.quiet(Level::Info, format!("{node}: {text}")),
     }
+}
+
+/// A page of the explorer's node list: add it, ask for the next page (RSM) or say the list
+/// is done, and ask for the new nodes' meta-data.
+fn on_node_page(
+    m: &mut Model,
+    parent: Option<String>,
+    page: &crate::xmpp::proto::disco::Items,
+) -> Vec<Effect> {
+    let x = &mut m.explorer;
+    let count = x.add_page(parent.as_deref(), page);
+    if page.page.is_none() && crate::xmpp::proto::disco::looks_cut(page.items.len()) {
+        x.cut.insert(parent.clone());
+    }
+    let mut fx = Vec::new();
+    if let Some(after) = page.next_after(count).filter(|_| !page.items.is_empty()) {
+        let asked = Asked::ListNodes {
+            parent: parent.clone(),
+        };
+        fx.push(Effect::Net(m.ask(asked, |req| Command::ListNodes {
+            req,
+            parent,
+            after: Some(after),
+        })));
+    } else {
+        m.explorer.listing.remove(&parent);
+    }
+    m.explorer.clamp();
+    fx.extend(ask_infos(m));
+    fx
 }
 
 /// A resync the core started by itself (at a fresh session, after a gap) failed.

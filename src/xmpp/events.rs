@@ -27,7 +27,7 @@ impl std::fmt::Display for RequestId {
 pub struct RequestIds(u64);
 
 impl RequestIds {
-    pub fn next(&mut self) -> RequestId {
+    pub fn fresh(&mut self) -> RequestId {
         self.0 += 1;
         RequestId(self.0)
     }

@@ -522,18 +522,24 @@ impl Session {
         } else {
             std::mem::take(&mut n.follow_reqs)
         };
+        let answers: Vec<_> = waiting
+            .into_iter()
+            .map(|req| {
+                let result = match &state {
+                    SubState::Failed(e) | SubState::Retrying { error: e, .. } => Err(e.clone()),
+                    s => Ok(Answer::Followed {
+                        node: node.to_owned(),
+                        state: s.clone(),
+                    }),
+                };
+                (req, result)
+            })
+            .collect();
         out.push(Output::Event(NetEvent::Subscription {
             node: node.to_owned(),
-            state: state.clone(),
+            state,
         }));
-        for req in waiting {
-            let result = match &state {
-                SubState::Failed(e) | SubState::Retrying { error: e, .. } => Err(e.clone()),
-                s => Ok(Answer::Followed {
-                    node: node.to_owned(),
-                    state: s.clone(),
-                }),
-            };
+        for (req, result) in answers {
             reply(out, req, result);
         }
     }
@@ -849,7 +855,7 @@ impl Session {
             let error = RequestError::Invalid(format!(
                 "offline, and {OUTBOX_LIMIT} items are already waiting"
             ));
-            self.fail_publish(item, req, error, out);
+            self.fail_publish(&item, req, error, out);
         }
     }
 
@@ -889,7 +895,7 @@ impl Session {
     /// A publish failed for good: its number was never published (later items say so).
     fn fail_publish(
         &mut self,
-        item: OutgoingItem,
+        item: &OutgoingItem,
         req: Option<RequestId>,
         error: RequestError,
         out: &mut Vec<Output>,
@@ -944,27 +950,6 @@ impl Session {
             Command::Resync { req, node } => self.resync_command(req, &node, now, out),
             Command::Follow { req, node } => self.follow(req, node, now, out),
             Command::Unfollow { req, node } => self.unfollow(req, &node, now, out),
-            Command::Subscribe { req, node } => {
-                if let Err(e) = check_node_name(&node) {
-                    return reply(out, req, Err(e));
-                }
-                let jid = self.bare_string();
-                let payload = pubsub::Subscribe::new(&node, &jid).build();
-                self.send_iq(Request::SubscribeAccount { req, node }, payload, now, out);
-            }
-            Command::Unsubscribe { req, node } => {
-                if let Err(e) = check_node_name(&node) {
-                    return reply(out, req, Err(e));
-                }
-                let jid = self.bare_string();
-                let payload = pubsub::Unsubscribe::new(&node, &jid, None).build();
-                let request = Request::Unsubscribe {
-                    node,
-                    jid,
-                    why: Unsub::Account(req),
-                };
-                self.send_iq(request, payload, now, out);
-            }
             Command::SetAutoPublish { enabled, node } => {
                 self.auto_publish = enabled;
                 if node.is_some() {
@@ -976,29 +961,51 @@ impl Session {
                     node: self.auto_node.clone(),
                 }));
             }
+            Command::Shutdown => self.shutdown(now, out),
+            cmd => match self.one_iq(cmd) {
+                Ok((request, payload)) => self.send_iq(request, payload, now, out),
+                Err((req, error)) => reply(out, req, Err(error)),
+            },
+        }
+    }
+
+    /// A request that is one IQ to the service: what to remember of it, and its payload.
+    /// `Err`: refused here (a bad node name), with the request to answer.
+    fn one_iq(&self, cmd: Command) -> Result<(Request, Element), (RequestId, RequestError)> {
+        let named = |req: RequestId, node: &str| check_node_name(node).map_err(|e| (req, e));
+        Ok(match cmd {
+            Command::Subscribe { req, node } => {
+                named(req, &node)?;
+                let payload = pubsub::Subscribe::new(&node, &self.bare_string()).build();
+                (Request::SubscribeAccount { req, node }, payload)
+            }
+            Command::Unsubscribe { req, node } => {
+                named(req, &node)?;
+                let jid = self.bare_string();
+                let payload = pubsub::Unsubscribe::new(&node, &jid, None).build();
+                let why = Unsub::Account(req);
+                (Request::Unsubscribe { node, jid, why }, payload)
+            }
             Command::CreateNode {
                 req,
                 node,
                 max_items,
                 title,
             } => {
-                if let Err(e) = check_node_name(&node) {
-                    return reply(out, req, Err(e));
-                }
+                named(req, &node)?;
                 let mut create = pubsub::Create::open(&node, max_items);
                 if let Some(t) = title {
                     create.config.push(("pubsub#title".into(), t));
                 }
-                let payload = create.build();
-                self.send_iq(Request::CreateNode { req, node }, payload, now, out);
+                (Request::CreateNode { req, node }, create.build())
             }
             Command::Retract { req, node, id } => {
                 let payload = pubsub::Retract::new(&node, &id).build();
-                self.send_iq(Request::Retract { req, node, id }, payload, now, out);
+                (Request::Retract { req, node, id }, payload)
             }
             Command::Purge { req, node } => {
                 let payload = owner::Purge::new(&node).build();
-                self.send_iq(Request::Purge { req, node }, payload, now, out);
+                (Request::Purge { req, node }, payload)
             }
             Command::ListNodes { req, parent, after } => {
                 let page = SetQuery {
@@ -1008,16 +1015,14 @@ impl Session {
                     index: None,
                 };
                 let payload = disco::items_query(parent.as_deref(), Some(page));
-                self.send_iq(Request::ListNodes { req, parent }, payload, now, out);
+                (Request::ListNodes { req, parent }, payload)
             }
             Command::Info { req, node } => {
                 let payload = disco::info_query(node.as_deref());
-                self.send_iq(Request::Info { req, node }, payload, now, out);
+                (Request::Info { req, node }, payload)
             }
             Command::Items { req, node, max } => {
-                if let Err(e) = check_node_name(&node) {
-                    return reply(out, req, Err(e));
-                }
+                named(req, &node)?;
                 let query = match max {
                     // The newest `max` (XEP-0060 §6.5.7); a service that ignores it is cut here.
                     Some(k) => pubsub::ItemsQuery {
@@ -1033,14 +1038,14 @@ impl Session {
                     items: Vec::new(),
                     pages: 1,
                 };
-                self.send_iq(request, query.build(), now, out);
+                (request, query.build())
             }
             Command::Subscriptions { req } => {
                 let payload = pubsub::SubscriptionsQuery::default().build();
-                self.send_iq(Request::Subscriptions { req }, payload, now, out);
+                (Request::Subscriptions { req }, payload)
             }
-            Command::Shutdown => self.shutdown(now, out),
-        }
+            other => unreachable!("not a one-IQ request: {other:?}"),
+        })
     }
 
     fn bare_string(&self) -> String {
@@ -1449,73 +1454,8 @@ impl Session {
                 };
                 reply(out, req, result);
             }
-            Request::Retrieve {
-                node,
-                reason,
-                mut items,
-                pages,
-                head,
-            } => {
-                let result = pubsub::ItemsResult::parse(&node, payload);
-                let head = result.head.or(head);
-                items.extend(result.items.iter().map(|i| proto::parse_item(&node, i)));
-                // Page on while the service says there is more (RSM). Services without RSM
-                // answer everything at once and send no <set/>.
-                if let Some(last) = result.next_after(items.len())
-                    && pages < MAX_PAGES
-                {
-                    out.push(Output::Event(NetEvent::ResyncProgress {
-                        node: node.clone(),
-                        received: items.len(),
-                        total: result.page.and_then(|p| p.count).map(|c| c as u64),
-                    }));
-                    let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, Some(&last)).build();
-                    let request = Request::Retrieve {
-                        node,
-                        reason,
-                        items,
-                        pages: pages + 1,
-                        head,
-                    };
-                    self.send_iq(request, payload, now, out);
-                    return;
-                }
-                if let Some(n) = self.node_mut(&node) {
-                    n.need_retrieve = false;
-                }
-                self.finish_retrieve(node, items, head, reason, now, out);
-            }
-            Request::Items {
-                req,
-                node,
-                max,
-                mut items,
-                pages,
-            } => {
-                let result = pubsub::ItemsResult::parse(&node, payload);
-                items.extend(result.items.iter().map(|i| proto::parse_item(&node, i)));
-                if max.is_none()
-                    && let Some(last) = result.next_after(items.len())
-                    && pages < MAX_PAGES
-                {
-                    let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, Some(&last)).build();
-                    let request = Request::Items {
-                        req,
-                        node,
-                        max,
-                        items,
-                        pages: pages + 1,
-                    };
-                    self.send_iq(request, payload, now, out);
-                    return;
-                }
-                sort_by_time_and_seq(&mut items);
-                if let Some(k) = max.and_then(|k| usize::try_from(k).ok()) {
-                    let extra = items.len().saturating_sub(k);
-                    items.drain(..extra);
-                }
-                reply(out, req, Ok(Answer::Items { node, items }));
-            }
+            request @ Request::Retrieve { .. } => self.on_retrieve_page(request, payload, now, out),
+            request @ Request::Items { .. } => self.on_items_page(request, payload, now, out),
             Request::Retract { req, node, id } => {
                 reply(out, req, Ok(Answer::Retracted { node, id }));
             }
@@ -1577,6 +1517,97 @@ impl Session {
         }
     }
 
+    /// A page of a followed node's items: ask for the next, or finish the retrieve.
+    fn on_retrieve_page(
+        &mut self,
+        request: Request,
+        payload: Option<&Element>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let Request::Retrieve {
+            node,
+            reason,
+            mut items,
+            pages,
+            head,
+        } = request
+        else {
+            return;
+        };
+        let result = pubsub::ItemsResult::parse(&node, payload);
+        let head = result.head.or(head);
+        items.extend(result.items.iter().map(|i| proto::parse_item(&node, i)));
+        // Page on while the service says there is more (RSM). Services without RSM
+        // answer everything at once and send no <set/>.
+        if let Some(last) = result.next_after(items.len())
+            && pages < MAX_PAGES
+        {
+            out.push(Output::Event(NetEvent::ResyncProgress {
+                node: node.clone(),
+                received: items.len(),
+                total: result.page.and_then(|p| p.count).map(|c| c as u64),
+            }));
+            let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, Some(&last)).build();
+            let request = Request::Retrieve {
+                node,
+                reason,
+                items,
+                pages: pages + 1,
+                head,
+            };
+            self.send_iq(request, payload, now, out);
+            return;
+        }
+        if let Some(n) = self.node_mut(&node) {
+            n.need_retrieve = false;
+        }
+        self.finish_retrieve(&node, items, head, reason, now, out);
+    }
+
+    /// A page of items for a front end: ask for the next, or answer.
+    fn on_items_page(
+        &mut self,
+        request: Request,
+        payload: Option<&Element>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let Request::Items {
+            req,
+            node,
+            max,
+            mut items,
+            pages,
+        } = request
+        else {
+            return;
+        };
+        let result = pubsub::ItemsResult::parse(&node, payload);
+        items.extend(result.items.iter().map(|i| proto::parse_item(&node, i)));
+        if max.is_none()
+            && let Some(last) = result.next_after(items.len())
+            && pages < MAX_PAGES
+        {
+            let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, Some(&last)).build();
+            let request = Request::Items {
+                req,
+                node,
+                max,
+                items,
+                pages: pages + 1,
+            };
+            self.send_iq(request, payload, now, out);
+            return;
+        }
+        sort_by_time_and_seq(&mut items);
+        if let Some(k) = max.and_then(|k| usize::try_from(k).ok()) {
+            let extra = items.len().saturating_sub(k);
+            items.drain(..extra);
+        }
+        reply(out, req, Ok(Answer::Items { node, items }));
+    }
+
     /// Remove subscriptions of this account that no run uses: those of this full JID for
     /// nodes it does not follow, and those of other resources of ours that are gone (asked
     /// with a ping first).
@@ -1632,7 +1663,7 @@ impl Session {
     /// (and answer the resync requests waiting for it).
     fn finish_retrieve(
         &mut self,
-        node: String,
+        node: &str,
         mut items: Vec<FeedItem>,
         head: Option<u64>,
         reason: SnapshotReason,
@@ -1641,26 +1672,26 @@ impl Session {
     ) {
         // Items that arrived live while the request was in flight and that the service's
         // answer does not contain were published after it was answered.
-        if let Some(live) = self.resyncing.remove(&node) {
+        if let Some(live) = self.resyncing.remove(node) {
             items.extend(live);
         }
         let mut seen = HashSet::new();
         items.retain(|i| i.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
         sort_by_time_and_seq(&mut items);
-        let tracker = self.tracker(&node);
+        let tracker = self.tracker(node);
         let lost = lost_in(&items, tracker);
         tracker.reset_from(&items, head);
         let count = items.len();
         out.push(Output::Event(NetEvent::Snapshot {
-            node: node.clone(),
+            node: node.to_owned(),
             items,
             reason,
             lost,
             at: now.wall,
         }));
-        for req in self.resync_reqs.remove(&node).unwrap_or_default() {
+        for req in self.resync_reqs.remove(node).unwrap_or_default() {
             let answer = Answer::Resynced {
-                node: node.clone(),
+                node: node.to_owned(),
                 count,
             };
             reply(out, req, Ok(answer));
@@ -1738,7 +1769,7 @@ impl Session {
             .chain(self.delayed.drain(..).map(|d| (d.item, d.req)))
             .collect();
         for (item, req) in waiting {
-            self.fail_publish(item, req, error.clone(), out);
+            self.fail_publish(&item, req, error.clone(), out);
         }
         for (_, reqs) in std::mem::take(&mut self.resync_reqs) {
             for req in reqs {
@@ -1823,7 +1854,7 @@ impl Session {
         match request {
             Request::Subscribe { node } => self.set_state(&node, SubState::Failed(error), out),
             Request::Retrieve { node, .. } => self.retrieve_failed(&node, error, out),
-            Request::Publish { item, req, .. } => self.fail_publish(item, req, error, out),
+            Request::Publish { item, req, .. } => self.fail_publish(&item, req, error, out),
             Request::Unsubscribe {
                 node,
                 jid,

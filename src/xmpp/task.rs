@@ -79,7 +79,7 @@ impl NetHandle {
         make: impl FnOnce(RequestId) -> Command,
         mut other: impl FnMut(NetEvent),
     ) -> Result<Answer, RequestError> {
-        let req = self.ids.next();
+        let req = self.ids.fresh();
         let ended = || RequestError::Connection("the connection has ended".into());
         self.commands.send(make(req)).await.map_err(|_| ended())?;
         loop {

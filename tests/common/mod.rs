@@ -279,7 +279,7 @@ pub async fn publish_n(net: &mut NetHandle, node: &str, n: usize) -> Vec<String>
 
 /// Send a publish request; its id.
 pub async fn publish(net: &mut NetHandle, node: &str, text: &str) -> RequestId {
-    let req = net.ids.next();
+    let req = net.ids.fresh();
     net.commands
         .send(Command::Publish {
             req,
@@ -293,7 +293,7 @@ pub async fn publish(net: &mut NetHandle, node: &str, text: &str) -> RequestId {
 
 /// Send a request made with a fresh id; its id.
 pub async fn send(net: &mut NetHandle, make: impl FnOnce(RequestId) -> Command) -> RequestId {
-    let req = net.ids.next();
+    let req = net.ids.fresh();
     net.commands.send(make(req)).await.expect("send");
     req
 }

@@ -3,6 +3,8 @@
 //!
 //! It covers the panes and leaves the status bar and the footer (with its keys) visible.
 
+use std::fmt::Write as _;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
@@ -52,7 +54,7 @@ fn title_line(x: &Explorer, m: &Model) -> String {
     let (listed, described) = x.counts();
     let mut t = format!(" Explore {} · {listed} nodes", m.service);
     if described < listed {
-        t.push_str(&format!(", {described} described"));
+        let _ = write!(t, ", {described} described");
     }
     if !x.listing.is_empty() {
         t.push_str(" · listing…");
@@ -171,7 +173,7 @@ fn entry_line(e: &Entry, m: &Model, width: usize, selected: bool) -> Line<'stati
     };
     let indent = "  ".repeat(e.depth.min(8));
     let name_width = (width / 3).max(12);
-    let name = fit_pad(&format!("{indent}{tree}{}", e.node), name_width);
+    let name = fit_pad(&e.node, name_width);
     let title = e.title().unwrap_or("");
     let kind = match &e.meta {
         Meta::Known(info) => info
@@ -183,7 +185,7 @@ fn entry_line(e: &Entry, m: &Model, width: usize, selected: bool) -> Line<'stati
         Meta::Refused(_) => "(no meta-data)".to_owned(),
         Meta::Unknown => String::new(),
     };
-    let rest = width.saturating_sub(name_width + 2 + 1);
+    let rest = width.saturating_sub(indent.len() + 2 + 2 + name_width + 1);
     let kind_width = (rest / 3).min(40);
     let title_width = rest.saturating_sub(kind_width + 1);
     let style = if selected {
@@ -192,6 +194,7 @@ fn entry_line(e: &Entry, m: &Model, width: usize, selected: bool) -> Line<'stati
         ratatui::style::Style::new()
     };
     Line::from(vec![
+        Span::raw(format!("{indent}{tree}")),
         Span::styled(mark, mark_style),
         Span::styled(name, style),
         Span::raw(" "),
@@ -239,7 +242,7 @@ fn draw_details(frame: &mut Frame, area: Rect, m: &Model) {
         }
         Meta::Refused(why) => lines.push(Line::styled(fit(why, width), theme::ERROR)),
         Meta::Loading | Meta::Unknown => {
-            lines.push(Line::styled("asking the service…", theme::DIM))
+            lines.push(Line::styled("asking the service…", theme::DIM));
         }
     }
     frame.render_widget(Paragraph::new(lines), area);
@@ -327,6 +330,16 @@ pub fn capability_lines(m: &Model) -> Vec<Line<'static>> {
         }
     }
     lines
+}
+
+/// How far the capability view scrolls at the model's terminal size.
+pub fn capability_max_scroll(m: &Model) -> u16 {
+    let inner = area(Rect::new(0, 0, m.size.0, m.size.1))
+        .height
+        .saturating_sub(2);
+    u16::try_from(capability_lines(m).len())
+        .unwrap_or(u16::MAX)
+        .saturating_sub(inner)
 }
 
 fn draw_capabilities(frame: &mut Frame, inner: Rect, m: &Model, scroll: u16) {
