@@ -244,10 +244,13 @@ impl Info {
                         .filter(|n| !n.is_empty()),
                 })
                 .collect(),
+            // A set (XEP-0030): kept sorted, each once, as xmpp-parsers builds it.
             features: query
                 .children()
                 .filter(|c| c.is("feature", NS_DISCO_INFO))
                 .filter_map(|c| c.attr("var").map(|v| sanitize::display_max(v, 256)))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
                 .collect(),
             meta,
         })

@@ -1,0 +1,146 @@
+//! Captures `tests/fixtures/captured/`: runs the headless commands against a private
+//! Prosody, ejabberd and `serve` with the wire log on, one log per answer in
+//! `/tmp/capture/`. Not part of the suite (`#[ignore]`); run it by hand when a server's
+//! answers need capturing again:
+//! `cargo test --test capture_fixtures -- --ignored`, then copy each result IQ's child into
+//! `tests/fixtures/captured/SERVER_WHAT.xml` (with the random resource replaced).
+
+mod common;
+use common::*;
+use pubsub_tui::xmpp::{self, Command};
+use std::time::Duration;
+
+/// Run `pubsub-tui ARGS` with the wire log into `log`.
+fn run(port: u16, service: &str, user: &str, pw: &str, args: &[&str], log: &str) {
+    std::fs::create_dir_all("/tmp/capture").expect("capture dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pubsub-tui"))
+        .args(&args[..1])
+        .args([
+            "--jid",
+            &format!("{user}@localhost"),
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--insecure-plain-tcp",
+            "--service",
+            service,
+            "--log-level",
+            "pubsub_tui::wire=trace",
+            "--log-file",
+            log,
+        ])
+        .args(&args[1..])
+        .env("PUBSUB_TUI_PASSWORD", pw)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_STATE_HOME", state_home())
+        .output()
+        .expect("runs");
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+const ASKED: [(&[&str], &str); 6] = [
+    (&["nodes"], "nodes"),
+    (&["info"], "info"),
+    (&["info", "--node", "news"], "info_node"),
+    (&["subscribe", "--node", "news"], "subscribe"),
+    (&["subscriptions"], "subscriptions"),
+    (&["items", "--node", "news"], "items"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "captures fixtures by hand"]
+async fn capture_ejabberd() {
+    let server = start_ejabberd(false).expect("ejabberd");
+    let cfg = ejabberd_account(&server, "alice", "a");
+    let pw = cfg.password.expose().to_owned();
+    let mut a = xmpp::spawn(
+        cfg,
+        session_at("pubsub.localhost", &[], false, Duration::from_secs(3600)),
+    );
+    wait_online(&mut a).await;
+    for (n, t) in [("news", Some("All the news")), ("demo", None)] {
+        let r = send(&mut a, |req| Command::CreateNode {
+            req,
+            node: n.into(),
+            max_items: 10,
+            title: t.map(str::to_owned),
+        })
+        .await;
+        reply(&mut a, 20, r).await.expect("created");
+    }
+    let r = publish(&mut a, "news", "hello").await;
+    reply(&mut a, 20, r).await.expect("published");
+    for (args, name) in ASKED {
+        run(
+            server.port,
+            "pubsub.localhost",
+            "alice",
+            &pw,
+            args,
+            &format!("/tmp/capture/ejabberd_{name}.log"),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "captures fixtures by hand"]
+async fn capture_prosody() {
+    let server = start_prosody(&pubsub_tui::prosody::Options::default()).expect("prosody");
+    pubsub_tui::demo::create_titled_nodes(
+        &server,
+        &[("news", Some("All the news")), ("demo", None)],
+        10,
+    )
+    .await
+    .expect("nodes");
+    let (cfg, pw) = account(&server, "alice", "a");
+    let mut a = xmpp::spawn(cfg, session(&[], false, Duration::from_secs(3600)));
+    wait_online(&mut a).await;
+    let r = publish(&mut a, "news", "hello").await;
+    reply(&mut a, 20, r).await.expect("published");
+    for (args, name) in ASKED {
+        run(
+            server.port,
+            "pubsub.localhost",
+            "alice",
+            &pw,
+            args,
+            &format!("/tmp/capture/prosody_{name}.log"),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "captures fixtures by hand"]
+async fn capture_serve() {
+    let server = start_prosody(&pubsub_tui::prosody::Options::default()).expect("prosody");
+    let dir = tempfile::tempdir().expect("dir");
+    let relay = common::serve::Serve::start(&server, "relay", dir.path(), &[]);
+    let (cfg, pw) = account(&server, "alice", "a");
+    let mut a = xmpp::spawn(
+        cfg,
+        session_at(&relay.jid, &[], false, Duration::from_secs(3600)),
+    );
+    wait_online(&mut a).await;
+    for (n, t) in [("news", Some("All the news")), ("demo", None)] {
+        let r = send(&mut a, |req| Command::CreateNode {
+            req,
+            node: n.into(),
+            max_items: 10,
+            title: t.map(str::to_owned),
+        })
+        .await;
+        reply(&mut a, 20, r).await.expect("created");
+    }
+    let r = publish(&mut a, "news", "hello").await;
+    reply(&mut a, 20, r).await.expect("published");
+    for (args, name) in ASKED {
+        run(
+            server.port,
+            &relay.jid,
+            "alice",
+            &pw,
+            args,
+            &format!("/tmp/capture/serve_{name}.log"),
+        );
+    }
+}
