@@ -119,6 +119,8 @@ pub struct Explorer {
     /// Nodes whose meta-data is still to ask for, and how many asks are in flight.
     pub info_queue: VecDeque<String>,
     pub info_in_flight: usize,
+    /// Meta-data requests kept in flight at once ([`INFO_WINDOW`]; the bench varies it).
+    pub info_window: usize,
 }
 
 impl Default for Explorer {
@@ -136,6 +138,7 @@ impl Default for Explorer {
             service: ServiceInfo::Unknown,
             info_queue: VecDeque::new(),
             info_in_flight: 0,
+            info_window: INFO_WINDOW,
         }
     }
 }
@@ -144,8 +147,10 @@ impl Explorer {
     /// Forget everything listed (before listing again).
     pub fn clear(&mut self) {
         let filter = std::mem::take(&mut self.filter);
+        let info_window = self.info_window;
         *self = Self {
             filter,
+            info_window,
             ..Self::default()
         };
     }
@@ -239,10 +244,10 @@ impl Explorer {
             .count()
     }
 
-    /// Nodes whose meta-data to ask for now (keeping at most [`INFO_WINDOW`] in flight).
+    /// Nodes whose meta-data to ask for now (keeping at most `info_window` in flight).
     pub fn next_infos(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        while self.info_in_flight < INFO_WINDOW {
+        while self.info_in_flight < self.info_window.max(1) {
             let Some(node) = self.info_queue.pop_front() else {
                 break;
             };

@@ -157,6 +157,27 @@ pub enum Output<E = NetEvent> {
     Stop,
 }
 
+/// How a one-shot request reads its answer (the reply's payload, or the error).
+type Read =
+    Box<dyn FnOnce(Result<Option<&Element>, RequestError>) -> Result<Answer, RequestError> + Send>;
+
+struct Reader(Read);
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reader")
+    }
+}
+
+impl Reader {
+    /// A reader that turns the payload into the answer; errors stay errors.
+    fn ok(
+        f: impl FnOnce(Option<&Element>) -> Result<Answer, RequestError> + Send + 'static,
+    ) -> Self {
+        Self(Box::new(move |r| r.and_then(f)))
+    }
+}
+
 /// Who waits for an unsubscribe's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unsub {
@@ -164,23 +185,14 @@ enum Unsub {
     Shutdown,
     /// A node the user stopped following (answered to this request).
     Unfollow(RequestId),
-    /// The account's (bare JID) subscription, asked for by a front end.
-    Account(RequestId),
     /// A left-behind subscription being cleaned up (not one of this run's own).
     Stale,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Request {
     /// This run's subscription of a followed node.
-    Subscribe {
-        node: String,
-    },
-    /// The account's (bare JID) subscription, for a front end; the node is not followed.
-    SubscribeAccount {
-        req: RequestId,
-        node: String,
-    },
+    Subscribe { node: String },
     Retrieve {
         node: String,
         reason: SnapshotReason,
@@ -198,25 +210,12 @@ enum Request {
         items: Vec<FeedItem>,
         pages: u32,
     },
-    Retract {
-        req: RequestId,
-        node: String,
-        id: String,
-    },
-    Purge {
-        req: RequestId,
-        node: String,
-    },
     Publish {
         item: OutgoingItem,
         /// `None`: auto-publish.
         req: Option<RequestId>,
         /// Tries so far, this one included.
         attempts: u32,
-    },
-    CreateNode {
-        req: RequestId,
-        node: String,
     },
     Unsubscribe {
         node: String,
@@ -225,39 +224,25 @@ enum Request {
     },
     /// The account's subscriptions at the service, to clean up left-behind ones.
     Cleanup,
-    /// The account's subscriptions, for a front end.
-    Subscriptions {
+    /// A front end's request that is one IQ and its answer, read by `read` (which gets the
+    /// error too, for the requests where an error is what was wanted).
+    OneShot {
         req: RequestId,
-    },
-    ListNodes {
-        req: RequestId,
-        parent: Option<String>,
-    },
-    Info {
-        req: RequestId,
-        node: Option<String>,
+        get: bool,
+        read: Reader,
     },
     /// A ping to another resource of the account: does it still exist?
-    Probe {
-        jid: String,
-        subs: NodeSubs,
-    },
+    Probe { jid: String, subs: NodeSubs },
 }
 
 impl Request {
     /// The front end's request this answers, if any.
     fn req(&self) -> Option<RequestId> {
         match self {
-            Self::SubscribeAccount { req, .. }
-            | Self::Items { req, .. }
-            | Self::Retract { req, .. }
-            | Self::Purge { req, .. }
-            | Self::CreateNode { req, .. }
-            | Self::Subscriptions { req }
-            | Self::ListNodes { req, .. }
-            | Self::Info { req, .. }
+            Self::Items { req, .. }
+            | Self::OneShot { req, .. }
             | Self::Unsubscribe {
-                why: Unsub::Unfollow(req) | Unsub::Account(req),
+                why: Unsub::Unfollow(req),
                 ..
             } => Some(*req),
             Self::Publish { req, .. } => *req,
@@ -275,9 +260,7 @@ impl Request {
             Self::Retrieve { .. }
                 | Self::Items { .. }
                 | Self::Cleanup
-                | Self::Subscriptions { .. }
-                | Self::ListNodes { .. }
-                | Self::Info { .. }
+                | Self::OneShot { get: true, .. }
                 | Self::Probe { .. }
         )
     }
@@ -286,7 +269,7 @@ impl Request {
 /// Subscriptions of one JID: (node, subscription id).
 type NodeSubs = Vec<(String, Option<String>)>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Pending {
     request: Request,
     to: Jid,
@@ -969,22 +952,28 @@ impl Session {
         }
     }
 
-    /// A request that is one IQ to the service: what to remember of it, and its payload.
-    /// `Err`: refused here (a bad node name), with the request to answer.
+    /// A request that is one IQ to the service: what to remember of it (how to read its
+    /// answer), and its payload. `Err`: refused here (a bad node name), with the request to
+    /// answer. Each one-shot request is one arm here.
     fn one_iq(&self, cmd: Command) -> Result<(Request, Element), (RequestId, RequestError)> {
         let named = |req: RequestId, node: &str| check_node_name(node).map_err(|e| (req, e));
-        Ok(match cmd {
+        let (req, get, payload, read) = match cmd {
             Command::Subscribe { req, node } => {
                 named(req, &node)?;
-                let payload = pubsub::Subscribe::new(&node, &self.bare_string()).build();
-                (Request::SubscribeAccount { req, node }, payload)
+                let jid = self.bare_string();
+                let payload = pubsub::Subscribe::new(&node, &jid).build();
+                let read = Reader::ok(move |p| match SubState::from_result(p) {
+                    SubState::Failed(e) => Err(e),
+                    state => Ok(Answer::Subscribed { node, jid, state }),
+                });
+                (req, false, payload, read)
             }
             Command::Unsubscribe { req, node } => {
                 named(req, &node)?;
                 let jid = self.bare_string();
                 let payload = pubsub::Unsubscribe::new(&node, &jid, None).build();
-                let why = Unsub::Account(req);
-                (Request::Unsubscribe { node, jid, why }, payload)
+                let read = Reader::ok(move |_| Ok(Answer::Unsubscribed { node, jid }));
+                (req, false, payload, read)
             }
             Command::CreateNode {
                 req,
@@ -997,15 +986,30 @@ impl Session {
                 if let Some(t) = title {
                     create.config.push(("pubsub#title".into(), t));
                 }
-                (Request::CreateNode { req, node }, create.build())
+                // A node that exists already is what was wanted.
+                let read = Reader(Box::new(move |r| match r {
+                    Err(e) if e.condition() != Some(Condition::Conflict) => Err(e),
+                    _ => Ok(Answer::Created { node }),
+                }));
+                (req, false, create.build(), read)
             }
             Command::Retract { req, node, id } => {
                 let payload = pubsub::Retract::new(&node, &id).build();
-                (Request::Retract { req, node, id }, payload)
+                (
+                    req,
+                    false,
+                    payload,
+                    Reader::ok(move |_| Ok(Answer::Retracted { node, id })),
+                )
             }
             Command::Purge { req, node } => {
                 let payload = owner::Purge::new(&node).build();
-                (Request::Purge { req, node }, payload)
+                (
+                    req,
+                    false,
+                    payload,
+                    Reader::ok(move |_| Ok(Answer::Purged { node })),
+                )
             }
             Command::ListNodes { req, parent, after } => {
                 let page = SetQuery {
@@ -1015,11 +1019,31 @@ impl Session {
                     index: None,
                 };
                 let payload = disco::items_query(parent.as_deref(), Some(page));
-                (Request::ListNodes { req, parent }, payload)
+                let read = Reader::ok(move |p| match p.and_then(disco::Items::parse) {
+                    Some(mut items) => {
+                        items.node = items.node.or(parent);
+                        Ok(Answer::Nodes(items))
+                    }
+                    None => Err(malformed("a node list")),
+                });
+                (req, true, payload, read)
             }
             Command::Info { req, node } => {
                 let payload = disco::info_query(node.as_deref());
-                (Request::Info { req, node }, payload)
+                let read = Reader::ok(move |p| match p.and_then(disco::Info::parse) {
+                    Some(mut info) => {
+                        info.node = info.node.or(node);
+                        Ok(Answer::Info(info))
+                    }
+                    None => Err(malformed("an info answer")),
+                });
+                (req, true, payload, read)
+            }
+            Command::Subscriptions { req } => {
+                let payload = pubsub::SubscriptionsQuery::default().build();
+                let read =
+                    Reader::ok(|p| Ok(Answer::Subscriptions(pubsub::Subscriptions::parse(p).list)));
+                (req, true, payload, read)
             }
             Command::Items { req, node, max } => {
                 named(req, &node)?;
@@ -1031,6 +1055,7 @@ impl Session {
                     },
                     None => pubsub::ItemsQuery::page(&node, RSM_PAGE, None),
                 };
+                // Pages on: not a one-shot.
                 let request = Request::Items {
                     req,
                     node,
@@ -1038,14 +1063,11 @@ impl Session {
                     items: Vec::new(),
                     pages: 1,
                 };
-                (request, query.build())
-            }
-            Command::Subscriptions { req } => {
-                let payload = pubsub::SubscriptionsQuery::default().build();
-                (Request::Subscriptions { req }, payload)
+                return Ok((request, query.build()));
             }
             other => unreachable!("not a one-IQ request: {other:?}"),
-        })
+        };
+        Ok((Request::OneShot { req, get, read }, payload))
     }
 
     fn bare_string(&self) -> String {
@@ -1443,23 +1465,9 @@ impl Session {
                 // (A node unfollowed meanwhile had its unsubscribe sent after this.)
                 self.set_state(&node, state, out);
             }
-            Request::SubscribeAccount { req, node } => {
-                let result = match SubState::from_result(payload) {
-                    SubState::Failed(e) => Err(e),
-                    state => Ok(Answer::Subscribed {
-                        node,
-                        jid: self.bare_string(),
-                        state,
-                    }),
-                };
-                reply(out, req, result);
-            }
             request @ Request::Retrieve { .. } => self.on_retrieve_page(request, payload, now, out),
             request @ Request::Items { .. } => self.on_items_page(request, payload, now, out),
-            Request::Retract { req, node, id } => {
-                reply(out, req, Ok(Answer::Retracted { node, id }));
-            }
-            Request::Purge { req, node } => reply(out, req, Ok(Answer::Purged { node })),
+            Request::OneShot { req, read, .. } => reply(out, req, (read.0)(Ok(payload))),
             Request::Publish { item, req, .. } => match req {
                 Some(req) => reply(
                     out,
@@ -1474,7 +1482,6 @@ impl Session {
                     id: item.id(),
                 })),
             },
-            Request::CreateNode { req, node } => reply(out, req, Ok(Answer::Created { node })),
             Request::Unsubscribe { node, jid, why } => match why {
                 Unsub::Stale => {
                     out.push(Output::Event(NetEvent::StaleSubscriptionRemoved {
@@ -1483,34 +1490,9 @@ impl Session {
                     }));
                 }
                 Unsub::Unfollow(req) => reply(out, req, Ok(Answer::Unfollowed { node })),
-                Unsub::Account(req) => reply(out, req, Ok(Answer::Unsubscribed { node, jid })),
                 Unsub::Shutdown => {}
             },
             Request::Cleanup => self.clean_up_subscriptions(payload, now, out),
-            Request::Subscriptions { req } => {
-                let list = pubsub::Subscriptions::parse(payload).list;
-                reply(out, req, Ok(Answer::Subscriptions(list)));
-            }
-            Request::ListNodes { req, parent } => {
-                let result = match payload.and_then(disco::Items::parse) {
-                    Some(mut items) => {
-                        items.node = items.node.or(parent);
-                        Ok(Answer::Nodes(items))
-                    }
-                    None => Err(malformed("a node list")),
-                };
-                reply(out, req, result);
-            }
-            Request::Info { req, node } => {
-                let result = match payload.and_then(disco::Info::parse) {
-                    Some(mut info) => {
-                        info.node = info.node.or(node);
-                        Ok(Answer::Info(info))
-                    }
-                    None => Err(malformed("an info answer")),
-                };
-                reply(out, req, result);
-            }
             Request::Probe { jid, .. } => {
                 tracing::debug!(%jid, "another resource of this account answered: left alone");
             }
@@ -1701,10 +1683,6 @@ impl Session {
     fn on_error(&mut self, request: Request, error: &StanzaError, now: Now, out: &mut Vec<Output>) {
         let error = RequestError::from_stanza_error(error);
         match request {
-            // Creating a node that exists already is what we wanted.
-            Request::CreateNode { req, node } if error.condition() == Some(Condition::Conflict) => {
-                reply(out, req, Ok(Answer::Created { node }));
-            }
             // Not subscribed (any more): what an unfollow wanted.
             Request::Unsubscribe {
                 node,
@@ -1868,6 +1846,7 @@ impl Session {
             Request::Probe { jid, .. } => {
                 tracing::debug!(%jid, %error, "no answer from another resource: left alone");
             }
+            Request::OneShot { req, read, .. } => reply(out, req, (read.0)(Err(error))),
             other => {
                 if let Some(req) = other.req() {
                     reply(out, req, Err(error));

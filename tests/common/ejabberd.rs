@@ -25,6 +25,11 @@ pub fn available() -> bool {
 
 impl Ejabberd {
     pub fn start(stream_management: bool) -> Self {
+        Self::start_with(stream_management, "")
+    }
+
+    /// [`Ejabberd::start`] with more `mod_pubsub` options (YAML lines, indented 4).
+    pub fn start_with(stream_management: bool, pubsub_options: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("pubsub-tui-ejabberd-")
             .tempdir()
@@ -47,7 +52,7 @@ impl Ejabberd {
             format!(
                 "loglevel: warning\nhosts:\n  - localhost\nlisten:\n  -\n    port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_c2s\n    max_stanza_size: 262144\n    shaper: none\n    access: c2s\n\
                  acl:\n  local:\n    user_regexp: \"\"\naccess_rules:\n  local:\n    allow: local\n  c2s:\n    allow: all\n  pubsub_createnode:\n    allow: local\nshaper_rules: {{}}\n\
-                 modules:\n  mod_disco: {{}}\n  mod_ping: {{}}\n  mod_roster: {{}}\n{sm}  mod_pubsub:\n    access_createnode: pubsub_createnode\n    plugins:\n      - flat\n    default_node_config:\n      max_items: 1000\n"
+                 modules:\n  mod_disco: {{}}\n  mod_ping: {{}}\n  mod_roster: {{}}\n{sm}  mod_pubsub:\n    access_createnode: pubsub_createnode\n    plugins:\n      - flat\n    default_node_config:\n      max_items: 1000\n{pubsub_options}"
             ),
         )
         .expect("write config");

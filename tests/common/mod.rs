@@ -210,6 +210,16 @@ pub async fn connection_states(net: &mut NetHandle, secs: u64) -> Vec<ConnState>
 
 /// Start a private ejabberd, or skip (a failure under `CI=true`).
 pub fn start_ejabberd(stream_management: bool) -> Option<ejabberd::Ejabberd> {
+    ejabberd_usable().then(|| ejabberd::Ejabberd::start(stream_management))
+}
+
+/// [`start_ejabberd`] (without stream management) with more `mod_pubsub` options.
+pub fn start_ejabberd_with(pubsub_options: &str) -> Option<ejabberd::Ejabberd> {
+    ejabberd_usable().then(|| ejabberd::Ejabberd::start_with(false, pubsub_options))
+}
+
+/// Is ejabberd installed, and may this user run it? (No is a failure under `CI=true`.)
+fn ejabberd_usable() -> bool {
     let root = std::process::Command::new("id")
         .arg("-u")
         .output()
@@ -220,9 +230,9 @@ pub fn start_ejabberd(stream_management: bool) -> Option<ejabberd::Ejabberd> {
             "CI=true and no ejabberd (or not root)"
         );
         eprintln!("SKIPPED: ejabberd is not installed, or this is not root (ejabberdctl needs it)");
-        return None;
+        return false;
     }
-    Some(ejabberd::Ejabberd::start(stream_management))
+    true
 }
 
 /// An account on a private ejabberd (plain TCP on loopback; any user may create nodes).
