@@ -945,6 +945,27 @@ impl Session {
                 }));
             }
             Command::Shutdown => self.shutdown(now, out),
+            Command::Items { req, node, max } => {
+                if let Err(e) = check_node_name(&node) {
+                    return reply(out, req, Err(e));
+                }
+                let query = match max {
+                    // The newest `max` (XEP-0060 §6.5.7); a service that ignores it is cut here.
+                    Some(k) => pubsub::ItemsQuery {
+                        max_items: Some(k),
+                        ..pubsub::ItemsQuery::all(&node)
+                    },
+                    None => pubsub::ItemsQuery::page(&node, RSM_PAGE, None),
+                };
+                let request = Request::Items {
+                    req,
+                    node,
+                    max,
+                    items: Vec::new(),
+                    pages: 1,
+                };
+                self.send_iq(request, query.build(), now, out);
+            }
             cmd => match self.one_iq(cmd) {
                 Ok((request, payload)) => self.send_iq(request, payload, now, out),
                 Err((req, error)) => reply(out, req, Err(error)),
@@ -1044,26 +1065,6 @@ impl Session {
                 let read =
                     Reader::ok(|p| Ok(Answer::Subscriptions(pubsub::Subscriptions::parse(p).list)));
                 (req, true, payload, read)
-            }
-            Command::Items { req, node, max } => {
-                named(req, &node)?;
-                let query = match max {
-                    // The newest `max` (XEP-0060 §6.5.7); a service that ignores it is cut here.
-                    Some(k) => pubsub::ItemsQuery {
-                        max_items: Some(k),
-                        ..pubsub::ItemsQuery::all(&node)
-                    },
-                    None => pubsub::ItemsQuery::page(&node, RSM_PAGE, None),
-                };
-                // Pages on: not a one-shot.
-                let request = Request::Items {
-                    req,
-                    node,
-                    max,
-                    items: Vec::new(),
-                    pages: 1,
-                };
-                return Ok((request, query.build()));
             }
             other => unreachable!("not a one-IQ request: {other:?}"),
         };
