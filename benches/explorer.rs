@@ -49,13 +49,13 @@ async fn perform(net: &NetHandle, fx: Vec<Effect>) {
 /// Open the explorer in a fresh model and run until all nodes and their meta-data are in.
 async fn explore_all(net: &mut NetHandle, window: usize) -> Duration {
     let mut m = Model::new(
+        &xmpp_parsers::jid::Jid::new("pubsub.localhost").expect("jid"),
         &[],
         100,
         false,
         Duration::from_secs(5),
         FixedOffset::east_opt(0).expect("utc"),
     );
-    m.service = "pubsub.localhost".into();
     m.explorer.info_window = window;
     let _ = update(
         &mut m,
@@ -99,9 +99,10 @@ fn main() {
         wait_online(&mut net).await;
         let t = Instant::now();
         for i in 0..NODES {
+            let key = net.key(&format!("node-{i:04}"));
             let r = send(&mut net, |req| Command::CreateNode {
                 req,
-                node: format!("node-{i:04}"),
+                node: key,
                 max_items: 10,
                 title: Some(format!("Node number {i}")),
             })
@@ -116,8 +117,10 @@ fn main() {
         let mut list = Vec::new();
         for _ in 0..RUNS {
             let t0 = Instant::now();
+            let service = net.service.clone();
             let r = send(&mut net, |req| Command::ListNodes {
                 req,
+                service,
                 parent: None,
                 after: None,
             })

@@ -60,6 +60,7 @@ async fn latency(server: &prosody::Prosody) {
     .await;
 
     let mut model = Model::new(
+        &xmpp_parsers::jid::Jid::new("pubsub.localhost").expect("jid"),
         &["lat".into()],
         10_000,
         false,
@@ -75,7 +76,7 @@ async fn latency(server: &prosody::Prosody) {
         a.commands
             .send(NetCommand::Publish {
                 req: common::req(),
-                node: "lat".into(),
+                node: a.key("lat"),
                 text: text.clone(),
             })
             .await
@@ -128,7 +129,7 @@ async fn resync_median(
         net.commands
             .send(NetCommand::Resync {
                 req: common::req(),
-                node: node.into(),
+                node: net.key(node),
             })
             .await
             .expect("send");
@@ -154,7 +155,7 @@ async fn publish_all(cfg: pubsub_tui::xmpp::connect::ConnectConfig, node: &str, 
         net.commands
             .send(NetCommand::Publish {
                 req: common::req(),
-                node: node.into(),
+                node: net.key(node),
                 text: format!("resync probe {i}"),
             })
             .await
@@ -282,7 +283,7 @@ async fn memory(server: &prosody::Prosody) {
             .commands
             .send(NetCommand::Publish {
                 req: common::req(),
-                node: "mem".into(),
+                node: flood.key("mem"),
                 text: format!("memory probe item number {i:05} with a little text"),
             })
             .await

@@ -105,6 +105,7 @@ pub async fn create_titled_nodes(
     let cfg = local_account(server, prosody::ADMIN, "setup", &server.admin_password)?;
     let mut session = local_session(&[], false, Duration::from_secs(3600))?;
     session.subscribe = false;
+    let service = session.service.clone();
     let mut admin = xmpp::spawn(cfg, session);
     wait_online(&mut admin).await.context("admin login")?;
     for (node, title) in nodes {
@@ -113,7 +114,7 @@ pub async fn create_titled_nodes(
             .request(
                 |req| Command::CreateNode {
                     req,
-                    node: node.clone(),
+                    node: xmpp::NodeKey::new(&service, node.clone()),
                     max_items,
                     title: title.map(str::to_owned),
                 },
@@ -128,7 +129,11 @@ pub async fn create_titled_nodes(
 }
 
 /// A second publisher: publishes a phrase every `interval` until the handle is dropped.
-fn spawn_peer(mut net: NetHandle, interval: Duration) -> tokio::task::JoinHandle<()> {
+fn spawn_peer(
+    mut net: NetHandle,
+    service: xmpp_parsers::jid::Jid,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.tick().await;
@@ -144,7 +149,8 @@ fn spawn_peer(mut net: NetHandle, interval: Duration) -> tokio::task::JoinHandle
                     };
                     n += 1;
                     let req = net.ids.fresh();
-                    if net.commands.send(Command::Publish { req, node: node.to_owned(), text }).await.is_err() {
+                    let node = xmpp::NodeKey::new(&service, node);
+                    if net.commands.send(Command::Publish { req, node, text }).await.is_err() {
                         return;
                     }
                 }
@@ -230,13 +236,15 @@ pub async fn run(peer_interval: f64, feed_limit: usize) -> anyhow::Result<()> {
         script.display()
     );
 
-    let bob = xmpp::spawn(local_account(&server, "bob", "phone", &bob_pw)?, {
-        let mut s = local_session(DEMO_NODES, false, Duration::from_secs(3600))?;
-        s.subscribe = false;
-        s
-    });
+    let mut bob_session = local_session(DEMO_NODES, false, Duration::from_secs(3600))?;
+    bob_session.subscribe = false;
+    let service = bob_session.service.clone();
+    let bob = xmpp::spawn(
+        local_account(&server, "bob", "phone", &bob_pw)?,
+        bob_session,
+    );
     let bob_commands = bob.commands.clone();
-    let peer = spawn_peer(bob, Duration::from_secs_f64(peer_interval));
+    let peer = spawn_peer(bob, service, Duration::from_secs_f64(peer_interval));
 
     let session = local_session(DEMO_NODES, true, Duration::from_secs(5))?;
     let mut model = tui::model::Model::for_session(&session, feed_limit);

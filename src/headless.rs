@@ -23,7 +23,9 @@ use crate::config::Settings;
 use crate::feed::FeedItem;
 use crate::xmpp::error::{Op, RequestError, explain};
 use crate::xmpp::proto::{self, SubState, disco};
-use crate::xmpp::{self, Answer, Command, ConnState, NetEvent, NetHandle, RequestId};
+use xmpp_parsers::jid::Jid;
+
+use crate::xmpp::{self, Answer, Command, ConnState, NetEvent, NetHandle, NodeKey, RequestId};
 
 /// One timestamp format for everything: RFC 3339 in UTC, with milliseconds.
 pub fn timestamp(t: DateTime<Utc>) -> String {
@@ -266,13 +268,14 @@ pub async fn publish(settings: Settings, text: Option<String>) -> anyhow::Result
         );
     };
     let node = node.clone();
+    let key = NodeKey::new(&settings.session.service, node.clone());
     let service = settings.session.service.to_string();
     let mut net = connect_once(settings).await?;
     let result = net
         .request(
             |req| Command::Publish {
                 req,
-                node: node.clone(),
+                node: key,
                 text,
             },
             drop,
@@ -378,7 +381,7 @@ pub async fn query(
     json: bool,
     state: Option<crate::state::FollowState>,
 ) -> anyhow::Result<()> {
-    let service = settings.session.service.to_string();
+    let service = settings.session.service.clone();
     let mut net = connect_once(settings).await?;
     let mut p = Printer {
         json,
@@ -423,7 +426,7 @@ async fn ask(
 async fn run_query(
     net: &mut NetHandle,
     q: &Query,
-    service: &str,
+    service: &Jid,
     p: &mut Printer,
 ) -> anyhow::Result<()> {
     match q {
@@ -432,25 +435,33 @@ async fn run_query(
             let n = node.clone();
             let answer = ask(
                 net,
-                |req| Command::Info { req, node: n },
+                |req| Command::Info {
+                    req,
+                    service: service.clone(),
+                    node: n,
+                },
                 Op::Info,
                 node.as_deref().unwrap_or(""),
-                service,
+                service.as_str(),
             )
             .await?;
             let Answer::Info(info) = answer else {
                 bail!("unexpected answer: {answer:?}")
             };
-            print_info(&info, service, p)
+            print_info(&info, service.as_str(), p)
         }
         Query::Items { node, max } => {
             let (n, max) = (node.clone(), *max);
             let answer = ask(
                 net,
-                |req| Command::Items { req, node: n, max },
+                |req| Command::Items {
+                    req,
+                    node: NodeKey::new(service, n),
+                    max,
+                },
                 Op::Retrieve,
                 node,
-                service,
+                service.as_str(),
             )
             .await?;
             let Answer::Items { items, .. } = answer else {
@@ -469,10 +480,13 @@ async fn run_query(
             let n = node.clone();
             let answer = ask(
                 net,
-                |req| Command::Unsubscribe { req, node: n },
+                |req| Command::Unsubscribe {
+                    req,
+                    node: NodeKey::new(service, n),
+                },
                 Op::Unsubscribe,
                 node,
-                service,
+                service.as_str(),
             )
             .await?;
             let Answer::Unsubscribed { node, jid } = answer else {
@@ -483,52 +497,61 @@ async fn run_query(
                 &json!({"kind": "unsubscribed", "node": node, "jid": jid}),
             )
         }
-        Query::Subscriptions => {
-            let answer = ask(
-                net,
-                |req| Command::Subscriptions { req },
-                Op::Subscriptions,
-                "",
-                service,
-            )
-            .await?;
-            let Answer::Subscriptions(list) = answer else {
-                bail!("unexpected answer: {answer:?}")
-            };
-            for s in &list {
-                let subid = s
-                    .subid
-                    .as_deref()
-                    .map(|i| format!("  (subid {i})"))
-                    .unwrap_or_default();
-                p.line(
-                    &format!("{}  {}  {}{subid}", s.node, s.jid, s.state),
-                    &json!({"kind": "subscription", "node": s.node, "jid": s.jid,
-                            "state": s.state, "subid": s.subid}),
-                )?;
-            }
-            if !p.json && list.is_empty() {
-                eprintln_quiet(&format!("no subscriptions at {service}"));
-            }
-            Ok(())
-        }
+        Query::Subscriptions => subscriptions(net, service, p).await,
     }
+}
+
+/// `subscriptions`: the account's subscriptions at the service, one per line.
+async fn subscriptions(net: &mut NetHandle, service: &Jid, p: &mut Printer) -> anyhow::Result<()> {
+    let answer = ask(
+        net,
+        |req| Command::Subscriptions {
+            req,
+            service: service.clone(),
+        },
+        Op::Subscriptions,
+        "",
+        service.as_str(),
+    )
+    .await?;
+    let Answer::Subscriptions(list) = answer else {
+        bail!("unexpected answer: {answer:?}")
+    };
+    for s in &list {
+        let subid = s
+            .subid
+            .as_deref()
+            .map(|i| format!("  (subid {i})"))
+            .unwrap_or_default();
+        p.line(
+            &format!("{}  {}  {}{subid}", s.node, s.jid, s.state),
+            &json!({"kind": "subscription", "node": s.node, "jid": s.jid,
+                    "state": s.state, "subid": s.subid}),
+        )?;
+    }
+    if !p.json && list.is_empty() {
+        eprintln_quiet(&format!("no subscriptions at {service}"));
+    }
+    Ok(())
 }
 
 /// `subscribe`: the account's subscription, in words that say what its state means.
 async fn subscribe(
     net: &mut NetHandle,
     node: &str,
-    service: &str,
+    service: &Jid,
     p: &mut Printer,
 ) -> anyhow::Result<()> {
     let n = node.to_owned();
     let answer = ask(
         net,
-        |req| Command::Subscribe { req, node: n },
+        |req| Command::Subscribe {
+            req,
+            node: NodeKey::new(service, n),
+        },
         Op::Subscribe,
         node,
-        service,
+        service.as_str(),
     )
     .await?;
     let Answer::Subscribed { node, jid, state } = answer else {
@@ -575,7 +598,7 @@ fn item_line(item: &FeedItem) -> String {
 async fn list_pages(
     net: &mut NetHandle,
     parent: Option<&str>,
-    service: &str,
+    service: &Jid,
     seen: &mut std::collections::HashSet<String>,
 ) -> anyhow::Result<Option<(Vec<disco::Listed>, bool)>> {
     let mut after: Option<String> = None;
@@ -587,12 +610,13 @@ async fn list_pages(
             net,
             |req| Command::ListNodes {
                 req,
+                service: service.clone(),
                 parent: par,
                 after: aft,
             },
             Op::ListNodes,
             parent.unwrap_or(""),
-            service,
+            service.as_str(),
         )
         .await;
         let answer = match answer {
@@ -626,7 +650,7 @@ async fn list_pages(
 async fn list_nodes(
     net: &mut NetHandle,
     tree: bool,
-    service: &str,
+    service: &Jid,
     p: &mut Printer,
 ) -> anyhow::Result<()> {
     // Depth first: a node's line, then its subtree, then its next sibling.

@@ -58,9 +58,10 @@ async fn capture_ejabberd() {
     );
     wait_online(&mut a).await;
     for (n, t) in [("news", Some("All the news")), ("demo", None)] {
+        let key = a.key(n);
         let r = send(&mut a, |req| Command::CreateNode {
             req,
-            node: n.into(),
+            node: key,
             max_items: 10,
             title: t.map(str::to_owned),
         })
@@ -122,9 +123,10 @@ async fn capture_serve() {
     );
     wait_online(&mut a).await;
     for (n, t) in [("news", Some("All the news")), ("demo", None)] {
+        let key = a.key(n);
         let r = send(&mut a, |req| Command::CreateNode {
             req,
-            node: n.into(),
+            node: key,
             max_items: 10,
             title: t.map(str::to_owned),
         })

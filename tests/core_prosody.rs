@@ -35,7 +35,7 @@ async fn two_clients_publish_and_receive_live() {
     a.commands
         .send(Command::Publish {
             req: common::req(),
-            node: "test".into(),
+            node: a.key("test"),
             text: "hello <&> world".into(),
         })
         .await
@@ -77,7 +77,7 @@ async fn stored_items_on_subscribe_after_restart_and_on_resync() {
         a.commands
             .send(Command::Publish {
                 req: common::req(),
-                node: "store".into(),
+                node: a.key("store"),
                 text: format!("stored {i}"),
             })
             .await
@@ -160,7 +160,7 @@ async fn user_text_is_filtered_escaped_and_round_trips_exactly() {
         a.commands
             .send(Command::Publish {
                 req: common::req(),
-                node: "t".into(),
+                node: a.key("t"),
                 text: typed.into(),
             })
             .await
@@ -168,7 +168,7 @@ async fn user_text_is_filtered_escaped_and_round_trips_exactly() {
         a.commands
             .send(Command::Publish {
                 req: common::req(),
-                node: "t".into(),
+                node: a.key("t"),
                 text: "after".into(),
             })
             .await

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use pubsub_tui::prosody::{self, Options};
 use pubsub_tui::xmpp::proto::SubState;
-use pubsub_tui::xmpp::{self, Answer, Command, NetEvent, NetHandle};
+use pubsub_tui::xmpp::{self, Answer, Command, NetEvent, NetHandle, NodeKey};
 use serde_json::Value;
+use xmpp_parsers::jid::Jid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pubsub-tui");
 
@@ -76,8 +77,10 @@ fn state_file(dir: &Path) -> Value {
     serde_json::from_str(&text).expect("JSON")
 }
 
-async fn ask(net: &mut NetHandle, make: impl FnOnce(xmpp::RequestId) -> Command) -> Answer {
-    let r = send(net, make).await;
+/// Send a request (made with its id and the session's service) and wait for its answer.
+async fn ask(net: &mut NetHandle, make: impl FnOnce(xmpp::RequestId, &Jid) -> Command) -> Answer {
+    let service = net.service.clone();
+    let r = send(net, |req| make(req, &service)).await;
     match reply(net, 20, r).await {
         Ok(a) => a,
         Err(e) => panic!("request failed: {e}"),
@@ -86,9 +89,9 @@ async fn ask(net: &mut NetHandle, make: impl FnOnce(xmpp::RequestId) -> Command)
 
 /// Follow `node`; the answer's state.
 async fn follow(net: &mut NetHandle, node: &str) -> SubState {
-    match ask(net, |req| Command::Follow {
+    match ask(net, |req, at| Command::Follow {
         req,
-        node: node.into(),
+        node: NodeKey::new(at, node),
     })
     .await
     {
@@ -119,8 +122,9 @@ async fn follow_then_leave(
     stored: &str,
 ) {
     // Listed, and not followed yet: its events are not taken.
-    let Answer::Nodes(list) = ask(net, |req| Command::ListNodes {
+    let Answer::Nodes(list) = ask(net, |req, at| Command::ListNodes {
         req,
+        service: at.clone(),
         parent: None,
         after: None,
     })
@@ -143,9 +147,9 @@ async fn follow_then_leave(
     .await;
 
     assert_eq!(
-        ask(net, |req| Command::Unfollow {
+        ask(net, |req, at| Command::Unfollow {
             req,
-            node: node.into(),
+            node: NodeKey::new(at, node),
         })
         .await,
         Answer::Unfollowed { node: node.into() }
@@ -190,8 +194,9 @@ async fn prosody_nodes_of_another_client_are_listed_followed_and_left_at_run_tim
     );
     wait_online(&mut alice).await;
     // Meta-data from the node itself.
-    let Answer::Info(info) = ask(&mut alice, |req| Command::Info {
+    let Answer::Info(info) = ask(&mut alice, |req, at| Command::Info {
         req,
+        service: at.clone(),
         node: Some("gamma".into()),
     })
     .await
@@ -358,9 +363,9 @@ async fn ejabberd_lists_over_100_nodes_says_its_list_is_cut_and_follows_at_run_t
     names.extend(["control".into(), "gamma".into()]);
     for name in &names {
         let title = format!("Title of {name}");
-        ask(&mut alice, |req| Command::CreateNode {
+        ask(&mut alice, |req, at| Command::CreateNode {
             req,
-            node: name.clone(),
+            node: NodeKey::new(at, name),
             max_items: 10,
             title: Some(title),
         })
@@ -422,9 +427,9 @@ async fn ejabberd_lists_over_100_nodes_says_its_list_is_cut_and_follows_at_run_t
     let items = initial_items(&mut alice, "gamma").await;
     assert_eq!(items, ["stored before"]);
     assert_eq!(
-        ask(&mut alice, |req| Command::Unfollow {
+        ask(&mut alice, |req, at| Command::Unfollow {
             req,
-            node: "gamma".into(),
+            node: NodeKey::new(at, "gamma"),
         })
         .await,
         Answer::Unfollowed {
@@ -461,9 +466,9 @@ async fn serve_lists_titles_gives_meta_data_and_subscriptions_and_follows_at_run
     );
     wait_online(&mut bob).await;
     for (node, title) in [("control", None), ("gamma", Some("Gamma rays"))] {
-        ask(&mut bob, |req| Command::CreateNode {
+        ask(&mut bob, |req, at| Command::CreateNode {
             req,
-            node: node.into(),
+            node: NodeKey::new(at, node),
             max_items: 100,
             title: title.map(str::to_owned),
         })
@@ -477,8 +482,9 @@ async fn serve_lists_titles_gives_meta_data_and_subscriptions_and_follows_at_run
         session_at(&service, &["control"], false, Duration::from_secs(3600)),
     );
     wait_online(&mut alice).await;
-    let Answer::Nodes(list) = ask(&mut alice, |req| Command::ListNodes {
+    let Answer::Nodes(list) = ask(&mut alice, |req, at| Command::ListNodes {
         req,
+        service: at.clone(),
         parent: None,
         after: None,
     })
@@ -492,8 +498,9 @@ async fn serve_lists_titles_gives_meta_data_and_subscriptions_and_follows_at_run
         .find(|i| i.node.as_deref() == Some("gamma"))
         .expect("gamma listed");
     assert_eq!(gamma.name.as_deref(), Some("Gamma rays"), "titles as names");
-    let Answer::Info(info) = ask(&mut alice, |req| Command::Info {
+    let Answer::Info(info) = ask(&mut alice, |req, at| Command::Info {
         req,
+        service: at.clone(),
         node: Some("gamma".into()),
     })
     .await
@@ -505,7 +512,11 @@ async fn serve_lists_titles_gives_meta_data_and_subscriptions_and_follows_at_run
     assert_eq!(meta.creator.as_deref(), Some("bob@localhost"));
     follow_then_leave(&mut alice, &mut bob, "gamma", "control", "stored before").await;
     // The account's subscriptions: the control node, by this run's full JID.
-    let Answer::Subscriptions(subs) = ask(&mut alice, |req| Command::Subscriptions { req }).await
+    let Answer::Subscriptions(subs) = ask(&mut alice, |req, at| Command::Subscriptions {
+        req,
+        service: at.clone(),
+    })
+    .await
     else {
         panic!("subscriptions")
     };

@@ -55,7 +55,7 @@ async fn a_relay_that_starts_late_is_subscribed_and_published_to_when_it_comes()
     bob.commands
         .send(NetCommand::Publish {
             req: common::req(),
-            node: "test".into(),
+            node: bob.key("test"),
             text: "before the relay".into(),
         })
         .await
@@ -124,7 +124,7 @@ async fn a_node_that_did_not_exist_yet_comes_back_with_r() {
     bob.commands
         .send(NetCommand::Resync {
             req: common::req(),
-            node: "later".into(),
+            node: bob.key("later"),
         })
         .await
         .expect("send");

@@ -216,7 +216,7 @@ async fn retractions_and_purges_while_offline_take_effect() {
     wait_online(&mut owner).await;
     let retract = Command::Retract {
         req: common::req(),
-        node: "off".into(),
+        node: owner.key("off"),
         id: published[2].clone(),
     };
     request_ok(&mut owner, retract, "retract").await;
@@ -232,7 +232,7 @@ async fn retractions_and_purges_while_offline_take_effect() {
     // And purges the node.
     let purge = Command::Purge {
         req: common::req(),
-        node: "off".into(),
+        node: owner.key("off"),
     };
     request_ok(&mut owner, purge, "purge").await;
     bob_visits(&server, &b_pw, &mut m).await;

@@ -8,11 +8,21 @@ use pubsub_tui::feed::ItemFormat;
 use pubsub_tui::xmpp::error::RequestError;
 use pubsub_tui::xmpp::proto::SubState;
 use pubsub_tui::xmpp::session::{Input, Now, Output, RetryPolicy, Session, SessionConfig};
-use pubsub_tui::xmpp::{Answer, Command, ConnState, NetEvent, RequestId, SnapshotReason};
+use pubsub_tui::xmpp::{Answer, Command, ConnState, NetEvent, NodeKey, RequestId, SnapshotReason};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::stanza::Stanza;
+
+/// The service of [`config`]'s sessions in these tests.
+fn svc() -> Jid {
+    Jid::new("pubsub.localhost").expect("jid")
+}
+
+/// A node at [`svc`].
+fn key(node: &str) -> NodeKey {
+    NodeKey::new(&svc(), node)
+}
 
 /// A request id (unique in this test binary).
 fn req() -> RequestId {
@@ -296,7 +306,7 @@ fn typed_text_waits_offline_and_in_flight_publishes_are_resent_with_the_same_id(
         s.handle(
             Command::Publish {
                 req: req(),
-                node: "n".into(),
+                node: key("n"),
                 text: "early".into(),
             }
             .into_input(),
@@ -351,7 +361,7 @@ fn online_with_a_publish_in_flight(clock: &Clock) -> Session {
     s.handle(
         Command::Publish {
             req: req(),
-            node: "n".into(),
+            node: key("n"),
             text: "x".into(),
         }
         .into_input(),
@@ -447,7 +457,7 @@ fn resync_requests_coalesce_and_live_items_during_it_are_kept() {
     let out = s.handle(
         Command::Resync {
             req: req(),
-            node: "store".into(),
+            node: key("store"),
         }
         .into_input(),
         clock.now(),
@@ -642,7 +652,7 @@ fn a_final_connection_error_fails_what_is_waiting() {
     s.handle(
         Command::Publish {
             req: req(),
-            node: "n".into(),
+            node: key("n"),
             text: "x".into(),
         }
         .into_input(),
@@ -1017,7 +1027,7 @@ fn items_arriving_show_a_failed_node_is_live_and_r_subscribes_again() {
     let out = s.handle(
         Command::Resync {
             req: req(),
-            node: "n".into(),
+            node: key("n"),
         }
         .into_input(),
         clock.now(),
@@ -1055,7 +1065,7 @@ fn a_refused_publish_is_declared_never_published_by_the_next_item() {
         let out = s.handle(
             Command::Publish {
                 req: r,
-                node: "n".into(),
+                node: key("n"),
                 text: text.into(),
             }
             .into_input(),
@@ -1126,7 +1136,7 @@ fn auto_publish_counts_its_own_items_and_follows_the_chosen_node() {
     s.handle(
         Command::Publish {
             req: req(),
-            node: "n".into(),
+            node: key("n"),
             text: "by hand".into(),
         }
         .into_input(),
@@ -1301,7 +1311,7 @@ fn items_this_run_received_are_not_lost_when_the_service_evicts_them() {
     let out = s.handle(
         Command::Resync {
             req: req(),
-            node: "n".into(),
+            node: key("n"),
         }
         .into_input(),
         later.now(),
@@ -1434,7 +1444,7 @@ fn a_node_followed_at_run_time_is_subscribed_retrieved_and_answered_once() {
     let out = s.handle(
         Command::Follow {
             req: r,
-            node: "b".into(),
+            node: key("b"),
         }
         .into_input(),
         clock.now(),
@@ -1520,7 +1530,7 @@ fn an_unfollowed_node_is_unsubscribed_and_its_events_are_dropped() {
     let out = s.handle(
         Command::Unfollow {
             req: r,
-            node: "b".into(),
+            node: key("b"),
         }
         .into_input(),
         clock.now(),
@@ -1557,7 +1567,7 @@ fn an_unfollowed_node_is_unsubscribed_and_its_events_are_dropped() {
         s.handle(
             Command::Unfollow {
                 req: r2,
-                node: "b".into(),
+                node: key("b"),
             }
             .into_input(),
             clock.now(),
@@ -1578,6 +1588,7 @@ fn each_request_is_answered_once_across_a_fresh_session() {
     let out = s.handle(
         Command::ListNodes {
             req: list,
+            service: svc(),
             parent: None,
             after: None,
         }
@@ -1589,7 +1600,7 @@ fn each_request_is_answered_once_across_a_fresh_session() {
     s.handle(
         Command::Follow {
             req: follow,
-            node: "b".into(),
+            node: key("b"),
         }
         .into_input(),
         clock.now(),
@@ -1635,13 +1646,23 @@ fn requests_that_need_the_link_are_refused_offline_and_a_shutdown_answers_the_re
     let clock = Clock(Instant::now());
     let mut s = Session::new(config("pubsub.localhost", &["a"]));
     let r = req();
-    let ev = events(s.handle(Command::Subscriptions { req: r }.into_input(), clock.now()));
+    let ev = events(
+        s.handle(
+            Command::Subscriptions {
+                req: r,
+                service: svc(),
+            }
+            .into_input(),
+            clock.now(),
+        ),
+    );
     assert_eq!(replies(&ev), [(r, Err(RequestError::Offline))]);
     online(&mut s, &clock, "bob@localhost/tui");
     let info = req();
     let out = s.handle(
         Command::Info {
             req: info,
+            service: svc(),
             node: Some("a".into()),
         }
         .into_input(),
@@ -1669,7 +1690,7 @@ fn node_names_with_control_characters_or_nothing_are_refused_before_sending() {
         let out = s.handle(
             Command::Follow {
                 req: r,
-                node: bad.into(),
+                node: key(bad),
             }
             .into_input(),
             clock.now(),
@@ -1685,7 +1706,7 @@ fn node_names_with_control_characters_or_nothing_are_refused_before_sending() {
     let out = s.handle(
         Command::Follow {
             req: req(),
-            node: "with spaces".into(),
+            node: key("with spaces"),
         }
         .into_input(),
         clock.now(),
@@ -1702,6 +1723,7 @@ fn listing_info_items_and_subscriptions_come_back_as_typed_answers() {
     let out = s.handle(
         Command::ListNodes {
             req: r,
+            service: svc(),
             parent: None,
             after: None,
         }
@@ -1725,7 +1747,14 @@ fn listing_info_items_and_subscriptions_come_back_as_typed_answers() {
     assert_eq!(list.items[0].name.as_deref(), Some("The news"));
 
     let r = req();
-    let out = s.handle(Command::Subscriptions { req: r }.into_input(), clock.now());
+    let out = s.handle(
+        Command::Subscriptions {
+            req: r,
+            service: svc(),
+        }
+        .into_input(),
+        clock.now(),
+    );
     let (id, _) = iq_with(&out, "subscriptions");
     let ev = events(s.handle(
         result(
@@ -1745,7 +1774,7 @@ fn listing_info_items_and_subscriptions_come_back_as_typed_answers() {
     let out = s.handle(
         Command::Items {
             req: r,
-            node: "nope".into(),
+            node: key("nope"),
             max: Some(3),
         }
         .into_input(),

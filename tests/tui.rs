@@ -40,13 +40,13 @@ fn at(h: u32, min: u32, sec: u32) -> chrono::DateTime<chrono::Utc> {
 
 fn model() -> Model {
     let mut m = Model::new(
+        &xmpp_parsers::jid::Jid::new("pubsub.localhost").expect("jid"),
         &["demo".into(), "news".into()],
         10_000,
         true,
         Duration::from_secs(5),
         FixedOffset::east_opt(0).expect("utc"),
     );
-    m.service = "pubsub.localhost".into();
     let _ = update(&mut m, Msg::Resize(80, 24));
     let _ = update(&mut m, Msg::Tick(at(7, 0, 0)));
     m
@@ -303,7 +303,7 @@ fn enter_publishes_to_the_selected_node_and_clears_the_box() {
         fx,
         [Effect::Net(Command::Publish {
             req: req_of(&fx),
-            node: "demo".into(),
+            node: m.key("demo"),
             text: "q is text here, not quit".into()
         })]
     );
@@ -330,7 +330,7 @@ fn keys_toggle_auto_resync_focus_and_quit() {
         fx,
         [Effect::Net(Command::Resync {
             req: req_of(&fx),
-            node: "demo".into()
+            node: m.key("demo")
         })]
     );
     // Shift-Tab as crossterm reports it: BackTab with SHIFT.
@@ -346,7 +346,7 @@ fn keys_toggle_auto_resync_focus_and_quit() {
         fx,
         [Effect::Net(Command::Resync {
             req: req_of(&fx),
-            node: "news".into()
+            node: m.key("news")
         })]
     );
     key(&mut m, KeyCode::Tab);
@@ -423,6 +423,7 @@ fn feed_follows_until_scrolled_and_esc_returns_to_follow() {
 #[test]
 fn feed_is_bounded_with_an_eviction_marker() {
     let mut m = Model::new(
+        &xmpp_parsers::jid::Jid::new("pubsub.localhost").expect("jid"),
         &["n".into()],
         50,
         false,
@@ -532,7 +533,7 @@ fn paste_keeps_line_breaks_and_drops_control_characters() {
         fx,
         [Effect::Net(Command::Publish {
             req: req_of(&fx),
-            node: "demo".into(),
+            node: m.key("demo"),
             text: "line1\nline2\nline3[2J\nfour".into()
         })]
     );
@@ -631,7 +632,7 @@ fn a_failed_publish_keeps_its_text_and_p_sends_it_again() {
         fx,
         [Effect::Net(Command::Publish {
             req: req_of(&fx),
-            node: "demo".into(),
+            node: m.key("demo"),
             text: "my precious words".into()
         })]
     );
@@ -909,6 +910,7 @@ fn the_explorer_lists_describes_filters_follows_and_leaves() {
             req,
             parent: None,
             after: None,
+            ..
         },
     ] = commands(&fx)[..]
     else {
@@ -927,7 +929,9 @@ fn the_explorer_lists_describes_filters_follows_and_leaves() {
     let infos: Vec<(RequestId, String)> = commands(&fx)
         .iter()
         .filter_map(|c| match c {
-            Command::Info { req, node: Some(n) } => Some((*req, n.clone())),
+            Command::Info {
+                req, node: Some(n), ..
+            } => Some((*req, n.clone())),
             _ => None,
         })
         .collect();
@@ -957,7 +961,7 @@ fn the_explorer_lists_describes_filters_follows_and_leaves() {
     key(&mut m, KeyCode::Enter);
     let fx = key(&mut m, KeyCode::Char('s'));
     assert!(
-        matches!(commands(&fx)[..], [Command::Follow { node, .. }] if node == "weather"),
+        matches!(commands(&fx)[..], [Command::Follow { node, .. }] if node.node == "weather"),
         "{fx:?}"
     );
     assert!(fx.contains(&Effect::Remember {
@@ -978,7 +982,7 @@ fn the_explorer_lists_describes_filters_follows_and_leaves() {
     // Leave it again.
     let fx = key(&mut m, KeyCode::Char('u'));
     assert!(
-        matches!(commands(&fx)[..], [Command::Unfollow { node, .. }] if node == "weather"),
+        matches!(commands(&fx)[..], [Command::Unfollow { node, .. }] if node.node == "weather"),
         "{fx:?}"
     );
     assert!(fx.contains(&Effect::Remember {
@@ -1008,7 +1012,7 @@ fn a_node_added_by_name_that_the_service_refuses_is_undone_and_a_retried_one_kep
     let fx = answer(&mut m, req_of(&fx), Err(refusal("item-not-found")));
     assert!(!m.follows("nope"), "undone");
     assert!(
-        matches!(commands(&fx)[..], [Command::Unfollow { node, .. }] if node == "nope"),
+        matches!(commands(&fx)[..], [Command::Unfollow { node, .. }] if node.node == "nope"),
         "{fx:?}"
     );
     assert!(fx.contains(&Effect::Remember {
@@ -1085,7 +1089,12 @@ fn the_capability_view_sets_advertised_features_against_the_xep() {
     let fx = key(&mut m, KeyCode::Char('e'));
     answer(&mut m, req_of(&fx), Ok(page(&[])));
     let fx = key(&mut m, KeyCode::Char('c'));
-    let [Command::Info { req, node: None }] = commands(&fx)[..] else {
+    let [
+        Command::Info {
+            req, node: None, ..
+        },
+    ] = commands(&fx)[..]
+    else {
         panic!("{fx:?}")
     };
     let features = [
@@ -1140,8 +1149,8 @@ fn typed_and_pasted_node_names_carry_no_control_characters() {
     let [Command::Follow { node, .. }] = commands(&fx)[..] else {
         panic!("{fx:?}")
     };
-    assert!(!node.chars().any(char::is_control), "{node:?}");
-    assert!(node.starts_with("evil"), "{node:?}");
+    assert!(!node.node.chars().any(char::is_control), "{node:?}");
+    assert!(node.node.starts_with("evil"), "{node:?}");
     // Only spaces: nothing is followed.
     key(&mut m, KeyCode::Char('+'));
     typed(&mut m, "   ");

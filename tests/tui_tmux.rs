@@ -47,7 +47,7 @@ async fn tui_in_tmux_publishes_shows_help_resizes_and_restores_the_terminal() {
     bob.commands
         .send(NetCommand::Publish {
             req: common::req(),
-            node: "demo".into(),
+            node: bob.key("demo"),
             text: "hello from bob".into(),
         })
         .await

@@ -66,7 +66,7 @@ async fn the_wokkel_client_and_ours_through_serve() {
     bob.commands
         .send(Command::Publish {
             req: common::req(),
-            node: "test".into(),
+            node: bob.key("test"),
             text: "hello from pubsub-tui".into(),
         })
         .await
@@ -121,7 +121,7 @@ async fn ours_against_the_wokkel_relay() {
     bob.commands
         .send(Command::Publish {
             req: common::req(),
-            node: "test".into(),
+            node: bob.key("test"),
             text: "through the old relay".into(),
         })
         .await
@@ -162,7 +162,7 @@ async fn ours_against_the_wokkel_relay() {
     bob.commands
         .send(Command::Resync {
             req: common::req(),
-            node: "test".into(),
+            node: bob.key("test"),
         })
         .await
         .expect("send");

@@ -9,6 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 use tui_input::Input;
 
+use xmpp_parsers::jid::Jid;
+
 use crate::feed::NodeFeed;
 use crate::xmpp::proto::SubState;
 use crate::xmpp::{ConnState, RequestId, RequestIds};
@@ -177,8 +179,8 @@ pub struct Model {
     pub conn_since: DateTime<Utc>,
     /// The network core has ended (after a final error or a shutdown).
     pub net_ended: bool,
-    /// The pubsub service's JID, for the words of errors.
-    pub service: String,
+    /// The pubsub service: where the nodes are, and for the words of errors.
+    pub service: Jid,
     pub auto_publish: bool,
     pub interval: Duration,
     pub auto_node: Option<String>,
@@ -209,6 +211,7 @@ pub struct Model {
 
 impl Model {
     pub fn new(
+        service: &Jid,
         nodes: &[String],
         feed_limit: usize,
         auto_publish: bool,
@@ -228,7 +231,7 @@ impl Model {
             conn: ConnState::Connecting { attempt: 1 },
             conn_since: DateTime::<Utc>::UNIX_EPOCH,
             net_ended: false,
-            service: String::new(),
+            service: service.clone(),
             auto_publish,
             interval,
             auto_node: nodes.first().cloned(),
@@ -251,13 +254,13 @@ impl Model {
     /// The model for a network session's nodes and auto-publish settings, in local time.
     pub fn for_session(session: &crate::xmpp::session::SessionConfig, feed_limit: usize) -> Self {
         let mut m = Self::new(
+            &session.service,
             &session.nodes,
             feed_limit,
             session.auto_publish,
             session.interval,
             *chrono::Local::now().offset(),
         );
-        m.service = session.service.to_string();
         m.now = Utc::now();
         m
     }
@@ -272,6 +275,11 @@ impl Model {
 
     pub fn node_index(&self, name: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// The key of a node of this session's service.
+    pub fn key(&self, node: &str) -> crate::xmpp::NodeKey {
+        crate::xmpp::NodeKey::new(&self.service, node)
     }
 
     /// Is this node followed (in the subscriptions pane)?

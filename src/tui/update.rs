@@ -227,7 +227,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         Action::Explore => return open_explorer(m),
         Action::Unsubscribe => {
             if let Some(node) = m.selected_node().map(|n| n.name.clone()) {
-                return unfollow(m, node);
+                return unfollow(m, &node);
             }
         }
         Action::Close
@@ -259,31 +259,31 @@ fn follow(m: &mut Model, node: String) -> Vec<Effect> {
     m.add_node(&node);
     m.outcome(Level::Info, format!("following {node}: subscribing…"));
     let asked = Asked::Follow { node: node.clone() };
-    let cmd = m.ask(asked, |req| Command::Follow {
-        req,
-        node: node.clone(),
-    });
+    let key = m.key(&node);
+    let cmd = m.ask(asked, |req| Command::Follow { req, node: key });
     vec![Effect::Net(cmd), Effect::Remember { node, follow: true }]
 }
 
 /// Stop following a node: it leaves the subscriptions pane at once; the core unsubscribes.
-fn unfollow(m: &mut Model, node: String) -> Vec<Effect> {
-    if !m.follows(&node) {
+fn unfollow(m: &mut Model, node: &str) -> Vec<Effect> {
+    if !m.follows(node) {
         return Vec::new();
     }
-    let was_auto = m.auto_node.as_deref() == Some(node.as_str());
-    m.remove_node(&node);
+    let was_auto = m.auto_node.as_deref() == Some(node);
+    m.remove_node(node);
     m.unconfirmed.retain(|_, u| u.node != node);
     m.outcome(Level::Info, format!("stopped following {node}"));
-    let mut fx = vec![Effect::Remember {
-        node: node.clone(),
-        follow: false,
-    }];
-    let asked = Asked::Unfollow { node: node.clone() };
-    fx.insert(
-        0,
-        Effect::Net(m.ask(asked, |req| Command::Unfollow { req, node })),
-    );
+    let key = m.key(node);
+    let asked = Asked::Unfollow {
+        node: node.to_owned(),
+    };
+    let mut fx = vec![
+        Effect::Net(m.ask(asked, |req| Command::Unfollow { req, node: key })),
+        Effect::Remember {
+            node: node.to_owned(),
+            follow: false,
+        },
+    ];
     if m.auto_publish && was_auto {
         // Auto-publish went to this node: it follows the selection.
         fx.push(Effect::Net(Command::SetAutoPublish {
@@ -313,8 +313,10 @@ fn list_root(m: &mut Model) -> Vec<Effect> {
     m.explorer.opened = true;
     m.explorer.listing.insert(None);
     let asked = Asked::ListNodes { parent: None };
+    let service = m.service.clone();
     vec![Effect::Net(m.ask(asked, |req| Command::ListNodes {
         req,
+        service,
         parent: None,
         after: None,
     }))]
@@ -327,8 +329,10 @@ fn ask_infos(m: &mut Model) -> Vec<Effect> {
         .into_iter()
         .map(|node| {
             let asked = Asked::NodeInfo { node: node.clone() };
+            let service = m.service.clone();
             Effect::Net(m.ask(asked, |req| Command::Info {
                 req,
+                service,
                 node: Some(node),
             }))
         })
@@ -381,9 +385,14 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
             if matches!(x.service, ServiceInfo::Unknown | ServiceInfo::Refused(_)) && m.is_online()
             {
                 m.explorer.service = ServiceInfo::Loading;
-                return vec![Effect::Net(
-                    m.ask(Asked::ServiceInfo, |req| Command::Info { req, node: None }),
-                )];
+                let service = m.service.clone();
+                return vec![Effect::Net(m.ask(Asked::ServiceInfo, |req| {
+                    Command::Info {
+                        req,
+                        service,
+                        node: None,
+                    }
+                }))];
             }
         }
         Action::Reload => return list_root(m),
@@ -393,8 +402,10 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
                 let asked = Asked::ListNodes {
                     parent: Some(node.clone()),
                 };
+                let service = m.service.clone();
                 return vec![Effect::Net(m.ask(asked, |req| Command::ListNodes {
                     req,
+                    service,
                     parent: Some(node),
                     after: None,
                 }))];
@@ -407,7 +418,7 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
         }
         Action::Unsubscribe => {
             if let Some(node) = x.selected_entry().map(|e| e.node.clone()) {
-                return unfollow(m, node);
+                return unfollow(m, &node);
             }
         }
         _ => {}
@@ -484,8 +495,9 @@ fn resync(m: &mut Model) -> Vec<Effect> {
     }
     m.outcome(Level::Info, format!("resyncing {node}…"));
     let asked = Asked::Resync { node: node.clone() };
+    let key = m.key(&node);
     vec![Effect::Net(
-        m.ask(asked, |req| Command::Resync { req, node }),
+        m.ask(asked, |req| Command::Resync { req, node: key }),
     )]
 }
 
@@ -557,9 +569,10 @@ fn publish(m: &mut Model) -> Vec<Effect> {
         text: text.clone(),
         id: None,
     };
+    let key = m.key(&node);
     vec![Effect::Net(m.ask(asked, |req| Command::Publish {
         req,
-        node,
+        node: key,
         text,
     }))]
 }
@@ -718,7 +731,7 @@ fn on_connection(m: &mut Model, state: ConnState) {
 }
 
 fn on_subscription(m: &mut Model, node: &str, state: SubState) {
-    let service = m.service.clone();
+    let service = m.service.to_string();
     let was_down = m.nodes.iter().any(|n| {
         n.name == node && matches!(n.state, SubState::Retrying { .. } | SubState::Failed(_))
     });
@@ -827,7 +840,7 @@ fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
 /// What became of a publish on its way: the user's own are tracked until answered
 /// (auto-published items only say when they fail).
 fn on_publish_event(m: &mut Model, ev: NetEvent) {
-    let service = m.service.clone();
+    let service = m.service.to_string();
     match ev {
         NetEvent::PublishSent {
             req: Some(req),
@@ -875,7 +888,7 @@ fn on_publish_event(m: &mut Model, ev: NetEvent) {
 /// The answer to one of the TUI's requests; what to ask next (pages, meta-data).
 fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>) -> Vec<Effect> {
     use super::explorer::{Meta, ServiceInfo};
-    let service = m.service.clone();
+    let service = m.service.to_string();
     let Some(asked) = m.asked.remove(&req) else {
         return Vec::new();
     };
@@ -917,7 +930,7 @@ fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>)
                 m.outcome(Level::Error, format!("following {node}: {why}"));
             } else {
                 // Refused for good (no such node, not allowed): the follow is undone.
-                let fx = unfollow(m, node.clone());
+                let fx = unfollow(m, &node);
                 m.outcome(Level::Error, format!("cannot follow {node}: {why}"));
                 return fx;
             }
@@ -1038,8 +1051,10 @@ fn on_node_page(
         let asked = Asked::ListNodes {
             parent: parent.clone(),
         };
+        let service = m.service.clone();
         fx.push(Effect::Net(m.ask(asked, |req| Command::ListNodes {
             req,
+            service,
             parent,
             after: Some(after),
         })));
@@ -1068,7 +1083,7 @@ fn resync_error(m: &mut Model, node: &str, error: &RequestError) -> String {
     } else {
         format!(
             "resync of {node} failed: {}",
-            explain(error, Op::Retrieve, node, &m.service)
+            explain(error, Op::Retrieve, node, m.service.as_str())
         )
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use xmpp_parsers::jid::Jid;
 
 use crate::feed::FeedItem;
 use crate::feed::gap::Lost;
@@ -33,6 +34,29 @@ impl RequestIds {
     }
 }
 
+/// A node, addressed by its service and its name. Commands address nodes this way; a
+/// session follows nodes at its own service, and its events name nodes within it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeKey {
+    pub service: Jid,
+    pub node: String,
+}
+
+impl NodeKey {
+    pub fn new(service: &Jid, node: impl Into<String>) -> Self {
+        Self {
+            service: service.clone(),
+            node: node.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for NodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}", self.node, self.service)
+    }
+}
+
 /// What a front end asks the network core to do. Each request carries a [`RequestId`] and is
 /// answered once with [`NetEvent::Reply`]; the others (auto-publish, shutdown) are settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,57 +64,60 @@ pub enum Command {
     /// Publish text to a node (waits for the link when offline).
     Publish {
         req: RequestId,
-        node: String,
+        node: NodeKey,
         text: String,
     },
     /// Retrieve all items of a followed node and replace the local view with them (a
     /// [`NetEvent::Snapshot`] too). A node whose subscription failed is subscribed again first.
-    Resync { req: RequestId, node: String },
+    Resync { req: RequestId, node: NodeKey },
     /// Follow a node from now on: subscribe, and retrieve its items.
-    Follow { req: RequestId, node: String },
+    Follow { req: RequestId, node: NodeKey },
     /// Stop following a node: unsubscribe, and accept no more of its events.
-    Unfollow { req: RequestId, node: String },
+    Unfollow { req: RequestId, node: NodeKey },
     /// Subscribe the account (its bare JID) to a node, lastingly; the session does not
     /// follow it.
-    Subscribe { req: RequestId, node: String },
+    Subscribe { req: RequestId, node: NodeKey },
     /// Remove the account's (bare JID) subscription to a node.
-    Unsubscribe { req: RequestId, node: String },
+    Unsubscribe { req: RequestId, node: NodeKey },
     /// Retract an item (with notification); needs rights on the service.
     Retract {
         req: RequestId,
-        node: String,
+        node: NodeKey,
         id: String,
     },
     /// Delete every item of a node (owner only).
-    Purge { req: RequestId, node: String },
+    Purge { req: RequestId, node: NodeKey },
     /// Create a node with an open publish model (needs owner rights on Prosody), with a
     /// title when given.
     CreateNode {
         req: RequestId,
-        node: String,
+        node: NodeKey,
         max_items: u32,
         title: Option<String>,
     },
-    /// One page of the nodes the service lists (under `parent`, a collection, when given),
+    /// One page of the nodes a service lists (under `parent`, a collection, when given),
     /// starting after `after` (RSM) when given.
     ListNodes {
         req: RequestId,
+        service: Jid,
         parent: Option<String>,
         after: Option<String>,
     },
-    /// What the service (no node) or a node says about itself: identity, features, meta-data.
+    /// What a service (no node) or one of its nodes says about itself: identity, features,
+    /// meta-data.
     Info {
         req: RequestId,
+        service: Jid,
         node: Option<String>,
     },
     /// The items a node stores (all pages, or the newest `max`), without following it.
     Items {
         req: RequestId,
-        node: String,
+        node: NodeKey,
         max: Option<u64>,
     },
-    /// This account's subscriptions at the service.
-    Subscriptions { req: RequestId },
+    /// This account's subscriptions at a service.
+    Subscriptions { req: RequestId, service: Jid },
     /// Turn auto-publish on or off; `node` is where it publishes (the TUI's selected node).
     SetAutoPublish { enabled: bool, node: Option<String> },
     /// Unsubscribe from every followed node (when online), then close the stream.
@@ -113,7 +140,7 @@ impl Command {
             | Self::ListNodes { req, .. }
             | Self::Info { req, .. }
             | Self::Items { req, .. }
-            | Self::Subscriptions { req } => Some(*req),
+            | Self::Subscriptions { req, .. } => Some(*req),
             Self::SetAutoPublish { .. } | Self::Shutdown => None,
         }
     }

@@ -17,5 +17,7 @@ pub mod proto;
 pub mod session;
 pub mod task;
 
-pub use events::{Answer, Command, ConnState, NetEvent, RequestId, RequestIds, SnapshotReason};
+pub use events::{
+    Answer, Command, ConnState, NetEvent, NodeKey, RequestId, RequestIds, SnapshotReason,
+};
 pub use task::{NetHandle, spawn};

@@ -34,7 +34,7 @@ use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::error::{Condition, RequestError};
-use super::events::{Answer, Command, ConnState, NetEvent, RequestId, SnapshotReason};
+use super::events::{Answer, Command, ConnState, NetEvent, NodeKey, RequestId, SnapshotReason};
 use super::proto::event::{self, EventPart};
 use super::proto::{self, OutgoingItem, SubState, disco, owner, pubsub, seq};
 use crate::feed::gap::{GapTracker, Ranges, Verdict, lost_in};
@@ -205,6 +205,7 @@ enum Request {
     /// Items of a node for a front end, without following it.
     Items {
         req: RequestId,
+        to: Jid,
         node: String,
         max: Option<u64>,
         items: Vec<FeedItem>,
@@ -228,6 +229,7 @@ enum Request {
     /// error too, for the requests where an error is what was wanted).
     OneShot {
         req: RequestId,
+        to: Jid,
         get: bool,
         read: Reader,
     },
@@ -695,6 +697,7 @@ impl Session {
                 Ok(j) => j,
                 Err(_) => return,
             },
+            Request::Items { to, .. } | Request::OneShot { to, .. } => to.clone(),
             _ => self.cfg.service.clone(),
         };
         let id = self.next_iq_id();
@@ -929,10 +932,22 @@ impl Session {
             return;
         }
         match cmd {
-            Command::Publish { req, node, text } => self.publish(node, &text, Some(req), now, out),
-            Command::Resync { req, node } => self.resync_command(req, &node, now, out),
-            Command::Follow { req, node } => self.follow(req, node, now, out),
-            Command::Unfollow { req, node } => self.unfollow(req, &node, now, out),
+            Command::Publish { req, node, text } => match self.local(node) {
+                Ok(node) => self.publish(node, &text, Some(req), now, out),
+                Err(e) => reply(out, req, Err(e)),
+            },
+            Command::Resync { req, node } => match self.local(node) {
+                Ok(node) => self.resync_command(req, &node, now, out),
+                Err(e) => reply(out, req, Err(e)),
+            },
+            Command::Follow { req, node } => match self.local(node) {
+                Ok(node) => self.follow(req, node, now, out),
+                Err(e) => reply(out, req, Err(e)),
+            },
+            Command::Unfollow { req, node } => match self.local(node) {
+                Ok(node) => self.unfollow(req, &node, now, out),
+                Err(e) => reply(out, req, Err(e)),
+            },
             Command::SetAutoPublish { enabled, node } => {
                 self.auto_publish = enabled;
                 if node.is_some() {
@@ -945,7 +960,11 @@ impl Session {
                 }));
             }
             Command::Shutdown => self.shutdown(now, out),
-            Command::Items { req, node, max } => {
+            Command::Items {
+                req,
+                node: NodeKey { service: to, node },
+                max,
+            } => {
                 if let Err(e) = check_node_name(&node) {
                     return reply(out, req, Err(e));
                 }
@@ -959,12 +978,19 @@ impl Session {
                 };
                 let request = Request::Items {
                     req,
+                    to,
                     node,
                     max,
                     items: Vec::new(),
                     pages: 1,
                 };
                 self.send_iq(request, query.build(), now, out);
+            }
+            cmd @ (Command::ListNodes { .. }
+            | Command::Info { .. }
+            | Command::Subscriptions { .. }) => {
+                let (request, payload) = Self::service_iq(cmd);
+                self.send_iq(request, payload, now, out);
             }
             cmd => match self.one_iq(cmd) {
                 Ok((request, payload)) => self.send_iq(request, payload, now, out),
@@ -978,8 +1004,11 @@ impl Session {
     /// answer. Each one-shot request is one arm here.
     fn one_iq(&self, cmd: Command) -> Result<(Request, Element), (RequestId, RequestError)> {
         let named = |req: RequestId, node: &str| check_node_name(node).map_err(|e| (req, e));
-        let (req, get, payload, read) = match cmd {
-            Command::Subscribe { req, node } => {
+        let (req, to, get, payload, read) = match cmd {
+            Command::Subscribe {
+                req,
+                node: NodeKey { service: to, node },
+            } => {
                 named(req, &node)?;
                 let jid = self.bare_string();
                 let payload = pubsub::Subscribe::new(&node, &jid).build();
@@ -987,18 +1016,21 @@ impl Session {
                     SubState::Failed(e) => Err(e),
                     state => Ok(Answer::Subscribed { node, jid, state }),
                 });
-                (req, false, payload, read)
+                (req, to, false, payload, read)
             }
-            Command::Unsubscribe { req, node } => {
+            Command::Unsubscribe {
+                req,
+                node: NodeKey { service: to, node },
+            } => {
                 named(req, &node)?;
                 let jid = self.bare_string();
                 let payload = pubsub::Unsubscribe::new(&node, &jid, None).build();
                 let read = Reader::ok(move |_| Ok(Answer::Unsubscribed { node, jid }));
-                (req, false, payload, read)
+                (req, to, false, payload, read)
             }
             Command::CreateNode {
                 req,
-                node,
+                node: NodeKey { service: to, node },
                 max_items,
                 title,
             } => {
@@ -1012,27 +1044,50 @@ impl Session {
                     Err(e) if e.condition() != Some(Condition::Conflict) => Err(e),
                     _ => Ok(Answer::Created { node }),
                 }));
-                (req, false, create.build(), read)
+                (req, to, false, create.build(), read)
             }
-            Command::Retract { req, node, id } => {
+            Command::Retract {
+                req,
+                node: NodeKey { service: to, node },
+                id,
+            } => {
                 let payload = pubsub::Retract::new(&node, &id).build();
                 (
                     req,
+                    to,
                     false,
                     payload,
                     Reader::ok(move |_| Ok(Answer::Retracted { node, id })),
                 )
             }
-            Command::Purge { req, node } => {
+            Command::Purge {
+                req,
+                node: NodeKey { service: to, node },
+            } => {
                 let payload = owner::Purge::new(&node).build();
                 (
                     req,
+                    to,
                     false,
                     payload,
                     Reader::ok(move |_| Ok(Answer::Purged { node })),
                 )
             }
-            Command::ListNodes { req, parent, after } => {
+            other => unreachable!("not a one-IQ request: {other:?}"),
+        };
+        Ok((Request::OneShot { req, to, get, read }, payload))
+    }
+
+    /// A one-shot request about a service (its nodes, itself, the account's subscriptions):
+    /// the request to remember (how to read its answer) and its payload.
+    fn service_iq(cmd: Command) -> (Request, Element) {
+        let (req, to, get, payload, read) = match cmd {
+            Command::ListNodes {
+                req,
+                service: to,
+                parent,
+                after,
+            } => {
                 let page = SetQuery {
                     max: Some(DISCO_PAGE),
                     after,
@@ -1047,9 +1102,13 @@ impl Session {
                     }
                     None => Err(malformed("a node list")),
                 });
-                (req, true, payload, read)
+                (req, to, true, payload, read)
             }
-            Command::Info { req, node } => {
+            Command::Info {
+                req,
+                service: to,
+                node,
+            } => {
                 let payload = disco::info_query(node.as_deref());
                 let read = Reader::ok(move |p| match p.and_then(disco::Info::parse) {
                     Some(mut info) => {
@@ -1058,17 +1117,30 @@ impl Session {
                     }
                     None => Err(malformed("an info answer")),
                 });
-                (req, true, payload, read)
+                (req, to, true, payload, read)
             }
-            Command::Subscriptions { req } => {
+            Command::Subscriptions { req, service: to } => {
                 let payload = pubsub::SubscriptionsQuery::default().build();
                 let read =
                     Reader::ok(|p| Ok(Answer::Subscriptions(pubsub::Subscriptions::parse(p).list)));
-                (req, true, payload, read)
+                (req, to, true, payload, read)
             }
-            other => unreachable!("not a one-IQ request: {other:?}"),
+            other => unreachable!("not a service request: {other:?}"),
         };
-        Ok((Request::OneShot { req, get, read }, payload))
+        (Request::OneShot { req, to, get, read }, payload)
+    }
+
+    /// A node of this session's service, by name; another service's is refused (a session
+    /// follows and publishes at its own service only).
+    fn local(&self, key: NodeKey) -> Result<String, RequestError> {
+        if key.service == self.cfg.service {
+            Ok(key.node)
+        } else {
+            Err(RequestError::Invalid(format!(
+                "{key}: this session follows and publishes at {} only",
+                self.cfg.service
+            )))
+        }
     }
 
     fn bare_string(&self) -> String {
@@ -1558,6 +1630,7 @@ impl Session {
     ) {
         let Request::Items {
             req,
+            to,
             node,
             max,
             mut items,
@@ -1575,6 +1648,7 @@ impl Session {
             let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, Some(&last)).build();
             let request = Request::Items {
                 req,
+                to,
                 node,
                 max,
                 items,

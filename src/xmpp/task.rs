@@ -14,7 +14,9 @@ use tokio_xmpp::stanzastream::{Event, StanzaStream, StreamEvent};
 
 use super::connect::{ConnectConfig, Handovers, connect_loop};
 use super::error::RequestError;
-use super::events::{Answer, Command, ConnState, NetEvent, RequestId, RequestIds};
+use xmpp_parsers::jid::Jid;
+
+use super::events::{Answer, Command, ConnState, NetEvent, NodeKey, RequestId, RequestIds};
 use super::session::{Input, Now, Output, Session, SessionConfig};
 
 /// Outbound and inbound stanza queue depth of the stream.
@@ -68,9 +70,17 @@ pub struct NetHandle<C = Command, E = NetEvent> {
     pub task: JoinHandle<()>,
     /// Ids for this front end's requests.
     pub ids: RequestIds,
+    /// The service the machine works with (for a client: its pubsub service; for a relay:
+    /// itself).
+    pub service: Jid,
 }
 
 impl NetHandle {
+    /// The key of a node at this session's service.
+    pub fn key(&self, node: &str) -> NodeKey {
+        NodeKey::new(&self.service, node)
+    }
+
     /// Send a request made with a fresh id and wait for its answer. Events that come before
     /// it go to `other`. The core answers every request, so this ends; `Err` also when the
     /// core has ended.
@@ -96,7 +106,11 @@ impl NetHandle {
 /// [`Command::Shutdown`], a final connection error, or until the front end drops its command
 /// sender.
 pub fn spawn(connect: ConnectConfig, session: SessionConfig) -> NetHandle {
-    spawn_machine(connect, Session::new(session))
+    let service = session.service.clone();
+    NetHandle {
+        service,
+        ..spawn_machine(connect, Session::new(session))
+    }
 }
 
 /// Start any [`Machine`] over a reconnecting stream for the account in `connect`.
@@ -104,6 +118,7 @@ pub fn spawn_machine<M: Machine>(
     connect: ConnectConfig,
     machine: M,
 ) -> NetHandle<M::Command, M::Event> {
+    let service = connect.jid.clone();
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (ev_tx, ev_rx) = mpsc::channel(4096);
     let task = tokio::spawn(run(connect, machine, cmd_rx, ev_tx));
@@ -112,6 +127,7 @@ pub fn spawn_machine<M: Machine>(
         events: ev_rx,
         task,
         ids: RequestIds::default(),
+        service,
     }
 }
 

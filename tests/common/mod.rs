@@ -249,6 +249,7 @@ pub fn ejabberd_account(server: &ejabberd::Ejabberd, user: &str, resource: &str)
 /// A TUI model holding one node (UTC times), to feed network events into.
 pub fn model_for(node: &str) -> pubsub_tui::tui::model::Model {
     pubsub_tui::tui::model::Model::new(
+        &xmpp_parsers::jid::Jid::new("pubsub.localhost").expect("jid"),
         &[node.to_owned()],
         10_000,
         false,
@@ -293,7 +294,7 @@ pub async fn publish(net: &mut NetHandle, node: &str, text: &str) -> RequestId {
     net.commands
         .send(Command::Publish {
             req,
-            node: node.into(),
+            node: net.key(node),
             text: text.into(),
         })
         .await
@@ -369,11 +370,8 @@ pub async fn node_item_ids(
 
 /// Ask for a resync of `node` and return the items of the snapshot it produces.
 pub async fn manual_resync(net: &mut NetHandle, node: &str) -> Vec<pubsub_tui::feed::FeedItem> {
-    send(net, |req| Command::Resync {
-        req,
-        node: node.into(),
-    })
-    .await;
+    let key = net.key(node);
+    send(net, |req| Command::Resync { req, node: key }).await;
     wait_for(net, 15, "the manual snapshot", |e| match e {
         NetEvent::Snapshot {
             items,

@@ -110,7 +110,7 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
                             e,
                             crate::xmpp::error::Op::Subscribe,
                             &node.name,
-                            &m.service,
+                            m.service.as_str(),
                         ),
                         width,
                     ),

@@ -114,7 +114,7 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
                 SubState::Failed(e) | SubState::Retrying { error: e, .. }
                     if !matches!(e, RequestError::Connection(_)) =>
                 {
-                    let why = explain(e, Op::Subscribe, &n.name, &m.service);
+                    let why = explain(e, Op::Subscribe, &n.name, m.service.as_str());
                     Line::styled(fit(&format!(" {why}"), inner_width), theme::ERROR)
                 }
                 _ => Line::styled(
