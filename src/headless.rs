@@ -401,12 +401,9 @@ pub async fn query(
         _ => None,
     };
     if let (Some((node, follow)), Some(state)) = (change, state) {
-        state.record(node, follow).with_context(|| {
-            format!(
-                "done at the service, but the TUI's list of followed nodes in {} was not changed",
-                state.path().display()
-            )
-        })?;
+        state.record(node, follow).context(
+            "done at the service, but the TUI's list of followed nodes was not changed",
+        )?;
     }
     Ok(())
 }
@@ -735,8 +732,9 @@ fn print_info(info: &disco::Info, service: &str, p: &mut Printer) -> anyhow::Res
                 "identities": info.identities.iter().map(|i| json!({
                     "category": i.category, "type": i.kind, "name": i.name})).collect::<Vec<_>>(),
                 "features": info.features,
-                "pubsub_features": features.iter().map(|(name, state)| json!({
-                    "feature": name, "state": state.name()})).collect::<Vec<_>>(),
+                // A service's features against XEP-0060; a node's answer has none to set.
+                "pubsub_features": info.node.is_none().then(|| features.iter().map(|(name, state)| json!({
+                    "feature": name, "state": state.name()})).collect::<Vec<_>>()),
                 "meta": info.meta.as_ref().map(disco::NodeMeta::to_json),
             }),
         );

@@ -128,6 +128,10 @@ fn read(path: &Path) -> anyhow::Result<File> {
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // An empty file (a truncated write, a `touch`) holds nothing yet.
+    if text.trim().is_empty() {
+        return Ok(File::default());
+    }
     let file: File = serde_json::from_str(&text).with_context(|| {
         format!(
             "{} is not a state file this version can read (fix or move it away; it is left as it is)",

@@ -152,7 +152,10 @@ async fn follow_then_leave(
             node: NodeKey::new(at, node),
         })
         .await,
-        Answer::Unfollowed { node: node.into() }
+        Answer::Unfollowed {
+            node: node.into(),
+            account: false
+        }
     );
     // After leaving: an item to the node, then one to the control node. The control arrives;
     // the first must not (it would come before the control).
@@ -433,7 +436,8 @@ async fn ejabberd_lists_over_100_nodes_says_its_list_is_cut_and_follows_at_run_t
         })
         .await,
         Answer::Unfollowed {
-            node: "gamma".into()
+            node: "gamma".into(),
+            account: false
         }
     );
     publish(&mut bob, "gamma", "after leaving").await;

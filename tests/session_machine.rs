@@ -1559,7 +1559,13 @@ fn an_unfollowed_node_is_unsubscribed_and_its_events_are_dropped() {
     let ev = events(s.handle(result("pubsub.localhost", &unsub_id, ""), clock.now()));
     assert_eq!(
         replies(&ev),
-        [(r, Ok(Answer::Unfollowed { node: "b".into() }))]
+        [(
+            r,
+            Ok(Answer::Unfollowed {
+                node: "b".into(),
+                account: false
+            })
+        )]
     );
     // Unfollowing what is not followed says so.
     let r2 = req();

@@ -57,6 +57,11 @@ impl Entry {
         matches!(&self.meta, Meta::Known(info) if info.is_collection())
     }
 
+    /// Could it hold nodes? (A collection, or one whose meta-data is not in yet.)
+    pub fn may_have_children(&self) -> bool {
+        self.expanded || self.is_collection() || matches!(self.meta, Meta::Unknown | Meta::Loading)
+    }
+
     /// Does the filter (lower case) match the name, title, type or description?
     fn matches(&self, filter: &str) -> bool {
         let has = |s: Option<&str>| s.is_some_and(|s| s.to_lowercase().contains(filter));
@@ -121,6 +126,8 @@ pub struct Explorer {
     pub info_in_flight: usize,
     /// Meta-data requests kept in flight at once ([`INFO_WINDOW`]; the bench varies it).
     pub info_window: usize,
+    /// The node to select once it is listed (the one selected before a reload).
+    pub select_when_listed: Option<String>,
 }
 
 impl Default for Explorer {
@@ -139,6 +146,7 @@ impl Default for Explorer {
             info_queue: VecDeque::new(),
             info_in_flight: 0,
             info_window: INFO_WINDOW,
+            select_when_listed: None,
         }
     }
 }
@@ -193,6 +201,14 @@ impl Explorer {
             .map(|&i| &self.entries[i])
     }
 
+    /// Select this node if it is shown (else the first row).
+    pub fn select(&mut self, node: Option<&str>) {
+        let rows = self.visible();
+        self.selected = node
+            .and_then(|n| rows.iter().position(|&i| self.entries[i].node == n))
+            .unwrap_or(0);
+    }
+
     pub fn clamp(&mut self) {
         let n = self.visible().len();
         self.selected = self.selected.min(n.saturating_sub(1));
@@ -238,6 +254,12 @@ impl Explorer {
         }
         self.info_queue.extend(new.iter().map(|e| e.node.clone()));
         self.entries.splice(at..at, new);
+        if let Some(wanted) = self.select_when_listed.clone()
+            && self.entries.iter().any(|e| e.node == wanted)
+        {
+            self.select(Some(&wanted));
+            self.select_when_listed = None;
+        }
         self.entries
             .iter()
             .filter(|e| e.parent.as_deref() == parent)

@@ -139,14 +139,13 @@ pub fn available(action: Action, m: &Model) -> bool {
     match action {
         Action::Subscribe => !m.net_ended && entry().is_some_and(|e| !m.follows(&e.node)),
         Action::Unsubscribe if in_explorer => entry().is_some_and(|e| m.follows(&e.node)),
-        Action::Unsubscribe => !m.net_ended && m.selected_node().is_some(),
-        Action::Expand => entry().is_some_and(|e| e.is_collection() || e.expanded),
-        Action::Filter => m.explorer.view == super::explorer::View::Nodes,
+        Action::Unsubscribe | Action::ToggleAuto => !m.net_ended && m.selected_node().is_some(),
+        Action::Expand => entry().is_some_and(super::explorer::Entry::may_have_children),
         Action::Reload => m.is_online(),
         Action::Resync => m.is_online() && m.selected_node().is_some(),
         Action::ResendFailed => !m.failed.is_empty() && !m.net_ended,
         Action::Publish => !m.compose.value().trim().is_empty() && !m.net_ended,
-        Action::ToggleAuto | Action::Compose | Action::AddNode | Action::Explore => !m.net_ended,
+        Action::Compose | Action::AddNode | Action::Explore => !m.net_ended,
         Action::Follow => !m.following(),
         _ => true,
     }
@@ -483,6 +482,20 @@ pub const BINDINGS: &[Binding] = &[
         scope: Scope::Explorer,
         action: Action::Bottom,
         help: "to the last",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('?'), key(KeyCode::F(1))],
+        scope: Scope::Explorer,
+        action: Action::Help,
+        help: "help (Esc comes back here)",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('m')],
+        scope: Scope::Explorer,
+        action: Action::Messages,
+        help: "messages: every notice and error so far, whole",
         hint: None,
     },
     Binding {

@@ -189,6 +189,8 @@ pub struct Model {
     /// Everything said, newest last; the status bar shows the newest for a while.
     pub log: VecDeque<LogEntry>,
     pub overlay: Overlay,
+    /// The overlay to go back to when this one closes (help opened over the explorer).
+    pub under: Option<Overlay>,
     pub dropped: u64,
     /// The user's publishes not yet confirmed, by item id.
     pub unconfirmed: BTreeMap<String, Unconfirmed>,
@@ -238,6 +240,7 @@ impl Model {
             outcome: None,
             log: VecDeque::new(),
             overlay: Overlay::None,
+            under: None,
             dropped: 0,
             unconfirmed: BTreeMap::new(),
             failed: Vec::new(),

@@ -65,6 +65,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
                 // One line: a filter or a node name.
                 let line: String = sanitize::display(&text.replace(['\r', '\n'], " "));
                 let line = line.trim().chars().take(1023).collect::<String>();
+                if m.explorer.typing.is_none() {
+                    m.explorer.view = super::explorer::View::Nodes;
+                    m.explorer.typing = Some(super::explorer::Typing::Filter);
+                }
                 match &mut m.explorer.typing {
                     Some(super::explorer::Typing::Filter) => {
                         let v = format!("{}{line}", m.explorer.filter.value());
@@ -152,7 +156,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
     match mode {
         Mode::Overlay => {
             match action {
-                Some(Action::Close) => m.overlay = Overlay::None,
+                Some(Action::Close) => m.overlay = m.under.take().unwrap_or(Overlay::None),
                 Some(a) => scroll_overlay(m, a),
                 None => {}
             }
@@ -197,6 +201,12 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         Action::FocusPrev => m.focus = m.focus.prev(),
         Action::Compose => m.focus = Focus::Compose,
         Action::LeaveCompose => m.focus = Focus::Feed,
+        Action::ToggleAuto if m.selected_node().is_none() => {
+            m.outcome(
+                Level::Error,
+                "no node to auto-publish to: follow one first (e opens the explorer)",
+            );
+        }
         Action::ToggleAuto => {
             m.auto_publish = !m.auto_publish;
             let node = m.selected_node().map(|n| n.name.clone());
@@ -269,10 +279,15 @@ fn unfollow(m: &mut Model, node: &str) -> Vec<Effect> {
     if !m.follows(node) {
         return Vec::new();
     }
+    m.outcome(Level::Info, format!("stopped following {node}"));
+    leave(m, node)
+}
+
+/// Take a node out of the followed set (the service is asked to unsubscribe).
+fn leave(m: &mut Model, node: &str) -> Vec<Effect> {
     let was_auto = m.auto_node.as_deref() == Some(node);
     m.remove_node(node);
     m.unconfirmed.retain(|_, u| u.node != node);
-    m.outcome(Level::Info, format!("stopped following {node}"));
     let key = m.key(node);
     let asked = Asked::Unfollow {
         node: node.to_owned(),
@@ -297,11 +312,15 @@ fn unfollow(m: &mut Model, node: &str) -> Vec<Effect> {
 /// Open the explorer; the first time (or after a reload), list the service's nodes.
 fn open_explorer(m: &mut Model) -> Vec<Effect> {
     m.overlay = Overlay::Explorer;
+    m.explorer.view = super::explorer::View::Nodes;
+    let selected = m.selected_node().map(|n| n.name.clone());
     if m.explorer.opened {
-        m.explorer.clamp();
+        m.explorer.select(selected.as_deref());
         return Vec::new();
     }
-    list_root(m)
+    let fx = list_root(m);
+    m.explorer.select_when_listed = selected;
+    fx
 }
 
 fn list_root(m: &mut Model) -> Vec<Effect> {
@@ -309,7 +328,9 @@ fn list_root(m: &mut Model) -> Vec<Effect> {
         m.explorer.error = Some("not connected: the list comes once online (R)".into());
         return Vec::new();
     }
+    let keep = m.explorer.selected_entry().map(|e| e.node.clone());
     m.explorer.clear();
+    m.explorer.select_when_listed = keep;
     m.explorer.opened = true;
     m.explorer.listing.insert(None);
     let asked = Asked::ListNodes { parent: None };
@@ -354,9 +375,18 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
             Action::PageDown => *scroll = scroll.saturating_add(page).min(max),
             Action::Top => *scroll = 0,
             Action::Bottom => *scroll = max,
-            Action::Capabilities => m.explorer.view = View::Nodes,
-            Action::Close => m.overlay = Overlay::None,
+            Action::Capabilities | Action::Close => m.explorer.view = View::Nodes,
             Action::Quit => return on_quit(m),
+            Action::Help | Action::Messages => over_explorer(m, action),
+            // Typing keys are the list's: back to it, and type.
+            Action::Filter => {
+                m.explorer.view = View::Nodes;
+                m.explorer.typing = Some(Typing::Filter);
+            }
+            Action::AddNode => {
+                m.explorer.view = View::Nodes;
+                m.explorer.typing = Some(Typing::AddNode(tui_input::Input::default()));
+            }
             _ => {}
         }
         return Vec::new();
@@ -378,6 +408,7 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
         }
         Action::Close => m.overlay = Overlay::None,
         Action::Quit => return on_quit(m),
+        Action::Help | Action::Messages => over_explorer(m, action),
         Action::Filter => x.typing = Some(Typing::Filter),
         Action::AddNode => x.typing = Some(Typing::AddNode(tui_input::Input::default())),
         Action::Capabilities => {
@@ -395,8 +426,16 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
                 }))];
             }
         }
-        Action::Reload => return list_root(m),
+        Action::Reload => {
+            m.outcome(Level::Info, "listing the service's nodes again…");
+            return list_root(m);
+        }
         Action::Expand => {
+            if let Some(e) = x.selected_entry().filter(|e| !e.may_have_children()) {
+                let text = format!("{} is not a collection: it has no nodes inside", e.node);
+                m.outcome(Level::Info, text);
+                return Vec::new();
+            }
             if let Some(node) = x.toggle_selected() {
                 x.listing.insert(Some(node.clone()));
                 let asked = Asked::ListNodes {
@@ -440,6 +479,7 @@ fn explorer_typing(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<
         );
         return on_key(m, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
     }
+    let keep = m.explorer.selected_entry().map(|e| e.node.clone());
     let Some(typing) = m.explorer.typing.as_mut() else {
         return Vec::new();
     };
@@ -453,7 +493,6 @@ fn explorer_typing(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<
                     return follow(m, node);
                 }
             }
-            m.explorer.selected = 0;
         }
         Some(Action::Cancel) => {
             if matches!(typing, Typing::Filter) {
@@ -468,10 +507,20 @@ fn explorer_typing(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<
                 Typing::AddNode(input) => input,
             };
             edit_line(input, key);
-            m.explorer.selected = 0;
+            m.explorer.select(keep.as_deref());
         }
     }
     Vec::new()
+}
+
+/// Help or the message log over the explorer; closing it goes back to the explorer.
+fn over_explorer(m: &mut Model, action: Action) {
+    m.overlay = if action == Action::Help {
+        Overlay::Help { scroll: 0 }
+    } else {
+        Overlay::Messages { scroll: 0 }
+    };
+    m.under = Some(Overlay::Explorer);
 }
 
 /// Quit, or ask first when text would be lost.
@@ -732,6 +781,11 @@ fn on_connection(m: &mut Model, state: ConnState) {
 
 fn on_subscription(m: &mut Model, node: &str, state: SubState) {
     let service = m.service.to_string();
+    // A follow the user just asked for is answered in its own words (see `on_reply`).
+    let asked = m
+        .asked
+        .values()
+        .any(|a| matches!(a, Asked::Follow { node: n } if n == node));
     let was_down = m.nodes.iter().any(|n| {
         n.name == node && matches!(n.state, SubState::Retrying { .. } | SubState::Failed(_))
     });
@@ -745,6 +799,7 @@ fn on_subscription(m: &mut Model, node: &str, state: SubState) {
             explain(error, Op::Subscribe, node, &service),
             retry_in.as_secs().max(1)
         )),
+        SubState::Failed(_) if asked => {}
         SubState::Failed(error) => m.error(format!(
             "{node}: cannot subscribe: {} (r tries again)",
             explain(error, Op::Subscribe, node, &service)
@@ -930,11 +985,24 @@ fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>)
                 m.outcome(Level::Error, format!("following {node}: {why}"));
             } else {
                 // Refused for good (no such node, not allowed): the follow is undone.
-                let fx = unfollow(m, &node);
+                let fx = leave(m, &node);
                 m.outcome(Level::Error, format!("cannot follow {node}: {why}"));
                 return fx;
             }
         }
+        (
+            Asked::Unfollow { .. },
+            Ok(Answer::Unfollowed {
+                node,
+                account: true,
+            }),
+        ) => m.outcome(
+            Level::Info,
+            format!(
+                "stopped following {node}; your account itself is still subscribed to it \
+                 (pubsub-tui unsubscribe --node {node} ends that)"
+            ),
+        ),
         (Asked::Unfollow { node }, Err(error)) => m.outcome(
             Level::Error,
             format!(
@@ -1068,6 +1136,10 @@ fn on_node_page(
 
 /// A resync the core started by itself (at a fresh session, after a gap) failed.
 fn on_resync_failed(m: &mut Model, node: &str, error: &RequestError) {
+    if !m.follows(node) {
+        // Left meanwhile (a follow the service refused is undone).
+        return;
+    }
     let text = resync_error(m, node, error);
     m.error(text);
 }

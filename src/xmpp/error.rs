@@ -281,12 +281,14 @@ pub fn explain(error: &RequestError, op: Op, node: &str, service: &str) -> Strin
             "{service} does not exist or is not a pubsub service"
         )),
         (
-            Condition::Forbidden
-            | Condition::NotAllowed
-            | Condition::FeatureNotImplemented
-            | Condition::NotAuthorized,
+            Condition::Forbidden | Condition::FeatureNotImplemented | Condition::NotAuthorized,
             Op::ListNodes,
         ) if node.is_empty() => Some(format!("{service} does not list its nodes")),
+        (Condition::UnexpectedRequest, Op::Unsubscribe)
+            if r.pubsub.as_deref() == Some("not-subscribed") =>
+        {
+            Some(format!("you are not subscribed to '{node}' at {service}"))
+        }
         (Condition::ItemNotFound, Op::Subscriptions) => Some(format!(
             "{service} does not exist or is not a pubsub service"
         )),
@@ -329,6 +331,10 @@ pub fn explain(error: &RequestError, op: Op, node: &str, service: &str) -> Strin
     };
     match meaning {
         Some(m) => format!("{m} ({error})"),
+        // About a service as a whole: say which one answered.
+        None if matches!(op, Op::ListNodes | Op::Info | Op::Subscriptions) => {
+            format!("{service} answered: {error}")
+        }
         None => error.to_string(),
     }
 }

@@ -164,8 +164,11 @@ pub enum Answer {
         node: String,
         state: SubState,
     },
+    /// `account`: the account itself (its bare JID) is still subscribed to the node (the
+    /// `subscribe` command, or another client, made that subscription; it is not this run's).
     Unfollowed {
         node: String,
+        account: bool,
     },
     /// The account's subscription (`jid` is its bare JID).
     Subscribed {

@@ -340,6 +340,9 @@ pub struct Session {
     resyncing: HashMap<String, Vec<FeedItem>>,
     /// Resync requests waiting for the retrieve of their node.
     resync_reqs: HashMap<String, Vec<RequestId>>,
+    /// Nodes the account itself (its bare JID) is subscribed to, as the service listed them
+    /// at the start of this session.
+    account_subs: HashSet<String>,
     /// Sequence state per node.
     trackers: HashMap<String, GapTracker>,
     /// When the last retrieve of each node started (for the rate limit).
@@ -378,6 +381,7 @@ impl Session {
             delayed: Vec::new(),
             resyncing: HashMap::new(),
             resync_reqs: HashMap::new(),
+            account_subs: HashSet::new(),
             trackers: HashMap::new(),
             last_resync: HashMap::new(),
             resync_wanted: HashSet::new(),
@@ -587,7 +591,14 @@ impl Session {
                     node,
                     why: Unsub::Unfollow(req),
                     ..
-                } => reply(out, req, Ok(Answer::Unfollowed { node })),
+                } => reply(
+                    out,
+                    req,
+                    Ok(Answer::Unfollowed {
+                        account: self.account_subs.contains(&node),
+                        node,
+                    }),
+                ),
                 other => {
                     if let Some(req) = other.req() {
                         reply(out, req, Err(reset_error()));
@@ -1240,6 +1251,7 @@ impl Session {
                 out,
                 req,
                 Ok(Answer::Unfollowed {
+                    account: self.account_subs.contains(node),
                     node: node.to_owned(),
                 }),
             );
@@ -1562,7 +1574,14 @@ impl Session {
                         jid,
                     }));
                 }
-                Unsub::Unfollow(req) => reply(out, req, Ok(Answer::Unfollowed { node })),
+                Unsub::Unfollow(req) => reply(
+                    out,
+                    req,
+                    Ok(Answer::Unfollowed {
+                        account: self.account_subs.contains(&node),
+                        node,
+                    }),
+                ),
                 Unsub::Shutdown => {}
             },
             Request::Cleanup => self.clean_up_subscriptions(payload, now, out),
@@ -1686,6 +1705,10 @@ impl Session {
             if jid.to_bare() != bare {
                 continue;
             }
+            if jid.resource().is_none() {
+                self.account_subs.insert(sub.node.clone());
+                continue;
+            }
             if jid == bound {
                 if self.node(&sub.node).is_none() {
                     let payload =
@@ -1764,7 +1787,14 @@ impl Session {
                 why: Unsub::Unfollow(req),
                 ..
             } if error.pubsub_detail() == Some("not-subscribed") => {
-                reply(out, req, Ok(Answer::Unfollowed { node }));
+                reply(
+                    out,
+                    req,
+                    Ok(Answer::Unfollowed {
+                        account: self.account_subs.contains(&node),
+                        node,
+                    }),
+                );
             }
             Request::Probe { jid, subs } => {
                 // The server answers for a resource that is not online.

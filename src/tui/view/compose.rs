@@ -34,11 +34,10 @@ pub fn scroll_and_cursor(value: &str, cursor: usize, width: usize) -> (usize, us
 
 pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     let focused = m.focus == Focus::Compose && m.overlay == super::super::model::Overlay::None;
-    let node = m.selected_node().map_or("?", |n| n.name.as_str());
-    let title = if focused {
-        format!(" Compose → {node} (Enter publishes) ")
-    } else {
-        format!(" Compose → {node} (i to write) ")
+    let title = match m.selected_node() {
+        None => " Compose (no node followed: e to follow one) ".to_owned(),
+        Some(n) if focused => format!(" Compose → {} (Enter publishes) ", n.name),
+        Some(n) => format!(" Compose → {} (i to write) ", n.name),
     };
     let screen = frame.area();
     let compact = super::is_compact(screen.width, screen.height);

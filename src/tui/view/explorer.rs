@@ -53,6 +53,9 @@ fn follow_mark(m: &Model, node: &str) -> (&'static str, ratatui::style::Style) {
 fn title_line(x: &Explorer, m: &Model) -> String {
     let (listed, described) = x.counts();
     let mut t = format!(" Explore {} · {listed} nodes", m.service);
+    if !x.filter.value().trim().is_empty() {
+        let _ = write!(t, " ({} match)", x.visible().len());
+    }
     if described < listed {
         let _ = write!(t, ", {described} described");
     }
