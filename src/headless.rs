@@ -401,9 +401,9 @@ pub async fn query(
         _ => None,
     };
     if let (Some((node, follow)), Some(state)) = (change, state) {
-        state.record(node, follow).context(
-            "done at the service, but the TUI's list of followed nodes was not changed",
-        )?;
+        state
+            .record(node, follow)
+            .context("done at the service, but the TUI's list of followed nodes was not changed")?;
     }
     Ok(())
 }
@@ -786,11 +786,7 @@ fn print_info(info: &disco::Info, service: &str, p: &mut Printer) -> anyhow::Res
                 lines.push(format!("    {f}"));
             }
         }
-        let others: Vec<&String> = info
-            .features
-            .iter()
-            .filter(|f| !f.starts_with(disco::PUBSUB_FEATURE_PREFIX))
-            .collect();
+        let others = disco::other_features(&info.features);
         if !others.is_empty() {
             lines.push(format!("  other features ({}):", others.len()));
             for f in others {

@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use pubsub_tui::xmpp::{self, Command};
+use pubsub_tui::xmpp::{self, Command, NetHandle};
 use std::time::Duration;
 
 /// Run `pubsub-tui ARGS` with the wire log into `log`.
@@ -46,40 +46,41 @@ const ASKED: [(&[&str], &str); 6] = [
     (&["items", "--node", "news"], "items"),
 ];
 
+/// Create the nodes (unless `created`), publish one item, and run every command of
+/// [`ASKED`] against `service`, logging the answers as `/tmp/capture/PREFIX_WHAT.log`.
+async fn capture(a: &mut NetHandle, created: bool, port: u16, pw: &str, prefix: &str) {
+    wait_online(a).await;
+    if !created {
+        for (n, t) in [("news", Some("All the news")), ("demo", None)] {
+            let key = a.key(n);
+            let r = send(a, |req| Command::CreateNode {
+                req,
+                node: key,
+                max_items: 10,
+                title: t.map(str::to_owned),
+            })
+            .await;
+            reply(a, 20, r).await.expect("created");
+        }
+    }
+    let r = publish(a, "news", "hello").await;
+    reply(a, 20, r).await.expect("published");
+    let service = a.service.to_string();
+    for (args, name) in ASKED {
+        let log = format!("/tmp/capture/{prefix}_{name}.log");
+        run(port, &service, "alice", pw, args, &log);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "captures fixtures by hand"]
 async fn capture_ejabberd() {
     let server = start_ejabberd(false).expect("ejabberd");
     let cfg = ejabberd_account(&server, "alice", "a");
     let pw = cfg.password.expose().to_owned();
-    let mut a = xmpp::spawn(
-        cfg,
-        session_at("pubsub.localhost", &[], false, Duration::from_secs(3600)),
-    );
-    wait_online(&mut a).await;
-    for (n, t) in [("news", Some("All the news")), ("demo", None)] {
-        let key = a.key(n);
-        let r = send(&mut a, |req| Command::CreateNode {
-            req,
-            node: key,
-            max_items: 10,
-            title: t.map(str::to_owned),
-        })
-        .await;
-        reply(&mut a, 20, r).await.expect("created");
-    }
-    let r = publish(&mut a, "news", "hello").await;
-    reply(&mut a, 20, r).await.expect("published");
-    for (args, name) in ASKED {
-        run(
-            server.port,
-            "pubsub.localhost",
-            "alice",
-            &pw,
-            args,
-            &format!("/tmp/capture/ejabberd_{name}.log"),
-        );
-    }
+    let session = session_at("pubsub.localhost", &[], false, Duration::from_secs(3600));
+    let mut a = xmpp::spawn(cfg, session);
+    capture(&mut a, false, server.port, &pw, "ejabberd").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,19 +96,7 @@ async fn capture_prosody() {
     .expect("nodes");
     let (cfg, pw) = account(&server, "alice", "a");
     let mut a = xmpp::spawn(cfg, session(&[], false, Duration::from_secs(3600)));
-    wait_online(&mut a).await;
-    let r = publish(&mut a, "news", "hello").await;
-    reply(&mut a, 20, r).await.expect("published");
-    for (args, name) in ASKED {
-        run(
-            server.port,
-            "pubsub.localhost",
-            "alice",
-            &pw,
-            args,
-            &format!("/tmp/capture/prosody_{name}.log"),
-        );
-    }
+    capture(&mut a, true, server.port, &pw, "prosody").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,32 +106,7 @@ async fn capture_serve() {
     let dir = tempfile::tempdir().expect("dir");
     let relay = common::serve::Serve::start(&server, "relay", dir.path(), &[]);
     let (cfg, pw) = account(&server, "alice", "a");
-    let mut a = xmpp::spawn(
-        cfg,
-        session_at(&relay.jid, &[], false, Duration::from_secs(3600)),
-    );
-    wait_online(&mut a).await;
-    for (n, t) in [("news", Some("All the news")), ("demo", None)] {
-        let key = a.key(n);
-        let r = send(&mut a, |req| Command::CreateNode {
-            req,
-            node: key,
-            max_items: 10,
-            title: t.map(str::to_owned),
-        })
-        .await;
-        reply(&mut a, 20, r).await.expect("created");
-    }
-    let r = publish(&mut a, "news", "hello").await;
-    reply(&mut a, 20, r).await.expect("published");
-    for (args, name) in ASKED {
-        run(
-            server.port,
-            &relay.jid,
-            "alice",
-            &pw,
-            args,
-            &format!("/tmp/capture/serve_{name}.log"),
-        );
-    }
+    let session = session_at(&relay.jid, &[], false, Duration::from_secs(3600));
+    let mut a = xmpp::spawn(cfg, session);
+    capture(&mut a, false, server.port, &pw, "serve").await;
 }

@@ -318,11 +318,7 @@ pub fn capability_lines(m: &Model) -> Vec<Line<'static>> {
             ]));
         }
     }
-    let others: Vec<&String> = info
-        .features
-        .iter()
-        .filter(|f| !f.starts_with(disco::PUBSUB_FEATURE_PREFIX))
-        .collect();
+    let others = disco::other_features(&info.features);
     if !others.is_empty() {
         lines.push(Line::styled(
             format!("other features: {}", others.len()),

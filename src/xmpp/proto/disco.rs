@@ -374,6 +374,15 @@ pub fn pubsub_features(features: &[String]) -> Vec<(&'static str, Advertised)> {
         .collect()
 }
 
+/// The features that are not `pubsub#…` ones (disco, ping, a service's own).
+pub fn other_features(features: &[String]) -> Vec<&str> {
+    features
+        .iter()
+        .filter(|f| !f.starts_with(PUBSUB_FEATURE_PREFIX))
+        .map(String::as_str)
+        .collect()
+}
+
 /// The `pubsub#…` features a service advertises that XEP-0060 does not define (XEP-0248's
 /// collections, a service's own): known to it, unknown to us.
 pub fn unknown_pubsub_features(features: &[String]) -> Vec<&str> {
