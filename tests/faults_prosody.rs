@@ -39,6 +39,9 @@ fn collect_publish_outcomes(mut net: xmpp::NetHandle) -> (Outcomes, tokio::task:
                         Some(id) => (id.clone(), result.is_ok()),
                         None => continue,
                     },
+                    // Auto-published items are told by events of their own.
+                    NetEvent::AutoPublished { id, .. } => (id, true),
+                    NetEvent::AutoPublishFailed { id, .. } => (id, false),
                     _ => continue,
                 };
                 results

@@ -92,6 +92,7 @@ async fn ours_against_the_wokkel_relay() {
     let (bob_cfg, _) = account(&server, "bob", "b");
     let mut bob = xmpp::spawn(bob_cfg, via(&relay.jid));
     let mut model = common::model_for("test");
+    model.service = bob.service.clone();
     let mut subscribed = false;
     let mut unsupported = false;
     common::run_until(
@@ -159,22 +160,28 @@ async fn ours_against_the_wokkel_relay() {
     assert_eq!(model.nodes[0].feed.item_count(), 1);
 
     // Asking for a resync: a clear message that this service cannot do it.
-    bob.commands
-        .send(Command::Resync {
-            req: common::req(),
-            node: bob.key("test"),
-        })
-        .await
-        .expect("send");
+    // As the user asks it: `r` in the TUI, its request sent to the core.
+    let fx = pubsub_tui::tui::update::update(
+        &mut model,
+        pubsub_tui::tui::update::Msg::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('r'),
+            crossterm::event::KeyModifiers::NONE,
+        )),
+    );
+    for e in fx {
+        if let pubsub_tui::tui::update::Effect::Net(cmd) = e {
+            bob.commands.send(cmd).await.expect("send");
+        }
+    }
     common::run_until(
         &mut bob,
         &mut model,
         15,
         "the refused resync",
-        |e| matches!(e, NetEvent::ResyncFailed { error, .. } if error.is_unsupported()),
+        |e| matches!(e, NetEvent::Reply { result: Err(error), .. } if error.is_unsupported()),
     )
     .await;
-    let message = model.log.back().expect("an error shown").text.clone();
+    let message = model.outcome.clone().expect("an error shown").text;
     assert!(
         message.contains("cannot send stored items again, so resync is not possible"),
         "{message}"

@@ -1609,12 +1609,14 @@ impl Session {
         else {
             return;
         };
-        let result = pubsub::ItemsResult::parse(&node, payload);
+        let mut result =
+            pubsub::ItemsResult::parse_with(&node, payload, |i| proto::parse_item(&node, i));
         let head = result.head.or(head);
-        items.extend(result.items.iter().map(|i| proto::parse_item(&node, i)));
+        let next = result.next_after(items.len() + result.items.len());
+        items.append(&mut result.items);
         // Page on while the service says there is more (RSM). Services without RSM
         // answer everything at once and send no <set/>.
-        if let Some(last) = result.next_after(items.len())
+        if let Some(last) = next
             && pages < MAX_PAGES
         {
             out.push(Output::Event(NetEvent::ResyncProgress {
@@ -1658,10 +1660,12 @@ impl Session {
         else {
             return;
         };
-        let result = pubsub::ItemsResult::parse(&node, payload);
-        items.extend(result.items.iter().map(|i| proto::parse_item(&node, i)));
+        let mut result =
+            pubsub::ItemsResult::parse_with(&node, payload, |i| proto::parse_item(&node, i));
+        let next = result.next_after(items.len() + result.items.len());
+        items.append(&mut result.items);
         if max.is_none()
-            && let Some(last) = result.next_after(items.len())
+            && let Some(last) = next
             && pages < MAX_PAGES
         {
             let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, Some(&last)).build();

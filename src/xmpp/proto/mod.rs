@@ -1,7 +1,8 @@
 //! The protocol elements we send and read: one module per element family, each a typed value
 //! with `build` (to an element) and `parse` (from one). The client session and `serve` use
-//! the same pairs, so what one builds the other reads, and each module's tests parse literal
-//! XML captured from Prosody, ejabberd and `serve` and round-trip it.
+//! the same pairs, so what one builds the other reads. The modules' tests round-trip literal
+//! XML; `tests/proto_captured.rs` parses, checks and round-trips the answers of Prosody,
+//! ejabberd and `serve` to the same requests, captured on the wire.
 //!
 //! - [`pubsub`]: the `…/pubsub` requests and results (subscribe, unsubscribe, subscriptions,
 //!   items, publish, retract, create), with RSM paging.

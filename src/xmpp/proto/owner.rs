@@ -1,5 +1,8 @@
 //! The `http://jabber.org/protocol/pubsub#owner` requests. Only purge is done so far; the others
 //! are recognised by name so a service can say it does not do them.
+//!
+//! By hand: xmpp-parsers' `PubSubOwner` would build a purge, but `serve` must also read the
+//! requests it does not do (by name, to refuse them), which that type rejects.
 
 use xmpp_parsers::minidom::Element;
 

@@ -339,35 +339,23 @@ impl ItemsQuery {
 /// The answer to [`ItemsQuery`]: the `<item/>` elements (to be read by
 /// [`super::item::parse_item`]), the RSM page, and `serve`'s head number when it sends one.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ItemsResult {
+pub struct ItemsResult<T = Element> {
     pub node: String,
-    pub items: Vec<Element>,
+    pub items: Vec<T>,
     pub page: Option<SetResult>,
     pub head: Option<u64>,
 }
 
-impl ItemsResult {
-    pub fn build(&self) -> Element {
-        let mut items = el("items", NS_PUBSUB, &[("node", &self.node)]);
-        for i in &self.items {
-            items.append_child(i.clone());
-        }
-        let mut p = pubsub(items);
-        if let Some(page) = &self.page {
-            p.append_child(page.clone().into());
-        }
-        if let Some(head) = self.head {
-            p.append_child(super::seq::head(&self.node, head));
-        }
-        p
-    }
-
-    /// Read a result for `node` (an answer without `<items/>` has none).
-    pub fn parse(node: &str, payload: Option<&Element>) -> Self {
+impl<T> ItemsResult<T> {
+    /// Read a result for `node`, each `<item/>` read by `read` where it lies (a retrieve of
+    /// 100,000 items is not copied first).
+    pub fn parse_with(node: &str, payload: Option<&Element>, read: impl Fn(&Element) -> T) -> Self {
         let Some(p) = payload else {
             return Self {
                 node: node.to_owned(),
-                ..Self::default()
+                items: Vec::new(),
+                page: None,
+                head: None,
             };
         };
         Self {
@@ -378,7 +366,7 @@ impl ItemsResult {
                     items
                         .children()
                         .filter(|c| c.name() == "item")
-                        .cloned()
+                        .map(&read)
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -398,6 +386,29 @@ impl ItemsResult {
             .clone()
             .filter(|l| !l.is_empty() && l.len() <= MAX_NAME)?;
         (!self.items.is_empty() && page.count.is_none_or(|c| so_far < c)).then_some(last)
+    }
+}
+
+impl ItemsResult {
+    pub fn build(&self) -> Element {
+        let mut items = el("items", NS_PUBSUB, &[("node", &self.node)]);
+        for i in &self.items {
+            items.append_child(i.clone());
+        }
+        let mut p = pubsub(items);
+        if let Some(page) = &self.page {
+            p.append_child(page.clone().into());
+        }
+        if let Some(head) = self.head {
+            p.append_child(super::seq::head(&self.node, head));
+        }
+        p
+    }
+
+    /// Read a result for `node` (an answer without `<items/>` has none), the items as
+    /// elements.
+    pub fn parse(node: &str, payload: Option<&Element>) -> Self {
+        Self::parse_with(node, payload, Element::clone)
     }
 
     /// The RSM answer for a page of `count` items in all, the first at `index`.
