@@ -14,6 +14,18 @@ use pubsub_tui::xmpp::proto::SubState;
 use pubsub_tui::xmpp::session::SessionConfig;
 use pubsub_tui::xmpp::{self, Command, NetEvent};
 
+/// A key pressed in the TUI model; its network commands go to `net`.
+async fn press(model: &mut pubsub_tui::tui::model::Model, net: &xmpp::NetHandle, key: char) {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use pubsub_tui::tui::update::{Effect, Msg, update};
+    let key = KeyEvent::new(KeyCode::Char(key), KeyModifiers::NONE);
+    for e in update(model, Msg::Key(key)) {
+        if let Effect::Net(cmd) = e {
+            net.commands.send(cmd).await.expect("send");
+        }
+    }
+}
+
 fn via(service: &str) -> SessionConfig {
     session_at(service, &["test"], false, Duration::from_secs(60))
 }
@@ -161,18 +173,7 @@ async fn ours_against_the_wokkel_relay() {
 
     // Asking for a resync: a clear message that this service cannot do it.
     // As the user asks it: `r` in the TUI, its request sent to the core.
-    let fx = pubsub_tui::tui::update::update(
-        &mut model,
-        pubsub_tui::tui::update::Msg::Key(crossterm::event::KeyEvent::new(
-            crossterm::event::KeyCode::Char('r'),
-            crossterm::event::KeyModifiers::NONE,
-        )),
-    );
-    for e in fx {
-        if let pubsub_tui::tui::update::Effect::Net(cmd) = e {
-            bob.commands.send(cmd).await.expect("send");
-        }
-    }
+    press(&mut model, &bob, 'r').await;
     common::run_until(
         &mut bob,
         &mut model,
