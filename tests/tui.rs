@@ -1156,3 +1156,47 @@ fn typed_and_pasted_node_names_carry_no_control_characters() {
     typed(&mut m, "   ");
     assert!(commands(&key(&mut m, KeyCode::Enter)).is_empty());
 }
+
+#[test]
+fn the_selection_stays_through_filters_and_reloads_and_a_reload_says_when_done() {
+    let mut m = populated();
+    let fx = key(&mut m, KeyCode::Char('e'));
+    answer(
+        &mut m,
+        req_of(&fx),
+        Ok(page(&[("alpha", None), ("beta", None), ("gamma", None)])),
+    );
+    key(&mut m, KeyCode::End);
+    let selected = |m: &Model| m.explorer.selected_entry().map(|e| e.node.clone());
+    assert_eq!(selected(&m).as_deref(), Some("gamma"));
+    // A filter that still shows it keeps it; Esc clears the filter and keeps it too.
+    key(&mut m, KeyCode::Char('/'));
+    typed(&mut m, "a");
+    assert_eq!(selected(&m).as_deref(), Some("gamma"));
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(selected(&m).as_deref(), Some("gamma"));
+    // Control: a filter that hides it moves to what is shown.
+    key(&mut m, KeyCode::Char('/'));
+    typed(&mut m, "bet");
+    assert_eq!(selected(&m).as_deref(), Some("beta"));
+    key(&mut m, KeyCode::Esc);
+    key(&mut m, KeyCode::End);
+    // A reload (from the capability view too) keeps it, and says when the list is in.
+    key(&mut m, KeyCode::Char('c'));
+    let fx = key(&mut m, KeyCode::Char('R'));
+    let reload = commands(&fx)
+        .iter()
+        .find_map(|c| match c {
+            Command::ListNodes { req, .. } => Some(*req),
+            _ => None,
+        })
+        .expect("listed again");
+    answer(
+        &mut m,
+        reload,
+        Ok(page(&[("alpha", None), ("beta", None), ("gamma", None)])),
+    );
+    assert_eq!(selected(&m).as_deref(), Some("gamma"));
+    let outcome = m.outcome.clone().expect("said");
+    assert_eq!(outcome.text, "3 nodes listed");
+}

@@ -128,6 +128,8 @@ pub struct Explorer {
     pub info_window: usize,
     /// The node to select once it is listed (the one selected before a reload).
     pub select_when_listed: Option<String>,
+    /// Say when the root list is in (the user asked for it again).
+    pub announce: bool,
 }
 
 impl Default for Explorer {
@@ -147,6 +149,7 @@ impl Default for Explorer {
             info_in_flight: 0,
             info_window: INFO_WINDOW,
             select_when_listed: None,
+            announce: false,
         }
     }
 }

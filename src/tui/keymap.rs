@@ -205,6 +205,8 @@ impl Key {
             KeyCode::Esc => "Esc".to_owned(),
             KeyCode::Up => "↑".to_owned(),
             KeyCode::Down => "↓".to_owned(),
+            KeyCode::Left => "←".to_owned(),
+            KeyCode::Right => "→".to_owned(),
             KeyCode::PageUp => "PgUp".to_owned(),
             KeyCode::PageDown => "PgDn".to_owned(),
             KeyCode::Home => "Home".to_owned(),
@@ -408,7 +410,7 @@ pub const BINDINGS: &[Binding] = &[
         hint: Some("unsubscribe"),
     },
     Binding {
-        keys: &[key(KeyCode::Enter), key(KeyCode::Right), ch('l')],
+        keys: &[key(KeyCode::Enter), key(KeyCode::Right)],
         scope: Scope::Explorer,
         action: Action::Expand,
         help: "open or close the selected collection",

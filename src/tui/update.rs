@@ -360,36 +360,52 @@ fn ask_infos(m: &mut Model) -> Vec<Effect> {
         .collect()
 }
 
+/// A key in the capability view: scroll, or go back to the list (typing keys type there).
+fn capability_key(m: &mut Model, action: Action) -> Vec<Effect> {
+    use super::explorer::{Typing, View};
+    let max = super::view::explorer::capability_max_scroll(m);
+    let View::Capabilities { scroll } = &mut m.explorer.view else {
+        return Vec::new();
+    };
+    let page = m.size.1.saturating_sub(6).max(1);
+    match action {
+        Action::Up => *scroll = scroll.saturating_sub(1),
+        Action::Down => *scroll = scroll.saturating_add(1).min(max),
+        Action::PageUp => *scroll = scroll.saturating_sub(page),
+        Action::PageDown => *scroll = scroll.saturating_add(page).min(max),
+        Action::Top => *scroll = 0,
+        Action::Bottom => *scroll = max,
+        Action::Capabilities | Action::Close => m.explorer.view = View::Nodes,
+        Action::Quit => return on_quit(m),
+        Action::Reload => {
+            m.explorer.view = View::Nodes;
+            m.outcome(Level::Info, "listing the service's nodes again…");
+            let fx = list_root(m);
+            m.explorer.announce = true;
+            return fx;
+        }
+        Action::Help | Action::Messages => over_explorer(m, action),
+        // Typing keys are the list's: back to it, and type.
+        Action::Filter => {
+            m.explorer.view = View::Nodes;
+            m.explorer.typing = Some(Typing::Filter);
+        }
+        Action::AddNode => {
+            m.explorer.view = View::Nodes;
+            m.explorer.typing = Some(Typing::AddNode(tui_input::Input::default()));
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
 fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
     use super::explorer::{ServiceInfo, Typing, View};
     let Some(action) = action else {
         return Vec::new();
     };
-    let max = super::view::explorer::capability_max_scroll(m);
-    if let View::Capabilities { scroll } = &mut m.explorer.view {
-        let page = m.size.1.saturating_sub(6).max(1);
-        match action {
-            Action::Up => *scroll = scroll.saturating_sub(1),
-            Action::Down => *scroll = scroll.saturating_add(1).min(max),
-            Action::PageUp => *scroll = scroll.saturating_sub(page),
-            Action::PageDown => *scroll = scroll.saturating_add(page).min(max),
-            Action::Top => *scroll = 0,
-            Action::Bottom => *scroll = max,
-            Action::Capabilities | Action::Close => m.explorer.view = View::Nodes,
-            Action::Quit => return on_quit(m),
-            Action::Help | Action::Messages => over_explorer(m, action),
-            // Typing keys are the list's: back to it, and type.
-            Action::Filter => {
-                m.explorer.view = View::Nodes;
-                m.explorer.typing = Some(Typing::Filter);
-            }
-            Action::AddNode => {
-                m.explorer.view = View::Nodes;
-                m.explorer.typing = Some(Typing::AddNode(tui_input::Input::default()));
-            }
-            _ => {}
-        }
-        return Vec::new();
+    if matches!(m.explorer.view, View::Capabilities { .. }) {
+        return capability_key(m, action);
     }
     let rows = m.explorer.visible().len();
     let page = super::view::explorer::list_rows(m.size).max(1);
@@ -403,8 +419,9 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
         Action::Bottom => x.selected = rows.saturating_sub(1),
         // A filter goes first, then the explorer.
         Action::Close if !x.filter.value().is_empty() => {
+            let keep = x.selected_entry().map(|e| e.node.clone());
             x.filter.reset();
-            x.clamp();
+            x.select(keep.as_deref());
         }
         Action::Close => m.overlay = Overlay::None,
         Action::Quit => return on_quit(m),
@@ -428,7 +445,9 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
         }
         Action::Reload => {
             m.outcome(Level::Info, "listing the service's nodes again…");
-            return list_root(m);
+            let fx = list_root(m);
+            m.explorer.announce = true;
+            return fx;
         }
         Action::Expand => {
             if let Some(e) = x.selected_entry().filter(|e| !e.may_have_children()) {
@@ -499,7 +518,7 @@ fn explorer_typing(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<
                 m.explorer.filter.reset();
             }
             m.explorer.typing = None;
-            m.explorer.clamp();
+            m.explorer.select(keep.as_deref());
         }
         _ => {
             let input = match typing {
@@ -1128,6 +1147,10 @@ fn on_node_page(
         })));
     } else {
         m.explorer.listing.remove(&parent);
+        if parent.is_none() && std::mem::take(&mut m.explorer.announce) {
+            let text = format!("{} listed", plural(m.explorer.entries.len(), "node"));
+            m.outcome(Level::Info, text);
+        }
     }
     m.explorer.clamp();
     fx.extend(ask_infos(m));

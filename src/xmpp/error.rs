@@ -333,7 +333,7 @@ pub fn explain(error: &RequestError, op: Op, node: &str, service: &str) -> Strin
         Some(m) => format!("{m} ({error})"),
         // About a service as a whole: say which one answered.
         None if matches!(op, Op::ListNodes | Op::Info | Op::Subscriptions) => {
-            format!("{service} answered: {error}")
+            format!("{service}: {error}")
         }
         None => error.to_string(),
     }

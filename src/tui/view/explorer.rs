@@ -54,7 +54,8 @@ fn title_line(x: &Explorer, m: &Model) -> String {
     let (listed, described) = x.counts();
     let mut t = format!(" Explore {} · {listed} nodes", m.service);
     if !x.filter.value().trim().is_empty() {
-        let _ = write!(t, " ({} match)", x.visible().len());
+        let n = x.visible().len();
+        let _ = write!(t, " ({n} {})", if n == 1 { "match" } else { "matches" });
     }
     if described < listed {
         let _ = write!(t, ", {described} described");

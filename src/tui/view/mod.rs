@@ -86,6 +86,10 @@ pub fn draw(frame: &mut Frame, model: &Model) {
     compose::draw(frame, a.compose, model);
     status::draw_status(frame, a.status, model);
     status::draw_footer(frame, a.footer, model);
+    // Help or the message log opened over the explorer is drawn over it.
+    if model.under == Some(Overlay::Explorer) {
+        explorer::draw(frame, frame.area(), model);
+    }
     match model.overlay {
         Overlay::None => {}
         Overlay::Help { scroll } => help::draw(frame, frame.area(), scroll),
