@@ -88,10 +88,6 @@ impl FollowState {
         dirs::state_dir().map(|d| d.join("pubsub-tui").join("followed.json"))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The changes recorded for this account and service (none when there is no file yet).
     pub fn load(&self) -> anyhow::Result<Changes> {
         Ok(read(&self.path)?

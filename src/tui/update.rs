@@ -332,15 +332,23 @@ fn list_root(m: &mut Model) -> Vec<Effect> {
     m.explorer.clear();
     m.explorer.select_when_listed = keep;
     m.explorer.opened = true;
-    m.explorer.listing.insert(None);
-    let asked = Asked::ListNodes { parent: None };
+    vec![ask_list(m, None, None)]
+}
+
+/// Ask for a page of the nodes under `parent` (`None`: the root), after `after` (RSM); the
+/// list counts as being fetched until its last page is in.
+fn ask_list(m: &mut Model, parent: Option<String>, after: Option<String>) -> Effect {
+    m.explorer.listing.insert(parent.clone());
+    let asked = Asked::ListNodes {
+        parent: parent.clone(),
+    };
     let service = m.service.clone();
-    vec![Effect::Net(m.ask(asked, |req| Command::ListNodes {
+    Effect::Net(m.ask(asked, |req| Command::ListNodes {
         req,
         service,
-        parent: None,
-        after: None,
-    }))]
+        parent,
+        after,
+    }))
 }
 
 /// The meta-data requests the explorer's window allows now.
@@ -456,17 +464,7 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
                 return Vec::new();
             }
             if let Some(node) = x.toggle_selected() {
-                x.listing.insert(Some(node.clone()));
-                let asked = Asked::ListNodes {
-                    parent: Some(node.clone()),
-                };
-                let service = m.service.clone();
-                return vec![Effect::Net(m.ask(asked, |req| Command::ListNodes {
-                    req,
-                    service,
-                    parent: Some(node),
-                    after: None,
-                }))];
+                return vec![ask_list(m, Some(node), None)];
             }
         }
         Action::Subscribe => {
@@ -1135,16 +1133,7 @@ fn on_node_page(
     }
     let mut fx = Vec::new();
     if let Some(after) = page.next_after(count).filter(|_| !page.items.is_empty()) {
-        let asked = Asked::ListNodes {
-            parent: parent.clone(),
-        };
-        let service = m.service.clone();
-        fx.push(Effect::Net(m.ask(asked, |req| Command::ListNodes {
-            req,
-            service,
-            parent,
-            after: Some(after),
-        })));
+        fx.push(ask_list(m, parent, Some(after)));
     } else {
         m.explorer.listing.remove(&parent);
         if parent.is_none() && std::mem::take(&mut m.explorer.announce) {

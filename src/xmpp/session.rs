@@ -1609,11 +1609,8 @@ impl Session {
         else {
             return;
         };
-        let mut result =
-            pubsub::ItemsResult::parse_with(&node, payload, |i| proto::parse_item(&node, i));
+        let (next, result) = add_items_page(&node, payload, &mut items);
         let head = result.head.or(head);
-        let next = result.next_after(items.len() + result.items.len());
-        items.append(&mut result.items);
         // Page on while the service says there is more (RSM). Services without RSM
         // answer everything at once and send no <set/>.
         if let Some(last) = next
@@ -1660,10 +1657,7 @@ impl Session {
         else {
             return;
         };
-        let mut result =
-            pubsub::ItemsResult::parse_with(&node, payload, |i| proto::parse_item(&node, i));
-        let next = result.next_after(items.len() + result.items.len());
-        items.append(&mut result.items);
+        let (next, _) = add_items_page(&node, payload, &mut items);
         if max.is_none()
             && let Some(last) = next
             && pages < MAX_PAGES
@@ -1963,6 +1957,19 @@ impl Session {
             }
         }
     }
+}
+
+/// Read a page of `node`'s items onto `items`: where the next page starts (when the service
+/// pages and says there is more), and the rest of the answer (its RSM page and head).
+fn add_items_page(
+    node: &str,
+    payload: Option<&Element>,
+    items: &mut Vec<FeedItem>,
+) -> (Option<String>, pubsub::ItemsResult<FeedItem>) {
+    let mut result = pubsub::ItemsResult::parse_with(node, payload, |i| proto::parse_item(node, i));
+    let next = result.next_after(items.len() + result.items.len());
+    items.append(&mut result.items);
+    (next, result)
 }
 
 fn reply(out: &mut Vec<Output>, req: RequestId, result: Result<Answer, RequestError>) {
