@@ -112,7 +112,9 @@ pub fn event_json(ev: &NetEvent, service: &str) -> Vec<Value> {
             vec![json!({"kind": "retract", "node": node, "id": id})]
         }
         NetEvent::Purged { node } => vec![json!({"kind": "purge", "node": node})],
-        NetEvent::Deleted { node } => vec![json!({"kind": "delete", "node": node})],
+        NetEvent::Deleted { node, redirect } => {
+            vec![json!({"kind": "delete", "node": node, "redirect": redirect})]
+        }
         NetEvent::Connection(state) => {
             let name = match state {
                 ConnState::Connecting { .. } => "connecting",

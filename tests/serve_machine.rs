@@ -390,12 +390,15 @@ fn discovery_and_errors() {
         "http://jabber.org/protocol/pubsub#publish",
         "http://jabber.org/protocol/pubsub#auto-create",
         "http://jabber.org/protocol/rsm",
+        "http://jabber.org/protocol/pubsub#config-node",
+        "http://jabber.org/protocol/pubsub#delete-nodes",
+        "http://jabber.org/protocol/pubsub#modify-affiliations",
         SEQ,
     ] {
         assert!(features.contains(&f), "{f} announced");
     }
     assert!(
-        !features.contains(&"http://jabber.org/protocol/pubsub#config-node"),
+        !features.contains(&"http://jabber.org/protocol/pubsub#subscription-options"),
         "only what is implemented"
     );
     let node_info = iq(

@@ -606,7 +606,13 @@ fn retract_purge_delete_events() {
     let ev = events(s.handle(stanza(&wrap("<purge node='n'/>")), clock.now()));
     assert_eq!(ev, [NetEvent::Purged { node: "n".into() }]);
     let ev = events(s.handle(stanza(&wrap("<delete node='n'/>")), clock.now()));
-    assert_eq!(ev, [NetEvent::Deleted { node: "n".into() }]);
+    assert_eq!(
+        ev,
+        [NetEvent::Deleted {
+            node: "n".into(),
+            redirect: None
+        }]
+    );
 }
 
 #[test]

@@ -5,6 +5,14 @@
 //! is committed before the reply that confirms it goes out. Tests drive it with an in-memory
 //! store.
 //!
+//! Access follows XEP-0060 §4.1 on every request. A node's creator owns it; `--admin` JIDs and
+//! the service's own account own every node. Outcasts may do nothing. A whitelist node admits
+//! members, publishers and owners (others get `not-allowed` with `<closed-node/>`). The
+//! publish model says who may publish (`forbidden` otherwise). Only owners configure, purge,
+//! delete, and see or change affiliations and subscriptions. An item is replaced or retracted
+//! only by its publisher (bare JID), the node's publishers or its owners. Every check runs
+//! before anything is stored, so a refused request changes nothing.
+//!
 //! Subscriptions are never dropped for being unreachable. A subscriber whose notification
 //! bounced, or whose full JID the server says is gone (a ping probe answered with
 //! `service-unavailable`), is *paused*: it gets no notifications until it is heard from again
@@ -22,12 +30,12 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
-use super::store::{NoSuchItem, NodeRow, Query, Store};
+use super::store::{AccessModel, NoSuchItem, NodeConfig, NodeRow, PublishModel, Query, Store};
 use crate::sanitize;
 use crate::xmpp::events::ConnState;
 use crate::xmpp::proto::{
     self, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_PUBSUB, NS_PUBSUB_ERRORS, NS_PUBSUB_OWNER,
-    NS_RSM, NS_SEQ, disco, el, event, owner, pubsub,
+    NS_RSM, NS_SEQ, disco, el, event, form, owner, pubsub,
 };
 use crate::xmpp::session::{Input, Now, Output};
 /// Longest node name and item id accepted, in bytes.
@@ -45,13 +53,27 @@ pub const FEATURES: &[&str] = &[
     NS_PING,
     NS_RSM,
     NS_PUBSUB,
+    "http://jabber.org/protocol/pubsub#access-open",
+    "http://jabber.org/protocol/pubsub#access-whitelist",
     "http://jabber.org/protocol/pubsub#auto-create",
+    "http://jabber.org/protocol/pubsub#config-node",
+    "http://jabber.org/protocol/pubsub#create-and-configure",
     "http://jabber.org/protocol/pubsub#create-nodes",
+    "http://jabber.org/protocol/pubsub#delete-nodes",
+    "http://jabber.org/protocol/pubsub#instant-nodes",
     "http://jabber.org/protocol/pubsub#item-ids",
+    "http://jabber.org/protocol/pubsub#manage-subscriptions",
+    "http://jabber.org/protocol/pubsub#member-affiliation",
+    "http://jabber.org/protocol/pubsub#modify-affiliations",
+    "http://jabber.org/protocol/pubsub#outcast-affiliation",
     "http://jabber.org/protocol/pubsub#persistent-items",
     "http://jabber.org/protocol/pubsub#publish",
+    "http://jabber.org/protocol/pubsub#publish-only-affiliation",
+    "http://jabber.org/protocol/pubsub#publish-options",
+    "http://jabber.org/protocol/pubsub#publisher-affiliation",
     "http://jabber.org/protocol/pubsub#purge-nodes",
     "http://jabber.org/protocol/pubsub#retract-items",
+    "http://jabber.org/protocol/pubsub#retrieve-affiliations",
     "http://jabber.org/protocol/pubsub#retrieve-items",
     "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
     "http://jabber.org/protocol/pubsub#subscribe",
@@ -208,6 +230,47 @@ fn jid_of(jid: Option<&str>) -> Result<Jid, Refusal> {
     jid.and_then(|j| Jid::new(j).ok()).ok_or_else(|| {
         refuse(DefinedCondition::BadRequest, "missing or invalid jid").detail("invalid-jid")
     })
+}
+
+/// A bare JID's standing with a node (XEP-0060 §4.1), weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Aff {
+    Outcast,
+    None,
+    Member,
+    PublishOnly,
+    Publisher,
+    Owner,
+}
+
+impl Aff {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "outcast" => Self::Outcast,
+            "none" => Self::None,
+            "member" => Self::Member,
+            "publish-only" => Self::PublishOnly,
+            "publisher" => Self::Publisher,
+            "owner" => Self::Owner,
+            _ => return None,
+        })
+    }
+
+    /// May subscribe and retrieve items under this access model.
+    fn may_read(self, access: AccessModel) -> Result<(), Refusal> {
+        match (self, access) {
+            (Self::Outcast, _) => Err(refuse(
+                DefinedCondition::Forbidden,
+                "you are an outcast of this node",
+            )),
+            (Self::None | Self::PublishOnly, AccessModel::Whitelist) => Err(refuse(
+                DefinedCondition::NotAllowed,
+                "this node admits its members only",
+            )
+            .detail("closed-node")),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -518,10 +581,9 @@ impl Service {
         match (ns.as_str(), payload.name(), is_set) {
             (NS_PING, "ping", false) => Ok(None),
             (NS_DISCO_INFO, "query", false) => self.disco_info(payload.attr("node")),
-            (NS_DISCO_ITEMS, "query", false) => self.disco_items(payload),
+            (NS_DISCO_ITEMS, "query", false) => self.disco_items(from, payload),
             (NS_PUBSUB, "pubsub", _) => self.pubsub(from, payload, is_set, now, out),
-            (NS_PUBSUB_OWNER, "pubsub", true) => self.owner(from, payload, out),
-            (NS_PUBSUB_OWNER, "pubsub", false) => Err(Refusal::unsupported("config-node")),
+            (NS_PUBSUB_OWNER, "pubsub", _) => self.owner(from, payload, is_set, out),
             _ => Err(refuse(
                 DefinedCondition::ServiceUnavailable,
                 "this service does not answer that request",
@@ -546,19 +608,28 @@ impl Service {
                 let row = self.existing(node)?;
                 info.node = Some(node.to_owned());
                 info.identities.push(identity("leaf"));
-                let mut owners = vec![row.creator.clone()];
+                let mut owners: Vec<String> = self
+                    .store
+                    .affiliations(node)
+                    .map_err(|e| storage_error(&e))?
+                    .into_iter()
+                    .filter(|(_, a)| a == "owner")
+                    .map(|(jid, _)| jid)
+                    .collect();
                 owners.extend(self.cfg.admins.iter().cloned());
+                owners.sort();
                 owners.dedup();
                 info.meta = Some(disco::NodeMeta {
                     title: row.title.clone(),
+                    description: row.config.description.clone(),
+                    payload_type: row.config.payload_type.clone(),
                     creator: Some(row.creator.clone()),
                     creation_date: row.created.clone(),
                     owners,
                     num_subscribers: Some(self.subs.get(node).map_or(0, |m| m.len() as u64)),
-                    max_items: Some(self.cfg.max_items.to_string()),
-                    access_model: Some("open".into()),
-                    publish_model: Some("open".into()),
-                    ..disco::NodeMeta::default()
+                    max_items: Some(self.keep(&row).to_string()),
+                    access_model: Some(row.config.access_model.as_str().into()),
+                    publish_model: Some(row.config.publish_model.as_str().into()),
                 });
             }
         }
@@ -566,7 +637,7 @@ impl Service {
     }
 
     /// The nodes (with their titles as names), or a node's items, a page at a time (RSM).
-    fn disco_items(&self, q: &Element) -> Handled {
+    fn disco_items(&self, from: &str, q: &Element) -> Handled {
         let me = self.me().map(|j| j.to_string()).unwrap_or_default();
         let asked = q
             .get_child("set", NS_RSM)
@@ -594,7 +665,9 @@ impl Service {
                 total
             }
             Some(node) => {
-                self.existing(node)?;
+                let row = self.existing(node)?;
+                self.affiliation(node, from)?
+                    .may_read(row.config.access_model)?;
                 listing.node = Some(node.to_owned());
                 let ids = self.store.item_ids(node).map_err(|e| storage_error(&e))?;
                 let total = ids.len() as u64;
@@ -640,6 +713,53 @@ impl Service {
             .ok_or_else(|| refuse(DefinedCondition::ItemNotFound, "no such node"))
     }
 
+    /// Items the node keeps: its own limit, within the service's.
+    fn keep(&self, row: &NodeRow) -> u64 {
+        row.config
+            .max_items
+            .map_or(self.cfg.max_items, |m| m.min(self.cfg.max_items))
+    }
+
+    /// The requester's standing with a node: admins and the service's own account own every
+    /// node; the others have what the node's affiliations say.
+    fn affiliation(&self, node: &str, from: &str) -> Result<Aff, Refusal> {
+        let b = bare(from);
+        if self.cfg.admins.contains(&b)
+            || self
+                .bound
+                .as_ref()
+                .is_some_and(|me| me.to_bare().to_string() == b)
+        {
+            return Ok(Aff::Owner);
+        }
+        let a = self
+            .store
+            .affiliation(node, &b)
+            .map_err(|e| storage_error(&e))?;
+        Ok(Aff::parse(&a).unwrap_or(Aff::None))
+    }
+
+    /// The node's row, if the requester owns it; `forbidden` otherwise.
+    fn owned(&self, node: &str, from: &str, what: &str) -> Result<NodeRow, Refusal> {
+        let row = self.existing(node)?;
+        if self.affiliation(node, from)? == Aff::Owner {
+            Ok(row)
+        } else {
+            Err(refuse(
+                DefinedCondition::Forbidden,
+                format!("only the node's owners may {what}"),
+            ))
+        }
+    }
+
+    /// Whether the bare JID holds a subscription to the node (any resource).
+    fn subscribed(&self, node: &str, from: &str) -> bool {
+        let b = bare(from);
+        self.subs
+            .get(node)
+            .is_some_and(|m| m.keys().any(|j| bare(j) == b))
+    }
+
     /// Create the node if it does not exist (auto-create), within the node limit.
     fn ensure_node(&mut self, node: &str, creator: &str, now: Now) -> Result<(), Refusal> {
         if self
@@ -650,7 +770,8 @@ impl Service {
         {
             return Ok(());
         }
-        self.create(node, creator, None, now).map(|_| ())
+        self.create(node, creator, None, &NodeConfig::default(), now)
+            .map(|_| ())
     }
 
     fn create(
@@ -658,6 +779,7 @@ impl Service {
         node: &str,
         creator: &str,
         title: Option<&str>,
+        config: &NodeConfig,
         now: Now,
     ) -> Result<bool, Refusal> {
         let count = self.store.node_count().map_err(|e| storage_error(&e))?;
@@ -669,18 +791,8 @@ impl Service {
         }
         let created = now.wall.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         self.store
-            .create_node(node, &bare(creator), title, &created)
+            .create_node(node, &bare(creator), title, config, &created)
             .map_err(|e| storage_error(&e))
-    }
-
-    fn is_owner(&self, from: &str, creator: &str) -> bool {
-        let b = bare(from);
-        b == creator
-            || self.cfg.admins.contains(&b)
-            || self
-                .bound
-                .as_ref()
-                .is_some_and(|me| me.to_bare().to_string() == b)
     }
 
     fn pubsub(
@@ -705,7 +817,7 @@ impl Service {
             (pubsub::Request::Publish(p), true) => self.publish(from, &p, now, out),
             (pubsub::Request::Retract(r), true) => self.retract(from, &r, out),
             (pubsub::Request::Create(c), true) => self.create_request(from, &c, now),
-            (pubsub::Request::Items(q), false) => self.items(&q),
+            (pubsub::Request::Items(q), false) => self.items(from, &q),
             (pubsub::Request::Subscriptions(q), false) => {
                 Ok(Some(self.subscriptions_of(from, q.node.as_deref())))
             }
@@ -716,17 +828,39 @@ impl Service {
             (pubsub::Request::Create(_), false) => wrong_type("create"),
             (pubsub::Request::Items(_), true) => wrong_type("items"),
             (pubsub::Request::Subscriptions(_), true) => wrong_type("subscriptions"),
-            (pubsub::Request::Other(name), _) => Err(match name.as_str() {
-                "options" => Refusal::unsupported("subscription-options"),
-                "affiliations" => Refusal::unsupported("retrieve-affiliations"),
-                "default" => Refusal::unsupported("retrieve-default"),
-                "configure" => Refusal::unsupported("config-node"),
-                _ => refuse(
+            (pubsub::Request::Other(name), is_set) => match (name.as_str(), is_set) {
+                ("affiliations", false) => self.own_affiliations(from),
+                ("options", _) => Err(Refusal::unsupported("subscription-options")),
+                ("default", _) => Err(Refusal::unsupported("retrieve-default")),
+                ("configure", _) => Err(refuse(
+                    DefinedCondition::BadRequest,
+                    "configure a node in the pubsub#owner namespace",
+                )),
+                _ => Err(refuse(
                     DefinedCondition::FeatureNotImplemented,
                     "unknown pubsub request",
-                ),
-            }),
+                )),
+            },
         }
+    }
+
+    /// The requester's own affiliations (`<pubsub><affiliations/></pubsub>`).
+    fn own_affiliations(&self, from: &str) -> Handled {
+        let mut list = el("affiliations", NS_PUBSUB, &[]);
+        for (node, a) in self
+            .store
+            .affiliations_of(&bare(from))
+            .map_err(|e| storage_error(&e))?
+        {
+            list.append_child(el(
+                "affiliation",
+                NS_PUBSUB,
+                &[("node", &node), ("affiliation", &a)],
+            ));
+        }
+        let mut p = el("pubsub", NS_PUBSUB, &[]);
+        p.append_child(list);
+        Ok(Some(p))
     }
 
     fn subscribe(
@@ -745,38 +879,51 @@ impl Service {
             )
             .detail("invalid-jid"));
         }
+        if let Some(row) = self.store.node(&node).map_err(|e| storage_error(&e))? {
+            self.affiliation(&node, from)?
+                .may_read(row.config.access_model)?;
+        }
         self.ensure_node(&node, from, now)?;
-        let jid = jid.to_string();
+        let state = self.add_subscription(&node, &jid.to_string(), out)?;
+        Ok(Some(state.build_result()))
+    }
+
+    /// Store a subscription (or refresh one) and say so.
+    fn add_subscription(
+        &mut self,
+        node: &str,
+        jid: &str,
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Result<pubsub::Subscription, Refusal> {
         let fresh = format!("{:016x}", self.rng.random::<u64>());
         let subid = self
             .store
-            .subscribe(&node, &jid, &fresh)
+            .subscribe(node, jid, &fresh)
             .map_err(|e| storage_error(&e))?;
         let known = self
             .subs
-            .entry(node.clone())
+            .entry(node.to_owned())
             .or_default()
             .insert(
-                jid.clone(),
+                jid.to_owned(),
                 Sub {
                     subid: subid.clone(),
                 },
             )
             .is_some();
-        self.resume(&jid, out);
+        self.resume(jid, out);
         if !known {
             out.push(Output::Event(ServeEvent::Subscribed {
-                node: node.clone(),
-                jid: jid.clone(),
+                node: node.to_owned(),
+                jid: jid.to_owned(),
             }));
         }
-        let sub = pubsub::Subscription {
-            node,
-            jid,
+        Ok(pubsub::Subscription {
+            node: node.to_owned(),
+            jid: jid.to_owned(),
             subid: Some(subid),
             state: "subscribed".into(),
-        };
-        Ok(Some(sub.build_result()))
+        })
     }
 
     fn unsubscribe(
@@ -794,25 +941,40 @@ impl Service {
                 "you can only unsubscribe your own JID",
             ));
         }
-        let jid = jid.to_string();
-        let removed = self
-            .store
-            .unsubscribe(&node, &jid)
-            .map_err(|e| storage_error(&e))?;
-        if !removed {
+        if !self.remove_subscription(&node, &jid.to_string(), out)? {
             return Err(
                 refuse(DefinedCondition::UnexpectedRequest, "not subscribed")
                     .detail("not-subscribed"),
             );
         }
-        if let Some(m) = self.subs.get_mut(&node) {
-            m.remove(&jid);
-        }
-        if !self.is_subscriber(&jid) {
-            self.paused.remove(&jid);
-        }
-        out.push(Output::Event(ServeEvent::Unsubscribed { node, jid }));
         Ok(None)
+    }
+
+    /// Remove a subscription; false if there was none.
+    fn remove_subscription(
+        &mut self,
+        node: &str,
+        jid: &str,
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Result<bool, Refusal> {
+        let removed = self
+            .store
+            .unsubscribe(node, jid)
+            .map_err(|e| storage_error(&e))?;
+        if !removed {
+            return Ok(false);
+        }
+        if let Some(m) = self.subs.get_mut(node) {
+            m.remove(jid);
+        }
+        if !self.is_subscriber(jid) {
+            self.paused.remove(jid);
+        }
+        out.push(Output::Event(ServeEvent::Unsubscribed {
+            node: node.to_owned(),
+            jid: jid.to_owned(),
+        }));
+        Ok(true)
     }
 
     /// The requester's (bare JID's) subscriptions, of one node or all.
@@ -844,23 +1006,179 @@ impl Service {
     }
 
     fn create_request(&mut self, from: &str, c: &pubsub::Create, now: Now) -> Handled {
-        let Some(node) = c.node.as_deref() else {
-            return Err(refuse(
-                DefinedCondition::NotAcceptable,
-                "instant nodes are not supported: name the node",
-            )
-            .detail("nodeid-required"));
+        let (node, instant) = match c.node.as_deref() {
+            Some(n) => (node_of(Some(n))?, false),
+            None => (format!("{:016x}", self.rng.random::<u64>()), true),
         };
-        let node = node_of(Some(node))?;
-        let title = c
-            .config
-            .iter()
-            .find(|(var, _)| var == "pubsub#title")
-            .map(|(_, v)| sanitize::display_max(v, 200));
-        if self.create(&node, from, title.as_deref(), now)? {
-            Ok(None)
+        let mut title = None;
+        let mut config = NodeConfig::default();
+        self.apply_config(&mut title, &mut config, &c.config)?;
+        if self.create(&node, from, title.as_deref(), &config, now)? {
+            // An instant node's name is the service's: say it.
+            Ok(instant.then(|| pubsub::Create::build_result(&node)))
         } else {
             Err(refuse(DefinedCondition::Conflict, "the node exists"))
+        }
+    }
+
+    /// Check configuration values (var, value) and apply them to `title` and `config`;
+    /// `not-acceptable` names the first bad one, and nothing is applied then.
+    fn apply_config(
+        &self,
+        title: &mut Option<String>,
+        config: &mut NodeConfig,
+        values: &[(String, String)],
+    ) -> Result<(), Refusal> {
+        let bad = |var: &str, why: String| {
+            refuse(
+                DefinedCondition::NotAcceptable,
+                format!("{}: {why}", var.trim_start_matches("pubsub#")),
+            )
+        };
+        let text = |v: &str, max: usize| {
+            let v = sanitize::display_max(v.trim(), max);
+            (!v.is_empty()).then_some(v)
+        };
+        let flag = |var: &str, v: &str| {
+            form::parse_bool(v).ok_or_else(|| bad(var, format!("{v:?} is not a boolean")))
+        };
+        let (mut t, mut c) = (title.clone(), config.clone());
+        for (var, v) in values {
+            match var.as_str() {
+                "FORM_TYPE" if v == pubsub::NODE_CONFIG => {}
+                "FORM_TYPE" => return Err(bad(var, format!("{v:?} is not node configuration"))),
+                "pubsub#title" => t = text(v, 200),
+                "pubsub#description" => c.description = text(v, 1000),
+                "pubsub#payload_type" | "pubsub#type" => c.payload_type = text(v, 300),
+                "pubsub#max_items" => {
+                    let max = self.cfg.max_items;
+                    c.max_items = Some(match v.trim() {
+                        "max" => max,
+                        n => match n.parse::<u64>() {
+                            Ok(k) if (1..=max).contains(&k) => k,
+                            _ if !n.is_empty() && n.chars().all(|ch| ch.is_ascii_digit()) => {
+                                return Err(bad(
+                                    var,
+                                    format!("out of bounds (1 to {max}, or max)"),
+                                ));
+                            }
+                            _ => return Err(bad(var, format!("{v:?} is not a number"))),
+                        },
+                    });
+                }
+                "pubsub#access_model" => {
+                    c.access_model = AccessModel::ALL
+                        .into_iter()
+                        .find(|m| m.as_str() == v.trim())
+                        .ok_or_else(|| {
+                            bad(var, format!("{v:?} is not supported (open, whitelist)"))
+                        })?;
+                }
+                "pubsub#publish_model" => {
+                    c.publish_model = PublishModel::ALL
+                        .into_iter()
+                        .find(|m| m.as_str() == v.trim())
+                        .ok_or_else(|| {
+                            bad(
+                                var,
+                                format!("{v:?} is not supported (open, publishers, subscribers)"),
+                            )
+                        })?;
+                }
+                "pubsub#notify_retract" => c.notify_retract = flag(var, v)?,
+                "pubsub#deliver_payloads" => c.deliver_payloads = flag(var, v)?,
+                other => return Err(bad(other, "this service has no such setting".into())),
+            }
+        }
+        *title = t;
+        *config = c;
+        Ok(())
+    }
+
+    /// The node's configuration as a form to fill in.
+    fn config_form(&self, row: &NodeRow) -> form::Form {
+        use form::{Choice, Field, FieldKind};
+        let labelled = |var: &str, kind: FieldKind, label: &str, value: &str| {
+            let mut f = Field::new(var, kind, &[]);
+            f.label = Some(label.to_owned());
+            if !value.is_empty() {
+                f.values.push(value.to_owned());
+            }
+            f
+        };
+        let choices = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| Choice {
+                    label: None,
+                    value: (*n).to_owned(),
+                })
+                .collect()
+        };
+        let c = &row.config;
+        let flag = |b: bool| if b { "1" } else { "0" };
+        let mut max = labelled(
+            "pubsub#max_items",
+            FieldKind::TextSingle,
+            "Items to keep",
+            &self.keep(row).to_string(),
+        );
+        max.desc = Some(format!("1 to {}, or max", self.cfg.max_items));
+        let fields = vec![
+            Field::new("FORM_TYPE", FieldKind::Hidden, &[pubsub::NODE_CONFIG]),
+            labelled(
+                "pubsub#title",
+                FieldKind::TextSingle,
+                "Title",
+                row.title.as_deref().unwrap_or_default(),
+            ),
+            labelled(
+                "pubsub#description",
+                FieldKind::TextSingle,
+                "Description",
+                c.description.as_deref().unwrap_or_default(),
+            ),
+            max,
+            Field {
+                options: choices(&["open", "whitelist"]),
+                ..labelled(
+                    "pubsub#access_model",
+                    FieldKind::ListSingle,
+                    "Who may subscribe and retrieve items",
+                    c.access_model.as_str(),
+                )
+            },
+            Field {
+                options: choices(&["open", "publishers", "subscribers"]),
+                ..labelled(
+                    "pubsub#publish_model",
+                    FieldKind::ListSingle,
+                    "Who may publish",
+                    c.publish_model.as_str(),
+                )
+            },
+            labelled(
+                "pubsub#notify_retract",
+                FieldKind::Boolean,
+                "Tell subscribers when an item is retracted",
+                flag(c.notify_retract),
+            ),
+            labelled(
+                "pubsub#deliver_payloads",
+                FieldKind::Boolean,
+                "Notifications carry the item's payload",
+                flag(c.deliver_payloads),
+            ),
+            labelled(
+                "pubsub#payload_type",
+                FieldKind::TextSingle,
+                "The payload's namespace",
+                c.payload_type.as_deref().unwrap_or_default(),
+            ),
+        ];
+        form::Form {
+            title: Some("Node configuration".into()),
+            ..form::Form::new(form::FormKind::Form, fields)
         }
     }
 
@@ -909,12 +1227,43 @@ impl Service {
             )
             .detail("payload-too-big"));
         }
+        // Every check before anything is stored: the node (as it is, or as auto-create would
+        // make it), the requester's rights, an item of someone else's, the preconditions.
+        let existing = self.store.node(&node).map_err(|e| storage_error(&e))?;
+        if let Some(row) = &existing {
+            self.may_publish(&node, row, from)?;
+            let aff = self.affiliation(&node, from)?;
+            if let Some(owner) = self
+                .store
+                .item_publisher(&node, &id)
+                .map_err(|e| storage_error(&e))?
+                && owner != publisher
+                && aff < Aff::Publisher
+            {
+                return Err(refuse(
+                    DefinedCondition::Forbidden,
+                    "only the item's publisher, the node's publishers or its owners may replace it",
+                ));
+            }
+        }
+        let (title, config) = existing
+            .as_ref()
+            .map_or((None, NodeConfig::default()), |r| {
+                (r.title.clone(), r.config.clone())
+            });
+        self.check_preconditions(title.as_deref(), &config, &p.options)?;
         self.ensure_node(&node, from, now)?;
+        let row = self.existing(&node)?;
         let seq = self
             .store
-            .publish(&node, &id, &publisher, &xml, self.cfg.max_items)
+            .publish(&node, &id, &publisher, &xml, self.keep(&row))
             .map_err(|e| storage_error(&e))?;
-        let notified = self.notify(&node, &event::items(&node, &stored), Some(seq), out);
+        let notice = if row.config.deliver_payloads {
+            stored
+        } else {
+            el("item", NS_PUBSUB, &[("id", &id), ("publisher", &publisher)])
+        };
+        let notified = self.notify(&node, &row, &event::items(&node, &notice), Some(seq), out)?;
         out.push(Output::Event(ServeEvent::Published {
             node: node.clone(),
             id: id.clone(),
@@ -925,16 +1274,74 @@ impl Service {
         Ok(Some(pubsub::Publish::build_result(&node, &id)))
     }
 
-    /// Send an `<event/>` to every subscriber that is not paused; with `seq`, each message also
-    /// carries the node-wide sequence number.
+    /// Whether the requester may publish to the node, by its publish model.
+    fn may_publish(&self, node: &str, row: &NodeRow, from: &str) -> Result<(), Refusal> {
+        let aff = self.affiliation(node, from)?;
+        let allowed = match (aff, row.config.publish_model) {
+            (Aff::Outcast, _) => false,
+            (_, PublishModel::Open) => true,
+            (a, PublishModel::Publishers) => a >= Aff::PublishOnly,
+            (a, PublishModel::Subscribers) => a >= Aff::PublishOnly || self.subscribed(node, from),
+        };
+        if allowed {
+            return Ok(());
+        }
+        Err(refuse(
+            DefinedCondition::Forbidden,
+            match (aff, row.config.publish_model) {
+                (Aff::Outcast, _) => "you are an outcast of this node",
+                (_, PublishModel::Subscribers) => {
+                    "only the node's subscribers and publishers may publish"
+                }
+                _ => "only the node's publishers may publish",
+            },
+        ))
+    }
+
+    /// Publish-options (XEP-0060 §7.1.5): each must match the node's configuration, or the
+    /// publish is refused with `conflict` and `<precondition-not-met/>`.
+    fn check_preconditions(
+        &self,
+        title: Option<&str>,
+        config: &NodeConfig,
+        options: &[(String, String)],
+    ) -> Result<(), Refusal> {
+        if options.is_empty() {
+            return Ok(());
+        }
+        let mut t = title.map(str::to_owned);
+        let mut wanted = config.clone();
+        let unmet = |why: String| {
+            refuse(
+                DefinedCondition::Conflict,
+                format!("precondition not met: {why}"),
+            )
+            .detail("precondition-not-met")
+        };
+        self.apply_config(&mut t, &mut wanted, options)
+            .map_err(|r| unmet(r.text))?;
+        if wanted != *config || t.as_deref() != title {
+            let var = options
+                .iter()
+                .map(|(v, _)| v.trim_start_matches("pubsub#"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(unmet(format!("the node's configuration differs ({var})")));
+        }
+        Ok(())
+    }
+
+    /// Send an `<event/>` to every subscriber that is not paused and may read the node; with
+    /// `seq`, each message also carries the node-wide sequence number.
     fn notify(
         &mut self,
         node: &str,
+        row: &NodeRow,
         event: &Element,
         seq: Option<u64>,
         out: &mut Vec<Output<ServeEvent>>,
-    ) -> usize {
-        let targets: Vec<String> = self
+    ) -> Result<usize, Refusal> {
+        let mut targets: Vec<String> = self
             .subs
             .get(node)
             .map(|m| {
@@ -944,6 +1351,19 @@ impl Service {
                     .collect()
             })
             .unwrap_or_default();
+        if row.config.access_model != AccessModel::Open {
+            let mut allowed = Vec::with_capacity(targets.len());
+            for jid in targets {
+                if self
+                    .affiliation(node, &jid)?
+                    .may_read(row.config.access_model)
+                    .is_ok()
+                {
+                    allowed.push(jid);
+                }
+            }
+            targets = allowed;
+        }
         let seq_el = seq.map(|n| proto::seq::number(node, n));
         for jid in &targets {
             let Ok(to) = Jid::new(jid) else { continue };
@@ -956,12 +1376,14 @@ impl Service {
             }
             out.push(Output::Send(Box::new(Stanza::Message(m))));
         }
-        targets.len()
+        Ok(targets.len())
     }
 
-    fn items(&self, q: &pubsub::ItemsQuery) -> Handled {
+    fn items(&self, from: &str, q: &pubsub::ItemsQuery) -> Handled {
         let node = node_of(q.node.as_deref())?;
         let row = self.existing(&node)?;
+        self.affiliation(&node, from)?
+            .may_read(row.config.access_model)?;
         let query = if !q.ids.is_empty() {
             Query::Ids(q.ids.clone())
         } else if let Some(page) = &q.page {
@@ -1042,17 +1464,17 @@ impl Service {
                     .detail("item-required"),
             );
         }
-        let owner = self.is_owner(from, &row.creator);
+        let aff = self.affiliation(&node, from)?;
         for id in &r.ids {
             let publisher = self
                 .store
                 .item_publisher(&node, id)
                 .map_err(|e| storage_error(&e))?
                 .ok_or_else(|| refuse(DefinedCondition::ItemNotFound, "no such item"))?;
-            if !owner && publisher != bare(from) {
+            if aff == Aff::Outcast || (aff < Aff::Publisher && publisher != bare(from)) {
                 return Err(refuse(
                     DefinedCondition::Forbidden,
-                    "only the publisher or the node owner can retract an item",
+                    "only the item's publisher, the node's publishers or its owners may retract it",
                 ));
             }
         }
@@ -1066,40 +1488,272 @@ impl Service {
                 gone.push(id.clone());
             }
         }
-        if r.notify {
-            self.notify(&node, &event::retracts(&node, &gone), None, out);
+        if r.notify && row.config.notify_retract {
+            self.notify(&node, &row, &event::retracts(&node, &gone), None, out)?;
         }
         Ok(None)
     }
 
-    fn owner(&mut self, from: &str, p: &Element, out: &mut Vec<Output<ServeEvent>>) -> Handled {
+    fn owner(
+        &mut self,
+        from: &str,
+        p: &Element,
+        is_set: bool,
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Handled {
         let Some(request) = owner::Request::parse(p) else {
             return Err(refuse(
                 DefinedCondition::BadRequest,
                 "an empty pubsub#owner request",
             ));
         };
-        match request {
-            owner::Request::Purge(purge) => {
+        match (request, is_set) {
+            (owner::Request::Purge(purge), true) => {
                 let node = node_of(purge.node.as_deref())?;
-                let row = self.existing(&node)?;
-                if !self.is_owner(from, &row.creator) {
-                    return Err(refuse(
-                        DefinedCondition::Forbidden,
-                        "only the node owner can purge it",
-                    ));
-                }
+                let row = self.owned(&node, from, "purge it")?;
                 self.store.purge(&node).map_err(|e| storage_error(&e))?;
-                self.notify(&node, &event::purge(&node), None, out);
+                self.notify(&node, &row, &event::purge(&node), None, out)?;
                 Ok(None)
             }
-            owner::Request::Other(name) => Err(match name.as_str() {
-                "delete" => Refusal::unsupported("delete-nodes"),
-                "subscriptions" => Refusal::unsupported("manage-subscriptions"),
-                "affiliations" => Refusal::unsupported("modify-affiliations"),
-                _ => Refusal::unsupported("config-node"),
+            (owner::Request::Delete(d), true) => {
+                let node = node_of(d.node.as_deref())?;
+                let row = self.owned(&node, from, "delete it")?;
+                let event = event::delete(&node, d.redirect.as_deref());
+                // Told before the subscriptions go with the node.
+                self.notify(&node, &row, &event, None, out)?;
+                self.store
+                    .delete_node(&node)
+                    .map_err(|e| storage_error(&e))?;
+                for jid in self.subs.remove(&node).unwrap_or_default().into_keys() {
+                    if !self.is_subscriber(&jid) {
+                        self.paused.remove(&jid);
+                    }
+                    out.push(Output::Event(ServeEvent::Unsubscribed {
+                        node: node.clone(),
+                        jid,
+                    }));
+                }
+                Ok(None)
+            }
+            (owner::Request::Configure(c), false) => {
+                let node = node_of(c.node.as_deref())?;
+                let row = self.owned(&node, from, "configure it")?;
+                let result = owner::Configure::set(&node, self.config_form(&row));
+                Ok(Some(result.build()))
+            }
+            (owner::Request::Configure(c), true) => self.configure(from, c),
+            (owner::Request::Affiliations(a), false) => {
+                let node = node_of(a.node.as_deref())?;
+                self.owned(&node, from, "see its affiliations")?;
+                let list = self
+                    .store
+                    .affiliations(&node)
+                    .map_err(|e| storage_error(&e))?
+                    .into_iter()
+                    .map(|(jid, affiliation)| owner::Affiliation { jid, affiliation })
+                    .collect();
+                Ok(Some(owner::Affiliations::new(&node, list).build()))
+            }
+            (owner::Request::Affiliations(a), true) => {
+                let node = node_of(a.node.as_deref())?;
+                self.owned(&node, from, "change its affiliations")?;
+                self.set_affiliations(&node, &a.list, out)
+            }
+            (owner::Request::Subscriptions(q), false) => {
+                let node = node_of(q.node.as_deref())?;
+                self.owned(&node, from, "see its subscriptions")?;
+                let list = self
+                    .subs
+                    .get(&node)
+                    .map(|m| {
+                        m.iter()
+                            .map(|(jid, sub)| owner::NodeSub {
+                                jid: jid.clone(),
+                                state: "subscribed".into(),
+                                subid: Some(sub.subid.clone()),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Some(owner::NodeSubs::new(&node, list).build()))
+            }
+            (owner::Request::Subscriptions(q), true) => {
+                let node = node_of(q.node.as_deref())?;
+                let row = self.owned(&node, from, "change its subscriptions")?;
+                self.set_subscriptions(&node, &row, &q.list, out)
+            }
+            (owner::Request::Purge(_) | owner::Request::Delete(_), false) => Err(refuse(
+                DefinedCondition::BadRequest,
+                "purge and delete need an iq of type set",
+            )),
+            (owner::Request::Other(name), _) => Err(match name.as_str() {
+                "default" => Refusal::unsupported("retrieve-default"),
+                _ => refuse(
+                    DefinedCondition::FeatureNotImplemented,
+                    "unknown pubsub#owner request",
+                ),
             }),
         }
+    }
+
+    /// A submitted configuration form (or its cancel), checked whole before it is stored.
+    fn configure(&mut self, from: &str, c: owner::Configure) -> Handled {
+        let node = node_of(c.node.as_deref())?;
+        let row = self.owned(&node, from, "configure it")?;
+        let Some(f) = c.form else {
+            return Err(refuse(
+                DefinedCondition::BadRequest,
+                "a configure request without a form",
+            ));
+        };
+        match f.kind {
+            form::FormKind::Cancel => return Ok(None),
+            form::FormKind::Submit => {}
+            other => {
+                return Err(refuse(
+                    DefinedCondition::BadRequest,
+                    format!("a {} form cannot be submitted", other.as_str()),
+                ));
+            }
+        }
+        let values: Vec<(String, String)> = f
+            .fields
+            .into_iter()
+            .filter_map(|f| Some((f.var?, f.values)))
+            .map(|(var, values)| (var, values.into_iter().next().unwrap_or_default()))
+            .collect();
+        let (mut title, mut config) = (row.title.clone(), row.config.clone());
+        self.apply_config(&mut title, &mut config, &values)?;
+        let keep = config
+            .max_items
+            .map_or(self.cfg.max_items, |m| m.min(self.cfg.max_items));
+        self.store
+            .configure(&node, title.as_deref(), &config, keep)
+            .map_err(|e| storage_error(&e))?;
+        Ok(None)
+    }
+
+    /// Change affiliations, all or none: each JID valid, each affiliation known, and the node
+    /// left with an owner.
+    fn set_affiliations(
+        &mut self,
+        node: &str,
+        list: &[owner::Affiliation],
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Handled {
+        let mut changes = Vec::new();
+        for a in list {
+            let jid = Jid::new(&a.jid).map_err(|_| {
+                refuse(
+                    DefinedCondition::BadRequest,
+                    format!("{:?} is not a JID", a.jid),
+                )
+                .detail("invalid-jid")
+            })?;
+            if Aff::parse(&a.affiliation).is_none() {
+                return Err(refuse(
+                    DefinedCondition::BadRequest,
+                    format!(
+                        "{:?} is not an affiliation ({})",
+                        a.affiliation,
+                        owner::AFFILIATIONS.join(", ")
+                    ),
+                ));
+            }
+            changes.push((jid.to_bare().to_string(), a.affiliation.clone()));
+        }
+        let mut after: HashMap<String, String> = self
+            .store
+            .affiliations(node)
+            .map_err(|e| storage_error(&e))?
+            .into_iter()
+            .collect();
+        for (jid, a) in &changes {
+            after.insert(jid.clone(), a.clone());
+        }
+        if !after.values().any(|a| a == "owner") {
+            return Err(refuse(
+                DefinedCondition::NotAcceptable,
+                "the node would have no owner left",
+            ));
+        }
+        self.store
+            .set_affiliations(node, &changes)
+            .map_err(|e| storage_error(&e))?;
+        // An outcast's subscriptions went with the change: forget them here too.
+        for (jid, a) in &changes {
+            if a != "outcast" {
+                continue;
+            }
+            let gone: Vec<String> = self
+                .subs
+                .get(node)
+                .map(|m| m.keys().filter(|j| bare(j) == *jid).cloned().collect())
+                .unwrap_or_default();
+            for j in gone {
+                if let Some(m) = self.subs.get_mut(node) {
+                    m.remove(&j);
+                }
+                out.push(Output::Event(ServeEvent::Unsubscribed {
+                    node: node.to_owned(),
+                    jid: j,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The owner's changes to subscriptions, all or none: `none` removes one, `subscribed`
+    /// adds one (for a JID that may read the node). This service never holds a subscription
+    /// pending, so there is nothing to approve.
+    fn set_subscriptions(
+        &mut self,
+        node: &str,
+        row: &NodeRow,
+        list: &[owner::NodeSub],
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Handled {
+        let mut changes = Vec::new();
+        for s in list {
+            let jid = Jid::new(&s.jid).map_err(|_| {
+                refuse(
+                    DefinedCondition::BadRequest,
+                    format!("{:?} is not a JID", s.jid),
+                )
+                .detail("invalid-jid")
+            })?;
+            match s.state.as_str() {
+                "none" => {}
+                "subscribed" => {
+                    self.affiliation(node, jid.as_str())?
+                        .may_read(row.config.access_model)
+                        .map_err(|r| {
+                            refuse(
+                                DefinedCondition::NotAcceptable,
+                                format!("{jid} may not subscribe: {}", r.text),
+                            )
+                        })?;
+                }
+                other => {
+                    return Err(refuse(
+                        DefinedCondition::NotAcceptable,
+                        format!(
+                            "{other:?}: this service has no pending or unconfigured subscriptions \
+                             (set subscribed or none)"
+                        ),
+                    ));
+                }
+            }
+            changes.push((jid.to_string(), s.state == "subscribed"));
+        }
+        for (jid, add) in changes {
+            if add {
+                self.add_subscription(node, &jid, out)?;
+            } else {
+                self.remove_subscription(node, &jid, out)?;
+            }
+        }
+        Ok(None)
     }
 }
 

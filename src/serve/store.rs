@@ -10,15 +10,16 @@ use std::path::Path;
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nodes (
     name    TEXT PRIMARY KEY,
     head    INTEGER NOT NULL DEFAULT 0,  -- the last sequence number given out
     creator TEXT NOT NULL,               -- bare JID, the node's owner
-    title   TEXT,                        -- pubsub#title, when given at creation
-    created TEXT                         -- RFC 3339, when the node was created
+    title   TEXT,                        -- pubsub#title
+    created TEXT,                        -- RFC 3339, when the node was created
+    config  TEXT                         -- the rest of its configuration (JSON, NodeConfig)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS items (
     node      TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
@@ -36,7 +37,89 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     paused INTEGER NOT NULL DEFAULT 0,   -- 1: the JID was unreachable; no notifications
     PRIMARY KEY (node, jid)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS affiliations (
+    node        TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+    jid         TEXT NOT NULL,           -- bare JID
+    affiliation TEXT NOT NULL,           -- owner, publisher, publish-only, member, outcast
+    PRIMARY KEY (node, jid)
+) WITHOUT ROWID;
 ";
+
+/// Who may subscribe and retrieve (`pubsub#access_model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessModel {
+    /// Anyone but outcasts.
+    #[default]
+    Open,
+    /// Members, publishers and owners only.
+    Whitelist,
+}
+
+/// Who may publish (`pubsub#publish_model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishModel {
+    /// Anyone but outcasts.
+    #[default]
+    Open,
+    /// Owners, publishers and publish-only.
+    Publishers,
+    /// Those, and anyone subscribed.
+    Subscribers,
+}
+
+impl AccessModel {
+    pub const ALL: [Self; 2] = [Self::Open, Self::Whitelist];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Whitelist => "whitelist",
+        }
+    }
+}
+
+impl PublishModel {
+    pub const ALL: [Self; 3] = [Self::Open, Self::Publishers, Self::Subscribers];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Publishers => "publishers",
+            Self::Subscribers => "subscribers",
+        }
+    }
+}
+
+/// A node's configuration besides its title.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NodeConfig {
+    pub description: Option<String>,
+    /// Items kept; `None`: the service's limit.
+    pub max_items: Option<u64>,
+    pub access_model: AccessModel,
+    pub publish_model: PublishModel,
+    /// Tell subscribers when an item is retracted.
+    pub notify_retract: bool,
+    /// Notifications carry the item's payload (else only its id).
+    pub deliver_payloads: bool,
+    /// The payload's namespace (`pubsub#type`).
+    pub payload_type: Option<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            description: None,
+            max_items: None,
+            access_model: AccessModel::Open,
+            publish_model: PublishModel::Open,
+            notify_retract: true,
+            deliver_payloads: true,
+            payload_type: None,
+        }
+    }
+}
 
 /// One stored item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +142,7 @@ pub struct NodeRow {
     pub creator: String,
     pub title: Option<String>,
     pub created: Option<String>,
+    pub config: NodeConfig,
 }
 
 /// One stored subscription.
@@ -158,6 +242,15 @@ impl Store {
                 "ALTER TABLE nodes ADD COLUMN title TEXT; ALTER TABLE nodes ADD COLUMN created TEXT;",
             )?;
         }
+        if (1..=2).contains(&version) {
+            // Version 2 had no configuration and no affiliations: each creator owns its node.
+            db.execute_batch("ALTER TABLE nodes ADD COLUMN config TEXT;")?;
+            db.execute_batch(SCHEMA)?;
+            db.execute_batch(
+                "INSERT OR IGNORE INTO affiliations (node, jid, affiliation)
+                 SELECT name, creator, 'owner' FROM nodes;",
+            )?;
+        }
         db.execute_batch(SCHEMA)?;
         db.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
         Ok(Self { db })
@@ -167,16 +260,108 @@ impl Store {
     pub fn node(&self, name: &str) -> anyhow::Result<Option<NodeRow>> {
         Ok(self
             .db
-            .prepare_cached("SELECT head, creator, title, created FROM nodes WHERE name = ?1")?
+            .prepare_cached(
+                "SELECT head, creator, title, created, config FROM nodes WHERE name = ?1",
+            )?
             .query_row([name], |r| {
+                let config: Option<String> = r.get(4)?;
                 Ok(NodeRow {
                     head: to_u64(r.get(0)?),
                     creator: r.get(1)?,
                     title: r.get(2)?,
                     created: r.get(3)?,
+                    // Written by us; a value we cannot read falls back to the defaults.
+                    config: config
+                        .and_then(|c| serde_json::from_str(&c).ok())
+                        .unwrap_or_default(),
                 })
             })
             .optional()?)
+    }
+
+    /// Change a node's title and configuration, and drop its oldest items beyond `keep`, in
+    /// one transaction.
+    pub fn configure(
+        &mut self,
+        node: &str,
+        title: Option<&str>,
+        config: &NodeConfig,
+        keep: u64,
+    ) -> anyhow::Result<()> {
+        let tx = self.db.transaction()?;
+        tx.prepare_cached("UPDATE nodes SET title = ?2, config = ?3 WHERE name = ?1")?
+            .execute(params![node, title, serde_json::to_string(config)?])?;
+        trim(&tx, node, keep)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Delete a node with its items, subscriptions and affiliations.
+    pub fn delete_node(&self, node: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .db
+            .prepare_cached("DELETE FROM nodes WHERE name = ?1")?
+            .execute([node])?
+            == 1)
+    }
+
+    /// A bare JID's affiliation with a node (`none` when it has no entry).
+    pub fn affiliation(&self, node: &str, jid: &str) -> anyhow::Result<String> {
+        Ok(self
+            .db
+            .prepare_cached("SELECT affiliation FROM affiliations WHERE node = ?1 AND jid = ?2")?
+            .query_row([node, jid], |r| r.get(0))
+            .optional()?
+            .unwrap_or_else(|| "none".to_owned()))
+    }
+
+    /// A node's affiliations (bare JID, affiliation), by JID.
+    pub fn affiliations(&self, node: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let mut stmt = self.db.prepare_cached(
+            "SELECT jid, affiliation FROM affiliations WHERE node = ?1 ORDER BY jid",
+        )?;
+        let rows = stmt.query_map([node], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A bare JID's affiliations (node, affiliation), by node.
+    pub fn affiliations_of(&self, jid: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let mut stmt = self.db.prepare_cached(
+            "SELECT node, affiliation FROM affiliations WHERE jid = ?1 ORDER BY node",
+        )?;
+        let rows = stmt.query_map([jid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Set affiliations (bare JID, affiliation; `none` removes the entry), and remove every
+    /// subscription of a JID made an outcast (any resource), in one transaction.
+    pub fn set_affiliations(
+        &mut self,
+        node: &str,
+        changes: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let tx = self.db.transaction()?;
+        for (jid, affiliation) in changes {
+            if affiliation == "none" {
+                tx.prepare_cached("DELETE FROM affiliations WHERE node = ?1 AND jid = ?2")?
+                    .execute([node, jid])?;
+            } else {
+                tx.prepare_cached(
+                    "INSERT INTO affiliations (node, jid, affiliation) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (node, jid) DO UPDATE SET affiliation = ?3",
+                )?
+                .execute([node, jid, affiliation])?;
+            }
+            if affiliation == "outcast" {
+                tx.prepare_cached(
+                    "DELETE FROM subscriptions WHERE node = ?1
+                     AND (jid = ?2 OR substr(jid, 1, length(?2) + 1) = ?2 || '/')",
+                )?
+                .execute([node, jid])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn node_names(&self) -> anyhow::Result<Vec<String>> {
@@ -210,20 +395,35 @@ impl Store {
         )?))
     }
 
-    /// Create the node; false if it existed.
+    /// Create the node, its creator its owner; false if it existed.
     pub fn create_node(
-        &self,
+        &mut self,
         name: &str,
         creator: &str,
         title: Option<&str>,
+        config: &NodeConfig,
         created: &str,
     ) -> anyhow::Result<bool> {
-        let n = self
-            .db
+        let tx = self.db.transaction()?;
+        let n = tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO nodes (name, creator, title, created) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO nodes (name, creator, title, created, config)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![name, creator, title, created])?;
+            .execute(params![
+                name,
+                creator,
+                title,
+                created,
+                serde_json::to_string(config)?
+            ])?;
+        if n == 1 {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO affiliations (node, jid, affiliation) VALUES (?1, ?2, 'owner')",
+            )?
+            .execute([name, creator])?;
+        }
+        tx.commit()?;
         Ok(n == 1)
     }
 
@@ -247,11 +447,7 @@ impl Store {
             "INSERT INTO items (node, seq, id, publisher, xml) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![node, head, id, publisher, xml])?;
-        tx.prepare_cached(
-            "DELETE FROM items WHERE node = ?1 AND seq <= (
-                 SELECT seq FROM items WHERE node = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
-        )?
-        .execute(params![node, to_i64(max_items)])?;
+        trim(&tx, node, max_items)?;
         tx.commit()?;
         Ok(to_u64(head))
     }
@@ -413,6 +609,16 @@ impl Store {
     }
 }
 
+/// Drop a node's oldest items beyond `keep`.
+fn trim(db: &Connection, node: &str, keep: u64) -> anyhow::Result<()> {
+    db.prepare_cached(
+        "DELETE FROM items WHERE node = ?1 AND seq <= (
+             SELECT seq FROM items WHERE node = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+    )?
+    .execute(params![node, to_i64(keep)])?;
+    Ok(())
+}
+
 /// An RSM `after` that names no item of the node.
 #[derive(Debug, thiserror::Error)]
 #[error("no such item")]
@@ -423,13 +629,14 @@ mod tests {
     use super::*;
 
     fn store_with_node() -> Store {
-        let s = Store::open_in_memory().expect("store");
+        let mut s = Store::open_in_memory().expect("store");
+        let config = NodeConfig::default();
         assert!(
-            s.create_node("n", "alice@x", None, "2026-11-29T00:00:00Z")
+            s.create_node("n", "alice@x", None, &config, "2026-11-29T00:00:00Z")
                 .expect("create")
         );
         assert!(
-            !s.create_node("n", "bob@x", None, "x")
+            !s.create_node("n", "bob@x", None, &config, "x")
                 .expect("create again")
         );
         s
@@ -491,10 +698,10 @@ mod tests {
 
     #[test]
     fn nodes_page_in_name_order_with_titles() {
-        let s = store_with_node();
+        let mut s = store_with_node();
         for (n, t) in [("b", Some("Bee")), ("a", None), ("c", Some("Sea"))] {
             assert!(
-                s.create_node(n, "x@y", t, "2026-11-29T00:00:00Z")
+                s.create_node(n, "x@y", t, &NodeConfig::default(), "2026-11-29T00:00:00Z")
                     .expect("create")
             );
         }
@@ -526,13 +733,85 @@ mod tests {
             )
             .expect("a v1 database");
         }
-        let s = Store::open_dir(dir.path()).expect("upgraded");
+        let mut s = Store::open_dir(dir.path()).expect("upgraded");
         let row = s.node("old").expect("read").expect("kept");
         assert_eq!((row.creator.as_str(), row.title), ("a@x", None));
+        assert_eq!(row.config, NodeConfig::default());
+        assert_eq!(
+            s.affiliation("old", "a@x").expect("aff"),
+            "owner",
+            "the creator owns it"
+        );
         assert!(
-            s.create_node("new", "b@x", Some("T"), "now")
+            s.create_node("new", "b@x", Some("T"), &NodeConfig::default(), "now")
                 .expect("create")
         );
+    }
+
+    #[test]
+    fn configuration_affiliations_and_delete() {
+        let mut s = store_with_node();
+        assert_eq!(s.affiliation("n", "alice@x").expect("aff"), "owner");
+        assert_eq!(s.affiliation("n", "bob@x").expect("aff"), "none");
+        for i in 1..=5 {
+            s.publish("n", &format!("i{i}"), "alice@x", "<item/>", 100)
+                .expect("publish");
+        }
+        let config = NodeConfig {
+            max_items: Some(2),
+            access_model: AccessModel::Whitelist,
+            notify_retract: false,
+            ..NodeConfig::default()
+        };
+        s.configure("n", Some("Title"), &config, 2)
+            .expect("configure");
+        let row = s.node("n").expect("read").expect("node");
+        assert_eq!(row.config, config);
+        assert_eq!(row.title.as_deref(), Some("Title"));
+        assert_eq!(
+            s.item_ids("n").expect("ids"),
+            ["i4", "i5"],
+            "trimmed at once"
+        );
+        // Outcasts lose their subscriptions (every resource, and no one else's).
+        s.subscribe("n", "bob@x/a", "s1").expect("sub");
+        s.subscribe("n", "bob@x", "s2").expect("sub");
+        s.subscribe("n", "bob@xx/a", "s3").expect("sub");
+        s.set_affiliations(
+            "n",
+            &[
+                ("bob@x".into(), "outcast".into()),
+                ("carol@x".into(), "member".into()),
+            ],
+        )
+        .expect("set");
+        let subs: Vec<String> = s
+            .subscriptions()
+            .expect("subs")
+            .into_iter()
+            .map(|s| s.jid)
+            .collect();
+        assert_eq!(subs, ["bob@xx/a"]);
+        assert_eq!(
+            s.affiliations("n").expect("affs"),
+            [
+                ("alice@x".to_owned(), "owner".to_owned()),
+                ("bob@x".to_owned(), "outcast".to_owned()),
+                ("carol@x".to_owned(), "member".to_owned())
+            ]
+        );
+        s.set_affiliations("n", &[("carol@x".into(), "none".into())])
+            .expect("remove");
+        assert_eq!(s.affiliation("n", "carol@x").expect("aff"), "none");
+        assert_eq!(
+            s.affiliations_of("alice@x").expect("of"),
+            [("n".to_owned(), "owner".to_owned())]
+        );
+        assert!(s.delete_node("n").expect("delete"));
+        assert!(s.node("n").expect("read").is_none());
+        assert!(s.affiliations("n").expect("affs").is_empty());
+        assert!(s.subscriptions().expect("subs").is_empty());
+        assert!(!s.delete_node("n").expect("delete again"));
     }
 
     #[test]

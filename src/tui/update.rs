@@ -879,13 +879,16 @@ fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
                 );
             }
         }
-        NetEvent::Deleted { node } => {
+        NetEvent::Deleted { node, redirect } => {
+            let what = match &redirect {
+                Some(uri) => format!("the node was deleted; its content moved to {uri}"),
+                None => "the node was deleted".to_owned(),
+            };
             if let Some(n) = m.node_mut(&node) {
-                n.feed
-                    .clear_with_marker(MarkerKind::Delete, "the node was deleted");
-                n.state = SubState::Failed(RequestError::Invalid("the node was deleted".into()));
+                n.feed.clear_with_marker(MarkerKind::Delete, &what);
+                n.state = SubState::Failed(RequestError::Invalid(what.clone()));
             }
-            m.error(format!("{node}: the node was deleted"));
+            m.error(format!("{node}: {what}"));
         }
         ev @ (NetEvent::PublishSent { .. }
         | NetEvent::PublishRetrying { .. }

@@ -311,8 +311,10 @@ pub enum NetEvent {
     Purged {
         node: String,
     },
+    /// The node is gone; `redirect` is where its content went, if the owner said.
     Deleted {
         node: String,
+        redirect: Option<String>,
     },
     /// A publish is on its way (`queued`: offline, it waits for the link). `req` is the
     /// request's, `None` for auto-publish.

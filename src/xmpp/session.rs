@@ -1442,9 +1442,9 @@ impl Session {
                     self.trackers.remove(&node);
                     out.push(Output::Event(NetEvent::Purged { node }));
                 }
-                EventPart::Delete { node } => {
+                EventPart::Delete { node, redirect } => {
                     self.trackers.remove(&node);
-                    out.push(Output::Event(NetEvent::Deleted { node }));
+                    out.push(Output::Event(NetEvent::Deleted { node, redirect }));
                 }
             }
         }

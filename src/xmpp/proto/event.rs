@@ -14,10 +14,22 @@ use crate::sanitize;
 /// One thing an `<event/>` told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventPart {
-    Items { node: String, items: Vec<FeedItem> },
-    Retract { node: String, id: String },
-    Purge { node: String },
-    Delete { node: String },
+    Items {
+        node: String,
+        items: Vec<FeedItem>,
+    },
+    Retract {
+        node: String,
+        id: String,
+    },
+    Purge {
+        node: String,
+    },
+    /// The node is gone; `redirect` is where its content went, if the owner said.
+    Delete {
+        node: String,
+        redirect: Option<String>,
+    },
 }
 
 impl EventPart {
@@ -26,7 +38,7 @@ impl EventPart {
             Self::Items { node, .. }
             | Self::Retract { node, .. }
             | Self::Purge { node }
-            | Self::Delete { node } => node,
+            | Self::Delete { node, .. } => node,
         }
     }
 }
@@ -63,7 +75,13 @@ pub fn parse(event: &Element) -> Vec<EventPart> {
                 }
             }
             "purge" => parts.push(EventPart::Purge { node }),
-            "delete" => parts.push(EventPart::Delete { node }),
+            "delete" => parts.push(EventPart::Delete {
+                node,
+                redirect: child
+                    .get_child("redirect", NS_PUBSUB_EVENT)
+                    .and_then(|r| r.attr("uri"))
+                    .map(|u| sanitize::display_max(u, 1024)),
+            }),
             _ => {}
         }
     }
@@ -104,6 +122,15 @@ pub fn purge(node: &str) -> Element {
         NS_PUBSUB_EVENT,
         el("purge", NS_PUBSUB_EVENT, &[("node", node)]),
     )
+}
+
+/// `<event><delete node='N'><redirect uri='U'/></delete></event>`
+pub fn delete(node: &str, redirect: Option<&str>) -> Element {
+    let mut d = el("delete", NS_PUBSUB_EVENT, &[("node", node)]);
+    if let Some(uri) = redirect {
+        d.append_child(el("redirect", NS_PUBSUB_EVENT, &[("uri", uri)]));
+    }
+    wrap("event", NS_PUBSUB_EVENT, d)
 }
 
 #[cfg(test)]
@@ -155,6 +182,16 @@ mod tests {
             parse(&purge("test")),
             [EventPart::Purge {
                 node: "test".into()
+            }]
+        );
+        assert_eq!(
+            parse(&xml(&to_xml(&delete(
+                "test",
+                Some("xmpp:pubsub.x?;node=new")
+            )))),
+            [EventPart::Delete {
+                node: "test".into(),
+                redirect: Some("xmpp:pubsub.x?;node=new".into())
             }]
         );
     }

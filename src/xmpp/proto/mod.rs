@@ -6,7 +6,9 @@
 //!
 //! - [`pubsub`]: the `…/pubsub` requests and results (subscribe, unsubscribe, subscriptions,
 //!   items, publish, retract, create), with RSM paging.
-//! - [`owner`]: the `…/pubsub#owner` requests (purge so far).
+//! - [`owner`]: the `…/pubsub#owner` requests (configure, delete, purge, affiliations,
+//!   subscriptions).
+//! - [`form`]: data forms (XEP-0004), for node configuration and publish-options.
 //! - [`event`]: `…/pubsub#event` notifications.
 //! - [`disco`]: service discovery (XEP-0030): nodes and their meta-data.
 //! - [`item`]: the items themselves: our format, the seed-era Wokkel attributes, Atom, and
@@ -22,6 +24,7 @@
 
 pub mod disco;
 pub mod event;
+pub mod form;
 pub mod item;
 pub mod owner;
 pub mod pubsub;

@@ -12,7 +12,7 @@
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::rsm::{First, SetQuery, SetResult};
 
-use super::{NS_DATA, NS_PUBSUB, NS_RSM, el, set_attr, text_el, wrap};
+use super::{NS_PUBSUB, NS_RSM, el, set_attr, wrap};
 use crate::sanitize;
 use crate::xmpp::error::RequestError;
 
@@ -424,13 +424,19 @@ impl ItemsResult {
     }
 }
 
-/// `<publish node='N'><item …/></publish>`
+/// The `FORM_TYPE` of publish-options (XEP-0060 §7.1.5).
+pub const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
+
+/// `<publish node='N'><item …/></publish>`, with publish-options beside it when given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Publish {
     pub node: Option<String>,
     /// The `<item/>` elements (a publish carries exactly one; more or none is an error the
     /// service reports).
     pub items: Vec<Element>,
+    /// Preconditions (var, value): the service refuses the publish when the node's
+    /// configuration differs (`pubsub#access_model=open`, …).
+    pub options: Vec<(String, String)>,
 }
 
 impl Publish {
@@ -438,6 +444,7 @@ impl Publish {
         Self {
             node: Some(node.to_owned()),
             items: vec![item],
+            options: Vec::new(),
         }
     }
 
@@ -449,10 +456,15 @@ impl Publish {
         for i in &self.items {
             publish.append_child(i.clone());
         }
-        pubsub(publish)
+        let mut p = pubsub(publish);
+        if !self.options.is_empty() {
+            let form = super::form::Form::submit(PUBLISH_OPTIONS, &self.options);
+            p.append_child(wrap("publish-options", NS_PUBSUB, form.build()));
+        }
+        p
     }
 
-    fn read(e: &Element) -> Self {
+    fn read(p: &Element, e: &Element) -> Self {
         Self {
             node: attr(e, "node"),
             items: e
@@ -460,6 +472,7 @@ impl Publish {
                 .filter(|c| c.is("item", NS_PUBSUB))
                 .cloned()
                 .collect(),
+            options: form_values(p, "publish-options"),
         }
     }
 
@@ -524,6 +537,9 @@ impl Retract {
     }
 }
 
+/// The `FORM_TYPE` of node configuration (XEP-0060 §16.4.4).
+pub const NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_config";
+
 /// `<create node='N'/>` with an optional `<configure>` form beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Create {
@@ -553,48 +569,49 @@ impl Create {
         }
         let mut p = pubsub(create);
         if !self.config.is_empty() {
-            let mut x = el("x", NS_DATA, &[("type", "submit")]);
-            let mut form_type = el(
-                "field",
-                NS_DATA,
-                &[("var", "FORM_TYPE"), ("type", "hidden")],
-            );
-            form_type.append_child(text_el(
-                "value",
-                NS_DATA,
-                "http://jabber.org/protocol/pubsub#node_config",
-            ));
-            x.append_child(form_type);
-            for (var, value) in &self.config {
-                let mut f = el("field", NS_DATA, &[("var", var)]);
-                f.append_child(text_el("value", NS_DATA, value));
-                x.append_child(f);
-            }
-            p.append_child(wrap("configure", NS_PUBSUB, x));
+            let form = super::form::Form::submit(NODE_CONFIG, &self.config);
+            p.append_child(wrap("configure", NS_PUBSUB, form.build()));
         }
         p
     }
 
     fn read(p: &Element, create: &Element) -> Self {
-        let config = p
-            .get_child("configure", NS_PUBSUB)
-            .and_then(|c| c.get_child("x", NS_DATA))
-            .map(|x| {
-                x.children()
-                    .filter(|f| f.is("field", NS_DATA))
-                    .filter_map(|f| {
-                        let var = f.attr("var")?;
-                        let value = f.get_child("value", NS_DATA).map(Element::text)?;
-                        (var != "FORM_TYPE").then(|| (var.to_owned(), value))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         Self {
             node: attr(create, "node"),
-            config,
+            config: form_values(p, "configure"),
         }
     }
+
+    /// The answer naming the node created (the service's choice for an instant node).
+    pub fn build_result(node: &str) -> Element {
+        pubsub(el("create", NS_PUBSUB, &[("node", node)]))
+    }
+
+    /// The node an answer names, when it does.
+    pub fn result_node(payload: Option<&Element>) -> Option<String> {
+        payload?
+            .get_child("create", NS_PUBSUB)?
+            .attr("node")
+            .map(sanitize::display)
+    }
+}
+
+/// The (var, value) pairs of the form in `p`'s child `name` (`configure`, `publish-options`),
+/// without its `FORM_TYPE`; a field with several values gives several pairs.
+fn form_values(p: &Element, name: &str) -> Vec<(String, String)> {
+    p.get_child(name, NS_PUBSUB)
+        .and_then(super::form::Form::find_in)
+        .map(|f| {
+            f.fields
+                .into_iter()
+                .filter(|f| f.var.as_deref() != Some("FORM_TYPE"))
+                .flat_map(|f| {
+                    let var = f.var.unwrap_or_default();
+                    f.values.into_iter().map(move |v| (var.clone(), v))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A `<pubsub/>` request, as a service reads it.
@@ -618,7 +635,7 @@ impl Request {
         // request of only those is one of its own.
         let ours = || p.children().filter(|c| c.ns() == NS_PUBSUB);
         let Some(action) = ours()
-            .find(|c| !matches!(c.name(), "configure" | "options"))
+            .find(|c| !matches!(c.name(), "configure" | "options" | "publish-options"))
             .or_else(|| ours().next())
         else {
             return Err("an empty pubsub request");
@@ -630,7 +647,7 @@ impl Request {
                 node: attr(action, "node"),
             }),
             "items" => Self::Items(ItemsQuery::read(p, action)?),
-            "publish" => Self::Publish(Publish::read(action)),
+            "publish" => Self::Publish(Publish::read(p, action)),
             "retract" => Self::Retract(Retract::read(action)),
             "create" => Self::Create(Create::read(p, action)),
             other => Self::Other(sanitize::display_max(other, 64)),
@@ -663,7 +680,12 @@ mod tests {
         let create = Create::open("demo", 256);
         assert_eq!(round_trip(&create.build()), Request::Create(create));
         let item = parse("<item xmlns='http://jabber.org/protocol/pubsub' id='i1' message='m'/>");
-        let publish = Publish::new("news", item);
+        let mut publish = Publish::new("news", item);
+        assert_eq!(
+            round_trip(&publish.build()),
+            Request::Publish(publish.clone())
+        );
+        publish.options = vec![("pubsub#access_model".into(), "open".into())];
         assert_eq!(round_trip(&publish.build()), Request::Publish(publish));
         assert_eq!(
             Request::parse(&parse(
