@@ -100,11 +100,10 @@ fn main() {
         let t = Instant::now();
         for i in 0..NODES {
             let key = net.key(&format!("node-{i:04}"));
-            let r = send(&mut net, |req| Command::CreateNode {
+            let r = send(&mut net, |req| Command::Owner {
                 req,
                 node: key,
-                max_items: 10,
-                title: Some(format!("Node number {i}")),
+                op: pubsub_tui::xmpp::OwnerOp::open_node(10, Some(&format!("Node number {i}"))),
             })
             .await;
             reply(&mut net, 30, r).await.expect("created");

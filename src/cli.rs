@@ -61,6 +61,10 @@ pub enum Cmd {
     Unsubscribe(NodeArgs),
     /// List your account's subscriptions at the service, with their states.
     Subscriptions(QueryArgs),
+    /// Own and manage a node: create, config, purge, delete, affiliations, subscriptions.
+    Node(NodeCmdArgs),
+    /// Retract (delete) one item of a node; subscribers are told.
+    Retract(RetractArgs),
     /// Start a private Prosody with open nodes and a second publisher, and open the TUI.
     Demo(DemoArgs),
     /// Run the relay service: answer pubsub requests at its full JID, store items in SQLite
@@ -96,11 +100,155 @@ pub struct PublishArgs {
     #[arg(long, env = "PUBSUB_TUI_IQ_TIMEOUT", value_name = "SECS")]
     pub iq_timeout: Option<f64>,
 
+    /// The item's id: an item with this id is replaced. Default: one of our own (text), or
+    /// the service's choice (--xml).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// Publish this file's XML element as the item's payload, as it is (an <item/> element
+    /// is taken apart: its id, unless --id is given, and its payload). "-" reads standard
+    /// input.
+    #[arg(long, value_name = "FILE", conflicts_with = "text")]
+    pub xml: Option<PathBuf>,
+
+    /// A publish-option (XEP-0060 §7.1.5), repeatable: the service refuses the publish
+    /// unless the node's configuration has this value (pubsub#access_model=open).
+    #[arg(long = "option", value_name = "KEY=VALUE", value_parser = assignment)]
+    pub options: Vec<(String, String)>,
+
     #[command(flatten)]
     pub log: LogArgs,
 
     /// The text to publish; read from standard input when absent (newlines are kept).
     pub text: Option<String>,
+}
+
+/// `KEY=VALUE` (the value may be empty and may hold `=`).
+fn assignment(s: &str) -> Result<(String, String), String> {
+    crate::xmpp::proto::form::parse_assignment(s)
+}
+
+#[derive(Debug, Args)]
+pub struct NodeCmdArgs {
+    #[command(subcommand)]
+    pub action: NodeAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeAction {
+    /// Create a node (an instant node, named by the service, without NAME), optionally with
+    /// its configuration.
+    Create(NodeCreateArgs),
+    /// Print the node's configuration form (fields, values, allowed options); with --set,
+    /// change it.
+    Config(NodeConfigArgs),
+    /// Delete every item of the node. Asks first on a terminal.
+    Purge(NodePurgeArgs),
+    /// Delete the node; its subscribers are told. Asks first on a terminal.
+    Delete(NodeDeleteArgs),
+    /// Print who is affiliated with the node; with --set, change it.
+    Affiliations(NodeAffiliationsArgs),
+    /// Print the node's subscriptions (its owner's view); with --set, change them.
+    Subscriptions(NodeSubscriptionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeCreateArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node's name; without it, the service names the node (an instant node).
+    pub name: Option<String>,
+
+    /// A configuration value, repeatable; KEY is the field's var, with or without `pubsub#`
+    /// (see `node config` of an existing node for the fields).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
+    pub set: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeConfigArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node.
+    pub name: String,
+
+    /// Change a field, repeatable (a multi-value field takes the key more than once, or
+    /// commas for lists and JIDs); KEY is the field's var, with or without `pubsub#`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
+    pub set: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodePurgeArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node.
+    pub name: String,
+
+    /// Do not ask (needed when standard input is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeDeleteArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node.
+    pub name: String,
+
+    /// Point the subscribers to where the content went (an xmpp: URI).
+    #[arg(long, value_name = "URI")]
+    pub redirect: Option<String>,
+
+    /// Do not ask (needed when standard input is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeAffiliationsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node.
+    pub name: String,
+
+    /// Give a JID an affiliation (owner, publisher, publish-only, member, none, outcast),
+    /// repeatable; none removes it.
+    #[arg(long = "set", value_name = "JID=AFFILIATION", value_parser = assignment)]
+    pub set: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeSubscriptionsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node.
+    pub name: String,
+
+    /// Set a JID's subscription (subscribed, none; pending and unconfigured where the service
+    /// has them), repeatable: subscribed approves a pending one, none removes one.
+    #[arg(long = "set", value_name = "JID=STATE", value_parser = assignment)]
+    pub set: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetractArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node.
+    #[arg(long)]
+    pub node: String,
+
+    /// The item's id.
+    pub id: String,
 }
 
 impl PublishArgs {

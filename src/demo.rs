@@ -112,11 +112,10 @@ pub async fn create_titled_nodes(
         let node = (*node).to_owned();
         admin
             .request(
-                |req| Command::CreateNode {
+                |req| Command::Owner {
                     req,
                     node: xmpp::NodeKey::new(&service, node.clone()),
-                    max_items,
-                    title: title.map(str::to_owned),
+                    op: xmpp::OwnerOp::open_node(max_items, *title),
                 },
                 drop,
             )

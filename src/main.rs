@@ -76,16 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => run_tui(&cli),
         Some(Cmd::Watch(args)) => run_watch(&args),
-        Some(Cmd::Publish(args)) => {
-            let file = FileConfig::load(args.account.config.as_deref())?;
-            let service = args.service_args();
-            let merged = config::merge(&args.account, Some(&service), None, &args.log, file);
-            let settings = config::resolve(&merged, true)?;
-            log_to_stderr(&merged)?;
-            let id = runtime()?.block_on(headless::publish(settings, args.text))?;
-            println!("{id}");
-            Ok(())
-        }
+        Some(Cmd::Publish(args)) => run_publish(&args),
         Some(Cmd::Nodes(args)) => {
             let tree = args.tree;
             one_shot(&args.query, headless::Query::Nodes { tree })
@@ -107,6 +98,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             one_shot(&args.query, headless::Query::Unsubscribe { node })
         }
         Some(Cmd::Subscriptions(args)) => one_shot(&args, headless::Query::Subscriptions),
+        Some(Cmd::Node(args)) => run_node(args),
+        Some(Cmd::Retract(args)) => one_shot(
+            &args.query,
+            headless::Query::Node(pubsub_tui::headless::owner::NodeQuery::Retract {
+                node: args.node,
+                id: args.id,
+            }),
+        ),
         Some(Cmd::Serve(args)) => {
             let file = FileConfig::load(args.account.config.as_deref())?;
             let merged = config::merge(&args.account, None, None, &args.log, file);
@@ -138,6 +137,82 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(demo::run(args.peer_interval, merged.feed_limit))
         }
     }
+}
+
+/// `publish`: one item, its id printed.
+fn run_publish(args: &pubsub_tui::cli::PublishArgs) -> anyhow::Result<()> {
+    let file = FileConfig::load(args.account.config.as_deref())?;
+    let service = args.service_args();
+    let merged = config::merge(&args.account, Some(&service), None, &args.log, file);
+    let settings = config::resolve(&merged, true)?;
+    log_to_stderr(&merged)?;
+    let extra = headless::PublishExtra {
+        id: args.id.clone(),
+        xml: args.xml.clone(),
+        options: args.options.clone(),
+    };
+    if let Some(id) = &extra.id
+        && (id.trim().is_empty() || id.len() > 1024 || id.chars().any(char::is_control))
+    {
+        return Err(
+            Usage("--id: the item id is empty, too long or has control characters".into()).into(),
+        );
+    }
+    let id = runtime()?.block_on(headless::publish(settings, args.text.clone(), extra))?;
+    println!("{id}");
+    Ok(())
+}
+
+/// `node …`: an owner's request.
+fn run_node(args: pubsub_tui::cli::NodeCmdArgs) -> anyhow::Result<()> {
+    use pubsub_tui::cli::NodeAction as A;
+    use pubsub_tui::headless::owner::NodeQuery as Q;
+    let (query, q) = match args.action {
+        A::Create(a) => (
+            a.query,
+            Q::Create {
+                node: a.name,
+                set: a.set,
+            },
+        ),
+        A::Config(a) => (
+            a.query,
+            Q::Config {
+                node: a.name,
+                set: a.set,
+            },
+        ),
+        A::Purge(a) => (
+            a.query,
+            Q::Purge {
+                node: a.name,
+                yes: a.yes,
+            },
+        ),
+        A::Delete(a) => (
+            a.query,
+            Q::Delete {
+                node: a.name,
+                redirect: a.redirect,
+                yes: a.yes,
+            },
+        ),
+        A::Affiliations(a) => (
+            a.query,
+            Q::Affiliations {
+                node: a.name,
+                set: a.set,
+            },
+        ),
+        A::Subscriptions(a) => (
+            a.query,
+            Q::Subscriptions {
+                node: a.name,
+                set: a.set,
+            },
+        ),
+    };
+    one_shot(&query, headless::Query::Node(q))
 }
 
 /// The TUI: the nodes given, or the config's as changed in earlier runs.
@@ -200,6 +275,11 @@ fn one_shot(args: &pubsub_tui::cli::QueryArgs, query: headless::Query) -> anyhow
         && let Err(e) = pubsub_tui::xmpp::session::check_node_name(n)
     {
         return Err(Usage(format!("--node {n:?}: {e}")).into());
+    }
+    if let headless::Query::Node(q) = &query
+        && let Err(e) = q.check()
+    {
+        return Err(Usage(e).into());
     }
     let file = FileConfig::load(args.account.config.as_deref())?;
     let service = args.service_args();

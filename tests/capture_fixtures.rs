@@ -13,8 +13,9 @@ use std::time::Duration;
 /// Run `pubsub-tui ARGS` with the wire log into `log`.
 fn run(port: u16, service: &str, user: &str, pw: &str, args: &[&str], log: &str) {
     std::fs::create_dir_all("/tmp/capture").expect("capture dir");
+    let split = if args[0] == "node" { 2 } else { 1 };
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pubsub-tui"))
-        .args(&args[..1])
+        .args(&args[..split])
         .args([
             "--jid",
             &format!("{user}@localhost"),
@@ -28,7 +29,7 @@ fn run(port: u16, service: &str, user: &str, pw: &str, args: &[&str], log: &str)
             "--log-file",
             log,
         ])
-        .args(&args[1..])
+        .args(&args[split..])
         .env("PUBSUB_TUI_PASSWORD", pw)
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .env("XDG_STATE_HOME", state_home())
@@ -46,18 +47,33 @@ const ASKED: [(&[&str], &str); 6] = [
     (&["items", "--node", "news"], "items"),
 ];
 
+/// The owner's requests, run as the node's owner.
+const OWNER_ASKED: [(&[&str], &str); 4] = [
+    (&["node", "config", "news"], "config"),
+    (&["node", "affiliations", "news"], "affiliations"),
+    (&["node", "subscriptions", "news"], "node_subscriptions"),
+    (&["node", "create", "x", "--set", "max_items=2"], "default"),
+];
+
 /// Create the nodes (unless `created`), publish one item, and run every command of
-/// [`ASKED`] against `service`, logging the answers as `/tmp/capture/PREFIX_WHAT.log`.
-async fn capture(a: &mut NetHandle, created: bool, port: u16, pw: &str, prefix: &str) {
+/// [`ASKED`] against `service`, then [`OWNER_ASKED`] as `owner` (user, password), logging
+/// the answers as `/tmp/capture/PREFIX_WHAT.log`.
+async fn capture(
+    a: &mut NetHandle,
+    created: bool,
+    port: u16,
+    pw: &str,
+    owner: (&str, &str),
+    prefix: &str,
+) {
     wait_online(a).await;
     if !created {
         for (n, t) in [("news", Some("All the news")), ("demo", None)] {
             let key = a.key(n);
-            let r = send(a, |req| Command::CreateNode {
+            let r = send(a, |req| Command::Owner {
                 req,
                 node: key,
-                max_items: 10,
-                title: t.map(str::to_owned),
+                op: pubsub_tui::xmpp::OwnerOp::open_node(10, t),
             })
             .await;
             reply(a, 20, r).await.expect("created");
@@ -70,6 +86,10 @@ async fn capture(a: &mut NetHandle, created: bool, port: u16, pw: &str, prefix: 
         let log = format!("/tmp/capture/{prefix}_{name}.log");
         run(port, &service, "alice", pw, args, &log);
     }
+    for (args, name) in OWNER_ASKED {
+        let log = format!("/tmp/capture/{prefix}_{name}.log");
+        run(port, &service, owner.0, owner.1, args, &log);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +100,7 @@ async fn capture_ejabberd() {
     let pw = cfg.password.expose().to_owned();
     let session = session_at("pubsub.localhost", &[], false, Duration::from_secs(3600));
     let mut a = xmpp::spawn(cfg, session);
-    capture(&mut a, false, server.port, &pw, "ejabberd").await;
+    capture(&mut a, false, server.port, &pw, ("alice", &pw), "ejabberd").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +116,8 @@ async fn capture_prosody() {
     .expect("nodes");
     let (cfg, pw) = account(&server, "alice", "a");
     let mut a = xmpp::spawn(cfg, session(&[], false, Duration::from_secs(3600)));
-    capture(&mut a, true, server.port, &pw, "prosody").await;
+    let admin = server.admin_password.clone();
+    capture(&mut a, true, server.port, &pw, ("admin", &admin), "prosody").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,5 +129,5 @@ async fn capture_serve() {
     let (cfg, pw) = account(&server, "alice", "a");
     let session = session_at(&relay.jid, &[], false, Duration::from_secs(3600));
     let mut a = xmpp::spawn(cfg, session);
-    capture(&mut a, false, server.port, &pw, "serve").await;
+    capture(&mut a, false, server.port, &pw, ("alice", &pw), "serve").await;
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use pubsub_tui::prosody::{self, Options};
 use pubsub_tui::xmpp::proto::SubState;
-use pubsub_tui::xmpp::{self, Answer, Command, NetEvent, NetHandle, NodeKey};
+use pubsub_tui::xmpp::{self, Answer, Command, NetEvent, NetHandle, NodeKey, OwnerOp};
 use serde_json::Value;
 use xmpp_parsers::jid::Jid;
 
@@ -375,11 +375,10 @@ async fn ejabberd_lists_over_100_nodes_says_its_list_is_cut_and_follows_at_run_t
     names.extend(["control".into(), "gamma".into()]);
     for name in &names {
         let title = format!("Title of {name}");
-        ask(&mut alice, |req, at| Command::CreateNode {
+        ask(&mut alice, |req, at| Command::Owner {
             req,
             node: NodeKey::new(at, name),
-            max_items: 10,
-            title: Some(title),
+            op: OwnerOp::open_node(10, Some(&title)),
         })
         .await;
     }
@@ -467,11 +466,10 @@ async fn serve_lists_titles_gives_meta_data_and_subscriptions_and_follows_at_run
     );
     wait_online(&mut bob).await;
     for (node, title) in [("control", None), ("gamma", Some("Gamma rays"))] {
-        ask(&mut bob, |req, at| Command::CreateNode {
+        ask(&mut bob, |req, at| Command::Owner {
             req,
             node: NodeKey::new(at, node),
-            max_items: 100,
-            title: title.map(str::to_owned),
+            op: OwnerOp::open_node(100, title),
         })
         .await;
     }

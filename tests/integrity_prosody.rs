@@ -230,9 +230,10 @@ async fn retractions_and_purges_while_offline_take_effect() {
     );
 
     // And purges the node.
-    let purge = Command::Purge {
+    let purge = Command::Owner {
         req: common::req(),
         node: owner.key("off"),
+        op: pubsub_tui::xmpp::OwnerOp::Purge,
     };
     request_ok(&mut owner, purge, "purge").await;
     bob_visits(&server, &b_pw, &mut m).await;

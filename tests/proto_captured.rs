@@ -164,3 +164,101 @@ fn stored_items_from_every_server() {
         });
     }
 }
+
+#[test]
+fn configuration_forms_from_every_server() {
+    use proto::form::{FieldKind, Form};
+    use proto::owner::Configure;
+    for server in SERVERS {
+        for what in ["config", "default"] {
+            let reply = captured(server, what);
+            let form = Configure::parse_result(Some(&reply))
+                .unwrap_or_else(|| panic!("{server} {what}: a form"));
+            assert_eq!(
+                form.form_type(),
+                Some("http://jabber.org/protocol/pubsub#node_config"),
+                "{server} {what}"
+            );
+            // Every server has these, typed as the XEP says.
+            let access = form.field("pubsub#access_model").expect("access_model");
+            assert_eq!(access.kind, FieldKind::ListSingle, "{server}");
+            assert!(
+                access.options.iter().any(|o| o.value == "open")
+                    && access.options.iter().any(|o| o.value == "whitelist"),
+                "{server}: {access:?}"
+            );
+            let max = form.field("pubsub#max_items").expect("max_items");
+            assert_eq!(max.kind, FieldKind::TextSingle, "{server}");
+            let expected = if what == "config" { "10" } else { max.value() };
+            assert_eq!(max.value(), expected, "{server}: the node keeps 10");
+            assert_eq!(
+                form.field("pubsub#notify_retract").map(|f| f.kind.clone()),
+                Some(FieldKind::Boolean),
+                "{server}"
+            );
+            // ejabberd's default form has no title; the node's form has one everywhere.
+            if what == "config" {
+                assert!(form.field("pubsub#title").is_some(), "{server}");
+            }
+            // Edited and submitted: only vars and values, the changes in.
+            let mut edited = form.clone();
+            let changed = edited
+                .apply(&[("max_items".into(), "3".into())])
+                .expect("valid");
+            assert_eq!(changed, ["pubsub#max_items"], "{server}");
+            let sent = Form::parse(&edited.submission().build()).expect("a form");
+            assert_eq!(
+                sent.field("pubsub#max_items")
+                    .map(proto::form::Field::value),
+                Some("3")
+            );
+            assert!(
+                sent.fields
+                    .iter()
+                    .all(|f| f.label.is_none() && f.options.is_empty())
+            );
+            assert_eq!(
+                Form::parse(&form.build()),
+                Some(form.clone()),
+                "{server}: round trip"
+            );
+        }
+    }
+}
+
+#[test]
+fn affiliations_and_node_subscriptions_from_every_server() {
+    use proto::owner::{Affiliations, NodeSubs};
+    for server in SERVERS {
+        let affs = Affiliations::parse_result(Some(&captured(server, "affiliations")));
+        assert_eq!(affs.node.as_deref(), Some("news"), "{server}");
+        let owner = if server == "prosody" {
+            "admin@localhost"
+        } else {
+            "alice@localhost"
+        };
+        assert!(
+            affs.list
+                .iter()
+                .any(|a| a.jid == owner && a.affiliation == "owner"),
+            "{server}: {affs:?}"
+        );
+        round_trip(&affs, Affiliations::build, |e| {
+            Affiliations::parse_result(Some(e))
+        });
+        let subs = NodeSubs::parse_result(Some(&captured(server, "node_subscriptions")));
+        assert!(
+            subs.list
+                .iter()
+                .any(|s| s.jid.starts_with("alice@localhost") && s.state == "subscribed"),
+            "{server}: {subs:?}"
+        );
+        // Only Prosody gives no subscription id.
+        assert_eq!(
+            subs.list.iter().all(|s| s.subid.is_some()),
+            server != "prosody",
+            "{server}"
+        );
+        round_trip(&subs, NodeSubs::build, |e| NodeSubs::parse_result(Some(e)));
+    }
+}

@@ -74,6 +74,7 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#purge-nodes",
     "http://jabber.org/protocol/pubsub#retract-items",
     "http://jabber.org/protocol/pubsub#retrieve-affiliations",
+    "http://jabber.org/protocol/pubsub#retrieve-default",
     "http://jabber.org/protocol/pubsub#retrieve-items",
     "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
     "http://jabber.org/protocol/pubsub#subscribe",
@@ -831,7 +832,10 @@ impl Service {
             (pubsub::Request::Other(name), is_set) => match (name.as_str(), is_set) {
                 ("affiliations", false) => self.own_affiliations(from),
                 ("options", _) => Err(Refusal::unsupported("subscription-options")),
-                ("default", _) => Err(Refusal::unsupported("retrieve-default")),
+                ("default", _) => Err(refuse(
+                    DefinedCondition::BadRequest,
+                    "ask for the default configuration in the pubsub#owner namespace",
+                )),
                 ("configure", _) => Err(refuse(
                     DefinedCondition::BadRequest,
                     "configure a node in the pubsub#owner namespace",
@@ -1586,13 +1590,20 @@ impl Service {
                 DefinedCondition::BadRequest,
                 "purge and delete need an iq of type set",
             )),
-            (owner::Request::Other(name), _) => Err(match name.as_str() {
-                "default" => Refusal::unsupported("retrieve-default"),
-                _ => refuse(
-                    DefinedCondition::FeatureNotImplemented,
-                    "unknown pubsub#owner request",
-                ),
-            }),
+            (owner::Request::Other(name), false) if name == "default" => {
+                let row = NodeRow {
+                    head: 0,
+                    creator: bare(from),
+                    title: None,
+                    created: None,
+                    config: NodeConfig::default(),
+                };
+                Ok(Some(owner::default_result(&self.config_form(&row))))
+            }
+            (owner::Request::Other(_), _) => Err(refuse(
+                DefinedCondition::FeatureNotImplemented,
+                "unknown pubsub#owner request",
+            )),
         }
     }
 

@@ -245,6 +245,11 @@ pub enum Op {
     Retract,
     Purge,
     Create,
+    Configure,
+    Delete,
+    Affiliations,
+    /// A node's subscriptions, as its owner sees and changes them.
+    NodeSubscriptions,
     Subscriptions,
     ListNodes,
     Info,
@@ -260,6 +265,10 @@ impl Op {
             Self::Retract => "retract",
             Self::Purge => "purge",
             Self::Create => "create the node",
+            Self::Configure => "configure the node",
+            Self::Delete => "delete the node",
+            Self::Affiliations => "manage the node's affiliations",
+            Self::NodeSubscriptions => "manage the node's subscriptions",
             Self::Subscriptions => "list subscriptions",
             Self::ListNodes => "list its nodes",
             Self::Info => "describe itself",
@@ -302,6 +311,28 @@ pub fn explain(error: &RequestError, op: Op, node: &str, service: &str) -> Strin
         (Condition::Forbidden, Op::Purge) => Some(format!(
             "forbidden: only the owner of '{node}' may purge it"
         )),
+        (Condition::Forbidden, Op::Configure) => Some(format!(
+            "forbidden: only the owner of '{node}' may configure it"
+        )),
+        (Condition::Forbidden, Op::Delete) => Some(format!(
+            "forbidden: only the owner of '{node}' may delete it"
+        )),
+        (Condition::Forbidden, Op::Affiliations) => Some(format!(
+            "forbidden: only the owner of '{node}' may see or change its affiliations"
+        )),
+        (Condition::Forbidden, Op::NodeSubscriptions) => Some(format!(
+            "forbidden: only the owner of '{node}' may see or change its subscriptions"
+        )),
+        (Condition::NotAcceptable, Op::Configure) => {
+            Some(format!("{service} does not accept that configuration"))
+        }
+        (Condition::Conflict, Op::Publish)
+            if r.pubsub.as_deref() == Some("precondition-not-met") =>
+        {
+            Some(format!(
+                "the configuration of '{node}' does not match the publish-options"
+            ))
+        }
         (Condition::Forbidden, Op::Retract) => Some(
             "forbidden: only the item's publisher or the node's owner may retract it".to_owned(),
         ),

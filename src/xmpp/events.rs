@@ -9,6 +9,8 @@ use xmpp_parsers::jid::Jid;
 use crate::feed::FeedItem;
 use crate::feed::gap::Lost;
 use crate::xmpp::error::RequestError;
+use crate::xmpp::proto::form::Form;
+use crate::xmpp::proto::owner::{Affiliation, NodeSub};
 use crate::xmpp::proto::{SubState, disco, pubsub};
 
 /// A front end's name for one of its requests. The core answers each request exactly once,
@@ -79,21 +81,26 @@ pub enum Command {
     Subscribe { req: RequestId, node: NodeKey },
     /// Remove the account's (bare JID) subscription to a node.
     Unsubscribe { req: RequestId, node: NodeKey },
+    /// Publish a given `<item/>` (its id, when it has one, replaces the item of that id),
+    /// with publish-options (var, value) when given. Needs the link (it does not wait).
+    PublishItem {
+        req: RequestId,
+        node: NodeKey,
+        item: xmpp_parsers::minidom::Element,
+        options: Vec<(String, String)>,
+    },
     /// Retract an item (with notification); needs rights on the service.
     Retract {
         req: RequestId,
         node: NodeKey,
         id: String,
     },
-    /// Delete every item of a node (owner only).
-    Purge { req: RequestId, node: NodeKey },
-    /// Create a node with an open publish model (needs owner rights on Prosody), with a
-    /// title when given.
-    CreateNode {
+    /// A node's owner's request: create, configure, purge, delete, affiliations and
+    /// subscriptions.
+    Owner {
         req: RequestId,
         node: NodeKey,
-        max_items: u32,
-        title: Option<String>,
+        op: OwnerOp,
     },
     /// One page of the nodes a service lists (under `parent`, a collection, when given),
     /// starting after `after` (RSM) when given.
@@ -134,9 +141,9 @@ impl Command {
             | Self::Unfollow { req, .. }
             | Self::Subscribe { req, .. }
             | Self::Unsubscribe { req, .. }
+            | Self::PublishItem { req, .. }
             | Self::Retract { req, .. }
-            | Self::Purge { req, .. }
-            | Self::CreateNode { req, .. }
+            | Self::Owner { req, .. }
             | Self::ListNodes { req, .. }
             | Self::Info { req, .. }
             | Self::Items { req, .. }
@@ -144,6 +151,86 @@ impl Command {
             Self::SetAutoPublish { .. } | Self::Shutdown => None,
         }
     }
+}
+
+/// What a node's owner asks (XEP-0060 §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerOp {
+    /// Create the node (an instant node, named by the service, when the key's node is empty)
+    /// with these configuration values (var, value). `exist_ok`: a node that exists already
+    /// is what was wanted.
+    Create {
+        config: Vec<(String, String)>,
+        exist_ok: bool,
+    },
+    /// The form for a new node's configuration (the service's defaults).
+    DefaultConfig,
+    /// The node's configuration form.
+    GetConfig,
+    /// Submit the (edited) configuration form; only what it holds is sent.
+    SetConfig(Form),
+    /// Leave configuring without a change.
+    CancelConfig,
+    Purge,
+    /// Delete the node; subscribers are pointed to `redirect` when given.
+    Delete {
+        redirect: Option<String>,
+    },
+    Affiliations,
+    SetAffiliations(Vec<Affiliation>),
+    Subscriptions,
+    SetSubscriptions(Vec<NodeSub>),
+}
+
+impl OwnerOp {
+    /// Create a node anyone may publish to and read, keeping `max_items`, with a title when
+    /// given; a node that exists already is fine (needs owner rights on Prosody).
+    pub fn open_node(max_items: u32, title: Option<&str>) -> Self {
+        let mut config = pubsub::Create::open("", max_items).config;
+        if let Some(t) = title {
+            config.push(("pubsub#title".into(), t.to_owned()));
+        }
+        Self::Create {
+            config,
+            exist_ok: true,
+        }
+    }
+
+    /// What it does, for the words of an error.
+    pub fn op(&self) -> crate::xmpp::error::Op {
+        use crate::xmpp::error::Op;
+        match self {
+            Self::Create { .. } => Op::Create,
+            Self::DefaultConfig | Self::GetConfig | Self::SetConfig(_) | Self::CancelConfig => {
+                Op::Configure
+            }
+            Self::Purge => Op::Purge,
+            Self::Delete { .. } => Op::Delete,
+            Self::Affiliations | Self::SetAffiliations(_) => Op::Affiliations,
+            Self::Subscriptions | Self::SetSubscriptions(_) => Op::NodeSubscriptions,
+        }
+    }
+}
+
+/// What an owner's request did or returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerDone {
+    /// The node's name (the service's choice for an instant node); `existed`: it was there
+    /// already (with `exist_ok`).
+    Created {
+        node: String,
+        existed: bool,
+    },
+    /// A configuration form (the node's, or the defaults).
+    Config(Form),
+    Configured,
+    Cancelled,
+    Purged,
+    Deleted,
+    Affiliations(Vec<Affiliation>),
+    AffiliationsSet,
+    Subscriptions(Vec<NodeSub>),
+    SubscriptionsSet,
 }
 
 /// A request's result.
@@ -184,11 +271,10 @@ pub enum Answer {
         node: String,
         id: String,
     },
-    Purged {
+    /// An owner's request's result.
+    Owner {
         node: String,
-    },
-    Created {
-        node: String,
+        done: OwnerDone,
     },
     Nodes(disco::Items),
     Info(disco::Info),

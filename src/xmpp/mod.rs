@@ -18,6 +18,7 @@ pub mod session;
 pub mod task;
 
 pub use events::{
-    Answer, Command, ConnState, NetEvent, NodeKey, RequestId, RequestIds, SnapshotReason,
+    Answer, Command, ConnState, NetEvent, NodeKey, OwnerDone, OwnerOp, RequestId, RequestIds,
+    SnapshotReason,
 };
 pub use task::{NetHandle, spawn};

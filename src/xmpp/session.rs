@@ -34,8 +34,11 @@ use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::error::{Condition, RequestError};
-use super::events::{Answer, Command, ConnState, NetEvent, NodeKey, RequestId, SnapshotReason};
+use super::events::{
+    Answer, Command, ConnState, NetEvent, NodeKey, OwnerDone, OwnerOp, RequestId, SnapshotReason,
+};
 use super::proto::event::{self, EventPart};
+use super::proto::form::Form;
 use super::proto::{self, OutgoingItem, SubState, disco, owner, pubsub, seq};
 use crate::feed::gap::{GapTracker, Ranges, Verdict, lost_in};
 use crate::feed::{FeedItem, MAX_VOID_RANGES, Seq};
@@ -929,7 +932,8 @@ impl Session {
             Command::Subscribe { .. }
                 | Command::Unsubscribe { .. }
                 | Command::Retract { .. }
-                | Command::Purge { .. }
+                | Command::PublishItem { .. }
+                | Command::Owner { .. }
                 | Command::ListNodes { .. }
                 | Command::Info { .. }
                 | Command::Items { .. }
@@ -1039,23 +1043,31 @@ impl Session {
                 let read = Reader::ok(move |_| Ok(Answer::Unsubscribed { node, jid }));
                 (req, to, false, payload, read)
             }
-            Command::CreateNode {
+            Command::PublishItem {
                 req,
                 node: NodeKey { service: to, node },
-                max_items,
-                title,
+                item,
+                options,
             } => {
                 named(req, &node)?;
-                let mut create = pubsub::Create::open(&node, max_items);
-                if let Some(t) = title {
-                    create.config.push(("pubsub#title".into(), t));
+                let len = proto::to_xml(&item).len();
+                if len > proto::MAX_ITEM_XML_BYTES {
+                    return Err((
+                        req,
+                        RequestError::Invalid(format!(
+                            "the item is {len} bytes of XML; at most {} can be sent",
+                            proto::MAX_ITEM_XML_BYTES
+                        )),
+                    ));
                 }
-                // A node that exists already is what was wanted.
-                let read = Reader(Box::new(move |r| match r {
-                    Err(e) if e.condition() != Some(Condition::Conflict) => Err(e),
-                    _ => Ok(Answer::Created { node }),
-                }));
-                (req, to, false, create.build(), read)
+                let asked = item.attr("id").map(str::to_owned);
+                let mut publish = pubsub::Publish::new(&node, item);
+                publish.options = options;
+                let read = Reader::ok(move |p| {
+                    let id = pubsub::Publish::result_id(p).or(asked).unwrap_or_default();
+                    Ok(Answer::Published { node, id })
+                });
+                (req, to, false, publish.build(), read)
             }
             Command::Retract {
                 req,
@@ -1071,18 +1083,24 @@ impl Session {
                     Reader::ok(move |_| Ok(Answer::Retracted { node, id })),
                 )
             }
-            Command::Purge {
+            Command::Owner {
                 req,
                 node: NodeKey { service: to, node },
+                op,
             } => {
-                let payload = owner::Purge::new(&node).build();
-                (
-                    req,
-                    to,
-                    false,
-                    payload,
-                    Reader::ok(move |_| Ok(Answer::Purged { node })),
-                )
+                let instant = node.is_empty() && matches!(op, OwnerOp::Create { .. });
+                if !instant {
+                    named(req, &node)?;
+                }
+                let get = matches!(
+                    op,
+                    OwnerOp::DefaultConfig
+                        | OwnerOp::GetConfig
+                        | OwnerOp::Affiliations
+                        | OwnerOp::Subscriptions
+                );
+                let (payload, read) = owner_iq(node, op);
+                (req, to, get, payload, read)
             }
             other => unreachable!("not a one-IQ request: {other:?}"),
         };
@@ -1961,6 +1979,94 @@ impl Session {
 
 /// Read a page of `node`'s items onto `items`: where the next page starts (when the service
 /// pages and says there is more), and the rest of the answer (its RSM page and head).
+/// An owner's request: its payload, and how to read the answer.
+fn owner_iq(node: String, op: OwnerOp) -> (Element, Reader) {
+    let done = |node: String, d: OwnerDone| Ok(Answer::Owner { node, done: d });
+    match op {
+        OwnerOp::Create { config, exist_ok } => {
+            let create = pubsub::Create {
+                node: (!node.is_empty()).then(|| node.clone()),
+                config,
+            };
+            // The service names an instant node; a named one may be echoed or not.
+            let read = Reader(Box::new(move |r| match r {
+                Err(e) if exist_ok && e.condition() == Some(Condition::Conflict) => done(
+                    node.clone(),
+                    OwnerDone::Created {
+                        node,
+                        existed: true,
+                    },
+                ),
+                Err(e) => Err(e),
+                Ok(p) => {
+                    let name = pubsub::Create::result_node(p).unwrap_or(node);
+                    if name.is_empty() {
+                        return Err(malformed("an instant node's answer without its name"));
+                    }
+                    done(
+                        name.clone(),
+                        OwnerDone::Created {
+                            node: name,
+                            existed: false,
+                        },
+                    )
+                }
+            }));
+            (create.build(), read)
+        }
+        OwnerOp::DefaultConfig | OwnerOp::GetConfig => {
+            let payload = if op == OwnerOp::DefaultConfig {
+                owner::default_query()
+            } else {
+                owner::Configure::get(&node).build()
+            };
+            let read = Reader::ok(move |p| match owner::Configure::parse_result(p) {
+                Some(form) => done(node, OwnerDone::Config(form)),
+                None => Err(malformed("a configuration answer without a form")),
+            });
+            (payload, read)
+        }
+        OwnerOp::SetConfig(form) => (
+            owner::Configure::set(&node, form.submission()).build(),
+            Reader::ok(move |_| done(node, OwnerDone::Configured)),
+        ),
+        OwnerOp::CancelConfig => (
+            owner::Configure::set(&node, Form::cancel()).build(),
+            Reader::ok(move |_| done(node, OwnerDone::Cancelled)),
+        ),
+        OwnerOp::Purge => (
+            owner::Purge::new(&node).build(),
+            Reader::ok(move |_| done(node, OwnerDone::Purged)),
+        ),
+        OwnerOp::Delete { redirect } => (
+            owner::Delete::new(&node, redirect.as_deref()).build(),
+            Reader::ok(move |_| done(node, OwnerDone::Deleted)),
+        ),
+        OwnerOp::Affiliations => (
+            owner::Affiliations::new(&node, Vec::new()).build(),
+            Reader::ok(move |p| {
+                let list = owner::Affiliations::parse_result(p).list;
+                done(node, OwnerDone::Affiliations(list))
+            }),
+        ),
+        OwnerOp::SetAffiliations(list) => (
+            owner::Affiliations::new(&node, list).build(),
+            Reader::ok(move |_| done(node, OwnerDone::AffiliationsSet)),
+        ),
+        OwnerOp::Subscriptions => (
+            owner::NodeSubs::new(&node, Vec::new()).build(),
+            Reader::ok(move |p| {
+                let list = owner::NodeSubs::parse_result(p).list;
+                done(node, OwnerDone::Subscriptions(list))
+            }),
+        ),
+        OwnerOp::SetSubscriptions(list) => (
+            owner::NodeSubs::new(&node, list).build(),
+            Reader::ok(move |_| done(node, OwnerDone::SubscriptionsSet)),
+        ),
+    }
+}
+
 fn add_items_page(
     node: &str,
     payload: Option<&Element>,

@@ -145,6 +145,27 @@ pub fn item_element(item: &OutgoingItem) -> Element {
     it
 }
 
+/// An `<item/>` with this payload, and this id when given (the service picks one otherwise).
+pub fn item_with(id: Option<&str>, payload: Element) -> Element {
+    let mut it = el("item", NS_PUBSUB, &[]);
+    if let Some(id) = id {
+        super::set_attr(&mut it, "id", id);
+    }
+    it.append_child(payload);
+    it
+}
+
+/// A text item of ours published as given (an id chosen by the user, publish-options): the
+/// sender, the time and the text, but no sequence number, since it is not one of a
+/// publisher session's numbered items.
+pub fn text_item(id: Option<&str>, sender: &str, time: DateTime<Utc>, text: &str) -> Element {
+    let text = sanitize::outgoing(text);
+    let full_time = time.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut post = el("post", NS_ITEM, &[("sender", sender), ("time", &full_time)]);
+    post.append_text(text);
+    item_with(id, post)
+}
+
 fn attr(e: &Element, name: &str) -> Option<String> {
     e.attr(name).map(sanitize::display)
 }

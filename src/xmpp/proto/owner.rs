@@ -120,10 +120,27 @@ impl Configure {
         }
     }
 
-    /// Read a result: the form, if there is one.
+    /// Read a result (of a configure or a default request): the form, if there is one.
     pub fn parse_result(payload: Option<&Element>) -> Option<Form> {
-        Form::find_in(payload?.get_child("configure", NS_PUBSUB_OWNER)?)
+        let p = payload?;
+        let holder = p
+            .get_child("configure", NS_PUBSUB_OWNER)
+            .or_else(|| p.get_child("default", NS_PUBSUB_OWNER))?;
+        Form::find_in(holder)
     }
+}
+
+/// `<default/>`: the configuration form a new node gets (XEP-0060 §8.3); the answer is read
+/// like a configure result.
+pub fn default_query() -> Element {
+    owner(el("default", NS_PUBSUB_OWNER, &[]))
+}
+
+/// The answer to [`default_query`]: the form in `<default/>`.
+pub fn default_result(form: &Form) -> Element {
+    let mut d = el("default", NS_PUBSUB_OWNER, &[]);
+    d.append_child(form.build());
+    owner(d)
 }
 
 /// The affiliations a node's owner may give (XEP-0060 §4.1).

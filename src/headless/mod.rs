@@ -5,10 +5,14 @@
 //! - `nodes`, `info`, `items`, `subscribe`, `unsubscribe`, `subscriptions`: one request (or a
 //!   few pages) each, printed as readable lines or, with `--json`, one object per line.
 //!
+//! - `node …` and `retract`: the owner's requests ([`owner`]).
+//!
 //! JSON lines carry the values whole (text, ids, the item's XML as received); only the TUI
 //! cuts them to fit. Characters that could act on a terminal (C0 and C1 controls, bidi and
 //! invisible format characters) are written as `\uXXXX` escapes, so printing a line as it
 //! is cannot move the cursor or reorder text.
+
+pub mod owner;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -243,9 +247,82 @@ fn none_subscribable(
     ))
 }
 
+/// What `publish` was given besides the text.
+#[derive(Debug, Clone, Default)]
+pub struct PublishExtra {
+    /// The item's id (replacing an item with it).
+    pub id: Option<String>,
+    /// A file with the payload (`-`: standard input).
+    pub xml: Option<std::path::PathBuf>,
+    /// Publish-options (var, value).
+    pub options: Vec<(String, String)>,
+}
+
+/// The `<item/>` for `--xml FILE`: the file's element as the payload, or, when it is an
+/// `<item/>` itself, its payload and (unless `id` is given) its id.
+pub fn item_from_xml(
+    path: &std::path::Path,
+    id: Option<&str>,
+) -> anyhow::Result<xmpp_parsers::minidom::Element> {
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("reading the XML from standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    if text.len() > proto::MAX_ITEM_XML_BYTES {
+        bail!(
+            "{}: {} bytes; an item is at most {} bytes of XML",
+            path.display(),
+            text.len(),
+            proto::MAX_ITEM_XML_BYTES
+        );
+    }
+    let root: xmpp_parsers::minidom::Element = text.trim().parse().map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not an XML element ({e}); the payload needs its namespace, as in <reading xmlns='urn:example:sensor'>…</reading>",
+            path.display()
+        )
+    })?;
+    let (payload, own_id) = if root.name() == "item" {
+        let mut children = root.children();
+        let Some(payload) = children.next() else {
+            bail!("{}: the <item/> holds no payload element", path.display());
+        };
+        if children.next().is_some() {
+            bail!(
+                "{}: an item holds one payload element, this one more",
+                path.display()
+            );
+        }
+        (payload.clone(), root.attr("id").map(str::to_owned))
+    } else {
+        (root, None)
+    };
+    Ok(proto::item::item_with(
+        id.map(str::to_owned).or(own_id).as_deref(),
+        payload,
+    ))
+}
+
 /// `pubsub-tui publish`: publish `text` (or stdin) to the one `--node`, print the item id.
-pub async fn publish(settings: Settings, text: Option<String>) -> anyhow::Result<String> {
-    let text = if let Some(t) = text {
+/// With an id, a payload file or publish-options, the item is sent as given (a text gets our
+/// payload without a sequence number).
+pub async fn publish(
+    settings: Settings,
+    text: Option<String>,
+    extra: PublishExtra,
+) -> anyhow::Result<String> {
+    let given = if let Some(path) = &extra.xml {
+        Some(item_from_xml(path, extra.id.as_deref())?)
+    } else {
+        None
+    };
+    let text = if given.is_some() {
+        String::new()
+    } else if let Some(t) = text {
         t
     } else {
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -257,11 +334,13 @@ pub async fn publish(settings: Settings, text: Option<String>) -> anyhow::Result
         s
     };
     let text = text.trim_end_matches(['\n', '\r']).to_owned();
-    if text.trim().is_empty() {
-        bail!("nothing to publish: the text is empty");
-    }
-    if let Err(why) = proto::check_text_size(&crate::sanitize::outgoing(&text)) {
-        bail!(why);
+    if given.is_none() {
+        if text.trim().is_empty() {
+            bail!("nothing to publish: the text is empty");
+        }
+        if let Err(why) = proto::check_text_size(&crate::sanitize::outgoing(&text)) {
+            bail!(why);
+        }
     }
     let [node] = settings.session.nodes.as_slice() else {
         bail!(
@@ -272,17 +351,38 @@ pub async fn publish(settings: Settings, text: Option<String>) -> anyhow::Result
     let node = node.clone();
     let key = NodeKey::new(&settings.session.service, node.clone());
     let service = settings.session.service.to_string();
-    let mut net = connect_once(settings).await?;
-    let result = net
-        .request(
-            |req| Command::Publish {
-                req,
-                node: key,
-                text,
-            },
-            drop,
-        )
-        .await;
+    let (mut net, sender) = connect_once(settings).await?;
+    let as_given = given.or_else(|| {
+        (extra.id.is_some() || !extra.options.is_empty()).then(|| {
+            proto::item::text_item(extra.id.as_deref(), &sender, chrono::Utc::now(), &text)
+        })
+    });
+    let result = match as_given {
+        Some(item) => {
+            let options = extra.options;
+            net.request(
+                |req| Command::PublishItem {
+                    req,
+                    node: key,
+                    item,
+                    options,
+                },
+                drop,
+            )
+            .await
+        }
+        None => {
+            net.request(
+                |req| Command::Publish {
+                    req,
+                    node: key,
+                    text,
+                },
+                drop,
+            )
+            .await
+        }
+    };
     close(net).await;
     match result {
         Ok(Answer::Published { id, .. }) => Ok(id),
@@ -298,8 +398,8 @@ pub async fn publish(settings: Settings, text: Option<String>) -> anyhow::Result
 const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Connect for a one-shot command (no subscriptions, no auto-publish, two connection
-/// attempts) and wait until the session is online.
-async fn connect_once(mut settings: Settings) -> anyhow::Result<NetHandle> {
+/// attempts) and wait until the session is online; the JID it is bound to.
+async fn connect_once(mut settings: Settings) -> anyhow::Result<(NetHandle, String)> {
     settings.session.subscribe = false;
     settings.session.auto_publish = false;
     settings.session.nodes.clear();
@@ -308,7 +408,7 @@ async fn connect_once(mut settings: Settings) -> anyhow::Result<NetHandle> {
     let online = tokio::time::timeout(ONE_SHOT_TIMEOUT, async {
         loop {
             match net.events.recv().await {
-                Some(NetEvent::Connection(ConnState::Online { .. })) => return Ok(()),
+                Some(NetEvent::Connection(ConnState::Online { jid, .. })) => return Ok(jid),
                 Some(NetEvent::Connection(ConnState::Failed { error })) => {
                     bail!("connection failed: {error}")
                 }
@@ -320,7 +420,7 @@ async fn connect_once(mut settings: Settings) -> anyhow::Result<NetHandle> {
     .await
     .unwrap_or_else(|_| bail!("no connection within {} s", ONE_SHOT_TIMEOUT.as_secs()));
     match online {
-        Ok(()) => Ok(net),
+        Ok(jid) => Ok((net, jid)),
         Err(e) => {
             close(net).await;
             Err(e)
@@ -349,6 +449,8 @@ pub enum Query {
     Unsubscribe { node: String },
     /// The account's subscriptions.
     Subscriptions,
+    /// An owner's request, or a retract.
+    Node(owner::NodeQuery),
 }
 
 /// Collections deeper than this are not listed (a bound against a service that loops).
@@ -384,17 +486,22 @@ pub async fn query(
     state: Option<crate::state::FollowState>,
 ) -> anyhow::Result<()> {
     let service = settings.session.service.clone();
-    let mut net = connect_once(settings).await?;
+    let (mut net, _) = connect_once(settings).await?;
     let mut p = Printer {
         json,
         out: std::io::stdout(),
     };
-    let result = tokio::time::timeout(
-        ONE_SHOT_TIMEOUT * 4,
-        run_query(&mut net, &q, &service, &mut p),
-    )
-    .await
-    .unwrap_or_else(|_| bail!("no answer within {} s", ONE_SHOT_TIMEOUT.as_secs() * 4));
+    let result = if let Query::Node(nq) = &q {
+        // Each request has the core's answer timeout; a confirmation waits for the user.
+        owner::run(&mut net, nq, &service, &mut p).await
+    } else {
+        tokio::time::timeout(
+            ONE_SHOT_TIMEOUT * 4,
+            run_query(&mut net, &q, &service, &mut p),
+        )
+        .await
+        .unwrap_or_else(|_| bail!("no answer within {} s", ONE_SHOT_TIMEOUT.as_secs() * 4))
+    };
     close(net).await;
     result?;
     let change = match &q {
@@ -497,6 +604,7 @@ async fn run_query(
             )
         }
         Query::Subscriptions => subscriptions(net, service, p).await,
+        Query::Node(nq) => owner::run(net, nq, service, p).await,
     }
 }
 
