@@ -61,7 +61,7 @@ fn req_of(fx: &[Effect]) -> RequestId {
     fx.iter()
         .find_map(|e| match e {
             Effect::Net(c) => c.req(),
-            Effect::Quit | Effect::Remember { .. } => None,
+            _ => None,
         })
         .expect("a request")
 }
@@ -713,7 +713,7 @@ fn quitting_with_items_not_yet_published_asks_first() {
         },
     );
     assert!(key(&mut m, KeyCode::Char('q')).is_empty(), "asks first");
-    assert_eq!(m.overlay, Overlay::ConfirmQuit);
+    assert_eq!(m.overlay, Overlay::Confirm);
     assert!(render(&m, 80, 24).contains("1 item not confirmed by the service"));
     assert!(key(&mut m, KeyCode::Char('n')).is_empty());
     assert_eq!(m.overlay, Overlay::None);

@@ -212,6 +212,20 @@ impl Explorer {
             .unwrap_or(0);
     }
 
+    /// A node that is gone (deleted): out of the list, with what was listed under it.
+    pub fn forget(&mut self, node: &str) {
+        let Some(i) = self.index_of(node) else {
+            return;
+        };
+        let depth = self.entries[i].depth;
+        let end = self.entries[i + 1..]
+            .iter()
+            .position(|e| e.depth <= depth)
+            .map_or(self.entries.len(), |k| i + 1 + k);
+        self.entries.drain(i..end);
+        self.clamp();
+    }
+
     pub fn clamp(&mut self) {
         let n = self.visible().len();
         self.selected = self.selected.min(n.saturating_sub(1));

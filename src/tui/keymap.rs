@@ -54,6 +54,43 @@ pub enum Action {
     Accept,
     /// Drop the line being typed.
     Cancel,
+    /// Toggle a boolean, or an option of a checklist.
+    Toggle,
+    /// Send the form.
+    Submit,
+    /// The selected node's configuration form.
+    Configure,
+    /// Create a node.
+    CreateNode,
+    /// Delete every item of the selected node.
+    Purge,
+    /// Delete the selected node.
+    DeleteNode,
+    /// The selected node's affiliations.
+    Affiliations,
+    /// The selected node's subscriptions (its owner's view).
+    NodeSubscriptions,
+    /// Show the selected item's XML.
+    ViewItem,
+    /// Retract the selected item.
+    Retract,
+    /// Edit the selected item in $EDITOR and publish it again under its id.
+    EditItem,
+    /// Copy the selected item's id to the clipboard.
+    CopyId,
+    /// Give the selected JID this affiliation.
+    MakeOwner,
+    MakePublisher,
+    MakePublishOnly,
+    MakeMember,
+    MakeNone,
+    MakeOutcast,
+    /// Approve the selected subscription (subscribed).
+    Approve,
+    /// Deny or remove the selected subscription (none).
+    Deny,
+    /// Add a JID to the list.
+    AddEntry,
 }
 
 /// Where a binding applies.
@@ -75,6 +112,29 @@ pub enum Scope {
     Explorer,
     /// While typing a filter or a node name in the explorer.
     ExplorerTyping,
+    /// In the subscriptions pane and the explorer: the owner's requests for the selected
+    /// node.
+    Owner,
+    /// In the feed: the selected item.
+    Item,
+    /// In the node configuration form.
+    Form,
+    /// While editing a field (or the name) in the form.
+    FormTyping,
+    /// While choosing from a list field's options.
+    FormPicker,
+    /// In the list of a node's affiliations.
+    AffiliationsPanel,
+    /// In the list of a node's subscriptions.
+    SubscriptionsPanel,
+    /// In either list.
+    Panel,
+    /// While typing a JID to add.
+    PanelTyping,
+    /// In the view of an item's XML.
+    ItemView,
+    /// Before deleting a node (the redirect is typed here).
+    ConfirmTyped,
 }
 
 /// Where the keyboard is: a pane, or an overlay on top.
@@ -83,18 +143,41 @@ pub enum Mode {
     Pane(Focus),
     Overlay,
     Confirm,
+    ConfirmTyped,
     Explorer,
     ExplorerTyping,
+    Form,
+    FormTyping,
+    FormPicker,
+    /// `true`: the affiliations list, `false`: the subscriptions list.
+    Panel(bool),
+    PanelTyping,
+    ItemView,
 }
 
 impl Mode {
     pub fn of(m: &Model) -> Self {
+        use super::form::Edit;
         match m.overlay {
             Overlay::None => Self::Pane(m.focus),
             Overlay::Help { .. } | Overlay::Messages { .. } => Self::Overlay,
-            Overlay::ConfirmQuit => Self::Confirm,
+            Overlay::Confirm if m.confirm.as_ref().is_some_and(super::owner::Confirm::typed) => {
+                Self::ConfirmTyped
+            }
+            Overlay::Confirm => Self::Confirm,
             Overlay::Explorer if m.explorer.typing.is_some() => Self::ExplorerTyping,
             Overlay::Explorer => Self::Explorer,
+            Overlay::Form => match m.form.as_ref().and_then(|f| f.edit.as_ref()) {
+                Some(Edit::Text(_)) => Self::FormTyping,
+                Some(Edit::Pick(_)) => Self::FormPicker,
+                None => Self::Form,
+            },
+            Overlay::Panel => match &m.panel {
+                Some(p) if p.adding.is_some() => Self::PanelTyping,
+                Some(p) => Self::Panel(p.kind == super::owner::PanelKind::Affiliations),
+                None => Self::Panel(true),
+            },
+            Overlay::Item => Self::ItemView,
         }
     }
 }
@@ -105,10 +188,20 @@ impl Scope {
             (Self::Global, Mode::Pane(_))
             | (Self::Overlay, Mode::Overlay)
             | (Self::Confirm, Mode::Confirm)
-            | (Self::Explorer, Mode::Explorer)
-            | (Self::ExplorerTyping, Mode::ExplorerTyping) => true,
+            | (Self::Explorer | Self::Owner, Mode::Explorer)
+            | (Self::ExplorerTyping, Mode::ExplorerTyping)
+            | (Self::Form, Mode::Form)
+            | (Self::FormTyping, Mode::FormTyping)
+            | (Self::FormPicker, Mode::FormPicker)
+            | (Self::AffiliationsPanel, Mode::Panel(true))
+            | (Self::SubscriptionsPanel, Mode::Panel(false))
+            | (Self::Panel, Mode::Panel(_))
+            | (Self::PanelTyping, Mode::PanelTyping)
+            | (Self::ItemView, Mode::ItemView)
+            | (Self::ConfirmTyped, Mode::ConfirmTyped) => true,
+            (Self::Owner, Mode::Pane(focus)) => focus == Focus::Subscriptions,
             (Self::Panes, Mode::Pane(focus)) => focus != Focus::Compose,
-            (Self::Feed, Mode::Pane(focus)) => focus == Focus::Feed,
+            (Self::Feed | Self::Item, Mode::Pane(focus)) => focus == Focus::Feed,
             (Self::Compose, Mode::Pane(focus)) => focus == Focus::Compose,
             _ => false,
         }
@@ -121,9 +214,20 @@ impl Scope {
             Self::Feed => "Feed",
             Self::Compose => "Compose box",
             Self::Overlay => "Help and messages",
-            Self::Confirm => "Quit with text not yet published",
+            Self::Confirm => "Answering a question (quit, purge, retract)",
             Self::Explorer => "Service explorer (e)",
             Self::ExplorerTyping => "Typing a filter or a node name",
+            Self::Owner => "Owning the selected node (subscriptions pane and explorer)",
+            Self::Item => "The selected item (feed)",
+            Self::Form => "Node configuration form",
+            Self::FormTyping => "Editing a field",
+            Self::FormPicker => "Choosing from a list",
+            Self::AffiliationsPanel => "A node's affiliations",
+            Self::SubscriptionsPanel => "A node's subscriptions",
+            Self::Panel => "Affiliations and subscriptions",
+            Self::PanelTyping => "Typing a JID to add",
+            Self::ItemView => "An item's XML",
+            Self::ConfirmTyped => "Deleting a node",
         }
     }
 }
@@ -141,12 +245,32 @@ pub fn available(action: Action, m: &Model) -> bool {
         Action::Unsubscribe if in_explorer => entry().is_some_and(|e| m.follows(&e.node)),
         Action::Unsubscribe | Action::ToggleAuto => !m.net_ended && m.selected_node().is_some(),
         Action::Expand => entry().is_some_and(super::explorer::Entry::may_have_children),
-        Action::Reload => m.is_online(),
+        Action::Reload | Action::CreateNode => m.is_online(),
         Action::Resync => m.is_online() && m.selected_node().is_some(),
         Action::ResendFailed => !m.failed.is_empty() && !m.net_ended,
         Action::Publish => !m.compose.value().trim().is_empty() && !m.net_ended,
         Action::Compose | Action::AddNode | Action::Explore => !m.net_ended,
         Action::Follow => !m.following(),
+        Action::Configure
+        | Action::Purge
+        | Action::DeleteNode
+        | Action::Affiliations
+        | Action::NodeSubscriptions => m.is_online() && super::owner::target_node(m).is_some(),
+        Action::ViewItem | Action::CopyId => m.target_item().is_some(),
+        Action::Retract | Action::EditItem => {
+            m.is_online() && m.target_item().is_some_and(|i| i.id.is_some())
+        }
+        Action::Submit => m.form.as_ref().is_some_and(|f| !f.sending),
+        Action::MakeOwner
+        | Action::MakePublisher
+        | Action::MakePublishOnly
+        | Action::MakeMember
+        | Action::MakeNone
+        | Action::MakeOutcast
+        | Action::Approve
+        | Action::Deny => {
+            m.is_online() && m.panel.as_ref().is_some_and(|p| p.selected_jid().is_some())
+        }
         _ => true,
     }
 }
@@ -588,21 +712,490 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[ch('y')],
         scope: Scope::Confirm,
         action: Action::Yes,
-        help: "quit, and lose what is not yet published",
-        hint: Some("quit anyway"),
+        help: "yes: do it (quit and lose what is not yet published; purge; retract)",
+        hint: Some("yes"),
     },
     Binding {
         keys: &[ch('n'), key(KeyCode::Esc)],
         scope: Scope::Confirm,
         action: Action::No,
-        help: "stay",
-        hint: Some("stay"),
+        help: "no: leave things as they are",
+        hint: Some("no"),
     },
     Binding {
         keys: &[ctrl('c')],
         scope: Scope::Confirm,
-        action: Action::Yes,
+        action: Action::Quit,
+        help: "quit (asked whether to quit: yes)",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('C')],
+        scope: Scope::Owner,
+        action: Action::Configure,
+        help: "configure the selected node (its form)",
+        hint: Some("configure"),
+    },
+    Binding {
+        keys: &[ch('N')],
+        scope: Scope::Owner,
+        action: Action::CreateNode,
+        help: "create a node (a name, or none for the service to choose; its configuration)",
+        hint: Some("new node"),
+    },
+    Binding {
+        keys: &[ch('A')],
+        scope: Scope::Owner,
+        action: Action::Affiliations,
+        help: "the selected node's affiliations: see and change them",
+        hint: Some("affiliations"),
+    },
+    Binding {
+        keys: &[ch('S')],
+        scope: Scope::Owner,
+        action: Action::NodeSubscriptions,
+        help: "the selected node's subscriptions: see, approve, remove",
+        hint: Some("subscribers"),
+    },
+    Binding {
+        keys: &[ch('X')],
+        scope: Scope::Owner,
+        action: Action::Purge,
+        help: "purge the selected node: delete all its items (asks first)",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('D')],
+        scope: Scope::Owner,
+        action: Action::DeleteNode,
+        help: "delete the selected node (asks first)",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('v')],
+        scope: Scope::Item,
+        action: Action::ViewItem,
+        help: "show the selected item's XML (the newest when none is selected)",
+        hint: Some("view"),
+    },
+    Binding {
+        keys: &[ch('x')],
+        scope: Scope::Item,
+        action: Action::Retract,
+        help: "retract the selected item (asks first)",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('E')],
+        scope: Scope::Item,
+        action: Action::EditItem,
+        help: "edit the selected item's payload in $EDITOR and publish it again under its id",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('y')],
+        scope: Scope::Item,
+        action: Action::CopyId,
+        help: "copy the selected item's id (to the terminal's clipboard, OSC 52)",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Up), ch('k')],
+        scope: Scope::Form,
+        action: Action::Up,
+        help: "the field above",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Down), ch('j')],
+        scope: Scope::Form,
+        action: Action::Down,
+        help: "the field below",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageUp)],
+        scope: Scope::Form,
+        action: Action::PageUp,
+        help: "page up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageDown)],
+        scope: Scope::Form,
+        action: Action::PageDown,
+        help: "page down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Home), ch('g')],
+        scope: Scope::Form,
+        action: Action::Top,
+        help: "the first field",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::End), ch('G')],
+        scope: Scope::Form,
+        action: Action::Bottom,
+        help: "the last field",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        scope: Scope::Form,
+        action: Action::Expand,
+        help: "edit the field (text, a JID, a choice; a yes/no toggles)",
+        hint: Some("edit"),
+    },
+    Binding {
+        keys: &[ch(' ')],
+        scope: Scope::Form,
+        action: Action::Toggle,
+        help: "toggle a yes/no field",
+        hint: Some("toggle"),
+    },
+    Binding {
+        keys: &[ctrl('s')],
+        scope: Scope::Form,
+        action: Action::Submit,
+        help: "send the form to the service",
+        hint: Some("submit"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc), ch('q')],
+        scope: Scope::Form,
+        action: Action::Close,
+        help: "leave the form without a change (with changes: press twice)",
+        hint: Some("cancel"),
+    },
+    Binding {
+        keys: &[key(KeyCode::F(1)), ch('?')],
+        scope: Scope::Form,
+        action: Action::Help,
+        help: "help (Esc comes back here)",
+        hint: None,
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::Form,
+        action: Action::Quit,
         help: "quit",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        scope: Scope::FormTyping,
+        action: Action::Accept,
+        help: "keep the value (it is checked first)",
+        hint: Some("done"),
+    },
+    Binding {
+        keys: &[alt(KeyCode::Enter)],
+        scope: Scope::FormTyping,
+        action: Action::NewLine,
+        help: "a new line (fields of several lines)",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        scope: Scope::FormTyping,
+        action: Action::Cancel,
+        help: "leave the value as it was",
+        hint: Some("cancel"),
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::FormTyping,
+        action: Action::Quit,
+        help: "quit",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Up)],
+        scope: Scope::FormPicker,
+        action: Action::Up,
+        help: "the option above (letters filter the options)",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Down)],
+        scope: Scope::FormPicker,
+        action: Action::Down,
+        help: "the option below",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageUp)],
+        scope: Scope::FormPicker,
+        action: Action::PageUp,
+        help: "page up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageDown)],
+        scope: Scope::FormPicker,
+        action: Action::PageDown,
+        help: "page down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Home)],
+        scope: Scope::FormPicker,
+        action: Action::Top,
+        help: "the first option",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::End)],
+        scope: Scope::FormPicker,
+        action: Action::Bottom,
+        help: "the last option",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch(' ')],
+        scope: Scope::FormPicker,
+        action: Action::Toggle,
+        help: "check or uncheck the option (lists of several)",
+        hint: Some("check"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        scope: Scope::FormPicker,
+        action: Action::Accept,
+        help: "choose the option (lists of several: keep the checked ones)",
+        hint: Some("choose"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        scope: Scope::FormPicker,
+        action: Action::Cancel,
+        help: "leave the value as it was",
+        hint: Some("cancel"),
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::FormPicker,
+        action: Action::Quit,
+        help: "quit",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('o')],
+        scope: Scope::AffiliationsPanel,
+        action: Action::MakeOwner,
+        help: "make the selected JID an owner",
+        hint: Some("owner"),
+    },
+    Binding {
+        keys: &[ch('p')],
+        scope: Scope::AffiliationsPanel,
+        action: Action::MakePublisher,
+        help: "make it a publisher",
+        hint: Some("publisher"),
+    },
+    Binding {
+        keys: &[ch('P')],
+        scope: Scope::AffiliationsPanel,
+        action: Action::MakePublishOnly,
+        help: "make it publish-only",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('m')],
+        scope: Scope::AffiliationsPanel,
+        action: Action::MakeMember,
+        help: "make it a member",
+        hint: Some("member"),
+    },
+    Binding {
+        keys: &[ch('n')],
+        scope: Scope::AffiliationsPanel,
+        action: Action::MakeNone,
+        help: "remove its affiliation (none)",
+        hint: Some("none"),
+    },
+    Binding {
+        keys: &[ch('x')],
+        scope: Scope::AffiliationsPanel,
+        action: Action::MakeOutcast,
+        help: "ban it (outcast)",
+        hint: Some("outcast"),
+    },
+    Binding {
+        keys: &[ch('y')],
+        scope: Scope::SubscriptionsPanel,
+        action: Action::Approve,
+        help: "approve the selected subscription (subscribed)",
+        hint: Some("approve"),
+    },
+    Binding {
+        keys: &[ch('n'), ch('x')],
+        scope: Scope::SubscriptionsPanel,
+        action: Action::Deny,
+        help: "deny or remove the selected subscription (none)",
+        hint: Some("deny/remove"),
+    },
+    Binding {
+        keys: &[ch('+')],
+        scope: Scope::Panel,
+        action: Action::AddEntry,
+        help: "add a JID (an affiliation: JID then its affiliation, member when left out)",
+        hint: Some("add"),
+    },
+    Binding {
+        keys: &[ch('R')],
+        scope: Scope::Panel,
+        action: Action::Reload,
+        help: "ask the service again",
+        hint: Some("reload"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Up), ch('k')],
+        scope: Scope::Panel,
+        action: Action::Up,
+        help: "move up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Down), ch('j')],
+        scope: Scope::Panel,
+        action: Action::Down,
+        help: "move down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc), ch('q')],
+        scope: Scope::Panel,
+        action: Action::Close,
+        help: "close",
+        hint: Some("close"),
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::Panel,
+        action: Action::Quit,
+        help: "quit",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        scope: Scope::PanelTyping,
+        action: Action::Accept,
+        help: "add it",
+        hint: Some("add"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        scope: Scope::PanelTyping,
+        action: Action::Cancel,
+        help: "drop it",
+        hint: Some("cancel"),
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::PanelTyping,
+        action: Action::Quit,
+        help: "quit",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Up), ch('k')],
+        scope: Scope::ItemView,
+        action: Action::Up,
+        help: "scroll up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Down), ch('j')],
+        scope: Scope::ItemView,
+        action: Action::Down,
+        help: "scroll down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageUp)],
+        scope: Scope::ItemView,
+        action: Action::PageUp,
+        help: "page up",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::PageDown)],
+        scope: Scope::ItemView,
+        action: Action::PageDown,
+        help: "page down",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Home), ch('g')],
+        scope: Scope::ItemView,
+        action: Action::Top,
+        help: "to the top",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::End), ch('G')],
+        scope: Scope::ItemView,
+        action: Action::Bottom,
+        help: "to the end",
+        hint: None,
+    },
+    Binding {
+        keys: &[ch('x')],
+        scope: Scope::ItemView,
+        action: Action::Retract,
+        help: "retract the item (asks first)",
+        hint: Some("retract"),
+    },
+    Binding {
+        keys: &[ch('E')],
+        scope: Scope::ItemView,
+        action: Action::EditItem,
+        help: "edit its payload in $EDITOR and publish it again under its id",
+        hint: Some("edit"),
+    },
+    Binding {
+        keys: &[ch('y')],
+        scope: Scope::ItemView,
+        action: Action::CopyId,
+        help: "copy its id",
+        hint: Some("copy id"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc), ch('q'), ch('v')],
+        scope: Scope::ItemView,
+        action: Action::Close,
+        help: "close",
+        hint: Some("close"),
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::ItemView,
+        action: Action::Quit,
+        help: "quit",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        scope: Scope::ConfirmTyped,
+        action: Action::Yes,
+        help: "delete the node (with the redirect typed, if any)",
+        hint: Some("delete"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        scope: Scope::ConfirmTyped,
+        action: Action::No,
+        help: "keep the node",
+        hint: Some("keep"),
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::ConfirmTyped,
+        action: Action::No,
+        help: "keep the node",
         hint: None,
     },
 ];
@@ -667,7 +1260,7 @@ mod tests {
         assert_eq!(action_for(&q, Mode::Overlay), Some(Action::Close));
         let ctrl_c = press(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(action_for(&ctrl_c, COMPOSE), Some(Action::Quit));
-        assert_eq!(action_for(&ctrl_c, Mode::Confirm), Some(Action::Yes));
+        assert_eq!(action_for(&ctrl_c, Mode::Confirm), Some(Action::Quit));
     }
 
     #[test]

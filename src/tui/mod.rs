@@ -9,8 +9,10 @@
 //! commands go out with `try_send`, and a full queue is shown as "busy".
 
 pub mod explorer;
+pub mod form;
 pub mod keymap;
 pub mod model;
+pub mod owner;
 pub mod theme;
 pub mod update;
 pub mod view;
@@ -162,9 +164,18 @@ async fn event_loop(
         if !msgs.is_empty() {
             dirty = true;
         }
-        for msg in msgs {
+        let mut queue: std::collections::VecDeque<Msg> = msgs.into();
+        while let Some(msg) = queue.pop_front() {
             for effect in update(&mut model, msg) {
                 match effect {
+                    Effect::Copy(text) => copy_to_clipboard(&text),
+                    Effect::Edit { node, id, xml } => {
+                        // The editor owns the terminal meanwhile: no key reader may run.
+                        drop(keys);
+                        let result = tokio::task::block_in_place(|| run_editor(terminal, &xml));
+                        keys = EventStream::new();
+                        queue.push_back(Msg::Edited { node, id, result });
+                    }
                     Effect::Quit => {
                         // Say so: unsubscribing can take a moment on a slow link.
                         let _ = terminal.draw(|f| view::draw(f, &model));
@@ -195,6 +206,79 @@ async fn event_loop(
     }
     shutdown(net).await;
     outcome(&model)
+}
+
+/// Put text on the terminal's clipboard with OSC 52 (terminals that do not allow it ignore
+/// it). The text is an item id: no control characters reach the terminal.
+fn copy_to_clipboard(text: &str) {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let clean = crate::sanitize::display(text);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(clean.as_bytes());
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+    let _ = out.flush();
+}
+
+/// Run `$VISUAL` or `$EDITOR` (else `vi`) on `xml` in a private temporary file, with the
+/// terminal given back to it meanwhile. `Ok(None)`: not changed. A text that is not one XML
+/// element is refused here and its file kept, so the edit is not lost.
+fn run_editor(
+    terminal: &mut ratatui::DefaultTerminal,
+    xml: &str,
+) -> Result<Option<String>, String> {
+    use std::io::Write as _;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".to_owned());
+    let words = shlex::split(&editor)
+        .filter(|w| !w.is_empty())
+        .ok_or_else(|| format!("cannot run the editor {editor:?}: not a command line"))?;
+    let mut file = tempfile::Builder::new()
+        .prefix("pubsub-tui-item-")
+        .suffix(".xml")
+        .tempfile()
+        .map_err(|e| format!("cannot make a file to edit: {e}"))?;
+    file.write_all(xml.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| format!("cannot write the file to edit: {e}"))?;
+    restore_terminal();
+    let status = std::process::Command::new(&words[0])
+        .args(&words[1..])
+        .arg(file.path())
+        .status();
+    let back = crossterm::terminal::enable_raw_mode().and_then(|()| {
+        crossterm::execute!(
+            std::io::stdout(),
+            crossterm::terminal::EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableBracketedPaste
+        )
+    });
+    let _ = terminal.clear();
+    back.map_err(|e| format!("cannot take the terminal back: {e}"))?;
+    match status {
+        Err(e) => return Err(format!("cannot run the editor {editor:?}: {e}")),
+        Ok(s) if !s.success() => {
+            return Err(format!(
+                "the editor {editor:?} ended with {s}: nothing published"
+            ));
+        }
+        Ok(_) => {}
+    }
+    let text = std::fs::read_to_string(file.path())
+        .map_err(|e| format!("cannot read the edited file: {e}"))?;
+    if text == xml {
+        return Ok(None);
+    }
+    if let Err(why) = crate::xmpp::proto::parse_payload(&text) {
+        let kept = file.keep().map_or_else(
+            |_| "(could not be kept)".to_owned(),
+            |(_, path)| path.display().to_string(),
+        );
+        return Err(format!("not published: {why}; your edit is kept in {kept}"));
+    }
+    Ok(Some(text))
 }
 
 /// How the run ended for the shell: a connection that failed for good (bad credentials, TLS)

@@ -93,10 +93,16 @@ pub enum Overlay {
     Messages {
         scroll: u16,
     },
-    /// Quit although items are not confirmed yet?
-    ConfirmQuit,
+    /// A question before something that loses data (its text is [`Model::confirm`]).
+    Confirm,
     /// The service explorer (its state is [`Model::explorer`]).
     Explorer,
+    /// The node configuration form ([`Model::form`]).
+    Form,
+    /// A node's affiliations or subscriptions ([`Model::panel`]).
+    Panel,
+    /// An item's XML ([`Model::item_view`]).
+    Item,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +169,20 @@ pub enum Asked {
         node: String,
     },
     ServiceInfo,
+    /// An owner's request about `node`.
+    Owner {
+        node: String,
+        what: super::owner::OwnerAsk,
+    },
+    Retract {
+        node: String,
+        id: String,
+    },
+    /// An edited item published again under its id.
+    Republish {
+        node: String,
+        id: String,
+    },
 }
 
 /// The whole screen's state.
@@ -173,6 +193,8 @@ pub struct Model {
     pub focus: Focus,
     /// Rows scrolled up from the bottom of the feed; 0 means following the newest.
     pub feed_offset: usize,
+    /// The selected row of the feed, in rows up from the newest (`None`: none selected).
+    pub cursor: Option<usize>,
     pub compose: Input,
     pub conn: ConnState,
     /// When `conn` last changed.
@@ -200,6 +222,14 @@ pub struct Model {
     /// Requests not answered yet.
     pub asked: BTreeMap<RequestId, Asked>,
     pub explorer: super::explorer::Explorer,
+    /// The question asked (quit, purge, delete, retract).
+    pub confirm: Option<super::owner::Confirm>,
+    /// The node configuration form being edited.
+    pub form: Option<super::form::FormEditor>,
+    /// A node's affiliations or subscriptions.
+    pub panel: Option<super::owner::Panel>,
+    /// The item whose XML is shown.
+    pub item_view: Option<super::owner::ItemView>,
     /// Time zone for displayed times.
     pub offset: FixedOffset,
     /// Items each node's feed keeps.
@@ -229,6 +259,7 @@ impl Model {
             selected: 0,
             focus: Focus::Feed,
             feed_offset: 0,
+            cursor: None,
             compose: Input::default(),
             conn: ConnState::Connecting { attempt: 1 },
             conn_since: DateTime::<Utc>::UNIX_EPOCH,
@@ -247,6 +278,10 @@ impl Model {
             ids: RequestIds::default(),
             asked: BTreeMap::new(),
             explorer: super::explorer::Explorer::default(),
+            confirm: None,
+            form: None,
+            panel: None,
+            item_view: None,
             offset,
             now: DateTime::<Utc>::UNIX_EPOCH,
             size: (80, 24),
@@ -310,6 +345,7 @@ impl Model {
         }
         if i == self.selected {
             self.feed_offset = 0;
+            self.cursor = None;
         }
     }
 
@@ -336,7 +372,35 @@ impl Model {
     }
 
     pub fn following(&self) -> bool {
-        self.feed_offset == 0
+        self.feed_offset == 0 && self.cursor.is_none()
+    }
+
+    /// The item of the selected feed row, if it is an item.
+    pub fn selected_item(&self) -> Option<&crate::feed::FeedItem> {
+        let node = self.selected_node()?;
+        let marker_rows = usize::from(node.feed.evicted() > 0);
+        let total = node.feed.len() + marker_rows;
+        let row = total
+            .checked_sub(1 + self.cursor?)?
+            .checked_sub(marker_rows)?;
+        match &node.feed.row(row)?.kind {
+            crate::feed::RowKind::Item { item, .. } => Some(item),
+            crate::feed::RowKind::Marker { .. } => None,
+        }
+    }
+
+    /// The item the item keys act on: the selected one, else the newest.
+    pub fn target_item(&self) -> Option<&crate::feed::FeedItem> {
+        if self.cursor.is_some() {
+            return self.selected_item();
+        }
+        let node = self.selected_node()?;
+        (0..node.feed.len())
+            .rev()
+            .find_map(|i| match &node.feed.row(i)?.kind {
+                crate::feed::RowKind::Item { item, .. } => Some(item),
+                crate::feed::RowKind::Marker { .. } => None,
+            })
     }
 
     pub fn is_online(&self) -> bool {

@@ -30,6 +30,13 @@ pub enum Msg {
     NetEnded,
     /// The time now (the shell sends one a second).
     Tick(DateTime<Utc>),
+    /// `$EDITOR` is done with an item's payload: the new text (`None`: not changed), or why
+    /// it could not run.
+    Edited {
+        node: String,
+        id: String,
+        result: Result<Option<String>, String>,
+    },
 }
 
 /// What the shell should do after an update.
@@ -41,6 +48,15 @@ pub enum Effect {
         node: String,
         follow: bool,
     },
+    /// Let the user edit this payload of an item in `$EDITOR` (answered with
+    /// [`Msg::Edited`]).
+    Edit {
+        node: String,
+        id: String,
+        xml: String,
+    },
+    /// Put this text on the terminal's clipboard (OSC 52).
+    Copy(String),
     Quit,
 }
 
@@ -50,15 +66,17 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::Key(_) => Vec::new(),
         Msg::Mouse(mouse) => {
             match mouse.kind {
-                MouseEventKind::ScrollUp => scroll_feed_up(m, WHEEL_ROWS),
-                MouseEventKind::ScrollDown => scroll_feed_down(m, WHEEL_ROWS),
+                MouseEventKind::ScrollUp => wheel(m, true),
+                MouseEventKind::ScrollDown => wheel(m, false),
                 _ => {}
             }
             Vec::new()
         }
         Msg::Paste(text) => {
             // A paste is text: it goes to the compose box, whichever pane has the focus.
-            if m.overlay == Overlay::None {
+            if m.overlay == Overlay::Form {
+                super::owner::paste(m, &text);
+            } else if m.overlay == Overlay::None {
                 m.focus = Focus::Compose;
                 paste(m, &text);
             } else if m.overlay == Overlay::Explorer {
@@ -101,6 +119,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             m.now = now;
             Vec::new()
         }
+        Msg::Edited { node, id, result } => super::owner::edited(m, node, id, result),
     }
 }
 
@@ -150,9 +169,8 @@ fn scroll_overlay(m: &mut Model, action: Action) {
     *scroll = u16::try_from(new).unwrap_or(max);
 }
 
-fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
-    let mode = Mode::of(m);
-    let action = keymap::action_for(&key, mode);
+/// A key in an overlay: its own handler.
+fn overlay_key(m: &mut Model, key: KeyEvent, mode: Mode, action: Option<Action>) -> Vec<Effect> {
     match mode {
         Mode::Overlay => {
             match action {
@@ -160,24 +178,23 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
                 Some(a) => scroll_overlay(m, a),
                 None => {}
             }
-            return Vec::new();
+            Vec::new()
         }
-        Mode::Confirm => {
-            return match action {
-                Some(Action::Yes) => {
-                    m.quit = true;
-                    vec![Effect::Quit]
-                }
-                Some(Action::No) => {
-                    m.overlay = Overlay::None;
-                    Vec::new()
-                }
-                _ => Vec::new(),
-            };
-        }
-        Mode::Explorer => return explorer_key(m, action),
-        Mode::ExplorerTyping => return explorer_typing(m, key, action),
-        Mode::Pane(_) => {}
+        Mode::Confirm | Mode::ConfirmTyped => super::owner::confirm_key(m, key, action),
+        Mode::Explorer => explorer_key(m, action),
+        Mode::ExplorerTyping => explorer_typing(m, key, action),
+        Mode::Form | Mode::FormTyping | Mode::FormPicker => super::owner::form_key(m, key, action),
+        Mode::Panel(_) | Mode::PanelTyping => super::owner::panel_key(m, key, action),
+        Mode::ItemView => super::owner::item_view_key(m, action),
+        Mode::Pane(_) => Vec::new(),
+    }
+}
+
+fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
+    let mode = Mode::of(m);
+    let action = keymap::action_for(&key, mode);
+    if !matches!(mode, Mode::Pane(_)) {
+        return overlay_key(m, key, mode, action);
     }
     let Some(action) = action else {
         if m.focus == Focus::Compose {
@@ -227,7 +244,19 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         Action::ResendFailed => restore_failed(m),
         Action::Publish => return publish(m),
         Action::NewLine => insert_text(m, "\n"),
-        Action::Follow => m.feed_offset = 0,
+        Action::Follow => {
+            m.feed_offset = 0;
+            m.cursor = None;
+        }
+        a @ (Action::Configure
+        | Action::CreateNode
+        | Action::Purge
+        | Action::DeleteNode
+        | Action::Affiliations
+        | Action::NodeSubscriptions) => return super::owner::start(m, a),
+        a @ (Action::ViewItem | Action::Retract | Action::EditItem | Action::CopyId) => {
+            return super::owner::item_action(m, a);
+        }
         Action::Up
         | Action::Down
         | Action::PageUp
@@ -250,7 +279,18 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         | Action::Capabilities
         | Action::Reload
         | Action::Accept
-        | Action::Cancel => {}
+        | Action::Cancel
+        | Action::Toggle
+        | Action::Submit
+        | Action::MakeOwner
+        | Action::MakePublisher
+        | Action::MakePublishOnly
+        | Action::MakeMember
+        | Action::MakeNone
+        | Action::MakeOutcast
+        | Action::Approve
+        | Action::Deny
+        | Action::AddEntry => {}
     }
     Vec::new()
 }
@@ -477,6 +517,12 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
                 return unfollow(m, &node);
             }
         }
+        a @ (Action::Configure
+        | Action::CreateNode
+        | Action::Purge
+        | Action::DeleteNode
+        | Action::Affiliations
+        | Action::NodeSubscriptions) => return super::owner::start(m, a),
         _ => {}
     }
     Vec::new()
@@ -541,9 +587,11 @@ fn over_explorer(m: &mut Model, action: Action) {
 }
 
 /// Quit, or ask first when text would be lost.
-fn on_quit(m: &mut Model) -> Vec<Effect> {
+pub(super) fn on_quit(m: &mut Model) -> Vec<Effect> {
     if m.would_lose_text() {
-        m.overlay = Overlay::ConfirmQuit;
+        m.confirm = Some(super::owner::Confirm::Quit);
+        m.under = None;
+        m.overlay = Overlay::Confirm;
         Vec::new()
     } else {
         m.quit = true;
@@ -708,7 +756,7 @@ fn edit_compose(m: &mut Model, key: KeyEvent) {
 
 /// Edit a one-line input (the explorer's filter, a node name): printable characters, the
 /// usual movement and deletion keys.
-fn edit_line(input: &mut tui_input::Input, key: KeyEvent) {
+pub(super) fn edit_line(input: &mut tui_input::Input, key: KeyEvent) {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     let req = match key.code {
         KeyCode::Char(c) if !ctrl && !c.is_control() => InputRequest::InsertChar(c),
@@ -743,6 +791,7 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Effect> {
             if new != m.selected {
                 m.selected = new;
                 m.feed_offset = 0;
+                m.cursor = None;
                 // Auto-publish follows the selected node.
                 if m.auto_publish {
                     return vec![Effect::Net(Command::SetAutoPublish {
@@ -754,17 +803,56 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Effect> {
         }
         Focus::Feed | Focus::Compose => {
             let page = m.feed_height().max(1);
+            let last = m.feed_total().saturating_sub(1);
+            // The selected row moves; the view scrolls to keep it in sight (a page moves
+            // both by a page).
             match action {
-                Action::Up => scroll_feed_up(m, 1),
-                Action::Down => scroll_feed_down(m, 1),
-                Action::PageUp => scroll_feed_up(m, page),
-                Action::PageDown => scroll_feed_down(m, page),
-                Action::Top => m.feed_offset = max_offset(m),
-                _ => m.feed_offset = 0,
+                Action::Up => m.cursor = Some(m.cursor.map_or(0, |c| (c + 1).min(last))),
+                Action::Down => m.cursor = Some(m.cursor.map_or(0, |c| c.saturating_sub(1))),
+                Action::PageUp => {
+                    scroll_feed_up(m, page);
+                    m.cursor = Some(m.cursor.map_or(page, |c| c + page).min(last));
+                }
+                Action::PageDown => {
+                    scroll_feed_down(m, page);
+                    m.cursor = Some(m.cursor.unwrap_or(0).saturating_sub(page));
+                }
+                Action::Top => {
+                    m.feed_offset = max_offset(m);
+                    m.cursor = Some(last);
+                }
+                _ => {
+                    m.feed_offset = 0;
+                    m.cursor = None;
+                }
             }
+            if m.feed_total() == 0 {
+                m.cursor = None;
+            }
+            keep_cursor_in_view(m, true);
         }
     }
     Vec::new()
+}
+
+/// Keep the selected feed row visible: by scrolling the view to it (`scroll`), or by
+/// moving it into the view (the mouse wheel moved the view).
+fn keep_cursor_in_view(m: &mut Model, scroll: bool) {
+    let Some(c) = m.cursor else {
+        return;
+    };
+    let height = m.feed_height().max(1);
+    let (top, bottom) = (m.feed_offset + height - 1, m.feed_offset);
+    if scroll {
+        if c < bottom {
+            m.feed_offset = c;
+        } else if c > top {
+            m.feed_offset = c + 1 - height;
+        }
+        clamp_offset(m);
+    } else {
+        m.cursor = Some(c.clamp(bottom, top));
+    }
 }
 
 fn max_offset(m: &Model) -> usize {
@@ -781,6 +869,16 @@ fn scroll_feed_up(m: &mut Model, rows: usize) {
 
 fn scroll_feed_down(m: &mut Model, rows: usize) {
     m.feed_offset = m.feed_offset.saturating_sub(rows);
+}
+
+/// The mouse wheel scrolls the view; a selected row stays in it.
+fn wheel(m: &mut Model, up: bool) {
+    if up {
+        scroll_feed_up(m, WHEEL_ROWS);
+    } else {
+        scroll_feed_down(m, WHEEL_ROWS);
+    }
+    keep_cursor_in_view(m, false);
 }
 
 fn on_connection(m: &mut Model, state: ConnState) {
@@ -973,23 +1071,7 @@ fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>)
             m.outcome(Level::Info, format!("published {done} to {node}"));
         }
         (Asked::Publish { node, text, id }, Err(error)) => {
-            if let Some(id) = id {
-                m.unconfirmed.remove(&id);
-            }
-            let why = explain(&error, Op::Publish, &node, &service);
-            let start: String = text.chars().take(40).collect();
-            let cut = if text.chars().count() > 40 { "…" } else { "" };
-            m.failed.push(Failed {
-                node: node.clone(),
-                text,
-            });
-            m.outcome(
-                Level::Error,
-                format!(
-                    "publishing «{start}{cut}» to {node} failed: {why} (P puts it back in the \
-                     compose box)"
-                ),
-            );
+            publish_failed(m, node, text, id.as_deref(), &error);
         }
         (Asked::Resync { node }, Err(error)) => {
             let text = resync_error(m, &node, &error);
@@ -1058,6 +1140,12 @@ fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>)
                 Err(e) => ServiceInfo::Refused(explain(&e, Op::Info, "", &service)),
             };
         }
+        (Asked::Owner { node, what }, result) => {
+            return super::owner::on_reply(m, &node, what, result);
+        }
+        (asked @ (Asked::Retract { .. } | Asked::Republish { .. }), result) => {
+            super::owner::on_item_reply(m, asked, result);
+        }
         // A resync's outcome is told with its snapshot; an unfollow's when it was asked.
         (Asked::Resync { .. } | Asked::Unfollow { .. } | Asked::Follow { .. }, _) => {}
         (asked, Ok(answer)) => {
@@ -1065,6 +1153,29 @@ fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>)
         }
     }
     Vec::new()
+}
+
+/// The user's publish failed for good: it goes to the failed list (P puts it back).
+fn publish_failed(
+    m: &mut Model,
+    node: String,
+    text: String,
+    id: Option<&str>,
+    error: &RequestError,
+) {
+    if let Some(id) = id {
+        m.unconfirmed.remove(id);
+    }
+    let why = explain(error, Op::Publish, &node, m.service.as_str());
+    let start: String = text.chars().take(40).collect();
+    let cut = if text.chars().count() > 40 { "…" } else { "" };
+    m.outcome(
+        Level::Error,
+        format!(
+            "publishing «{start}{cut}» to {node} failed: {why} (P puts it back in the compose box)"
+        ),
+    );
+    m.failed.push(Failed { node, text });
 }
 
 fn on_snapshot(
@@ -1107,6 +1218,7 @@ fn on_snapshot(
     }
     if selected {
         m.feed_offset = 0;
+        m.cursor = None;
     }
     let lost_total: u64 = lost.iter().map(crate::feed::gap::Lost::count).sum();
     if lost_total > 0 {
@@ -1197,8 +1309,14 @@ fn on_item(m: &mut Model, item: crate::feed::FeedItem) {
     };
     n.last_activity = Some(n.last_activity.map_or(at, |t| t.max(at)));
     let outcome = n.feed.push_item(item);
-    if selected && outcome == PushOutcome::Added && m.feed_offset > 0 {
-        // Keep the rows the user is reading in place while new ones arrive below.
-        m.feed_offset += 1;
+    if selected && outcome == PushOutcome::Added {
+        // Keep the rows the user is reading, and the selected one, in place while new ones
+        // arrive below.
+        if m.feed_offset > 0 {
+            m.feed_offset += 1;
+        }
+        if let Some(c) = m.cursor.as_mut() {
+            *c += 1;
+        }
     }
 }

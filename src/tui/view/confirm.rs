@@ -1,16 +1,19 @@
-//! The question before quitting with items the service has not confirmed yet.
+//! The questions before something that loses data: quitting with text not yet published,
+//! purging or deleting a node (named, with how many items it holds), retracting an item.
 
 use std::fmt::Write as _;
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::super::model::Model;
+use super::super::owner::Confirm;
 use super::super::theme;
+use crate::sanitize;
 
-pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
+fn quit_text(m: &Model) -> String {
     let n = m.waiting();
     let queued = m.unconfirmed.values().filter(|u| u.queued).count();
     let mut parts = Vec::new();
@@ -33,34 +36,109 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     if !m.compose.value().trim().is_empty() {
         parts.push("the draft in the compose box".to_owned());
     }
-    let text = format!("Quitting now loses {}.", parts.join(", and "));
-    let lines = vec![
-        Line::raw(text),
-        Line::raw(""),
-        Line::from(vec![
-            Span::styled("y", theme::KEY),
-            Span::raw(" quit anyway · "),
-            Span::styled("n", theme::KEY),
-            Span::raw(" / "),
-            Span::styled("Esc", theme::KEY),
-            Span::raw(" stay"),
-        ]),
+    format!("Quitting now loses {}.", parts.join(", and "))
+}
+
+fn answer(yes: &str, no: &str, typed: bool) -> Line<'static> {
+    let (y, n) = if typed { ("Enter", "Esc") } else { ("y", "n") };
+    let mut spans = vec![
+        Span::styled(y, theme::KEY),
+        Span::raw(format!(" {yes} · ")),
+        Span::styled(n, theme::KEY),
     ];
-    let w = area.width.saturating_sub(2).min(60);
-    let h = area.height.min(7);
+    if !typed {
+        spans.push(Span::raw(" / "));
+        spans.push(Span::styled("Esc", theme::KEY));
+    }
+    spans.push(Span::raw(format!(" {no}")));
+    Line::from(spans)
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
+    let service = model.service.to_string();
+    let (title, lines, typed) = match &model.confirm {
+        Some(Confirm::Purge { node, count }) => (
+            " Purge? ",
+            vec![
+                Line::raw(format!(
+                    "Delete every item of '{}' at {service} ({count})? Subscribers are told.",
+                    sanitize::display(node)
+                )),
+                Line::raw(""),
+                answer("purge", "keep them", false),
+            ],
+            None,
+        ),
+        Some(Confirm::Delete {
+            node,
+            count,
+            redirect,
+        }) => (
+            " Delete the node? ",
+            vec![
+                Line::raw(format!(
+                    "Delete '{}' at {service} ({count}) with its items and subscriptions?",
+                    sanitize::display(node)
+                )),
+                Line::raw("Where its content went, for its subscribers (optional, an xmpp: URI):"),
+                Line::styled(format!("> {}", redirect.value()), theme::SENDER),
+                answer("delete", "keep it", true),
+            ],
+            Some(redirect),
+        ),
+        Some(Confirm::Retract { node, id }) => (
+            " Retract? ",
+            vec![
+                Line::raw(format!(
+                    "Retract the item {} from '{}'? Subscribers are told.",
+                    sanitize::display(id),
+                    sanitize::display(node)
+                )),
+                Line::raw(""),
+                answer("retract", "keep it", false),
+            ],
+            None,
+        ),
+        Some(Confirm::Quit) | None => (
+            " Quit? ",
+            vec![
+                Line::raw(quit_text(model)),
+                Line::raw(""),
+                answer("quit anyway", "stay", false),
+            ],
+            None,
+        ),
+    };
+    let width = area.width.saturating_sub(2).min(64);
+    let height = area.height.min(9);
     let popup = Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
     );
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(true))
-        .title(Span::styled(" Quit? ", theme::title(true)));
+        .title(Span::styled(title, theme::title(true)));
+    let inner = block.inner(popup);
     frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(block),
-        popup,
-    );
+    // Where the typed line (the third) ends up once the two before it wrap: for the cursor.
+    let before =
+        Paragraph::new(lines.iter().take(2).cloned().collect::<Vec<_>>()).wrap(Wrap { trim: true });
+    let rows_before = u16::try_from(before.line_count(inner.width)).unwrap_or(0);
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: true }).block(block);
+    frame.render_widget(paragraph, popup);
+    if let Some(input) = typed {
+        let col = u16::try_from(input.visual_cursor() + 2).unwrap_or(u16::MAX);
+        let x = inner
+            .x
+            .saturating_add(col)
+            .min(inner.right().saturating_sub(1));
+        let y = inner
+            .y
+            .saturating_add(rows_before)
+            .min(inner.bottom().saturating_sub(1));
+        frame.set_cursor_position(Position::new(x, y));
+    }
 }

@@ -62,7 +62,14 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
         title.push_str("· resyncing… ");
     }
     if !m.following() {
-        let _ = write!(title, "· ↑{} (Esc follows) ", m.feed_offset);
+        match m.cursor {
+            Some(c) => {
+                let _ = write!(title, "· row ↑{c} selected (Esc follows) ");
+            }
+            None => {
+                let _ = write!(title, "· ↑{} (Esc follows) ", m.feed_offset);
+            }
+        }
     }
     let block = Block::default()
         .borders(Borders::ALL)
@@ -75,6 +82,7 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     let end = total.saturating_sub(m.feed_offset);
     let start = end.saturating_sub(height);
     let mut lines = Vec::with_capacity(end - start);
+    let selected_row = m.cursor.and_then(|c| total.checked_sub(c + 1));
     for i in start..end {
         if i < marker_rows {
             lines.push(Line::styled(
@@ -90,6 +98,15 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
             continue;
         };
         lines.push(match &row.kind {
+            RowKind::Item { item, state } if Some(i) == selected_row => {
+                let line = item_line(item, *state, m, width);
+                let style = if focused {
+                    theme::SELECTED
+                } else {
+                    theme::SELECTED_UNFOCUSED
+                };
+                line.patch_style(style)
+            }
             RowKind::Item { item, state } => item_line(item, *state, m, width),
             RowKind::Marker {
                 kind: MarkerKind::Day,

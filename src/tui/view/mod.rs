@@ -7,8 +7,11 @@ pub mod compose;
 mod confirm;
 pub mod explorer;
 mod feed;
+mod form;
 pub mod help;
+mod item;
 pub mod messages;
+mod panel;
 mod status;
 mod subscriptions;
 
@@ -86,16 +89,22 @@ pub fn draw(frame: &mut Frame, model: &Model) {
     compose::draw(frame, a.compose, model);
     status::draw_status(frame, a.status, model);
     status::draw_footer(frame, a.footer, model);
-    // Help or the message log opened over the explorer is drawn over it.
-    if model.under == Some(Overlay::Explorer) {
-        explorer::draw(frame, frame.area(), model);
+    // What an overlay was opened over (the explorer, the form, an item) is drawn under it.
+    match model.under {
+        Some(Overlay::Explorer) => explorer::draw(frame, frame.area(), model),
+        Some(Overlay::Form) => form::draw(frame, frame.area(), model),
+        Some(Overlay::Item) => item::draw(frame, frame.area(), model),
+        _ => {}
     }
     match model.overlay {
         Overlay::None => {}
         Overlay::Help { scroll } => help::draw(frame, frame.area(), scroll),
         Overlay::Messages { scroll } => messages::draw(frame, frame.area(), model, scroll),
-        Overlay::ConfirmQuit => confirm::draw(frame, frame.area(), model),
+        Overlay::Confirm => confirm::draw(frame, frame.area(), model),
         Overlay::Explorer => explorer::draw(frame, frame.area(), model),
+        Overlay::Form => form::draw(frame, frame.area(), model),
+        Overlay::Panel => panel::draw(frame, frame.area(), model),
+        Overlay::Item => item::draw(frame, frame.area(), model),
     }
 }
 

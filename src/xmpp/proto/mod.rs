@@ -32,6 +32,10 @@ pub mod seq;
 
 use xmpp_parsers::minidom::{Element, rxml::NcName};
 
+use std::fmt::Write as _;
+
+use crate::sanitize;
+
 pub use item::{
     MAX_ITEM_XML_BYTES, MAX_TEXT_XML_BYTES, OutgoingItem, check_text_size, parse_item, text_xml_len,
 };
@@ -100,6 +104,109 @@ pub fn to_xml(e: &Element) -> String {
     match e.write_to(&mut buf) {
         Ok(()) => String::from_utf8(buf).unwrap_or_default(),
         Err(_) => String::new(),
+    }
+}
+
+/// Deepest element [`pretty`] shows (deeper ones are elided).
+const PRETTY_DEPTH: usize = 64;
+/// Lines [`pretty`] gives at most.
+const PRETTY_LINES: usize = 20_000;
+
+/// An element as indented lines of XML for a person to read, each line safe to show on a
+/// terminal (control and bidi characters gone; text kept whole, on one line). Namespaces are
+/// declared where they change, as in the source. Depth and length are bounded, and the walk
+/// does not recurse, so any element a peer sends can be shown.
+pub fn pretty(root: &Element) -> Vec<String> {
+    enum Step<'a> {
+        Open(&'a Element, usize, Option<String>),
+        Close(&'a Element, usize),
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![Step::Open(root, 0, None)];
+    while let Some(step) = stack.pop() {
+        if out.len() >= PRETTY_LINES {
+            out.push("… (cut: too long to show)".to_owned());
+            break;
+        }
+        match step {
+            Step::Close(e, depth) => {
+                out.push(format!("{}</{}>", "  ".repeat(depth), e.name()));
+            }
+            Step::Open(e, depth, parent_ns) => {
+                let pad = "  ".repeat(depth);
+                if depth >= PRETTY_DEPTH {
+                    out.push(format!("{pad}… (nested too deep to show)"));
+                    continue;
+                }
+                let mut tag = format!("<{}", e.name());
+                let ns = e.ns();
+                if parent_ns.as_deref() != Some(ns.as_str()) {
+                    let _ = write!(tag, " xmlns='{}'", sanitize::display_max(&ns, 300));
+                }
+                for ((_, name), v) in e.attrs() {
+                    let _ = write!(tag, " {}='{}'", name.as_str(), sanitize::display(v));
+                }
+                let children: Vec<&Element> = e.children().collect();
+                let text = e.text();
+                let text = text.trim();
+                if children.is_empty() && text.is_empty() {
+                    out.push(format!("{pad}{tag}/>"));
+                } else if children.is_empty() {
+                    out.push(format!(
+                        "{pad}{tag}>{}</{}>",
+                        sanitize::display_max(text, 100_000),
+                        e.name()
+                    ));
+                } else {
+                    out.push(format!("{pad}{tag}>"));
+                    if !text.is_empty() {
+                        out.push(format!("{pad}  {}", sanitize::display_max(text, 100_000)));
+                    }
+                    stack.push(Step::Close(e, depth));
+                    for c in children.into_iter().rev() {
+                        stack.push(Step::Open(c, depth + 1, Some(ns.clone())));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A payload typed or edited by a person: one XML element with its namespace, the
+/// indentation between its child elements dropped (text of elements holding only text
+/// stays as it is).
+pub fn parse_payload(text: &str) -> Result<Element, String> {
+    let mut e: Element = text.trim().parse().map_err(|err| {
+        format!(
+            "not an XML element ({err}); the payload needs its namespace, as in \
+             <reading xmlns='urn:example:sensor'>…</reading>"
+        )
+    })?;
+    strip_indentation(&mut e);
+    Ok(e)
+}
+
+/// Drop whitespace-only text between child elements, all the way down (without recursing).
+fn strip_indentation(root: &mut Element) {
+    let mut stack = vec![root];
+    while let Some(e) = stack.pop() {
+        if e.children().next().is_some() {
+            let nodes: Vec<xmpp_parsers::minidom::Node> = e
+                .nodes()
+                .filter(
+                    |n| !matches!(n, xmpp_parsers::minidom::Node::Text(t) if t.trim().is_empty()),
+                )
+                .cloned()
+                .collect();
+            let mut copy = Element::builder(e.name(), e.ns()).build();
+            *copy.attrs_mut() = e.attrs().clone();
+            for n in nodes {
+                copy.append_node(n);
+            }
+            *e = copy;
+        }
+        stack.extend(e.children_mut());
     }
 }
 
