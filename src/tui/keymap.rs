@@ -199,8 +199,7 @@ impl Scope {
             | (Self::PanelTyping, Mode::PanelTyping)
             | (Self::ItemView, Mode::ItemView)
             | (Self::ConfirmTyped, Mode::ConfirmTyped) => true,
-            (Self::Owner, Mode::Pane(focus)) => focus == Focus::Subscriptions,
-            (Self::Panes, Mode::Pane(focus)) => focus != Focus::Compose,
+            (Self::Panes | Self::Owner, Mode::Pane(focus)) => focus != Focus::Compose,
             (Self::Feed | Self::Item, Mode::Pane(focus)) => focus == Focus::Feed,
             (Self::Compose, Mode::Pane(focus)) => focus == Focus::Compose,
             _ => false,
@@ -217,7 +216,7 @@ impl Scope {
             Self::Confirm => "Answering a question (quit, purge, retract)",
             Self::Explorer => "Service explorer (e)",
             Self::ExplorerTyping => "Typing a filter or a node name",
-            Self::Owner => "Owning the selected node (subscriptions pane and explorer)",
+            Self::Owner => "Owning the selected node (panes and explorer)",
             Self::Item => "The selected item (feed)",
             Self::Form => "Node configuration form",
             Self::FormTyping => "Editing a field",
@@ -244,7 +243,15 @@ pub fn available(action: Action, m: &Model) -> bool {
         Action::Subscribe => !m.net_ended && entry().is_some_and(|e| !m.follows(&e.node)),
         Action::Unsubscribe if in_explorer => entry().is_some_and(|e| m.follows(&e.node)),
         Action::Unsubscribe | Action::ToggleAuto => !m.net_ended && m.selected_node().is_some(),
+        Action::Expand if m.overlay == Overlay::Form => true,
         Action::Expand => entry().is_some_and(super::explorer::Entry::may_have_children),
+        Action::Toggle => m.form.as_ref().is_some_and(|f| match &f.edit {
+            Some(super::form::Edit::Pick(p)) => p.multi,
+            Some(super::form::Edit::Text(_)) => false,
+            None => f
+                .selected_field()
+                .is_some_and(|x| x.kind == crate::xmpp::proto::form::FieldKind::Boolean),
+        }),
         Action::Reload | Action::CreateNode => m.is_online(),
         Action::Resync => m.is_online() && m.selected_node().is_some(),
         Action::ResendFailed => !m.failed.is_empty() && !m.net_ended,
@@ -256,9 +263,15 @@ pub fn available(action: Action, m: &Model) -> bool {
         | Action::DeleteNode
         | Action::Affiliations
         | Action::NodeSubscriptions => m.is_online() && super::owner::target_node(m).is_some(),
-        Action::ViewItem | Action::CopyId => m.target_item().is_some(),
+        // In the feed, an item's keys are offered once an item is selected (they act on the
+        // newest without one).
+        Action::ViewItem | Action::CopyId => {
+            (m.cursor.is_some() || m.overlay == Overlay::Item) && m.target_item().is_some()
+        }
         Action::Retract | Action::EditItem => {
-            m.is_online() && m.target_item().is_some_and(|i| i.id.is_some())
+            (m.cursor.is_some() || m.overlay == Overlay::Item)
+                && m.is_online()
+                && m.target_item().is_some_and(|i| i.id.is_some())
         }
         Action::Submit => m.form.as_ref().is_some_and(|f| !f.sending),
         Action::MakeOwner
@@ -783,21 +796,21 @@ pub const BINDINGS: &[Binding] = &[
         scope: Scope::Item,
         action: Action::Retract,
         help: "retract the selected item (asks first)",
-        hint: None,
+        hint: Some("retract"),
     },
     Binding {
         keys: &[ch('E')],
         scope: Scope::Item,
         action: Action::EditItem,
         help: "edit the selected item's payload in $EDITOR and publish it again under its id",
-        hint: None,
+        hint: Some("edit"),
     },
     Binding {
         keys: &[ch('y')],
         scope: Scope::Item,
         action: Action::CopyId,
         help: "copy the selected item's id (to the terminal's clipboard, OSC 52)",
-        hint: None,
+        hint: Some("copy id"),
     },
     Binding {
         keys: &[key(KeyCode::Up), ch('k')],
@@ -1210,10 +1223,16 @@ pub fn action_for(ev: &KeyEvent, mode: Mode) -> Option<Action> {
 }
 
 /// `(keys, hint)` pairs for the footer: the bindings of the current mode that can act now.
+/// With a feed item selected, its keys come first (the footer is cut at the terminal's width).
 pub fn hints(m: &Model) -> Vec<(String, &'static str)> {
     let mode = Mode::of(m);
-    BINDINGS
+    let item_first = m.cursor.is_some();
+    let (first, rest): (Vec<&Binding>, Vec<&Binding>) = BINDINGS
         .iter()
+        .partition(|b| item_first && b.scope == Scope::Item);
+    first
+        .into_iter()
+        .chain(rest)
         .filter(|b| b.scope.applies(mode) && available(b.action, m))
         .filter_map(|b| {
             let hint = b.hint?;

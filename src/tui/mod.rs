@@ -255,7 +255,11 @@ fn run_editor(
             EnableBracketedPaste
         )
     });
-    let _ = terminal.clear();
+    // Clear and redraw everything next (`clear` would ask the terminal where its cursor is,
+    // with no key reader running to take the answer).
+    if let Ok(size) = terminal.size() {
+        let _ = terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height));
+    }
     back.map_err(|e| format!("cannot take the terminal back: {e}"))?;
     match status {
         Err(e) => return Err(format!("cannot run the editor {editor:?}: {e}")),

@@ -308,14 +308,7 @@ pub fn on_reply(
                 None => m.outcome(Level::Error, text),
             }
         }
-        (OwnerAsk::Create, Ok(Answer::Owner { node: made, .. })) => {
-            m.form = None;
-            close(m);
-            m.outcome(
-                Level::Info,
-                format!("created {made} (s in the explorer follows it; R lists it)"),
-            );
-        }
+        (OwnerAsk::Create, Ok(Answer::Owner { node: made, .. })) => return created(m, &made),
         (OwnerAsk::CancelConfig, _) => {}
         (OwnerAsk::Purge, Ok(_)) => m.outcome(Level::Info, format!("purged {node}")),
         (OwnerAsk::Delete, Ok(_)) => {
@@ -424,6 +417,37 @@ fn on_panel_reply(
         }
     }
     Vec::new()
+}
+
+/// A node was created from the form: the form closes, the explorer lists the node.
+fn created(m: &mut Model, made: &str) -> Vec<Effect> {
+    let service = m.service.to_string();
+    let made = made.to_owned();
+    let title = m
+        .form
+        .take()
+        .and_then(|f| f.form.field("pubsub#title").map(|t| t.value().to_owned()))
+        .filter(|t| !t.is_empty());
+    close(m);
+    // Listed in the explorer at once (its meta-data is asked for as for the others).
+    if m.explorer.opened {
+        let listed = crate::xmpp::proto::disco::Items {
+            node: None,
+            items: vec![crate::xmpp::proto::disco::Listed {
+                jid: service.clone(),
+                node: Some(made.clone()),
+                name: title,
+            }],
+            page: None,
+        };
+        m.explorer.add_page(None, &listed);
+        m.explorer.select(Some(&made));
+    }
+    m.outcome(
+        Level::Info,
+        format!("created {made} (e shows it in the explorer, where s follows it)"),
+    );
+    super::update::ask_infos(m)
 }
 
 /// The node's item count is in (or not): ask before purging or deleting it.

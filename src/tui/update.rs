@@ -392,7 +392,7 @@ fn ask_list(m: &mut Model, parent: Option<String>, after: Option<String>) -> Eff
 }
 
 /// The meta-data requests the explorer's window allows now.
-fn ask_infos(m: &mut Model) -> Vec<Effect> {
+pub(super) fn ask_infos(m: &mut Model) -> Vec<Effect> {
     let nodes = m.explorer.next_infos();
     nodes
         .into_iter()
@@ -807,8 +807,8 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Effect> {
             // The selected row moves; the view scrolls to keep it in sight (a page moves
             // both by a page).
             match action {
-                Action::Up => m.cursor = Some(m.cursor.map_or(0, |c| (c + 1).min(last))),
-                Action::Down => m.cursor = Some(m.cursor.map_or(0, |c| c.saturating_sub(1))),
+                Action::Up => m.cursor = Some(next_item_row(m, m.cursor, true)),
+                Action::Down => m.cursor = Some(next_item_row(m, m.cursor, false)),
                 Action::PageUp => {
                     scroll_feed_up(m, page);
                     m.cursor = Some(m.cursor.map_or(page, |c| c + page).min(last));
@@ -833,6 +833,33 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Effect> {
         }
     }
     Vec::new()
+}
+
+/// The next item row (in rows up from the newest) older (`up`) or newer than `from`, skipping
+/// markers; `from` itself when there is none; the newest item when nothing is selected.
+fn next_item_row(m: &Model, from: Option<usize>, up: bool) -> usize {
+    let Some(node) = m.selected_node() else {
+        return 0;
+    };
+    let marker_rows = usize::from(node.feed.evicted() > 0);
+    let total = node.feed.len() + marker_rows;
+    let is_item = |c: usize| {
+        total
+            .checked_sub(c + 1)
+            .and_then(|i| i.checked_sub(marker_rows))
+            .and_then(|i| node.feed.row(i))
+            .is_some_and(|r| matches!(r.kind, crate::feed::RowKind::Item { .. }))
+    };
+    let candidates: Box<dyn Iterator<Item = usize>> = match (from, up) {
+        (None, _) => Box::new(0..total),
+        (Some(c), true) => Box::new(c + 1..total),
+        (Some(c), false) => Box::new((0..c).rev()),
+    };
+    candidates
+        .take(10_000)
+        .find(|&c| is_item(c))
+        .or(from)
+        .unwrap_or(0)
 }
 
 /// Keep the selected feed row visible: by scrolling the view to it (`scroll`), or by

@@ -1088,8 +1088,10 @@ impl Session {
                 node: NodeKey { service: to, node },
                 op,
             } => {
-                let instant = node.is_empty() && matches!(op, OwnerOp::Create { .. });
-                if !instant {
+                // An instant node has no name yet; the default form is no node's.
+                let nameless = node.is_empty()
+                    && matches!(op, OwnerOp::Create { .. } | OwnerOp::DefaultConfig);
+                if !nameless {
                     named(req, &node)?;
                 }
                 let get = matches!(

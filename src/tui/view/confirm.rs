@@ -110,7 +110,12 @@ pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
         ),
     };
     let width = area.width.saturating_sub(2).min(64);
-    let height = area.height.min(9);
+    let needed = Paragraph::new(lines.clone())
+        .wrap(Wrap { trim: true })
+        .line_count(width.saturating_sub(2));
+    let height = area
+        .height
+        .min(u16::try_from(needed + 2).unwrap_or(u16::MAX));
     let popup = Rect::new(
         area.x + (area.width - width) / 2,
         area.y + (area.height - height) / 2,

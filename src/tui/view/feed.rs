@@ -64,7 +64,11 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     if !m.following() {
         match m.cursor {
             Some(c) => {
-                let _ = write!(title, "· row ↑{c} selected (Esc follows) ");
+                let _ = write!(
+                    title,
+                    "· {} selected (Esc follows) ",
+                    if c == 0 { "newest" } else { "an item" }
+                );
             }
             None => {
                 let _ = write!(title, "· ↑{} (Esc follows) ", m.feed_offset);
