@@ -1,6 +1,7 @@
 //! The TUI's update function and whole-screen snapshots (ratatui `TestBackend` + insta) at
 //! 80x24 and 40x12, with fixed times.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone as _};
@@ -1199,4 +1200,455 @@ fn the_selection_stays_through_filters_and_reloads_and_a_reload_says_when_done()
     assert_eq!(selected(&m).as_deref(), Some("gamma"));
     let outcome = m.outcome.clone().expect("said");
     assert_eq!(outcome.text, "3 nodes listed");
+}
+
+// ----- the owner's requests and the item actions ----------------------------------------------
+
+use pubsub_tui::xmpp::proto::form::Form;
+use pubsub_tui::xmpp::proto::owner::{Affiliation, Configure};
+use pubsub_tui::xmpp::{OwnerDone, OwnerOp};
+
+/// The one network command among the effects.
+fn command(fx: &[Effect]) -> &Command {
+    fx.iter()
+        .find_map(|e| match e {
+            Effect::Net(c) => Some(c),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("a command among {fx:?}"))
+}
+
+/// Prosody 0.12's configuration form, as captured.
+fn prosody_form() -> Form {
+    let xml = include_str!("fixtures/captured/prosody_config.xml");
+    Configure::parse_result(Some(&xml.trim().parse().expect("xml"))).expect("a form")
+}
+
+fn owned(done: OwnerDone) -> Answer {
+    Answer::Owner {
+        node: "demo".into(),
+        done,
+    }
+}
+
+fn ctrl(m: &mut Model, c: char) -> Vec<Effect> {
+    update(
+        m,
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)),
+    )
+}
+
+/// Open the configuration form of the selected node (demo) with Prosody's form.
+fn open_form(m: &mut Model) {
+    let fx = key(m, KeyCode::Char('C'));
+    let Command::Owner {
+        req,
+        node,
+        op: OwnerOp::GetConfig,
+    } = command(&fx)
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(node.node, "demo");
+    answer(m, *req, Ok(owned(OwnerDone::Config(prosody_form()))));
+    assert_eq!(m.overlay, Overlay::Form);
+}
+
+/// Move the form's selection to the row of `var`.
+fn to_field(m: &mut Model, var: &str) {
+    key(m, KeyCode::Home);
+    for _ in 0..100 {
+        if m.form
+            .as_ref()
+            .and_then(|f| f.selected_field())
+            .is_some_and(|f| f.var.as_deref() == Some(var))
+        {
+            return;
+        }
+        key(m, KeyCode::Down);
+    }
+    panic!("no row for {var}");
+}
+
+fn not_acceptable(text: &str) -> RequestError {
+    let xml = format!(
+        "<error xmlns='jabber:client' type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>{text}</text></error>"
+    );
+    RequestError::Refused(Refusal::from_element(xml.parse().expect("xml")).expect("error"))
+}
+
+#[test]
+fn configure_through_the_form_a_refusal_keeps_the_edits() {
+    let mut m = populated();
+    open_form(&mut m);
+    insta::assert_snapshot!("form_80x24", render(&m, 80, 24));
+    let _ = update(&mut m, Msg::Resize(40, 12));
+    insta::assert_snapshot!("form_40x12", render(&m, 40, 12));
+    let _ = update(&mut m, Msg::Resize(80, 24));
+
+    // max_items: too many; the service refuses; the form stays with the edit and the reason.
+    to_field(&mut m, "pubsub#max_items");
+    key(&mut m, KeyCode::Enter);
+    key(&mut m, KeyCode::Backspace);
+    key(&mut m, KeyCode::Backspace);
+    typed(&mut m, "100000");
+    key(&mut m, KeyCode::Enter);
+    to_field(&mut m, "pubsub#notify_retract");
+    key(&mut m, KeyCode::Char(' '));
+    let fx = ctrl(&mut m, 's');
+    let Command::Owner {
+        req,
+        op: OwnerOp::SetConfig(sent),
+        ..
+    } = command(&fx)
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        sent.field("pubsub#max_items")
+            .map(pubsub_tui::xmpp::proto::form::Field::value),
+        Some("100000")
+    );
+    assert!(ctrl(&mut m, 's').is_empty(), "sent once");
+    answer(
+        &mut m,
+        *req,
+        Err(not_acceptable("max_items: out of bounds")),
+    );
+    assert_eq!(m.overlay, Overlay::Form);
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("max_items: out of bounds"), "{screen}");
+    assert!(screen.contains("*Max # of items to persist"), "{screen}");
+    let f = m.form.as_ref().expect("form");
+    assert_eq!(f.changed(), ["pubsub#max_items", "pubsub#notify_retract"]);
+
+    // Fixed and sent again: accepted; the form closes and says what changed.
+    to_field(&mut m, "pubsub#max_items");
+    key(&mut m, KeyCode::Enter);
+    for _ in 0..6 {
+        key(&mut m, KeyCode::Backspace);
+    }
+    typed(&mut m, "50");
+    key(&mut m, KeyCode::Enter);
+    let fx = ctrl(&mut m, 's');
+    let Command::Owner { req, .. } = command(&fx) else {
+        panic!()
+    };
+    answer(&mut m, *req, Ok(owned(OwnerDone::Configured)));
+    assert_eq!(m.overlay, Overlay::None);
+    assert!(
+        m.outcome.as_ref().is_some_and(
+            |o| o.text == "configured demo: changed pubsub#max_items, pubsub#notify_retract"
+        ),
+        "{:?}",
+        m.outcome
+    );
+}
+
+#[test]
+fn leaving_the_form_sends_the_cancel_and_asks_first_when_something_changed() {
+    let mut m = populated();
+    open_form(&mut m);
+    // A value typed, then left with Esc: nothing changed.
+    to_field(&mut m, "pubsub#title");
+    key(&mut m, KeyCode::Enter);
+    typed(&mut m, "New");
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.form.as_ref().map(|f| f.changed().len()), Some(0));
+    let fx = key(&mut m, KeyCode::Esc);
+    assert!(matches!(
+        command(&fx),
+        Command::Owner {
+            op: OwnerOp::CancelConfig,
+            ..
+        }
+    ));
+    assert_eq!(m.overlay, Overlay::None);
+    // With a change: the first Esc warns, the second leaves.
+    open_form(&mut m);
+    to_field(&mut m, "pubsub#persist_items");
+    key(&mut m, KeyCode::Char(' '));
+    assert!(key(&mut m, KeyCode::Esc).is_empty());
+    assert_eq!(m.overlay, Overlay::Form);
+    assert!(render(&m, 80, 24).contains("Esc again discards your changes"));
+    assert!(!key(&mut m, KeyCode::Esc).is_empty());
+    assert_eq!(m.overlay, Overlay::None);
+}
+
+#[test]
+fn a_list_field_is_picked_from_its_options() {
+    let mut m = populated();
+    open_form(&mut m);
+    to_field(&mut m, "pubsub#access_model");
+    key(&mut m, KeyCode::Enter);
+    typed(&mut m, "white");
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("1 of 5") && screen.contains("whitelist"),
+        "{screen}"
+    );
+    key(&mut m, KeyCode::Enter);
+    assert_eq!(
+        m.form
+            .as_ref()
+            .and_then(|f| f.form.field("pubsub#access_model"))
+            .map(|f| f.value().to_owned()),
+        Some("whitelist".into())
+    );
+}
+
+/// Count answered for X or D: the question is up.
+fn ask_count(m: &mut Model, letter: char, count: usize) {
+    let fx = key(m, KeyCode::Char(letter));
+    let Command::ListNodes {
+        req,
+        parent: Some(p),
+        ..
+    } = command(&fx)
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(p, "demo");
+    let page = disco::Items {
+        node: Some("demo".into()),
+        items: (0..count)
+            .map(|i| disco::Listed {
+                jid: "pubsub.localhost".into(),
+                node: None,
+                name: Some(format!("i{i}")),
+            })
+            .collect(),
+        page: None,
+    };
+    answer(m, *req, Ok(Answer::Nodes(page)));
+    assert_eq!(m.overlay, Overlay::Confirm);
+}
+
+#[test]
+fn purge_and_delete_ask_first_naming_the_node_and_its_items() {
+    let mut m = populated();
+    ask_count(&mut m, 'X', 7);
+    insta::assert_snapshot!("purge_80x24", render(&m, 80, 24));
+    let _ = update(&mut m, Msg::Resize(40, 12));
+    insta::assert_snapshot!("purge_40x12", render(&m, 40, 12));
+    let _ = update(&mut m, Msg::Resize(80, 24));
+    // No: nothing sent. Ctrl-C in the question quits (it does not purge).
+    assert!(key(&mut m, KeyCode::Char('n')).is_empty());
+    assert_eq!(m.overlay, Overlay::None);
+    ask_count(&mut m, 'X', 7);
+    let fx = key(&mut m, KeyCode::Char('y'));
+    let Command::Owner {
+        req,
+        op: OwnerOp::Purge,
+        ..
+    } = command(&fx)
+    else {
+        panic!("{fx:?}")
+    };
+    // The service's refusal, in words from its condition.
+    let mut forbidden = refusal("forbidden");
+    if let RequestError::Refused(r) = &mut forbidden {
+        r.text = Some("only the node's owners may purge it".into());
+    }
+    answer(&mut m, *req, Err(forbidden));
+    assert!(
+        m.outcome.as_ref().is_some_and(|o| o
+            .text
+            .starts_with("forbidden: only the owner of 'demo' may purge it")),
+        "{:?}",
+        m.outcome
+    );
+    // Delete, with a redirect typed.
+    ask_count(&mut m, 'D', 1);
+    assert!(render(&m, 80, 24).contains("(1 item)"));
+    typed(&mut m, "xmpp:pubsub.localhost?;node=next");
+    let fx = key(&mut m, KeyCode::Enter);
+    assert!(
+        matches!(command(&fx), Command::Owner { op: OwnerOp::Delete { redirect: Some(r) }, .. } if r == "xmpp:pubsub.localhost?;node=next"),
+        "{fx:?}"
+    );
+    // Ctrl-C during a question does not say yes to it.
+    ask_count(&mut m, 'X', 1);
+    let fx = ctrl(&mut m, 'c');
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::Net(Command::Owner { .. }))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn the_selected_item_is_viewed_retracted_edited_and_its_id_copied() {
+    let mut m = populated();
+    // Make the newest item's XML hostile to a terminal.
+    let mut hostile = item("demo", 9, "bob@localhost/phone", "nine");
+    hostile.xml = "<item xmlns='http://jabber.org/protocol/pubsub' id='beef0009'><post xmlns='urn:x-pubsub-tui:item:0'>ni&#x9b;2Jne\u{202e}</post></item>".into();
+    net(&mut m, NetEvent::Item(hostile));
+    key(&mut m, KeyCode::Up);
+    assert_eq!(
+        m.selected_item().and_then(|i| i.id.clone()),
+        Some("beef0009".into())
+    );
+    key(&mut m, KeyCode::Char('v'));
+    assert_eq!(m.overlay, Overlay::Item);
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("<post xmlns='urn:x-pubsub-tui:item:0'>ni2Jne</post>"),
+        "{screen}"
+    );
+    assert!(!screen.contains('\u{9b}') && !screen.contains('\u{202e}'));
+    // Copy the id.
+    let fx = key(&mut m, KeyCode::Char('y'));
+    assert!(fx.contains(&Effect::Copy("beef0009".into())), "{fx:?}");
+    // Edit: the payload goes to the editor; what comes back is published under the id.
+    let fx = key(&mut m, KeyCode::Char('E'));
+    let Some(Effect::Edit { node, id, xml }) = fx.first() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((node.as_str(), id.as_str()), ("demo", "beef0009"));
+    assert!(
+        xml.starts_with("<post xmlns='urn:x-pubsub-tui:item:0'>"),
+        "{xml}"
+    );
+    let fx = update(
+        &mut m,
+        Msg::Edited {
+            node: "demo".into(),
+            id: "beef0009".into(),
+            result: Ok(Some(
+                "<post xmlns='urn:x-pubsub-tui:item:0'>\n  nine, edited\n</post>\n".into(),
+            )),
+        },
+    );
+    let Command::PublishItem { item, .. } = command(&fx) else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(item.attr("id"), Some("beef0009"));
+    // Not changed, or not XML: nothing is sent.
+    let unchanged = update(
+        &mut m,
+        Msg::Edited {
+            node: "demo".into(),
+            id: "beef0009".into(),
+            result: Ok(None),
+        },
+    );
+    assert!(unchanged.is_empty());
+    let broken = update(
+        &mut m,
+        Msg::Edited {
+            node: "demo".into(),
+            id: "beef0009".into(),
+            result: Ok(Some("<post>no namespace".into())),
+        },
+    );
+    assert!(broken.is_empty());
+    assert!(
+        m.outcome
+            .as_ref()
+            .is_some_and(|o| o.text.contains("not published"))
+    );
+    // Retract asks, then sends the item's id.
+    let fx = key(&mut m, KeyCode::Char('x'));
+    assert!(fx.is_empty());
+    assert_eq!(m.overlay, Overlay::Confirm);
+    assert!(render(&m, 80, 24).contains("Retract the item beef0009 from 'demo'?"));
+    let fx = key(&mut m, KeyCode::Char('y'));
+    assert!(
+        matches!(command(&fx), Command::Retract { id, .. } if id == "beef0009"),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn affiliations_are_listed_and_changed() {
+    let mut m = populated();
+    let fx = key(&mut m, KeyCode::Char('A'));
+    let Command::Owner {
+        req,
+        op: OwnerOp::Affiliations,
+        ..
+    } = command(&fx)
+    else {
+        panic!("{fx:?}")
+    };
+    let list = vec![
+        Affiliation {
+            jid: "alice@localhost".into(),
+            affiliation: "owner".into(),
+        },
+        Affiliation {
+            jid: "bob@localhost".into(),
+            affiliation: "member".into(),
+        },
+    ];
+    answer(&mut m, *req, Ok(owned(OwnerDone::Affiliations(list))));
+    assert_eq!(m.overlay, Overlay::Panel);
+    assert!(render(&m, 80, 24).contains("bob@localhost"));
+    key(&mut m, KeyCode::Down);
+    let fx = key(&mut m, KeyCode::Char('p'));
+    let Command::Owner {
+        req,
+        op: OwnerOp::SetAffiliations(set),
+        ..
+    } = command(&fx)
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(set[0].jid, "bob@localhost");
+    assert_eq!(set[0].affiliation, "publisher");
+    // Done: the list is asked for again.
+    let fx = answer(&mut m, *req, Ok(owned(OwnerDone::AffiliationsSet)));
+    assert!(matches!(
+        command(&fx),
+        Command::Owner {
+            op: OwnerOp::Affiliations,
+            ..
+        }
+    ));
+    // A JID typed with a bad affiliation is caught here.
+    key(&mut m, KeyCode::Char('+'));
+    typed(&mut m, "carol@localhost king");
+    assert!(key(&mut m, KeyCode::Enter).is_empty());
+    assert!(render(&m, 80, 24).contains("\"king\" is not an affiliation"));
+}
+
+#[test]
+fn odd_forms_stay_usable() {
+    // Unknown field types, 10,000 options, control characters in labels and values.
+    let mut xml = String::from(
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='demo'><x xmlns='jabber:x:data' type='form'><field var='odd' type='colour' label='Colour&#x9b;31m&#x202e;'><value>red&#x9b;</value></field><field var='many' type='list-single' label='Many'>",
+    );
+    for i in 0..10_000 {
+        let _ = write!(xml, "<option><value>v{i}</value></option>");
+    }
+    xml.push_str("<value>v0</value></field></x></configure></pubsub>");
+    let form = Configure::parse_result(Some(&xml.parse().expect("xml"))).expect("form");
+    let mut m = populated();
+    let fx = key(&mut m, KeyCode::Char('C'));
+    let Command::Owner { req, .. } = command(&fx) else {
+        panic!()
+    };
+    answer(&mut m, *req, Ok(owned(OwnerDone::Config(form))));
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("Colour31m") && !screen.contains('\u{9b}') && !screen.contains('\u{202e}'),
+        "{screen}"
+    );
+    key(&mut m, KeyCode::Enter);
+    typed(&mut m, "blue");
+    key(&mut m, KeyCode::Enter);
+    key(&mut m, KeyCode::Down);
+    key(&mut m, KeyCode::Enter);
+    typed(&mut m, "v9876");
+    key(&mut m, KeyCode::Enter);
+    let f = m.form.as_ref().expect("form");
+    assert_eq!(
+        f.form
+            .field("many")
+            .map(pubsub_tui::xmpp::proto::form::Field::value),
+        Some("v9876")
+    );
+    assert_eq!(f.changed(), ["odd", "many"]);
+    let _ = render(&m, 40, 12);
 }

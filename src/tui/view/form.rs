@@ -94,7 +94,10 @@ pub fn draw(frame: &mut Frame, full: Rect, m: &Model) {
         ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let details = DETAILS.min(inner.height.saturating_sub(1));
+    // A small terminal keeps most rows for the fields.
+    let details = DETAILS
+        .min((inner.height / 3).max(2))
+        .min(inner.height.saturating_sub(1));
     let [list, info] = Layout::default()
         .direction(Direction::Vertical)
         .constraints([Constraint::Min(1), Constraint::Length(details)])
