@@ -33,6 +33,42 @@ async fn config_value(net: &mut xmpp::NetHandle, node: &str, var: &str) -> Strin
     }
 }
 
+/// The form; `max_items` out of Prosody's bounds: refused, shown beside the form; then fixed.
+async fn configure_with_a_refusal(tmux: &Tmux, admin: &mut xmpp::NetHandle) {
+    // The form; max_items out of Prosody's bounds: refused, shown beside the form.
+    tmux.keys(&["C"]);
+    tmux.wait_for("the form", 10, |s| {
+        s.contains("Configure tidings at pubsub.localhost") && s.contains("Max # of items")
+    });
+    tmux.keys(&["j", "j", "j"]);
+    tmux.wait_for("max_items selected", 5, |s| {
+        s.contains("pubsub#max_items [text-single]")
+    });
+    tmux.keys(&["Enter", "BSpace", "BSpace"]);
+    tmux.text("100000");
+    tmux.keys(&["Enter", "C-s"]);
+    let s = tmux.wait_for("the refusal", 10, |s| s.contains("out of bounds"));
+    assert!(s.contains("*Max # of items"), "the edit stays: {s}");
+    assert_eq!(
+        config_value(admin, "tidings", "pubsub#max_items").await,
+        "20"
+    );
+    // Fixed and sent: accepted, and so at the service.
+    tmux.keys(&["Enter"]);
+    for _ in 0..6 {
+        tmux.keys(&["BSpace"]);
+    }
+    tmux.text("2");
+    tmux.keys(&["Enter", "C-s"]);
+    tmux.wait_for("configured", 10, |s| {
+        s.contains("configured tidings: changed pubsub#max_items")
+    });
+    assert_eq!(
+        config_value(admin, "tidings", "pubsub#max_items").await,
+        "2"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configure_with_a_refused_value_then_retract_and_purge() {
     if !Tmux::present_or_skip() {
@@ -76,38 +112,7 @@ async fn configure_with_a_refused_value_then_retract_and_purge() {
         s.contains("online as admin@localhost") && s.contains("third")
     });
 
-    // The form; max_items out of Prosody's bounds: refused, shown beside the form.
-    tmux.keys(&["C"]);
-    tmux.wait_for("the form", 10, |s| {
-        s.contains("Configure tidings at pubsub.localhost") && s.contains("Max # of items")
-    });
-    tmux.keys(&["j", "j", "j"]);
-    tmux.wait_for("max_items selected", 5, |s| {
-        s.contains("pubsub#max_items [text-single]")
-    });
-    tmux.keys(&["Enter", "BSpace", "BSpace"]);
-    tmux.text("100000");
-    tmux.keys(&["Enter", "C-s"]);
-    let s = tmux.wait_for("the refusal", 10, |s| s.contains("out of bounds"));
-    assert!(s.contains("*Max # of items"), "the edit stays: {s}");
-    assert_eq!(
-        config_value(&mut admin, "tidings", "pubsub#max_items").await,
-        "20"
-    );
-    // Fixed and sent: accepted, and so at the service.
-    tmux.keys(&["Enter"]);
-    for _ in 0..6 {
-        tmux.keys(&["BSpace"]);
-    }
-    tmux.text("2");
-    tmux.keys(&["Enter", "C-s"]);
-    tmux.wait_for("configured", 10, |s| {
-        s.contains("configured tidings: changed pubsub#max_items")
-    });
-    assert_eq!(
-        config_value(&mut admin, "tidings", "pubsub#max_items").await,
-        "2"
-    );
+    configure_with_a_refusal(&tmux, &mut admin).await;
 
     // Retract the newest item: asked, then gone at the service.
     tmux.keys(&["Up", "x"]);
