@@ -396,3 +396,84 @@ async fn serve_owner_commands() {
     )
     .await;
 }
+
+/// ejabberd holds a subscription to an `authorize` node pending until the owner approves it:
+/// the owner, online, is asked (XEP-0060 §8.6: a message with a form; its list of the node's
+/// subscriptions leaves pending ones out), and setting the subscription to `subscribed`
+/// approves it; `none` denies another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejabberd_pending_subscriptions_are_asked_about_approved_and_denied() {
+    let Some(server) = start_ejabberd(false) else {
+        return;
+    };
+    let owner = ejabberd_account(&server, "olga", "o");
+    let t = Target {
+        port: server.port,
+        service: "pubsub.localhost".into(),
+        owner: "olga".into(),
+        password: owner.password.expose().to_owned(),
+        bob: ejabberd_account(&server, "bob", "b"),
+        bob_bare: "bob@localhost".into(),
+    };
+    t.ok(&["node", "create", "club", "--set", "access_model=authorize"]);
+    let quiet = || session_at(&t.service, &[], false, Duration::from_secs(3600));
+    let mut olga = xmpp::spawn(owner.clone(), quiet());
+    wait_online(&mut olga).await;
+    let carol = ejabberd_account(&server, "carol", "c");
+    for who in [t.bob.clone(), carol] {
+        let mut net = xmpp::spawn(who, quiet());
+        wait_online(&mut net).await;
+        let key = xmpp::NodeKey::new(&net.service, "club");
+        let r = send(&mut net, |req| xmpp::Command::Subscribe { req, node: key }).await;
+        match reply(&mut net, 20, r).await {
+            Ok(xmpp::Answer::Subscribed { state, .. }) => {
+                assert_eq!(state, pubsub_tui::xmpp::proto::SubState::Pending);
+            }
+            other => panic!("{other:?}"),
+        }
+        let _ = net.commands.try_send(xmpp::Command::Shutdown);
+    }
+    // The owner is asked about each.
+    let mut asked = Vec::new();
+    while asked.len() < 2 {
+        let jid = wait_for(&mut olga, 20, "an authorization request", |e| match e {
+            NetEvent::AuthorizationRequest { node, jid, .. } if node == "club" => Some(jid.clone()),
+            _ => None,
+        })
+        .await;
+        asked.push(jid);
+    }
+    asked.sort();
+    assert_eq!(asked, ["bob@localhost", "carol@localhost"]);
+    let set = t.json(&[
+        "node",
+        "subscriptions",
+        "club",
+        "--set",
+        "bob@localhost=subscribed",
+    ]);
+    assert_eq!(set[0]["to"], "subscribed", "{set:?}");
+    t.ok(&[
+        "node",
+        "subscriptions",
+        "club",
+        "--set",
+        "carol@localhost=none",
+    ]);
+    let subs = t.json(&["node", "subscriptions", "club"]);
+    let states: Vec<(String, String)> = subs
+        .iter()
+        .map(|s| {
+            (
+                s["jid"].as_str().unwrap_or_default().to_owned(),
+                s["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("bob@localhost".to_owned(), "subscribed".to_owned())],
+        "approved, and carol denied"
+    );
+    let _ = olga.commands.try_send(xmpp::Command::Shutdown);
+}

@@ -1652,3 +1652,66 @@ fn odd_forms_stay_usable() {
     assert_eq!(f.changed(), ["odd", "many"]);
     let _ = render(&m, 40, 12);
 }
+
+#[test]
+fn a_subscription_to_approve_is_listed_and_approved() {
+    let mut m = populated();
+    net(
+        &mut m,
+        NetEvent::AuthorizationRequest {
+            node: "demo".into(),
+            jid: "carol@localhost".into(),
+            subid: Some("s9".into()),
+        },
+    );
+    assert!(
+        m.log.back().is_some_and(|e| e
+            .text
+            .starts_with("carol@localhost asks to subscribe to demo")),
+        "{:?}",
+        m.log.back()
+    );
+    let fx = key(&mut m, KeyCode::Char('S'));
+    let Command::Owner {
+        req,
+        op: OwnerOp::Subscriptions,
+        ..
+    } = command(&fx)
+    else {
+        panic!("{fx:?}")
+    };
+    // The service's list leaves pending subscriptions out (ejabberd): the request adds it.
+    answer(
+        &mut m,
+        *req,
+        Ok(owned(OwnerDone::Subscriptions(Vec::new()))),
+    );
+    assert!(render(&m, 80, 24).contains("pending"));
+    let fx = key(&mut m, KeyCode::Char('y'));
+    let Command::Owner {
+        req,
+        op: OwnerOp::SetSubscriptions(set),
+        ..
+    } = command(&fx)
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        (
+            set[0].jid.as_str(),
+            set[0].state.as_str(),
+            set[0].subid.as_deref()
+        ),
+        ("carol@localhost", "subscribed", Some("s9"))
+    );
+    // Approved: no longer pending, and the list is asked for again.
+    let fx = answer(&mut m, *req, Ok(owned(OwnerDone::SubscriptionsSet)));
+    assert!(m.pending.is_empty());
+    assert!(matches!(
+        command(&fx),
+        Command::Owner {
+            op: OwnerOp::Subscriptions,
+            ..
+        }
+    ));
+}

@@ -152,6 +152,9 @@ pub fn event_json(ev: &NetEvent, service: &str) -> Vec<Value> {
             vec![json!({"kind": "publish_failed", "node": node, "id": id,
                          "reason": explain(error, Op::Publish, node, service)})]
         }
+        NetEvent::AuthorizationRequest { node, jid, subid } => {
+            vec![json!({"kind": "authorization_request", "node": node, "jid": jid, "subid": subid})]
+        }
         NetEvent::StaleSubscriptionRemoved { node, jid } => {
             vec![json!({"kind": "stale_subscription_removed", "node": node, "jid": jid})]
         }

@@ -230,6 +230,9 @@ pub struct Model {
     pub panel: Option<super::owner::Panel>,
     /// The item whose XML is shown.
     pub item_view: Option<super::owner::ItemView>,
+    /// Subscriptions the service asked this account (an owner) to approve, by node: the
+    /// subscriptions list of their node shows them as pending until approved or denied.
+    pub pending: Vec<(String, super::owner::PanelRow)>,
     /// Time zone for displayed times.
     pub offset: FixedOffset,
     /// Items each node's feed keeps.
@@ -282,6 +285,7 @@ impl Model {
             form: None,
             panel: None,
             item_view: None,
+            pending: Vec::new(),
             offset,
             now: DateTime::<Utc>::UNIX_EPOCH,
             size: (80, 24),

@@ -395,6 +395,7 @@ fn on_panel_reply(
             return reload_panel(m);
         }
         (OwnerAsk::SetSubscription { jid, from, to }, Ok(_)) => {
+            answered(m, node, &jid);
             m.outcome(
                 Level::Info,
                 format!("{node}: {jid}'s subscription {from} → {to}"),
@@ -471,6 +472,43 @@ fn ask_to_confirm(m: &mut Model, node: &str, then: Then, result: Result<Answer, 
     open(m, Overlay::Confirm);
 }
 
+/// The service asks this account to approve a subscription: said, and kept for the node's
+/// subscriptions list (where y approves and n denies it).
+pub fn authorization_request(m: &mut Model, node: &str, jid: String, subid: Option<String>) {
+    m.info(format!(
+        "{jid} asks to subscribe to {node}: S on {node} lists the request, y approves, n denies"
+    ));
+    if !m.pending.iter().any(|(n, r)| r.jid == jid && *n == node) {
+        let row = PanelRow {
+            jid,
+            state: "pending".into(),
+            subid,
+        };
+        m.pending.push((node.to_owned(), row));
+    }
+    if let Some(p) = m
+        .panel
+        .as_mut()
+        .filter(|p| p.node == node && p.kind == PanelKind::Subscriptions)
+    {
+        merge_pending(p, &m.pending);
+    }
+}
+
+/// Add the node's pending requests that the service's list does not show.
+fn merge_pending(p: &mut Panel, pending: &[(String, PanelRow)]) {
+    for (node, row) in pending {
+        if *node == p.node && !p.rows.iter().any(|r| r.jid == row.jid) {
+            p.rows.push(row.clone());
+        }
+    }
+}
+
+/// A pending request was answered: no longer shown as pending.
+fn answered(m: &mut Model, node: &str, jid: &str) {
+    m.pending.retain(|(n, r)| !(n == node && r.jid == jid));
+}
+
 fn fill_panel(m: &mut Model, node: &str, kind: PanelKind, rows: Vec<PanelRow>) {
     let Some(p) = m
         .panel
@@ -481,6 +519,9 @@ fn fill_panel(m: &mut Model, node: &str, kind: PanelKind, rows: Vec<PanelRow>) {
     };
     let keep = p.selected_jid().map(str::to_owned);
     p.rows = rows;
+    if kind == PanelKind::Subscriptions {
+        merge_pending(p, &m.pending);
+    }
     p.loading = false;
     p.error = None;
     p.selected = keep

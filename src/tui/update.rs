@@ -957,6 +957,9 @@ fn on_subscription(m: &mut Model, node: &str, state: SubState) {
 fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
     let mut fx = Vec::new();
     match ev {
+        NetEvent::AuthorizationRequest { node, jid, subid } => {
+            super::owner::authorization_request(m, &node, jid, subid);
+        }
         NetEvent::Connection(state) => on_connection(m, state),
         NetEvent::Subscription { node, state } => on_subscription(m, &node, state),
         NetEvent::Item(item) => on_item(m, item),

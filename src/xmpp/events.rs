@@ -435,6 +435,13 @@ pub enum NetEvent {
         interval: Duration,
         node: Option<String>,
     },
+    /// The service asks this account, a node's owner, to approve a subscription (an
+    /// `authorize` node). Approve or deny it with the owner's subscriptions request.
+    AuthorizationRequest {
+        node: String,
+        jid: String,
+        subid: Option<String>,
+    },
     /// A subscription of this account that no run uses any more (its resource is gone, or
     /// it is for a node this run does not follow) was removed.
     StaleSubscriptionRemoved {

@@ -1402,6 +1402,16 @@ impl Session {
     }
 
     fn on_message(&mut self, msg: &Message, now: Now, out: &mut Vec<Output>) {
+        if msg.from.as_ref() == Some(&self.cfg.service)
+            && let Some(ask) = owner::AuthorizationRequest::find(&msg.payloads)
+        {
+            out.push(Output::Event(NetEvent::AuthorizationRequest {
+                node: ask.node,
+                jid: ask.jid,
+                subid: ask.subid,
+            }));
+            return;
+        }
         let Some(event) = event::find(&msg.payloads) else {
             return;
         };

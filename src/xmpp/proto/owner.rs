@@ -288,6 +288,40 @@ impl NodeSubs {
     }
 }
 
+/// The `FORM_TYPE` of a subscription authorization request (XEP-0060 §8.6).
+pub const SUBSCRIBE_AUTHORIZATION: &str =
+    "http://jabber.org/protocol/pubsub#subscribe_authorization";
+
+/// A service asks a node's owner to approve a subscription (an `authorize` node): a message
+/// holding a data form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    pub node: String,
+    pub jid: String,
+    pub subid: Option<String>,
+}
+
+impl AuthorizationRequest {
+    /// Read a message's payloads: the request, if one of them is its form.
+    pub fn find(payloads: &[Element]) -> Option<Self> {
+        let form = payloads
+            .iter()
+            .filter(|p| p.is("x", super::NS_DATA))
+            .filter_map(Form::parse)
+            .find(|f| f.form_type() == Some(SUBSCRIBE_AUTHORIZATION))?;
+        let value = |var: &str| {
+            form.field(var)
+                .map(|f| f.value().trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        Some(Self {
+            node: sanitize::display_max(&value("pubsub#node")?, 1024),
+            jid: sanitize::display_max(&value("pubsub#subscriber_jid")?, 3071),
+            subid: value("pubsub#subid").map(|i| sanitize::display_max(&i, 256)),
+        })
+    }
+}
+
 /// A `<pubsub xmlns='…#owner'/>` request, as a service reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -375,6 +409,26 @@ mod tests {
         );
         let empty = parse("<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'/>");
         assert_eq!(Request::parse(&empty), None);
+    }
+
+    #[test]
+    fn an_authorization_request_reads() {
+        // As XEP-0060 §8.6 shows it (ejabberd sends this shape).
+        let form = parse(
+            "<x xmlns='jabber:x:data' type='form'><title>PubSub subscriber request</title><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#subscribe_authorization</value></field><field var='pubsub#subid' type='hidden'><value>123-abc</value></field><field var='pubsub#node' type='text-single'><value>club</value></field><field var='pubsub#subscriber_jid' type='jid-single'><value>bob@localhost</value></field><field var='pubsub#allow' type='boolean'><value>false</value></field></x>",
+        );
+        assert_eq!(
+            AuthorizationRequest::find(&[form]),
+            Some(AuthorizationRequest {
+                node: "club".into(),
+                jid: "bob@localhost".into(),
+                subid: Some("123-abc".into()),
+            })
+        );
+        let other = parse(
+            "<x xmlns='jabber:x:data' type='form'><field var='FORM_TYPE' type='hidden'><value>urn:other</value></field></x>",
+        );
+        assert_eq!(AuthorizationRequest::find(&[other]), None);
     }
 
     #[test]
