@@ -343,20 +343,26 @@ async fn prosody_owner_commands() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ejabberd_owner_commands() {
-    let Some(server) = start_ejabberd(false) else {
-        return;
-    };
-    let owner = ejabberd_account(&server, "olga", "o");
+/// olga owns, bob watches, on ejabberd's pubsub component; olga's connection too.
+fn ejabberd_target(server: &common::ejabberd::Ejabberd) -> (Target, ConnectConfig) {
+    let owner = ejabberd_account(server, "olga", "o");
     let t = Target {
         port: server.port,
         service: "pubsub.localhost".into(),
         owner: "olga".into(),
         password: owner.password.expose().to_owned(),
-        bob: ejabberd_account(&server, "bob", "b"),
+        bob: ejabberd_account(server, "bob", "b"),
         bob_bare: "bob@localhost".into(),
     };
+    (t, owner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejabberd_owner_commands() {
+    let Some(server) = start_ejabberd(false) else {
+        return;
+    };
+    let (t, _) = ejabberd_target(&server);
     scenario(
         &t,
         &Differences {
@@ -406,15 +412,7 @@ async fn ejabberd_pending_subscriptions_are_asked_about_approved_and_denied() {
     let Some(server) = start_ejabberd(false) else {
         return;
     };
-    let owner = ejabberd_account(&server, "olga", "o");
-    let t = Target {
-        port: server.port,
-        service: "pubsub.localhost".into(),
-        owner: "olga".into(),
-        password: owner.password.expose().to_owned(),
-        bob: ejabberd_account(&server, "bob", "b"),
-        bob_bare: "bob@localhost".into(),
-    };
+    let (t, owner) = ejabberd_target(&server);
     t.ok(&["node", "create", "club", "--set", "access_model=authorize"]);
     let quiet = || session_at(&t.service, &[], false, Duration::from_secs(3600));
     let mut olga = xmpp::spawn(owner.clone(), quiet());

@@ -628,11 +628,7 @@ async fn subscriptions(net: &mut NetHandle, service: &Jid, p: &mut Printer) -> a
         bail!("unexpected answer: {answer:?}")
     };
     for s in &list {
-        let subid = s
-            .subid
-            .as_deref()
-            .map(|i| format!("  (subid {i})"))
-            .unwrap_or_default();
+        let subid = subid_note(s.subid.as_deref());
         p.line(
             &format!("{}  {}  {}{subid}", s.node, s.jid, s.state),
             &json!({"kind": "subscription", "node": s.node, "jid": s.jid,
@@ -680,6 +676,11 @@ async fn subscribe(
         &text,
         &json!({"kind": "subscribed", "node": node, "jid": jid, "state": state.name()}),
     )
+}
+
+/// `  (subid X)` after a subscription, when it has an id.
+fn subid_note(subid: Option<&str>) -> String {
+    subid.map(|i| format!("  (subid {i})")).unwrap_or_default()
 }
 
 /// A note for a person on stderr (stdout stays the data).

@@ -431,11 +431,7 @@ async fn subscriptions(
     };
     if set.is_empty() {
         for s in &list {
-            let subid = s
-                .subid
-                .as_deref()
-                .map(|i| format!("  (subid {i})"))
-                .unwrap_or_default();
+            let subid = super::subid_note(s.subid.as_deref());
             p.line(
                 &format!("{}  {}{subid}", s.jid, s.state),
                 &json!({"kind": "subscription", "node": key.node, "jid": s.jid,

@@ -219,13 +219,11 @@ impl FormEditor {
             self.discard_armed = false;
         }
         let last = self.rows.len().saturating_sub(1);
+        if let Some(at) = action.moved(self.selected, page, last) {
+            self.selected = at;
+            return Outcome::Stay;
+        }
         match action {
-            Action::Up => self.selected = self.selected.saturating_sub(1),
-            Action::Down => self.selected = (self.selected + 1).min(last),
-            Action::PageUp => self.selected = self.selected.saturating_sub(page),
-            Action::PageDown => self.selected = (self.selected + page).min(last),
-            Action::Top => self.selected = 0,
-            Action::Bottom => self.selected = last,
             Action::Expand | Action::Toggle => self.open(action == Action::Toggle),
             Action::Submit => {
                 if let Some(why) = self.check_name() {
@@ -363,13 +361,11 @@ impl FormEditor {
         let Some(Edit::Pick(p)) = &mut self.edit else {
             return Outcome::Stay;
         };
+        if let Some(at) = action.moved(p.cursor, page, last) {
+            p.cursor = at;
+            return Outcome::Stay;
+        }
         match action {
-            Action::Up => p.cursor = p.cursor.saturating_sub(1),
-            Action::Down => p.cursor = (p.cursor + 1).min(last),
-            Action::PageUp => p.cursor = p.cursor.saturating_sub(page),
-            Action::PageDown => p.cursor = (p.cursor + page).min(last),
-            Action::Top => p.cursor = 0,
-            Action::Bottom => p.cursor = last,
             Action::Cancel | Action::Close => self.edit = None,
             Action::Toggle if p.multi => {
                 if let (Some(&o), Some(Row::Field(i))) =

@@ -288,6 +288,43 @@ pub fn available(action: Action, m: &Model) -> bool {
     }
 }
 
+impl Action {
+    /// One of the owner's requests on the selected node (C, N, A, S, X, D).
+    pub fn is_owner(self) -> bool {
+        matches!(
+            self,
+            Self::Configure
+                | Self::CreateNode
+                | Self::Purge
+                | Self::DeleteNode
+                | Self::Affiliations
+                | Self::NodeSubscriptions
+        )
+    }
+
+    /// One of the selected item's actions (v, x, E, y).
+    pub fn is_item(self) -> bool {
+        matches!(
+            self,
+            Self::ViewItem | Self::Retract | Self::EditItem | Self::CopyId
+        )
+    }
+
+    /// Where a movement key takes a position in a list of `last + 1` rows (`page` rows a
+    /// page); `None` for other actions.
+    pub fn moved(self, at: usize, page: usize, last: usize) -> Option<usize> {
+        Some(match self {
+            Self::Up => at.saturating_sub(1),
+            Self::Down => (at + 1).min(last),
+            Self::PageUp => at.saturating_sub(page),
+            Self::PageDown => (at + page).min(last),
+            Self::Top => 0,
+            Self::Bottom => last,
+            _ => return None,
+        })
+    }
+}
+
 /// One key: a code plus the modifiers that must be held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {

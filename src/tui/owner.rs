@@ -701,15 +701,12 @@ pub fn panel_key(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<Ef
         return Vec::new();
     }
     let last = p.rows.len().saturating_sub(1);
+    let page = usize::from(m.size.1.saturating_sub(4)).max(1);
+    if let Some(at) = action.and_then(|a| a.moved(p.selected, page, last)) {
+        p.selected = at;
+        return Vec::new();
+    }
     let to = match action {
-        Some(Action::Up) => {
-            p.selected = p.selected.saturating_sub(1);
-            return Vec::new();
-        }
-        Some(Action::Down) => {
-            p.selected = (p.selected + 1).min(last);
-            return Vec::new();
-        }
         Some(Action::Close) => {
             m.panel = None;
             close(m);
@@ -969,13 +966,11 @@ pub fn item_view_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
         return Vec::new();
     };
     let max = v.lines.len().saturating_sub(rows);
+    if let Some(at) = action.and_then(|a| a.moved(v.scroll, page, max)) {
+        v.scroll = at;
+        return Vec::new();
+    }
     match action {
-        Some(Action::Up) => v.scroll = v.scroll.saturating_sub(1),
-        Some(Action::Down) => v.scroll = (v.scroll + 1).min(max),
-        Some(Action::PageUp) => v.scroll = v.scroll.saturating_sub(page),
-        Some(Action::PageDown) => v.scroll = (v.scroll + page).min(max),
-        Some(Action::Top) => v.scroll = 0,
-        Some(Action::Bottom) => v.scroll = max,
         Some(Action::Close) => {
             m.item_view = None;
             m.overlay = Overlay::None;

@@ -210,6 +210,12 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         }
         return Vec::new();
     };
+    if action.is_owner() {
+        return super::owner::start(m, action);
+    }
+    if action.is_item() {
+        return super::owner::item_action(m, action);
+    }
     match action {
         Action::Quit => return on_quit(m),
         Action::Help => m.overlay = Overlay::Help { scroll: 0 },
@@ -218,28 +224,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         Action::FocusPrev => m.focus = m.focus.prev(),
         Action::Compose => m.focus = Focus::Compose,
         Action::LeaveCompose => m.focus = Focus::Feed,
-        Action::ToggleAuto if m.selected_node().is_none() => {
-            m.outcome(
-                Level::Error,
-                "no node to auto-publish to: follow one first (e opens the explorer)",
-            );
-        }
-        Action::ToggleAuto => {
-            m.auto_publish = !m.auto_publish;
-            let node = m.selected_node().map(|n| n.name.clone());
-            let text = match (&node, m.auto_publish) {
-                (Some(n), true) => format!(
-                    "auto-publish on: an item every {} s to {n}",
-                    m.interval.as_secs_f64()
-                ),
-                _ => "auto-publish off".to_owned(),
-            };
-            m.outcome(Level::Info, text);
-            return vec![Effect::Net(Command::SetAutoPublish {
-                enabled: m.auto_publish,
-                node,
-            })];
-        }
+        Action::ToggleAuto => return toggle_auto(m),
         Action::Resync => return resync(m),
         Action::ResendFailed => restore_failed(m),
         Action::Publish => return publish(m),
@@ -248,15 +233,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
             m.feed_offset = 0;
             m.cursor = None;
         }
-        a @ (Action::Configure
-        | Action::CreateNode
-        | Action::Purge
-        | Action::DeleteNode
-        | Action::Affiliations
-        | Action::NodeSubscriptions) => return super::owner::start(m, a),
-        a @ (Action::ViewItem | Action::Retract | Action::EditItem | Action::CopyId) => {
-            return super::owner::item_action(m, a);
-        }
+
         Action::Up
         | Action::Down
         | Action::PageUp
@@ -290,9 +267,45 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         | Action::MakeOutcast
         | Action::Approve
         | Action::Deny
-        | Action::AddEntry => {}
+        | Action::AddEntry
+        // Handled above (on the selected node, on the selected item).
+        | Action::Configure
+        | Action::CreateNode
+        | Action::Purge
+        | Action::DeleteNode
+        | Action::Affiliations
+        | Action::NodeSubscriptions
+        | Action::ViewItem
+        | Action::Retract
+        | Action::EditItem
+        | Action::CopyId => {}
     }
     Vec::new()
+}
+
+/// `a`: auto-publish on or off (to the selected node).
+fn toggle_auto(m: &mut Model) -> Vec<Effect> {
+    if m.selected_node().is_none() {
+        m.outcome(
+            Level::Error,
+            "no node to auto-publish to: follow one first (e opens the explorer)",
+        );
+        return Vec::new();
+    }
+    m.auto_publish = !m.auto_publish;
+    let node = m.selected_node().map(|n| n.name.clone());
+    let text = match (&node, m.auto_publish) {
+        (Some(n), true) => format!(
+            "auto-publish on: an item every {} s to {n}",
+            m.interval.as_secs_f64()
+        ),
+        _ => "auto-publish off".to_owned(),
+    };
+    m.outcome(Level::Info, text);
+    vec![Effect::Net(Command::SetAutoPublish {
+        enabled: m.auto_publish,
+        node,
+    })]
 }
 
 /// Follow a node from now on: it shows in the subscriptions pane at once (subscribing), the
@@ -458,13 +471,11 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
     let rows = m.explorer.visible().len();
     let page = super::view::explorer::list_rows(m.size).max(1);
     let x = &mut m.explorer;
+    if let Some(at) = action.moved(x.selected, page, rows.saturating_sub(1)) {
+        x.selected = at;
+        return Vec::new();
+    }
     match action {
-        Action::Up => x.selected = x.selected.saturating_sub(1),
-        Action::Down => x.selected = (x.selected + 1).min(rows.saturating_sub(1)),
-        Action::PageUp => x.selected = x.selected.saturating_sub(page),
-        Action::PageDown => x.selected = (x.selected + page).min(rows.saturating_sub(1)),
-        Action::Top => x.selected = 0,
-        Action::Bottom => x.selected = rows.saturating_sub(1),
         // A filter goes first, then the explorer.
         Action::Close if !x.filter.value().is_empty() => {
             let keep = x.selected_entry().map(|e| e.node.clone());
@@ -517,12 +528,7 @@ fn explorer_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
                 return unfollow(m, &node);
             }
         }
-        a @ (Action::Configure
-        | Action::CreateNode
-        | Action::Purge
-        | Action::DeleteNode
-        | Action::Affiliations
-        | Action::NodeSubscriptions) => return super::owner::start(m, a),
+        a if a.is_owner() => return super::owner::start(m, a),
         _ => {}
     }
     Vec::new()
