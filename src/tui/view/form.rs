@@ -85,13 +85,7 @@ pub fn draw(frame: &mut Frame, full: Rect, m: &Model) {
     };
     let area = super::explorer::area(full);
     frame.render_widget(Clear, area);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme::border(true))
-        .title(Span::styled(
-            fit(&title(e, m), usize::from(area.width.saturating_sub(2))),
-            theme::title(true),
-        ));
+    let block = super::overlay_block(&title(e, m), area);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     // A small terminal keeps most rows for the fields.

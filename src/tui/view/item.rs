@@ -3,12 +3,10 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::text::Line;
+use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::super::model::Model;
-use super::super::theme;
-use super::fit;
 
 pub fn draw(frame: &mut Frame, full: Rect, m: &Model) {
     let Some(v) = &m.item_view else {
@@ -22,13 +20,7 @@ pub fn draw(frame: &mut Frame, full: Rect, m: &Model) {
         v.node,
         v.lines.len()
     );
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme::border(true))
-        .title(Span::styled(
-            fit(&title, usize::from(area.width.saturating_sub(2))),
-            theme::title(true),
-        ));
+    let block = super::overlay_block(&title, area);
     let height = usize::from(area.height.saturating_sub(2));
     let lines: Vec<Line> = v
         .lines

@@ -17,9 +17,11 @@ mod subscriptions;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::widgets::{Block, Borders};
 use unicode_width::UnicodeWidthChar;
 
 use super::model::{Model, Overlay};
+use super::theme;
 
 /// Below this width (or [`COMPACT_HEIGHT`]) the layout is compact: the subscriptions become
 /// one line above the feed, and the compose box loses its side borders.
@@ -106,6 +108,17 @@ pub fn draw(frame: &mut Frame, model: &Model) {
         Overlay::Panel => panel::draw(frame, frame.area(), model),
         Overlay::Item => item::draw(frame, frame.area(), model),
     }
+}
+
+/// The focused frame of an overlay, with its title cut to fit `area`.
+pub fn overlay_block(title: &str, area: Rect) -> Block<'static> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme::border(true))
+        .title(ratatui::text::Span::styled(
+            fit(title, usize::from(area.width.saturating_sub(2))),
+            theme::title(true),
+        ))
 }
 
 /// A character as a one-line cell shows it: a line break as `⏎`, a tab as a space.

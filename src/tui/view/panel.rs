@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use ratatui::Frame;
 use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::super::model::Model;
 use super::super::owner::PanelKind;
@@ -27,13 +27,7 @@ pub fn draw(frame: &mut Frame, full: Rect, m: &Model) {
     if p.loading {
         title.push_str("· asking… ");
     }
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme::border(true))
-        .title(Span::styled(
-            fit(&title, usize::from(area.width.saturating_sub(2))),
-            theme::title(true),
-        ));
+    let block = super::overlay_block(&title, area);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let width = usize::from(inner.width);
