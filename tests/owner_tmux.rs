@@ -33,9 +33,9 @@ async fn config_value(net: &mut xmpp::NetHandle, node: &str, var: &str) -> Strin
     }
 }
 
-/// The form; `max_items` out of Prosody's bounds: refused, shown beside the form; then fixed.
+/// The form; `max_items` out of the bounds Prosody's form gives (XEP-0122): refused as the
+/// edit ends, shown under the form with the edit still open; then fixed and submitted.
 async fn configure_with_a_refusal(tmux: &Tmux, admin: &mut xmpp::NetHandle) {
-    // The form; max_items out of Prosody's bounds: refused, shown beside the form.
     tmux.keys(&["C"]);
     tmux.wait_for("the form", 10, |s| {
         s.contains("Configure tidings at pubsub.localhost") && s.contains("Max # of items")
@@ -46,15 +46,18 @@ async fn configure_with_a_refusal(tmux: &Tmux, admin: &mut xmpp::NetHandle) {
     });
     tmux.keys(&["Enter", "BSpace", "BSpace"]);
     tmux.text("100000");
-    tmux.keys(&["Enter", "C-s"]);
-    let s = tmux.wait_for("the refusal", 10, |s| s.contains("out of bounds"));
-    assert!(s.contains("*Max # of items"), "the edit stays: {s}");
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the refusal", 10, |s| {
+        s.contains("\"100000\" is not a whole number from 1 to 10000, or max")
+    });
+    assert!(s.contains("100000"), "the edit stays: {s}");
+    tmux.keys(&["C-s"]);
     assert_eq!(
         config_value(admin, "tidings", "pubsub#max_items").await,
-        "20"
+        "20",
+        "nothing sent while the edit is open"
     );
     // Fixed and sent: accepted, and so at the service.
-    tmux.keys(&["Enter"]);
     for _ in 0..6 {
         tmux.keys(&["BSpace"]);
     }

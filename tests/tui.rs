@@ -1286,13 +1286,22 @@ fn configure_through_the_form_a_refusal_keeps_the_edits() {
     insta::assert_snapshot!("form_40x12", render(&m, 40, 12));
     let _ = update(&mut m, Msg::Resize(80, 24));
 
-    // max_items: too many; the service refuses; the form stays with the edit and the reason.
+    // max_items past the range the form gives (XEP-0122): refused as the edit ends, which
+    // stays open.
     to_field(&mut m, "pubsub#max_items");
     key(&mut m, KeyCode::Enter);
     key(&mut m, KeyCode::Backspace);
     key(&mut m, KeyCode::Backspace);
     typed(&mut m, "100000");
     key(&mut m, KeyCode::Enter);
+    assert!(
+        render(&m, 80, 24).contains("\"100000\" is not a whole number from 1 to 10000, or max")
+    );
+    assert!(m.form.as_ref().is_some_and(|f| f.edit.is_some()));
+    key(&mut m, KeyCode::Backspace);
+    key(&mut m, KeyCode::Backspace);
+    key(&mut m, KeyCode::Enter);
+    // Within it, but the service refuses: the form stays with the edit and the reason.
     to_field(&mut m, "pubsub#notify_retract");
     key(&mut m, KeyCode::Char(' '));
     let fx = ctrl(&mut m, 's');
@@ -1307,7 +1316,7 @@ fn configure_through_the_form_a_refusal_keeps_the_edits() {
     assert_eq!(
         sent.field("pubsub#max_items")
             .map(pubsub_tui::xmpp::proto::form::Field::value),
-        Some("100000")
+        Some("1000")
     );
     assert!(ctrl(&mut m, 's').is_empty(), "sent once");
     answer(

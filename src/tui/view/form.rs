@@ -191,6 +191,9 @@ fn draw_details(frame: &mut Frame, area: Rect, e: &FormEditor) {
             if !f.options.is_empty() {
                 let _ = write!(about, " · {} options", f.options.len());
             }
+            if let Some(v) = &f.validate {
+                let _ = write!(about, " · {}", v.describe());
+            }
             if matches!(f.kind, FieldKind::JidMulti) {
                 about.push_str(" · JIDs, separated by commas");
             }

@@ -121,6 +121,102 @@ impl FieldKind {
     }
 }
 
+/// The XEP-0122 namespace of a field's `<validate/>`.
+pub const NS_VALIDATE: &str = "http://jabber.org/protocol/xdata-validate";
+
+/// What a field's `<validate/>` (XEP-0122) says about its values, where it is about numbers:
+/// whole numbers within a range (`max` allowed for `pubsub:integer-or-max`, as Prosody's
+/// `max_items` says). Other datatypes are not checked here (the service checks them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Validate {
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    /// The literal `max` is a value too.
+    pub or_max: bool,
+}
+
+impl Validate {
+    fn read(f: &Element) -> Option<Self> {
+        let v = f.get_child("validate", NS_VALIDATE)?;
+        let datatype = v.attr("datatype").unwrap_or("xs:string");
+        let or_max = datatype == "pubsub:integer-or-max";
+        let integer = or_max
+            || matches!(
+                datatype,
+                "xs:integer"
+                    | "xs:int"
+                    | "xs:long"
+                    | "xs:short"
+                    | "xs:byte"
+                    | "xs:nonNegativeInteger"
+                    | "xs:positiveInteger"
+            );
+        if !integer {
+            return None;
+        }
+        let range = v.get_child("range", NS_VALIDATE);
+        let bound = |name: &str| {
+            range
+                .and_then(|r| r.attr(name))
+                .and_then(|b| b.trim().parse().ok())
+        };
+        let min = bound("min").or(match datatype {
+            "xs:nonNegativeInteger" => Some(0),
+            "xs:positiveInteger" => Some(1),
+            _ => None,
+        });
+        Some(Self {
+            min,
+            max: bound("max"),
+            or_max,
+        })
+    }
+
+    fn build(&self) -> Element {
+        let datatype = if self.or_max {
+            "pubsub:integer-or-max"
+        } else {
+            "xs:integer"
+        };
+        let mut v = el("validate", NS_VALIDATE, &[("datatype", datatype)]);
+        if self.min.is_some() || self.max.is_some() {
+            let mut range = el("range", NS_VALIDATE, &[]);
+            if let Some(a) = self.min {
+                set_attr(&mut range, "min", a.to_string());
+            }
+            if let Some(b) = self.max {
+                set_attr(&mut range, "max", b.to_string());
+            }
+            v.append_child(range);
+        }
+        v
+    }
+
+    /// Words for the allowed values (`1 to 10000, or max`).
+    pub fn describe(&self) -> String {
+        let range = match (self.min, self.max) {
+            (Some(a), Some(b)) => format!("a whole number from {a} to {b}"),
+            (Some(a), None) => format!("a whole number from {a}"),
+            (None, Some(b)) => format!("a whole number up to {b}"),
+            (None, None) => "a whole number".to_owned(),
+        };
+        if self.or_max {
+            format!("{range}, or max")
+        } else {
+            range
+        }
+    }
+
+    fn check(&self, v: &str) -> bool {
+        let v = v.trim();
+        if self.or_max && v == "max" {
+            return true;
+        }
+        v.parse::<i64>()
+            .is_ok_and(|n| self.min.is_none_or(|a| n >= a) && self.max.is_none_or(|b| n <= b))
+    }
+}
+
 /// One `<option/>` of a list field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
@@ -139,6 +235,8 @@ pub struct Field {
     pub required: bool,
     pub values: Vec<String>,
     pub options: Vec<Choice>,
+    /// What XEP-0122 says about the values (numbers and their range), when it does.
+    pub validate: Option<Validate>,
 }
 
 impl Field {
@@ -152,6 +250,7 @@ impl Field {
             required: false,
             values: values.iter().map(|v| (*v).to_owned()).collect(),
             options: Vec::new(),
+            validate: None,
         }
     }
 
@@ -246,7 +345,14 @@ impl Field {
                 Ok(values)
             }
             FieldKind::TextSingle | FieldKind::TextPrivate | FieldKind::Unknown(_) => {
-                Ok(values.into_iter().map(|v| v.replace('\n', " ")).collect())
+                let values: Vec<String> =
+                    values.into_iter().map(|v| v.replace('\n', " ")).collect();
+                if let Some(rule) = &self.validate
+                    && let Some(bad) = values.iter().find(|v| !rule.check(v))
+                {
+                    return Err(format!("{name}: {bad:?} is not {}", rule.describe()));
+                }
+                Ok(values)
             }
             FieldKind::TextMulti | FieldKind::Fixed | FieldKind::Hidden => Ok(values),
         }
@@ -302,6 +408,7 @@ impl Field {
             required: f.get_child("required", NS_DATA).is_some(),
             values,
             options,
+            validate: Validate::read(f),
         }
     }
 
@@ -322,6 +429,9 @@ impl Field {
             }
             if self.required {
                 f.append_child(el("required", NS_DATA, &[]));
+            }
+            if let Some(v) = &self.validate {
+                f.append_child(v.build());
             }
         }
         for v in &self.values {
@@ -727,6 +837,32 @@ mod tests {
             .check(vec!["nope".into()])
             .expect_err("not an option");
         assert!(e.ends_with("… 9980 more"), "{e}");
+    }
+
+    #[test]
+    fn numbers_are_checked_as_xep_0122_says() {
+        // Prosody 0.12's max_items.
+        let mut f = Form::parse(&parse(
+            "<x xmlns='jabber:x:data' type='form'><field var='pubsub#max_items' type='text-single'><validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='pubsub:integer-or-max'><range max='10000' min='1'/></validate><value>20</value></field><field var='n' type='text-single'><validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='xs:string'/></field></x>",
+        ))
+        .expect("form");
+        let set = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        for ok in ["1", "10000", "max", " 5 "] {
+            assert!(f.apply(&set("max_items", ok)).is_ok(), "{ok}");
+        }
+        for bad in ["0", "10001", "ten", "-1", ""] {
+            let e = f.apply(&set("max_items", bad)).expect_err(bad);
+            assert!(
+                e.ends_with("is not a whole number from 1 to 10000, or max"),
+                "{e}"
+            );
+        }
+        // A string datatype is not checked here.
+        assert!(f.apply(&set("n", "anything")).is_ok());
+        assert!(f.field("n").is_some_and(|x| x.validate.is_none()));
+        // A form without it: no check.
+        let mut plain = prosody();
+        assert!(plain.apply(&set("max_items", "lots")).is_ok());
     }
 
     #[test]
