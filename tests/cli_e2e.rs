@@ -514,3 +514,129 @@ fn the_tui_without_a_terminal_says_what_to_use_instead() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `pubsub-tui SUB… ACCOUNT REST…` against an unreachable server, expected to fail.
+fn owner_cli(sub: &[&str], rest: &[&str]) -> (String, Option<i32>) {
+    let acct = [
+        "--jid",
+        "a@localhost",
+        "--server",
+        "127.0.0.1:9",
+        "--insecure-plain-tcp",
+    ];
+    let args: Vec<&str> = sub
+        .iter()
+        .chain(acct.iter())
+        .chain(rest.iter())
+        .copied()
+        .collect();
+    run_err(&args, &[("PUBSUB_TUI_PASSWORD", "x")])
+}
+
+#[test]
+fn publishing_a_given_payload_refuses_bad_files_before_connecting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p.display().to_string()
+    };
+    let big = format!("<r xmlns='urn:x'>{}</r>", "a".repeat(300_000));
+    for (rest, why) in [
+        (
+            vec!["--node", "n", "--xml", "/nonexistent/x.xml"],
+            "reading /nonexistent/x.xml".to_owned(),
+        ),
+        (
+            vec!["--node", "n", "--xml", &file("empty.xml", b"")],
+            "not an XML element".to_owned(),
+        ),
+        (
+            vec![
+                "--node",
+                "n",
+                "--xml",
+                &file("nons.xml", b"<reading><t>1</t></reading>"),
+            ],
+            "the payload needs its namespace".to_owned(),
+        ),
+        (
+            vec![
+                "--node",
+                "n",
+                "--xml",
+                &file("bin.xml", &[0, 159, 146, 150, 0xff]),
+            ],
+            "reading".to_owned(),
+        ),
+        (
+            vec![
+                "--node",
+                "n",
+                "--xml",
+                &file("empty-item.xml", b"<item xmlns='urn:x' id='a'/>"),
+            ],
+            "holds no payload element".to_owned(),
+        ),
+        (
+            vec!["--node", "n", "--xml", &file("big.xml", big.as_bytes())],
+            "an item is at most".to_owned(),
+        ),
+        (
+            vec!["--node", "n", "--id", "", "text"],
+            "--id: the item id is empty".to_owned(),
+        ),
+    ] {
+        let (err, _) = owner_cli(&["publish"], &rest);
+        assert!(err.contains(&why), "{rest:?}: {err}");
+    }
+}
+
+#[test]
+fn owner_commands_refuse_bad_input_before_connecting() {
+    for (sub, rest, why) in [
+        (
+            vec!["node", "config"],
+            vec!["n", "--set", "title"],
+            "is not KEY=VALUE",
+        ),
+        (
+            vec!["node", "affiliations"],
+            vec!["n", "--set", "bob@x=king"],
+            "\"king\" is not an affiliation; use one of: owner, publisher",
+        ),
+        (
+            vec!["node", "affiliations"],
+            vec!["n", "--set", "@bad=member"],
+            "is not a valid JID",
+        ),
+        (
+            vec!["node", "subscriptions"],
+            vec!["n", "--set", "bob@x=maybe"],
+            "is not a subscription state",
+        ),
+        (
+            vec!["node", "purge"],
+            vec![""],
+            "a node name cannot be empty",
+        ),
+        (
+            vec!["node", "delete"],
+            vec!["n", "--redirect", ""],
+            "--redirect: give a URI",
+        ),
+        (
+            vec!["retract"],
+            vec!["--node", "n", ""],
+            "the item id is empty",
+        ),
+    ] {
+        let (err, status) = owner_cli(&sub, &rest);
+        assert!(err.contains(why), "{sub:?} {rest:?}: {err}");
+        assert_eq!(status, Some(2), "{sub:?} {rest:?}: {err}");
+    }
+    // Positive control: good input gets as far as the (unreachable) server.
+    let (err, status) = owner_cli(&["node", "affiliations"], &["n", "--set", "bob@x=member"]);
+    assert!(err.contains("connection failed"), "{err}");
+    assert_eq!(status, Some(1));
+}

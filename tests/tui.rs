@@ -1724,3 +1724,51 @@ fn a_subscription_to_approve_is_listed_and_approved() {
         }
     ));
 }
+
+#[test]
+fn the_forms_of_every_server_are_edited_and_sent() {
+    for server in ["prosody", "ejabberd", "serve"] {
+        let path = format!(
+            "{}/tests/fixtures/captured/{server}_config.xml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let xml = std::fs::read_to_string(&path).expect("fixture");
+        let form = Configure::parse_result(Some(&xml.trim().parse().expect("xml"))).expect("form");
+        let mut m = populated();
+        let fx = key(&mut m, KeyCode::Char('C'));
+        let Command::Owner { req, .. } = command(&fx) else {
+            panic!()
+        };
+        answer(&mut m, *req, Ok(owned(OwnerDone::Config(form))));
+        // Every row can be walked; a yes/no toggled; the title edited; sent.
+        for _ in 0..40 {
+            key(&mut m, KeyCode::Down);
+        }
+        to_field(&mut m, "pubsub#notify_retract");
+        key(&mut m, KeyCode::Char(' '));
+        to_field(&mut m, "pubsub#title");
+        key(&mut m, KeyCode::Enter);
+        typed(&mut m, " (edited)");
+        key(&mut m, KeyCode::Enter);
+        let _ = render(&m, 40, 12);
+        let fx = ctrl(&mut m, 's');
+        let Command::Owner {
+            op: OwnerOp::SetConfig(sent),
+            ..
+        } = command(&fx)
+        else {
+            panic!("{server}: {fx:?}")
+        };
+        let sub = sent.submission();
+        assert!(
+            sub.field("pubsub#title")
+                .is_some_and(|f| f.value().ends_with(" (edited)")),
+            "{server}"
+        );
+        assert_eq!(
+            sub.form_type(),
+            Some("http://jabber.org/protocol/pubsub#node_config"),
+            "{server}: the hidden FORM_TYPE is sent back"
+        );
+    }
+}
