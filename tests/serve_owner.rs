@@ -552,7 +552,20 @@ fn affiliations_and_owner_subscriptions() {
     );
     assert_eq!(state(&mut s, "n"), before);
     // An outcast loses every subscription of its bare JID, and cannot come back.
-    set_affiliation(&mut s, OWNER, "n", "bad@localhost", "outcast").expect_ok();
+    let made = set_affiliation(&mut s, OWNER, "n", "bad@localhost", "outcast").expect_ok();
+    // Each of its subscriptions is told it ended.
+    let mut told: Vec<String> = made
+        .messages
+        .iter()
+        .filter(|m| {
+            m.get_child("event", EV)
+                .and_then(|e| e.get_child("subscription", EV))
+                .is_some_and(|x| x.attr("subscription") == Some("none"))
+        })
+        .filter_map(|m| m.attr("to").map(str::to_owned))
+        .collect();
+    told.sort();
+    assert_eq!(told, ["bad@localhost/1", "bad@localhost/2"]);
     let subs: Vec<String> = s.subscriptions().into_iter().map(|x| x.1).collect();
     assert_eq!(subs, ["good@localhost/1"]);
     assert_eq!(
@@ -577,6 +590,21 @@ fn affiliations_and_owner_subscriptions() {
     owner_req(&mut s, OWNER, "set", &set("new@localhost/1", "subscribed")).expect_ok();
     let subs: Vec<String> = s.subscriptions().into_iter().map(|x| x.1).collect();
     assert_eq!(subs, ["new@localhost/1"]);
+    // Made a whitelist: those it does not admit lose their subscriptions, and are told;
+    // members keep theirs.
+    subscribe(&mut s, "mem@localhost/1", "n").expect_ok();
+    set_affiliation(&mut s, OWNER, "n", "mem@localhost", "member").expect_ok();
+    let w = ask(
+        &mut s,
+        OWNER,
+        "set",
+        &config_submit("n", &[("pubsub#access_model", "whitelist")]),
+    )
+    .expect_ok();
+    let told: Vec<&str> = w.messages.iter().filter_map(|m| m.attr("to")).collect();
+    assert_eq!(told, ["new@localhost/1"]);
+    let subs: Vec<String> = s.subscriptions().into_iter().map(|x| x.1).collect();
+    assert_eq!(subs, ["mem@localhost/1"]);
     let before = state(&mut s, "n");
     let pending = owner_req(&mut s, OWNER, "set", &set("x@localhost", "pending"));
     assert_eq!(pending.condition().as_deref(), Some("not-acceptable"));

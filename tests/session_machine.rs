@@ -1810,3 +1810,52 @@ fn listing_info_items_and_subscriptions_come_back_as_typed_answers() {
         Some(pubsub_tui::xmpp::error::Condition::ItemNotFound)
     );
 }
+
+#[test]
+fn subscription_events_change_the_state_of_our_own_subscription_only() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    // Subscribed (the service's answer to the subscribe).
+    let sub_id = iq_ids(&out).into_iter().next().expect("the subscribe");
+    s.handle(
+        result(
+            "pubsub.localhost",
+            &sub_id,
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription node='n' jid='bob@localhost/tui' subscription='pending'/></pubsub>",
+        ),
+        clock.now(),
+    );
+    let wrap = |inner: &str| {
+        stanza(&format!(
+            "<message xmlns='jabber:client' from='pubsub.localhost' to='bob@localhost/tui'><event xmlns='http://jabber.org/protocol/pubsub#event'>{inner}</event></message>"
+        ))
+    };
+    let state = |ev: Vec<NetEvent>| {
+        ev.into_iter().find_map(|e| match e {
+            NetEvent::Subscription { state, .. } => Some(state),
+            _ => None,
+        })
+    };
+    // Someone else's change: nothing (positive control below).
+    let ev = events(s.handle(
+        wrap("<subscription node='n' jid='carol@localhost' subscription='none'/>"),
+        clock.now(),
+    ));
+    assert_eq!(state(ev), None);
+    // Approved: live.
+    let ev = events(s.handle(
+        wrap("<subscription node='n' jid='bob@localhost/tui' subscription='subscribed'/>"),
+        clock.now(),
+    ));
+    assert_eq!(state(ev), Some(SubState::Subscribed));
+    // Removed by the owner: down, said why.
+    let ev = events(s.handle(
+        wrap("<subscription node='n' jid='bob@localhost/tui' subscription='none'/>"),
+        clock.now(),
+    ));
+    match state(ev) {
+        Some(SubState::Failed(e)) => assert!(e.to_string().contains("ended this subscription")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1545,7 +1545,7 @@ impl Service {
                 let result = owner::Configure::set(&node, self.config_form(&row));
                 Ok(Some(result.build()))
             }
-            (owner::Request::Configure(c), true) => self.configure(from, c),
+            (owner::Request::Configure(c), true) => self.configure(from, c, out),
             (owner::Request::Affiliations(a), false) => {
                 let node = node_of(a.node.as_deref())?;
                 self.owned(&node, from, "see its affiliations")?;
@@ -1608,7 +1608,12 @@ impl Service {
     }
 
     /// A submitted configuration form (or its cancel), checked whole before it is stored.
-    fn configure(&mut self, from: &str, c: owner::Configure) -> Handled {
+    fn configure(
+        &mut self,
+        from: &str,
+        c: owner::Configure,
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Handled {
         let node = node_of(c.node.as_deref())?;
         let row = self.owned(&node, from, "configure it")?;
         let Some(f) = c.form else {
@@ -1641,7 +1646,55 @@ impl Service {
         self.store
             .configure(&node, title.as_deref(), &config, keep)
             .map_err(|e| storage_error(&e))?;
+        // A node made a whitelist keeps only the subscribers it admits.
+        self.drop_unreadable(&node, out)?;
         Ok(None)
+    }
+
+    /// Remove the subscriptions of those who may no longer read the node (outcasts; on a
+    /// whitelist node, whoever is not a member, publisher or owner), and tell each.
+    fn drop_unreadable(
+        &mut self,
+        node: &str,
+        out: &mut Vec<Output<ServeEvent>>,
+    ) -> Result<(), Refusal> {
+        let row = self.existing(node)?;
+        let subscribers: Vec<String> = self
+            .subs
+            .get(node)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        for jid in subscribers {
+            if self
+                .affiliation(node, &jid)?
+                .may_read(row.config.access_model)
+                .is_ok()
+            {
+                continue;
+            }
+            self.store
+                .unsubscribe(node, &jid)
+                .map_err(|e| storage_error(&e))?;
+            if let Some(m) = self.subs.get_mut(node) {
+                m.remove(&jid);
+            }
+            self.tell(&jid, &event::subscription(node, &jid, "none"), out);
+            out.push(Output::Event(ServeEvent::Unsubscribed {
+                node: node.to_owned(),
+                jid,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Send one JID an event of its own (its subscription changed).
+    fn tell(&mut self, jid: &str, event: &Element, out: &mut Vec<Output<ServeEvent>>) {
+        let Ok(to) = Jid::new(jid) else { return };
+        let mut m = Message::new(Some(to));
+        m.type_ = MessageType::Headline;
+        m.id = Some(MessageId(format!("n{}", self.next_counter())));
+        m.payloads.push(event.clone());
+        out.push(Output::Send(Box::new(Stanza::Message(m))));
     }
 
     /// Change affiliations, all or none: each JID valid, each affiliation known, and the node
@@ -1691,26 +1744,9 @@ impl Service {
         self.store
             .set_affiliations(node, &changes)
             .map_err(|e| storage_error(&e))?;
-        // An outcast's subscriptions went with the change: forget them here too.
-        for (jid, a) in &changes {
-            if a != "outcast" {
-                continue;
-            }
-            let gone: Vec<String> = self
-                .subs
-                .get(node)
-                .map(|m| m.keys().filter(|j| bare(j) == *jid).cloned().collect())
-                .unwrap_or_default();
-            for j in gone {
-                if let Some(m) = self.subs.get_mut(node) {
-                    m.remove(&j);
-                }
-                out.push(Output::Event(ServeEvent::Unsubscribed {
-                    node: node.to_owned(),
-                    jid: j,
-                }));
-            }
-        }
+        // Outcasts, and on a whitelist node those no longer admitted, lose their
+        // subscriptions, and are told.
+        self.drop_unreadable(node, out)?;
         Ok(None)
     }
 
@@ -1758,11 +1794,15 @@ impl Service {
             changes.push((jid.to_string(), s.state == "subscribed"));
         }
         for (jid, add) in changes {
-            if add {
+            let state = if add {
                 self.add_subscription(node, &jid, out)?;
+                "subscribed"
+            } else if self.remove_subscription(node, &jid, out)? {
+                "none"
             } else {
-                self.remove_subscription(node, &jid, out)?;
-            }
+                continue;
+            };
+            self.tell(&jid, &event::subscription(node, &jid, state), out);
         }
         Ok(None)
     }

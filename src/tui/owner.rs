@@ -880,7 +880,7 @@ fn edit(m: &mut Model, item: &FeedItem) -> Vec<Effect> {
     vec![Effect::Edit {
         node: item.node.clone(),
         id,
-        xml: crate::xmpp::proto::pretty(&payload).join("\n") + "\n",
+        xml: crate::xmpp::proto::editable(&payload),
     }]
 }
 

@@ -1388,7 +1388,9 @@ impl Session {
     /// relay that came back with our subscription, for one).
     fn node_is_live(&mut self, node: &str, now: Now, out: &mut Vec<Output>) {
         let Some(n) = self.node_mut(node) else { return };
-        if !n.is_down() {
+        // Down, or waiting for the owner's approval (which items arriving, or the service's
+        // word, show has come).
+        if !n.is_down() && !matches!(n.state, SubState::Pending | SubState::Unconfigured) {
             return;
         }
         n.subscribed = true;
@@ -1398,6 +1400,41 @@ impl Session {
         self.set_state(node, SubState::Subscribed, out);
         if retrieve && self.is_online() {
             self.start_retrieve(node.to_owned(), SnapshotReason::Initial, now, out);
+        }
+    }
+
+    /// The service says a subscription changed. This run's own (its full JID, or the bare
+    /// JID it is followed with): approved, it is live (and its items are fetched if they were
+    /// not); removed (the owner removed it, or made this account an outcast), it is down
+    /// until `r` subscribes again.
+    fn subscription_changed(
+        &mut self,
+        node: &str,
+        jid: &str,
+        state: &str,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let ours = self.bound.as_ref().is_some_and(|b| b.as_str() == jid)
+            || (self.bare_string() == jid && self.node(node).is_some_and(|n| !n.subscribed));
+        if !ours || self.node(node).is_none() {
+            return;
+        }
+        match state {
+            "subscribed" => self.node_is_live(node, now, out),
+            "pending" => self.set_state(node, SubState::Pending, out),
+            "unconfigured" => self.set_state(node, SubState::Unconfigured, out),
+            _ => {
+                if let Some(n) = self.node_mut(node) {
+                    n.subscribed = false;
+                }
+                let error = RequestError::Invalid(
+                    "the service ended this subscription (the node's owner removed it); r \
+                     subscribes again"
+                        .into(),
+                );
+                self.set_state(node, SubState::Failed(error), out);
+            }
         }
     }
 
@@ -1447,7 +1484,9 @@ impl Session {
                 tracing::trace!(%node, "event to the account, a copy of ours");
                 continue;
             }
-            self.node_is_live(&node, now, out);
+            if !matches!(part, EventPart::Subscription { .. }) {
+                self.node_is_live(&node, now, out);
+            }
             match part {
                 EventPart::Items { items, .. } => {
                     for item in items {
@@ -1475,6 +1514,9 @@ impl Session {
                 EventPart::Delete { node, redirect } => {
                     self.trackers.remove(&node);
                     out.push(Output::Event(NetEvent::Deleted { node, redirect }));
+                }
+                EventPart::Subscription { node, jid, state } => {
+                    self.subscription_changed(&node, &jid, &state, now, out);
                 }
             }
         }

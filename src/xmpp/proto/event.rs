@@ -30,6 +30,13 @@ pub enum EventPart {
         node: String,
         redirect: Option<String>,
     },
+    /// A subscription changed (XEP-0060 §8.8.4, §8.6): the owner approved, denied or
+    /// removed it.
+    Subscription {
+        node: String,
+        jid: String,
+        state: String,
+    },
 }
 
 impl EventPart {
@@ -38,7 +45,8 @@ impl EventPart {
             Self::Items { node, .. }
             | Self::Retract { node, .. }
             | Self::Purge { node }
-            | Self::Delete { node, .. } => node,
+            | Self::Delete { node, .. }
+            | Self::Subscription { node, .. } => node,
         }
     }
 }
@@ -75,6 +83,18 @@ pub fn parse(event: &Element) -> Vec<EventPart> {
                 }
             }
             "purge" => parts.push(EventPart::Purge { node }),
+            "subscription" => {
+                if let Some(jid) = child.attr("jid") {
+                    parts.push(EventPart::Subscription {
+                        node,
+                        jid: sanitize::display_max(jid, 3071),
+                        state: sanitize::display_max(
+                            child.attr("subscription").unwrap_or("none"),
+                            32,
+                        ),
+                    });
+                }
+            }
             "delete" => parts.push(EventPart::Delete {
                 node,
                 redirect: child
@@ -121,6 +141,19 @@ pub fn purge(node: &str) -> Element {
         "event",
         NS_PUBSUB_EVENT,
         el("purge", NS_PUBSUB_EVENT, &[("node", node)]),
+    )
+}
+
+/// `<event><subscription node='N' jid='J' subscription='S'/></event>`
+pub fn subscription(node: &str, jid: &str, state: &str) -> Element {
+    wrap(
+        "event",
+        NS_PUBSUB_EVENT,
+        el(
+            "subscription",
+            NS_PUBSUB_EVENT,
+            &[("node", node), ("jid", jid), ("subscription", state)],
+        ),
     )
 }
 

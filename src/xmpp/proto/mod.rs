@@ -144,14 +144,19 @@ pub fn pretty(root: &Element) -> Vec<String> {
                     let _ = write!(tag, " xmlns='{}'", sanitize::display_max(&ns, 300));
                 }
                 for ((_, name), v) in e.attrs() {
-                    let _ = write!(tag, " {}='{}'", name.as_str(), sanitize::display(v));
+                    let _ = write!(
+                        tag,
+                        " {}='{}'",
+                        name.as_str(),
+                        sanitize::display_max(v, 100_000)
+                    );
                 }
                 let children: Vec<&Element> = e.children().collect();
                 let text = e.text();
                 let text = text.trim();
                 if children.is_empty() && text.is_empty() {
                     out.push(format!("{pad}{tag}/>"));
-                } else if children.is_empty() {
+                } else if children.is_empty() && !text.contains('\n') {
                     out.push(format!(
                         "{pad}{tag}>{}</{}>",
                         sanitize::display_max(text, 100_000),
@@ -159,8 +164,13 @@ pub fn pretty(root: &Element) -> Vec<String> {
                     ));
                 } else {
                     out.push(format!("{pad}{tag}>"));
-                    if !text.is_empty() {
-                        out.push(format!("{pad}  {}", sanitize::display_max(text, 100_000)));
+                    // Text of several lines shows as its lines.
+                    for line in sanitize::text(text).lines() {
+                        out.push(format!("{pad}  {}", sanitize::display_max(line, 100_000)));
+                    }
+                    if children.is_empty() {
+                        out.push(format!("{pad}</{}>", e.name()));
+                        continue;
                     }
                     stack.push(Step::Close(e, depth));
                     for c in children.into_iter().rev() {
@@ -168,6 +178,69 @@ pub fn pretty(root: &Element) -> Vec<String> {
                     }
                 }
             }
+        }
+    }
+    out
+}
+
+/// An element as XML to edit: indented between child elements where that changes nothing
+/// (an element holding only elements), and written exactly as it is everywhere else (text,
+/// with its line breaks, and attribute values, whole). [`parse_payload`] reads it back to the
+/// same element. Bounded like [`pretty`], without recursion.
+pub fn editable(root: &Element) -> String {
+    enum Step<'a> {
+        Open(&'a Element, usize, Option<String>),
+        Close(&'a Element, usize),
+    }
+    let mut out = String::new();
+    let mut stack = vec![Step::Open(root, 0, None)];
+    while let Some(step) = stack.pop() {
+        match step {
+            Step::Close(e, depth) => {
+                let _ = writeln!(out, "{}</{}>", "  ".repeat(depth), e.name());
+            }
+            Step::Open(e, depth, parent_ns) => {
+                let pad = "  ".repeat(depth);
+                let only_elements = e.children().next().is_some()
+                    && e.texts().all(|t| t.trim().is_empty())
+                    && depth < PRETTY_DEPTH;
+                if !only_elements {
+                    // Exactly as it is (minidom declares its namespace on it).
+                    let _ = writeln!(out, "{pad}{}", to_xml(e));
+                    continue;
+                }
+                let ns = e.ns();
+                let _ = write!(out, "{pad}<{}", e.name());
+                if parent_ns.as_deref() != Some(ns.as_str()) {
+                    let _ = write!(out, " xmlns='{}'", escape_attr(&ns));
+                }
+                for ((_, name), v) in e.attrs() {
+                    let _ = write!(out, " {}='{}'", name.as_str(), escape_attr(v));
+                }
+                out.push_str(">\n");
+                stack.push(Step::Close(e, depth));
+                for c in e.children().collect::<Vec<_>>().into_iter().rev() {
+                    stack.push(Step::Open(c, depth + 1, Some(ns.clone())));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An attribute value, escaped for single quotes.
+fn escape_attr(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c => out.push(c),
         }
     }
     out
@@ -219,4 +292,32 @@ pub fn ping() -> Element {
 #[cfg(test)]
 pub(crate) fn parse_xml(xml: &str) -> Element {
     xml.trim().parse().expect("fixture XML parses")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edit_reads_back_to_the_same_payload() {
+        let long = "x".repeat(7000);
+        let payload = parse_xml(&format!(
+            "<reading xmlns='urn:example:sensor' note='a &amp; &apos;b&apos; &lt;c&gt; &#10;d'><temp unit='C'>21.5</temp><log>first line\nsecond line\n  indented</log><x xmlns='urn:other' v='{long}'><y/></x><mixed>text <b>bold</b> tail</mixed></reading>"
+        ));
+        let text = editable(&payload);
+        assert!(
+            text.contains("first line\nsecond line\n  indented"),
+            "{text}"
+        );
+        assert!(text.contains(&long), "attributes whole");
+        assert!(
+            text.starts_with("<reading xmlns='urn:example:sensor'"),
+            "{text}"
+        );
+        assert_eq!(parse_payload(&text), Ok(payload.clone()), "{text}");
+        // The view keeps the lines apart, and cuts nothing.
+        let shown = pretty(&payload);
+        assert!(shown.iter().any(|l| l.trim() == "second line"), "{shown:?}");
+        assert!(shown.iter().any(|l| l.contains(&long)));
+    }
 }
