@@ -1476,6 +1476,18 @@ fn purge_and_delete_ask_first_naming_the_node_and_its_items() {
         matches!(command(&fx), Command::Owner { op: OwnerOp::Delete { redirect: Some(r) }, .. } if r == "xmpp:pubsub.localhost?;node=next"),
         "{fx:?}"
     );
+    // Deleted: the next start does not follow it (a service that creates nodes on subscribe
+    // would bring it back empty), and the pane says so.
+    let req = req_of(&fx);
+    let fx = answer(&mut m, req, Ok(owned(OwnerDone::Deleted)));
+    assert!(
+        fx.contains(&Effect::Remember {
+            node: "demo".into(),
+            follow: false
+        }),
+        "{fx:?}"
+    );
+    assert!(render(&m, 80, 24).contains("the node was deleted"));
     // Ctrl-C during a question does not say yes to it.
     ask_count(&mut m, 'X', 1);
     let fx = ctrl(&mut m, 'c');

@@ -312,8 +312,9 @@ pub fn on_reply(
         (OwnerAsk::CancelConfig, _) => {}
         (OwnerAsk::Purge, Ok(_)) => m.outcome(Level::Info, format!("purged {node}")),
         (OwnerAsk::Delete, Ok(_)) => {
+            let fx = super::update::node_gone(m, node, None);
             m.outcome(Level::Info, format!("deleted {node}"));
-            m.explorer.forget(node);
+            return fx;
         }
         (what, Err(e)) => {
             let op = match what {

@@ -1014,15 +1014,7 @@ fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
             }
         }
         NetEvent::Deleted { node, redirect } => {
-            let what = match &redirect {
-                Some(uri) => format!("the node was deleted; its content moved to {uri}"),
-                None => "the node was deleted".to_owned(),
-            };
-            if let Some(n) = m.node_mut(&node) {
-                n.feed.clear_with_marker(MarkerKind::Delete, &what);
-                n.state = SubState::Failed(RequestError::Invalid(what.clone()));
-            }
-            m.error(format!("{node}: {what}"));
+            fx.extend(node_gone(m, &node, redirect.as_deref()));
         }
         ev @ (NetEvent::PublishSent { .. }
         | NetEvent::PublishRetrying { .. }
@@ -1048,6 +1040,32 @@ fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
 
 /// What became of a publish on its way: the user's own are tracked until answered
 /// (auto-published items only say when they fail).
+/// A node was deleted (the service said so, or this run deleted it): its feed says so, it
+/// is down, the explorer forgets it, and the next start does not follow it (a service that
+/// creates nodes on subscribe would bring it back empty).
+pub(super) fn node_gone(m: &mut Model, node: &str, redirect: Option<&str>) -> Vec<Effect> {
+    let what = match redirect {
+        Some(uri) => format!("the node was deleted; its content moved to {uri}"),
+        None => "the node was deleted".to_owned(),
+    };
+    m.explorer.forget(node);
+    let Some(n) = m.node_mut(node) else {
+        return Vec::new();
+    };
+    if !matches!(&n.state, SubState::Failed(RequestError::Invalid(w)) if w.starts_with("the node was deleted"))
+    {
+        n.feed.clear_with_marker(MarkerKind::Delete, &what);
+        n.state = SubState::Failed(RequestError::Invalid(format!(
+            "{what} (u takes it out of the list)"
+        )));
+    }
+    m.error(format!("{node}: {what}"));
+    vec![Effect::Remember {
+        node: node.to_owned(),
+        follow: false,
+    }]
+}
+
 fn on_publish_event(m: &mut Model, ev: NetEvent) {
     let service = m.service.to_string();
     match ev {
