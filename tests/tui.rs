@@ -1539,12 +1539,23 @@ fn the_selected_item_is_viewed_retracted_edited_and_its_id_copied() {
             result: Ok(Some(
                 "<post xmlns='urn:x-pubsub-tui:item:0'>\n  nine, edited\n</post>\n".into(),
             )),
+            kept: Some("/tmp/kept-edit.xml".into()),
         },
     );
-    let Command::PublishItem { item, .. } = command(&fx) else {
+    let Command::PublishItem { item, req, .. } = command(&fx) else {
         panic!("{fx:?}")
     };
     assert_eq!(item.attr("id"), Some("beef0009"));
+    // Refused: the edit's file is named (kept); a later success removes it.
+    let req = *req;
+    assert!(answer(&mut m, req, Err(refusal("forbidden"))).is_empty());
+    assert!(
+        m.outcome
+            .as_ref()
+            .is_some_and(|o| o.text.ends_with("your edit is kept in /tmp/kept-edit.xml")),
+        "{:?}",
+        m.outcome
+    );
     // Not changed, or not XML: nothing is sent.
     let unchanged = update(
         &mut m,
@@ -1552,6 +1563,7 @@ fn the_selected_item_is_viewed_retracted_edited_and_its_id_copied() {
             node: "demo".into(),
             id: "beef0009".into(),
             result: Ok(None),
+            kept: None,
         },
     );
     assert!(unchanged.is_empty());
@@ -1561,6 +1573,7 @@ fn the_selected_item_is_viewed_retracted_edited_and_its_id_copied() {
             node: "demo".into(),
             id: "beef0009".into(),
             result: Ok(Some("<post>no namespace".into())),
+            kept: None,
         },
     );
     assert!(broken.is_empty());
@@ -1579,6 +1592,29 @@ fn the_selected_item_is_viewed_retracted_edited_and_its_id_copied() {
         matches!(command(&fx), Command::Retract { id, .. } if id == "beef0009"),
         "{fx:?}"
     );
+    // Done: shown retracted at once (a node with notify_retract off says nothing more), and
+    // the service's notification, if it comes, changes nothing more.
+    let before = m.selected_node().map(|n| n.feed.item_count());
+    answer(
+        &mut m,
+        req_of(&fx),
+        Ok(Answer::Retracted {
+            node: "demo".into(),
+            id: "beef0009".into(),
+        }),
+    );
+    let after = m.selected_node().map(|n| n.feed.item_count());
+    assert_eq!(after, before.map(|b| b - 1));
+    let rows = m.selected_node().map(|n| n.feed.len());
+    net(
+        &mut m,
+        NetEvent::Retracted {
+            node: "demo".into(),
+            id: "beef0009".into(),
+        },
+    );
+    assert_eq!(m.selected_node().map(|n| n.feed.item_count()), after);
+    assert!(m.selected_node().map(|n| n.feed.len()) >= rows);
 }
 
 #[test]

@@ -203,6 +203,25 @@ impl NodeFeed {
     }
 
     /// Mark the item as retracted (it stays visible, dimmed) and add a marker row.
+    /// Retract an item this feed holds (live), once: a retraction this run asked for, which
+    /// the service may or may not tell again (`notify_retract`).
+    pub fn retract_held(&mut self, id: &str) {
+        let live = self.by_id.get(id).is_some_and(|&abs| {
+            self.rows.get(index_of(abs, self.first)).is_some_and(|r| {
+                matches!(
+                    r.kind,
+                    RowKind::Item {
+                        state: ItemState::Live,
+                        ..
+                    }
+                )
+            })
+        });
+        if live {
+            self.retract(id);
+        }
+    }
+
     pub fn retract(&mut self, id: &str) {
         if let Some(abs) = self.by_id.remove(id)
             && let Some(row) = self.rows.get_mut(index_of(abs, self.first))

@@ -172,9 +172,22 @@ async fn event_loop(
                     Effect::Edit { node, id, xml } => {
                         // The editor owns the terminal meanwhile: no key reader may run.
                         drop(keys);
-                        let result = tokio::task::block_in_place(|| run_editor(terminal, &xml));
+                        let edit = tokio::task::block_in_place(|| run_editor(terminal, &xml));
                         keys = EventStream::new();
-                        queue.push_back(Msg::Edited { node, id, result });
+                        let (result, kept) = match edit {
+                            Ok(Some((text, path))) => (Ok(Some(text)), Some(path)),
+                            Ok(None) => (Ok(None), None),
+                            Err(e) => (Err(e), None),
+                        };
+                        queue.push_back(Msg::Edited {
+                            node,
+                            id,
+                            result,
+                            kept,
+                        });
+                    }
+                    Effect::RemoveFile(path) => {
+                        let _ = std::fs::remove_file(path);
                     }
                     Effect::Quit => {
                         // Say so: unsubscribing can take a moment on a slow link.
@@ -183,29 +196,43 @@ async fn event_loop(
                         return outcome(&model);
                     }
                     Effect::Remember { node, follow } => {
-                        if let Some(state) = &state
-                            && let Err(e) = state.record(&node, follow)
-                        {
-                            model.outcome(
-                                Level::Error,
-                                format!("the next start will not know this: {e:#}"),
-                            );
-                        }
+                        remember(state.as_ref(), &mut model, &node, follow);
                     }
-                    Effect::Net(cmd) => match net.commands.try_send(cmd) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => model
-                            .outcome(Level::Error, "busy: the network queue is full, try again"),
-                        Err(TrySendError::Closed(_)) => {
-                            model.outcome(Level::Error, "the connection has ended");
-                        }
-                    },
+                    Effect::Net(cmd) => send(&net, &mut model, cmd),
                 }
             }
         }
     }
     shutdown(net).await;
     outcome(&model)
+}
+
+/// Keep (or forget) a followed node for the next start; a failure is said.
+fn remember(
+    state: Option<&crate::state::FollowState>,
+    model: &mut Model,
+    node: &str,
+    follow: bool,
+) {
+    if let Some(state) = state
+        && let Err(e) = state.record(node, follow)
+    {
+        model.outcome(
+            Level::Error,
+            format!("the next start will not know this: {e:#}"),
+        );
+    }
+}
+
+/// Hand a command to the network core without waiting; a full queue is said.
+fn send(net: &NetHandle, model: &mut Model, cmd: Command) {
+    match net.commands.try_send(cmd) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            model.outcome(Level::Error, "busy: the network queue is full, try again");
+        }
+        Err(TrySendError::Closed(_)) => model.outcome(Level::Error, "the connection has ended"),
+    }
 }
 
 /// Put text on the terminal's clipboard with OSC 52 (terminals that do not allow it ignore
@@ -221,12 +248,13 @@ fn copy_to_clipboard(text: &str) {
 }
 
 /// Run `$VISUAL` or `$EDITOR` (else `vi`) on `xml` in a private temporary file, with the
-/// terminal given back to it meanwhile. `Ok(None)`: not changed. A text that is not one XML
-/// element is refused here and its file kept, so the edit is not lost.
+/// terminal given back to it meanwhile. `Ok(None)`: not changed. A changed text comes with
+/// its file, kept until the service has the item (so a refusal loses nothing). A text that
+/// is not one XML element is refused here and its file kept too.
 fn run_editor(
     terminal: &mut ratatui::DefaultTerminal,
     xml: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<(String, std::path::PathBuf)>, String> {
     use std::io::Write as _;
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
@@ -282,7 +310,11 @@ fn run_editor(
         );
         return Err(format!("not published: {why}; your edit is kept in {kept}"));
     }
-    Ok(Some(text))
+    let path = file
+        .keep()
+        .map(|(_, path)| path)
+        .map_err(|e| format!("cannot keep the edited file: {e}"))?;
+    Ok(Some((text, path)))
 }
 
 /// How the run ended for the shell: a connection that failed for good (bad credentials, TLS)

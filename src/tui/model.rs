@@ -182,6 +182,8 @@ pub enum Asked {
     Republish {
         node: String,
         id: String,
+        /// The file the edit is kept in until the service has it.
+        kept: Option<std::path::PathBuf>,
     },
 }
 

@@ -891,6 +891,7 @@ pub fn edited(
     node: String,
     id: String,
     result: Result<Option<String>, String>,
+    kept: Option<std::path::PathBuf>,
 ) -> Vec<Effect> {
     let text = match result {
         Ok(Some(text)) => text,
@@ -913,7 +914,7 @@ pub fn edited(
     let item = crate::xmpp::proto::item::item_with(Some(&id), payload);
     let key = m.key(&node);
     m.outcome(Level::Info, format!("publishing {id} again to {node}…"));
-    let asked = Asked::Republish { node, id };
+    let asked = Asked::Republish { node, id, kept };
     vec![Effect::Net(m.ask(asked, |req| Command::PublishItem {
         req,
         node: key,
@@ -923,11 +924,19 @@ pub fn edited(
 }
 
 /// The answer to a retract or a publish again of the selected item.
-pub fn on_item_reply(m: &mut Model, asked: Asked, result: Result<Answer, RequestError>) {
+pub fn on_item_reply(
+    m: &mut Model,
+    asked: Asked,
+    result: Result<Answer, RequestError>,
+) -> Vec<Effect> {
     let service = m.service.to_string();
     match (asked, result) {
         (Asked::Retract { node, id }, Ok(_)) => {
             m.outcome(Level::Info, format!("retracted {id} from {node}"));
+            // Shown retracted at once: a service with notify_retract off says nothing more.
+            if let Some(n) = m.node_mut(&node) {
+                n.feed.retract_held(&id);
+            }
             if m.overlay == Overlay::Item
                 && m.item_view
                     .as_ref()
@@ -944,18 +953,25 @@ pub fn on_item_reply(m: &mut Model, asked: Asked, result: Result<Answer, Request
                 explain(&error, Op::Retract, &node, &service)
             ),
         ),
-        (Asked::Republish { node, id }, Ok(_)) => {
+        (Asked::Republish { node, id, kept }, Ok(_)) => {
             m.outcome(Level::Info, format!("published {id} again to {node}"));
+            return kept.map(Effect::RemoveFile).into_iter().collect();
         }
-        (Asked::Republish { node, id }, Err(error)) => m.outcome(
-            Level::Error,
-            format!(
-                "publishing {id} again to {node}: {}",
-                explain(&error, Op::Publish, &node, &service)
-            ),
-        ),
+        (Asked::Republish { node, id, kept }, Err(error)) => {
+            let file = kept
+                .map(|p| format!("; your edit is kept in {}", p.display()))
+                .unwrap_or_default();
+            m.outcome(
+                Level::Error,
+                format!(
+                    "publishing {id} again to {node}: {}{file}",
+                    explain(&error, Op::Publish, &node, &service)
+                ),
+            );
+        }
         _ => {}
     }
+    Vec::new()
 }
 
 /// A key in the item's view.

@@ -36,6 +36,8 @@ pub enum Msg {
         node: String,
         id: String,
         result: Result<Option<String>, String>,
+        /// The file the edit is in, kept until the service has it (then removed).
+        kept: Option<std::path::PathBuf>,
     },
 }
 
@@ -57,6 +59,8 @@ pub enum Effect {
     },
     /// Put this text on the terminal's clipboard (OSC 52).
     Copy(String),
+    /// Remove a file of ours (an edit the service now has).
+    RemoveFile(std::path::PathBuf),
     Quit,
 }
 
@@ -119,7 +123,12 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             m.now = now;
             Vec::new()
         }
-        Msg::Edited { node, id, result } => super::owner::edited(m, node, id, result),
+        Msg::Edited {
+            node,
+            id,
+            result,
+            kept,
+        } => super::owner::edited(m, node, id, result, kept),
     }
 }
 
@@ -1198,7 +1207,7 @@ fn on_reply(m: &mut Model, req: RequestId, result: Result<Answer, RequestError>)
             return super::owner::on_reply(m, &node, what, result);
         }
         (asked @ (Asked::Retract { .. } | Asked::Republish { .. }), result) => {
-            super::owner::on_item_reply(m, asked, result);
+            return super::owner::on_item_reply(m, asked, result);
         }
         // A resync's outcome is told with its snapshot; an unfollow's when it was asked.
         (Asked::Resync { .. } | Asked::Unfollow { .. } | Asked::Follow { .. }, _) => {}
