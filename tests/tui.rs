@@ -1582,39 +1582,6 @@ fn the_selected_item_is_viewed_retracted_edited_and_its_id_copied() {
             .as_ref()
             .is_some_and(|o| o.text.contains("not published"))
     );
-    // Retract asks, then sends the item's id.
-    let fx = key(&mut m, KeyCode::Char('x'));
-    assert!(fx.is_empty());
-    assert_eq!(m.overlay, Overlay::Confirm);
-    assert!(render(&m, 80, 24).contains("Retract the item beef0009 from 'demo'?"));
-    let fx = key(&mut m, KeyCode::Char('y'));
-    assert!(
-        matches!(command(&fx), Command::Retract { id, .. } if id == "beef0009"),
-        "{fx:?}"
-    );
-    // Done: shown retracted at once (a node with notify_retract off says nothing more), and
-    // the service's notification, if it comes, changes nothing more.
-    let before = m.selected_node().map(|n| n.feed.item_count());
-    answer(
-        &mut m,
-        req_of(&fx),
-        Ok(Answer::Retracted {
-            node: "demo".into(),
-            id: "beef0009".into(),
-        }),
-    );
-    let after = m.selected_node().map(|n| n.feed.item_count());
-    assert_eq!(after, before.map(|b| b - 1));
-    let rows = m.selected_node().map(|n| n.feed.len());
-    net(
-        &mut m,
-        NetEvent::Retracted {
-            node: "demo".into(),
-            id: "beef0009".into(),
-        },
-    );
-    assert_eq!(m.selected_node().map(|n| n.feed.item_count()), after);
-    assert!(m.selected_node().map(|n| n.feed.len()) >= rows);
 }
 
 #[test]
@@ -1819,4 +1786,47 @@ fn the_forms_of_every_server_are_edited_and_sent() {
             "{server}: the hidden FORM_TYPE is sent back"
         );
     }
+}
+
+#[test]
+fn a_retraction_is_asked_then_shown_once() {
+    let mut m = populated();
+    net(
+        &mut m,
+        NetEvent::Item(item("demo", 9, "bob@localhost/phone", "nine")),
+    );
+    key(&mut m, KeyCode::Up);
+    // Retract asks, then sends the item's id.
+    let fx = key(&mut m, KeyCode::Char('x'));
+    assert!(fx.is_empty());
+    assert_eq!(m.overlay, Overlay::Confirm);
+    assert!(render(&m, 80, 24).contains("Retract the item beef0009 from 'demo'?"));
+    let fx = key(&mut m, KeyCode::Char('y'));
+    assert!(
+        matches!(command(&fx), Command::Retract { id, .. } if id == "beef0009"),
+        "{fx:?}"
+    );
+    // Done: shown retracted at once (a node with notify_retract off says nothing more), and
+    // the service's notification, if it comes, changes nothing more.
+    let before = m.selected_node().map(|n| n.feed.item_count());
+    answer(
+        &mut m,
+        req_of(&fx),
+        Ok(Answer::Retracted {
+            node: "demo".into(),
+            id: "beef0009".into(),
+        }),
+    );
+    let after = m.selected_node().map(|n| n.feed.item_count());
+    assert_eq!(after, before.map(|b| b - 1));
+    let rows = m.selected_node().map(|n| n.feed.len());
+    net(
+        &mut m,
+        NetEvent::Retracted {
+            node: "demo".into(),
+            id: "beef0009".into(),
+        },
+    );
+    assert_eq!(m.selected_node().map(|n| n.feed.item_count()), after);
+    assert!(m.selected_node().map(|n| n.feed.len()) >= rows);
 }
