@@ -784,3 +784,16 @@ fn access_matrix() {
     }
     assert!(checked > 400, "{checked} checks");
 }
+
+#[test]
+fn items_as_big_as_a_client_sends_are_kept_and_bigger_ones_refused() {
+    let mut s = service(Store::open_in_memory().expect("store"));
+    create(&mut s, OWNER, "n", &[]).expect_ok();
+    let big = "x".repeat(250_000);
+    publish(&mut s, OWNER, "n", "big", &big).expect_ok();
+    let huge = "x".repeat(pubsub_tui::serve::service::MAX_ITEM_BYTES);
+    let refused = publish(&mut s, OWNER, "n", "huge", &huge);
+    assert_eq!(refused.condition().as_deref(), Some("not-acceptable"));
+    assert_eq!(refused.detail().as_deref(), Some("payload-too-big"));
+    assert_eq!(item_ids(&mut s, "n"), ["big"]);
+}

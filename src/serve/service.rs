@@ -41,8 +41,9 @@ use crate::xmpp::session::{Input, Now, Output};
 /// Longest node name and item id accepted, in bytes.
 const MAX_NAME: usize = 1024;
 const MAX_ID: usize = 256;
-/// Largest stored item, serialised.
-pub const MAX_ITEM_BYTES: usize = 64 * 1024;
+/// Largest stored item, serialised: what a client may send (Prosody's stanza limit is near),
+/// with room for the id and publisher the service adds.
+pub const MAX_ITEM_BYTES: usize = proto::MAX_ITEM_XML_BYTES + 2048;
 /// Largest RSM page served.
 const MAX_PAGE: u64 = 1000;
 
