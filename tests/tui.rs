@@ -1630,6 +1630,22 @@ fn affiliations_are_listed_and_changed() {
             ..
         }
     ));
+    // Taking rights away asks first; Home moves to the first row.
+    key(&mut m, KeyCode::Home);
+    assert_eq!(m.panel.as_ref().map(|p| p.selected), Some(0));
+    key(&mut m, KeyCode::End);
+    assert!(key(&mut m, KeyCode::Char('x')).is_empty());
+    assert_eq!(m.overlay, Overlay::Confirm);
+    assert!(render(&m, 80, 24).contains("Make bob@localhost an outcast of 'demo'?"));
+    assert!(key(&mut m, KeyCode::Char('n')).is_empty());
+    assert_eq!(m.overlay, Overlay::Panel, "back to the list");
+    key(&mut m, KeyCode::Char('x'));
+    let fx = key(&mut m, KeyCode::Char('y'));
+    assert!(
+        matches!(command(&fx), Command::Owner { op: OwnerOp::SetAffiliations(set), .. } if set[0].affiliation == "outcast"),
+        "{fx:?}"
+    );
+    assert_eq!(m.overlay, Overlay::Panel);
     // A JID typed with a bad affiliation is caught here.
     key(&mut m, KeyCode::Char('+'));
     typed(&mut m, "carol@localhost king");

@@ -73,6 +73,12 @@ pub enum Confirm {
         node: String,
         id: String,
     },
+    /// Remove a JID's affiliation or subscription, or make it an outcast (in the open list).
+    Change {
+        jid: String,
+        to: String,
+        subid: Option<String>,
+    },
 }
 
 impl Confirm {
@@ -558,6 +564,7 @@ pub fn confirm_key(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<
                     m.quit = true;
                     return vec![Effect::Quit];
                 }
+                Confirm::Change { jid, to, subid } => return set_entry(m, &jid, &to, subid),
                 Confirm::Purge { node, .. } => {
                     m.outcome(Level::Info, format!("purging {node}…"));
                     return vec![ask_owner(m, &node, OwnerAsk::Purge, OwnerOp::Purge)];
@@ -731,6 +738,17 @@ pub fn panel_key(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<Ef
     let Some(row) = p.rows.get(p.selected).cloned() else {
         return Vec::new();
     };
+    if matches!(to, "none" | "outcast") && row.state != to {
+        // Taking rights away (or a subscription): asked first.
+        m.confirm = Some(Confirm::Change {
+            jid: row.jid,
+            to: to.to_owned(),
+            subid: row.subid,
+        });
+        m.under = Some(Overlay::Panel);
+        m.overlay = Overlay::Confirm;
+        return Vec::new();
+    }
     set_entry(m, &row.jid, to, row.subid)
 }
 

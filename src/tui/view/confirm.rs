@@ -99,6 +99,43 @@ pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
             ],
             None,
         ),
+        Some(Confirm::Change { jid, to, .. }) => {
+            let node = model
+                .panel
+                .as_ref()
+                .map(|p| p.node.clone())
+                .unwrap_or_default();
+            let subscriptions = model
+                .panel
+                .as_ref()
+                .is_some_and(|p| p.kind == super::super::owner::PanelKind::Subscriptions);
+            let question = match (to.as_str(), subscriptions) {
+                (_, true) => format!(
+                    "Remove (or deny) {}'s subscription to '{}'?",
+                    sanitize::display(jid),
+                    sanitize::display(&node)
+                ),
+                ("outcast", _) => format!(
+                    "Make {} an outcast of '{}'? Its subscriptions end, and it may do nothing there.",
+                    sanitize::display(jid),
+                    sanitize::display(&node)
+                ),
+                _ => format!(
+                    "Remove {}'s affiliation with '{}'?",
+                    sanitize::display(jid),
+                    sanitize::display(&node)
+                ),
+            };
+            (
+                " Sure? ",
+                vec![
+                    Line::raw(question),
+                    Line::raw(""),
+                    answer("yes", "no", false),
+                ],
+                None,
+            )
+        }
         Some(Confirm::Quit) | None => (
             " Quit? ",
             vec![
