@@ -54,6 +54,27 @@ fn answer(yes: &str, no: &str, typed: bool) -> Line<'static> {
     Line::from(spans)
 }
 
+/// The question before taking a JID's affiliation or subscription away.
+fn change_question(model: &Model, jid: &str, to: &str) -> String {
+    let node = model
+        .panel
+        .as_ref()
+        .map(|p| p.node.clone())
+        .unwrap_or_default();
+    let subscriptions = model
+        .panel
+        .as_ref()
+        .is_some_and(|p| p.kind == super::super::owner::PanelKind::Subscriptions);
+    let (jid, node) = (sanitize::display(jid), sanitize::display(&node));
+    match (to, subscriptions) {
+        (_, true) => format!("Remove (or deny) {jid}'s subscription to '{node}'?"),
+        ("outcast", _) => format!(
+            "Make {jid} an outcast of '{node}'? Its subscriptions end, and it may do nothing there."
+        ),
+        _ => format!("Remove {jid}'s affiliation with '{node}'?"),
+    }
+}
+
 pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
     let service = model.service.to_string();
     let (title, lines, typed) = match &model.confirm {
@@ -99,43 +120,15 @@ pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
             ],
             None,
         ),
-        Some(Confirm::Change { jid, to, .. }) => {
-            let node = model
-                .panel
-                .as_ref()
-                .map(|p| p.node.clone())
-                .unwrap_or_default();
-            let subscriptions = model
-                .panel
-                .as_ref()
-                .is_some_and(|p| p.kind == super::super::owner::PanelKind::Subscriptions);
-            let question = match (to.as_str(), subscriptions) {
-                (_, true) => format!(
-                    "Remove (or deny) {}'s subscription to '{}'?",
-                    sanitize::display(jid),
-                    sanitize::display(&node)
-                ),
-                ("outcast", _) => format!(
-                    "Make {} an outcast of '{}'? Its subscriptions end, and it may do nothing there.",
-                    sanitize::display(jid),
-                    sanitize::display(&node)
-                ),
-                _ => format!(
-                    "Remove {}'s affiliation with '{}'?",
-                    sanitize::display(jid),
-                    sanitize::display(&node)
-                ),
-            };
-            (
-                " Sure? ",
-                vec![
-                    Line::raw(question),
-                    Line::raw(""),
-                    answer("yes", "no", false),
-                ],
-                None,
-            )
-        }
+        Some(Confirm::Change { jid, to, .. }) => (
+            " Sure? ",
+            vec![
+                Line::raw(change_question(model, jid, to)),
+                Line::raw(""),
+                answer("yes", "no", false),
+            ],
+            None,
+        ),
         Some(Confirm::Quit) | None => (
             " Quit? ",
             vec![
