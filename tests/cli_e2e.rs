@@ -549,7 +549,7 @@ fn publishing_a_given_payload_refuses_bad_files_before_connecting() {
         ),
         (
             vec!["--node", "n", "--xml", &file("empty.xml", b"")],
-            "not an XML element".to_owned(),
+            "it is empty".to_owned(),
         ),
         (
             vec![
@@ -558,7 +558,7 @@ fn publishing_a_given_payload_refuses_bad_files_before_connecting() {
                 "--xml",
                 &file("nons.xml", b"<reading><t>1</t></reading>"),
             ],
-            "the payload needs its namespace".to_owned(),
+            "the element has no namespace".to_owned(),
         ),
         (
             vec![

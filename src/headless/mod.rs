@@ -267,28 +267,38 @@ pub fn item_from_xml(
     path: &std::path::Path,
     id: Option<&str>,
 ) -> anyhow::Result<xmpp_parsers::minidom::Element> {
-    let text = if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .context("reading the XML from standard input")?;
-        s
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
-    };
-    if text.len() > proto::MAX_ITEM_XML_BYTES {
-        bail!(
-            "{}: {} bytes; an item is at most {} bytes of XML",
-            path.display(),
-            text.len(),
-            proto::MAX_ITEM_XML_BYTES
-        );
-    }
-    let root: xmpp_parsers::minidom::Element = text.trim().parse().map_err(|e| {
+    let limit = proto::MAX_ITEM_XML_BYTES;
+    let too_big = |len: usize| {
         anyhow::anyhow!(
-            "{}: not an XML element ({e}); the payload needs its namespace, as in <reading xmlns='urn:example:sensor'>…</reading>",
+            "{}: {len} bytes or more; an item is at most {limit} bytes of XML",
             path.display()
         )
-    })?;
+    };
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin(), limit as u64 + 1),
+            &mut bytes,
+        )
+        .context("reading the XML from standard input")?;
+    } else {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        // Not read whole when it is too big.
+        let len = file.metadata().map_or(0, |m| m.len());
+        if len > limit as u64 {
+            return Err(too_big(usize::try_from(len).unwrap_or(usize::MAX)));
+        }
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, limit as u64 + 1), &mut bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+    }
+    if bytes.len() > limit {
+        return Err(too_big(bytes.len()));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("reading {}: it is not UTF-8 text", path.display()))?;
+    let root =
+        proto::parse_payload(&text).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
     let (payload, own_id) = if root.name() == "item" {
         let mut children = root.children();
         let Some(payload) = children.next() else {

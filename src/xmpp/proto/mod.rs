@@ -246,16 +246,42 @@ fn escape_attr(v: &str) -> String {
     out
 }
 
-/// A payload typed or edited by a person: one XML element with its namespace, the
-/// indentation between its child elements dropped (text of elements holding only text
-/// stays as it is).
+/// A payload typed or edited by a person: one XML element with its namespace (an XML
+/// declaration and a byte-order mark before it are fine), nothing after it, the indentation
+/// between its child elements dropped (text of elements holding only text stays as it is).
+/// `Err` says in words what is wrong.
 pub fn parse_payload(text: &str) -> Result<Element, String> {
-    let mut e: Element = text.trim().parse().map_err(|err| {
-        format!(
-            "not an XML element ({err}); the payload needs its namespace, as in \
-             <reading xmlns='urn:example:sensor'>…</reading>"
-        )
+    let text = text.trim_start_matches('\u{feff}').trim();
+    if text.is_empty() {
+        return Err("it is empty: give one XML element, such as <reading xmlns='urn:example:sensor'>…</reading>".into());
+    }
+    let mut e: Element = text.parse().map_err(|err| {
+        let err = format!("{err:?}");
+        if err.contains("MissingNamespace") {
+            "the element has no namespace: give it one, as in <reading xmlns='urn:example:sensor'>…</reading>".to_owned()
+        } else if err.contains("RestrictedXml") || text.contains("<!") {
+            "XMPP carries no comments, DTDs or CDATA sections: take them out".to_owned()
+        } else {
+            format!("not one well-formed XML element ({err})")
+        }
     })?;
+    // Nothing may follow the element: read it again inside a wrapper, which sees the rest.
+    let body = match text.strip_prefix("<?xml") {
+        Some(rest) => rest.split_once("?>").map_or("", |(_, after)| after),
+        None => text,
+    };
+    let wrapped: Result<Element, _> =
+        format!("<w xmlns='urn:x-pubsub-tui:wrap'>{body}</w>").parse();
+    if let Ok(w) = wrapped {
+        let extra_elements = w.children().count() > 1;
+        let extra_text = w.texts().any(|t| !t.trim().is_empty());
+        if extra_elements || extra_text {
+            return Err(
+                "there is more after the element (another element, or text): a payload is one element"
+                    .into(),
+            );
+        }
+    }
     strip_indentation(&mut e);
     Ok(e)
 }
@@ -297,6 +323,29 @@ pub(crate) fn parse_xml(xml: &str) -> Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_is_one_element_and_says_what_is_wrong() {
+        let ok = |t: &str| parse_payload(t).map(|e| e.name().to_owned());
+        assert_eq!(ok("<a xmlns='u'/>"), Ok("a".into()));
+        assert_eq!(
+            ok("\u{feff}<?xml version='1.0'?>\n<a xmlns='u'/>\n"),
+            Ok("a".into())
+        );
+        for (bad, why) in [
+            ("", "it is empty"),
+            ("  \n", "it is empty"),
+            ("<a/>", "has no namespace"),
+            ("<a xmlns='u'/><b/>", "more after the element"),
+            ("<a xmlns='u'/>junk", "more after the element"),
+            ("<!-- c --><a xmlns='u'/>", "no comments"),
+            ("<!DOCTYPE a><a xmlns='u'/>", "no comments, DTDs"),
+            ("<a xmlns='u'>", "not one well-formed XML element"),
+        ] {
+            let e = parse_payload(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn an_edit_reads_back_to_the_same_payload() {
