@@ -146,10 +146,23 @@ fn run_publish(args: &pubsub_tui::cli::PublishArgs) -> anyhow::Result<()> {
     let merged = config::merge(&args.account, Some(&service), None, &args.log, file);
     let settings = config::resolve(&merged, true)?;
     log_to_stderr(&merged)?;
+    // Publish-options' keys as --set's: with or without `pubsub#`.
+    let options = args
+        .options
+        .iter()
+        .map(|(k, v)| {
+            let k = if k.contains('#') || k == "FORM_TYPE" {
+                k.clone()
+            } else {
+                format!("pubsub#{k}")
+            };
+            (k, v.clone())
+        })
+        .collect();
     let extra = headless::PublishExtra {
         id: args.id.clone(),
         xml: args.xml.clone(),
-        options: args.options.clone(),
+        options,
     };
     if let Some(id) = &extra.id
         && (id.trim().is_empty() || id.len() > 1024 || id.chars().any(char::is_control))
@@ -274,7 +287,8 @@ fn one_shot(args: &pubsub_tui::cli::QueryArgs, query: headless::Query) -> anyhow
     | headless::Query::Unsubscribe { node: n } = &query
         && let Err(e) = pubsub_tui::xmpp::session::check_node_name(n)
     {
-        return Err(Usage(format!("--node {n:?}: {e}")).into());
+        let shown = pubsub_tui::sanitize::display_max(n, 60);
+        return Err(Usage(format!("--node {shown:?}: {e}")).into());
     }
     if let headless::Query::Node(q) = &query
         && let Err(e) = q.check()

@@ -623,7 +623,12 @@ fn owner_commands_refuse_bad_input_before_connecting() {
         (
             vec!["node", "delete"],
             vec!["n", "--redirect", ""],
-            "--redirect: give a URI",
+            "give an xmpp: URI",
+        ),
+        (
+            vec!["node", "delete"],
+            vec!["n", "--redirect", "http://example.org/"],
+            "--redirect \"http://example.org/\": give an xmpp: URI",
         ),
         (
             vec!["retract"],

@@ -1470,6 +1470,14 @@ fn purge_and_delete_ask_first_naming_the_node_and_its_items() {
     // Delete, with a redirect typed.
     ask_count(&mut m, 'D', 1);
     assert!(render(&m, 80, 24).contains("(1 item)"));
+    // Not an xmpp: URI: said, and asked again with the text kept.
+    typed(&mut m, "not a uri");
+    assert!(key(&mut m, KeyCode::Enter).is_empty());
+    assert_eq!(m.overlay, Overlay::Confirm);
+    assert!(render(&m, 80, 24).contains("is not an xmpp: URI"));
+    for _ in 0.."not a uri".len() {
+        key(&mut m, KeyCode::Backspace);
+    }
     typed(&mut m, "xmpp:pubsub.localhost?;node=next");
     let fx = key(&mut m, KeyCode::Enter);
     assert!(
@@ -1845,4 +1853,19 @@ fn a_retraction_is_asked_then_shown_once() {
     );
     assert_eq!(m.selected_node().map(|n| n.feed.item_count()), after);
     assert!(m.selected_node().map(|n| n.feed.len()) >= rows);
+}
+
+#[test]
+fn quitting_with_changes_in_the_form_asks_first() {
+    let mut m = populated();
+    open_form(&mut m);
+    to_field(&mut m, "pubsub#persist_items");
+    key(&mut m, KeyCode::Char(' '));
+    assert!(ctrl(&mut m, 'c').is_empty());
+    assert_eq!(m.overlay, Overlay::Confirm);
+    assert!(render(&m, 80, 24).contains("your changes in the configuration form"));
+    // Positive control: without changes, Ctrl-C quits at once.
+    let mut m = populated();
+    open_form(&mut m);
+    assert!(ctrl(&mut m, 'c').contains(&Effect::Quit));
 }

@@ -516,6 +516,13 @@ pub async fn query(
         .unwrap_or_else(|_| bail!("no answer within {} s", ONE_SHOT_TIMEOUT.as_secs() * 4))
     };
     close(net).await;
+    if let Err(e) = &result
+        && e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    {
+        // The reader went away (`| head`): what it wanted it has.
+        return Ok(());
+    }
     result?;
     let change = match &q {
         Query::Subscribe { node } => Some((node, true)),

@@ -71,7 +71,8 @@ impl NodeQuery {
     /// What is wrong with the command line, before connecting.
     pub fn check(&self) -> Result<(), String> {
         if let Some(n) = self.node() {
-            crate::xmpp::session::check_node_name(n).map_err(|e| format!("node {n:?}: {e}"))?;
+            crate::xmpp::session::check_node_name(n)
+                .map_err(|e| format!("node {:?}: {e}", crate::sanitize::display_max(n, 60)))?;
         }
         match self {
             Self::Affiliations { set, .. } => {
@@ -99,8 +100,11 @@ impl NodeQuery {
             Self::Delete {
                 redirect: Some(uri),
                 ..
-            } if uri.trim().is_empty() || uri.len() > 1024 || uri.chars().any(char::is_control) => {
-                return Err("--redirect: give a URI of at most 1,024 bytes, such as xmpp:pubsub.example.org?;node=new".into());
+            } if !crate::xmpp::proto::owner::is_redirect(uri) => {
+                return Err(format!(
+                    "--redirect {uri:?}: give an xmpp: URI (at most 1,024 bytes), such as \
+                     xmpp:pubsub.example.org?;node=new"
+                ));
             }
             Self::Retract { id, .. }
                 if id.trim().is_empty() || id.len() > 1024 || id.chars().any(char::is_control) =>
@@ -297,17 +301,25 @@ async fn config(
             .field(var)
             .map(|f| f.values.clone())
             .unwrap_or_default();
+        let boolean = form
+            .field(var)
+            .is_some_and(|f| f.kind == FieldKind::Boolean);
         p.line(
-            &format!("{var}: {} → {}", shown(&from), shown(&to)),
+            &format!("{var}: {} → {}", shown(&from, boolean), shown(&to, boolean)),
             &json!({"kind": "changed", "node": key.node, "var": var, "from": from, "to": to}),
         )?;
     }
     Ok(())
 }
 
-fn shown(values: &[String]) -> String {
+/// Values for a person: a yes/no as true or false, text quoted.
+fn shown(values: &[String], boolean: bool) -> String {
     match values {
         [] => "(empty)".into(),
+        [one] if boolean => match crate::xmpp::proto::form::parse_bool(one) {
+            Some(b) => b.to_string(),
+            None => format!("{one:?}"),
+        },
         [one] => format!("{one:?}"),
         many => format!(
             "[{}]",
@@ -321,9 +333,6 @@ fn shown(values: &[String]) -> String {
 
 /// The form's fields, one line each (options on the next line); hidden ones left out.
 fn print_form(form: &Form, p: &mut Printer) -> anyhow::Result<()> {
-    if let Some(t) = &form.title {
-        eprintln_quiet(t);
-    }
     for f in &form.fields {
         if f.kind == FieldKind::Hidden {
             continue;
@@ -347,7 +356,7 @@ fn field_line(f: &Field) -> String {
             None => "(unset)".into(),
         },
         FieldKind::TextPrivate if !f.values.is_empty() => "(hidden)".into(),
-        _ => shown(&f.values),
+        _ => shown(&f.values, false),
     };
     let name = f.var.as_deref().unwrap_or("-");
     let mut line = format!("{name} [{}] = {value}", f.kind.as_str());
@@ -396,10 +405,11 @@ async fn affiliations(
         }
         return Ok(());
     }
+    // Affiliations are of bare JIDs (XEP-0060 §4.1): a resource given is dropped.
     let changes: Vec<Affiliation> = set
         .iter()
         .map(|(jid, a)| Affiliation {
-            jid: jid.clone(),
+            jid: Jid::new(jid).map_or_else(|_| jid.clone(), |j| j.to_bare().to_string()),
             affiliation: a.clone(),
         })
         .collect();

@@ -471,5 +471,6 @@ impl Model {
         !self.net_ended && self.waiting() > 0
             || !self.failed.is_empty()
             || !self.compose.value().trim().is_empty()
+            || self.form.as_ref().is_some_and(|f| !f.changed().is_empty())
     }
 }

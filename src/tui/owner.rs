@@ -569,8 +569,28 @@ pub fn confirm_key(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<
                     m.outcome(Level::Info, format!("purging {node}…"));
                     return vec![ask_owner(m, &node, OwnerAsk::Purge, OwnerOp::Purge)];
                 }
-                Confirm::Delete { node, redirect, .. } => {
+                Confirm::Delete {
+                    node,
+                    redirect,
+                    count,
+                } => {
                     let uri = redirect.value().trim().to_owned();
+                    if !uri.is_empty() && !crate::xmpp::proto::owner::is_redirect(&uri) {
+                        // Asked again, with the text kept to fix.
+                        m.outcome(
+                            Level::Error,
+                            format!(
+                                "{uri:?} is not an xmpp: URI (xmpp:pubsub.example.org?;node=new)"
+                            ),
+                        );
+                        m.confirm = Some(Confirm::Delete {
+                            node,
+                            count,
+                            redirect,
+                        });
+                        open(m, Overlay::Confirm);
+                        return Vec::new();
+                    }
                     let redirect = (!uri.is_empty()).then_some(uri);
                     m.outcome(Level::Info, format!("deleting {node}…"));
                     let op = OwnerOp::Delete { redirect };
@@ -800,14 +820,35 @@ fn add_entry(m: &mut Model, line: &str) -> Vec<Effect> {
     let Some(p) = m.panel.as_mut() else {
         return Vec::new();
     };
-    let mut words = line.split_whitespace();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let most = if p.kind == PanelKind::Affiliations {
+        2
+    } else {
+        1
+    };
+    if words.len() > most {
+        p.error = Some(match p.kind {
+            PanelKind::Affiliations => {
+                format!("{line:?}: give a JID and, after a space, its affiliation")
+            }
+            PanelKind::Subscriptions => format!("{line:?}: give one JID"),
+        });
+        return Vec::new();
+    }
+    let mut words = words.into_iter();
     let Some(jid) = words.next() else {
         return Vec::new();
     };
-    if let Err(e) = xmpp_parsers::jid::Jid::new(jid) {
-        p.error = Some(format!("{jid:?} is not a valid JID ({e})"));
-        return Vec::new();
-    }
+    let jid = match xmpp_parsers::jid::Jid::new(jid) {
+        // Affiliations are of bare JIDs.
+        Ok(j) if p.kind == PanelKind::Affiliations => j.to_bare().to_string(),
+        Ok(j) => j.to_string(),
+        Err(e) => {
+            p.error = Some(format!("{jid:?} is not a valid JID ({e})"));
+            return Vec::new();
+        }
+    };
+    let jid = jid.as_str();
     let to = match p.kind {
         PanelKind::Affiliations => words.next().unwrap_or("member").to_owned(),
         PanelKind::Subscriptions => "subscribed".to_owned(),

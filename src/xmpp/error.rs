@@ -285,7 +285,7 @@ pub fn explain(error: &RequestError, op: Op, node: &str, service: &str) -> Strin
     };
     let relay = service.contains('/');
     let meaning = match (r.condition, op) {
-        (Condition::ItemNotFound, Op::Retract) => Some("no such item".to_owned()),
+        (Condition::ItemNotFound, Op::Retract) => Some(format!("no such item in '{node}'")),
         (Condition::ItemNotFound, Op::ListNodes | Op::Info) if node.is_empty() => Some(format!(
             "{service} does not exist or is not a pubsub service"
         )),
@@ -334,7 +334,9 @@ pub fn explain(error: &RequestError, op: Op, node: &str, service: &str) -> Strin
             ))
         }
         (Condition::Forbidden, Op::Retract) => Some(
-            "forbidden: only the item's publisher or the node's owner may retract it".to_owned(),
+            "forbidden: only the item's publisher, the node's publishers or its owners may \
+             retract it"
+                .to_owned(),
         ),
         (Condition::Forbidden, Op::Create) => {
             Some(format!("forbidden: you may not create nodes at {service}"))

@@ -36,6 +36,9 @@ fn quit_text(m: &Model) -> String {
     if !m.compose.value().trim().is_empty() {
         parts.push("the draft in the compose box".to_owned());
     }
+    if m.form.as_ref().is_some_and(|f| !f.changed().is_empty()) {
+        parts.push("your changes in the configuration form".to_owned());
+    }
     format!("Quitting now loses {}.", parts.join(", and "))
 }
 

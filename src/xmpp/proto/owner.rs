@@ -82,6 +82,15 @@ impl Delete {
     }
 }
 
+/// Is this a redirect a delete may point subscribers to: an `xmpp:` URI (XEP-0060 §8.4.1),
+/// at most 1,024 bytes, without spaces or control characters?
+pub fn is_redirect(uri: &str) -> bool {
+    uri.starts_with("xmpp:")
+        && uri.len() > 5
+        && uri.len() <= 1024
+        && !uri.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// `<configure node='N'/>`: without a form, asks for the node's configuration form; with one,
 /// submits it (or cancels); the result carries the form to fill in.
 #[derive(Debug, Clone, PartialEq, Eq)]
