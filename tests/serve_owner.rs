@@ -507,6 +507,16 @@ fn instant_nodes_publish_options_and_own_affiliations() {
     assert!(item_ids(&mut s, &name).is_empty());
     ask(&mut s, OWNER, "set", &with("open")).expect_ok();
     assert_eq!(item_ids(&mut s, &name), ["p1"]);
+    // A node that does not exist is created with the publish-options as its configuration.
+    let fresh = format!(
+        "<pubsub xmlns='{PS}'><publish node='made'><item id='m1'><x xmlns='urn:t'/></item></publish><publish-options><x xmlns='{DATA}' type='submit'><field var='FORM_TYPE' type='hidden'><value>{PS}#publish-options</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>"
+    );
+    ask(&mut s, OWNER, "set", &fresh).expect_ok();
+    let made = config_of(&mut s, "made");
+    assert!(
+        made.contains(&("pubsub#access_model".to_owned(), "whitelist".to_owned())),
+        "{made:?}"
+    );
     // The requester's own affiliations.
     let mine = ask(
         &mut s,

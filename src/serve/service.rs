@@ -1251,13 +1251,22 @@ impl Service {
                 ));
             }
         }
-        let (title, config) = existing
-            .as_ref()
-            .map_or((None, NodeConfig::default()), |r| {
-                (r.title.clone(), r.config.clone())
-            });
-        self.check_preconditions(title.as_deref(), &config, &p.options)?;
-        self.ensure_node(&node, from, now)?;
+        if let Some(row) = &existing {
+            self.check_preconditions(row.title.as_deref(), &row.config, &p.options)?;
+        } else {
+            // Auto-create takes the publish-options as the new node's configuration
+            // (XEP-0060 §7.1.5), checked like any.
+            let (mut title, mut config) = (None, NodeConfig::default());
+            self.apply_config(&mut title, &mut config, &p.options)
+                .map_err(|r| {
+                    refuse(
+                        DefinedCondition::Conflict,
+                        format!("precondition not met: {}", r.text),
+                    )
+                    .detail("precondition-not-met")
+                })?;
+            self.create(&node, from, title.as_deref(), &config, now)?;
+        }
         let row = self.existing(&node)?;
         let seq = self
             .store
