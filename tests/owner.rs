@@ -471,3 +471,64 @@ async fn ejabberd_pending_subscriptions_are_asked_about_approved_and_denied() {
     );
     let _ = olga.commands.try_send(xmpp::Command::Shutdown);
 }
+
+/// A run following an ejabberd `authorize` node waits as pending (its retrieve, refused until
+/// then, does not make it fail), and gets the stored items once the owner approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejabberd_a_pending_follow_waits_then_gets_the_items() {
+    use pubsub_tui::xmpp::proto::SubState;
+    let Some(server) = start_ejabberd(false) else {
+        return;
+    };
+    let (t, _) = ejabberd_target(&server);
+    t.ok(&["node", "create", "club", "--set", "access_model=authorize"]);
+    t.ok(&["publish", "--node", "club", "stored before"]);
+    let mut bob = xmpp::spawn(
+        t.bob.clone(),
+        session_at(&t.service, &["club"], false, Duration::from_secs(3600)),
+    );
+    let me = wait_online(&mut bob).await;
+    let mut states = Vec::new();
+    wait_for(&mut bob, 20, "pending", |e| match e {
+        NetEvent::Subscription { state, .. } => {
+            states.push(state.name());
+            (*state == SubState::Pending).then_some(())
+        }
+        _ => None,
+    })
+    .await;
+    // A moment for the refused retrieve: it must not turn the state to failed.
+    let later = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Some(NetEvent::Subscription { state, .. }) = bob.events.recv().await {
+                return state;
+            }
+        }
+    })
+    .await;
+    assert!(
+        later.is_err(),
+        "still pending, not {later:?} (before: {states:?})"
+    );
+    t.ok(&[
+        "node",
+        "subscriptions",
+        "club",
+        "--set",
+        &format!("{me}=subscribed"),
+    ]);
+    let items = wait_for(
+        &mut bob,
+        20,
+        "the stored items after approval",
+        |e| match e {
+            NetEvent::Snapshot { node, items, .. } if node == "club" => {
+                Some(items.iter().map(|i| i.text.clone()).collect::<Vec<_>>())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(items, ["stored before"]);
+    let _ = bob.commands.try_send(xmpp::Command::Shutdown);
+}

@@ -285,6 +285,13 @@ pub fn explain(error: &RequestError, op: Op, node: &str, service: &str) -> Strin
     };
     let relay = service.contains('/');
     let meaning = match (r.condition, op) {
+        (Condition::NotAuthorized | Condition::Forbidden, Op::Retrieve)
+            if r.pubsub.as_deref() == Some("pending-subscription") =>
+        {
+            Some(format!(
+                "your subscription to '{node}' waits for its owner's approval; its items come then"
+            ))
+        }
         (Condition::ItemNotFound, Op::Retract) => Some(format!("no such item in '{node}'")),
         (Condition::ItemNotFound, Op::ListNodes | Op::Info) if node.is_empty() => Some(format!(
             "{service} does not exist or is not a pubsub service"

@@ -1953,6 +1953,23 @@ impl Session {
     ) {
         match request {
             Request::Subscribe { node } => self.node_failed(&node, error, now, out),
+            Request::Retrieve { node, reason, .. }
+                if self.node(&node).is_some_and(|n| {
+                    matches!(n.state, SubState::Pending | SubState::Unconfigured)
+                }) =>
+            {
+                // Waiting for the owner's approval, which may not read items yet (ejabberd's
+                // authorize nodes): the items come once the subscription is live.
+                if let Some(n) = self.node_mut(&node) {
+                    n.need_retrieve = true;
+                }
+                if reason == SnapshotReason::Initial {
+                    // The retrieve follows the approval.
+                    self.resyncing.remove(&node);
+                } else {
+                    self.retrieve_failed(&node, error, out);
+                }
+            }
             Request::Retrieve { node, reason, .. } => {
                 self.retrieve_failed(&node, error.clone(), out);
                 if reason == SnapshotReason::Initial && !error.is_unsupported() {
