@@ -799,11 +799,67 @@ fn access_matrix() {
 fn items_as_big_as_a_client_sends_are_kept_and_bigger_ones_refused() {
     let mut s = service(Store::open_in_memory().expect("store"));
     create(&mut s, OWNER, "n", &[]).expect_ok();
-    let big = "x".repeat(250_000);
+    let big = "x".repeat(240_000);
     publish(&mut s, OWNER, "n", "big", &big).expect_ok();
     let huge = "x".repeat(pubsub_tui::serve::service::MAX_ITEM_BYTES);
     let refused = publish(&mut s, OWNER, "n", "huge", &huge);
     assert_eq!(refused.condition().as_deref(), Some("not-acceptable"));
     assert_eq!(refused.detail().as_deref(), Some("payload-too-big"));
     assert_eq!(item_ids(&mut s, "n"), ["big"]);
+}
+
+#[test]
+fn a_retrieve_of_big_items_comes_in_pages_under_the_stanza_limit() {
+    let mut s = service(Store::open_in_memory().expect("store"));
+    create(&mut s, OWNER, "n", &[]).expect_ok();
+    for i in 0..3 {
+        publish(&mut s, OWNER, "n", &format!("b{i}"), &"y".repeat(200_000)).expect_ok();
+    }
+    let size = |a: &Answer| String::from(&a.iq).len();
+    // All asked for, without RSM: the first that fits, and a page saying there are more.
+    let all = ask(
+        &mut s,
+        OWNER,
+        "get",
+        &format!("<pubsub xmlns='{PS}'><items node='n'/></pubsub>"),
+    );
+    assert!(size(&all) < 256 * 1024, "{}", size(&all));
+    let xml = String::from(&all.iq);
+    assert!(
+        xml.contains("id='b0'") && !xml.contains("id='b1'"),
+        "one item"
+    );
+    assert!(
+        xml.contains("<count>3</count>") && xml.contains("<last>b0</last>"),
+        "a page"
+    );
+    // Paged on: one at a time.
+    let next = ask(
+        &mut s,
+        OWNER,
+        "get",
+        &format!(
+            "<pubsub xmlns='{PS}'><items node='n'/><set xmlns='http://jabber.org/protocol/rsm'><max>200</max><after>b0</after></set></pubsub>"
+        ),
+    );
+    assert!(size(&next) < 256 * 1024);
+    assert!(String::from(&next.iq).contains("id='b1'"));
+    // The newest, asked with max_items: the newest that fit.
+    let newest = ask(
+        &mut s,
+        OWNER,
+        "get",
+        &format!("<pubsub xmlns='{PS}'><items node='n' max_items='3'/></pubsub>"),
+    );
+    let xml = String::from(&newest.iq);
+    assert!(
+        xml.contains("id='b2'") && !xml.contains("id='b0'"),
+        "the newest"
+    );
+    // Small items are not cut (positive control).
+    create(&mut s, OWNER, "small", &[]).expect_ok();
+    for i in 0..5 {
+        publish(&mut s, OWNER, "small", &format!("s{i}"), "tiny").expect_ok();
+    }
+    assert_eq!(item_ids(&mut s, "small").len(), 5);
 }

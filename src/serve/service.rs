@@ -41,9 +41,9 @@ use crate::xmpp::session::{Input, Now, Output};
 /// Longest node name and item id accepted, in bytes.
 const MAX_NAME: usize = 1024;
 const MAX_ID: usize = 256;
-/// Largest stored item, serialised: what a client may send (Prosody's stanza limit is near),
-/// with room for the id and publisher the service adds.
-pub const MAX_ITEM_BYTES: usize = proto::MAX_ITEM_XML_BYTES + 2048;
+/// Largest stored item, serialised (with the id and publisher the service adds): one such
+/// item, in a notification or a retrieve result, stays under Prosody's 256 KiB stanza limit.
+pub const MAX_ITEM_BYTES: usize = 250_000;
 /// Largest RSM page served.
 const MAX_PAGE: u64 = 1000;
 
@@ -1411,7 +1411,7 @@ impl Service {
         } else {
             Query::All
         };
-        let stored = match self.store.items(&node, &query) {
+        let mut stored = match self.store.items(&node, &query) {
             Ok(v) => v,
             Err(e) if e.is::<NoSuchItem>() => {
                 return Err(refuse(
@@ -1421,6 +1421,9 @@ impl Service {
             }
             Err(e) => return Err(storage_error(&e)),
         };
+        // One answer stays under the server's stanza limit (Prosody's is 256 KiB): as many
+        // items as fit, one at least, and an RSM page that says where to go on.
+        let cut = cut_to_budget(&mut stored, matches!(query, Query::Newest(_)));
         let items = stored
             .iter()
             .map(|s| {
@@ -1430,28 +1433,29 @@ impl Service {
                     .unwrap_or_else(|_| el("item", NS_PUBSUB, &[("id", &s.id)]))
             })
             .collect();
-        let page = if matches!(query, Query::Page { .. }) {
-            let count = self
-                .store
-                .item_count(&node)
-                .map_err(|e| storage_error(&e))?;
-            let first = match stored.first() {
-                Some(f) => Some((
-                    f.id.as_str(),
-                    self.store
-                        .index_of(&node, f.seq)
-                        .map_err(|e| storage_error(&e))?,
-                )),
-                None => None,
+        let page =
+            if matches!(query, Query::Page { .. }) || (cut && !matches!(query, Query::Newest(_))) {
+                let count = self
+                    .store
+                    .item_count(&node)
+                    .map_err(|e| storage_error(&e))?;
+                let first = match stored.first() {
+                    Some(f) => Some((
+                        f.id.as_str(),
+                        self.store
+                            .index_of(&node, f.seq)
+                            .map_err(|e| storage_error(&e))?,
+                    )),
+                    None => None,
+                };
+                Some(pubsub::ItemsResult::page_of(
+                    first.map(|(id, i)| (id, usize::try_from(i).unwrap_or(usize::MAX))),
+                    stored.last().map(|l| l.id.as_str()),
+                    usize::try_from(count).unwrap_or(usize::MAX),
+                ))
+            } else {
+                None
             };
-            Some(pubsub::ItemsResult::page_of(
-                first.map(|(id, i)| (id, usize::try_from(i).unwrap_or(usize::MAX))),
-                stored.last().map(|l| l.id.as_str()),
-                usize::try_from(count).unwrap_or(usize::MAX),
-            ))
-        } else {
-            None
-        };
         // Where the node's numbering stands, so a client can check the next notification.
         Ok(Some(
             pubsub::ItemsResult {
@@ -1816,6 +1820,35 @@ impl Service {
         }
         Ok(None)
     }
+}
+
+/// Bytes of items one retrieve result carries at most (with its wrapper, under 256 KiB).
+const RESULT_BUDGET: usize = 250_000;
+
+/// Keep the items that fit in [`RESULT_BUDGET`] (one at least): the first ones, or with
+/// `newest` the last ones. Whether any were left out.
+fn cut_to_budget(items: &mut Vec<super::store::StoredItem>, newest: bool) -> bool {
+    let order: Box<dyn Iterator<Item = &super::store::StoredItem>> = if newest {
+        Box::new(items.iter().rev())
+    } else {
+        Box::new(items.iter())
+    };
+    let (mut total, mut keep) = (0, 0);
+    for it in order {
+        total += it.xml.len();
+        if keep > 0 && total > RESULT_BUDGET {
+            break;
+        }
+        keep += 1;
+    }
+    let cut = keep < items.len();
+    if newest {
+        let drop = items.len() - keep;
+        items.drain(..drop);
+    } else {
+        items.truncate(keep);
+    }
+    cut
 }
 
 fn rxml_none() -> xmpp_parsers::minidom::rxml::Namespace<'static> {
