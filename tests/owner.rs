@@ -532,3 +532,36 @@ async fn ejabberd_a_pending_follow_waits_then_gets_the_items() {
     assert_eq!(items, ["stored before"]);
     let _ = bob.commands.try_send(xmpp::Command::Shutdown);
 }
+
+/// ejabberd answers yes to a change of the owner's own affiliation and keeps it: the command
+/// says the change did not happen (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejabberd_a_change_the_service_ignores_is_not_reported_as_done() {
+    let Some(server) = start_ejabberd(false) else {
+        return;
+    };
+    let (t, _) = ejabberd_target(&server);
+    t.ok(&["node", "create", "self"]);
+    let o = t.run(&[
+        "node",
+        "affiliations",
+        "self",
+        "--set",
+        "olga@localhost=member",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("did not change this: olga@localhost is still owner"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Positive control: a change it makes is reported.
+    let ok = t.json(&[
+        "node",
+        "affiliations",
+        "self",
+        "--set",
+        "bob@localhost=publisher",
+    ]);
+    assert_eq!(ok[0]["to"], "publisher");
+}

@@ -1864,8 +1864,50 @@ fn quitting_with_changes_in_the_form_asks_first() {
     assert!(ctrl(&mut m, 'c').is_empty());
     assert_eq!(m.overlay, Overlay::Confirm);
     assert!(render(&m, 80, 24).contains("your changes in the configuration form"));
+    // Stay: back in the form, with the change.
+    assert!(key(&mut m, KeyCode::Char('n')).is_empty());
+    assert_eq!(m.overlay, Overlay::Form);
+    assert_eq!(m.form.as_ref().map(|f| f.changed().len()), Some(1));
     // Positive control: without changes, Ctrl-C quits at once.
     let mut m = populated();
     open_form(&mut m);
     assert!(ctrl(&mut m, 'c').contains(&Effect::Quit));
+}
+
+#[test]
+fn a_change_of_ones_own_affiliation_asks_and_one_the_service_ignores_is_said() {
+    let mut m = populated();
+    let fx = key(&mut m, KeyCode::Char('A'));
+    let Command::Owner { req, .. } = command(&fx) else {
+        panic!()
+    };
+    let mine = Affiliation {
+        jid: "alice@localhost".into(),
+        affiliation: "owner".into(),
+    };
+    answer(
+        &mut m,
+        *req,
+        Ok(owned(OwnerDone::Affiliations(vec![mine.clone()]))),
+    );
+    // Own JID: asked first, even for a member.
+    assert!(key(&mut m, KeyCode::Char('m')).is_empty());
+    assert!(render(&m, 80, 24).contains("Change your own affiliation with 'demo' to member?"));
+    let fx = key(&mut m, KeyCode::Char('y'));
+    let Command::Owner { req, .. } = command(&fx) else {
+        panic!()
+    };
+    let fx = answer(&mut m, *req, Ok(owned(OwnerDone::AffiliationsSet)));
+    let Command::Owner { req, .. } = command(&fx) else {
+        panic!()
+    };
+    // The service's list still says owner: said so.
+    answer(&mut m, *req, Ok(owned(OwnerDone::Affiliations(vec![mine]))));
+    assert!(
+        m.outcome
+            .as_ref()
+            .is_some_and(|o| o.text.contains("the service kept alice@localhost owner")),
+        "{:?}",
+        m.outcome
+    );
 }

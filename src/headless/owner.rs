@@ -75,6 +75,14 @@ impl NodeQuery {
                 .map_err(|e| format!("node {:?}: {e}", crate::sanitize::display_max(n, 60)))?;
         }
         match self {
+            Self::Affiliations { set, .. } | Self::Subscriptions { set, .. }
+                if set
+                    .iter()
+                    .enumerate()
+                    .any(|(i, (j, _))| set[..i].iter().any(|(k, _)| k == j)) =>
+            {
+                return Err("--set names a JID twice: give each JID once".into());
+            }
             Self::Affiliations { set, .. } => {
                 for (jid, a) in set {
                     check_jid(jid)?;
@@ -414,7 +422,24 @@ async fn affiliations(
         })
         .collect();
     owner(net, key, OwnerOp::SetAffiliations(changes.clone())).await?;
+    // What the service did (ejabberd answers yes to a change of one's own affiliation, and
+    // keeps it as it was).
+    let after = match owner(net, key, OwnerOp::Affiliations).await {
+        Ok((_, OwnerDone::Affiliations(list))) => Some(list),
+        _ => None,
+    };
+    let mut kept = Vec::new();
     for c in &changes {
+        let now = after.as_ref().map(|l| {
+            l.iter()
+                .find(|a| a.jid == c.jid)
+                .map_or("none", |a| a.affiliation.as_str())
+                .to_owned()
+        });
+        if now.as_ref().is_some_and(|n| *n != c.affiliation) {
+            kept.push(format!("{} is still {}", c.jid, now.unwrap_or_default()));
+            continue;
+        }
         let was = list
             .iter()
             .find(|a| a.jid == c.jid)
@@ -424,6 +449,13 @@ async fn affiliations(
             &json!({"kind": "affiliation_changed", "node": key.node, "jid": c.jid,
                     "from": was, "to": c.affiliation}),
         )?;
+    }
+    if !kept.is_empty() {
+        bail!(
+            "{}: the service answered yes but did not change this: {}",
+            key.node,
+            kept.join("; ")
+        );
     }
     Ok(())
 }

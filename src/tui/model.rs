@@ -409,6 +409,14 @@ impl Model {
             })
     }
 
+    /// The account's bare JID, once online.
+    pub fn account_bare(&self) -> Option<String> {
+        match &self.conn {
+            ConnState::Online { jid, .. } => Some(jid.split('/').next().unwrap_or(jid).to_owned()),
+            _ => None,
+        }
+    }
+
     pub fn is_online(&self) -> bool {
         matches!(self.conn, ConnState::Online { .. })
     }

@@ -114,6 +114,9 @@ pub struct Panel {
     pub error: Option<String>,
     /// A JID (and affiliation) being typed.
     pub adding: Option<Input>,
+    /// A change the service accepted, to check in the list it sends next (ejabberd answers
+    /// OK to a change of one's own affiliation, and keeps it as it was).
+    pub expect: Option<(String, String)>,
 }
 
 impl Panel {
@@ -126,6 +129,7 @@ impl Panel {
             loading: true,
             error: None,
             adding: None,
+            expect: None,
         }
     }
 
@@ -399,6 +403,9 @@ fn on_panel_reply(
         }
         (OwnerAsk::SetAffiliation { jid, from, to }, Ok(_)) => {
             m.outcome(Level::Info, format!("{node}: {jid} {from} → {to}"));
+            if let Some(p) = m.panel.as_mut() {
+                p.expect = Some((jid, to));
+            }
             return reload_panel(m);
         }
         (OwnerAsk::SetSubscription { jid, from, to }, Ok(_)) => {
@@ -526,6 +533,23 @@ fn fill_panel(m: &mut Model, node: &str, kind: PanelKind, rows: Vec<PanelRow>) {
     };
     let keep = p.selected_jid().map(str::to_owned);
     p.rows = rows;
+    // Did the change take? (The service said yes; its list says what it did.)
+    if let Some((jid, to)) = p.expect.take()
+        && let Some(r) = p.rows.iter().find(|r| r.jid == jid)
+        && r.state != to
+    {
+        let kept = r.state.clone();
+        m.outcome(
+            Level::Error,
+            format!(
+                "{node}: the service kept {jid} {kept} (it answered yes, but did not change it)"
+            ),
+        );
+        let Some(p) = m.panel.as_mut() else { return };
+        p.loading = false;
+        return;
+    }
+    let Some(p) = m.panel.as_mut() else { return };
     if kind == PanelKind::Subscriptions {
         merge_pending(p, &m.pending);
     }
@@ -758,7 +782,10 @@ pub fn panel_key(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<Ef
     let Some(row) = p.rows.get(p.selected).cloned() else {
         return Vec::new();
     };
-    if matches!(to, "none" | "outcast") && row.state != to {
+    let own = m
+        .account_bare()
+        .is_some_and(|me| row.jid.split('/').next() == Some(me.as_str()));
+    if (own || matches!(to, "none" | "outcast")) && row.state != to {
         // Taking rights away (or a subscription): asked first.
         m.confirm = Some(Confirm::Change {
             jid: row.jid,

@@ -605,7 +605,13 @@ fn over_explorer(m: &mut Model, action: Action) {
 pub(super) fn on_quit(m: &mut Model) -> Vec<Effect> {
     if m.would_lose_text() {
         m.confirm = Some(super::owner::Confirm::Quit);
-        m.under = None;
+        // "Stay" goes back to where the user was (the form, with its changes).
+        m.under = match m.overlay {
+            Overlay::None | Overlay::Confirm | Overlay::Help { .. } | Overlay::Messages { .. } => {
+                m.under.take()
+            }
+            other => Some(other),
+        };
         m.overlay = Overlay::Confirm;
         Vec::new()
     } else {

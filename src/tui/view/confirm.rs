@@ -68,7 +68,15 @@ fn change_question(model: &Model, jid: &str, to: &str) -> String {
         .panel
         .as_ref()
         .is_some_and(|p| p.kind == super::super::owner::PanelKind::Subscriptions);
+    let own = model
+        .account_bare()
+        .is_some_and(|me| jid.split('/').next() == Some(me.as_str()));
     let (jid, node) = (sanitize::display(jid), sanitize::display(&node));
+    if own && !subscriptions {
+        return format!(
+            "Change your own affiliation with '{node}' to {to}? You may lose the right to change it back."
+        );
+    }
     match (to, subscriptions) {
         (_, true) => format!("Remove (or deny) {jid}'s subscription to '{node}'?"),
         ("outcast", _) => format!(
