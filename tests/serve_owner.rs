@@ -517,6 +517,9 @@ fn instant_nodes_publish_options_and_own_affiliations() {
         made.contains(&("pubsub#access_model".to_owned(), "whitelist".to_owned())),
         "{made:?}"
     );
+    // A name that shows differently from what it is (a bidi override) is refused.
+    let bidi = create(&mut s, OWNER, "rlo\u{202e}x", &[]);
+    assert_eq!(bidi.condition().as_deref(), Some("not-acceptable"));
     // The requester's own affiliations.
     let mine = ask(
         &mut s,

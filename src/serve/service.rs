@@ -208,8 +208,14 @@ fn bare(jid: &str) -> String {
     Jid::new(jid).map_or_else(|_| jid.to_owned(), |j| j.to_bare().to_string())
 }
 
+/// A node name or item id: not empty, bounded, and without control, bidi or invisible
+/// format characters (a name that shows differently from what it is cannot be told apart).
 fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
+    !s.is_empty()
+        && s.len() <= max
+        && !s
+            .chars()
+            .any(|c| c.is_control() || sanitize::is_format_char(c))
 }
 
 /// The node a request names, checked.

@@ -1429,8 +1429,8 @@ impl Session {
                     n.subscribed = false;
                 }
                 let error = RequestError::Invalid(
-                    "the service ended this subscription (the node's owner removed it); r \
-                     subscribes again"
+                    "the service ended this subscription (the node's owner removed it, or you \
+                     may no longer read the node)"
                         .into(),
                 );
                 self.set_state(node, SubState::Failed(error), out);

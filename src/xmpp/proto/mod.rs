@@ -257,7 +257,9 @@ pub fn parse_payload(text: &str) -> Result<Element, String> {
     }
     let mut e: Element = text.parse().map_err(|err| {
         let err = format!("{err:?}");
-        if err.contains("MissingNamespace") {
+        if err.contains("long name or reference") {
+            "a name or an attribute value is over 8 KiB, which XMPP's parsers refuse".to_owned()
+        } else if err.contains("MissingNamespace") {
             "the element has no namespace: give it one, as in <reading xmlns='urn:example:sensor'>…</reading>".to_owned()
         } else if err.contains("RestrictedXml") || text.contains("<!") {
             "XMPP carries no comments, DTDs or CDATA sections: take them out".to_owned()
@@ -341,6 +343,10 @@ mod tests {
             ("<!-- c --><a xmlns='u'/>", "no comments"),
             ("<!DOCTYPE a><a xmlns='u'/>", "no comments, DTDs"),
             ("<a xmlns='u'>", "not one well-formed XML element"),
+            (
+                &format!("<a xmlns='u' v='{}'/>", "A".repeat(8193)),
+                "over 8 KiB",
+            ),
         ] {
             let e = parse_payload(bad).expect_err(bad);
             assert!(e.contains(why), "{bad:?}: {e}");
