@@ -328,11 +328,11 @@ fn shown(values: &[String], boolean: bool) -> String {
             Some(b) => b.to_string(),
             None => format!("{one:?}"),
         },
-        [one] => format!("{one:?}"),
+        [one] => format!("\"{}\"", crate::sanitize::display_max(one, 2000)),
         many => format!(
             "[{}]",
             many.iter()
-                .map(|v| format!("{v:?}"))
+                .map(|v| format!("\"{}\"", crate::sanitize::display_max(v, 2000)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

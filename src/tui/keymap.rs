@@ -1050,7 +1050,7 @@ pub const BINDINGS: &[Binding] = &[
         scope: Scope::AffiliationsPanel,
         action: Action::MakePublishOnly,
         help: "make it publish-only",
-        hint: None,
+        hint: Some("publish-only"),
     },
     Binding {
         keys: &[ch('m')],

@@ -458,10 +458,12 @@ fn created(m: &mut Model, made: &str) -> Vec<Effect> {
         m.explorer.add_page(None, &listed);
         m.explorer.select(Some(&made));
     }
-    m.outcome(
-        Level::Info,
-        format!("created {made} (e shows it in the explorer, where s follows it)"),
-    );
+    let how = if m.overlay == Overlay::Explorer {
+        "s follows it"
+    } else {
+        "e shows it in the explorer, where s follows it"
+    };
+    m.outcome(Level::Info, format!("created {made} ({how})"));
     super::update::ask_infos(m)
 }
 
@@ -1041,6 +1043,16 @@ pub fn on_item_reply(
         ),
         (Asked::Republish { node, id, kept }, Ok(_)) => {
             m.outcome(Level::Info, format!("published {id} again to {node}"));
+            // A view of the old XML would mislead: closed (v shows the new one).
+            if m.item_view
+                .as_ref()
+                .is_some_and(|v| v.id.as_deref() == Some(&id))
+            {
+                m.item_view = None;
+                if m.overlay == Overlay::Item {
+                    m.overlay = Overlay::None;
+                }
+            }
             return kept.map(Effect::RemoveFile).into_iter().collect();
         }
         (Asked::Republish { node, id, kept }, Err(error)) => {
