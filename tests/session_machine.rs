@@ -1859,3 +1859,26 @@ fn subscription_events_change_the_state_of_our_own_subscription_only() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_connecting_report_that_comes_after_the_stream_is_up_is_stale() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["n"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    let late = events(s.handle(
+        Input::Connection(ConnState::Connecting { attempt: 1 }),
+        clock.now(),
+    ));
+    assert!(late.is_empty(), "{late:?}");
+    assert!(s.is_online());
+    // Positive control: after a loss, the connector's reports are news.
+    s.handle(Input::Suspended, clock.now());
+    let news = events(s.handle(
+        Input::Connection(ConnState::Connecting { attempt: 2 }),
+        clock.now(),
+    ));
+    assert_eq!(
+        news,
+        [NetEvent::Connection(ConnState::Connecting { attempt: 2 })]
+    );
+}

@@ -444,6 +444,11 @@ impl Session {
                 self.flush_outbox(now, &mut out);
             }
             Input::Suspended => self.set_conn(ConnState::Suspended, &mut out),
+            // The connector reports from its own task: its "connecting" can arrive after the
+            // stream it made is already up (the network task takes whichever is ready
+            // first). Online, that report is stale; a real loss comes as Suspended first.
+            Input::Connection(ConnState::Connecting { .. } | ConnState::Retrying { .. })
+                if self.is_online() => {}
             Input::Connection(state) => {
                 if let ConnState::Failed { error } = &state {
                     let reason = format!("connection failed: {error}");
