@@ -124,7 +124,8 @@ fn item(id: u8, text: u8) -> FeedItem {
         time: None,
         seq: None,
         service_seq: None,
-        xml: String::new(),
+        tree: pubsub_tui::feed::payload::Tree::default(),
+        received: None,
         text: text.to_string(),
         format: ItemFormat::Native,
     }

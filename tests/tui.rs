@@ -27,7 +27,8 @@ fn item(node: &str, n: u64, sender: &str, text: &str) -> FeedItem {
         service_seq: None,
         text: text.into(),
         format: ItemFormat::Native,
-        xml: String::new(),
+        tree: pubsub_tui::feed::payload::Tree::default(),
+        received: None,
     }
 }
 
@@ -1511,7 +1512,11 @@ fn the_selected_item_is_viewed_retracted_edited_and_its_id_copied() {
     let mut m = populated();
     // Make the newest item's XML hostile to a terminal.
     let mut hostile = item("demo", 9, "bob@localhost/phone", "nine");
-    hostile.xml = "<item xmlns='http://jabber.org/protocol/pubsub' id='beef0009'><post xmlns='urn:x-pubsub-tui:item:0'>ni&#x9b;2Jne\u{202e}</post></item>".into();
+    hostile.tree = pubsub_tui::xmpp::proto::tree::tree_of(
+        &"<item xmlns='http://jabber.org/protocol/pubsub' id='beef0009'><post xmlns='urn:x-pubsub-tui:item:0'>ni&#x9b;2Jne\u{202e}</post></item>"
+            .parse()
+            .expect("parses"),
+    );
     net(&mut m, NetEvent::Item(hostile));
     key(&mut m, KeyCode::Up);
     assert_eq!(

@@ -5,6 +5,7 @@
 //! no library handles. The network core produces these values; front ends only read them.
 
 pub mod gap;
+pub mod payload;
 mod store;
 
 pub use store::{ItemState, MarkerKind, NodeFeed, PushOutcome, Row, RowKind};
@@ -52,7 +53,9 @@ pub enum ItemFormat {
     Wokkel,
     /// An Atom `<entry/>` (title and summary).
     Atom,
-    /// Anything else: root element name and its text.
+    /// JSON carried in XML (XEP-0335): `<json xmlns='urn:xmpp:json:0'>`.
+    Json,
+    /// Anything else: a summary of its tree.
     Unknown,
 }
 
@@ -78,9 +81,12 @@ pub struct FeedItem {
     /// The text: whole, cleaned of control and bidi characters; newlines and tabs kept.
     pub text: String,
     pub format: ItemFormat,
-    /// The `<item/>` element as received, serialised (not cleaned: escape it where shown).
+    /// The `<item/>` element as received, as a bounded and sanitised tree.
     #[serde(skip)]
-    pub xml: String,
+    pub tree: payload::Tree,
+    /// When this program received it (set by the front end that shows it).
+    #[serde(skip)]
+    pub received: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl FeedItem {
@@ -109,6 +115,11 @@ impl FeedItem {
             .as_deref()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    /// The item as XML, from its tree.
+    pub fn xml(&self) -> String {
+        self.tree.to_xml()
     }
 
     /// The time to show in a narrow column: `HH:MM:SS` in the given offset when the item

@@ -345,7 +345,8 @@ mod tests {
             service_seq: None,
             text: text.into(),
             format: ItemFormat::Native,
-            xml: String::new(),
+            tree: crate::feed::payload::Tree::default(),
+            received: None,
         }
     }
 

@@ -57,7 +57,7 @@ fn item_json(kind: &str, item: &FeedItem) -> Value {
         "session": item.seq.as_ref().map(|s| &s.session),
         "text": item.text,
         "format": item.format,
-        "xml": item.xml,
+        "xml": item.xml(),
     })
 }
 

@@ -907,7 +907,7 @@ pub fn item_action(m: &mut Model, action: Action) -> Vec<Effect> {
             m.item_view = Some(ItemView {
                 node: item.node.clone(),
                 id: item.id.clone(),
-                lines: pretty_lines(&item.xml),
+                lines: item.tree.pretty(),
                 scroll: 0,
             });
             m.overlay = Overlay::Item;
@@ -954,8 +954,15 @@ fn edit(m: &mut Model, item: &FeedItem) -> Vec<Effect> {
         );
         return Vec::new();
     };
+    if let Some(cut) = item.tree.cut() {
+        m.outcome(
+            Level::Error,
+            format!("this item is only partly kept here ({cut}), so it cannot be edited"),
+        );
+        return Vec::new();
+    }
     let payload = item
-        .xml
+        .xml()
         .parse::<xmpp_parsers::minidom::Element>()
         .ok()
         .and_then(|e| e.children().next().cloned());
@@ -1097,12 +1104,4 @@ pub fn item_view_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
         _ => {}
     }
     Vec::new()
-}
-
-/// The item's XML as lines to show: indented, each line made safe for a terminal.
-fn pretty_lines(xml: &str) -> Vec<String> {
-    match xml.parse::<xmpp_parsers::minidom::Element>() {
-        Ok(e) => crate::xmpp::proto::pretty(&e),
-        Err(_) => xml.lines().map(crate::sanitize::display).collect(),
-    }
 }

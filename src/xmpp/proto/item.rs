@@ -7,12 +7,10 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use xmpp_parsers::minidom::Element;
 
-use super::{NS_ATOM, NS_ITEM, NS_PUBSUB, el, ncname, to_xml};
+use super::{NS_ATOM, NS_ITEM, NS_JSON, NS_PUBSUB, el, ncname};
 use crate::feed::{FeedItem, ItemFormat, Seq};
 use crate::sanitize;
 
-/// Longest text derived from an item of an unknown format (its element text, joined).
-const MAX_UNKNOWN_CHARS: usize = 4096;
 /// The largest `<item/>` we publish, as XML. Prosody refuses stanzas over 256 KiB (262,144
 /// bytes) and ends the stream; this leaves room for the `<iq/>` around the item.
 pub const MAX_ITEM_XML_BYTES: usize = 260_000;
@@ -170,27 +168,14 @@ fn attr(e: &Element, name: &str) -> Option<String> {
     e.attr(name).map(sanitize::display)
 }
 
-/// The text of an element and its descendants, bounded in length and depth-safe
-/// (iterative, so a deeply nested payload cannot overflow the stack here). Text of separate
-/// elements is joined with a space, so `<lat>45.44</lat><lon>12.33</lon>` reads `45.44 12.33`.
-fn deep_text(root: &Element, max_chars: usize) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut len = 0;
-    let mut stack = vec![root];
-    while let Some(e) = stack.pop() {
-        if len > max_chars * 4 {
-            break;
-        }
-        let t = e.text();
-        let t = t.trim();
-        if !t.is_empty() {
-            len += t.len() + 1;
-            parts.push(t.to_owned());
-        }
-        let children: Vec<&Element> = e.children().collect();
-        stack.extend(children.into_iter().rev());
-    }
-    sanitize::display_max(&parts.join(" "), max_chars)
+/// JSON text on one line: compact when it parses, else as it came (whitespace collapsed);
+/// bounded like a summary.
+fn json_line(raw: &str) -> String {
+    let line = match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v) => v.to_string(),
+        Err(_) => raw.split_whitespace().collect::<Vec<_>>().join(" "),
+    };
+    sanitize::display_max(&line, crate::feed::payload::SUMMARY_CHARS)
 }
 
 /// Read one `<item/>` of node `node` (from an event or a retrieve result).
@@ -210,7 +195,8 @@ pub fn parse_item(node: &str, item: &Element) -> FeedItem {
         service_seq: None,
         text: String::new(),
         format: ItemFormat::Unknown,
-        xml: to_xml(item),
+        tree: super::tree::tree_of(item),
+        received: None,
     };
     if let Some(post) = item.get_child("post", NS_ITEM) {
         out.format = ItemFormat::Native;
@@ -251,16 +237,11 @@ pub fn parse_item(node: &str, item: &Element) -> FeedItem {
             (None, Some(s)) => s,
             (None, None) => "(empty Atom entry)".to_owned(),
         };
-    } else if let Some(payload) = item.children().next() {
-        let name = sanitize::display_max(payload.name(), 64);
-        let text = deep_text(payload, MAX_UNKNOWN_CHARS);
-        out.text = if text.is_empty() {
-            format!("<{name}/>")
-        } else {
-            format!("<{name}> {text}")
-        };
+    } else if let Some(json) = item.get_child("json", NS_JSON) {
+        out.format = ItemFormat::Json;
+        out.text = json_line(&json.text());
     } else {
-        "(no payload)".clone_into(&mut out.text);
+        out.text = out.tree.summary();
     }
     out
 }
@@ -268,6 +249,7 @@ pub fn parse_item(node: &str, item: &Element) -> FeedItem {
 mod tests {
     use super::*;
     use crate::xmpp::proto::parse_xml as parse;
+    use crate::xmpp::proto::to_xml;
 
     #[test]
     fn publish_round_trips_through_our_parser() {
@@ -348,9 +330,41 @@ mod tests {
         );
         let parsed = parse_item("n", &item);
         assert_eq!(parsed.format, ItemFormat::Unknown);
-        assert_eq!(parsed.text, "<geoloc> 45.44 12.33");
-        assert!(parsed.xml.contains("<lat>45.44</lat>"), "{}", parsed.xml);
+        assert_eq!(parsed.text, "geoloc · lat 45.44 · lon 12.33");
+        assert!(
+            parsed.xml().contains("<lat>45.44</lat>"),
+            "{}",
+            parsed.xml()
+        );
+        // The issue's sensor reading: text of separate elements stays apart, units follow.
+        let reading = parse(
+            "<item xmlns='http://jabber.org/protocol/pubsub' id='r'><reading xmlns='urn:example:sensor'><temp unit='C'>21.5</temp><hum>40</hum></reading></item>",
+        );
+        assert_eq!(
+            parse_item("n", &reading).text,
+            "reading · temp 21.5 C · hum 40"
+        );
+        // A payload holding only text reads as its name and text.
+        let status = parse(
+            "<item xmlns='http://jabber.org/protocol/pubsub' id='s'><status xmlns='urn:x'>  all\n good </status></item>",
+        );
+        assert_eq!(parse_item("n", &status).text, "status · all good");
         let empty = parse("<item xmlns='http://jabber.org/protocol/pubsub' id='y'/>");
         assert_eq!(parse_item("n", &empty).text, "(no payload)");
+    }
+
+    #[test]
+    fn json_payloads_read_as_one_compact_line() {
+        let item = parse(
+            r#"<item xmlns='http://jabber.org/protocol/pubsub' id='j'><json xmlns='urn:xmpp:json:0'>{ "temp": 21.5,
+  "tags": ["a", "b"] }</json></item>"#,
+        );
+        let parsed = parse_item("n", &item);
+        assert_eq!(parsed.format, ItemFormat::Json);
+        assert_eq!(parsed.text, r#"{"tags":["a","b"],"temp":21.5}"#);
+        let bad = parse(
+            "<item xmlns='http://jabber.org/protocol/pubsub' id='j'><json xmlns='urn:xmpp:json:0'>{not json\n  at all</json></item>",
+        );
+        assert_eq!(parse_item("n", &bad).text, "{not json at all");
     }
 }

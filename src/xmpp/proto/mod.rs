@@ -29,6 +29,7 @@ pub mod item;
 pub mod owner;
 pub mod pubsub;
 pub mod seq;
+pub mod tree;
 
 use xmpp_parsers::minidom::{Element, rxml::NcName};
 
@@ -49,6 +50,8 @@ pub const NS_PUBSUB_META: &str = "http://jabber.org/protocol/pubsub#meta-data";
 pub const NS_DATA: &str = "jabber:x:data";
 pub const NS_PING: &str = "urn:xmpp:ping";
 pub const NS_ATOM: &str = "http://www.w3.org/2005/Atom";
+/// JSON carried in XML (XEP-0335).
+pub const NS_JSON: &str = "urn:xmpp:json:0";
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 pub const NS_RSM: &str = "http://jabber.org/protocol/rsm";
 pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";

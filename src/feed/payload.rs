@@ -1,0 +1,529 @@
+//! An item as a tree: the `<item/>` element as received, kept as plain data (no XML library
+//! handles), bounded and sanitised when it is built.
+//!
+//! The tree is a flat list of nodes in document order, each with its depth: an element (its
+//! namespace, name and attributes) or a run of text. Children of node `i` are the nodes after
+//! it one level deeper, up to the next node at `i`'s depth or above. A flat list costs one
+//! allocation for the nodes plus their strings, and every walk over it is a loop, so no
+//! payload can overflow the stack.
+//!
+//! **Bounds** (a peer controls the payload; see the README): at most [`MAX_DEPTH`] levels of
+//! elements, [`MAX_NODES`] nodes, and [`MAX_BYTES`] bytes of names, attribute values and text
+//! together. What lies past a bound is left out, and [`Tree::cut`] says which bound cut it.
+//! **Sanitised:** every string went through [`crate::sanitize`] (control and bidi characters
+//! gone, line breaks and tabs kept), so any part can be printed.
+//!
+//! The one-line summary of a payload ([`Tree::summary`]), the item view, search and export
+//! all read this tree.
+
+use std::fmt::Write as _;
+
+/// Deepest element kept (the `<item/>` is depth 0).
+pub const MAX_DEPTH: usize = 32;
+/// Most nodes (elements and runs of text) kept.
+pub const MAX_NODES: usize = 4096;
+/// Most bytes of names, attribute values and text kept.
+pub const MAX_BYTES: usize = 300_000;
+/// Longest one-line summary, in characters.
+pub const SUMMARY_CHARS: usize = 4096;
+/// Attribute values longer than this are left out of the summary line.
+const SUMMARY_ATTR_CHARS: usize = 24;
+
+/// Which bound cut a tree short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    Depth,
+    Nodes,
+    Bytes,
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Depth => "nested deeper than 32 levels",
+            Self::Nodes => "more than 4096 elements and texts",
+            Self::Bytes => "more than 300,000 bytes of text",
+        })
+    }
+}
+
+/// One node of a [`Tree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Element {
+        depth: u16,
+        /// Index into the tree's namespaces.
+        ns: u16,
+        name: Box<str>,
+        attrs: Box<[(Box<str>, Box<str>)]>,
+    },
+    Text {
+        depth: u16,
+        text: Box<str>,
+    },
+}
+
+impl Node {
+    pub fn depth(&self) -> usize {
+        match self {
+            Self::Element { depth, .. } | Self::Text { depth, .. } => usize::from(*depth),
+        }
+    }
+
+    /// The element's name (`None` for text).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Element { name, .. } => Some(name),
+            Self::Text { .. } => None,
+        }
+    }
+
+    pub fn attrs(&self) -> &[(Box<str>, Box<str>)] {
+        match self {
+            Self::Element { attrs, .. } => attrs,
+            Self::Text { .. } => &[],
+        }
+    }
+}
+
+/// A bounded, sanitised XML tree (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tree {
+    nodes: Box<[Node]>,
+    namespaces: Box<[Box<str>]>,
+    cut: Option<Cut>,
+}
+
+/// Builds a [`Tree`] in document order, applying the bounds. The XML reader (in
+/// `xmpp::proto::tree`) walks its elements and calls [`Self::open`] and [`Self::text`].
+#[derive(Debug, Default)]
+pub struct Builder {
+    nodes: Vec<Node>,
+    namespaces: Vec<Box<str>>,
+    cut: Option<Cut>,
+    bytes: usize,
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn room(&mut self, depth: usize, bytes: usize) -> bool {
+        if self.cut.is_some_and(|c| c != Cut::Depth) {
+            return false;
+        }
+        if depth > MAX_DEPTH {
+            self.cut.get_or_insert(Cut::Depth);
+            return false;
+        }
+        if self.nodes.len() >= MAX_NODES {
+            self.cut = Some(Cut::Nodes);
+            return false;
+        }
+        if self.bytes + bytes > MAX_BYTES {
+            self.cut = Some(Cut::Bytes);
+            return false;
+        }
+        true
+    }
+
+    /// An element at `depth`. `false` when it was left out (a bound): skip its content too.
+    pub fn open<'a>(
+        &mut self,
+        depth: usize,
+        ns: &str,
+        name: &str,
+        attrs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> bool {
+        let name = crate::sanitize::display_max(name, 256);
+        let attrs: Vec<(Box<str>, Box<str>)> = attrs
+            .map(|(k, v)| {
+                (
+                    crate::sanitize::display_max(k, 256).into_boxed_str(),
+                    crate::sanitize::text(v).into_boxed_str(),
+                )
+            })
+            .collect();
+        let bytes = name.len() + attrs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if !self.room(depth, bytes) {
+            return false;
+        }
+        self.bytes += bytes;
+        let ns = if let Some(i) = self.namespaces.iter().position(|n| **n == *ns) {
+            i
+        } else {
+            self.namespaces
+                .push(crate::sanitize::display_max(ns, 1024).into_boxed_str());
+            self.namespaces.len() - 1
+        };
+        self.nodes.push(Node::Element {
+            depth: u16::try_from(depth).unwrap_or(u16::MAX),
+            ns: u16::try_from(ns).unwrap_or(u16::MAX),
+            name: name.into_boxed_str(),
+            attrs: attrs.into_boxed_slice(),
+        });
+        true
+    }
+
+    /// A run of text inside the element opened last at `depth - 1`. Text between elements
+    /// that is only whitespace (indentation) is not kept. Text over the byte bound is cut.
+    pub fn text(&mut self, depth: usize, raw: &str) {
+        if raw.trim().is_empty() || self.cut.is_some_and(|c| c != Cut::Depth) {
+            return;
+        }
+        let mut text = crate::sanitize::text(raw);
+        if self.bytes + text.len() > MAX_BYTES {
+            let mut end = MAX_BYTES.saturating_sub(self.bytes);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            self.cut = Some(Cut::Bytes);
+            if text.is_empty() {
+                return;
+            }
+        } else if !self.room(depth, text.len()) {
+            return;
+        }
+        self.bytes += text.len();
+        // Adjacent runs (a text split by a left-out element) join.
+        if let Some(Node::Text { depth: d, text: t }) = self.nodes.last_mut()
+            && usize::from(*d) == depth
+        {
+            let mut joined = String::with_capacity(t.len() + text.len());
+            joined.push_str(t);
+            joined.push_str(&text);
+            *t = joined.into_boxed_str();
+            return;
+        }
+        self.nodes.push(Node::Text {
+            depth: u16::try_from(depth).unwrap_or(u16::MAX),
+            text: text.into_boxed_str(),
+        });
+    }
+
+    pub fn finish(self) -> Tree {
+        Tree {
+            nodes: self.nodes.into_boxed_slice(),
+            namespaces: self.namespaces.into_boxed_slice(),
+            cut: self.cut,
+        }
+    }
+}
+
+impl Tree {
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Which bound left part of the payload out, if one did.
+    pub fn cut(&self) -> Option<Cut> {
+        self.cut
+    }
+
+    /// The namespace of element `i` (empty for text).
+    pub fn ns(&self, i: usize) -> &str {
+        match self.nodes.get(i) {
+            Some(Node::Element { ns, .. }) => {
+                self.namespaces.get(usize::from(*ns)).map_or("", |n| n)
+            }
+            _ => "",
+        }
+    }
+
+    /// The nodes directly inside node `i`, by index.
+    pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let depth = self.nodes.get(i).map_or(0, Node::depth);
+        (i + 1..self.nodes.len())
+            .take_while(move |&j| self.nodes[j].depth() > depth)
+            .filter(move |&j| self.nodes[j].depth() == depth + 1)
+    }
+
+    /// The element children of `i`, by index.
+    pub fn child_elements(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.children(i)
+            .filter(|&j| matches!(self.nodes[j], Node::Element { .. }))
+    }
+
+    /// The first element child of `i` named `name` in namespace `ns`.
+    pub fn child(&self, i: usize, name: &str, ns: &str) -> Option<usize> {
+        self.child_elements(i)
+            .find(|&j| self.nodes[j].name() == Some(name) && self.ns(j) == ns)
+    }
+
+    /// The end (exclusive) of node `i`'s subtree.
+    pub fn subtree_end(&self, i: usize) -> usize {
+        let depth = self.nodes.get(i).map_or(0, Node::depth);
+        (i + 1..self.nodes.len())
+            .find(|&j| self.nodes[j].depth() <= depth)
+            .unwrap_or(self.nodes.len())
+    }
+
+    /// The text directly inside element `i` (its runs of text, joined).
+    pub fn own_text(&self, i: usize) -> String {
+        self.children(i)
+            .filter_map(|j| match &self.nodes[j] {
+                Node::Text { text, .. } => Some(&**text),
+                Node::Element { .. } => None,
+            })
+            .collect()
+    }
+
+    /// All the text inside element `i`, at any depth, runs joined with a space.
+    pub fn deep_text(&self, i: usize) -> String {
+        let mut out = String::new();
+        for node in &self.nodes[(i + 1).min(self.nodes.len())..self.subtree_end(i)] {
+            if let Node::Text { text, .. } = node {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(text.trim());
+            }
+        }
+        out
+    }
+
+    /// The value of attribute `name` of element `i`.
+    pub fn attr(&self, i: usize, name: &str) -> Option<&str> {
+        self.nodes
+            .get(i)?
+            .attrs()
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| &**v)
+    }
+
+    /// Every string in the tree a search looks at: text, attribute values, element names.
+    pub fn strings(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().flat_map(|n| {
+            let own = match n {
+                Node::Element { .. } => None,
+                Node::Text { text, .. } => Some(&**text),
+            };
+            own.into_iter().chain(n.attrs().iter().map(|(_, v)| &**v))
+        })
+    }
+
+    /// The values of the fields called `name` anywhere in the payload: the text of each
+    /// element of that name (trimmed), and the value of each attribute of that name.
+    pub fn field_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = String> + 'a {
+        (0..self.nodes.len()).flat_map(move |i| {
+            let node = &self.nodes[i];
+            let element =
+                (node.name() == Some(name) && i > 0).then(|| self.deep_text(i).trim().to_owned());
+            let attrs = node
+                .attrs()
+                .iter()
+                .filter(move |(k, _)| &**k == name)
+                .map(|(_, v)| v.to_string());
+            element.into_iter().chain(attrs)
+        })
+    }
+
+    /// The payload: the first element inside the `<item/>`.
+    pub fn payload(&self) -> Option<usize> {
+        self.child_elements(0).next()
+    }
+
+    /// One line saying what the payload holds, derived from its structure: the payload's name,
+    /// then each leaf element with its text and short attribute values, so that
+    /// `<reading><temp unit='C'>21.5</temp><hum>40</hum></reading>` reads
+    /// `reading · temp 21.5 C · hum 40`. Bounded to [`SUMMARY_CHARS`].
+    pub fn summary(&self) -> String {
+        let Some(p) = self.payload() else {
+            return "(no payload)".to_owned();
+        };
+        let name = self.nodes[p].name().unwrap_or_default();
+        let mut parts = vec![name.to_owned()];
+        let mut len = name.len();
+        let end = self.subtree_end(p);
+        for i in p..end {
+            if len > SUMMARY_CHARS * 2 {
+                break;
+            }
+            if !matches!(self.nodes[i], Node::Element { .. })
+                || self.child_elements(i).next().is_some()
+            {
+                continue;
+            }
+            let mut part = if i == p {
+                String::new()
+            } else {
+                self.nodes[i].name().unwrap_or_default().to_owned()
+            };
+            let text = collapse(&self.own_text(i));
+            let mut add = |s: &str| {
+                if !s.is_empty() {
+                    if !part.is_empty() {
+                        part.push(' ');
+                    }
+                    part.push_str(s);
+                }
+            };
+            add(&text);
+            for (_, v) in self.nodes[i].attrs() {
+                if v.chars().count() <= SUMMARY_ATTR_CHARS {
+                    add(&collapse(v));
+                }
+            }
+            if !part.is_empty() && (i != p || parts.len() == 1) {
+                len += part.len() + 3;
+                parts.push(part);
+            }
+        }
+        crate::sanitize::display_max(&parts.join(" · "), SUMMARY_CHARS)
+    }
+
+    /// The bytes the tree holds, roughly (its strings and nodes), for the feed's memory bound.
+    pub fn weight(&self) -> usize {
+        let strings: usize = self
+            .nodes
+            .iter()
+            .map(|n| match n {
+                Node::Element { name, attrs, .. } => {
+                    name.len()
+                        + attrs
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len() + 32)
+                            .sum::<usize>()
+                }
+                Node::Text { text, .. } => text.len(),
+            })
+            .sum();
+        strings
+            + self.nodes.len() * std::mem::size_of::<Node>()
+            + self.namespaces.iter().map(|n| n.len() + 16).sum::<usize>()
+    }
+
+    /// The tree as compact XML, namespaces declared where they change. Nothing is lost that
+    /// the tree kept (a cut tree gives what was kept, well-formed).
+    pub fn to_xml(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out, false);
+        out
+    }
+
+    /// The tree as indented lines of XML for a person to read (text of several lines shows as
+    /// its lines; everything is already safe to show).
+    pub fn pretty(&self) -> Vec<String> {
+        let mut out = String::new();
+        self.write(&mut out, true);
+        let mut lines: Vec<String> = out.lines().map(str::to_owned).collect();
+        if let Some(cut) = self.cut {
+            lines.push(format!("… (the rest was left out: {cut})"));
+        }
+        lines
+    }
+
+    fn write(&self, out: &mut String, pretty: bool) {
+        // Open elements, by index.
+        let mut open: Vec<usize> = Vec::new();
+        let nl = |out: &mut String| {
+            if pretty {
+                out.push('\n');
+            }
+        };
+        let pad = |depth: usize| {
+            if pretty {
+                "  ".repeat(depth)
+            } else {
+                String::new()
+            }
+        };
+        let mut i = 0;
+        while i < self.nodes.len() {
+            let node = &self.nodes[i];
+            while let Some(&j) = open
+                .last()
+                .filter(|&&j| self.nodes[j].depth() >= node.depth())
+            {
+                open.pop();
+                let _ = write!(
+                    out,
+                    "{}</{}>",
+                    pad(self.nodes[j].depth()),
+                    self.nodes[j].name().unwrap_or_default()
+                );
+                nl(out);
+            }
+            match node {
+                Node::Text { text, .. } if pretty => {
+                    for line in text.trim().lines() {
+                        let _ = writeln!(out, "{}{line}", pad(node.depth()));
+                    }
+                }
+                Node::Text { text, .. } => escape(out, text, false),
+                Node::Element {
+                    ns, name, attrs, ..
+                } => {
+                    let _ = write!(out, "{}<{name}", pad(node.depth()));
+                    let parent_ns = open.last().and_then(|&j| match &self.nodes[j] {
+                        Node::Element { ns, .. } => Some(*ns),
+                        Node::Text { .. } => None,
+                    });
+                    if parent_ns != Some(*ns) {
+                        out.push_str(" xmlns='");
+                        escape(out, self.ns(i), true);
+                        out.push('\'');
+                    }
+                    for (k, v) in attrs {
+                        let _ = write!(out, " {k}='");
+                        escape(out, v, true);
+                        out.push('\'');
+                    }
+                    let end = self.subtree_end(i);
+                    if end == i + 1 {
+                        out.push_str("/>");
+                        nl(out);
+                    } else if let (true, 2, Node::Text { text, .. }) =
+                        (pretty, end - i, &self.nodes[i + 1])
+                        && !text.trim().contains('\n')
+                    {
+                        // An element holding one line of text reads best on one line.
+                        let _ = writeln!(out, ">{}</{name}>", text.trim());
+                        i += 1;
+                    } else {
+                        out.push('>');
+                        nl(out);
+                        open.push(i);
+                    }
+                }
+            }
+            i += 1;
+        }
+        while let Some(j) = open.pop() {
+            let _ = write!(
+                out,
+                "{}</{}>",
+                pad(self.nodes[j].depth()),
+                self.nodes[j].name().unwrap_or_default()
+            );
+            nl(out);
+        }
+    }
+}
+
+/// Whitespace runs become one space; ends trimmed.
+fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Escape text for XML character data (`attr`: for a single-quoted attribute value).
+fn escape(out: &mut String, s: &str, attr: bool) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' if attr => out.push_str("&apos;"),
+            '\n' if attr => out.push_str("&#10;"),
+            '\t' if attr => out.push_str("&#9;"),
+            c => out.push(c),
+        }
+    }
+}

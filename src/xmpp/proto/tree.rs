@@ -1,0 +1,185 @@
+//! Reading an `<item/>` element into the feed's bounded, sanitised [`Tree`]. The walk keeps
+//! its own stack, so a payload nested any depth cannot overflow ours; the tree's builder
+//! applies the bounds.
+
+use xmpp_parsers::minidom::{Element, Node};
+
+use crate::feed::payload::{Builder, Tree};
+
+const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// The element and everything in it, as a [`Tree`].
+pub fn tree_of(root: &Element) -> Tree {
+    // Children are pushed reversed, texts among them, so they come out in document order.
+    enum Step<'a> {
+        Open(&'a Element, usize),
+        Text(&'a str, usize),
+    }
+    let mut b = Builder::new();
+    let mut steps: Vec<Step> = vec![Step::Open(root, 0)];
+    while let Some(step) = steps.pop() {
+        match step {
+            Step::Text(t, depth) => b.text(depth, t),
+            Step::Open(e, depth) => {
+                let attrs: Vec<(String, &str)> = e
+                    .attrs()
+                    .iter()
+                    .map(|((ns, name), v)| {
+                        let name = if ns.as_str() == NS_XML {
+                            format!("xml:{}", name.as_str())
+                        } else {
+                            name.as_str().to_owned()
+                        };
+                        (name, v.as_str())
+                    })
+                    .collect();
+                let ns = e.ns();
+                let kept = b.open(
+                    depth,
+                    &ns,
+                    e.name(),
+                    attrs.iter().map(|(k, v)| (k.as_str(), *v)),
+                );
+                if !kept {
+                    continue;
+                }
+                let children: Vec<&Node> = e.nodes().collect();
+                for n in children.into_iter().rev() {
+                    steps.push(match n {
+                        Node::Element(c) => Step::Open(c, depth + 1),
+                        Node::Text(t) => Step::Text(t, depth + 1),
+                    });
+                }
+            }
+        }
+    }
+    b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::payload::{Cut, MAX_BYTES, MAX_DEPTH, MAX_NODES, Node};
+    use crate::xmpp::proto::parse_xml as parse;
+
+    const ITEM: &str = "http://jabber.org/protocol/pubsub";
+
+    fn item(inner: &str) -> Element {
+        parse(&format!("<item xmlns='{ITEM}' id='i'>{inner}</item>"))
+    }
+
+    #[test]
+    fn a_tree_reads_back_to_the_same_element() {
+        let e = item(
+            "<reading xmlns='urn:example:sensor' note='a &amp; &apos;b&apos; &lt;c&gt; &#10;d'><temp unit='C'>21.5</temp><x xmlns='urn:other'><y/></x><mixed>text <b>bold</b> tail</mixed></reading>",
+        );
+        let t = tree_of(&e);
+        assert_eq!(t.cut(), None);
+        let back: Element = t.to_xml().parse().expect("the tree's XML parses");
+        assert_eq!(back, e, "{}", t.to_xml());
+        // Mixed content keeps its order.
+        let mixed = t
+            .nodes()
+            .iter()
+            .position(|n| n.name() == Some("mixed"))
+            .expect("mixed");
+        assert_eq!(t.deep_text(mixed), "text bold tail");
+        assert_eq!(t.own_text(mixed), "text  tail");
+        // Namespaces are declared where they change, and only there.
+        let lines = t.pretty();
+        assert_eq!(lines[0], format!("<item xmlns='{ITEM}' id='i'>"));
+        assert!(lines.iter().any(|l| l == "  <reading xmlns='urn:example:sensor' note='a &amp; &apos;b&apos; &lt;c&gt; &#10;d'>"), "{lines:#?}");
+        assert!(
+            lines.iter().any(|l| l == "    <temp unit='C'>21.5</temp>"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l == "    <x xmlns='urn:other'>"),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().any(|l| l == "      <y/>"), "{lines:#?}");
+        assert_eq!(lines.last().map(String::as_str), Some("</item>"));
+    }
+
+    #[test]
+    fn deep_payloads_are_cut_at_the_depth_bound() {
+        let depth = 200;
+        let inner = format!(
+            "{}leaf{}",
+            "<d xmlns='urn:d'>".repeat(depth),
+            "</d>".repeat(depth)
+        );
+        let t = tree_of(&item(&inner));
+        assert_eq!(t.cut(), Some(Cut::Depth));
+        let deepest = t.nodes().iter().map(Node::depth).max().unwrap_or(0);
+        assert_eq!(deepest, MAX_DEPTH);
+        assert!(
+            t.pretty()
+                .last()
+                .is_some_and(|l| l.contains("deeper than 32"))
+        );
+        // What was kept is well-formed.
+        let back: Element = t.to_xml().parse().expect("parses");
+        assert_eq!(back.name(), "item");
+        // Positive control: a payload just within the bound is whole.
+        let ok = format!(
+            "{}leaf{}",
+            "<d xmlns='urn:d'>".repeat(MAX_DEPTH - 1),
+            "</d>".repeat(MAX_DEPTH - 1)
+        );
+        let t = tree_of(&item(&ok));
+        assert_eq!(t.cut(), None);
+        assert!(t.strings().any(|s| s == "leaf"));
+    }
+
+    #[test]
+    fn wide_and_huge_payloads_are_cut_at_their_bounds() {
+        let wide = format!(
+            "<w xmlns='urn:w'>{}</w>",
+            "<c a='1'>v</c>".repeat(MAX_NODES)
+        );
+        let t = tree_of(&item(&wide));
+        assert_eq!(t.cut(), Some(Cut::Nodes));
+        assert_eq!(t.nodes().len(), MAX_NODES);
+        let huge = format!("<h xmlns='urn:h'>{}</h>", "é".repeat(400_000));
+        let t = tree_of(&item(&huge));
+        assert_eq!(t.cut(), Some(Cut::Bytes));
+        let kept: usize = t.strings().map(str::len).sum();
+        assert!(kept <= MAX_BYTES && kept > MAX_BYTES - 100, "{kept}");
+        assert!(
+            t.to_xml().parse::<Element>().is_ok(),
+            "cut on a char boundary"
+        );
+    }
+
+    #[test]
+    fn what_a_peer_sends_is_sanitised() {
+        let t = tree_of(&item(
+            "<p xmlns='urn:p' v='x&#x9b;31m&#x202e;y'>a&#x9b;]0;title&#x85;b&#x202e;c\nline two</p>",
+        ));
+        let all: Vec<&str> = t.strings().collect();
+        assert!(all.contains(&"x31my"), "{all:?}");
+        assert!(all.contains(&"a]0;titlebc\nline two"), "{all:?}");
+        for line in t.pretty() {
+            assert!(
+                !line
+                    .chars()
+                    .any(|c| c.is_control() || crate::sanitize::is_format_char(c)),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_are_found_by_element_or_attribute_name() {
+        let t = tree_of(&item(
+            "<reading xmlns='urn:s' temp='19'><temp unit='C'> 21.5 </temp><hum>40</hum></reading>",
+        ));
+        let temps: Vec<String> = t.field_values("temp").collect();
+        assert_eq!(temps, ["19", "21.5"]);
+        assert_eq!(t.field_values("unit").collect::<Vec<_>>(), ["C"]);
+        assert_eq!(t.field_values("nothing").count(), 0);
+        // The <item/>'s own id is not a payload field.
+        assert_eq!(t.field_values("item").count(), 0);
+    }
+}
