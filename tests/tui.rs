@@ -1525,9 +1525,12 @@ fn the_selected_item_is_viewed_retracted_edited_and_its_id_copied() {
     );
     key(&mut m, KeyCode::Char('v'));
     assert_eq!(m.overlay, Overlay::Item);
+    // Rendered, tree, raw XML.
+    key(&mut m, KeyCode::Tab);
+    key(&mut m, KeyCode::Tab);
     let screen = render(&m, 80, 24);
     assert!(
-        screen.contains("<post xmlns='urn:x-pubsub-tui:item:0'>ni2Jne</post>"),
+        screen.contains("  <post xmlns='urn:x-pubsub-tui:item:0'>ni2Jne</post>"),
         "{screen}"
     );
     assert!(!screen.contains('\u{9b}') && !screen.contains('\u{202e}'));
@@ -1915,4 +1918,74 @@ fn a_change_of_ones_own_affiliation_asks_and_one_the_service_ignores_is_said() {
         "{:?}",
         m.outcome
     );
+}
+
+/// An item as a service sends it (parsed as the network core does).
+fn wire_item(node: &str, xml: &str) -> FeedItem {
+    pubsub_tui::xmpp::proto::parse_item(node, &xml.parse().expect("fixture XML parses"))
+}
+
+const READING: &str = "<item xmlns='http://jabber.org/protocol/pubsub' id='r1'><reading xmlns='urn:example:sensor' at='lab'><temp unit='C'>21.5</temp><hum>40</hum><note>a long note that goes on and on so that it has to be wrapped at eighty columns, and further still at forty</note><calib><by>eve</by><on>2026-11-01</on></calib></reading></item>";
+
+const ENTRY: &str = "<item xmlns='http://jabber.org/protocol/pubsub' id='e1'><entry xmlns='http://www.w3.org/2005/Atom'><author><name>Juliet</name><uri>xmpp:juliet@capulet.lit</uri></author><title>Release 2.0 is out</title><link rel='alternate' type='text/html' href='https://capulet.lit/r/2.0'/><published>2026-11-24T06:59:00Z</published><updated>2026-11-24T06:59:30Z</updated><content type='html'>&lt;p&gt;It &lt;b&gt;ships&lt;/b&gt; today.&lt;/p&gt;&lt;ul&gt;&lt;li&gt;faster&lt;/li&gt;&lt;li&gt;smaller&lt;/li&gt;&lt;/ul&gt;</content></entry></item>";
+
+#[test]
+fn an_items_line_reads_right_and_says_when_it_was_only_received() {
+    let mut m = populated();
+    let _ = update(&mut m, Msg::Tick(at(7, 1, 2)));
+    net(&mut m, NetEvent::Item(wire_item("demo", READING)));
+    let screen = render(&m, 80, 24);
+    // No time of its own: the time it was received, in its own style.
+    assert!(screen.contains("07:01:02 ?"), "{screen}");
+    assert!(screen.contains("reading · temp 21.5 C · hum …"), "{screen}");
+    let node = m.selected_node().expect("node");
+    let row = node.feed.row(node.feed.len() - 1).expect("row");
+    let pubsub_tui::feed::RowKind::Item { item, .. } = &row.kind else {
+        panic!("{row:?}")
+    };
+    assert_eq!(item.received, Some(at(7, 1, 2)));
+    assert_eq!(item.display_time(m.offset), ("07:01:02".to_owned(), true));
+    // Positive control: an item with a time shows its own.
+    assert_eq!(
+        self::item("demo", 5, "b", "t").display_time(m.offset),
+        ("07:00:05".to_owned(), false)
+    );
+}
+
+#[test]
+fn snapshot_item_view_tree_rendered_and_raw() {
+    let mut m = populated();
+    let _ = update(&mut m, Msg::Tick(at(7, 1, 2)));
+    net(&mut m, NetEvent::Item(wire_item("demo", READING)));
+    key(&mut m, KeyCode::Up);
+    key(&mut m, KeyCode::Char('v'));
+    // An unknown payload opens on its tree.
+    insta::assert_snapshot!("item_tree_80x24", render(&m, 80, 24));
+    // Fold the <reading/>: down to it, ←.
+    key(&mut m, KeyCode::Down);
+    key(&mut m, KeyCode::Left);
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("▸ reading [sensor] at=\"lab\"  … "),
+        "{screen}"
+    );
+    assert!(!screen.contains("temp"), "{screen}");
+    key(&mut m, KeyCode::Enter);
+    assert!(render(&m, 80, 24).contains("· temp unit=\"C\" = \"21.5\""));
+    let _ = update(&mut m, Msg::Resize(40, 12));
+    insta::assert_snapshot!("item_tree_40x12", render(&m, 40, 12));
+    key(&mut m, KeyCode::Tab);
+    insta::assert_snapshot!("item_raw_40x12", render(&m, 40, 12));
+    let _ = update(&mut m, Msg::Resize(80, 24));
+    insta::assert_snapshot!("item_raw_80x24", render(&m, 80, 24));
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.overlay, Overlay::None);
+    // An Atom entry opens rendered.
+    net(&mut m, NetEvent::Item(wire_item("demo", ENTRY)));
+    key(&mut m, KeyCode::Esc);
+    key(&mut m, KeyCode::Up);
+    key(&mut m, KeyCode::Char('v'));
+    insta::assert_snapshot!("item_atom_80x24", render(&m, 80, 24));
+    let _ = update(&mut m, Msg::Resize(40, 12));
+    insta::assert_snapshot!("item_atom_40x12", render(&m, 40, 12));
 }

@@ -6,6 +6,7 @@
 
 pub mod gap;
 pub mod payload;
+pub mod render;
 mod store;
 
 pub use store::{ItemState, MarkerKind, NodeFeed, PushOutcome, Row, RowKind};
@@ -122,15 +123,23 @@ impl FeedItem {
         self.tree.to_xml()
     }
 
-    /// The time to show in a narrow column: `HH:MM:SS` in the given offset when the item
-    /// carries an RFC 3339 timestamp, otherwise the first 8 characters of what it carried.
-    pub fn display_time(&self, offset: chrono::FixedOffset) -> String {
+    /// The time to show in a narrow column, and whether it is when the item was received
+    /// (`true`: the item carries no time of its own). `HH:MM:SS` in the given offset when the
+    /// item carries an RFC 3339 timestamp, otherwise the first 8 characters of what it carried.
+    pub fn display_time(&self, offset: chrono::FixedOffset) -> (String, bool) {
         let Some(raw) = self.time.as_deref() else {
-            return "--:--:--".to_owned();
+            return match self.received {
+                Some(t) => (
+                    t.with_timezone(&offset).format("%H:%M:%S").to_string(),
+                    true,
+                ),
+                None => ("--:--:--".to_owned(), false),
+            };
         };
-        match chrono::DateTime::parse_from_rfc3339(raw) {
+        let shown = match chrono::DateTime::parse_from_rfc3339(raw) {
             Ok(t) => t.with_timezone(&offset).format("%H:%M:%S").to_string(),
             Err(_) => raw.chars().take(8).collect(),
-        }
+        };
+        (shown, false)
     }
 }

@@ -281,6 +281,15 @@ impl NodeFeed {
             }
         }
         let gone = kept.len();
+        // An item received before keeps the time it was first received.
+        let received: HashMap<String, chrono::DateTime<chrono::Utc>> = self
+            .rows
+            .iter()
+            .filter_map(|r| match &r.kind {
+                RowKind::Item { item, .. } => Some((item.id.clone()?, item.received?)),
+                RowKind::Marker { .. } => None,
+            })
+            .collect();
         self.clear();
         for item in kept {
             self.push_item_as(item, ItemState::Gone);
@@ -296,7 +305,10 @@ impl NodeFeed {
                 format!("{what} no longer on the service (evicted); kept here"),
             );
         }
-        for item in items {
+        for mut item in items {
+            if let Some(t) = item.id.as_ref().and_then(|id| received.get(id)) {
+                item.received = Some(*t);
+            }
             self.push_item(item);
         }
         self.push_marker(MarkerKind::Resync, marker);

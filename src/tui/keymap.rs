@@ -40,8 +40,10 @@ pub enum Action {
     Subscribe,
     /// Stop following the selected node.
     Unsubscribe,
-    /// Open or close the selected collection.
+    /// Open or close the selected collection; unfold an element of an item's tree.
     Expand,
+    /// Fold an element of an item's tree.
+    Collapse,
     /// Type a filter for the explorer's list.
     Filter,
     /// Type the name of a node to follow.
@@ -225,7 +227,7 @@ impl Scope {
             Self::SubscriptionsPanel => "A node's subscriptions",
             Self::Panel => "Affiliations and subscriptions",
             Self::PanelTyping => "Typing a JID to add",
-            Self::ItemView => "An item's XML",
+            Self::ItemView => "An item: rendered, tree, raw XML",
             Self::ConfirmTyped => "Deleting a node",
         }
     }
@@ -244,6 +246,10 @@ pub fn available(action: Action, m: &Model) -> bool {
         Action::Unsubscribe if in_explorer => entry().is_some_and(|e| m.follows(&e.node)),
         Action::Unsubscribe | Action::ToggleAuto => !m.net_ended && m.selected_node().is_some(),
         Action::Expand if m.overlay == Overlay::Form => true,
+        Action::Expand | Action::Collapse | Action::Toggle if m.overlay == Overlay::Item => m
+            .item_view
+            .as_ref()
+            .is_some_and(|v| v.tab == super::itemview::Tab::Tree),
         Action::Expand => entry().is_some_and(super::explorer::Entry::may_have_children),
         Action::Toggle => m.form.as_ref().is_some_and(|f| match &f.edit {
             Some(super::form::Edit::Pick(p)) => p.multi,
@@ -1219,6 +1225,41 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Bottom,
         help: "to the end",
         hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Tab)],
+        scope: Scope::ItemView,
+        action: Action::FocusNext,
+        help: "next view: rendered, tree, raw XML",
+        hint: Some("view"),
+    },
+    Binding {
+        keys: &[key(KeyCode::BackTab)],
+        scope: Scope::ItemView,
+        action: Action::FocusPrev,
+        help: "previous view",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Right), ch('l')],
+        scope: Scope::ItemView,
+        action: Action::Expand,
+        help: "unfold the element (tree)",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Left), ch('h')],
+        scope: Scope::ItemView,
+        action: Action::Collapse,
+        help: "fold the element, or go to its parent (tree)",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter), ch(' ')],
+        scope: Scope::ItemView,
+        action: Action::Toggle,
+        help: "fold or unfold the element (tree)",
+        hint: Some("fold"),
     },
     Binding {
         keys: &[ch('x')],

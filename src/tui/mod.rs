@@ -10,6 +10,7 @@
 
 pub mod explorer;
 pub mod form;
+pub mod itemview;
 pub mod keymap;
 pub mod model;
 pub mod owner;

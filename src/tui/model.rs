@@ -101,7 +101,7 @@ pub enum Overlay {
     Form,
     /// A node's affiliations or subscriptions ([`Model::panel`]).
     Panel,
-    /// An item's XML ([`Model::item_view`]).
+    /// One item: its tree, rendered fields or XML ([`Model::item_view`]).
     Item,
 }
 
@@ -231,7 +231,7 @@ pub struct Model {
     /// A node's affiliations or subscriptions.
     pub panel: Option<super::owner::Panel>,
     /// The item whose XML is shown.
-    pub item_view: Option<super::owner::ItemView>,
+    pub item_view: Option<super::itemview::ItemView>,
     /// Subscriptions the service asked this account (an owner) to approve, by node: the
     /// subscriptions list of their node shows them as pending until approved or denied.
     pub pending: Vec<(String, super::owner::PanelRow)>,

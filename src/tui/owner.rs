@@ -138,15 +138,6 @@ impl Panel {
     }
 }
 
-/// An item's XML, pretty-printed and made safe to show.
-#[derive(Debug, Clone)]
-pub struct ItemView {
-    pub node: String,
-    pub id: Option<String>,
-    pub lines: Vec<String>,
-    pub scroll: usize,
-}
-
 /// The node the owner keys act on: the explorer's selected node, or the subscriptions pane's.
 pub fn target_node(m: &Model) -> Option<String> {
     if m.overlay == Overlay::Explorer {
@@ -904,12 +895,7 @@ pub fn item_action(m: &mut Model, action: Action) -> Vec<Effect> {
     };
     match action {
         Action::ViewItem => {
-            m.item_view = Some(ItemView {
-                node: item.node.clone(),
-                id: item.id.clone(),
-                lines: item.tree.pretty(),
-                scroll: 0,
-            });
+            m.item_view = Some(super::itemview::ItemView::new(item));
             m.overlay = Overlay::Item;
         }
         Action::CopyId => match &item.id {
@@ -1035,7 +1021,7 @@ pub fn on_item_reply(
             if m.overlay == Overlay::Item
                 && m.item_view
                     .as_ref()
-                    .is_some_and(|v| v.id.as_deref() == Some(&id))
+                    .is_some_and(|v| v.item.id.as_deref() == Some(&id))
             {
                 m.item_view = None;
                 m.overlay = Overlay::None;
@@ -1053,7 +1039,7 @@ pub fn on_item_reply(
             // A view of the old XML would mislead: closed (v shows the new one).
             if m.item_view
                 .as_ref()
-                .is_some_and(|v| v.id.as_deref() == Some(&id))
+                .is_some_and(|v| v.item.id.as_deref() == Some(&id))
             {
                 m.item_view = None;
                 if m.overlay == Overlay::Item {
@@ -1073,33 +1059,6 @@ pub fn on_item_reply(
                     explain(&error, Op::Publish, &node, &service)
                 ),
             );
-        }
-        _ => {}
-    }
-    Vec::new()
-}
-
-/// A key in the item's view.
-pub fn item_view_key(m: &mut Model, action: Option<Action>) -> Vec<Effect> {
-    let page = usize::from(m.size.1.saturating_sub(4)).max(1);
-    let rows = usize::from(m.size.1.saturating_sub(4)).max(1);
-    let Some(v) = m.item_view.as_mut() else {
-        close(m);
-        return Vec::new();
-    };
-    let max = v.lines.len().saturating_sub(rows);
-    if let Some(at) = action.and_then(|a| a.moved(v.scroll, page, max)) {
-        v.scroll = at;
-        return Vec::new();
-    }
-    match action {
-        Some(Action::Close) => {
-            m.item_view = None;
-            m.overlay = Overlay::None;
-        }
-        Some(Action::Quit) => return super::update::on_quit(m),
-        Some(a @ (Action::Retract | Action::EditItem | Action::CopyId)) => {
-            return item_action(m, a);
         }
         _ => {}
     }

@@ -19,6 +19,10 @@ pub fn title(focused: bool) -> Style {
 }
 
 pub const TIME: Style = Style::new().fg(Color::DarkGray);
+/// When the item was received (it carries no time of its own).
+pub const TIME_RECEIVED: Style = Style::new()
+    .fg(Color::DarkGray)
+    .add_modifier(Modifier::ITALIC);
 pub const SENDER: Style = Style::new().fg(Color::Cyan);
 pub const RETRACTED: Style = Style::new()
     .fg(Color::DarkGray)

@@ -194,7 +194,7 @@ fn overlay_key(m: &mut Model, key: KeyEvent, mode: Mode, action: Option<Action>)
         Mode::ExplorerTyping => explorer_typing(m, key, action),
         Mode::Form | Mode::FormTyping | Mode::FormPicker => super::owner::form_key(m, key, action),
         Mode::Panel(_) | Mode::PanelTyping => super::owner::panel_key(m, key, action),
-        Mode::ItemView => super::owner::item_view_key(m, action),
+        Mode::ItemView => super::itemview::key(m, action),
         Mode::Pane(_) => Vec::new(),
     }
 }
@@ -260,6 +260,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         | Action::No
         | Action::Subscribe
         | Action::Expand
+        | Action::Collapse
         | Action::Filter
         | Action::AddNode
         | Action::Capabilities
@@ -1250,11 +1251,14 @@ fn publish_failed(
 fn on_snapshot(
     m: &mut Model,
     node: &str,
-    items: Vec<crate::feed::FeedItem>,
+    mut items: Vec<crate::feed::FeedItem>,
     reason: SnapshotReason,
     lost: &[crate::feed::gap::Lost],
     at: DateTime<Utc>,
 ) {
+    for i in &mut items {
+        i.received.get_or_insert(m.now);
+    }
     let selected = m.node_index(node) == Some(m.selected);
     let count = items.len();
     let stored = plural(count, "item");
@@ -1370,7 +1374,8 @@ fn on_gap(m: &mut Model, node: &str, sender: &str, from: u64, to: u64) {
     ));
 }
 
-fn on_item(m: &mut Model, item: crate::feed::FeedItem) {
+fn on_item(m: &mut Model, mut item: crate::feed::FeedItem) {
+    item.received.get_or_insert(m.now);
     let selected = m.node_index(&item.node) == Some(m.selected);
     let at = item.timestamp().unwrap_or(m.now);
     let Some(n) = m.node_mut(&item.node) else {

@@ -14,7 +14,7 @@ use super::{fit, fit_pad};
 use crate::feed::{FeedItem, ItemState, MarkerKind, RowKind};
 
 fn item_line(item: &FeedItem, state: ItemState, m: &Model, width: usize) -> Line<'static> {
-    let time = item.display_time(m.offset);
+    let (time, received) = item.display_time(m.offset);
     let sender_width = (width / 4).clamp(8, 22);
     // The bare JID: the resource is rarely worth its columns. When the service names another
     // publisher than the item claims, that one is shown, marked.
@@ -36,7 +36,14 @@ fn item_line(item: &FeedItem, state: ItemState, m: &Model, width: usize) -> Line
         ItemState::Live => {}
     }
     Line::from(vec![
-        Span::styled(time, theme::TIME),
+        Span::styled(
+            time,
+            if received {
+                theme::TIME_RECEIVED
+            } else {
+                theme::TIME
+            },
+        ),
         Span::raw(" "),
         Span::styled(sender, if forged { theme::WARN } else { theme::SENDER }),
         Span::raw(" "),
