@@ -1989,3 +1989,179 @@ fn snapshot_item_view_tree_rendered_and_raw() {
     let _ = update(&mut m, Msg::Resize(40, 12));
     insta::assert_snapshot!("item_atom_40x12", render(&m, 40, 12));
 }
+
+/// The populated model with the `news` node live and holding two items of its own.
+fn two_nodes() -> Model {
+    let mut m = populated();
+    net(
+        &mut m,
+        NetEvent::Subscription {
+            node: "news".into(),
+            state: SubState::Subscribed,
+        },
+    );
+    let _ = update(&mut m, Msg::Tick(at(7, 1, 5)));
+    net(&mut m, NetEvent::Item(wire_item("news", ENTRY)));
+    let _ = update(&mut m, Msg::Tick(at(7, 1, 6)));
+    net(
+        &mut m,
+        NetEvent::Item(item(
+            "news",
+            20,
+            "carol@localhost",
+            "number 20, on the news",
+        )),
+    );
+    m
+}
+
+#[test]
+fn the_filter_narrows_the_feed_as_it_is_typed() {
+    let mut m = two_nodes();
+    key(&mut m, KeyCode::Char('/'));
+    typed(&mut m, "number");
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("/number · filter · 6 of 8 match"),
+        "{screen}"
+    );
+    assert!(!screen.contains("Hello!"), "{screen}");
+    // Every term must match; the status follows each key.
+    typed(&mut m, " 7");
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("1 of 8 match"), "{screen}");
+    assert!(screen.contains("message number 7"), "{screen}");
+    insta::assert_snapshot!("filter_80x24", screen);
+    let _ = update(&mut m, Msg::Resize(40, 12));
+    insta::assert_snapshot!("filter_40x12", render(&m, 40, 12));
+    let _ = update(&mut m, Msg::Resize(80, 24));
+    // A bad regex says why, and the last good filter stays applied.
+    for _ in 0.." 7".len() {
+        key(&mut m, KeyCode::Backspace);
+    }
+    typed(&mut m, " ~(");
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("not a regular expression"), "{screen}");
+    assert!(screen.contains("message number 3"), "{screen}");
+    key(&mut m, KeyCode::Backspace);
+    key(&mut m, KeyCode::Backspace);
+    key(&mut m, KeyCode::Backspace);
+    // Enter keeps it; the item keys act on the matches.
+    key(&mut m, KeyCode::Enter);
+    assert!(!m.search.as_ref().expect("kept").typing);
+    key(&mut m, KeyCode::Up);
+    key(&mut m, KeyCode::Up);
+    assert_eq!(
+        m.selected_item().map(|i| i.text.clone()),
+        Some("message number 7 with some text to fill the line".into())
+    );
+    // A new match arrives: the selection stays on the same item.
+    net(
+        &mut m,
+        NetEvent::Item(item("demo", 30, "bob@localhost", "number 30")),
+    );
+    assert_eq!(
+        m.selected_item().and_then(|i| i.id.clone()),
+        Some("beef0007".into())
+    );
+    // Esc follows, then drops the filter.
+    key(&mut m, KeyCode::Esc);
+    assert!(m.search.is_some() && m.cursor.is_none());
+    key(&mut m, KeyCode::Esc);
+    assert!(m.search.is_none());
+    assert!(render(&m, 80, 24).contains("Hello!"));
+}
+
+#[test]
+fn the_filter_spans_every_node_and_matches_fields() {
+    let mut m = two_nodes();
+    key(&mut m, KeyCode::Char('/'));
+    typed(&mut m, "\"number 2\"");
+    assert_eq!(
+        m.search.as_ref().map(|s| s.hits.len()),
+        Some(0),
+        "demo has none"
+    );
+    ctrl(&mut m, 'a');
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("filter · all nodes · 1 of 10 match"),
+        "{screen}"
+    );
+    assert!(screen.contains("[news] number 20, on the news"), "{screen}");
+    // A field of the payload: the Atom title.
+    for _ in 0.."\"number 2\"".len() {
+        key(&mut m, KeyCode::Backspace);
+    }
+    typed(&mut m, "title:release");
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("1 of 10 match"), "{screen}");
+    assert!(screen.contains("[news] Release 2.0 is out"), "{screen}");
+    // Positive control of the scope: on this node alone, nothing.
+    ctrl(&mut m, 'a');
+    assert_eq!(m.search.as_ref().map(|s| s.hits.len()), Some(0));
+    // Enter and `v` open the match.
+    ctrl(&mut m, 'a');
+    key(&mut m, KeyCode::Enter);
+    key(&mut m, KeyCode::Up);
+    key(&mut m, KeyCode::Char('v'));
+    assert_eq!(
+        m.item_view.as_ref().and_then(|v| v.item.id.clone()),
+        Some("e1".into())
+    );
+}
+
+#[test]
+fn find_marks_matches_and_n_jumps_between_them() {
+    let mut m = populated();
+    key(&mut m, KeyCode::Char('/'));
+    typed(&mut m, "@seq>0");
+    let e = m.search.as_ref().and_then(|s| s.error.clone());
+    assert_eq!(e, None);
+    for _ in 0.."@seq>0".len() {
+        key(&mut m, KeyCode::Backspace);
+    }
+    typed(&mut m, "from:bob");
+    key(&mut m, KeyCode::Tab);
+    key(&mut m, KeyCode::Enter);
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("/from:bob · find · 5 of 8 match"),
+        "{screen}"
+    );
+    assert!(screen.contains("Hello!"), "find shows every row: {screen}");
+    // n: the newest match, then older ones; N back.
+    key(&mut m, KeyCode::Char('n'));
+    assert_eq!(
+        m.selected_item().and_then(|i| i.id.clone()),
+        Some("beef0007".into())
+    );
+    key(&mut m, KeyCode::Char('n'));
+    assert_eq!(
+        m.selected_item().and_then(|i| i.id.clone()),
+        Some("beef0005".into())
+    );
+    key(&mut m, KeyCode::Char('N'));
+    assert_eq!(
+        m.selected_item().and_then(|i| i.id.clone()),
+        Some("beef0007".into())
+    );
+    key(&mut m, KeyCode::Char('N'));
+    assert!(
+        m.outcome
+            .as_ref()
+            .is_some_and(|o| o.text == "no newer match")
+    );
+    // Without a find, N is the owner's: create a node.
+    key(&mut m, KeyCode::Esc);
+    key(&mut m, KeyCode::Esc);
+    assert!(m.search.is_none());
+    let fx = key(&mut m, KeyCode::Char('N'));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Net(Command::Owner { .. })))
+            || m.overlay != Overlay::None,
+        "{fx:?} {:?}",
+        m.overlay
+    );
+}

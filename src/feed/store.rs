@@ -88,6 +88,8 @@ pub struct NodeFeed {
     offset: FixedOffset,
     /// The day of the newest item with a time.
     last_day: Option<NaiveDate>,
+    /// Counts changes, so a derived view (a filter's matches) knows when to look again.
+    version: u64,
 }
 
 impl NodeFeed {
@@ -107,6 +109,7 @@ impl NodeFeed {
             items: 0,
             offset,
             last_day: None,
+            version: 0,
         }
     }
 
@@ -126,6 +129,23 @@ impl NodeFeed {
     /// Rows dropped from the front because the feed was full.
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// Changes so far (any change makes it larger).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The number of the first row kept (rows are numbered from 0 since the feed began; a row
+    /// keeps its number until evicted).
+    pub fn first_number(&self) -> u64 {
+        self.first
+    }
+
+    /// The row numbered `n`, while it is kept.
+    pub fn row_numbered(&self, n: u64) -> Option<&Row> {
+        self.rows
+            .get(usize::try_from(n.checked_sub(self.first)?).ok()?)
     }
 
     pub fn row(&self, index: usize) -> Option<&Row> {
@@ -164,6 +184,7 @@ impl NodeFeed {
     }
 
     fn push_item_as(&mut self, item: FeedItem, state: ItemState) -> PushOutcome {
+        self.version += 1;
         if let Some(id) = &item.id
             && let Some(&abs) = self.by_id.get(id)
             && let Some(row) = self.rows.get_mut(index_of(abs, self.first))
@@ -206,6 +227,7 @@ impl NodeFeed {
     /// Retract an item this feed holds (live), once: a retraction this run asked for, which
     /// the service may or may not tell again (`notify_retract`).
     pub fn retract_held(&mut self, id: &str) {
+        self.version += 1;
         let live = self.by_id.get(id).is_some_and(|&abs| {
             self.rows.get(index_of(abs, self.first)).is_some_and(|r| {
                 matches!(
@@ -235,6 +257,7 @@ impl NodeFeed {
     }
 
     fn clear(&mut self) {
+        self.version += 1;
         self.first += self.rows.len() as u64;
         self.rows.clear();
         self.by_id.clear();
@@ -316,6 +339,7 @@ impl NodeFeed {
     }
 
     fn push_row(&mut self, kind: RowKind) {
+        self.version += 1;
         self.rows.push_back(Row { kind });
         while self.items > self.cap || self.rows.len() > 2 * self.cap {
             let Some(old) = self.rows.pop_front() else {

@@ -44,6 +44,12 @@ pub enum Action {
     Expand,
     /// Fold an element of an item's tree.
     Collapse,
+    /// The feed's filter over every followed node, or the selected one.
+    AllNodes,
+    /// Select the next match up (older) in the feed.
+    NextMatch,
+    /// Select the next match down (newer).
+    PrevMatch,
     /// Type a filter for the explorer's list.
     Filter,
     /// Type the name of a node to follow.
@@ -135,6 +141,8 @@ pub enum Scope {
     PanelTyping,
     /// In the view of an item's XML.
     ItemView,
+    /// While typing the feed's filter.
+    SearchTyping,
     /// Before deleting a node (the redirect is typed here).
     ConfirmTyped,
 }
@@ -155,12 +163,14 @@ pub enum Mode {
     Panel(bool),
     PanelTyping,
     ItemView,
+    SearchTyping,
 }
 
 impl Mode {
     pub fn of(m: &Model) -> Self {
         use super::form::Edit;
         match m.overlay {
+            Overlay::None if m.search.as_ref().is_some_and(|s| s.typing) => Self::SearchTyping,
             Overlay::None => Self::Pane(m.focus),
             Overlay::Help { .. } | Overlay::Messages { .. } => Self::Overlay,
             Overlay::Confirm if m.confirm.as_ref().is_some_and(super::owner::Confirm::typed) => {
@@ -200,6 +210,7 @@ impl Scope {
             | (Self::Panel, Mode::Panel(_))
             | (Self::PanelTyping, Mode::PanelTyping)
             | (Self::ItemView, Mode::ItemView)
+            | (Self::SearchTyping, Mode::SearchTyping)
             | (Self::ConfirmTyped, Mode::ConfirmTyped) => true,
             (Self::Panes | Self::Owner, Mode::Pane(focus)) => focus != Focus::Compose,
             (Self::Feed | Self::Item, Mode::Pane(focus)) => focus == Focus::Feed,
@@ -228,6 +239,7 @@ impl Scope {
             Self::Panel => "Affiliations and subscriptions",
             Self::PanelTyping => "Typing a JID to add",
             Self::ItemView => "An item: rendered, tree, raw XML",
+            Self::SearchTyping => "Typing the feed's filter (/)",
             Self::ConfirmTyped => "Deleting a node",
         }
     }
@@ -251,6 +263,7 @@ pub fn available(action: Action, m: &Model) -> bool {
             .as_ref()
             .is_some_and(|v| v.tab == super::itemview::Tab::Tree),
         Action::Expand => entry().is_some_and(super::explorer::Entry::may_have_children),
+        Action::Toggle | Action::AllNodes if m.search.as_ref().is_some_and(|s| s.typing) => true,
         Action::Toggle => m.form.as_ref().is_some_and(|f| match &f.edit {
             Some(super::form::Edit::Pick(p)) => p.multi,
             Some(super::form::Edit::Text(_)) => false,
@@ -264,6 +277,11 @@ pub fn available(action: Action, m: &Model) -> bool {
         Action::Publish => !m.compose.value().trim().is_empty() && !m.net_ended,
         Action::Compose | Action::AddNode | Action::Explore => !m.net_ended,
         Action::Follow => !m.following(),
+        Action::Cancel if m.overlay == Overlay::None => m.search.is_some(),
+        Action::NextMatch | Action::PrevMatch => m
+            .search
+            .as_ref()
+            .is_some_and(|s| s.find && !s.hits.is_empty()),
         Action::Configure
         | Action::Purge
         | Action::DeleteNode
@@ -567,6 +585,69 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Follow,
         help: "follow the newest items again",
         hint: Some("follow"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        scope: Scope::Feed,
+        action: Action::Cancel,
+        help: "drop the filter (when following)",
+        hint: Some("unfilter"),
+    },
+    Binding {
+        keys: &[ch('/')],
+        scope: Scope::Panes,
+        action: Action::Filter,
+        help: "filter the feed, or find in it (text, ~regex, name:text, @name>20; see the README)",
+        hint: Some("filter"),
+    },
+    Binding {
+        keys: &[ch('n')],
+        scope: Scope::Feed,
+        action: Action::NextMatch,
+        help: "find: the next match up (older)",
+        hint: Some("next"),
+    },
+    Binding {
+        keys: &[ch('N')],
+        scope: Scope::Feed,
+        action: Action::PrevMatch,
+        help: "find: the next match down (newer)",
+        hint: None,
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        scope: Scope::SearchTyping,
+        action: Action::Accept,
+        help: "keep the filter and go back to the feed",
+        hint: Some("keep"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        scope: Scope::SearchTyping,
+        action: Action::Cancel,
+        help: "drop the filter",
+        hint: Some("drop"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Tab)],
+        scope: Scope::SearchTyping,
+        action: Action::Toggle,
+        help: "filter (only matches) or find (all, matches marked; n and N jump)",
+        hint: Some("filter/find"),
+    },
+    Binding {
+        keys: &[ctrl('a')],
+        scope: Scope::SearchTyping,
+        action: Action::AllNodes,
+        help: "filter this node or every followed node",
+        hint: Some("all nodes"),
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        scope: Scope::SearchTyping,
+        action: Action::Quit,
+        help: "quit",
+        hint: None,
     },
     Binding {
         keys: &[ch('u')],
@@ -1320,6 +1401,21 @@ pub const BINDINGS: &[Binding] = &[
 ];
 
 /// The action bound to `ev` in this mode, if any.
+/// The action of a key in the model's mode: of the bindings of that key, the first that can
+/// act now (so `N` finds the previous match while finding, and creates a node otherwise),
+/// else the first.
+pub fn action_in(ev: &KeyEvent, m: &Model) -> Option<Action> {
+    let mode = Mode::of(m);
+    let mut bound = BINDINGS
+        .iter()
+        .filter(|b| b.scope.applies(mode) && b.keys.iter().any(|k| k.matches(ev)));
+    let first = bound.clone().next().map(|b| b.action);
+    bound
+        .find(|b| available(b.action, m))
+        .map(|b| b.action)
+        .or(first)
+}
+
 pub fn action_for(ev: &KeyEvent, mode: Mode) -> Option<Action> {
     BINDINGS
         .iter()

@@ -14,6 +14,7 @@ pub mod itemview;
 pub mod keymap;
 pub mod model;
 pub mod owner;
+pub mod search;
 pub mod theme;
 pub mod update;
 pub mod view;

@@ -230,6 +230,8 @@ pub struct Model {
     pub form: Option<super::form::FormEditor>,
     /// A node's affiliations or subscriptions.
     pub panel: Option<super::owner::Panel>,
+    /// The feed's filter (or find), while there is one.
+    pub search: Option<super::search::Search>,
     /// The item whose XML is shown.
     pub item_view: Option<super::itemview::ItemView>,
     /// Subscriptions the service asked this account (an owner) to approve, by node: the
@@ -287,6 +289,7 @@ impl Model {
             form: None,
             panel: None,
             item_view: None,
+            search: None,
             pending: Vec::new(),
             offset,
             now: DateTime::<Utc>::UNIX_EPOCH,
@@ -373,8 +376,27 @@ impl Model {
 
     /// Total rows of the selected node's feed, the eviction marker included.
     pub fn feed_total(&self) -> usize {
+        if let Some(hits) = self.shown_hits() {
+            return hits.len();
+        }
         self.selected_node()
             .map_or(0, |n| n.feed.len() + usize::from(n.feed.evicted() > 0))
+    }
+
+    /// The matches the feed shows instead of its rows, while a filter hides the others.
+    pub fn shown_hits(&self) -> Option<&[super::search::Hit]> {
+        self.search
+            .as_ref()
+            .filter(|s| s.hides())
+            .map(|s| s.hits.as_slice())
+    }
+
+    /// The item of a match.
+    pub fn hit_item(&self, h: super::search::Hit) -> Option<&crate::feed::FeedItem> {
+        match &self.nodes.get(h.node)?.feed.row_numbered(h.row)?.kind {
+            crate::feed::RowKind::Item { item, .. } => Some(item),
+            crate::feed::RowKind::Marker { .. } => None,
+        }
     }
 
     pub fn following(&self) -> bool {
@@ -383,6 +405,10 @@ impl Model {
 
     /// The item of the selected feed row, if it is an item.
     pub fn selected_item(&self) -> Option<&crate::feed::FeedItem> {
+        if let Some(hits) = self.shown_hits() {
+            let at = hits.len().checked_sub(1 + self.cursor?)?;
+            return self.hit_item(hits[at]);
+        }
         let node = self.selected_node()?;
         let marker_rows = usize::from(node.feed.evicted() > 0);
         let total = node.feed.len() + marker_rows;
@@ -399,6 +425,9 @@ impl Model {
     pub fn target_item(&self) -> Option<&crate::feed::FeedItem> {
         if self.cursor.is_some() {
             return self.selected_item();
+        }
+        if let Some(hits) = self.shown_hits() {
+            return hits.last().and_then(|h| self.hit_item(*h));
         }
         let node = self.selected_node()?;
         (0..node.feed.len())

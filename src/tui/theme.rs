@@ -19,6 +19,8 @@ pub fn title(focused: bool) -> Style {
 }
 
 pub const TIME: Style = Style::new().fg(Color::DarkGray);
+/// A match of the feed's find.
+pub const MATCH: Style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
 /// When the item was received (it carries no time of its own).
 pub const TIME_RECEIVED: Style = Style::new()
     .fg(Color::DarkGray)

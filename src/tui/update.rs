@@ -65,6 +65,12 @@ pub enum Effect {
 }
 
 pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
+    let fx = dispatch(m, msg);
+    super::search::refresh(m);
+    fx
+}
+
+fn dispatch(m: &mut Model, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(key) if key.kind != KeyEventKind::Release => on_key(m, key),
         Msg::Key(_) => Vec::new(),
@@ -80,6 +86,17 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             // A paste is text: it goes to the compose box, whichever pane has the focus.
             if m.overlay == Overlay::Form {
                 super::owner::paste(m, &text);
+            } else if let Some(s) = m
+                .search
+                .as_mut()
+                .filter(|s| s.typing && m.overlay == Overlay::None)
+            {
+                // One line, added to the expression.
+                let line = sanitize::display(&text.replace(['\r', '\n'], " "));
+                let v = format!("{}{}", s.input.value(), line.trim());
+                s.input =
+                    tui_input::Input::new(v.chars().take(crate::feed::filter::MAX_EXPR).collect());
+                s.retype();
             } else if m.overlay == Overlay::None {
                 m.focus = Focus::Compose;
                 paste(m, &text);
@@ -195,13 +212,14 @@ fn overlay_key(m: &mut Model, key: KeyEvent, mode: Mode, action: Option<Action>)
         Mode::Form | Mode::FormTyping | Mode::FormPicker => super::owner::form_key(m, key, action),
         Mode::Panel(_) | Mode::PanelTyping => super::owner::panel_key(m, key, action),
         Mode::ItemView => super::itemview::key(m, action),
+        Mode::SearchTyping => super::search::typing_key(m, key, action),
         Mode::Pane(_) => Vec::new(),
     }
 }
 
 fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
     let mode = Mode::of(m);
-    let action = keymap::action_for(&key, mode);
+    let action = keymap::action_in(&key, m);
     if !matches!(mode, Mode::Pane(_)) {
         return overlay_key(m, key, mode, action);
     }
@@ -242,6 +260,10 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
             m.feed_offset = 0;
             m.cursor = None;
         }
+        Action::Filter => super::search::open(m),
+        Action::Cancel => super::search::close(m),
+        Action::NextMatch => super::search::jump(m, true),
+        Action::PrevMatch => super::search::jump(m, false),
 
         Action::Up
         | Action::Down
@@ -261,12 +283,11 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         | Action::Subscribe
         | Action::Expand
         | Action::Collapse
-        | Action::Filter
+        | Action::AllNodes
         | Action::AddNode
         | Action::Capabilities
         | Action::Reload
         | Action::Accept
-        | Action::Cancel
         | Action::Toggle
         | Action::Submit
         | Action::MakeOwner
@@ -860,6 +881,15 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Effect> {
 /// The next item row (in rows up from the newest) older (`up`) or newer than `from`, skipping
 /// markers; `from` itself when there is none; the newest item when nothing is selected.
 fn next_item_row(m: &Model, from: Option<usize>, up: bool) -> usize {
+    if let Some(hits) = m.shown_hits() {
+        // Every row of a filter's list is an item.
+        let last = hits.len().saturating_sub(1);
+        return match (from, up) {
+            (None, _) => 0,
+            (Some(c), true) => (c + 1).min(last),
+            (Some(c), false) => c.saturating_sub(1),
+        };
+    }
     let Some(node) = m.selected_node() else {
         return 0;
     };
@@ -1383,7 +1413,9 @@ fn on_item(m: &mut Model, mut item: crate::feed::FeedItem) {
     };
     n.last_activity = Some(n.last_activity.map_or(at, |t| t.max(at)));
     let outcome = n.feed.push_item(item);
-    if selected && outcome == PushOutcome::Added {
+    // Under a filter, the selection is kept by the filter's refresh.
+    let filtered = m.shown_hits().is_some();
+    if selected && outcome == PushOutcome::Added && !filtered {
         // Keep the rows the user is reading, and the selected one, in place while new ones
         // arrive below.
         if m.feed_offset > 0 {

@@ -9,11 +9,23 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::super::model::{Focus, Model};
+use super::super::search::{Hit, Search};
 use super::super::theme;
 use super::{fit, fit_pad};
 use crate::feed::{FeedItem, ItemState, MarkerKind, RowKind};
 
 fn item_line(item: &FeedItem, state: ItemState, m: &Model, width: usize) -> Line<'static> {
+    item_line_in(item, state, m, width, None)
+}
+
+/// An item's row; `node`: its node's name before the text (a filter over every node).
+fn item_line_in(
+    item: &FeedItem,
+    state: ItemState,
+    m: &Model,
+    width: usize,
+    node: Option<&str>,
+) -> Line<'static> {
     let (time, received) = item.display_time(m.offset);
     let sender_width = (width / 4).clamp(8, 22);
     // The bare JID: the resource is rarely worth its columns. When the service names another
@@ -27,7 +39,10 @@ fn item_line(item: &FeedItem, state: ItemState, m: &Model, width: usize) -> Line
     };
     let sender = fit_pad(&who, sender_width);
     let text_width = width.saturating_sub(time.len() + sender_width + 2);
-    let text = fit(&item.text, text_width);
+    let text = match node {
+        Some(n) => fit(&format!("[{n}] {}", item.text), text_width),
+        None => fit(&item.text, text_width),
+    };
     match state {
         ItemState::Retracted => {
             return Line::styled(format!("{time} {sender} {text}"), theme::RETRACTED);
@@ -55,37 +70,28 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     let focused = m.focus == Focus::Feed;
     let width = usize::from(area.width.saturating_sub(2));
     let height = usize::from(area.height.saturating_sub(2));
+    if let Some(s) = m.search.as_ref().filter(|s| s.hides() || s.spans_nodes()) {
+        draw_hits(frame, area, m, s);
+        return;
+    }
     let Some(node) = m.selected_node() else {
         let block = Block::default().borders(Borders::ALL).title(" Feed ");
         frame.render_widget(Paragraph::new("no node").block(block), area);
         return;
     };
-    let mut title = format!(
-        " Feed · {} · {} ",
-        node.name,
-        super::super::update::plural(node.feed.item_count(), "item")
-    );
-    if node.sync != super::super::model::SyncState::Idle {
-        title.push_str("· resyncing… ");
-    }
-    if !m.following() {
-        match m.cursor {
-            Some(c) => {
-                let _ = write!(
-                    title,
-                    "· {} selected (Esc follows) ",
-                    if c == 0 { "newest" } else { "an item" }
-                );
-            }
-            None => {
-                let _ = write!(title, "· ↑{} (Esc follows) ", m.feed_offset);
-            }
-        }
-    }
+    let title = feed_title(m, node);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme::border(focused))
         .title(Span::styled(fit(&title, width), theme::title(focused)));
+    let block = search_line(frame, area, m, block);
+    // While finding: the matches of this node, by row number, to mark.
+    let marked: &[Hit] = m
+        .search
+        .as_ref()
+        .filter(|s| s.find)
+        .map_or(&[], |s| s.hits.as_slice());
+    let first_number = node.feed.first_number();
 
     let evicted = node.feed.evicted();
     let marker_rows = usize::from(evicted > 0);
@@ -118,6 +124,13 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
                 };
                 line.patch_style(style)
             }
+            RowKind::Item { item, state }
+                if marked
+                    .binary_search_by_key(&(first_number + (i - marker_rows) as u64), |h| h.row)
+                    .is_ok() =>
+            {
+                item_line(item, *state, m, width).patch_style(theme::MATCH)
+            }
             RowKind::Item { item, state } => item_line(item, *state, m, width),
             RowKind::Marker {
                 kind: MarkerKind::Day,
@@ -147,6 +160,147 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
             }
             _ => Line::styled("(no items yet)", theme::DIM),
         });
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn feed_title(m: &Model, node: &super::super::model::NodeView) -> String {
+    let mut title = format!(
+        " Feed · {} · {} ",
+        node.name,
+        super::super::update::plural(node.feed.item_count(), "item")
+    );
+    if node.sync != super::super::model::SyncState::Idle {
+        title.push_str("· resyncing… ");
+    }
+    if !m.following() {
+        match m.cursor {
+            Some(c) => {
+                let _ = write!(
+                    title,
+                    "· {} selected (Esc follows) ",
+                    if c == 0 { "newest" } else { "an item" }
+                );
+            }
+            None => {
+                let _ = write!(title, "· ↑{} (Esc follows) ", m.feed_offset);
+            }
+        }
+    }
+    title
+}
+
+/// The filter's line in the feed's bottom border: the expression, the mode and scope, and
+/// the count (or why the expression does not compile). The cursor sits in it while typing.
+fn search_line(frame: &mut Frame, area: Rect, m: &Model, block: Block<'static>) -> Block<'static> {
+    let Some(s) = &m.search else {
+        return block;
+    };
+    let width = usize::from(area.width.saturating_sub(4));
+    let mode = match (s.find, s.spans_nodes()) {
+        (true, _) => "find",
+        (false, true) => "filter · all nodes",
+        (false, false) => "filter",
+    };
+    let prompt = "/";
+    let typed = s.input.value();
+    let tail = match &s.error {
+        Some(e) => format!(" · {e}"),
+        None => format!(" · {mode} · {}", s.count_text()),
+    };
+    let style = if s.error.is_some() {
+        theme::ERROR
+    } else {
+        theme::KEY
+    };
+    let text = fit(&format!("{prompt}{typed}"), width.saturating_sub(12));
+    let rest = fit(
+        &tail,
+        width.saturating_sub(unicode_width::UnicodeWidthStr::width(text.as_str())),
+    );
+    if s.typing {
+        let col = unicode_width::UnicodeWidthStr::width(
+            format!(
+                "{prompt}{}",
+                typed.chars().take(s.input.cursor()).collect::<String>()
+            )
+            .as_str(),
+        )
+        .min(width.saturating_sub(12));
+        frame.set_cursor_position(ratatui::layout::Position::new(
+            area.x + 2 + u16::try_from(col).unwrap_or(0),
+            area.bottom().saturating_sub(1),
+        ));
+    }
+    block.title_bottom(Line::from(vec![
+        Span::raw(" "),
+        Span::styled(text, theme::KEY),
+        Span::styled(rest, style),
+        Span::raw(" "),
+    ]))
+}
+
+/// The matches of a filter instead of the rows (of every node, with their names, when it
+/// spans them).
+fn draw_hits(frame: &mut Frame, area: Rect, m: &Model, s: &Search) {
+    let focused = m.focus == Focus::Feed;
+    let width = usize::from(area.width.saturating_sub(2));
+    let height = usize::from(area.height.saturating_sub(2));
+    let scope = if s.spans_nodes() {
+        "all nodes".to_owned()
+    } else {
+        m.selected_node()
+            .map_or_else(String::new, |n| n.name.clone())
+    };
+    let mut title = format!(" Feed · {scope} · {} ", s.count_text());
+    if let Some(c) = m.cursor {
+        let _ = write!(
+            title,
+            "· {} selected (Esc follows) ",
+            if c == 0 { "newest" } else { "an item" }
+        );
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme::border(focused))
+        .title(Span::styled(fit(&title, width), theme::title(focused)));
+    let block = search_line(frame, area, m, block);
+    let total = s.hits.len();
+    let end = total.saturating_sub(m.feed_offset);
+    let start = end.saturating_sub(height);
+    let selected_row = m.cursor.and_then(|c| total.checked_sub(c + 1));
+    let mut lines = Vec::with_capacity(end - start);
+    for (i, hit) in s.hits.iter().enumerate().take(end).skip(start) {
+        let Some(node) = m.nodes.get(hit.node) else {
+            continue;
+        };
+        let Some(RowKind::Item { item, state }) = node.feed.row_numbered(hit.row).map(|r| &r.kind)
+        else {
+            continue;
+        };
+        let name = s.spans_nodes().then_some(node.name.as_str());
+        let line = item_line_in(item, *state, m, width, name);
+        lines.push(if Some(i) == selected_row {
+            line.patch_style(if focused {
+                theme::SELECTED
+            } else {
+                theme::SELECTED_UNFOCUSED
+            })
+        } else {
+            line
+        });
+    }
+    if lines.is_empty() {
+        let text = if s
+            .compiled
+            .as_ref()
+            .is_none_or(crate::feed::filter::Filter::is_empty)
+        {
+            "(type to filter)"
+        } else {
+            "(nothing matches)"
+        };
+        lines.push(Line::styled(text, theme::DIM));
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

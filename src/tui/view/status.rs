@@ -68,6 +68,9 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
     if m.quit {
         spans.push(Span::styled(" │ quitting: unsubscribing…", theme::WARN));
     }
+    if let Some(s) = &m.search {
+        spans.push(Span::styled(format!(" │ {}", s.count_text()), theme::KEY));
+    }
     spans.push(Span::raw(if m.auto_publish {
         format!(
             " │ auto {}s → {}",
