@@ -80,6 +80,16 @@ pub struct WatchArgs {
     pub service: ServiceArgs,
     #[command(flatten)]
     pub log: LogArgs,
+
+    /// Print only the items that match this expression (the TUI's / syntax: words, "a
+    /// phrase", ~regex, name:text, @name>20, !term; see the README). Other events are
+    /// printed as always.
+    #[arg(long, value_name = "EXPR", value_parser = filter_expr)]
+    pub filter: Option<crate::feed::filter::Filter>,
+}
+
+fn filter_expr(s: &str) -> Result<crate::feed::filter::Filter, String> {
+    crate::feed::filter::Filter::parse(s)
 }
 
 #[derive(Debug, Args)]

@@ -276,7 +276,7 @@ fn run_watch(args: &pubsub_tui::cli::WatchArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    runtime()?.block_on(headless::watch(settings))
+    runtime()?.block_on(headless::watch(settings, args.filter.clone()))
 }
 
 /// Run a one-shot query (`nodes`, `info`, …) with its flags over the config file.

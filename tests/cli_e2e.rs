@@ -645,3 +645,13 @@ fn owner_commands_refuse_bad_input_before_connecting() {
     assert!(err.contains("connection failed"), "{err}");
     assert_eq!(status, Some(1));
 }
+
+#[test]
+fn a_bad_watch_filter_is_refused_before_connecting() {
+    let (err, code) = run_err(&["watch", "--node", "n", "--filter", "~(oops"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a regular expression"), "{err}");
+    let (err, code) = run_err(&["watch", "--node", "n", "--filter", "@temp>warm"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a number to compare with"), "{err}");
+}

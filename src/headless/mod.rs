@@ -78,8 +78,19 @@ pub fn json_line(v: &Value) -> String {
 /// The JSON lines for one event (a snapshot gives one line per item, then a summary).
 /// `service` is the service's JID, for the words of errors.
 pub fn event_json(ev: &NetEvent, service: &str) -> Vec<Value> {
+    event_json_filtered(ev, service, None)
+}
+
+/// [`event_json`], with only the items that match `filter` (the other events whole).
+pub fn event_json_filtered(
+    ev: &NetEvent,
+    service: &str,
+    filter: Option<&crate::feed::filter::Filter>,
+) -> Vec<Value> {
+    let wanted = |i: &FeedItem| filter.is_none_or(|f| f.matches(i));
     match ev {
-        NetEvent::Item(item) => vec![item_json("item", item)],
+        NetEvent::Item(item) if wanted(item) => vec![item_json("item", item)],
+        NetEvent::Item(_) => Vec::new(),
         NetEvent::Snapshot {
             node,
             items,
@@ -87,7 +98,11 @@ pub fn event_json(ev: &NetEvent, service: &str) -> Vec<Value> {
             lost,
             at,
         } => {
-            let mut lines: Vec<Value> = items.iter().map(|i| item_json("stored", i)).collect();
+            let mut lines: Vec<Value> = items
+                .iter()
+                .filter(|i| wanted(i))
+                .map(|i| item_json("stored", i))
+                .collect();
             lines.extend(lost.iter().map(|l| {
                 json!({"kind": "lost", "node": node, "sender": l.sender, "session": l.session,
                        "from": l.from, "to": l.to, "count": l.count(), "text": l.to_string()})
@@ -176,7 +191,10 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// `pubsub-tui watch`: print events until Ctrl-C or SIGTERM (exit 0), a final connection
 /// error, or until no node can be subscribed (exit 1).
-pub async fn watch(mut settings: Settings) -> anyhow::Result<()> {
+pub async fn watch(
+    mut settings: Settings,
+    filter: Option<crate::feed::filter::Filter>,
+) -> anyhow::Result<()> {
     settings.session.auto_publish = false;
     let service = settings.session.service.to_string();
     let nodes = settings.session.nodes.clone();
@@ -199,7 +217,7 @@ pub async fn watch(mut settings: Settings) -> anyhow::Result<()> {
             states.insert(node.clone(), state.clone());
         }
         let mut out = stdout.lock();
-        for line in event_json(&ev, &service) {
+        for line in event_json_filtered(&ev, &service, filter.as_ref()) {
             if writeln!(out, "{}", json_line(&line))
                 .and_then(|()| out.flush())
                 .is_err()
@@ -979,6 +997,36 @@ mod tests {
         assert_eq!(lines[1]["reason"], "gap");
         assert_eq!(lines[1]["lost"], 30);
         assert_eq!(lines[1]["at"], "2026-11-24T07:00:00.000Z");
+    }
+
+    #[test]
+    fn watch_filter_keeps_only_matching_items_and_every_other_event() {
+        let xml = |id: &str, t: &str| {
+            let el: xmpp_parsers::minidom::Element = format!(
+                "<item xmlns='http://jabber.org/protocol/pubsub' id='{id}'><r xmlns='urn:x'><temp>{t}</temp></r></item>"
+            )
+            .parse()
+            .expect("xml");
+            proto::parse_item("n", &el)
+        };
+        let f = crate::feed::filter::Filter::parse("@temp>20").expect("filter");
+        let hot = NetEvent::Item(xml("a", "25 °C"));
+        let cold = NetEvent::Item(xml("b", "5 °C"));
+        assert_eq!(event_json_filtered(&hot, "s", Some(&f)).len(), 1);
+        assert!(event_json_filtered(&cold, "s", Some(&f)).is_empty());
+        assert_eq!(event_json_filtered(&cold, "s", None).len(), 1, "control");
+        let snap = NetEvent::Snapshot {
+            node: "n".into(),
+            items: vec![xml("a", "25"), xml("b", "5"), xml("c", "21")],
+            reason: SnapshotReason::Initial,
+            lost: Vec::new(),
+            at: chrono::Utc::now(),
+        };
+        let lines = event_json_filtered(&snap, "s", Some(&f));
+        let ids: Vec<&Value> = lines.iter().map(|l| &l["id"]).collect();
+        assert_eq!(ids, [&json!("a"), &json!("c"), &Value::Null]);
+        assert_eq!(lines[2]["kind"], "resync");
+        assert_eq!(lines[2]["count"], 3, "the resync says how many the service has");
     }
 
     #[test]
