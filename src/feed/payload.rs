@@ -47,50 +47,103 @@ impl std::fmt::Display for Cut {
     }
 }
 
-/// One node of a [`Tree`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
+/// Where a string is in the tree's one buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// A node as stored: its strings are spans of the tree's buffer, so a tree costs three
+/// allocations whatever it holds (about 20 bytes a node and 16 an attribute, besides its text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stored {
+    depth: u16,
+    /// Index into the namespaces; `TEXT` for a run of text.
+    ns: u16,
+    /// The element's name, or the text.
+    span: Span,
+    /// The element's attributes: `attrs[first_attr..first_attr + attr_count]`.
+    first_attr: u32,
+    attr_count: u16,
+}
+
+const TEXT: u16 = u16::MAX;
+
+/// One node of a [`Tree`], borrowed from it.
+#[derive(Debug, Clone)]
+pub enum Node<'a> {
     Element {
-        depth: u16,
-        /// Index into the tree's namespaces.
-        ns: u16,
-        name: Box<str>,
-        attrs: Box<[(Box<str>, Box<str>)]>,
+        depth: usize,
+        name: &'a str,
+        attrs: Attrs<'a>,
     },
     Text {
-        depth: u16,
-        text: Box<str>,
+        depth: usize,
+        text: &'a str,
     },
 }
 
-impl Node {
+impl<'a> Node<'a> {
     pub fn depth(&self) -> usize {
         match self {
-            Self::Element { depth, .. } | Self::Text { depth, .. } => usize::from(*depth),
+            Self::Element { depth, .. } | Self::Text { depth, .. } => *depth,
         }
     }
 
     /// The element's name (`None` for text).
-    pub fn name(&self) -> Option<&str> {
+    pub fn name(&self) -> Option<&'a str> {
         match self {
             Self::Element { name, .. } => Some(name),
             Self::Text { .. } => None,
         }
     }
 
-    pub fn attrs(&self) -> &[(Box<str>, Box<str>)] {
+    /// The element's attributes (none for text).
+    pub fn attrs(&self) -> Attrs<'a> {
         match self {
-            Self::Element { attrs, .. } => attrs,
-            Self::Text { .. } => &[],
+            Self::Element { attrs, .. } => attrs.clone(),
+            Self::Text { .. } => Attrs {
+                pairs: &[],
+                buf: "",
+            },
         }
     }
+
+    pub fn is_element(&self) -> bool {
+        matches!(self, Self::Element { .. })
+    }
+}
+
+/// An element's attributes, as `(name, value)`.
+#[derive(Debug, Clone)]
+pub struct Attrs<'a> {
+    pairs: &'a [(Span, Span)],
+    buf: &'a str,
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let ((k, v), rest) = self.pairs.split_first()?;
+        self.pairs = rest;
+        Some((slice(self.buf, *k), slice(self.buf, *v)))
+    }
+}
+
+fn slice(buf: &str, s: Span) -> &str {
+    let start = s.start as usize;
+    buf.get(start..start + s.len as usize).unwrap_or("")
 }
 
 /// A bounded, sanitised XML tree (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tree {
-    nodes: Box<[Node]>,
-    namespaces: Box<[Box<str>]>,
+    buf: Box<str>,
+    nodes: Box<[Stored]>,
+    attrs: Box<[(Span, Span)]>,
+    namespaces: Box<[Span]>,
     cut: Option<Cut>,
 }
 
@@ -98,10 +151,11 @@ pub struct Tree {
 /// `xmpp::proto::tree`) walks its elements and calls [`Self::open`] and [`Self::text`].
 #[derive(Debug, Default)]
 pub struct Builder {
-    nodes: Vec<Node>,
-    namespaces: Vec<Box<str>>,
+    buf: String,
+    nodes: Vec<Stored>,
+    attrs: Vec<(Span, Span)>,
+    namespaces: Vec<Span>,
     cut: Option<Cut>,
-    bytes: usize,
 }
 
 impl Builder {
@@ -121,11 +175,20 @@ impl Builder {
             self.cut = Some(Cut::Nodes);
             return false;
         }
-        if self.bytes + bytes > MAX_BYTES {
+        if self.buf.len() + bytes > MAX_BYTES {
             self.cut = Some(Cut::Bytes);
             return false;
         }
         true
+    }
+
+    fn push(&mut self, s: &str) -> Span {
+        let start = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
+        self.buf.push_str(s);
+        Span {
+            start,
+            len: u32::try_from(s.len()).unwrap_or(0),
+        }
     }
 
     /// An element at `depth`. `false` when it was left out (a bound): skip its content too.
@@ -137,11 +200,11 @@ impl Builder {
         attrs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> bool {
         let name = crate::sanitize::display_max(name, 256);
-        let attrs: Vec<(Box<str>, Box<str>)> = attrs
+        let attrs: Vec<(String, String)> = attrs
             .map(|(k, v)| {
                 (
-                    crate::sanitize::display_max(k, 256).into_boxed_str(),
-                    crate::sanitize::text(v).into_boxed_str(),
+                    crate::sanitize::display_max(k, 256),
+                    crate::sanitize::text(v),
                 )
             })
             .collect();
@@ -149,19 +212,27 @@ impl Builder {
         if !self.room(depth, bytes) {
             return false;
         }
-        self.bytes += bytes;
-        let ns = if let Some(i) = self.namespaces.iter().position(|n| **n == *ns) {
-            i
-        } else {
-            self.namespaces
-                .push(crate::sanitize::display_max(ns, 1024).into_boxed_str());
+        let known = self
+            .namespaces
+            .iter()
+            .position(|&n| slice(&self.buf, n) == ns);
+        let ns = known.unwrap_or_else(|| {
+            let span = self.push(&crate::sanitize::display_max(ns, 1024));
+            self.namespaces.push(span);
             self.namespaces.len() - 1
-        };
-        self.nodes.push(Node::Element {
+        });
+        let span = self.push(&name);
+        let first_attr = u32::try_from(self.attrs.len()).unwrap_or(u32::MAX);
+        for (k, v) in &attrs {
+            let pair = (self.push(k), self.push(v));
+            self.attrs.push(pair);
+        }
+        self.nodes.push(Stored {
             depth: u16::try_from(depth).unwrap_or(u16::MAX),
-            ns: u16::try_from(ns).unwrap_or(u16::MAX),
-            name: name.into_boxed_str(),
-            attrs: attrs.into_boxed_slice(),
+            ns: u16::try_from(ns).unwrap_or(TEXT - 1),
+            span,
+            first_attr,
+            attr_count: u16::try_from(attrs.len()).unwrap_or(u16::MAX),
         });
         true
     }
@@ -173,8 +244,8 @@ impl Builder {
             return;
         }
         let mut text = crate::sanitize::text(raw);
-        if self.bytes + text.len() > MAX_BYTES {
-            let mut end = MAX_BYTES.saturating_sub(self.bytes);
+        if self.buf.len() + text.len() > MAX_BYTES {
+            let mut end = MAX_BYTES.saturating_sub(self.buf.len());
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
@@ -186,26 +257,32 @@ impl Builder {
         } else if !self.room(depth, text.len()) {
             return;
         }
-        self.bytes += text.len();
-        // Adjacent runs (a text split by a left-out element) join.
-        if let Some(Node::Text { depth: d, text: t }) = self.nodes.last_mut()
-            && usize::from(*d) == depth
+        // Adjacent runs (a text split by a left-out element) join: the last run is at the
+        // end of the buffer.
+        if let Some(last) = self.nodes.last_mut()
+            && last.ns == TEXT
+            && usize::from(last.depth) == depth
+            && (last.span.start + last.span.len) as usize == self.buf.len()
         {
-            let mut joined = String::with_capacity(t.len() + text.len());
-            joined.push_str(t);
-            joined.push_str(&text);
-            *t = joined.into_boxed_str();
+            self.buf.push_str(&text);
+            last.span.len += u32::try_from(text.len()).unwrap_or(0);
             return;
         }
-        self.nodes.push(Node::Text {
+        let span = self.push(&text);
+        self.nodes.push(Stored {
             depth: u16::try_from(depth).unwrap_or(u16::MAX),
-            text: text.into_boxed_str(),
+            ns: TEXT,
+            span,
+            first_attr: 0,
+            attr_count: 0,
         });
     }
 
     pub fn finish(self) -> Tree {
         Tree {
+            buf: self.buf.into_boxed_str(),
             nodes: self.nodes.into_boxed_slice(),
+            attrs: self.attrs.into_boxed_slice(),
             namespaces: self.namespaces.into_boxed_slice(),
             cut: self.cut,
         }
@@ -213,12 +290,52 @@ impl Builder {
 }
 
 impl Tree {
-    pub fn nodes(&self) -> &[Node] {
-        &self.nodes
+    /// Nodes in the tree.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+
+    /// Node `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<Node<'_>> {
+        let n = self.nodes.get(i)?;
+        let depth = usize::from(n.depth);
+        Some(if n.ns == TEXT {
+            Node::Text {
+                depth,
+                text: slice(&self.buf, n.span),
+            }
+        } else {
+            let first = n.first_attr as usize;
+            Node::Element {
+                depth,
+                name: slice(&self.buf, n.span),
+                attrs: Attrs {
+                    pairs: self
+                        .attrs
+                        .get(first..first + usize::from(n.attr_count))
+                        .unwrap_or(&[]),
+                    buf: &self.buf,
+                },
+            }
+        })
+    }
+
+    /// Node `i` (a text of nothing past the end).
+    pub fn node(&self, i: usize) -> Node<'_> {
+        self.get(i).unwrap_or(Node::Text { depth: 0, text: "" })
+    }
+
+    /// Every node, in document order.
+    pub fn iter(&self) -> impl Iterator<Item = Node<'_>> {
+        (0..self.nodes.len()).map(|i| self.node(i))
+    }
+
+    fn depth(&self, i: usize) -> usize {
+        self.nodes.get(i).map_or(0, |n| usize::from(n.depth))
     }
 
     /// Which bound left part of the payload out, if one did.
@@ -229,46 +346,46 @@ impl Tree {
     /// The namespace of element `i` (empty for text).
     pub fn ns(&self, i: usize) -> &str {
         match self.nodes.get(i) {
-            Some(Node::Element { ns, .. }) => {
-                self.namespaces.get(usize::from(*ns)).map_or("", |n| n)
-            }
+            Some(n) if n.ns != TEXT => self
+                .namespaces
+                .get(usize::from(n.ns))
+                .map_or("", |&s| slice(&self.buf, s)),
             _ => "",
         }
     }
 
     /// The nodes directly inside node `i`, by index.
     pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        let depth = self.nodes.get(i).map_or(0, Node::depth);
+        let depth = self.depth(i);
         (i + 1..self.nodes.len())
-            .take_while(move |&j| self.nodes[j].depth() > depth)
-            .filter(move |&j| self.nodes[j].depth() == depth + 1)
+            .take_while(move |&j| self.depth(j) > depth)
+            .filter(move |&j| self.depth(j) == depth + 1)
     }
 
     /// The element children of `i`, by index.
     pub fn child_elements(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.children(i)
-            .filter(|&j| matches!(self.nodes[j], Node::Element { .. }))
+        self.children(i).filter(|&j| self.nodes[j].ns != TEXT)
     }
 
     /// The first element child of `i` named `name` in namespace `ns`.
     pub fn child(&self, i: usize, name: &str, ns: &str) -> Option<usize> {
         self.child_elements(i)
-            .find(|&j| self.nodes[j].name() == Some(name) && self.ns(j) == ns)
+            .find(|&j| self.node(j).name() == Some(name) && self.ns(j) == ns)
     }
 
     /// The end (exclusive) of node `i`'s subtree.
     pub fn subtree_end(&self, i: usize) -> usize {
-        let depth = self.nodes.get(i).map_or(0, Node::depth);
+        let depth = self.depth(i);
         (i + 1..self.nodes.len())
-            .find(|&j| self.nodes[j].depth() <= depth)
+            .find(|&j| self.depth(j) <= depth)
             .unwrap_or(self.nodes.len())
     }
 
     /// The text directly inside element `i` (its runs of text, joined).
     pub fn own_text(&self, i: usize) -> String {
         self.children(i)
-            .filter_map(|j| match &self.nodes[j] {
-                Node::Text { text, .. } => Some(&**text),
+            .filter_map(|j| match self.node(j) {
+                Node::Text { text, .. } => Some(text),
                 Node::Element { .. } => None,
             })
             .collect()
@@ -277,8 +394,8 @@ impl Tree {
     /// All the text inside element `i`, at any depth, runs joined with a space.
     pub fn deep_text(&self, i: usize) -> String {
         let mut out = String::new();
-        for node in &self.nodes[(i + 1).min(self.nodes.len())..self.subtree_end(i)] {
-            if let Node::Text { text, .. } = node {
+        for j in (i + 1).min(self.nodes.len())..self.subtree_end(i) {
+            if let Node::Text { text, .. } = self.node(j) {
                 if !out.is_empty() {
                     out.push(' ');
                 }
@@ -290,22 +407,20 @@ impl Tree {
 
     /// The value of attribute `name` of element `i`.
     pub fn attr(&self, i: usize, name: &str) -> Option<&str> {
-        self.nodes
-            .get(i)?
+        self.get(i)?
             .attrs()
-            .iter()
-            .find(|(k, _)| &**k == name)
-            .map(|(_, v)| &**v)
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
     }
 
     /// Every string in the tree a search looks at: text, attribute values, element names.
     pub fn strings(&self) -> impl Iterator<Item = &str> {
-        self.nodes.iter().flat_map(|n| {
+        self.iter().flat_map(|n| {
             let own = match n {
                 Node::Element { .. } => None,
-                Node::Text { text, .. } => Some(&**text),
+                Node::Text { text, .. } => Some(text),
             };
-            own.into_iter().chain(n.attrs().iter().map(|(_, v)| &**v))
+            own.into_iter().chain(n.attrs().map(|(_, v)| v))
         })
     }
 
@@ -313,14 +428,13 @@ impl Tree {
     /// element of that name (trimmed), and the value of each attribute of that name.
     pub fn field_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = String> + 'a {
         (0..self.nodes.len()).flat_map(move |i| {
-            let node = &self.nodes[i];
+            let node = self.node(i);
             let element =
                 (node.name() == Some(name) && i > 0).then(|| self.deep_text(i).trim().to_owned());
             let attrs = node
                 .attrs()
-                .iter()
-                .filter(move |(k, _)| &**k == name)
-                .map(|(_, v)| v.to_string());
+                .filter(move |(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned());
             element.into_iter().chain(attrs)
         })
     }
@@ -338,7 +452,7 @@ impl Tree {
         let Some(p) = self.payload() else {
             return "(no payload)".to_owned();
         };
-        let name = self.nodes[p].name().unwrap_or_default();
+        let name = self.node(p).name().unwrap_or_default();
         let mut parts = vec![name.to_owned()];
         let mut len = name.len();
         let end = self.subtree_end(p);
@@ -346,15 +460,13 @@ impl Tree {
             if len > SUMMARY_CHARS * 2 {
                 break;
             }
-            if !matches!(self.nodes[i], Node::Element { .. })
-                || self.child_elements(i).next().is_some()
-            {
+            if !self.node(i).is_element() || self.child_elements(i).next().is_some() {
                 continue;
             }
             let mut part = if i == p {
                 String::new()
             } else {
-                self.nodes[i].name().unwrap_or_default().to_owned()
+                self.node(i).name().unwrap_or_default().to_owned()
             };
             let text = collapse(&self.own_text(i));
             let mut add = |s: &str| {
@@ -366,7 +478,7 @@ impl Tree {
                 }
             };
             add(&text);
-            for (_, v) in self.nodes[i].attrs() {
+            for (_, v) in self.node(i).attrs() {
                 if v.chars().count() <= SUMMARY_ATTR_CHARS {
                     add(&collapse(v));
                 }
@@ -381,23 +493,10 @@ impl Tree {
 
     /// The bytes the tree holds, roughly (its strings and nodes), for the feed's memory bound.
     pub fn weight(&self) -> usize {
-        let strings: usize = self
-            .nodes
-            .iter()
-            .map(|n| match n {
-                Node::Element { name, attrs, .. } => {
-                    name.len()
-                        + attrs
-                            .iter()
-                            .map(|(k, v)| k.len() + v.len() + 32)
-                            .sum::<usize>()
-                }
-                Node::Text { text, .. } => text.len(),
-            })
-            .sum();
-        strings
-            + self.nodes.len() * std::mem::size_of::<Node>()
-            + self.namespaces.iter().map(|n| n.len() + 16).sum::<usize>()
+        self.buf.len()
+            + self.nodes.len() * std::mem::size_of::<Stored>()
+            + self.attrs.len() * std::mem::size_of::<(Span, Span)>()
+            + self.namespaces.len() * std::mem::size_of::<Span>()
     }
 
     /// The tree as compact XML, namespaces declared where they change. Nothing is lost that
@@ -437,17 +536,14 @@ impl Tree {
         };
         let mut i = 0;
         while i < self.nodes.len() {
-            let node = &self.nodes[i];
-            while let Some(&j) = open
-                .last()
-                .filter(|&&j| self.nodes[j].depth() >= node.depth())
-            {
+            let node = self.node(i);
+            while let Some(&j) = open.last().filter(|&&j| self.depth(j) >= node.depth()) {
                 open.pop();
                 let _ = write!(
                     out,
                     "{}</{}>",
-                    pad(self.nodes[j].depth()),
-                    self.nodes[j].name().unwrap_or_default()
+                    pad(self.depth(j)),
+                    self.node(j).name().unwrap_or_default()
                 );
                 nl(out);
             }
@@ -458,15 +554,11 @@ impl Tree {
                     }
                 }
                 Node::Text { text, .. } => escape(out, text, false),
-                Node::Element {
-                    ns, name, attrs, ..
-                } => {
-                    let _ = write!(out, "{}<{name}", pad(node.depth()));
-                    let parent_ns = open.last().and_then(|&j| match &self.nodes[j] {
-                        Node::Element { ns, .. } => Some(*ns),
-                        Node::Text { .. } => None,
-                    });
-                    if parent_ns != Some(*ns) {
+                Node::Element { name, attrs, .. } => {
+                    let ns = self.nodes[i].ns;
+                    let _ = write!(out, "{}<{name}", pad(self.depth(i)));
+                    let parent_ns = open.last().map(|&j| self.nodes[j].ns);
+                    if parent_ns != Some(ns) {
                         out.push_str(" xmlns='");
                         escape(out, self.ns(i), true);
                         out.push('\'');
@@ -481,7 +573,7 @@ impl Tree {
                         out.push_str("/>");
                         nl(out);
                     } else if let (true, 2, Node::Text { text, .. }) =
-                        (pretty, end - i, &self.nodes[i + 1])
+                        (pretty, end - i, self.node(i + 1))
                         && !text.trim().contains('\n')
                     {
                         // An element holding one line of text reads best on one line.
@@ -500,8 +592,8 @@ impl Tree {
             let _ = write!(
                 out,
                 "{}</{}>",
-                pad(self.nodes[j].depth()),
-                self.nodes[j].name().unwrap_or_default()
+                pad(self.depth(j)),
+                self.node(j).name().unwrap_or_default()
             );
             nl(out);
         }

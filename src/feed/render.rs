@@ -72,7 +72,7 @@ fn atom(t: &Tree) -> Vec<Field> {
         out.push(field("Title", title));
     }
     for i in t.child_elements(entry) {
-        if t.ns(i) != NS_ATOM || t.nodes()[i].name() != Some("author") {
+        if t.ns(i) != NS_ATOM || t.node(i).name() != Some("author") {
             continue;
         }
         let part = |n: &str| {
@@ -98,7 +98,7 @@ fn atom(t: &Tree) -> Vec<Field> {
         }
     }
     for i in t.child_elements(entry) {
-        if t.ns(i) != NS_ATOM || t.nodes()[i].name() != Some("link") {
+        if t.ns(i) != NS_ATOM || t.node(i).name() != Some("link") {
             continue;
         }
         let Some(href) = t.attr(i, "href") else {
@@ -113,7 +113,7 @@ fn atom(t: &Tree) -> Vec<Field> {
     }
     for i in t.child_elements(entry) {
         if t.ns(i) == NS_ATOM
-            && t.nodes()[i].name() == Some("category")
+            && t.node(i).name() == Some("category")
             && let Some(term) = t.attr(i, "term")
         {
             out.push(field("Category", term));
@@ -174,13 +174,13 @@ fn xhtml_text(t: &Tree, root: usize) -> String {
     let end = t.subtree_end(root);
     let mut open: Vec<(usize, bool)> = Vec::new();
     for i in root + 1..end {
-        let depth = t.nodes()[i].depth();
+        let depth = t.node(i).depth();
         while open.last().is_some_and(|&(d, _)| d >= depth) {
             if open.pop().is_some_and(|(_, block)| block) {
                 out.push('\n');
             }
         }
-        match &t.nodes()[i] {
+        match t.node(i) {
             // Line breaks in (X)HTML text are spaces; blocks make lines.
             Node::Text { text, .. } => out.push_str(&text.replace(['\n', '\t'], " ")),
             Node::Element { name, .. } => {
@@ -381,9 +381,9 @@ fn leaves(t: &Tree) -> Vec<Field> {
     };
     let mut out = Vec::new();
     let mut path: Vec<&str> = Vec::new();
-    let base = t.nodes()[p].depth();
+    let base = t.node(p).depth();
     for i in p..t.subtree_end(p) {
-        let node = &t.nodes()[i];
+        let node = t.node(i);
         let Some(name) = node.name() else {
             continue;
         };

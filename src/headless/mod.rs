@@ -89,8 +89,10 @@ pub fn event_json_filtered(
 ) -> Vec<Value> {
     let wanted = |i: &FeedItem| filter.is_none_or(|f| f.matches(i));
     match ev {
-        NetEvent::Item(item) if wanted(item) => vec![item_json("item", item)],
-        NetEvent::Item(_) => Vec::new(),
+        NetEvent::Item(item) => wanted(item)
+            .then(|| item_json("item", item))
+            .into_iter()
+            .collect(),
         NetEvent::Snapshot {
             node,
             items,
@@ -1026,7 +1028,10 @@ mod tests {
         let ids: Vec<&Value> = lines.iter().map(|l| &l["id"]).collect();
         assert_eq!(ids, [&json!("a"), &json!("c"), &Value::Null]);
         assert_eq!(lines[2]["kind"], "resync");
-        assert_eq!(lines[2]["count"], 3, "the resync says how many the service has");
+        assert_eq!(
+            lines[2]["count"], 3,
+            "the resync says how many the service has"
+        );
     }
 
     #[test]

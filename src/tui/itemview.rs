@@ -124,8 +124,8 @@ impl ItemView {
         // The open elements: (depth, index).
         let mut open: Vec<(usize, usize)> = Vec::new();
         let mut i = 0;
-        while i < t.nodes().len() {
-            let depth = t.nodes()[i].depth();
+        while i < t.len() {
+            let depth = t.node(i).depth();
             while open.last().is_some_and(|&(d, _)| d >= depth) {
                 open.pop();
             }
@@ -204,7 +204,7 @@ impl ItemView {
             } else {
                 "· "
             };
-            match &t.nodes()[row.index] {
+            match t.node(row.index) {
                 Node::Text { text, .. } => {
                     wrap_into(
                         &mut out,
@@ -256,10 +256,10 @@ impl ItemView {
 
 /// The text of an element holding only text (one run).
 fn inline_text(t: &Tree, i: usize) -> Option<&str> {
-    if !matches!(t.nodes().get(i)?, Node::Element { .. }) {
+    if !t.get(i)?.is_element() {
         return None;
     }
-    match (t.nodes().get(i + 1), t.subtree_end(i) == i + 2) {
+    match (t.get(i + 1), t.subtree_end(i) == i + 2) {
         (Some(Node::Text { text, .. }), true) => Some(text),
         _ => None,
     }

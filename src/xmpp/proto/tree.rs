@@ -59,7 +59,7 @@ pub fn tree_of(root: &Element) -> Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::payload::{Cut, MAX_BYTES, MAX_DEPTH, MAX_NODES, Node};
+    use crate::feed::payload::{Cut, MAX_BYTES, MAX_DEPTH, MAX_NODES};
     use crate::xmpp::proto::parse_xml as parse;
 
     const ITEM: &str = "http://jabber.org/protocol/pubsub";
@@ -79,7 +79,6 @@ mod tests {
         assert_eq!(back, e, "{}", t.to_xml());
         // Mixed content keeps its order.
         let mixed = t
-            .nodes()
             .iter()
             .position(|n| n.name() == Some("mixed"))
             .expect("mixed");
@@ -111,7 +110,7 @@ mod tests {
         );
         let t = tree_of(&item(&inner));
         assert_eq!(t.cut(), Some(Cut::Depth));
-        let deepest = t.nodes().iter().map(Node::depth).max().unwrap_or(0);
+        let deepest = t.iter().map(|n| n.depth()).max().unwrap_or(0);
         assert_eq!(deepest, MAX_DEPTH);
         assert!(
             t.pretty()
@@ -140,7 +139,7 @@ mod tests {
         );
         let t = tree_of(&item(&wide));
         assert_eq!(t.cut(), Some(Cut::Nodes));
-        assert_eq!(t.nodes().len(), MAX_NODES);
+        assert_eq!(t.len(), MAX_NODES);
         let huge = format!("<h xmlns='urn:h'>{}</h>", "é".repeat(400_000));
         let t = tree_of(&item(&huge));
         assert_eq!(t.cut(), Some(Cut::Bytes));
