@@ -65,6 +65,10 @@ pub enum Cmd {
     Node(NodeCmdArgs),
     /// Retract (delete) one item of a node; subscribers are told.
     Retract(RetractArgs),
+    /// Publish the items of an export file (items --format, or the TUI's w) to a node, with
+    /// their ids and payloads. Items already there with the same id and payload are skipped,
+    /// so an import can be run again after it stopped.
+    Import(ImportArgs),
     /// Start a private Prosody with open nodes and a second publisher, and open the TUI.
     Demo(DemoArgs),
     /// Run the relay service: answer pubsub requests at its full JID, store items in SQLite
@@ -338,6 +342,30 @@ pub struct ItemsArgs {
     /// Only the newest K items.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     pub max: Option<u64>,
+
+    /// Write the items in an export format, to import elsewhere or read in other tools:
+    /// one JSON object a line, CSV (formulas neutralised), or an XML document.
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+    pub format: Option<crate::feed::export::Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// The node to publish the items to (created by the first publish where the service
+    /// does that).
+    #[arg(long)]
+    pub node: String,
+
+    /// The file's format (default: by its name: .ndjson/.jsonl, .csv, .xml; else by its
+    /// first character).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::feed::export::Format>,
+
+    /// The export file.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -86,8 +86,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             one_shot(&args.query, headless::Query::Info { node })
         }
         Some(Cmd::Items(args)) => {
-            let (node, max) = (args.node.clone(), args.max);
-            one_shot(&args.query, headless::Query::Items { node, max })
+            let (node, max, format) = (args.node.clone(), args.max, args.format);
+            one_shot(&args.query, headless::Query::Items { node, max, format })
         }
         Some(Cmd::Subscribe(args)) => {
             let node = args.node.clone();
@@ -99,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Cmd::Subscriptions(args)) => one_shot(&args, headless::Query::Subscriptions),
         Some(Cmd::Node(args)) => run_node(args),
+        Some(Cmd::Import(args)) => run_import(&args),
         Some(Cmd::Retract(args)) => one_shot(
             &args.query,
             headless::Query::Node(pubsub_tui::headless::owner::NodeQuery::Retract {
@@ -173,6 +174,55 @@ fn run_publish(args: &pubsub_tui::cli::PublishArgs) -> anyhow::Result<()> {
     }
     let id = runtime()?.block_on(headless::publish(settings, args.text.clone(), extra))?;
     println!("{id}");
+    Ok(())
+}
+
+/// `import`: check the whole file, then publish what the node lacks.
+fn run_import(args: &pubsub_tui::cli::ImportArgs) -> anyhow::Result<()> {
+    if let Err(e) = pubsub_tui::xmpp::session::check_node_name(&args.node) {
+        let shown = pubsub_tui::sanitize::display_max(&args.node, 60);
+        return Err(Usage(format!("--node {shown:?}: {e}")).into());
+    }
+    let records = headless::transfer::read_file(&args.file, args.format)?;
+    let file = FileConfig::load(args.query.account.config.as_deref())?;
+    let service = args.query.service_args();
+    let merged = config::merge(
+        &args.query.account,
+        Some(&service),
+        None,
+        &args.query.log,
+        file,
+    );
+    let settings = config::resolve_any(&merged, true)?;
+    log_to_stderr(&merged)?;
+    let total = records.len();
+    let started = std::time::Instant::now();
+    let out = runtime()?.block_on(headless::transfer::import(settings, &args.node, records))?;
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 {
+        format!(
+            ", {:.0} items/s",
+            f64::from(u32::try_from(out.published).unwrap_or(u32::MAX)) / secs
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "pubsub-tui: {total} items in {}: {} published, {} already there (skipped), {} failed, in {secs:.1} s{rate}",
+        args.file.display(),
+        out.published,
+        out.skipped,
+        out.failed.len()
+    );
+    for f in out.failed.iter().take(20) {
+        eprintln!("  {f}");
+    }
+    if !out.failed.is_empty() {
+        anyhow::bail!(
+            "{} item(s) were not published; run the import again to retry them",
+            out.failed.len()
+        );
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! Everything in here is plain owned data, already sanitised (see [`crate::sanitize`]): no XML,
 //! no library handles. The network core produces these values; front ends only read them.
 
+pub mod export;
 pub mod filter;
 pub mod gap;
 pub mod payload;

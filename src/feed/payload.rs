@@ -519,7 +519,21 @@ impl Tree {
         lines
     }
 
+    /// The payload (the first element inside the `<item/>`) as compact XML, its namespace
+    /// declared on it: the same payload gives the same text, whichever item carried it.
+    pub fn payload_xml(&self) -> Option<String> {
+        let p = self.payload()?;
+        let mut out = String::new();
+        self.write_range(&mut out, false, p, self.subtree_end(p));
+        Some(out)
+    }
+
     fn write(&self, out: &mut String, pretty: bool) {
+        self.write_range(out, pretty, 0, self.nodes.len());
+    }
+
+    /// Write nodes `start..end` (a whole subtree).
+    fn write_range(&self, out: &mut String, pretty: bool, start: usize, end_at: usize) {
         // Open elements, by index.
         let mut open: Vec<usize> = Vec::new();
         let nl = |out: &mut String| {
@@ -534,8 +548,10 @@ impl Tree {
                 String::new()
             }
         };
-        let mut i = 0;
-        while i < self.nodes.len() {
+        let base = self.depth(start);
+        let pad = |depth: usize| pad(depth - base.min(depth));
+        let mut i = start;
+        while i < end_at {
             let node = self.node(i);
             while let Some(&j) = open.last().filter(|&&j| self.depth(j) >= node.depth()) {
                 open.pop();

@@ -13,9 +13,9 @@
 //! is cannot move the cursor or reorder text.
 
 pub mod owner;
+pub mod transfer;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -61,19 +61,7 @@ fn item_json(kind: &str, item: &FeedItem) -> Value {
     })
 }
 
-/// A JSON line with every terminal-active character escaped (serde escapes only C0).
-pub fn json_line(v: &Value) -> String {
-    let raw = v.to_string();
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        if ('\u{7f}'..='\u{9f}').contains(&c) || crate::sanitize::is_format_char(c) {
-            let _ = write!(out, "\\u{:04x}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use crate::feed::export::json_line;
 
 /// The JSON lines for one event (a snapshot gives one line per item, then a summary).
 /// `service` is the service's JID, for the words of errors.
@@ -432,7 +420,7 @@ const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Connect for a one-shot command (no subscriptions, no auto-publish, two connection
 /// attempts) and wait until the session is online; the JID it is bound to.
-async fn connect_once(mut settings: Settings) -> anyhow::Result<(NetHandle, String)> {
+pub(crate) async fn connect_once(mut settings: Settings) -> anyhow::Result<(NetHandle, String)> {
     settings.session.subscribe = false;
     settings.session.auto_publish = false;
     settings.session.nodes.clear();
@@ -462,7 +450,7 @@ async fn connect_once(mut settings: Settings) -> anyhow::Result<(NetHandle, Stri
 }
 
 /// End a one-shot session: close the stream and wait (a little) for it.
-async fn close(net: NetHandle) {
+pub(crate) async fn close(net: NetHandle) {
     let _ = net.commands.try_send(Command::Shutdown);
     let _ = tokio::time::timeout(CLOSE_WAIT, net.task).await;
 }
@@ -474,8 +462,12 @@ pub enum Query {
     Nodes { tree: bool },
     /// The service's (or a node's) identity, features and meta-data.
     Info { node: Option<String> },
-    /// A node's stored items (the newest `max`).
-    Items { node: String, max: Option<u64> },
+    /// A node's stored items (the newest `max`), as lines or in an export format.
+    Items {
+        node: String,
+        max: Option<u64>,
+        format: Option<crate::feed::export::Format>,
+    },
     /// Subscribe the account.
     Subscribe { node: String },
     /// Remove the account's subscription.
@@ -596,7 +588,7 @@ async fn run_query(
             };
             print_info(&info, service.as_str(), p)
         }
-        Query::Items { node, max } => {
+        Query::Items { node, max, format } => {
             let (n, max) = (node.clone(), *max);
             let answer = ask(
                 net,
@@ -613,6 +605,18 @@ async fn run_query(
             let Answer::Items { items, .. } = answer else {
                 bail!("unexpected answer: {answer:?}")
             };
+            if let Some(format) = format {
+                let mut out = p.out.lock();
+                let (_, skipped) =
+                    crate::feed::export::write_items(&mut out, node, &items, *format)?;
+                out.flush()?;
+                if skipped > 0 {
+                    eprintln_quiet(&format!(
+                        "{skipped} item(s) were left out: too big to keep whole (see the README's bounds)"
+                    ));
+                }
+                return Ok(());
+            }
             for item in &items {
                 p.line(&item_line(item), &item_json("stored", item))?;
             }

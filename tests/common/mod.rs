@@ -2,6 +2,7 @@
 //! network events with a deadline.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod ejabberd;
 pub mod fake_server;
 pub mod relay;

@@ -1,0 +1,232 @@
+//! Export and import end to end, through the binary: a node on Prosody holding items of
+//! several shapes (ours, an Atom entry, JSON, a payload with commas, quotes, line breaks and a
+//! spreadsheet formula) is exported in each format, imported into `serve` and into ejabberd,
+//! and exported again: the ids and payloads are the same. A second import publishes nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::cli::{Target, text};
+use common::*;
+use pubsub_tui::prosody::{self, Options};
+
+/// What the items carry: id → payload (as the tree writes it).
+fn payloads(ndjson: &str) -> BTreeMap<String, String> {
+    ndjson
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            let el: xmpp_parsers::minidom::Element =
+                v["xml"].as_str().expect("xml").parse().expect("item XML");
+            let tree = pubsub_tui::xmpp::proto::tree::tree_of(&el);
+            (
+                v["id"].as_str().expect("id").to_owned(),
+                tree.payload_xml().expect("a payload"),
+            )
+        })
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("write");
+    p.display().to_string()
+}
+
+const PAYLOADS: [(&str, &str); 3] = [
+    (
+        "atom-1",
+        "<entry xmlns='http://www.w3.org/2005/Atom'><title>Release 2.0, \"finally\"</title><content type='html'>&lt;p&gt;a, b&lt;/p&gt;</content><updated>2026-11-29T07:00:00Z</updated></entry>",
+    ),
+    (
+        "json-1",
+        "<json xmlns='urn:xmpp:json:0'>{\"temp\": 21.5, \"note\": \"a, \\\"b\\\"\"}</json>",
+    ),
+    (
+        "-odd,id",
+        "<reading xmlns='urn:example:sensor' note='=HYPERLINK(\"x\")'><temp unit='C'>21.5</temp><log>line one\nline, two\n\"three\"</log></reading>",
+    ),
+];
+
+/// Fill `src` on Prosody: the given payloads and two text items of ours.
+fn fill(src: &Target, dir: &Path) {
+    src.ok(&["node", "create", "src", "--set", "max_items=100"]);
+    for (id, xml) in PAYLOADS {
+        let f = write(dir, "p.xml", xml);
+        src.ok(&[
+            "publish",
+            "--node",
+            "src",
+            &format!("--id={id}"),
+            "--xml",
+            &f,
+        ]);
+    }
+    for t in ["plain text, with a comma", "=1+1 looks like a formula"] {
+        src.ok(&["publish", "--node", "src", t]);
+    }
+}
+
+fn import(t: &Target, node: &str, file: &str) -> String {
+    let o = t.run(&["import", "--node", node, file]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "import {file} into {node}: {err}");
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_import_round_trips_between_prosody_serve_and_ejabberd() {
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    let Some(ejabberd) = start_ejabberd(false) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let relay = common::serve::Serve::start(&server, "relay", dir.path(), &[]);
+    let (bob, _) = account(&server, "bob", "b");
+    let src = Target {
+        port: server.port,
+        service: prosody::PUBSUB.into(),
+        owner: prosody::ADMIN.into(),
+        password: server.admin_password.clone(),
+        bob: bob.clone(),
+        bob_bare: "bob@localhost".into(),
+    };
+    fill(&src, dir.path());
+    let original = src.ok(&["items", "--node", "src", "--format", "ndjson"]);
+    let want = payloads(&original);
+    assert_eq!(want.len(), 5, "{original}");
+    assert!(want.contains_key("-odd,id"));
+
+    let files: Vec<String> = ["ndjson", "csv", "xml"]
+        .iter()
+        .map(|f| {
+            let body = src.ok(&["items", "--node", "src", "--format", f]);
+            write(dir.path(), &format!("src.{f}"), &body)
+        })
+        .collect();
+    let csv = std::fs::read_to_string(&files[1]).expect("csv");
+    assert!(
+        csv.starts_with("node,id,time,sender,publisher,format,text,xml\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(",\"'-odd,id\","),
+        "the id is quoted and neutralised: {csv}"
+    );
+    assert!(csv.contains(",'=1+1 looks like a formula,"), "{csv}");
+
+    let (olga, _) = account(&server, "olga", "o");
+    let to_serve = Target {
+        port: server.port,
+        service: relay.jid.clone(),
+        owner: "olga".into(),
+        password: olga.password.expose().to_owned(),
+        bob: bob.clone(),
+        bob_bare: "bob@localhost".into(),
+    };
+    let eja = ejabberd_account(&ejabberd, "olga", "o");
+    let to_ejabberd = Target {
+        port: ejabberd.port,
+        service: "pubsub.localhost".into(),
+        owner: "olga".into(),
+        password: eja.password.expose().to_owned(),
+        bob: ejabberd_account(&ejabberd, "bob", "b"),
+        bob_bare: "bob@localhost".into(),
+    };
+    for (target, name) in [(&to_serve, "serve"), (&to_ejabberd, "ejabberd")] {
+        for (file, format) in files.iter().zip(["ndjson", "csv", "xml"]) {
+            let node = format!("copy-{format}");
+            let said = import(target, &node, file);
+            assert!(
+                said.contains("5 published, 0 already there"),
+                "{name} {format}: {said}"
+            );
+            let back = target.ok(&["items", "--node", &node, "--format", "ndjson"]);
+            assert_eq!(payloads(&back), want, "{name}, {format}");
+            // Again: nothing is published twice.
+            let said = import(target, &node, file);
+            assert!(
+                said.contains("0 published, 5 already there"),
+                "{name} {format}: {said}"
+            );
+        }
+    }
+    // An import that stopped half way: the node has some of the items, one of them changed.
+    let half = original.lines().take(2).collect::<Vec<_>>().join("\n") + "\n";
+    let half = write(dir.path(), "half.ndjson", &half);
+    import(&to_serve, "resume", &half);
+    let said = import(&to_serve, "resume", &files[0]);
+    assert!(said.contains("3 published, 2 already there"), "{said}");
+    // Same id, another payload: published again.
+    let changed = write(
+        dir.path(),
+        "changed.ndjson",
+        "{\"id\":\"atom-1\",\"xml\":\"<item xmlns='http://jabber.org/protocol/pubsub' id='atom-1'><changed xmlns='urn:x'/></item>\"}\n",
+    );
+    let said = import(&to_serve, "resume", &changed);
+    assert!(said.contains("1 published, 0 already there"), "{said}");
+}
+
+#[test]
+fn import_refuses_bad_files_before_connecting_and_names_the_lines() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = "{\"id\":\"a\",\"xml\":\"<item xmlns='http://jabber.org/protocol/pubsub' id='a'><p xmlns='urn:x'/></item>\"}";
+    for (name, body, why) in [
+        (
+            "bad.ndjson",
+            format!("{good}\nnot json\n"),
+            "line 2: not a JSON object",
+        ),
+        (
+            "noxml.ndjson",
+            "{\"id\":\"a\"}\n".to_owned(),
+            "line 1: no \"xml\" field",
+        ),
+        (
+            "empty-item.ndjson",
+            "{\"xml\":\"<item xmlns='urn:x' id='a'/>\"}\n".to_owned(),
+            "holds no payload element",
+        ),
+        (
+            "nohead.csv",
+            "a,b\n1,2\n".to_owned(),
+            "the header has no \"xml\" column",
+        ),
+        ("open.csv", "id,xml\na,\"<p\n".to_owned(), "is not closed"),
+        (
+            "root.xml",
+            "<other xmlns='urn:x'/>".to_owned(),
+            "the root element is <other>",
+        ),
+        ("bin.csv", "\u{0}\u{1}x".to_owned(), "header has no"),
+    ] {
+        let f = write(dir.path(), name, &body);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_pubsub-tui"))
+            .args(["import", "--node", "n", &f])
+            .args([
+                "--jid",
+                "a@localhost",
+                "--server",
+                "127.0.0.1:9",
+                "--insecure-plain-tcp",
+            ])
+            .env("PUBSUB_TUI_PASSWORD", "x")
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .env("XDG_STATE_HOME", dir.path())
+            .output()
+            .expect("runs");
+        let err = text(&o.stderr);
+        assert!(!o.status.success(), "{name}");
+        assert!(err.contains(why), "{name}: {err}");
+        assert!(
+            err.contains("nothing was published") || name == "missing",
+            "{name}: {err}"
+        );
+        // Refused before connecting: port 9 would say "connection refused".
+        assert!(!err.contains("connect"), "{name}: {err}");
+    }
+}
