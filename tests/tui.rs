@@ -2165,3 +2165,84 @@ fn find_marks_matches_and_n_jumps_between_them() {
         m.overlay
     );
 }
+
+#[test]
+fn w_writes_the_nodes_items_or_the_filters_matches_to_a_file() {
+    let mut m = populated();
+    key(&mut m, KeyCode::Char('w'));
+    assert_eq!(m.overlay, Overlay::Confirm);
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("Write 7 items of demo to a new file."),
+        "{screen}"
+    );
+    assert!(screen.contains("[ndjson] csv xml"), "{screen}");
+    assert!(screen.contains("> demo-20261124-070100.ndjson"), "{screen}");
+    key(&mut m, KeyCode::Tab);
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("> demo-20261124-070100.csv"), "{screen}");
+    // The name can be typed over.
+    ctrl(&mut m, 'u');
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("out.csv");
+    let _ = update(&mut m, Msg::Paste(String::new()));
+    typed(&mut m, &path.display().to_string());
+    let fx = key(&mut m, KeyCode::Enter);
+    let [
+        Effect::Export {
+            path: p,
+            format,
+            label,
+            items,
+        },
+    ] = &fx[..]
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(p, &path);
+    assert_eq!(*format, pubsub_tui::feed::export::Format::Csv);
+    assert_eq!(items.len(), 7, "the retracted item is left out");
+    // The shell's part writes a new file, never over one.
+    let result = pubsub_tui::tui::export::write(p, *format, label, items);
+    assert_eq!(result, Ok((7, 0)));
+    let again = pubsub_tui::tui::export::write(p, *format, label, items);
+    assert!(
+        again.as_ref().is_err_and(|e| e.contains("exists")),
+        "{again:?}"
+    );
+    let csv = std::fs::read_to_string(&path).expect("written");
+    assert_eq!(csv.lines().count(), 8, "a header and 7 items: {csv}");
+    let _ = update(
+        &mut m,
+        Msg::Exported {
+            path: path.clone(),
+            label: label.clone(),
+            result,
+        },
+    );
+    let said = m
+        .outcome
+        .as_ref()
+        .map(|o| o.text.clone())
+        .unwrap_or_default();
+    assert_eq!(said, format!("wrote 7 items of demo to {}", path.display()));
+    // Under a filter: its matches only.
+    key(&mut m, KeyCode::Char('/'));
+    typed(&mut m, "\"number 3\"");
+    key(&mut m, KeyCode::Enter);
+    key(&mut m, KeyCode::Char('w'));
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("Write 1 item of demo, filtered by \"number 3\""),
+        "{screen}"
+    );
+    let fx = key(&mut m, KeyCode::Enter);
+    assert!(
+        matches!(&fx[..], [Effect::Export { items, .. }] if items.len() == 1),
+        "{fx:?}"
+    );
+    // Esc asks nothing more.
+    key(&mut m, KeyCode::Char('w'));
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.overlay, Overlay::None);
+}

@@ -50,6 +50,8 @@ pub enum Action {
     NextMatch,
     /// Select the next match down (newer).
     PrevMatch,
+    /// Write the feed's items (or the filter's matches) to a file.
+    Export,
     /// Type a filter for the explorer's list.
     Filter,
     /// Type the name of a node to follow.
@@ -143,6 +145,8 @@ pub enum Scope {
     ItemView,
     /// While typing the feed's filter.
     SearchTyping,
+    /// Before writing the feed's items to a file.
+    Export,
     /// Before deleting a node (the redirect is typed here).
     ConfirmTyped,
 }
@@ -164,6 +168,7 @@ pub enum Mode {
     PanelTyping,
     ItemView,
     SearchTyping,
+    Export,
 }
 
 impl Mode {
@@ -173,6 +178,9 @@ impl Mode {
             Overlay::None if m.search.as_ref().is_some_and(|s| s.typing) => Self::SearchTyping,
             Overlay::None => Self::Pane(m.focus),
             Overlay::Help { .. } | Overlay::Messages { .. } => Self::Overlay,
+            Overlay::Confirm if matches!(m.confirm, Some(super::owner::Confirm::Export(_))) => {
+                Self::Export
+            }
             Overlay::Confirm if m.confirm.as_ref().is_some_and(super::owner::Confirm::typed) => {
                 Self::ConfirmTyped
             }
@@ -211,6 +219,7 @@ impl Scope {
             | (Self::PanelTyping, Mode::PanelTyping)
             | (Self::ItemView, Mode::ItemView)
             | (Self::SearchTyping, Mode::SearchTyping)
+            | (Self::Export, Mode::Export)
             | (Self::ConfirmTyped, Mode::ConfirmTyped) => true,
             (Self::Panes | Self::Owner, Mode::Pane(focus)) => focus != Focus::Compose,
             (Self::Feed | Self::Item, Mode::Pane(focus)) => focus == Focus::Feed,
@@ -240,6 +249,7 @@ impl Scope {
             Self::PanelTyping => "Typing a JID to add",
             Self::ItemView => "An item: rendered, tree, raw XML",
             Self::SearchTyping => "Typing the feed's filter (/)",
+            Self::Export => "Writing items to a file (w)",
             Self::ConfirmTyped => "Deleting a node",
         }
     }
@@ -264,6 +274,8 @@ pub fn available(action: Action, m: &Model) -> bool {
             .is_some_and(|v| v.tab == super::itemview::Tab::Tree),
         Action::Expand => entry().is_some_and(super::explorer::Entry::may_have_children),
         Action::Toggle | Action::AllNodes if m.search.as_ref().is_some_and(|s| s.typing) => true,
+        Action::Toggle if matches!(m.confirm, Some(super::owner::Confirm::Export(_))) => true,
+        Action::Export => m.selected_node().is_some(),
         Action::Toggle => m.form.as_ref().is_some_and(|f| match &f.edit {
             Some(super::form::Edit::Pick(p)) => p.multi,
             Some(super::form::Edit::Text(_)) => false,
@@ -613,6 +625,34 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::PrevMatch,
         help: "find: the next match down (newer)",
         hint: None,
+    },
+    Binding {
+        keys: &[ch('w')],
+        scope: Scope::Panes,
+        action: Action::Export,
+        help: "write the node's items (or the filter's matches) to a file: NDJSON, CSV or XML",
+        hint: Some("write"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Enter)],
+        scope: Scope::Export,
+        action: Action::Yes,
+        help: "write the file (a new one: an existing file is never written over)",
+        hint: Some("write"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Tab)],
+        scope: Scope::Export,
+        action: Action::Toggle,
+        help: "the next format: NDJSON, CSV, XML",
+        hint: Some("format"),
+    },
+    Binding {
+        keys: &[key(KeyCode::Esc), ctrl('c')],
+        scope: Scope::Export,
+        action: Action::No,
+        help: "do not write",
+        hint: Some("cancel"),
     },
     Binding {
         keys: &[key(KeyCode::Enter)],

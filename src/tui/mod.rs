@@ -9,6 +9,7 @@
 //! commands go out with `try_send`, and a full queue is shown as "busy".
 
 pub mod explorer;
+pub mod export;
 pub mod form;
 pub mod itemview;
 pub mod keymap;
@@ -188,6 +189,12 @@ async fn event_loop(
                             kept,
                         });
                     }
+                    Effect::Export {
+                        path,
+                        format,
+                        label,
+                        items,
+                    } => queue.push_back(export::run(path, format, label, &items)),
                     Effect::RemoveFile(path) => {
                         let _ = std::fs::remove_file(path);
                     }

@@ -79,6 +79,8 @@ pub enum Confirm {
         to: String,
         subid: Option<String>,
     },
+    /// Write the feed's items to a file (where, and in which format).
+    Export(super::export::Export),
 }
 
 impl Confirm {
@@ -582,6 +584,8 @@ pub fn confirm_key(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<
                     return vec![Effect::Quit];
                 }
                 Confirm::Change { jid, to, subid } => return set_entry(m, &jid, &to, subid),
+                // Answered in its own mode (`export::key`).
+                Confirm::Export(_) => {}
                 Confirm::Purge { node, .. } => {
                     m.outcome(Level::Info, format!("purging {node}…"));
                     return vec![ask_owner(m, &node, OwnerAsk::Purge, OwnerOp::Purge)];

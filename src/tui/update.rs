@@ -39,6 +39,12 @@ pub enum Msg {
         /// The file the edit is in, kept until the service has it (then removed).
         kept: Option<std::path::PathBuf>,
     },
+    /// The items were written (how many, and how many left out), or why not.
+    Exported {
+        path: std::path::PathBuf,
+        label: String,
+        result: Result<(usize, usize), String>,
+    },
 }
 
 /// What the shell should do after an update.
@@ -61,6 +67,13 @@ pub enum Effect {
     Copy(String),
     /// Remove a file of ours (an edit the service now has).
     RemoveFile(std::path::PathBuf),
+    /// Write these items to a new file (answered with [`Msg::Exported`]).
+    Export {
+        path: std::path::PathBuf,
+        format: crate::feed::export::Format,
+        label: String,
+        items: Vec<crate::feed::FeedItem>,
+    },
     Quit,
 }
 
@@ -146,6 +159,14 @@ fn dispatch(m: &mut Model, msg: Msg) -> Vec<Effect> {
             result,
             kept,
         } => super::owner::edited(m, node, id, result, kept),
+        Msg::Exported {
+            path,
+            label,
+            result,
+        } => {
+            super::export::done(m, &path, &label, result);
+            Vec::new()
+        }
     }
 }
 
@@ -213,6 +234,7 @@ fn overlay_key(m: &mut Model, key: KeyEvent, mode: Mode, action: Option<Action>)
         Mode::Panel(_) | Mode::PanelTyping => super::owner::panel_key(m, key, action),
         Mode::ItemView => super::itemview::key(m, action),
         Mode::SearchTyping => super::search::typing_key(m, key, action),
+        Mode::Export => super::export::key(m, key, action),
         Mode::Pane(_) => Vec::new(),
     }
 }
@@ -261,6 +283,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
             m.cursor = None;
         }
         Action::Filter => super::search::open(m),
+        Action::Export => super::export::start(m),
         Action::Cancel => super::search::close(m),
         Action::NextMatch => super::search::jump(m, true),
         Action::PrevMatch => super::search::jump(m, false),

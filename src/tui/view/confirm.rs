@@ -86,9 +86,10 @@ fn change_question(model: &Model, jid: &str, to: &str) -> String {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
+/// The title, the lines, and the line typed in (the third), if one is.
+fn question(model: &Model) -> (&'static str, Vec<Line<'static>>, Option<&tui_input::Input>) {
     let service = model.service.to_string();
-    let (title, lines, typed) = match &model.confirm {
+    match &model.confirm {
         Some(Confirm::Purge { node, count }) => (
             " Purge? ",
             vec![
@@ -140,6 +141,36 @@ pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
             ],
             None,
         ),
+        Some(Confirm::Export(e)) => {
+            let formats: Vec<String> = [
+                crate::feed::export::Format::Ndjson,
+                crate::feed::export::Format::Csv,
+                crate::feed::export::Format::Xml,
+            ]
+            .iter()
+            .map(|f| {
+                if *f == e.format {
+                    format!("[{}]", f.extension())
+                } else {
+                    f.extension().to_owned()
+                }
+            })
+            .collect();
+            (
+                " Write to a file ",
+                vec![
+                    Line::raw(format!(
+                        "Write {} of {} to a new file.",
+                        super::super::update::plural(e.count, "item"),
+                        sanitize::display(&e.label)
+                    )),
+                    Line::raw(format!("Format (Tab): {}", formats.join(" "))),
+                    Line::styled(format!("> {}", e.path.value()), theme::SENDER),
+                    answer("write", "cancel", true),
+                ],
+                Some(&e.path),
+            )
+        }
         Some(Confirm::Quit) | None => (
             " Quit? ",
             vec![
@@ -149,7 +180,11 @@ pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
             ],
             None,
         ),
-    };
+    }
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
+    let (title, lines, typed) = question(model);
     let width = area.width.saturating_sub(2).min(64);
     let needed = Paragraph::new(lines.clone())
         .wrap(Wrap { trim: true })
