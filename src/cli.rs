@@ -503,6 +503,11 @@ pub struct TuiArgs {
     /// Items kept per node in the feed (default 10000); the oldest are evicted.
     #[arg(long, env = "PUBSUB_TUI_FEED_LIMIT", value_name = "N")]
     pub feed_limit: Option<usize>,
+
+    /// Memory all the feeds keep together, at most (such as 64M or 1G; default: no bound
+    /// besides --feed-limit); the oldest items of any node are evicted first.
+    #[arg(long, env = "PUBSUB_TUI_FEED_MEMORY", value_name = "SIZE", value_parser = crate::config::parse_size)]
+    pub feed_memory: Option<usize>,
 }
 
 #[derive(Debug, Args, Default, Clone)]

@@ -43,11 +43,55 @@ pub struct FileConfig {
     pub nodes: Option<Vec<String>>,
     pub auto_publish: Option<AutoPublish>,
     pub feed_limit: Option<usize>,
+    /// `feed_memory = "64M"` (or a number of bytes).
+    pub feed_memory: Option<Size>,
     pub iq_timeout: Option<f64>,
     pub log_file: Option<PathBuf>,
     pub log_level: Option<String>,
     /// `serve`'s own settings.
     pub serve: Option<ServeFile>,
+}
+
+/// A size in the config file: bytes, or text with a unit (`"64M"`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// The smallest and largest `--feed-memory`.
+const FEED_MEMORY_RANGE: (usize, usize) = (64 << 10, 64 << 30);
+
+/// A size with an optional unit: `65536`, `512K`, `64M`, `1G` (powers of 1024; `KiB`, `MB`
+/// and the like read the same), from 64 KiB to 64 GiB.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: usize = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: give bytes, or a number and K, M or G (64M)"))?;
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("{s:?}: the unit is K, M or G (64M)")),
+    };
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    let (lo, hi) = FEED_MEMORY_RANGE;
+    if !(lo..=hi).contains(&bytes) {
+        return Err(format!("{s:?}: a feed memory bound is from 64K to 64G"));
+    }
+    Ok(bytes)
 }
 
 /// `auto_publish = true`, `false`, or a number of seconds.
@@ -108,6 +152,7 @@ pub struct Merged {
     /// Auto-publish interval in seconds; `None` is off.
     pub auto_publish: Option<f64>,
     pub feed_limit: usize,
+    pub feed_memory: Option<Size>,
     pub iq_timeout: f64,
     pub log_file: Option<PathBuf>,
     pub log_level: Option<String>,
@@ -164,6 +209,10 @@ pub fn merge(
             .feed_limit
             .or(file.feed_limit)
             .unwrap_or(DEFAULT_FEED_LIMIT),
+        feed_memory: tui
+            .feed_memory
+            .map(|b| Size::Bytes(u64::try_from(b).unwrap_or(u64::MAX)))
+            .or(file.feed_memory),
         iq_timeout: service
             .iq_timeout
             .or(file.iq_timeout)
@@ -291,6 +340,7 @@ pub struct Settings {
     pub connect: ConnectConfig,
     pub session: SessionConfig,
     pub feed_limit: usize,
+    pub feed_memory: Option<usize>,
 }
 
 fn require_jid(m: &Merged) -> anyhow::Result<Jid> {
@@ -381,6 +431,17 @@ fn resolve_nodes(m: &Merged, prompt: bool, need_nodes: bool) -> anyhow::Result<S
             m.feed_limit
         );
     }
+    let feed_memory = match &m.feed_memory {
+        None => None,
+        Some(Size::Bytes(b)) => Some(
+            parse_size(&b.to_string())
+                .map_err(|e| anyhow::anyhow!("--feed-memory (config: feed_memory): {e}"))?,
+        ),
+        Some(Size::Text(t)) => Some(
+            parse_size(t)
+                .map_err(|e| anyhow::anyhow!("--feed-memory (config: feed_memory): {e}"))?,
+        ),
+    };
     let connect = resolve_connect_as(m, jid, prompt)?;
     Ok(Settings {
         connect,
@@ -396,6 +457,7 @@ fn resolve_nodes(m: &Merged, prompt: bool, need_nodes: bool) -> anyhow::Result<S
             retry: RetryPolicy::DEFAULT,
         },
         feed_limit: m.feed_limit,
+        feed_memory,
     })
 }
 
@@ -643,6 +705,30 @@ mod tests {
         assert!(err.to_string().contains("give it once"), "{err}");
         assert!(account_jid("example.org", None).is_err());
         assert!(account_jid("a@@b", None).is_err());
+    }
+
+    #[test]
+    fn sizes_read_with_units_and_bounds() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size(" 64M "), Ok(64 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1gb"), Ok(1 << 30));
+        for (bad, why) in [
+            ("64X", "the unit is K, M or G"),
+            ("M", "is not a size"),
+            ("-5M", "is not a size"),
+            ("1K", "from 64K to 64G"),
+            ("65G", "from 64K to 64G"),
+            ("99999999999999999999G", "is not a size"),
+        ] {
+            let e = parse_size(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let f = FileConfig::parse("feed_memory = '64M'\n", Path::new("c.toml")).expect("parses");
+        assert_eq!(f.feed_memory, Some(Size::Text("64M".into())));
+        let f = FileConfig::parse("feed_memory = 100000\n", Path::new("c.toml")).expect("parses");
+        assert_eq!(f.feed_memory, Some(Size::Bytes(100_000)));
     }
 
     #[test]

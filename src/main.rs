@@ -293,6 +293,7 @@ fn run_tui(cli: &Cli) -> anyhow::Result<()> {
     log_to_file(&merged)?;
     let (state, problem) = followed_nodes(&mut settings, !cli.service.nodes.is_empty());
     let mut model = tui::model::Model::for_session(&settings.session, settings.feed_limit);
+    model.feed_memory = settings.feed_memory;
     if let Some(problem) = problem {
         model.error(problem);
     }

@@ -2246,3 +2246,47 @@ fn w_writes_the_nodes_items_or_the_filters_matches_to_a_file() {
     key(&mut m, KeyCode::Esc);
     assert_eq!(m.overlay, Overlay::None);
 }
+
+#[test]
+fn the_memory_bound_evicts_the_oldest_items_of_any_node() {
+    let mut m = two_nodes();
+    let bytes = |m: &Model| m.nodes.iter().map(|n| n.feed.bytes()).sum::<usize>();
+    let before = bytes(&m);
+    let news_before = m.nodes[1].feed.item_count();
+    // Room for what is there, less a little: the oldest rows go (demo's, received first).
+    m.feed_memory = Some(before - 10);
+    let _ = update(&mut m, Msg::Tick(at(7, 2, 0)));
+    assert!(bytes(&m) <= before - 10);
+    assert_eq!(
+        m.nodes[1].feed.item_count(),
+        news_before,
+        "news's items are newer"
+    );
+    assert!(m.nodes[0].feed.evicted() > 0);
+    assert!(
+        render(&m, 80, 24).contains("older rows evicted (feed limit or memory bound)"),
+        "{}",
+        render(&m, 80, 24)
+    );
+    // New items keep within it: older ones of either node go.
+    for n in 40..60 {
+        let _ = update(&mut m, Msg::Tick(at(7, 3, n % 60)));
+        net(
+            &mut m,
+            NetEvent::Item(item("news", n.into(), "carol@localhost", "a newer item")),
+        );
+        assert!(bytes(&m) <= before - 10, "after {n}");
+    }
+    assert!(m.nodes[1].feed.item_count() >= 1);
+    let demo_items = m.nodes[0].feed.item_count();
+    assert_eq!(demo_items, 0, "demo's items were all older");
+    // Positive control: without a bound nothing goes.
+    let mut free = two_nodes();
+    for n in 40..60 {
+        net(
+            &mut free,
+            NetEvent::Item(item("news", n, "carol@localhost", "a newer item")),
+        );
+    }
+    assert_eq!(free.nodes[0].feed.evicted(), 0);
+}

@@ -120,6 +120,23 @@ impl FeedItem {
             .map(|t| t.with_timezone(&chrono::Utc))
     }
 
+    /// The bytes this item holds, roughly: its strings, its tree and itself (for the feed's
+    /// memory bound).
+    pub fn weight(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.node.len()
+            + self.id.as_ref().map_or(0, String::len)
+            + self.sender.as_ref().map_or(0, String::len)
+            + self.publisher.as_ref().map_or(0, String::len)
+            + self.time.as_ref().map_or(0, String::len)
+            + self
+                .seq
+                .as_ref()
+                .map_or(0, |s| s.session.len() + s.void.len() * 16)
+            + self.text.len()
+            + self.tree.weight()
+    }
+
     /// The item as XML, from its tree.
     pub fn xml(&self) -> String {
         self.tree.to_xml()

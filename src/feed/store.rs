@@ -90,6 +90,15 @@ pub struct NodeFeed {
     last_day: Option<NaiveDate>,
     /// Counts changes, so a derived view (a filter's matches) knows when to look again.
     version: u64,
+    /// The bytes the rows hold, roughly ([`FeedItem::weight`], markers by their text).
+    bytes: usize,
+}
+
+fn row_weight(kind: &RowKind) -> usize {
+    match kind {
+        RowKind::Item { item, .. } => item.weight(),
+        RowKind::Marker { text, .. } => std::mem::size_of::<Row>() + text.len(),
+    }
 }
 
 impl NodeFeed {
@@ -110,6 +119,7 @@ impl NodeFeed {
             offset,
             last_day: None,
             version: 0,
+            bytes: 0,
         }
     }
 
@@ -129,6 +139,29 @@ impl NodeFeed {
     /// Rows dropped from the front because the feed was full.
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// The bytes the rows hold, roughly.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// When the oldest item kept was received (for evicting across feeds, oldest first).
+    pub fn oldest_received(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.rows.iter().find_map(|r| match &r.kind {
+            RowKind::Item { item, .. } => item.received,
+            RowKind::Marker { .. } => None,
+        })
+    }
+
+    /// Evict the oldest row (the memory bound across feeds); `false` when there is none.
+    pub fn evict_oldest(&mut self) -> bool {
+        if self.rows.is_empty() {
+            return false;
+        }
+        self.version += 1;
+        self.pop_front();
+        true
     }
 
     /// Changes so far (any change makes it larger).
@@ -196,7 +229,9 @@ impl NodeFeed {
             {
                 self.items += 1;
             }
-            row.kind = RowKind::Item { item, state };
+            let new = RowKind::Item { item, state };
+            self.bytes = self.bytes + row_weight(&new) - row_weight(&row.kind).min(self.bytes);
+            row.kind = new;
             return PushOutcome::Replaced;
         }
         if let Some(day) = item
@@ -262,6 +297,7 @@ impl NodeFeed {
         self.rows.clear();
         self.by_id.clear();
         self.items = 0;
+        self.bytes = 0;
         self.evicted = 0;
         self.last_day = None;
     }
@@ -340,24 +376,34 @@ impl NodeFeed {
 
     fn push_row(&mut self, kind: RowKind) {
         self.version += 1;
+        self.bytes += row_weight(&kind);
         self.rows.push_back(Row { kind });
         while self.items > self.cap || self.rows.len() > 2 * self.cap {
-            let Some(old) = self.rows.pop_front() else {
+            if !self.pop_front() {
                 break;
-            };
-            if let RowKind::Item { item, state } = &old.kind {
-                if *state != ItemState::Retracted {
-                    self.items -= 1;
-                }
-                if let Some(id) = &item.id
-                    && self.by_id.get(id) == Some(&self.first)
-                {
-                    self.by_id.remove(id);
-                }
             }
-            self.first += 1;
-            self.evicted += 1;
         }
+    }
+
+    /// Drop the oldest row, counted as evicted.
+    fn pop_front(&mut self) -> bool {
+        let Some(old) = self.rows.pop_front() else {
+            return false;
+        };
+        self.bytes = self.bytes.saturating_sub(row_weight(&old.kind));
+        if let RowKind::Item { item, state } = &old.kind {
+            if *state != ItemState::Retracted {
+                self.items -= 1;
+            }
+            if let Some(id) = &item.id
+                && self.by_id.get(id) == Some(&self.first)
+            {
+                self.by_id.remove(id);
+            }
+        }
+        self.first += 1;
+        self.evicted += 1;
+        true
     }
 }
 

@@ -241,6 +241,8 @@ pub struct Model {
     pub offset: FixedOffset,
     /// Items each node's feed keeps.
     pub feed_limit: usize,
+    /// Bytes all the feeds keep together, at most (`--feed-memory`).
+    pub feed_memory: Option<usize>,
     /// The time of the last tick.
     pub now: DateTime<Utc>,
     /// Terminal size, for page sizes.
@@ -263,6 +265,7 @@ impl Model {
                 .map(|n| NodeView::new(n.clone(), feed_limit, offset))
                 .collect(),
             feed_limit,
+            feed_memory: None,
             selected: 0,
             focus: Focus::Feed,
             feed_offset: 0,

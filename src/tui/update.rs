@@ -79,8 +79,31 @@ pub enum Effect {
 
 pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
     let fx = dispatch(m, msg);
+    bound_memory(m);
     super::search::refresh(m);
     fx
+}
+
+/// Keep the feeds within `--feed-memory`: the oldest rows go, across every node (the feed's
+/// eviction marker says so).
+fn bound_memory(m: &mut Model) {
+    let Some(max) = m.feed_memory else {
+        return;
+    };
+    let mut total: usize = m.nodes.iter().map(|n| n.feed.bytes()).sum();
+    while total > max {
+        let Some(i) = (0..m.nodes.len())
+            .filter(|&i| !m.nodes[i].feed.is_empty())
+            .min_by_key(|&i| m.nodes[i].feed.oldest_received())
+        else {
+            break;
+        };
+        let before = m.nodes[i].feed.bytes();
+        if !m.nodes[i].feed.evict_oldest() {
+            break;
+        }
+        total -= before.saturating_sub(m.nodes[i].feed.bytes());
+    }
 }
 
 fn dispatch(m: &mut Model, msg: Msg) -> Vec<Effect> {

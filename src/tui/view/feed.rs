@@ -104,7 +104,7 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
         if i < marker_rows {
             lines.push(Line::styled(
                 fit(
-                    &format!("… {evicted} older rows evicted (feed limit)"),
+                    &format!("… {evicted} older rows evicted (feed limit or memory bound)"),
                     width,
                 ),
                 theme::MARKER,
