@@ -2290,3 +2290,68 @@ fn the_memory_bound_evicts_the_oldest_items_of_any_node() {
     }
     assert_eq!(free.nodes[0].feed.evicted(), 0);
 }
+
+fn reading_at(n: u64, temp: &str) -> FeedItem {
+    wire_item(
+        "demo",
+        &format!(
+            "<item xmlns='http://jabber.org/protocol/pubsub' id='t{n}'><reading xmlns='urn:example:sensor'><temp>{temp}</temp><time>2026-11-24T07:02:{n:02}Z</time></reading></item>"
+        ),
+    )
+}
+
+#[test]
+fn snapshot_stats_and_a_chart_of_a_field() {
+    let mut m = populated();
+    // Twelve readings, one a second, each published 250 ms before it arrives.
+    for n in 0..12u32 {
+        let now = at(7, 2, n) + chrono::Duration::milliseconds(250);
+        let _ = update(&mut m, Msg::Tick(now));
+        let mut item = item("demo", 100 + u64::from(n), "bob@localhost/phone", "x");
+        item.time = Some(format!("2026-11-24T07:02:{n:02}Z"));
+        item.id = Some(format!("x{n}"));
+        net(&mut m, NetEvent::Item(item));
+        let temp = format!("{}.5 °C", 20 + n % 4);
+        net(&mut m, NetEvent::Item(reading_at(n.into(), &temp)));
+    }
+    let _ = update(&mut m, Msg::Tick(at(7, 2, 14)));
+    key(&mut m, KeyCode::Char('s'));
+    let screen = render(&m, 80, 24);
+    // 07:02:05 to 07:02:11 in the last ten seconds: 14 items.
+    assert!(screen.contains("1.4/s (last 10 s)"), "{screen}");
+    assert!(screen.contains("last item 2 s ago"), "{screen}");
+    // The populated feed's items came before their own time: outvoted by the twelve.
+    assert!(
+        screen.contains("latency 250 ms (p95 250 ms, 18 items)"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("stats_80x24", screen);
+    let _ = update(&mut m, Msg::Resize(40, 12));
+    insta::assert_snapshot!("stats_40x12", render(&m, 40, 12));
+    let _ = update(&mut m, Msg::Resize(80, 24));
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.overlay, Overlay::None);
+    // The newest reading's tree: down to <temp>, then c.
+    key(&mut m, KeyCode::Up);
+    key(&mut m, KeyCode::Char('v'));
+    key(&mut m, KeyCode::Down);
+    key(&mut m, KeyCode::Char('c'));
+    assert_eq!(m.overlay, Overlay::Item, "<reading> holds no number itself");
+    assert!(
+        m.outcome
+            .as_ref()
+            .is_some_and(|o| o.text.starts_with("no number here"))
+    );
+    key(&mut m, KeyCode::Down);
+    key(&mut m, KeyCode::Char('c'));
+    assert_eq!(m.overlay, Overlay::Chart);
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("temp · demo · 12 points · last 23.5 °C"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("chart_80x24", screen);
+    // Esc: back to the item.
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.overlay, Overlay::Item);
+}

@@ -152,6 +152,24 @@ impl ItemView {
         self.rows().get(self.cursor).map(|r| r.index)
     }
 
+    /// The field a chart of the selected row would plot: the element's name (a text's
+    /// element), when the item has a number in it.
+    pub fn chart_field(&self) -> Option<String> {
+        if self.tab != Tab::Tree {
+            return None;
+        }
+        let rows = self.rows();
+        let row = rows.get(self.cursor)?;
+        let t = self.tree();
+        let name = match t.node(row.index).name() {
+            Some(n) => n,
+            None => t.node(row.parent).name()?,
+        };
+        t.field_values(name)
+            .any(|v| crate::feed::filter::number(&v).is_some())
+            .then(|| name.to_owned())
+    }
+
     /// Fold or unfold the element under the cursor (`Some(true)`: fold).
     pub fn fold(&mut self, fold: Option<bool>) {
         let rows = self.rows();
@@ -448,6 +466,25 @@ fn other_key(
         Action::Quit => return super::update::on_quit(m),
         a @ (Action::Retract | Action::EditItem | Action::CopyId) => {
             return super::owner::item_action(m, a);
+        }
+        Action::Chart => {
+            let Some(v) = m.item_view.as_ref() else {
+                return Vec::new();
+            };
+            match v.chart_field() {
+                Some(field) => {
+                    m.chart = Some(super::model::ChartView {
+                        node: v.item.node.clone(),
+                        field,
+                    });
+                    m.under = Some(super::model::Overlay::Item);
+                    m.overlay = super::model::Overlay::Chart;
+                }
+                None => m.outcome(
+                    super::model::Level::Error,
+                    "no number here to chart: select an element holding one (such as 21.5 °C)",
+                ),
+            }
         }
         _ => {}
     }

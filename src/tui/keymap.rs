@@ -52,6 +52,10 @@ pub enum Action {
     PrevMatch,
     /// Write the feed's items (or the filter's matches) to a file.
     Export,
+    /// Each node's live figures.
+    Stats,
+    /// Chart the selected field of the item over the node's items.
+    Chart,
     /// Type a filter for the explorer's list.
     Filter,
     /// Type the name of a node to follow.
@@ -177,7 +181,10 @@ impl Mode {
         match m.overlay {
             Overlay::None if m.search.as_ref().is_some_and(|s| s.typing) => Self::SearchTyping,
             Overlay::None => Self::Pane(m.focus),
-            Overlay::Help { .. } | Overlay::Messages { .. } => Self::Overlay,
+            Overlay::Help { .. }
+            | Overlay::Messages { .. }
+            | Overlay::Stats { .. }
+            | Overlay::Chart => Self::Overlay,
             Overlay::Confirm if matches!(m.confirm, Some(super::owner::Confirm::Export(_))) => {
                 Self::Export
             }
@@ -276,6 +283,10 @@ pub fn available(action: Action, m: &Model) -> bool {
         Action::Toggle | Action::AllNodes if m.search.as_ref().is_some_and(|s| s.typing) => true,
         Action::Toggle if matches!(m.confirm, Some(super::owner::Confirm::Export(_))) => true,
         Action::Export => m.selected_node().is_some(),
+        Action::Chart => m
+            .item_view
+            .as_ref()
+            .is_some_and(|v| v.chart_field().is_some()),
         Action::Toggle => m.form.as_ref().is_some_and(|f| match &f.edit {
             Some(super::form::Edit::Pick(p)) => p.multi,
             Some(super::form::Edit::Text(_)) => false,
@@ -625,6 +636,13 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::PrevMatch,
         help: "find: the next match down (newer)",
         hint: None,
+    },
+    Binding {
+        keys: &[ch('s')],
+        scope: Scope::Panes,
+        action: Action::Stats,
+        help: "live figures: items a second, the last item, gaps, resyncs, latency",
+        hint: Some("stats"),
     },
     Binding {
         keys: &[ch('w')],
@@ -1381,6 +1399,13 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Toggle,
         help: "fold or unfold the element (tree)",
         hint: Some("fold"),
+    },
+    Binding {
+        keys: &[ch('c')],
+        scope: Scope::ItemView,
+        action: Action::Chart,
+        help: "chart the selected field (a number) over the node's items (tree)",
+        hint: Some("chart"),
     },
     Binding {
         keys: &[ch('x')],

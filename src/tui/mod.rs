@@ -16,6 +16,7 @@ pub mod keymap;
 pub mod model;
 pub mod owner;
 pub mod search;
+pub mod stats;
 pub mod theme;
 pub mod update;
 pub mod view;
@@ -148,7 +149,8 @@ async fn event_loop(
                 None => break,
             },
             ev = net.events.recv(), if net_open => if let Some(ev) = ev {
-                msgs.push(Msg::Net(ev));
+                // The time they came, for the live figures (latency, rate).
+                msgs.extend([Msg::Tick(chrono::Utc::now()), Msg::Net(ev)]);
                 while msgs.len() < NET_BATCH {
                     match net.events.try_recv() {
                         Ok(ev) => msgs.push(Msg::Net(ev)),

@@ -65,6 +65,8 @@ pub struct NodeView {
     pub gaps: u64,
     /// When the last resync finished.
     pub last_resync: Option<DateTime<Utc>>,
+    /// Live figures: rate, last item, resyncs, latency.
+    pub stats: super::stats::NodeStats,
 }
 
 impl NodeView {
@@ -77,6 +79,7 @@ impl NodeView {
             sync: SyncState::Idle,
             gaps: 0,
             last_resync: None,
+            stats: super::stats::NodeStats::default(),
         }
     }
 }
@@ -103,6 +106,19 @@ pub enum Overlay {
     Panel,
     /// One item: its tree, rendered fields or XML ([`Model::item_view`]).
     Item,
+    /// Each node's live figures; nodes scrolled down.
+    Stats {
+        scroll: u16,
+    },
+    /// A numeric field over time ([`Model::chart`]).
+    Chart,
+}
+
+/// What the chart plots: a field of a node's items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartView {
+    pub node: String,
+    pub field: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +246,8 @@ pub struct Model {
     pub form: Option<super::form::FormEditor>,
     /// A node's affiliations or subscriptions.
     pub panel: Option<super::owner::Panel>,
+    /// The field the chart plots.
+    pub chart: Option<ChartView>,
     /// The feed's filter (or find), while there is one.
     pub search: Option<super::search::Search>,
     /// The item whose XML is shown.
@@ -293,6 +311,7 @@ impl Model {
             panel: None,
             item_view: None,
             search: None,
+            chart: None,
             pending: Vec::new(),
             offset,
             now: DateTime::<Utc>::UNIX_EPOCH,

@@ -197,6 +197,7 @@ fn dispatch(m: &mut Model, msg: Msg) -> Vec<Effect> {
 fn overlay_extent(m: &Model) -> u16 {
     match m.overlay {
         Overlay::Help { .. } => super::view::help::max_scroll(m.size),
+        Overlay::Stats { .. } => super::view::stats::max_scroll(m),
         Overlay::Messages { .. } => super::view::messages::max_scroll(m),
         _ => 0,
     }
@@ -205,7 +206,9 @@ fn overlay_extent(m: &Model) -> u16 {
 fn clamp_overlay(m: &mut Model) {
     let max = overlay_extent(m);
     match &mut m.overlay {
-        Overlay::Help { scroll } | Overlay::Messages { scroll } => *scroll = (*scroll).min(max),
+        Overlay::Help { scroll } | Overlay::Messages { scroll } | Overlay::Stats { scroll } => {
+            *scroll = (*scroll).min(max);
+        }
         _ => {}
     }
 }
@@ -216,7 +219,7 @@ fn scroll_overlay(m: &mut Model, action: Action) {
     let max = overlay_extent(m);
     let page = m.size.1.saturating_sub(4).max(1);
     let (scroll, from_end) = match &mut m.overlay {
-        Overlay::Help { scroll } => (scroll, false),
+        Overlay::Help { scroll } | Overlay::Stats { scroll } => (scroll, false),
         Overlay::Messages { scroll } => (scroll, true),
         _ => return,
     };
@@ -292,6 +295,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         Action::Quit => return on_quit(m),
         Action::Help => m.overlay = Overlay::Help { scroll: 0 },
         Action::Messages => m.overlay = Overlay::Messages { scroll: 0 },
+        Action::Stats => m.overlay = Overlay::Stats { scroll: 0 },
         Action::FocusNext => m.focus = m.focus.next(),
         Action::FocusPrev => m.focus = m.focus.prev(),
         Action::Compose => m.focus = Focus::Compose,
@@ -329,6 +333,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         | Action::Subscribe
         | Action::Expand
         | Action::Collapse
+        | Action::Chart
         | Action::AllNodes
         | Action::AddNode
         | Action::Capabilities
@@ -1364,6 +1369,7 @@ fn on_snapshot(
             n.feed.push_marker(MarkerKind::Lost, l.to_string());
         }
         n.last_resync = Some(at);
+        n.stats.resyncs += 1;
     }
     if selected {
         m.feed_offset = 0;
@@ -1454,10 +1460,12 @@ fn on_item(m: &mut Model, mut item: crate::feed::FeedItem) {
     item.received.get_or_insert(m.now);
     let selected = m.node_index(&item.node) == Some(m.selected);
     let at = item.timestamp().unwrap_or(m.now);
+    let now = m.now;
     let Some(n) = m.node_mut(&item.node) else {
         return;
     };
     n.last_activity = Some(n.last_activity.map_or(at, |t| t.max(at)));
+    n.stats.on_item(now, item.timestamp());
     let outcome = n.feed.push_item(item);
     // Under a filter, the selection is kept by the filter's refresh.
     let filtered = m.shown_hits().is_some();

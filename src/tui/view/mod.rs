@@ -3,6 +3,7 @@
 //! One file per pane; `layout` decides where they go, and the model uses the same layout to
 //! know how many feed rows a page is.
 
+pub mod chart;
 pub mod compose;
 mod confirm;
 pub mod explorer;
@@ -12,6 +13,7 @@ pub mod help;
 mod item;
 pub mod messages;
 mod panel;
+pub mod stats;
 mod status;
 mod subscriptions;
 
@@ -107,6 +109,8 @@ pub fn draw(frame: &mut Frame, model: &Model) {
         Overlay::Form => form::draw(frame, frame.area(), model),
         Overlay::Panel => panel::draw(frame, frame.area(), model),
         Overlay::Item => item::draw(frame, frame.area(), model),
+        Overlay::Stats { scroll } => stats::draw(frame, frame.area(), model, scroll),
+        Overlay::Chart => chart::draw(frame, frame.area(), model),
     }
 }
 
