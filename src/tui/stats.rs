@@ -135,7 +135,8 @@ mod tests {
         assert_eq!(st.buckets(t(19), 4, 5), vec![10, 10, 10, 10]);
         // Nothing since: the rate falls, the old buckets stay until they leave the window.
         assert!(st.rate(t(40), 10).abs() < 1e-9);
-        assert_eq!(st.buckets(t(39), 4, 5), vec![10, 0, 0, 0]);
+        assert_eq!(st.buckets(t(24), 4, 5), vec![10, 10, 10, 0]);
+        assert_eq!(st.buckets(t(39), 4, 5), vec![0, 0, 0, 0]);
         st.on_item(t(700), None);
         assert_eq!(st.counts.len(), 1, "older than the window: dropped");
         assert_eq!(st.received, 41);
