@@ -2355,3 +2355,26 @@ fn snapshot_stats_and_a_chart_of_a_field() {
     key(&mut m, KeyCode::Esc);
     assert_eq!(m.overlay, Overlay::Item);
 }
+
+#[test]
+fn esc_and_a_key_typed_at_once_act_in_the_panes_too() {
+    let mut m = populated();
+    key(&mut m, KeyCode::Up);
+    assert!(m.cursor.is_some());
+    // Terminals send Esc and `/` typed quickly as Alt-/: Esc (follow), then `/`.
+    let _ = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('/'), KeyModifiers::ALT)),
+    );
+    assert!(m.cursor.is_none());
+    assert!(
+        m.search.as_ref().is_some_and(|s| s.typing),
+        "the filter is open"
+    );
+    typed(&mut m, "build");
+    assert_eq!(
+        m.nodes.len(),
+        2,
+        "u was typed into the filter, not taken as unsubscribe"
+    );
+}

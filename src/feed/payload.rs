@@ -439,6 +439,13 @@ impl Tree {
         })
     }
 
+    /// The unit a field's element names in a `unit` (or `units`) attribute, as in
+    /// `<temp unit='C'>21.5</temp>`.
+    pub fn field_unit(&self, name: &str) -> Option<&str> {
+        let i = (1..self.nodes.len()).find(|&i| self.node(i).name() == Some(name))?;
+        self.attr(i, "unit").or_else(|| self.attr(i, "units"))
+    }
+
     /// The payload: the first element inside the `<item/>`.
     pub fn payload(&self) -> Option<usize> {
         self.child_elements(0).next()

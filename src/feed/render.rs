@@ -128,6 +128,23 @@ fn atom(t: &Tree) -> Vec<Field> {
     out
 }
 
+/// An Atom entry's title, and its summary (or else its content), as text; empty ones are
+/// `None`.
+pub fn atom_title_summary(t: &Tree) -> (Option<String>, Option<String>) {
+    let Some(entry) = t.payload() else {
+        return (None, None);
+    };
+    let text_of = |name: &str| {
+        t.child(entry, name, NS_ATOM)
+            .map(|i| atom_text(t, i))
+            .filter(|s| !s.trim().is_empty())
+    };
+    (
+        text_of("title"),
+        text_of("summary").or_else(|| text_of("content")),
+    )
+}
+
 /// An Atom text construct as plain text: `type='html'` reduced from HTML, `type='xhtml'` read
 /// from its `<div/>`, text as it is.
 fn atom_text(t: &Tree, i: usize) -> String {
@@ -440,7 +457,13 @@ mod tests {
               </entry>
             </item>",
         );
-        let f = render(&parse_item("urn:xmpp:microblog:0", &item));
+        let parsed = parse_item("urn:xmpp:microblog:0", &item);
+        // The feed's line: the summary reduced from its HTML, on one line.
+        assert_eq!(
+            parsed.text,
+            "At the Café Napolitano — Coffee & cake • one • two!"
+        );
+        let f = render(&parsed);
         assert_eq!(get(&f, "Title"), ["At the Café Napolitano"]);
         assert_eq!(
             get(&f, "Author"),

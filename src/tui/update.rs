@@ -282,6 +282,16 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
                 return on_key(m, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
             }
             edit_compose(m, key);
+        } else if let KeyCode::Char(c) = key.code
+            && key.modifiers == KeyModifiers::ALT
+        {
+            // In the panes too: Esc, then the key.
+            let mut fx = on_key(m, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+            fx.extend(on_key(
+                m,
+                KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
+            ));
+            return fx;
         }
         return Vec::new();
     };

@@ -24,6 +24,9 @@ pub struct Series {
     pub first: Option<chrono::DateTime<chrono::Utc>>,
     /// The unit, when the values agree on one.
     pub unit: Option<String>,
+    /// The points are in the items' order, not by time (most came at once, as a resync
+    /// brings them, so their times say nothing).
+    pub by_order: bool,
 }
 
 /// The number in a value and the unit after it.
@@ -43,6 +46,7 @@ pub fn series(m: &Model, node: &str, field: &str) -> Series {
         points: Vec::new(),
         first: None,
         unit: None,
+        by_order: false,
     };
     let Some(feed) = m.nodes.iter().find(|v| v.name == node).map(|v| &v.feed) else {
         return empty;
@@ -57,13 +61,16 @@ pub fn series(m: &Model, node: &str, field: &str) -> Series {
         let Some(when) = item.timestamp().or(item.received) else {
             continue;
         };
-        let Some((value, this_unit)) = item
+        let Some((value, mut this_unit)) = item
             .tree
             .field_values(field)
             .find_map(|s| value_and_unit(&s))
         else {
             continue;
         };
+        if this_unit.is_empty() {
+            this_unit = item.tree.field_unit(field).unwrap_or_default().to_owned();
+        }
         unit = match unit {
             None => Some(Some(this_unit)),
             Some(Some(prev)) if prev == this_unit => Some(Some(prev)),
@@ -71,13 +78,23 @@ pub fn series(m: &Model, node: &str, field: &str) -> Series {
         };
         raw.push((when, value));
     }
-    raw.sort_by_key(|(when, _)| *when);
-    let first = raw.first().map(|(when, _)| *when);
     let skip = raw.len().saturating_sub(MAX_POINTS);
+    let mut raw = raw.split_off(skip);
+    let mut seconds: Vec<i64> = raw.iter().map(|(when, _)| when.timestamp()).collect();
+    seconds.sort_unstable();
+    seconds.dedup();
+    let by_order = seconds.len() * 2 < raw.len();
+    if !by_order {
+        raw.sort_by_key(|(when, _)| *when);
+    }
+    let first = raw.first().map(|(when, _)| *when);
     let points = raw
         .iter()
-        .skip(skip)
-        .map(|(when, value)| {
+        .enumerate()
+        .map(|(n, (when, value))| {
+            if by_order {
+                return (f64::from(u32::try_from(n).unwrap_or(u32::MAX)), *value);
+            }
             let ms = first.map_or(0, |f| when.signed_duration_since(f).num_milliseconds());
             (
                 f64::from(i32::try_from(ms).unwrap_or(i32::MAX)) / 1000.0,
@@ -89,6 +106,7 @@ pub fn series(m: &Model, node: &str, field: &str) -> Series {
         points,
         first,
         unit: unit.flatten().filter(|u| !u.is_empty()),
+        by_order,
     }
 }
 
@@ -102,6 +120,7 @@ pub fn draw(frame: &mut Frame, full: Rect, m: &Model) {
         points: pts,
         first,
         unit,
+        by_order,
     } = series(m, &c.node, &c.field);
     let unit_text = unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
     let title = match pts.last() {
@@ -131,6 +150,13 @@ pub fn draw(frame: &mut Frame, full: Rect, m: &Model) {
     let pad = ((hi - lo) * 0.05).max(0.5);
     let x_end = pts.last().map_or(1.0, |(x, _)| x.max(1.0));
     let time = |secs: f64| {
+        if by_order {
+            return if secs == 0.0 {
+                "oldest".to_owned()
+            } else {
+                "newest".to_owned()
+            };
+        }
         first.map_or_else(String::new, |f| {
             (f + chrono::Duration::from_std(std::time::Duration::from_secs_f64(secs.max(0.0)))
                 .unwrap_or_default())

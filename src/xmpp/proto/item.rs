@@ -229,8 +229,9 @@ pub fn parse_item(node: &str, item: &Element) -> FeedItem {
             .and_then(|a| a.get_child("name", NS_ATOM))
             .map(|n| sanitize::display(n.text().trim()));
         out.time = child_text("updated").or_else(|| child_text("published"));
-        let title = child_text("title");
-        let summary = child_text("summary").or_else(|| child_text("content"));
+        // Title and summary as text (an HTML or XHTML one reduced), the summary on one line.
+        let (title, summary) = crate::feed::render::atom_title_summary(&out.tree);
+        let summary = summary.map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));
         out.text = match (title, summary) {
             (Some(t), Some(s)) => format!("{t} — {s}"),
             (Some(t), None) => t,
