@@ -265,6 +265,33 @@ fn overlay_key(m: &mut Model, key: KeyEvent, mode: Mode, action: Option<Action>)
     }
 }
 
+/// A key with no binding in the panes: text for the compose box, or Esc and a key typed at
+/// once (which terminals send as Alt and the key).
+fn unbound_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
+    if m.focus == Focus::Compose {
+        if let KeyCode::Char(c) = key.code
+            && key.modifiers == KeyModifiers::ALT
+        {
+            // Esc and a key typed quickly arrive as Alt and the key: leave the compose
+            // box, and let the key act in the panes.
+            m.focus = Focus::Feed;
+            return on_key(m, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        edit_compose(m, key);
+    } else if let KeyCode::Char(c) = key.code
+        && key.modifiers == KeyModifiers::ALT
+    {
+        // In the panes too: Esc, then the key.
+        let mut fx = on_key(m, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        fx.extend(on_key(
+            m,
+            KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
+        ));
+        return fx;
+    }
+    Vec::new()
+}
+
 fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
     let mode = Mode::of(m);
     let action = keymap::action_in(&key, m);
@@ -272,28 +299,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         return overlay_key(m, key, mode, action);
     }
     let Some(action) = action else {
-        if m.focus == Focus::Compose {
-            if let KeyCode::Char(c) = key.code
-                && key.modifiers == KeyModifiers::ALT
-            {
-                // Esc and a key typed quickly arrive as Alt and the key: leave the compose
-                // box, and let the key act in the panes.
-                m.focus = Focus::Feed;
-                return on_key(m, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
-            }
-            edit_compose(m, key);
-        } else if let KeyCode::Char(c) = key.code
-            && key.modifiers == KeyModifiers::ALT
-        {
-            // In the panes too: Esc, then the key.
-            let mut fx = on_key(m, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
-            fx.extend(on_key(
-                m,
-                KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
-            ));
-            return fx;
-        }
-        return Vec::new();
+        return unbound_key(m, key);
     };
     if action.is_owner() {
         return super::owner::start(m, action);

@@ -69,7 +69,10 @@ pub fn series(m: &Model, node: &str, field: &str) -> Series {
             continue;
         };
         if this_unit.is_empty() {
-            this_unit = item.tree.field_unit(field).unwrap_or_default().to_owned();
+            item.tree
+                .field_unit(field)
+                .unwrap_or_default()
+                .clone_into(&mut this_unit);
         }
         unit = match unit {
             None => Some(Some(this_unit)),
