@@ -29,7 +29,7 @@ fn ago(m: &Model, t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 
 fn latency(l: Latency) -> String {
     match l {
-        Latency::Unknown => "latency: no item carries its time".to_owned(),
+        Latency::Unknown => "latency: no live item with its own time yet".to_owned(),
         Latency::Known { median, p95, n } => {
             format!("latency {median} ms (p95 {p95} ms, {n} items)")
         }
