@@ -2378,3 +2378,42 @@ fn esc_and_a_key_typed_at_once_act_in_the_panes_too() {
         "u was typed into the filter, not taken as unsubscribe"
     );
 }
+
+#[test]
+fn a_feed_of_items_without_senders_gives_their_text_the_room() {
+    let mut m = model();
+    net(&mut m, online());
+    net(
+        &mut m,
+        NetEvent::Subscription {
+            node: "demo".into(),
+            state: SubState::Subscribed,
+        },
+    );
+    let items = (1..=3).map(|n| reading_at(n, &format!("2{n}.5"))).collect();
+    net(
+        &mut m,
+        NetEvent::Snapshot {
+            node: "demo".into(),
+            items,
+            reason: SnapshotReason::Initial,
+            lost: Vec::new(),
+            at: at(7, 0, 0),
+        },
+    );
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("07:00:00 ? reading · temp 23.5 · time 2026-11-24T07…"),
+        "{screen}"
+    );
+    // Positive control: with a sender among the rows, the column is as wide as it.
+    net(
+        &mut m,
+        NetEvent::Item(item("demo", 9, "bob@localhost/x", "hi")),
+    );
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("07:00:00 ?             reading"),
+        "{screen}"
+    );
+}

@@ -14,8 +14,38 @@ use super::super::theme;
 use super::{fit, fit_pad};
 use crate::feed::{FeedItem, ItemState, MarkerKind, RowKind};
 
-fn item_line(item: &FeedItem, state: ItemState, m: &Model, width: usize) -> Line<'static> {
-    item_line_in(item, state, m, width, None)
+/// Who the row names, and whether the service contradicts the item's claim. The bare JID: the
+/// resource is rarely worth its columns. When the service names another publisher than the
+/// item claims, that one is shown, marked.
+fn who(item: &FeedItem) -> (String, bool) {
+    let bare = |s: &str| s.split('/').next().unwrap_or(s).to_owned();
+    let claimed = bare(item.sender.as_deref().unwrap_or("?"));
+    match &item.publisher {
+        Some(p) if item.is_forged() => (format!("{p} ≠ {claimed}"), true),
+        Some(p) if item.sender.is_none() => (p.clone(), false),
+        _ => (claimed, false),
+    }
+}
+
+/// The sender column's width for these rows: as wide as the widest sender shown, at most a
+/// quarter of the pane (so a feed whose items name no sender gives the text the room).
+fn sender_width<'a>(width: usize, items: impl Iterator<Item = &'a FeedItem>) -> usize {
+    let most = (width / 4).clamp(8, 22);
+    items
+        .map(|i| unicode_width::UnicodeWidthStr::width(who(i).0.as_str()))
+        .max()
+        .unwrap_or(most)
+        .clamp(1, most)
+}
+
+fn item_line(
+    item: &FeedItem,
+    state: ItemState,
+    m: &Model,
+    width: usize,
+    sender_width: usize,
+) -> Line<'static> {
+    item_line_in(item, state, m, (width, sender_width), None)
 }
 
 /// An item's row; `node`: its node's name before the text (a filter over every node).
@@ -23,20 +53,11 @@ fn item_line_in(
     item: &FeedItem,
     state: ItemState,
     m: &Model,
-    width: usize,
+    (width, sender_width): (usize, usize),
     node: Option<&str>,
 ) -> Line<'static> {
     let (time, received) = item.display_time(m.offset);
-    let sender_width = (width / 4).clamp(8, 22);
-    // The bare JID: the resource is rarely worth its columns. When the service names another
-    // publisher than the item claims, that one is shown, marked.
-    let bare = |s: &str| s.split('/').next().unwrap_or(s).to_owned();
-    let claimed = bare(item.sender.as_deref().unwrap_or("?"));
-    let (who, forged) = match &item.publisher {
-        Some(p) if item.is_forged() => (format!("{p} ≠ {claimed}"), true),
-        Some(p) if item.sender.is_none() => (p.clone(), false),
-        _ => (claimed, false),
-    };
+    let (who, forged) = who(item);
     let sender = fit_pad(&who, sender_width);
     let text_width = width.saturating_sub(time.len() + sender_width + 2);
     let text = match node {
@@ -100,6 +121,13 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
     let start = end.saturating_sub(height);
     let mut lines = Vec::with_capacity(end - start);
     let selected_row = m.cursor.and_then(|c| total.checked_sub(c + 1));
+    let senders = sender_width(
+        width,
+        (start.max(marker_rows)..end).filter_map(|i| match &node.feed.row(i - marker_rows)?.kind {
+            RowKind::Item { item, .. } => Some(item),
+            RowKind::Marker { .. } => None,
+        }),
+    );
     for i in start..end {
         if i < marker_rows {
             lines.push(Line::styled(
@@ -116,7 +144,7 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
         };
         lines.push(match &row.kind {
             RowKind::Item { item, state } if Some(i) == selected_row => {
-                let line = item_line(item, *state, m, width);
+                let line = item_line(item, *state, m, width, senders);
                 let style = if focused {
                     theme::SELECTED
                 } else {
@@ -129,9 +157,9 @@ pub fn draw(frame: &mut Frame, area: Rect, m: &Model) {
                     .binary_search_by_key(&(first_number + (i - marker_rows) as u64), |h| h.row)
                     .is_ok() =>
             {
-                item_line(item, *state, m, width).patch_style(theme::MATCH)
+                item_line(item, *state, m, width, senders).patch_style(theme::MATCH)
             }
-            RowKind::Item { item, state } => item_line(item, *state, m, width),
+            RowKind::Item { item, state } => item_line(item, *state, m, width, senders),
             RowKind::Marker {
                 kind: MarkerKind::Day,
                 text,
@@ -270,6 +298,10 @@ fn draw_hits(frame: &mut Frame, area: Rect, m: &Model, s: &Search) {
     let start = end.saturating_sub(height);
     let selected_row = m.cursor.and_then(|c| total.checked_sub(c + 1));
     let mut lines = Vec::with_capacity(end - start);
+    let senders = sender_width(
+        width,
+        s.hits[start..end].iter().filter_map(|h| m.hit_item(*h)),
+    );
     for (i, hit) in s.hits.iter().enumerate().take(end).skip(start) {
         let Some(node) = m.nodes.get(hit.node) else {
             continue;
@@ -279,7 +311,7 @@ fn draw_hits(frame: &mut Frame, area: Rect, m: &Model, s: &Search) {
             continue;
         };
         let name = s.spans_nodes().then_some(node.name.as_str());
-        let line = item_line_in(item, *state, m, width, name);
+        let line = item_line_in(item, *state, m, (width, senders), name);
         lines.push(if Some(i) == selected_row {
             line.patch_style(if focused {
                 theme::SELECTED
