@@ -1,9 +1,11 @@
 //! A scripted fake server, for what a real one will not send: it logs the client in, then
-//! sends a stanza nested 1,000, 10,000 and 100,000 levels deep (one per connection). Without
-//! the guard 100,000 levels overflow the parser's stack and abort the whole process (this
-//! test binary included); with it, each connection is dropped and the client reconnects. A
-//! 1 MiB attribute (over the parser's 8 KiB token limit, which would end the connection) is
-//! cut by the guard and its item arrives; so do a 4 MiB text item, whole, and an ordinary one.
+//! sends a stanza nested 1,000, 10,000 and 100,000 levels deep (one per connection, never
+//! closed; the server then drops the connection). Without the guard 100,000 levels overflow
+//! the parser's stack and abort the whole process (this test binary included); with it, what
+//! is nested past 64 levels never reaches the parser. An item nested 100 levels deep, closed
+//! as a published one is, arrives cut at that depth on a connection that stays up. A 1 MiB
+//! attribute (over the parser's 8 KiB token limit, which would end the connection) is cut by
+//! the guard and its item arrives; so do a 4 MiB text item, whole, and an ordinary one.
 //! Also: a `<conflict/>` stream error stops the client for good with a clear message, and a
 //! peer that is not an XMPP server is named as such.
 
@@ -40,6 +42,15 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
         // ordinary item.
         let (mut sock, _) = listener.accept().await.expect("last accept");
         login(&mut sock).await;
+        // An item nested 100 levels deep, as a publisher may store one on any service.
+        let deep = format!(
+            "<item id='deep'><d xmlns='urn:x'>{}bottom{}</d></item>",
+            "<l>".repeat(100),
+            "</l>".repeat(100)
+        );
+        sock.write_all(event(&deep).as_bytes())
+            .await
+            .expect("write");
         let huge_attr = "y".repeat(1024 * 1024);
         sock.write_all(
             event(&format!("<item id='a' sender='s' message='{huge_attr}'/>")).as_bytes(),
@@ -70,6 +81,7 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
     let mut big = None;
     let mut attr = None;
     let mut cut = None;
+    let mut deep = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let ev = tokio::time::timeout_at(deadline, net.events.recv())
@@ -88,13 +100,25 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
             NetEvent::Item(item) if item.id.as_deref() == Some("a") => {
                 cut = Some(item.text.len());
             }
+            NetEvent::Item(item) if item.id.as_deref() == Some("deep") => {
+                deep = Some((
+                    lost,
+                    item.tree.cut(),
+                    item.tree.strings().any(|s| s == "bottom"),
+                ));
+            }
             NetEvent::Item(item) if item.text == "still here" => break,
             _ => {}
         }
     }
     assert_eq!(
         lost, 3,
-        "each bomb ended its connection, the long attribute did not"
+        "each bomb's connection ended (the server dropped it), the rest did not"
+    );
+    assert_eq!(
+        deep,
+        Some((3, Some(pubsub_tui::feed::payload::Cut::Depth), false)),
+        "the deep item came on the last connection, cut, and the link stayed up"
     );
     assert_eq!(
         cut,

@@ -230,3 +230,70 @@ fn import_refuses_bad_files_before_connecting_and_names_the_lines() {
         assert!(!err.contains("connect"), "{name}: {err}");
     }
 }
+
+/// A publisher can store an item nested 100 levels deep (Prosody takes it): subscribers and
+/// the CLI read it cut at the parser's bound, and the connection stays up (it used to be
+/// dropped at each delivery, and every fresh session fetched the item again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_nested_100_levels_deep_is_read_cut_and_the_link_stays_up() {
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    create_nodes(&server, &["deep"]).await;
+    let (bob_cfg, _) = account(&server, "bob", "b");
+    let mut bob = pubsub_tui::xmpp::spawn(
+        bob_cfg.clone(),
+        session(&["deep"], false, std::time::Duration::from_secs(3600)),
+    );
+    wait_online(&mut bob).await;
+    wait_for(&mut bob, 20, "subscribed", |e| match e {
+        pubsub_tui::xmpp::NetEvent::Subscription {
+            state: pubsub_tui::xmpp::proto::SubState::Subscribed,
+            ..
+        } => Some(()),
+        _ => None,
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let deep = format!(
+        "<d xmlns='urn:x'>{}bottom{}</d>",
+        "<l>".repeat(100),
+        "</l>".repeat(100)
+    );
+    let src = Target {
+        port: server.port,
+        service: prosody::PUBSUB.into(),
+        owner: prosody::ADMIN.into(),
+        password: server.admin_password.clone(),
+        bob: bob_cfg,
+        bob_bare: "bob@localhost".into(),
+    };
+    let f = write(dir.path(), "deep.xml", &deep);
+    src.ok(&["publish", "--node", "deep", "--id", "deep", "--xml", &f]);
+    src.ok(&["publish", "--node", "deep", "after the deep one"]);
+    // The subscriber gets both, and never loses its link.
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let ev = wait_for(&mut bob, 20, "the two items", |e| match e {
+            pubsub_tui::xmpp::NetEvent::Item(i) => Some(Some(i.clone())),
+            pubsub_tui::xmpp::NetEvent::Connection(pubsub_tui::xmpp::ConnState::Suspended) => {
+                Some(None)
+            }
+            _ => None,
+        })
+        .await;
+        let item = ev.expect("the connection stayed up");
+        got.push(item);
+    }
+    assert_eq!(got[0].id.as_deref(), Some("deep"));
+    assert_eq!(
+        got[0].tree.cut(),
+        Some(pubsub_tui::feed::payload::Cut::Depth)
+    );
+    assert_eq!(got[1].text, "after the deep one");
+    // The CLI reads the node (it used to fail with a reset connection).
+    let lines = src.json(&["items", "--node", "deep"]);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["id"], "deep");
+    let _ = bob.commands.try_send(pubsub_tui::xmpp::Command::Shutdown);
+}

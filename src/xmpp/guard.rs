@@ -5,8 +5,12 @@
 //! stack of a worker thread and aborts the whole process, and anyone who can send us a stanza
 //! can send one. [`Guarded`] sits under the parser (around the TCP or TLS stream) and scans
 //! what is read: element depth (the `<stream:stream>` roots do not count) and the size of one
-//! top-level stanza. Past either limit the read fails, which ends the connection like any
-//! other I/O error; the reconnect logic takes it from there.
+//! top-level stanza. Elements nested deeper than [`MAX_DEPTH`] are left out of what the
+//! parser sees (from their start tag to their end tag), so the stanza arrives cut but
+//! well-formed: a published item nested 100 levels deep must not end the connection, or
+//! every subscriber would reconnect, fetch it again and drop again, for as long as the service
+//! keeps it. A stanza over [`MAX_STANZA_BYTES`] fails the read, which ends the connection like
+//! any other I/O error; the reconnect logic takes it from there.
 //!
 //! The scanner knows just enough XML for that: tags, quoted attribute values (which may hold
 //! `>` and `/`), end tags, self-closing tags and the `<?xml?>` declaration. XMPP forbids
@@ -29,7 +33,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Deepest element nesting accepted inside a stanza (the stanza itself is level 1).
+/// Deepest element nesting passed on inside a stanza (the stanza itself is level 1); deeper
+/// elements are left out.
 pub const MAX_DEPTH: usize = 64;
 /// Largest top-level stanza accepted, in bytes.
 pub const MAX_STANZA_BYTES: usize = 8 * 1024 * 1024;
@@ -139,6 +144,19 @@ enum State {
     Pi(bool),
 }
 
+/// Leaving out elements nested deeper than [`MAX_DEPTH`].
+#[derive(Debug, Clone, Default)]
+struct Elide {
+    /// A `<` read and not passed on yet: whether it is depends on the tag it opens.
+    held: bool,
+    /// Elements open inside the element being left out, itself included (0: none).
+    skip: usize,
+    /// The tag being read is the start tag of an element left out.
+    skip_tag: bool,
+    /// Elements left out so far.
+    count: u64,
+}
+
 /// The byte scanner, separate from the I/O so it can be tested directly.
 #[derive(Debug, Clone)]
 pub struct Scanner {
@@ -158,6 +176,8 @@ pub struct Scanner {
     cutting: bool,
     /// Attribute values cut so far.
     cut: u64,
+    /// Leaving out what is nested too deep.
+    deep: Elide,
     /// Bytes of the top-level element being read, while it may be a stream error.
     capture: Option<Vec<u8>>,
     /// The first bytes the peer sent, until the stream's root element opened.
@@ -180,6 +200,7 @@ impl Default for Scanner {
             entity: false,
             cutting: false,
             cut: 0,
+            deep: Elide::default(),
             capture: None,
             stream_error: None,
             first: Some(Vec::new()),
@@ -226,24 +247,47 @@ impl Scanner {
         self.depth
     }
 
-    fn open(&mut self) -> io::Result<()> {
-        if self.name_is_stream() {
-            self.first = None;
-            return Ok(());
-        }
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "the peer sent XML nested deeper than {MAX_DEPTH} levels; closing the connection"
-                ),
-            ));
-        }
-        Ok(())
+    /// Elements left out so far because they were nested deeper than [`MAX_DEPTH`].
+    pub fn elided(&self) -> u64 {
+        self.deep.count
     }
 
+    /// A start tag ended (`empty`: it was `<…/>`).
+    fn open(&mut self, empty: bool) {
+        if self.deep.skip_tag {
+            self.deep.skip_tag = false;
+            if !empty {
+                self.deep.skip += 1;
+            } else if self.deep.skip == 0 {
+                self.deep.count += 1;
+            }
+            return;
+        }
+        if self.deep.skip > 0 {
+            if !empty {
+                self.deep.skip += 1;
+            }
+            return;
+        }
+        if empty {
+            return;
+        }
+        if self.name_is_stream() {
+            self.first = None;
+            return;
+        }
+        self.depth += 1;
+    }
+
+    /// An end tag ended.
     fn close(&mut self) {
+        if self.deep.skip > 0 {
+            self.deep.skip -= 1;
+            if self.deep.skip == 0 {
+                self.deep.count += 1;
+            }
+            return;
+        }
         if !self.name_is_stream() {
             self.depth = self.depth.saturating_sub(1);
         }
@@ -251,13 +295,14 @@ impl Scanner {
 
     /// Scan bytes as they are read (tests; see [`Scanner::filter`]).
     pub fn feed(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut copy = bytes.to_vec();
-        self.filter(&mut copy).map(|_| ())
+        let mut out = Vec::with_capacity(bytes.len());
+        self.filter(bytes, &mut out)
     }
 
-    /// Scan bytes as they are read, dropping what is cut (the end of over-long attribute
-    /// values) in place. Returns how many bytes are left at the start of `buf`.
-    pub fn filter(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Scan bytes as they are read, and append what is passed on to `out`: all of it, less
+    /// the end of over-long attribute values and the elements nested too deep. (A `<` may be
+    /// held back until the next byte says what it opens.)
+    pub fn filter(&mut self, buf: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         if let Some(first) = &mut self.first {
             let room = 64usize.saturating_sub(first.len());
             first.extend_from_slice(&buf[..room.min(buf.len())]);
@@ -269,19 +314,31 @@ impl Scanner {
                 return Err(NotXmpp::error(first));
             }
         }
-        let mut kept = 0;
-        for i in 0..buf.len() {
-            let b = buf[i];
-            if self.scan_byte(b)? {
-                buf[kept] = b;
-                kept += 1;
+        for &b in buf {
+            let start = out.len();
+            self.scan_byte(b, out)?;
+            if out.len() > start
+                && let Some(c) = &mut self.capture
+            {
+                c.extend_from_slice(&out[start..]);
+                if c.len() > MAX_STREAM_ERROR_BYTES {
+                    self.capture = None;
+                }
+            }
+            if self.capture.is_some() && self.depth == 0 && self.state == State::Text {
+                // The top-level element is complete.
+                if let Some(raw) = self.capture.take()
+                    && let Some(info) = StreamErrorInfo::parse(&raw)
+                {
+                    self.stream_error = Some(info);
+                }
             }
         }
-        Ok(kept)
+        Ok(())
     }
 
-    /// One byte: is it passed on?
-    fn scan_byte(&mut self, b: u8) -> io::Result<bool> {
+    /// One byte: append what it passes on (nothing, itself, or a held `<` and itself).
+    fn scan_byte(&mut self, b: u8, out: &mut Vec<u8>) -> io::Result<()> {
         // Before the stream opens, only the XML declaration and whitespace may come.
         if let Some(first) = &self.first
             && b == b'!'
@@ -289,26 +346,38 @@ impl Scanner {
         {
             return Err(NotXmpp::error(first));
         }
-        if self.depth == 0 && self.state == State::Text && b == b'<' {
+        if self.depth == 0 && self.state == State::Text && b == b'<' && self.deep.skip == 0 {
             // Perhaps a stream error: keep its bytes until its name says.
             self.capture = Some(Vec::new());
         }
+        // Inside what is left out (before this byte).
+        let skipping = self.deep.skip > 0 || self.deep.skip_tag;
+        let was = self.state;
         let keep = self.step(b)?;
-        if keep && let Some(c) = &mut self.capture {
-            c.push(b);
-            if c.len() > MAX_STREAM_ERROR_BYTES {
-                self.capture = None;
-            }
+        if was == State::Text && self.state == State::Lt {
+            // What this `<` opens decides whether it is passed on.
+            self.deep.held = !skipping;
+            return Ok(());
         }
-        if self.capture.is_some() && self.depth == 0 && self.state == State::Text {
-            // The top-level element is complete.
-            if let Some(raw) = self.capture.take()
-                && let Some(info) = StreamErrorInfo::parse(&raw)
-            {
-                self.stream_error = Some(info);
+        if was == State::Lt {
+            // Now known: a start tag deeper than the limit is left out, with all it holds.
+            let held = std::mem::take(&mut self.deep.held);
+            if self.state == State::OpenName && !skipping && self.depth >= MAX_DEPTH {
+                self.deep.skip_tag = true;
             }
+            if skipping || self.deep.skip_tag {
+                return Ok(());
+            }
+            if held {
+                out.push(b'<');
+            }
+        } else if skipping {
+            return Ok(());
         }
-        Ok(keep)
+        if keep {
+            out.push(b);
+        }
+        Ok(())
     }
 
     fn step(&mut self, b: u8) -> io::Result<bool> {
@@ -360,13 +429,13 @@ impl Scanner {
                             self.capture = None;
                         }
                         // Re-read this byte as part of the attributes.
-                        self.attrs_byte(b, &mut keep)?
+                        self.attrs_byte(b, &mut keep)
                     } else {
                         self.push_name(b);
                         State::OpenName
                     }
                 }
-                State::OpenAttrs => self.attrs_byte(b, &mut keep)?,
+                State::OpenAttrs => self.attrs_byte(b, &mut keep),
                 State::CloseName => {
                     if b == b'>' {
                         self.close();
@@ -391,8 +460,14 @@ impl Scanner {
         Ok(keep)
     }
 
-    fn attrs_byte(&mut self, b: u8, keep: &mut bool) -> io::Result<State> {
+    fn attrs_byte(&mut self, b: u8, keep: &mut bool) -> State {
         if let Some(q) = self.quote {
+            if self.deep.skip > 0 || self.deep.skip_tag {
+                if b == q {
+                    self.quote = None;
+                }
+                return State::OpenAttrs;
+            }
             if b == q {
                 self.quote = None;
                 self.cutting = false;
@@ -411,7 +486,7 @@ impl Scanner {
                     _ => {}
                 }
             }
-            return Ok(State::OpenAttrs);
+            return State::OpenAttrs;
         }
         match b {
             b'"' | b'\'' => {
@@ -420,22 +495,20 @@ impl Scanner {
                 self.attr_len = 0;
                 self.entity = false;
                 self.cutting = false;
-                Ok(State::OpenAttrs)
+                State::OpenAttrs
             }
             b'/' => {
                 self.slash = true;
-                Ok(State::OpenAttrs)
+                State::OpenAttrs
             }
             b'>' => {
-                if !self.slash {
-                    self.open()?;
-                }
-                Ok(State::Text)
+                self.open(self.slash);
+                State::Text
             }
-            b if b.is_ascii_whitespace() => Ok(State::OpenAttrs),
+            b if b.is_ascii_whitespace() => State::OpenAttrs,
             _ => {
                 self.slash = false;
-                Ok(State::OpenAttrs)
+                State::OpenAttrs
             }
         }
     }
@@ -448,7 +521,15 @@ pub struct Guarded<S> {
     scanner: Scanner,
     failed: Option<io::ErrorKind>,
     errors: Option<Arc<StreamErrors>>,
+    /// What the scanner passed on and the reader has not taken yet (a held `<` can make the
+    /// output a byte longer than what was read).
+    pending: Vec<u8>,
+    /// How much of `pending` was taken.
+    taken: usize,
 }
+
+/// Bytes read from the stream at a time.
+const READ_CHUNK: usize = 16 * 1024;
 
 impl<S> Guarded<S> {
     pub fn new(inner: S) -> Self {
@@ -457,6 +538,8 @@ impl<S> Guarded<S> {
             scanner: Scanner::default(),
             failed: None,
             errors: None,
+            pending: Vec::new(),
+            taken: 0,
         }
     }
 
@@ -478,50 +561,61 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Some(kind) = self.failed {
-            return Poll::Ready(Err(io::Error::new(
-                kind,
-                "connection closed after a limit was exceeded",
-            )));
-        }
-        let before = buf.filled().len();
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                let read = buf.filled().len() - before;
-                let cut_before = this.scanner.cut_values();
-                let result = this.scanner.filter(&mut buf.filled_mut()[before..]);
-                if this.scanner.cut_values() > cut_before {
-                    tracing::info!(
-                        "cut an attribute value to {MAX_ATTR_BYTES} bytes (the parser's limit)"
-                    );
+        loop {
+            if this.taken < this.pending.len() {
+                let n = buf.remaining().min(this.pending.len() - this.taken);
+                buf.put_slice(&this.pending[this.taken..this.taken + n]);
+                this.taken += n;
+                if this.taken == this.pending.len() {
+                    this.pending.clear();
+                    this.taken = 0;
                 }
-                if let Some(e) = this.scanner.take_stream_error() {
-                    tracing::info!(condition = %e.condition, text = ?e.text, "the server sent a stream error");
-                    if let Some(errors) = &this.errors {
-                        errors.put(e);
-                    }
-                }
-                match result {
-                    Ok(kept) => {
-                        buf.set_filled(before + kept);
-                        if kept == 0 && read > 0 {
-                            // Everything read was cut: read again rather than report EOF.
-                            cx.waker().wake_by_ref();
-                            return Poll::Pending;
-                        }
-                        Poll::Ready(Ok(()))
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "refusing what the peer sent");
-                        // Hand the parser nothing of it.
-                        buf.set_filled(before);
-                        this.failed = Some(e.kind());
-                        Poll::Ready(Err(e))
-                    }
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(kind) = this.failed {
+                return Poll::Ready(Err(io::Error::new(
+                    kind,
+                    "connection closed after a limit was exceeded",
+                )));
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut read = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            if read.filled().is_empty() {
+                // The end of the stream.
+                return Poll::Ready(Ok(()));
+            }
+            let (cut_before, elided_before) = (this.scanner.cut_values(), this.scanner.elided());
+            let result = this.scanner.filter(read.filled(), &mut this.pending);
+            if this.scanner.cut_values() > cut_before {
+                tracing::info!(
+                    "cut an attribute value to {MAX_ATTR_BYTES} bytes (the parser's limit)"
+                );
+            }
+            if this.scanner.elided() > elided_before {
+                tracing::info!(
+                    "left out XML nested deeper than {MAX_DEPTH} levels (the parser's bound)"
+                );
+            }
+            if let Some(e) = this.scanner.take_stream_error() {
+                tracing::info!(condition = %e.condition, text = ?e.text, "the server sent a stream error");
+                if let Some(errors) = &this.errors {
+                    errors.put(e);
                 }
             }
-            other => other,
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "refusing what the peer sent");
+                // Hand the parser nothing of it.
+                this.pending.clear();
+                this.taken = 0;
+                this.failed = Some(e.kind());
+                return Poll::Ready(Err(e));
+            }
+            // Everything read may have been left out: then read again.
         }
     }
 }
@@ -577,14 +671,64 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_refused_before_the_parser() {
-        let ok = format!("{HEADER}<message>{}", "<a>".repeat(MAX_DEPTH - 1));
-        assert!(scan(&ok).is_ok());
+    fn deep_nesting_is_left_out_before_the_parser() {
+        // Within the bound: passed on as it is.
+        let within = format!(
+            "{HEADER}<message>{}x{}</message>",
+            "<a>".repeat(MAX_DEPTH - 1),
+            "</a>".repeat(MAX_DEPTH - 1)
+        );
+        let (out, sc) = filtered(&within);
+        assert_eq!(out, within);
+        assert_eq!(sc.elided(), 0);
+        // Deeper: everything past the bound goes, from its start tag to its end tag, and the
+        // stanza stays well-formed, with what comes after it.
         for n in [MAX_DEPTH, 1_000, 100_000] {
-            let bomb = format!("{HEADER}<message>{}", "<a>".repeat(n));
-            let err = scan(&bomb).expect_err("too deep");
-            assert!(err.to_string().contains("nested deeper"), "{err}");
+            let deep = format!(
+                "{HEADER}<message>{}<b x='>'/>deep<c/>{}</message><message><after/></message>",
+                "<a k='v'>".repeat(n),
+                "</a>".repeat(n)
+            );
+            let (out, sc) = filtered(&deep);
+            assert_eq!(sc.depth(), 0, "{n}");
+            assert_eq!(sc.elided(), 1, "{n}");
+            let kept = MAX_DEPTH - 1;
+            let expected = format!(
+                "{HEADER}<message>{}{}</message><message><after/></message>",
+                "<a k='v'>".repeat(kept),
+                "</a>".repeat(kept)
+            );
+            assert_eq!(out, expected, "{n}");
+            let stanza: xmpp_parsers::minidom::Element = format!(
+                "{}</stream:stream>",
+                out.trim_start_matches("<?xml version='1.0'?>")
+            )
+            .parse()
+            .expect("well-formed");
+            assert_eq!(stanza.children().count(), 2, "{n}");
         }
+        // Empty and sibling elements at the bound go one by one; text at the bound stays.
+        let at_bound = format!(
+            "{HEADER}<message>{}t<x/><y>1</y>u{}</message>",
+            "<a>".repeat(MAX_DEPTH - 1),
+            "</a>".repeat(MAX_DEPTH - 1)
+        );
+        let (out, sc) = filtered(&at_bound);
+        assert_eq!(sc.elided(), 2);
+        assert!(out.contains(&format!("{}tu{}", "<a>", "</a>")), "{out}");
+        // Split across reads at every byte, the result is the same.
+        let deep = format!(
+            "{HEADER}<message>{}<b x='1'>z</b>{}</message>",
+            "<a>".repeat(MAX_DEPTH),
+            "</a>".repeat(MAX_DEPTH)
+        );
+        let (whole, _) = filtered(&deep);
+        let mut sc = Scanner::default();
+        let mut out = Vec::new();
+        for b in deep.as_bytes() {
+            sc.filter(std::slice::from_ref(b), &mut out).expect("byte");
+        }
+        assert_eq!(String::from_utf8(out).expect("utf8"), whole);
     }
 
     #[test]
@@ -616,10 +760,9 @@ mod tests {
 
     fn filtered(s: &str) -> (String, Scanner) {
         let mut sc = Scanner::default();
-        let mut buf = s.as_bytes().to_vec();
-        let kept = sc.filter(&mut buf).expect("accepted");
-        buf.truncate(kept);
-        (String::from_utf8(buf).expect("still UTF-8"), sc)
+        let mut out = Vec::new();
+        sc.filter(s.as_bytes(), &mut out).expect("accepted");
+        (String::from_utf8(out).expect("still UTF-8"), sc)
     }
 
     #[test]
