@@ -22,58 +22,59 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use xmpp_parsers::jid::Jid;
 
+/// The fake server's side: three bombs, then the items on one connection.
+async fn script(listener: TcpListener) {
+    // First connections: bombs of 10^3, 10^4 and 10^5 levels, one per connection.
+    for depth in [1_000, 10_000, 100_000] {
+        let (mut sock, _) = listener.accept().await.expect("accept");
+        login(&mut sock).await;
+        let bomb = format!(
+            "<message from='pubsub.localhost' to='alice@localhost/tui'>{}",
+            "<a>".repeat(depth)
+        );
+        let _ = sock.write_all(bomb.as_bytes()).await;
+    }
+    // Then, on one connection: an attribute of 1 MiB (over the parser's token limit of
+    // 8 KiB: the guard cuts it), a huge text node, an attribute within the limits, and an
+    // ordinary item.
+    let (mut sock, _) = listener.accept().await.expect("last accept");
+    login(&mut sock).await;
+    // An item nested 100 levels deep, as a publisher may store one on any service.
+    let deep = format!(
+        "<item id='deep'><d xmlns='urn:x'>{}bottom{}</d></item>",
+        "<l>".repeat(100),
+        "</l>".repeat(100)
+    );
+    sock.write_all(event(&deep).as_bytes())
+        .await
+        .expect("write");
+    let huge_attr = "y".repeat(1024 * 1024);
+    sock.write_all(event(&format!("<item id='a' sender='s' message='{huge_attr}'/>")).as_bytes())
+        .await
+        .expect("write");
+    let huge = "x".repeat(4 * 1024 * 1024);
+    sock.write_all(event(&format!("<item id='big' sender='s' message='m'><post xmlns='urn:x-pubsub-tui:item:0' session='s' seq='1'>{huge}</post></item>")).as_bytes()).await.expect("write");
+    let long_attr = "y".repeat(8000);
+    sock.write_all(
+        event(&format!(
+            "<item id='attr' sender='{long_attr}' message='m'/>"
+        ))
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    sock.write_all(event("<item id='after' sender='s' message='still here'/>").as_bytes())
+        .await
+        .expect("write");
+    // Keep the connection open until the test is done.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_depth_bomb_drops_the_connection_not_the_process() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let server = tokio::spawn(async move {
-        // First connections: bombs of 10^3, 10^4 and 10^5 levels, one per connection.
-        for depth in [1_000, 10_000, 100_000] {
-            let (mut sock, _) = listener.accept().await.expect("accept");
-            login(&mut sock).await;
-            let bomb = format!(
-                "<message from='pubsub.localhost' to='alice@localhost/tui'>{}",
-                "<a>".repeat(depth)
-            );
-            let _ = sock.write_all(bomb.as_bytes()).await;
-        }
-        // Then, on one connection: an attribute of 1 MiB (over the parser's token limit of
-        // 8 KiB: the guard cuts it), a huge text node, an attribute within the limits, and an
-        // ordinary item.
-        let (mut sock, _) = listener.accept().await.expect("last accept");
-        login(&mut sock).await;
-        // An item nested 100 levels deep, as a publisher may store one on any service.
-        let deep = format!(
-            "<item id='deep'><d xmlns='urn:x'>{}bottom{}</d></item>",
-            "<l>".repeat(100),
-            "</l>".repeat(100)
-        );
-        sock.write_all(event(&deep).as_bytes())
-            .await
-            .expect("write");
-        let huge_attr = "y".repeat(1024 * 1024);
-        sock.write_all(
-            event(&format!("<item id='a' sender='s' message='{huge_attr}'/>")).as_bytes(),
-        )
-        .await
-        .expect("write");
-        let huge = "x".repeat(4 * 1024 * 1024);
-        sock.write_all(event(&format!("<item id='big' sender='s' message='m'><post xmlns='urn:x-pubsub-tui:item:0' session='s' seq='1'>{huge}</post></item>")).as_bytes()).await.expect("write");
-        let long_attr = "y".repeat(8000);
-        sock.write_all(
-            event(&format!(
-                "<item id='attr' sender='{long_attr}' message='m'/>"
-            ))
-            .as_bytes(),
-        )
-        .await
-        .expect("write");
-        sock.write_all(event("<item id='after' sender='s' message='still here'/>").as_bytes())
-            .await
-            .expect("write");
-        // Keep the connection open until the test is done.
-        tokio::time::sleep(Duration::from_secs(30)).await;
-    });
+    let server = tokio::spawn(script(listener));
 
     let (cfg, session) = loopback_session(port);
     let mut net = xmpp::spawn(cfg, session);

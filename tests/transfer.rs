@@ -203,6 +203,17 @@ fn import_refuses_bad_files_before_connecting_and_names_the_lines() {
             "the root element is <other>",
         ),
         ("bin.csv", "\u{0}\u{1}x".to_owned(), "header has no"),
+        (
+            "mismatch.ndjson",
+            "{\"id\":\"b\",\"xml\":\"<item xmlns='http://jabber.org/protocol/pubsub' id='a'><p xmlns='urn:x'/></item>\"}\n".to_owned(),
+            "the id field says \"b\" and the item's XML says \"a\"",
+        ),
+        (
+            "wrong-root.xml",
+            "<items xmlns='urn:wrong'><item id='a'><p xmlns='urn:x'/></item></items>".to_owned(),
+            "an export's is <items xmlns='urn:x-pubsub-tui:export:0'>",
+        ),
+        ("empty.ndjson", "\n\n".to_owned(), "no items in it"),
     ] {
         let f = write(dir.path(), name, &body);
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_pubsub-tui"))
@@ -223,7 +234,7 @@ fn import_refuses_bad_files_before_connecting_and_names_the_lines() {
         assert!(!o.status.success(), "{name}");
         assert!(err.contains(why), "{name}: {err}");
         assert!(
-            err.contains("nothing was published") || name == "missing",
+            err.contains("nothing was published") || name.starts_with("empty"),
             "{name}: {err}"
         );
         // Refused before connecting: port 9 would say "connection refused".

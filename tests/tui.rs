@@ -2417,3 +2417,59 @@ fn a_feed_of_items_without_senders_gives_their_text_the_room() {
         "{screen}"
     );
 }
+
+#[test]
+fn only_new_items_after_the_first_retrieve_count_as_live() {
+    let mut m = model();
+    net(&mut m, online());
+    net(
+        &mut m,
+        NetEvent::Subscription {
+            node: "demo".into(),
+            state: SubState::Subscribed,
+        },
+    );
+    // ejabberd sends the node's last item on subscribing, before the retrieve's answer.
+    net(
+        &mut m,
+        NetEvent::Item(item("demo", 1, "bob@localhost", "old")),
+    );
+    net(
+        &mut m,
+        NetEvent::Snapshot {
+            node: "demo".into(),
+            items: vec![item("demo", 1, "bob@localhost", "old")],
+            reason: SnapshotReason::Initial,
+            lost: Vec::new(),
+            at: at(7, 0, 0),
+        },
+    );
+    let stats = |m: &Model| (m.nodes[0].stats.received, m.nodes[0].stats.resyncs);
+    assert_eq!(
+        stats(&m),
+        (0, 0),
+        "neither the replay nor the first retrieve"
+    );
+    net(
+        &mut m,
+        NetEvent::Item(item("demo", 2, "bob@localhost", "new")),
+    );
+    assert_eq!(stats(&m), (1, 0));
+    // Sent again (a re-login): not new.
+    net(
+        &mut m,
+        NetEvent::Item(item("demo", 2, "bob@localhost", "new")),
+    );
+    assert_eq!(stats(&m), (1, 0));
+    net(
+        &mut m,
+        NetEvent::Snapshot {
+            node: "demo".into(),
+            items: Vec::new(),
+            reason: SnapshotReason::Manual,
+            lost: Vec::new(),
+            at: at(7, 0, 1),
+        },
+    );
+    assert_eq!(stats(&m), (1, 1));
+}

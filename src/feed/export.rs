@@ -92,9 +92,9 @@ pub fn item_record(item: &FeedItem) -> Value {
 
 /// A CSV field: quoted when it must be, formulas neutralised.
 pub fn csv_field(s: &str) -> String {
-    let formula = |s: &str| s.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    // A value that already looks neutralised gets one more `'`, so import gives it back.
-    let s = if formula(s) || s.strip_prefix('\'').is_some_and(formula) {
+    // A value that already looks neutralised (quotes before a formula) gets one more `'`
+    // too, so import gives every value back.
+    let s = if looks_like_formula(s) {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -215,11 +215,16 @@ pub fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
 
 /// Take off the `'` that [`csv_field`] put before a formula.
 pub fn csv_unneutralise(s: &str) -> &str {
-    let formula = |s: &str| s.starts_with(['=', '+', '-', '@', '\t', '\r']);
     match s.strip_prefix('\'') {
-        Some(rest) if formula(rest) || rest.strip_prefix('\'').is_some_and(formula) => rest,
+        Some(rest) if looks_like_formula(rest) => rest,
         _ => s,
     }
+}
+
+/// A formula character, after any number of `'`.
+fn looks_like_formula(s: &str) -> bool {
+    s.trim_start_matches('\'')
+        .starts_with(['=', '+', '-', '@', '\t', '\r'])
 }
 
 #[cfg(test)]
@@ -242,6 +247,8 @@ mod tests {
             "",
             "'quoted already",
             "'=looks neutralised",
+            "''=twice",
+            "'''@thrice",
             "ünïcödé, 日本",
         ];
         let line: Vec<String> = hostile.iter().map(|s| csv_field(s)).collect();

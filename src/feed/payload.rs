@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 /// Deepest element kept (the `<item/>` is depth 0).
 pub const MAX_DEPTH: usize = 32;
 /// Most nodes (elements and runs of text) kept.
-pub const MAX_NODES: usize = 4096;
+pub const MAX_NODES: usize = 32_768;
 /// Most bytes of names, attribute values and text kept.
 pub const MAX_BYTES: usize = 300_000;
 /// Longest one-line summary, in characters.
@@ -41,7 +41,7 @@ impl std::fmt::Display for Cut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Depth => "nested deeper than 32 levels",
-            Self::Nodes => "more than 4096 elements and texts",
+            Self::Nodes => "more than 32,768 elements and texts",
             Self::Bytes => "more than 300,000 bytes of text",
         })
     }
@@ -145,6 +145,8 @@ pub struct Tree {
     attrs: Box<[(Span, Span)]>,
     namespaces: Box<[Span]>,
     cut: Option<Cut>,
+    /// Characters left out as unsafe to show (controls, bidi and invisible format characters).
+    removed: u32,
 }
 
 /// Builds a [`Tree`] in document order, applying the bounds. The XML reader (in
@@ -156,6 +158,19 @@ pub struct Builder {
     attrs: Vec<(Span, Span)>,
     namespaces: Vec<Span>,
     cut: Option<Cut>,
+    removed: u32,
+}
+
+/// Characters of `raw` that cleaning leaves out (not line breaks and tabs, which stay).
+fn unsafe_chars(raw: &str) -> u32 {
+    let n = raw
+        .chars()
+        .filter(|&c| {
+            (c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+                || crate::sanitize::is_format_char(c)
+        })
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl Builder {
@@ -200,14 +215,17 @@ impl Builder {
         attrs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> bool {
         let name = crate::sanitize::display_max(name, 256);
+        let mut removed = 0u32;
         let attrs: Vec<(String, String)> = attrs
             .map(|(k, v)| {
+                removed = removed.saturating_add(unsafe_chars(v));
                 (
                     crate::sanitize::display_max(k, 256),
                     crate::sanitize::text(v),
                 )
             })
             .collect();
+        self.removed = self.removed.saturating_add(removed);
         let bytes = name.len() + attrs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         if !self.room(depth, bytes) {
             return false;
@@ -243,6 +261,7 @@ impl Builder {
         if raw.trim().is_empty() || self.cut.is_some_and(|c| c != Cut::Depth) {
             return;
         }
+        self.removed = self.removed.saturating_add(unsafe_chars(raw));
         let mut text = crate::sanitize::text(raw);
         if self.buf.len() + text.len() > MAX_BYTES {
             let mut end = MAX_BYTES.saturating_sub(self.buf.len());
@@ -285,6 +304,7 @@ impl Builder {
             attrs: self.attrs.into_boxed_slice(),
             namespaces: self.namespaces.into_boxed_slice(),
             cut: self.cut,
+            removed: self.removed,
         }
     }
 }
@@ -336,6 +356,12 @@ impl Tree {
 
     fn depth(&self, i: usize) -> usize {
         self.nodes.get(i).map_or(0, |n| usize::from(n.depth))
+    }
+
+    /// Characters left out as unsafe to show: controls, bidi and invisible format characters
+    /// (a right-to-left override can make `exe.txt` of `txt.exe`).
+    pub fn removed(&self) -> u32 {
+        self.removed
     }
 
     /// Which bound left part of the payload out, if one did.
@@ -573,7 +599,9 @@ impl Tree {
             match node {
                 Node::Text { text, .. } if pretty => {
                     for line in text.trim().lines() {
-                        let _ = writeln!(out, "{}{line}", pad(node.depth()));
+                        out.push_str(&pad(node.depth()));
+                        escape(out, line, false);
+                        out.push('\n');
                     }
                 }
                 Node::Text { text, .. } => escape(out, text, false),
@@ -600,7 +628,9 @@ impl Tree {
                         && !text.trim().contains('\n')
                     {
                         // An element holding one line of text reads best on one line.
-                        let _ = writeln!(out, ">{}</{name}>", text.trim());
+                        out.push('>');
+                        escape(out, text.trim(), false);
+                        let _ = writeln!(out, "</{name}>");
                         i += 1;
                     } else {
                         out.push('>');

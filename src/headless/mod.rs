@@ -611,9 +611,11 @@ async fn run_query(
                     crate::feed::export::write_items(&mut out, node, &items, *format)?;
                 out.flush()?;
                 if skipped > 0 {
-                    eprintln_quiet(&format!(
-                        "{skipped} item(s) were left out: too big to keep whole (see the README's bounds)"
-                    ));
+                    bail!(
+                        "{skipped} item(s) were left out of the export: only partly kept here (nested \
+                         too deep, or too big; see the README's Limits), and publishing what is left \
+                         would change them"
+                    );
                 }
                 return Ok(());
             }

@@ -57,7 +57,19 @@ fn from_item(at: String, item: &Element, id: Option<String>) -> Result<Record, S
             "{at}: the <item/> holds more than one payload element"
         ));
     }
-    let id = id.or_else(|| item.attr("id").map(str::to_owned));
+    let own = item.attr("id").map(str::to_owned);
+    if let (Some(given), Some(own)) = (&id, &own)
+        && given != own
+    {
+        let (g, o) = (
+            crate::sanitize::display_max(given, 60),
+            crate::sanitize::display_max(own, 60),
+        );
+        return Err(format!(
+            "{at}: the id field says {g:?} and the item's XML says {o:?}: make them agree"
+        ));
+    }
+    let id = id.or(own);
     if let Some(id) = &id {
         let shown = crate::sanitize::display_max(id, 60);
         if id.trim().is_empty() || id.chars().any(char::is_control) || id.len() > 1023 {
@@ -144,7 +156,7 @@ fn read_xml(text: &str) -> Vec<Result<Record, String>> {
         Ok(r) => r,
         Err(e) => return vec![Err(format!("not one XML document ({e})"))],
     };
-    if root.name() != "items" {
+    if root.name() != "items" || root.ns() != export::NS_EXPORT {
         return vec![Err(format!(
             "the root element is <{}>; an export's is <items xmlns='{}'>",
             root.name(),
@@ -208,6 +220,12 @@ pub fn read_file(path: &Path, format: Option<Format>) -> anyhow::Result<Vec<Reco
             path.display(),
             format.extension(),
             errors.len()
+        );
+    }
+    if results.is_empty() {
+        bail!(
+            "{}: no items in it (an export has one per line, or one per <item/>)",
+            path.display()
         );
     }
     Ok(results.into_iter().filter_map(Result::ok).collect())

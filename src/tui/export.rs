@@ -5,8 +5,6 @@
 //!
 //! [`Msg::Exported`]: super::update::Msg::Exported
 
-use std::fmt::Write as _;
-
 use crossterm::event::KeyEvent;
 use tui_input::Input;
 
@@ -23,6 +21,8 @@ pub struct Export {
     /// Whose items: a node's name, or the filter's words.
     pub label: String,
     pub count: usize,
+    /// Of those, the items only partly kept here (left out).
+    pub partial: usize,
     pub format: Format,
     pub path: Input,
 }
@@ -93,7 +93,9 @@ pub fn start(m: &mut Model) {
             n.name.clone()
         }
     };
-    let count = items(m).len();
+    let all = items(m);
+    let count = all.len();
+    let partial = all.iter().filter(|i| i.tree.cut().is_some()).count();
     if count == 0 {
         m.outcome(Level::Error, format!("{label}: no items to write"));
         return;
@@ -117,6 +119,7 @@ pub fn start(m: &mut Model) {
     m.confirm = Some(Confirm::Export(Export {
         label,
         count,
+        partial,
         format,
         path: Input::new(path),
     }));
@@ -173,17 +176,22 @@ pub fn done(
     result: Result<(usize, usize), String>,
 ) {
     match result {
-        Ok((written, skipped)) => {
-            let mut text = format!(
+        Ok((written, 0)) => m.outcome(
+            Level::Info,
+            format!(
                 "wrote {} of {label} to {}",
                 super::update::plural(written, "item"),
                 path.display()
-            );
-            if skipped > 0 {
-                let _ = write!(text, " ({skipped} left out: too big to keep whole)");
-            }
-            m.outcome(Level::Info, text);
-        }
+            ),
+        ),
+        Ok((written, skipped)) => m.outcome(
+            Level::Error,
+            format!(
+                "wrote {written} of {} items ({skipped} left out: only partly kept here) of {label} to {}",
+                written + skipped,
+                path.display()
+            ),
+        ),
         Err(e) => m.outcome(Level::Error, format!("writing {}: {e}", path.display())),
     }
 }

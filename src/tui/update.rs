@@ -1385,7 +1385,9 @@ fn on_snapshot(
             n.feed.push_marker(MarkerKind::Lost, l.to_string());
         }
         n.last_resync = Some(at);
-        n.stats.resyncs += 1;
+        if reason != SnapshotReason::Initial {
+            n.stats.resyncs += 1;
+        }
     }
     if selected {
         m.feed_offset = 0;
@@ -1481,8 +1483,13 @@ fn on_item(m: &mut Model, mut item: crate::feed::FeedItem) {
         return;
     };
     n.last_activity = Some(n.last_activity.map_or(at, |t| t.max(at)));
-    n.stats.on_item(now, item.timestamp());
+    let own_time = item.timestamp();
     let outcome = n.feed.push_item(item);
+    // Live: a new item after the node's first retrieve. (ejabberd sends the node's last item
+    // again on each subscribe, before the retrieve's answer: not live.)
+    if outcome == PushOutcome::Added && n.last_resync.is_some() {
+        n.stats.on_item(now, own_time);
+    }
     // Under a filter, the selection is kept by the filter's refresh.
     let filtered = m.shown_hits().is_some();
     if selected && outcome == PushOutcome::Added && !filtered {

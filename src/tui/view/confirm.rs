@@ -141,36 +141,7 @@ fn question(model: &Model) -> (&'static str, Vec<Line<'static>>, Option<&tui_inp
             ],
             None,
         ),
-        Some(Confirm::Export(e)) => {
-            let formats: Vec<String> = [
-                crate::feed::export::Format::Ndjson,
-                crate::feed::export::Format::Csv,
-                crate::feed::export::Format::Xml,
-            ]
-            .iter()
-            .map(|f| {
-                if *f == e.format {
-                    format!("[{}]", f.extension())
-                } else {
-                    f.extension().to_owned()
-                }
-            })
-            .collect();
-            (
-                " Write to a file ",
-                vec![
-                    Line::raw(format!(
-                        "Write {} of {} to a new file.",
-                        super::super::update::plural(e.count, "item"),
-                        sanitize::display(&e.label)
-                    )),
-                    Line::raw(format!("Format (Tab): {}", formats.join(" "))),
-                    Line::styled(format!("> {}", e.path.value()), theme::SENDER),
-                    answer("write", "cancel", true),
-                ],
-                Some(&e.path),
-            )
-        }
+        Some(Confirm::Export(e)) => export_question(e),
         Some(Confirm::Quit) | None => (
             " Quit? ",
             vec![
@@ -222,4 +193,43 @@ pub fn draw(frame: &mut Frame, area: Rect, model: &Model) {
             .min(inner.bottom().saturating_sub(1));
         frame.set_cursor_position(Position::new(x, y));
     }
+}
+
+/// Where and how to write the items (`w`).
+fn export_question(
+    e: &super::super::export::Export,
+) -> (&'static str, Vec<Line<'static>>, Option<&tui_input::Input>) {
+    let formats: Vec<String> = [
+        crate::feed::export::Format::Ndjson,
+        crate::feed::export::Format::Csv,
+        crate::feed::export::Format::Xml,
+    ]
+    .iter()
+    .map(|f| {
+        if *f == e.format {
+            format!("[{}]", f.extension())
+        } else {
+            f.extension().to_owned()
+        }
+    })
+    .collect();
+    (
+        " Write to a file ",
+        vec![
+            Line::raw(format!(
+                "Write {} of {} to a new file{}.",
+                super::super::update::plural(e.count, "item"),
+                sanitize::display(&e.label),
+                if e.partial > 0 {
+                    format!(" ({} only partly kept here will be left out)", e.partial)
+                } else {
+                    String::new()
+                }
+            )),
+            Line::raw(format!("Format (Tab): {}", formats.join(" "))),
+            Line::styled(format!("> {}", e.path.value()), theme::SENDER),
+            answer("write", "cancel", true),
+        ],
+        Some(&e.path),
+    )
 }

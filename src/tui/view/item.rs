@@ -52,6 +52,14 @@ fn header(item: &FeedItem, m: &Model) -> [String; 2] {
     if let Some(cut) = item.tree.cut() {
         let _ = write!(when, " · partly kept ({cut})");
     }
+    if item.tree.removed() > 0 {
+        let n = item.tree.removed();
+        let _ = write!(
+            when,
+            " · {n} hidden character{} removed (controls, bidi)",
+            if n == 1 { "" } else { "s" }
+        );
+    }
     [who, when]
 }
 

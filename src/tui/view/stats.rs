@@ -69,8 +69,13 @@ pub fn draw(frame: &mut Frame, full: Rect, m: &Model, scroll: u16) {
             break;
         }
         let head = format!(
-            "{} · {} · {} live items received",
-            n.name, n.state, n.stats.received
+            "{} · {} · {} received live",
+            n.name,
+            n.state,
+            super::super::update::plural(
+                usize::try_from(n.stats.received).unwrap_or(usize::MAX),
+                "item"
+            )
         );
         frame.render_widget(
             Paragraph::new(vec![
