@@ -2146,11 +2146,23 @@ fn find_marks_matches_and_n_jumps_between_them() {
         m.selected_item().and_then(|i| i.id.clone()),
         Some("beef0007".into())
     );
+    // Past the newest, around to the oldest, said so; and back.
     key(&mut m, KeyCode::Char('N'));
+    assert_eq!(
+        m.selected_item().and_then(|i| i.id.clone()),
+        Some("beef0001".into())
+    );
     assert!(
         m.outcome
             .as_ref()
-            .is_some_and(|o| o.text == "no newer match")
+            .is_some_and(|o| o.text.contains("back to the oldest")),
+        "{:?}",
+        m.outcome
+    );
+    key(&mut m, KeyCode::Char('n'));
+    assert_eq!(
+        m.selected_item().and_then(|i| i.id.clone()),
+        Some("beef0007".into())
     );
     // Without a find, N is the owner's: create a node.
     key(&mut m, KeyCode::Esc);
@@ -2472,4 +2484,26 @@ fn only_new_items_after_the_first_retrieve_count_as_live() {
         },
     );
     assert_eq!(stats(&m), (1, 1));
+}
+
+#[test]
+fn an_empty_filter_says_how_to_write_one_and_ctrl_a_goes_back_to_filtering() {
+    let mut m = two_nodes();
+    key(&mut m, KeyCode::Char('/'));
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("/ · filter · words, ~regex, name:text"),
+        "{screen}"
+    );
+    assert!(!screen.contains("0 of 0 match"), "{screen}");
+    assert!(screen.contains("Hello!"), "nothing filtered yet: {screen}");
+    // Find, then Ctrl-A: every node's matches, which is a filter.
+    key(&mut m, KeyCode::Tab);
+    ctrl(&mut m, 'a');
+    let s = m.search.as_ref().expect("search");
+    assert!(s.all && !s.find, "{s:?}");
+    // A long expression keeps its end (where one types) in view.
+    typed(&mut m, &format!("{} tail-end", "x".repeat(80)));
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("tail-end"), "{screen}");
 }

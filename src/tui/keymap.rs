@@ -620,14 +620,14 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[ch('/')],
         scope: Scope::Panes,
         action: Action::Filter,
-        help: "filter the feed, or find in it (text, ~regex, name:text, @name>20; see the README)",
+        help: "filter the feed, or find in it: words, \"a phrase\", ~regex (~\"a b\"), name:text, @name>20, !term (see the README)",
         hint: Some("filter"),
     },
     Binding {
         keys: &[ch('n')],
         scope: Scope::Feed,
         action: Action::NextMatch,
-        help: "find: the next match up (older)",
+        help: "find: the next match up (older), around to the newest past the last",
         hint: Some("next"),
     },
     Binding {
@@ -697,7 +697,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[ctrl('a')],
         scope: Scope::SearchTyping,
         action: Action::AllNodes,
-        help: "filter this node or every followed node",
+        help: "filter this node or every followed node (back to filtering)",
         hint: Some("all nodes"),
     },
     Binding {

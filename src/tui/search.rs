@@ -75,6 +75,11 @@ impl Search {
         self.all && !self.find
     }
 
+    /// An expression with terms is in force.
+    pub fn active(&self) -> bool {
+        self.compiled.as_ref().is_some_and(|f| !f.is_empty())
+    }
+
     /// `k of n match`.
     pub fn count_text(&self) -> String {
         format!("{} of {} match", self.hits.len(), self.considered)
@@ -133,9 +138,10 @@ pub fn refresh(m: &mut Model) {
             }
             if s.spans_nodes() {
                 // Oldest first across nodes, by when they came.
+                // By the time each shows: its own, else when it was received.
                 s.hits.sort_by_key(|h| {
-                    let received = m.hit_item(*h).and_then(|i| i.received);
-                    (received, h.node, h.row)
+                    let shown = m.hit_item(*h).and_then(|i| i.timestamp().or(i.received));
+                    (shown, h.node, h.row)
                 });
             }
         }
@@ -179,7 +185,11 @@ pub fn typing_key(
         }
         Some(Action::Cancel) => close(m),
         Some(Action::Toggle) => s.find = !s.find,
-        Some(Action::AllNodes) => s.all = !s.all,
+        Some(Action::AllNodes) => {
+            // Every node's matches are a filter's list: finding goes back to filtering.
+            s.all = !s.all;
+            s.find = false;
+        }
         Some(Action::Quit) => return super::update::on_quit(m),
         _ => {
             let before = s.input.value().to_owned();
@@ -223,11 +233,23 @@ pub fn jump(m: &mut Model, up: bool) {
     } else {
         mine.find(|h| i128::from(h.row) > at)
     };
-    let Some(hit) = target.copied() else {
-        let which = if up { "older" } else { "newer" };
-        m.outcome(super::model::Level::Info, format!("no {which} match"));
+    // Past the last match, around to the first (as vim and less do), said so.
+    let wrapped = target.is_none();
+    let around = || {
+        let mut mine = s.hits.iter().filter(|h| h.node == m.selected);
+        if up { mine.next_back() } else { mine.next() }.copied()
+    };
+    let Some(hit) = target.copied().or_else(around) else {
+        m.outcome(super::model::Level::Info, "no match in this node");
         return;
     };
+    if wrapped {
+        let which = if up { "newest" } else { "oldest" };
+        m.outcome(
+            super::model::Level::Info,
+            format!("no more matches that way: back to the {which}"),
+        );
+    }
     let index = usize::try_from(hit.row - first).unwrap_or(0) + marker_rows;
     m.cursor = Some(total - 1 - index);
     // Scroll so the selected row shows.

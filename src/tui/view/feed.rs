@@ -230,10 +230,10 @@ fn search_line(frame: &mut Frame, area: Rect, m: &Model, block: Block<'static>) 
         (false, true) => "filter · all nodes",
         (false, false) => "filter",
     };
-    let prompt = "/";
     let typed = s.input.value();
     let tail = match &s.error {
         Some(e) => format!(" · {e}"),
+        None if !s.active() => format!(" · {mode} · words, ~regex, name:text, @name>20"),
         None => format!(" · {mode} · {}", s.count_text()),
     };
     let style = if s.error.is_some() {
@@ -241,22 +241,18 @@ fn search_line(frame: &mut Frame, area: Rect, m: &Model, block: Block<'static>) 
     } else {
         theme::KEY
     };
-    let text = fit(&format!("{prompt}{typed}"), width.saturating_sub(12));
+    // The typed line gets at least half the room; the rest says how it went.
+    let tail_width = unicode_width::UnicodeWidthStr::width(tail.as_str());
+    let room = width.saturating_sub(tail_width.min(width / 2)).max(4);
+    let (shown, col) = window(typed, s.input.cursor(), room.saturating_sub(1));
+    let text = format!("/{shown}");
     let rest = fit(
         &tail,
         width.saturating_sub(unicode_width::UnicodeWidthStr::width(text.as_str())),
     );
     if s.typing {
-        let col = unicode_width::UnicodeWidthStr::width(
-            format!(
-                "{prompt}{}",
-                typed.chars().take(s.input.cursor()).collect::<String>()
-            )
-            .as_str(),
-        )
-        .min(width.saturating_sub(12));
         frame.set_cursor_position(ratatui::layout::Position::new(
-            area.x + 2 + u16::try_from(col).unwrap_or(0),
+            area.x + 2 + u16::try_from(col + 1).unwrap_or(0),
             area.bottom().saturating_sub(1),
         ));
     }
@@ -335,4 +331,71 @@ fn draw_hits(frame: &mut Frame, area: Rect, m: &Model, s: &Search) {
         lines.push(Line::styled(text, theme::DIM));
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// The part of `text` that fits `room` columns and holds the cursor (at char `cursor`), with
+/// `…` where it is cut, and the cursor's column in it.
+fn window(text: &str, cursor: usize, room: usize) -> (String, usize) {
+    use unicode_width::UnicodeWidthChar as _;
+    let chars: Vec<char> = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let w = |c: &char| c.width().unwrap_or(0);
+    let cursor = cursor.min(chars.len());
+    if chars.iter().map(w).sum::<usize>() < room {
+        let col = chars[..cursor].iter().map(w).sum();
+        return (chars.iter().collect(), col);
+    }
+    // Room for an ellipsis at each end, and the cursor itself.
+    let inner = room.saturating_sub(3);
+    let (mut start, mut end, mut used) = (cursor, cursor, 0);
+    while start > 0 && used + w(&chars[start - 1]) <= inner {
+        start -= 1;
+        used += w(&chars[start]);
+    }
+    while end < chars.len() && used + w(&chars[end]) <= inner {
+        used += w(&chars[end]);
+        end += 1;
+    }
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push('…');
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    let col = usize::from(start > 0) + chars[start..cursor].iter().map(w).sum::<usize>();
+    (shown, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn the_typed_line_scrolls_to_keep_the_cursor_in_view() {
+        assert_eq!(window("short", 5, 20), ("short".to_owned(), 5));
+        let long = "reading station:lab-1 unit:C @temp>10 @hum<100";
+        // At the end: its end shows.
+        let (shown, col) = window(long, long.len(), 20);
+        assert!(
+            shown.starts_with('…') && shown.ends_with("@hum<100"),
+            "{shown}"
+        );
+        assert_eq!(col, unicode_width::UnicodeWidthStr::width(shown.as_str()));
+        // At the start: its start shows, and where the cursor is.
+        let (shown, col) = window(long, 0, 20);
+        assert!(
+            shown.starts_with("reading") && shown.ends_with('…'),
+            "{shown}"
+        );
+        assert_eq!(col, 0);
+        // In the middle: both ends cut, the cursor's column inside.
+        let (shown, col) = window(long, 25, 20);
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert!(col > 0 && col < 20, "{col}");
+        assert!(unicode_width::UnicodeWidthStr::width(shown.as_str()) <= 20);
+    }
 }

@@ -68,7 +68,7 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
     if m.quit {
         spans.push(Span::styled(" │ quitting: unsubscribing…", theme::WARN));
     }
-    if let Some(s) = &m.search {
+    if let Some(s) = m.search.as_ref().filter(|s| s.active()) {
         spans.push(Span::styled(format!(" │ {}", s.count_text()), theme::KEY));
     }
     spans.push(Span::raw(if m.auto_publish {
