@@ -247,7 +247,9 @@ impl ItemView {
                         let _ = write!(s, " = {}", quote(text));
                     }
                     if row.collapsed {
-                        let inside = t.subtree_end(row.index) - row.index - 1;
+                        let inside = (row.index + 1..t.subtree_end(row.index))
+                            .filter(|&j| t.node(j).is_element())
+                            .count();
                         let _ = write!(s, "  … {inside} inside");
                     }
                     wrap_into(
@@ -325,6 +327,11 @@ fn rendered_lines(item: &FeedItem, width: usize) -> Vec<Line> {
     let mut out = Vec::new();
     for f in &fields {
         let mut first = true;
+        if f.label.chars().count() + 2 > label_width {
+            // Too long for the column: on a line of its own, the value under it.
+            wrap_into(&mut out, None, &f.label, width, 2, Kind::Element);
+            first = false;
+        }
         for line in f.value.split('\n') {
             let label = if first {
                 format!("{:<label_width$}", f.label)
@@ -356,7 +363,8 @@ fn rendered_lines(item: &FeedItem, width: usize) -> Vec<Line> {
     out
 }
 
-/// Push `s` as lines of at most `width` columns; continuation lines start `indent` columns in.
+/// Push `s` as lines of at most `width` columns, broken at spaces where there are some (else
+/// anywhere); continuation lines start `indent` columns in.
 fn wrap_into(
     out: &mut Vec<Line>,
     row: Option<usize>,
@@ -369,17 +377,35 @@ fn wrap_into(
     let indent = indent.min(width / 2);
     let mut line = String::new();
     let mut used = 0;
+    // Where the last space of this line is (byte offset), past the indentation.
+    let mut space: Option<usize> = None;
+    let mut first = true;
     for c in s.chars() {
         let c = if c == '\t' { ' ' } else { c };
         let w = c.width().unwrap_or(0);
         if used + w > width {
+            let rest = match space {
+                Some(at) => {
+                    let rest = line[at + 1..].to_owned();
+                    line.truncate(at);
+                    rest
+                }
+                None => String::new(),
+            };
             out.push(Line {
                 row,
                 text: std::mem::take(&mut line),
                 kind,
             });
             line.push_str(&" ".repeat(indent));
-            used = indent;
+            line.push_str(&rest);
+            used = indent + rest.chars().map(|c| c.width().unwrap_or(0)).sum::<usize>();
+            space = None;
+            first = false;
+        }
+        let floor = if first { 0 } else { indent };
+        if c == ' ' && line.len() > floor && !line.ends_with(' ') {
+            space = Some(line.len());
         }
         line.push(c);
         used += w;
