@@ -335,10 +335,14 @@ fn json(t: &Tree) -> Vec<Field> {
     let raw = t.own_text(p);
     match serde_json::from_str::<serde_json::Value>(&raw) {
         Ok(v) => vec![field("JSON", json_tree(&v))],
-        Err(e) => vec![
-            field("JSON", raw.trim().to_owned()),
-            field("Note", format!("this is not valid JSON: {e}")),
-        ],
+        Err(e) => {
+            let why = if e.to_string().contains("recursion limit") {
+                "it is nested deeper than the 128 levels read here".to_owned()
+            } else {
+                format!("this is not valid JSON: {e}")
+            };
+            vec![field("JSON", raw.trim().to_owned()), field("Note", why)]
+        }
     }
 }
 
@@ -513,7 +517,7 @@ mod tests {
         assert_eq!(
             get(&f, "JSON"),
             [
-                "{2 keys}\n  sensor: {2 keys}\n    ok: true\n    temp: 21.5\n  tags: [2 items]\n    0: \"a\"\n    1: null"
+                "{2 keys}\n  sensor: {2 keys}\n    temp: 21.5\n    ok: true\n  tags: [2 items]\n    0: \"a\"\n    1: null"
             ]
         );
         let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));

@@ -362,7 +362,8 @@ mod tests {
         );
         let parsed = parse_item("n", &item);
         assert_eq!(parsed.format, ItemFormat::Json);
-        assert_eq!(parsed.text, r#"{"tags":["a","b"],"temp":21.5}"#);
+        // In the document's order.
+        assert_eq!(parsed.text, r#"{"temp":21.5,"tags":["a","b"]}"#);
         let bad = parse(
             "<item xmlns='http://jabber.org/protocol/pubsub' id='j'><json xmlns='urn:xmpp:json:0'>{not json\n  at all</json></item>",
         );
