@@ -532,6 +532,16 @@ mod tests {
             get(&f, "Note")[0].starts_with("this is not valid JSON"),
             "{f:?}"
         );
+        let deep = parse_xml(&format!(
+            "<item xmlns='http://jabber.org/protocol/pubsub' id='j'><json xmlns='urn:xmpp:json:0'>{}1{}</json></item>",
+            "[".repeat(200),
+            "]".repeat(200)
+        ));
+        let f = render(&parse_item("n", &deep));
+        assert_eq!(
+            get(&f, "Note"),
+            ["it is nested deeper than the 128 levels read here"]
+        );
     }
 
     #[test]
