@@ -84,8 +84,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
     fx
 }
 
+/// Items of each node the memory bound leaves, so a busy node does not empty a quiet one.
+const MEMORY_FLOOR_ITEMS: usize = 5;
+
 /// Keep the feeds within `--feed-memory`: the oldest rows go, across every node (the feed's
-/// eviction marker says so).
+/// eviction marker says so), down to each node's newest [`MEMORY_FLOOR_ITEMS`].
 fn bound_memory(m: &mut Model) {
     let Some(max) = m.feed_memory else {
         return;
@@ -93,7 +96,7 @@ fn bound_memory(m: &mut Model) {
     let mut total: usize = m.nodes.iter().map(|n| n.feed.bytes()).sum();
     while total > max {
         let Some(i) = (0..m.nodes.len())
-            .filter(|&i| !m.nodes[i].feed.is_empty())
+            .filter(|&i| m.nodes[i].feed.item_count() > MEMORY_FLOOR_ITEMS)
             .min_by_key(|&i| m.nodes[i].feed.oldest_received())
         else {
             break;
