@@ -2513,3 +2513,36 @@ fn an_empty_filter_says_how_to_write_one_and_ctrl_a_goes_back_to_filtering() {
     let screen = render(&m, 80, 24);
     assert!(screen.contains("tail-end"), "{screen}");
 }
+
+#[test]
+fn an_open_item_says_when_it_is_retracted_and_a_dropped_stanza_says_why() {
+    let mut m = populated();
+    key(&mut m, KeyCode::Up);
+    key(&mut m, KeyCode::Char('v'));
+    assert!(!render(&m, 80, 24).contains("retracted since"));
+    net(
+        &mut m,
+        NetEvent::Retracted {
+            node: "demo".into(),
+            id: "beef0008".into(),
+        },
+    );
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("Item beef0008 · demo · retracted since it was opened"),
+        "{screen}"
+    );
+    net(
+        &mut m,
+        NetEvent::Dropped {
+            total: 1,
+            reason: "an event for a node not followed".into(),
+        },
+    );
+    assert_eq!(m.dropped, 1);
+    assert!(
+        m.log
+            .iter()
+            .any(|e| e.text == "dropped a stanza: an event for a node not followed")
+    );
+}

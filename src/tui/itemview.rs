@@ -83,6 +83,8 @@ pub struct ItemView {
     pub cursor: usize,
     /// The first line shown.
     pub scroll: usize,
+    /// Retracted since it was opened.
+    pub retracted: bool,
 }
 
 /// A visible row of the tree tab.
@@ -109,6 +111,7 @@ impl ItemView {
             collapsed: HashSet::new(),
             cursor: 0,
             scroll: 0,
+            retracted: false,
         }
     }
 

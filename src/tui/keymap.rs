@@ -241,7 +241,7 @@ impl Scope {
             Self::Panes => "Subscriptions and feed",
             Self::Feed => "Feed",
             Self::Compose => "Compose box",
-            Self::Overlay => "Help and messages",
+            Self::Overlay => "Help, messages, live figures, the chart",
             Self::Confirm => "Answering a question (quit, purge, retract)",
             Self::Explorer => "Service explorer (e)",
             Self::ExplorerTyping => "Typing a filter or a node name",

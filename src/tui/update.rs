@@ -1120,6 +1120,13 @@ fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
             if let Some(n) = m.node_mut(&node) {
                 n.feed.retract(&id);
             }
+            // An open view of it says so.
+            if let Some(v) = m.item_view.as_mut()
+                && v.item.node == node
+                && v.item.id.as_deref() == Some(id.as_str())
+            {
+                v.retracted = true;
+            }
         }
         NetEvent::Purged { node } => {
             if let Some(n) = m.node_mut(&node) {
@@ -1148,7 +1155,11 @@ fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
         NetEvent::StaleSubscriptionRemoved { node, jid } => m.info(format!(
             "removed the subscription of {jid} to {node}, left behind by an earlier run"
         )),
-        NetEvent::Dropped { total, .. } => m.dropped = total,
+        NetEvent::Dropped { total, reason } => {
+            // The status bar counts them; the message log says why.
+            m.dropped = total;
+            m.quiet(Level::Info, format!("dropped a stanza: {reason}"));
+        }
     }
     clamp_offset(m);
     fx

@@ -1348,7 +1348,7 @@ impl Session {
 
     fn drop_stanza(&mut self, reason: String, out: &mut Vec<Output>) {
         self.dropped += 1;
-        tracing::debug!(%reason, total = self.dropped, "dropped a stanza");
+        tracing::info!(%reason, total = self.dropped, "dropped a stanza");
         out.push(Output::Event(NetEvent::Dropped {
             total: self.dropped,
             reason,

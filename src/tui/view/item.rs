@@ -70,9 +70,14 @@ pub fn draw(frame: &mut Frame, full: Rect, m: &Model) {
     let area = super::explorer::area(full);
     frame.render_widget(Clear, area);
     let title = format!(
-        " Item {} · {} ",
+        " Item {} · {}{} ",
         v.item.id.as_deref().unwrap_or("(no id)"),
-        v.item.node
+        v.item.node,
+        if v.retracted {
+            " · retracted since it was opened"
+        } else {
+            ""
+        }
     );
     let block = super::overlay_block(&title, area);
     let (width, height) = itemview::body_size(m.size);
