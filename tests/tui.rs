@@ -2546,3 +2546,39 @@ fn an_open_item_says_when_it_is_retracted_and_a_dropped_stanza_says_why() {
             .any(|e| e.text == "dropped a stanza: an event for a node not followed")
     );
 }
+
+#[test]
+fn a_json_items_tree_is_its_json_and_a_number_in_it_charts() {
+    let mut m = populated();
+    for n in 0..4u32 {
+        let _ = update(&mut m, Msg::Tick(at(7, 3, n * 2)));
+        net(
+            &mut m,
+            NetEvent::Item(wire_item(
+                "demo",
+                &format!(
+                    "<item xmlns='http://jabber.org/protocol/pubsub' id='j{n}'><json xmlns='urn:xmpp:json:0'>{{\"build\": {n}, \"tests\": {{\"passed\": {}, \"failed\": 0}}}}</json></item>",
+                    300 + n
+                ),
+            )),
+        );
+    }
+    key(&mut m, KeyCode::Up);
+    key(&mut m, KeyCode::Char('v'));
+    key(&mut m, KeyCode::Tab);
+    let screen = render(&m, 80, 24);
+    assert!(screen.contains("[tree]"), "{screen}");
+    assert!(screen.contains("· {2 keys}"), "{screen}");
+    assert!(screen.contains("    · passed: 303"), "{screen}");
+    // Down to "passed" (the third row below the top), then c.
+    for _ in 0..3 {
+        key(&mut m, KeyCode::Down);
+    }
+    key(&mut m, KeyCode::Char('c'));
+    assert_eq!(m.overlay, Overlay::Chart);
+    let screen = render(&m, 80, 24);
+    assert!(
+        screen.contains("tests.passed · demo · 4 points · last 303"),
+        "{screen}"
+    );
+}

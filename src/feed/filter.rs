@@ -13,7 +13,9 @@
 //! | `@name=text`    | with a field `name` equal to `text` (any case), when either is not a number |
 //! | `!term`         | that the term does not match                                         |
 //!
-//! Fields with their own meaning: `from:` (the sender or the publisher), `id:`, `node:`.
+//! Fields with their own meaning: `from:` (the sender or the publisher), `id:`, `node:`. In
+//! JSON items (XEP-0335) a field is a key anywhere in the JSON, or a dotted path
+//! (`tests.passed`).
 
 use regex::{Regex, RegexBuilder};
 
@@ -311,7 +313,7 @@ fn field_values(item: &FeedItem, name: &str) -> Vec<String> {
             .collect(),
         "id" => item.id.iter().cloned().collect(),
         "node" => vec![item.node.clone()],
-        _ => item.tree.field_values(name).collect(),
+        _ => item.field_values(name),
     }
 }
 
@@ -393,6 +395,23 @@ mod tests {
             let e = Filter::parse(bad).expect_err(bad);
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn json_fields_are_keys_anywhere_or_dotted_paths() {
+        let j = parse_item(
+            "ci",
+            &parse_xml(
+                r#"<item xmlns='http://jabber.org/protocol/pubsub' id='b1'><json xmlns='urn:xmpp:json:0'>{"build": 812, "status": "green", "tests": {"passed": 310, "failed": 0}, "tags": ["x", "y"]}</json></item>"#,
+            ),
+        );
+        assert!(ok("@passed>300", &j) && !ok("@passed>310", &j));
+        assert!(ok("@tests.failed=0", &j));
+        assert!(ok("status:GRE", &j) && ok("tags.1:y", &j));
+        assert!(!ok("@missing>0", &j) && !ok("status:red", &j));
+        // Not JSON: no JSON fields (the XML ones stay).
+        let r = reading("r", "21", "t");
+        assert!(!ok("@passed>0", &r) && ok("@temp>20", &r));
     }
 
     #[test]

@@ -137,6 +137,16 @@ impl FeedItem {
             + self.tree.weight()
     }
 
+    /// The values of its fields called `name`: elements and attributes of its payload, and
+    /// for JSON (XEP-0335) the keys (or dotted paths, `tests.passed`) of the JSON.
+    pub fn field_values(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.tree.field_values(name).collect();
+        if self.format == ItemFormat::Json {
+            v.extend(render::json_field_values(&self.tree, name));
+        }
+        v
+    }
+
     /// The item as XML, from its tree.
     pub fn xml(&self) -> String {
         self.tree.to_xml()

@@ -387,6 +387,112 @@ pub fn json_tree(v: &serde_json::Value) -> String {
     out.trim_end().to_owned()
 }
 
+/// One line of a JSON item's outline: its depth, its text (`key: value`, or `key: {2 keys}`),
+/// and for a number or a string, its path (`tests.passed`, `tags.0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonRow {
+    pub depth: usize,
+    pub text: String,
+    pub path: Option<String>,
+}
+
+/// The JSON text of a JSON item, parsed (`None`: not JSON, or nested past serde's bound).
+pub fn json_value(t: &Tree) -> Option<serde_json::Value> {
+    let p = t.payload()?;
+    serde_json::from_str(&t.own_text(p)).ok()
+}
+
+/// A JSON value as outline rows (iterative, bounded like [`json_tree`]).
+pub fn json_rows(v: &serde_json::Value) -> Vec<JsonRow> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    let mut stack: Vec<(Option<String>, String, &Value, usize)> = vec![(None, String::new(), v, 0)];
+    while let Some((key, path, v, depth)) = stack.pop() {
+        if out.len() >= MAX_LINES {
+            break;
+        }
+        let label = key.map(|k| format!("{k}: ")).unwrap_or_default();
+        let child = |k: &str| {
+            if path.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        let (text, leaf) = match v {
+            Value::Object(map) if depth < JSON_DEPTH => {
+                for (k, c) in map.iter().rev() {
+                    let k = crate::sanitize::display(k);
+                    stack.push((Some(k.clone()), child(&k), c, depth + 1));
+                }
+                (format!("{label}{{{}}}", plural(map.len(), "key")), false)
+            }
+            Value::Array(items) if depth < JSON_DEPTH => {
+                for (n, c) in items.iter().enumerate().rev() {
+                    stack.push((Some(n.to_string()), child(&n.to_string()), c, depth + 1));
+                }
+                (format!("{label}[{}]", plural(items.len(), "item")), false)
+            }
+            Value::Object(_) | Value::Array(_) => {
+                (format!("{label}… (nested too deep to show)"), false)
+            }
+            Value::String(s) => (format!("{label}{:?}", crate::sanitize::display(s)), true),
+            other => (format!("{label}{other}"), !other.is_null()),
+        };
+        out.push(JsonRow {
+            depth,
+            text,
+            path: (leaf && !path.is_empty()).then_some(path),
+        });
+    }
+    out
+}
+
+/// The values of a JSON item's fields called `name`: a key anywhere, or a dotted path from
+/// the top (`tests.passed`).
+pub fn json_field_values(t: &Tree, name: &str) -> Vec<String> {
+    let Some(v) = json_value(t) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut stack: Vec<(String, &serde_json::Value, usize)> = vec![(String::new(), &v, 0)];
+    while let Some((path, v, depth)) = stack.pop() {
+        let last = path.rsplit('.').next().unwrap_or_default();
+        if !path.is_empty() && (path == name || last == name) {
+            match v {
+                serde_json::Value::String(s) => out.push(s.clone()),
+                serde_json::Value::Number(n) => out.push(n.to_string()),
+                serde_json::Value::Bool(b) => out.push(b.to_string()),
+                _ => {}
+            }
+        }
+        if depth >= JSON_DEPTH {
+            continue;
+        }
+        let join = |k: &str| {
+            if path.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, c) in map.iter().rev() {
+                    stack.push((join(k), c, depth + 1));
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (n, c) in items.iter().enumerate().rev() {
+                    stack.push((join(&n.to_string()), c, depth + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn plural(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")

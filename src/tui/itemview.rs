@@ -85,6 +85,8 @@ pub struct ItemView {
     pub scroll: usize,
     /// Retracted since it was opened.
     pub retracted: bool,
+    /// A JSON item's outline, shown in the tree tab instead of its one XML element.
+    pub json: Option<Vec<crate::feed::render::JsonRow>>,
 }
 
 /// A visible row of the tree tab.
@@ -105,6 +107,10 @@ impl ItemView {
             ItemFormat::Unknown => Tab::Tree,
             _ => Tab::Rendered,
         };
+        let json = (item.format == ItemFormat::Json)
+            .then(|| crate::feed::render::json_value(&item.tree))
+            .flatten()
+            .map(|v| crate::feed::render::json_rows(&v));
         Self {
             item,
             tab,
@@ -112,6 +118,15 @@ impl ItemView {
             cursor: 0,
             scroll: 0,
             retracted: false,
+            json,
+        }
+    }
+
+    /// Rows the tree tab's cursor moves over.
+    pub fn tree_len(&self) -> usize {
+        match &self.json {
+            Some(rows) => rows.len(),
+            None => self.rows().len(),
         }
     }
 
@@ -161,6 +176,15 @@ impl ItemView {
         if self.tab != Tab::Tree {
             return None;
         }
+        if let Some(json) = &self.json {
+            let path = json.get(self.cursor)?.path.clone()?;
+            return self
+                .item
+                .field_values(&path)
+                .iter()
+                .any(|v| crate::feed::filter::number(v).is_some())
+                .then_some(path);
+        }
         let rows = self.rows();
         let row = rows.get(self.cursor)?;
         let t = self.tree();
@@ -175,6 +199,9 @@ impl ItemView {
 
     /// Fold or unfold the element under the cursor (`Some(true)`: fold).
     pub fn fold(&mut self, fold: Option<bool>) {
+        if self.json.is_some() {
+            return;
+        }
         let rows = self.rows();
         let Some(row) = rows.get(self.cursor) else {
             return;
@@ -214,6 +241,19 @@ impl ItemView {
     }
 
     fn tree_lines(&self, width: usize) -> Vec<Line> {
+        if let Some(json) = &self.json {
+            let mut out = Vec::new();
+            for (n, r) in json.iter().enumerate() {
+                let line = format!("{}· {}", "  ".repeat(r.depth), r.text);
+                let kind = if r.path.is_some() {
+                    Kind::Text
+                } else {
+                    Kind::Element
+                };
+                wrap_into(&mut out, Some(n), &line, width, r.depth * 2 + 4, kind);
+            }
+            return out;
+        }
         let t = self.tree();
         let mut out = Vec::new();
         for (n, row) in self.rows().iter().enumerate() {
@@ -457,12 +497,12 @@ pub fn key(
                 Action::Collapse => Some(true),
                 _ => None,
             });
-            let last = v.rows().len().saturating_sub(1);
+            let last = v.tree_len().saturating_sub(1);
             v.cursor = v.cursor.min(last);
             keep_cursor_shown(v, width, height);
         }
         Some(a) if v.tab == Tab::Tree => {
-            let last = v.rows().len().saturating_sub(1);
+            let last = v.tree_len().saturating_sub(1);
             if let Some(at) = a.moved(v.cursor, height, last) {
                 v.cursor = at;
                 keep_cursor_shown(v, width, height);

@@ -62,9 +62,9 @@ pub fn series(m: &Model, node: &str, field: &str) -> Series {
             continue;
         };
         let Some((value, mut this_unit)) = item
-            .tree
             .field_values(field)
-            .find_map(|s| value_and_unit(&s))
+            .iter()
+            .find_map(|s| value_and_unit(s))
         else {
             continue;
         };
