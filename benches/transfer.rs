@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::cli::Target;
 use common::*;
-use pubsub_tui::prosody::{self, Options};
+use pubsub_tui::prosody::Options;
 
 const ITEMS: usize = 1000;
 const RUNS: usize = 3;
@@ -70,23 +70,8 @@ async fn main() {
     let file = export_file(dir.path());
     let relay = common::serve::Serve::start(&server, "relay", dir.path(), &[]);
     let (bob, _) = account(&server, "bob", "b");
-    let (olga, _) = account(&server, "olga", "o");
-    let to_serve = Target {
-        port: server.port,
-        service: relay.jid.clone(),
-        owner: "olga".into(),
-        password: olga.password.expose().to_owned(),
-        bob: bob.clone(),
-        bob_bare: "bob@localhost".into(),
-    };
-    let to_prosody = Target {
-        port: server.port,
-        service: prosody::PUBSUB.into(),
-        owner: prosody::ADMIN.into(),
-        password: server.admin_password.clone(),
-        bob,
-        bob_bare: "bob@localhost".into(),
-    };
+    let to_serve = Target::prosody_user(&server, "olga", &relay.jid, bob.clone());
+    let to_prosody = Target::prosody_admin(&server, bob);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let serve = rate(&to_serve, &file, "serve", false);
     let prosody = rate(&to_prosody, &file, "prosody", true);

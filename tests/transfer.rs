@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::cli::{Target, text};
 use common::*;
-use pubsub_tui::prosody::{self, Options};
+use pubsub_tui::prosody::Options;
 
 /// What the items carry: id → payload (as the tree writes it).
 fn payloads(ndjson: &str) -> BTreeMap<String, String> {
@@ -87,14 +87,7 @@ async fn export_import_round_trips_between_prosody_serve_and_ejabberd() {
     let dir = tempfile::tempdir().expect("dir");
     let relay = common::serve::Serve::start(&server, "relay", dir.path(), &[]);
     let (bob, _) = account(&server, "bob", "b");
-    let src = Target {
-        port: server.port,
-        service: prosody::PUBSUB.into(),
-        owner: prosody::ADMIN.into(),
-        password: server.admin_password.clone(),
-        bob: bob.clone(),
-        bob_bare: "bob@localhost".into(),
-    };
+    let src = Target::prosody_admin(&server, bob.clone());
     fill(&src, dir.path());
     let original = src.ok(&["items", "--node", "src", "--format", "ndjson"]);
     let want = payloads(&original);
@@ -119,15 +112,7 @@ async fn export_import_round_trips_between_prosody_serve_and_ejabberd() {
     );
     assert!(csv.contains(",'=1+1 looks like a formula,"), "{csv}");
 
-    let (olga, _) = account(&server, "olga", "o");
-    let to_serve = Target {
-        port: server.port,
-        service: relay.jid.clone(),
-        owner: "olga".into(),
-        password: olga.password.expose().to_owned(),
-        bob: bob.clone(),
-        bob_bare: "bob@localhost".into(),
-    };
+    let to_serve = Target::prosody_user(&server, "olga", &relay.jid, bob.clone());
     let eja = ejabberd_account(&ejabberd, "olga", "o");
     let to_ejabberd = Target {
         port: ejabberd.port,
@@ -271,14 +256,7 @@ async fn an_item_nested_100_levels_deep_is_read_cut_and_the_link_stays_up() {
         "<l>".repeat(100),
         "</l>".repeat(100)
     );
-    let src = Target {
-        port: server.port,
-        service: prosody::PUBSUB.into(),
-        owner: prosody::ADMIN.into(),
-        password: server.admin_password.clone(),
-        bob: bob_cfg,
-        bob_bare: "bob@localhost".into(),
-    };
+    let src = Target::prosody_admin(&server, bob_cfg);
     let f = write(dir.path(), "deep.xml", &deep);
     src.ok(&["publish", "--node", "deep", "--id", "deep", "--xml", &f]);
     src.ok(&["publish", "--node", "deep", "after the deep one"]);

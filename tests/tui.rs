@@ -1920,6 +1920,37 @@ fn a_change_of_ones_own_affiliation_asks_and_one_the_service_ignores_is_said() {
     );
 }
 
+/// The node's subscription is in place.
+fn subscribed(m: &mut Model, node: &str) {
+    net(
+        m,
+        NetEvent::Subscription {
+            node: node.into(),
+            state: SubState::Subscribed,
+        },
+    );
+}
+
+/// A retrieve's items arrived.
+fn snapshot(
+    m: &mut Model,
+    node: &str,
+    items: Vec<FeedItem>,
+    reason: SnapshotReason,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    net(
+        m,
+        NetEvent::Snapshot {
+            node: node.into(),
+            items,
+            reason,
+            lost: Vec::new(),
+            at,
+        },
+    );
+}
+
 /// An item as a service sends it (parsed as the network core does).
 fn wire_item(node: &str, xml: &str) -> FeedItem {
     pubsub_tui::xmpp::proto::parse_item(node, &xml.parse().expect("fixture XML parses"))
@@ -1993,13 +2024,7 @@ fn snapshot_item_view_tree_rendered_and_raw() {
 /// The populated model with the `news` node live and holding two items of its own.
 fn two_nodes() -> Model {
     let mut m = populated();
-    net(
-        &mut m,
-        NetEvent::Subscription {
-            node: "news".into(),
-            state: SubState::Subscribed,
-        },
-    );
+    subscribed(&mut m, "news");
     let _ = update(&mut m, Msg::Tick(at(7, 1, 5)));
     net(&mut m, NetEvent::Item(wire_item("news", ENTRY)));
     let _ = update(&mut m, Msg::Tick(at(7, 1, 6)));
@@ -2401,24 +2426,9 @@ fn esc_and_a_key_typed_at_once_act_in_the_panes_too() {
 fn a_feed_of_items_without_senders_gives_their_text_the_room() {
     let mut m = model();
     net(&mut m, online());
-    net(
-        &mut m,
-        NetEvent::Subscription {
-            node: "demo".into(),
-            state: SubState::Subscribed,
-        },
-    );
+    subscribed(&mut m, "demo");
     let items = (1..=3).map(|n| reading_at(n, &format!("2{n}.5"))).collect();
-    net(
-        &mut m,
-        NetEvent::Snapshot {
-            node: "demo".into(),
-            items,
-            reason: SnapshotReason::Initial,
-            lost: Vec::new(),
-            at: at(7, 0, 0),
-        },
-    );
+    snapshot(&mut m, "demo", items, SnapshotReason::Initial, at(7, 0, 0));
     let screen = render(&m, 80, 24);
     assert!(
         screen.contains("07:00:00 ? reading · temp 23.5 · time 2026-11-24T07…"),
@@ -2440,27 +2450,18 @@ fn a_feed_of_items_without_senders_gives_their_text_the_room() {
 fn only_new_items_after_the_first_retrieve_count_as_live() {
     let mut m = model();
     net(&mut m, online());
-    net(
-        &mut m,
-        NetEvent::Subscription {
-            node: "demo".into(),
-            state: SubState::Subscribed,
-        },
-    );
+    subscribed(&mut m, "demo");
     // ejabberd sends the node's last item on subscribing, before the retrieve's answer.
     net(
         &mut m,
         NetEvent::Item(item("demo", 1, "bob@localhost", "old")),
     );
-    net(
+    snapshot(
         &mut m,
-        NetEvent::Snapshot {
-            node: "demo".into(),
-            items: vec![item("demo", 1, "bob@localhost", "old")],
-            reason: SnapshotReason::Initial,
-            lost: Vec::new(),
-            at: at(7, 0, 0),
-        },
+        "demo",
+        vec![item("demo", 1, "bob@localhost", "old")],
+        SnapshotReason::Initial,
+        at(7, 0, 0),
     );
     let stats = |m: &Model| (m.nodes[0].stats.received, m.nodes[0].stats.resyncs);
     assert_eq!(
@@ -2479,15 +2480,12 @@ fn only_new_items_after_the_first_retrieve_count_as_live() {
         NetEvent::Item(item("demo", 2, "bob@localhost", "new")),
     );
     assert_eq!(stats(&m), (1, 0));
-    net(
+    snapshot(
         &mut m,
-        NetEvent::Snapshot {
-            node: "demo".into(),
-            items: Vec::new(),
-            reason: SnapshotReason::Manual,
-            lost: Vec::new(),
-            at: at(7, 0, 1),
-        },
+        "demo",
+        Vec::new(),
+        SnapshotReason::Manual,
+        at(7, 0, 1),
     );
     assert_eq!(stats(&m), (1, 1));
 }

@@ -583,18 +583,21 @@ impl Tree {
         };
         let base = self.depth(start);
         let pad = |depth: usize| pad(depth - base.min(depth));
+        let close = |out: &mut String, j: usize| {
+            let _ = write!(
+                out,
+                "{}</{}>",
+                pad(self.depth(j)),
+                self.node(j).name().unwrap_or_default()
+            );
+            nl(out);
+        };
         let mut i = start;
         while i < end_at {
             let node = self.node(i);
             while let Some(&j) = open.last().filter(|&&j| self.depth(j) >= node.depth()) {
                 open.pop();
-                let _ = write!(
-                    out,
-                    "{}</{}>",
-                    pad(self.depth(j)),
-                    self.node(j).name().unwrap_or_default()
-                );
-                nl(out);
+                close(out, j);
             }
             match node {
                 Node::Text { text, .. } if pretty => {
@@ -642,13 +645,7 @@ impl Tree {
             i += 1;
         }
         while let Some(j) = open.pop() {
-            let _ = write!(
-                out,
-                "{}</{}>",
-                pad(self.depth(j)),
-                self.node(j).name().unwrap_or_default()
-            );
-            nl(out);
+            close(out, j);
         }
     }
 }

@@ -23,6 +23,36 @@ pub struct Target {
 }
 
 impl Target {
+    /// Prosody's admin at its pubsub component (bob watches).
+    pub fn prosody_admin(server: &pubsub_tui::prosody::Prosody, bob: ConnectConfig) -> Self {
+        Self {
+            port: server.port,
+            service: pubsub_tui::prosody::PUBSUB.into(),
+            owner: pubsub_tui::prosody::ADMIN.into(),
+            password: server.admin_password.clone(),
+            bob,
+            bob_bare: "bob@localhost".into(),
+        }
+    }
+
+    /// A new account `user` on Prosody, at `service` (bob watches).
+    pub fn prosody_user(
+        server: &pubsub_tui::prosody::Prosody,
+        user: &str,
+        service: &str,
+        bob: ConnectConfig,
+    ) -> Self {
+        let (cfg, _) = super::account(server, user, "t");
+        Self {
+            port: server.port,
+            service: service.into(),
+            owner: user.into(),
+            password: cfg.password.expose().to_owned(),
+            bob,
+            bob_bare: "bob@localhost".into(),
+        }
+    }
+
     /// `pubsub-tui ARGS` as the owner (stdin closed: no terminal to confirm on).
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_with_stdin(args, "")
