@@ -1882,3 +1882,25 @@ fn a_connecting_report_that_comes_after_the_stream_is_up_is_stale() {
         [NetEvent::Connection(ConnState::Connecting { attempt: 2 })]
     );
 }
+
+#[test]
+fn the_librarys_keepalive_answer_is_not_a_dropped_stanza() {
+    let clock = Clock(Instant::now());
+    let mut s = Session::new(config("pubsub.localhost", &["a"]));
+    online(&mut s, &clock, "bob@localhost/tui");
+    // ejabberd answers tokio-xmpp's liveness probe (an iq to our own account).
+    let probe = stanza(
+        "<iq xmlns='jabber:client' from='bob@localhost' to='bob@localhost/tui' type='result' id='xmpp-rs-stanzastream-liveness-probe-7449707682441908682'/>",
+    );
+    let ev = events(s.handle(probe, clock.now()));
+    assert!(ev.is_empty(), "{ev:?}");
+    // Control: a reply to nothing we asked is counted.
+    let stray = stanza(
+        "<iq xmlns='jabber:client' from='bob@localhost' to='bob@localhost/tui' type='result' id='nothing-we-sent'/>",
+    );
+    let ev = events(s.handle(stray, clock.now()));
+    assert!(
+        matches!(ev.as_slice(), [NetEvent::Dropped { .. }]),
+        "{ev:?}"
+    );
+}

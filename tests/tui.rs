@@ -2580,3 +2580,37 @@ fn a_json_items_tree_is_its_json_and_a_number_in_it_charts() {
         "{screen}"
     );
 }
+
+#[test]
+fn esc_typed_just_before_an_arrow_is_esc_and_the_arrow_not_a_command() {
+    let mut m = populated();
+    // What a terminal sends for Esc and ↑ typed together reads as Esc, `[`, `A`.
+    key(&mut m, KeyCode::Esc);
+    key(&mut m, KeyCode::Char('['));
+    let fx = key(&mut m, KeyCode::Char('A'));
+    assert_eq!(m.overlay, Overlay::None, "not the affiliations: {fx:?}");
+    assert_eq!(
+        m.selected_item().and_then(|i| i.id.clone()),
+        Some("beef0008".into()),
+        "↑ selected the newest item"
+    );
+    // Esc and ←: not the delete question.
+    key(&mut m, KeyCode::Esc);
+    key(&mut m, KeyCode::Char('['));
+    key(&mut m, KeyCode::Char('D'));
+    assert_eq!(m.overlay, Overlay::None);
+    assert!(m.confirm.is_none());
+    // Control: `A` on its own is the owner's key.
+    let _ = key(&mut m, KeyCode::Char('A'));
+    assert_eq!(m.overlay, Overlay::Panel);
+    key(&mut m, KeyCode::Esc);
+    // In an overlay too, Esc and a letter typed at once: close, then the letter.
+    key(&mut m, KeyCode::Up);
+    key(&mut m, KeyCode::Char('v'));
+    assert_eq!(m.overlay, Overlay::Item);
+    let _ = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::ALT)),
+    );
+    assert_eq!(m.overlay, Overlay::Stats { scroll: 0 });
+}

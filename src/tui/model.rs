@@ -248,6 +248,8 @@ pub struct Model {
     pub panel: Option<super::owner::Panel>,
     /// The field the chart plots.
     pub chart: Option<ChartView>,
+    /// Reading Esc typed just before an arrow key.
+    pub esc_seq: super::update::EscSeq,
     /// The feed's filter (or find), while there is one.
     pub search: Option<super::search::Search>,
     /// The item whose XML is shown.
@@ -312,6 +314,7 @@ impl Model {
             item_view: None,
             search: None,
             chart: None,
+            esc_seq: super::update::EscSeq::None,
             pending: Vec::new(),
             offset,
             now: DateTime::<Utc>::UNIX_EPOCH,

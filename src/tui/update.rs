@@ -111,7 +111,7 @@ fn bound_memory(m: &mut Model) {
 
 fn dispatch(m: &mut Model, msg: Msg) -> Vec<Effect> {
     match msg {
-        Msg::Key(key) if key.kind != KeyEventKind::Release => on_key(m, key),
+        Msg::Key(key) if key.kind != KeyEventKind::Release => key_event(m, key),
         Msg::Key(_) => Vec::new(),
         Msg::Mouse(mouse) => {
             match mouse.kind {
@@ -268,6 +268,57 @@ fn overlay_key(m: &mut Model, key: KeyEvent, mode: Mode, action: Option<Action>)
     }
 }
 
+/// Where a key stands in what a terminal sends for Esc typed just before an arrow key: the
+/// two ESC bytes read as Esc, then `[` (or `O`) and a letter, which would run the letter's
+/// command (`A`: affiliations, `D`: delete the node) instead of the arrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EscSeq {
+    #[default]
+    None,
+    /// Esc came last.
+    Esc,
+    /// Esc and `[` (or `O`): the letter that follows is an arrow.
+    Intro,
+}
+
+fn key_event(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
+    let plain = key.modifiers.difference(KeyModifiers::SHIFT).is_empty();
+    let intro = matches!(key.code, KeyCode::Char('[' | 'O'));
+    match m.esc_seq {
+        EscSeq::Esc if intro && plain => {
+            m.esc_seq = EscSeq::Intro;
+            return Vec::new();
+        }
+        EscSeq::Intro => {
+            m.esc_seq = EscSeq::None;
+            let arrow = match key.code {
+                KeyCode::Char('A') => Some(KeyCode::Up),
+                KeyCode::Char('B') => Some(KeyCode::Down),
+                KeyCode::Char('C') => Some(KeyCode::Right),
+                KeyCode::Char('D') => Some(KeyCode::Left),
+                KeyCode::Char('H') => Some(KeyCode::Home),
+                KeyCode::Char('F') => Some(KeyCode::End),
+                _ => None,
+            };
+            if let Some(code) = arrow {
+                return on_key(m, KeyEvent::new(code, KeyModifiers::NONE));
+            }
+        }
+        _ => {}
+    }
+    if intro && key.modifiers == KeyModifiers::ALT {
+        // Esc and `[` read as one key: Esc now, the letter next is an arrow.
+        m.esc_seq = EscSeq::Intro;
+        return on_key(m, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    }
+    m.esc_seq = if key.code == KeyCode::Esc {
+        EscSeq::Esc
+    } else {
+        EscSeq::None
+    };
+    on_key(m, key)
+}
+
 /// A key with no binding in the panes: text for the compose box, or Esc and a key typed at
 /// once (which terminals send as Alt and the key).
 fn unbound_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
@@ -299,6 +350,18 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
     let mode = Mode::of(m);
     let action = keymap::action_in(&key, m);
     if !matches!(mode, Mode::Pane(_)) {
+        if action.is_none()
+            && key.modifiers == KeyModifiers::ALT
+            && let KeyCode::Char(c) = key.code
+        {
+            // Esc and a key typed at once: in an overlay or a line being typed too.
+            let mut fx = on_key(m, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+            fx.extend(on_key(
+                m,
+                KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
+            ));
+            return fx;
+        }
         return overlay_key(m, key, mode, action);
     }
     let Some(action) = action else {

@@ -44,6 +44,9 @@ use crate::feed::gap::{GapTracker, Ranges, Verdict, lost_in};
 use crate::feed::{FeedItem, MAX_VOID_RANGES, Seq};
 use crate::sanitize;
 
+/// The id tokio-xmpp gives the iq it sends to keep the stream alive (its answer is no reply
+/// to any request of ours).
+const LIVENESS_PROBE_ID: &str = "xmpp-rs-stanzastream-liveness-probe-";
 /// Typed text waiting for a connection is kept up to this many items; more are refused.
 pub const OUTBOX_LIMIT: usize = 1000;
 /// The "sender" of a gap found in a relay's node-wide numbering.
@@ -1592,6 +1595,11 @@ impl Session {
         out: &mut Vec<Output>,
     ) -> Option<Pending> {
         let Some(p) = self.pending.get(id) else {
+            // tokio-xmpp's own keepalive (an iq to our own account; ejabberd answers it, every
+            // 20 s or so) is not a stray reply.
+            if id.starts_with(LIVENESS_PROBE_ID) {
+                return None;
+            }
             self.drop_stanza("a reply to no request of ours (late or forged)".into(), out);
             return None;
         };
