@@ -199,6 +199,22 @@ fn import_refuses_bad_files_before_connecting_and_names_the_lines() {
             "an export's is <items xmlns='urn:x-pubsub-tui:export:0'>",
         ),
         ("empty.ndjson", "\n\n".to_owned(), "no items in it"),
+        (
+            "deep.ndjson",
+            format!(
+                "{{\"xml\":\"<item xmlns='http://jabber.org/protocol/pubsub' id='d'><p xmlns='urn:x'>{}</p></item>\"}}\n",
+                "<a>".repeat(5000)
+            ),
+            "line 1: the XML is nested 5002 levels deep",
+        ),
+        (
+            "deep.xml",
+            format!(
+                "<items xmlns='urn:x-pubsub-tui:export:0'><item xmlns='http://jabber.org/protocol/pubsub' id='d'><p xmlns='urn:x'>{}</p></item></items>",
+                "<a>".repeat(5000)
+            ),
+            "the XML is nested 5003 levels deep",
+        ),
     ] {
         let f = write(dir.path(), name, &body);
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_pubsub-tui"))
@@ -257,8 +273,30 @@ async fn an_item_nested_100_levels_deep_is_read_cut_and_the_link_stays_up() {
         "</l>".repeat(100)
     );
     let src = Target::prosody_admin(&server, bob_cfg);
+    // Published by another client (ours refuses a payload nested past 60 levels).
+    let (carol_cfg, _) = account(&server, "carol", "c");
+    let mut carol = pubsub_tui::xmpp::spawn(
+        carol_cfg,
+        session(&[], false, std::time::Duration::from_secs(3600)),
+    );
+    wait_online(&mut carol).await;
+    let item = pubsub_tui::xmpp::proto::item::item_with(Some("deep"), deep.parse().expect("xml"));
+    let key = pubsub_tui::xmpp::NodeKey::new(&carol.service, "deep");
+    let r = send(&mut carol, |req| pubsub_tui::xmpp::Command::PublishItem {
+        req,
+        node: key,
+        item,
+        options: Vec::new(),
+    })
+    .await;
+    assert!(reply(&mut carol, 20, r).await.is_ok());
     let f = write(dir.path(), "deep.xml", &deep);
-    src.ok(&["publish", "--node", "deep", "--id", "deep", "--xml", &f]);
+    let refused = src.run(&["publish", "--node", "deep", "--id", "deep2", "--xml", &f]);
+    assert!(
+        text(&refused.stderr).contains("nested 101 levels deep"),
+        "{}",
+        text(&refused.stderr)
+    );
     src.ok(&["publish", "--node", "deep", "after the deep one"]);
     // The subscriber gets both, and never loses its link.
     let mut got = Vec::new();
@@ -284,5 +322,22 @@ async fn an_item_nested_100_levels_deep_is_read_cut_and_the_link_stays_up() {
     let lines = src.json(&["items", "--node", "deep"]);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["id"], "deep");
+    assert_eq!(
+        lines[0]["partial"], "nested deeper than 32 levels",
+        "{lines:?}"
+    );
+    // An item kept only in part cannot be compared: importing it again publishes it, never
+    // "already there" (its difference may lie past the cut).
+    let forty = format!(
+        "{{\"id\":\"forty\",\"xml\":\"<item xmlns='http://jabber.org/protocol/pubsub' id='forty'><d xmlns='urn:x'>{}x{}</d></item>\"}}\n",
+        "<l>".repeat(40),
+        "</l>".repeat(40)
+    );
+    let f = write(dir.path(), "forty.ndjson", &forty);
+    for _ in 0..2 {
+        let o = src.run(&["import", "--node", "deep", &f]);
+        let err = text(&o.stderr);
+        assert!(err.contains("1 published, 0 already there"), "{err}");
+    }
     let _ = bob.commands.try_send(pubsub_tui::xmpp::Command::Shutdown);
 }

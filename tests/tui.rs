@@ -2158,6 +2158,10 @@ fn find_marks_matches_and_n_jumps_between_them() {
     // n: the newest match, then older ones; N back.
     key(&mut m, KeyCode::Char('n'));
     assert_eq!(
+        m.outcome.as_ref().map(|o| o.text.as_str()),
+        Some("match 1 of 5")
+    );
+    assert_eq!(
         m.selected_item().and_then(|i| i.id.clone()),
         Some("beef0007".into())
     );

@@ -234,8 +234,10 @@ impl NodeFeed {
             row.kind = new;
             return PushOutcome::Replaced;
         }
+        // The day it shows under: its own time, else when it came.
         if let Some(day) = item
             .timestamp()
+            .or(item.received)
             .map(|t| t.with_timezone(&self.offset).date_naive())
             && self.last_day != Some(day)
         {

@@ -45,6 +45,18 @@ fn item_time(item: &FeedItem) -> Option<String> {
 }
 
 fn item_json(kind: &str, item: &FeedItem) -> Value {
+    let mut v = item_json_whole(kind, item);
+    // Said, so a script can tell: the XML is only what was kept.
+    if let Some(cut) = item.tree.cut() {
+        v["partial"] = json!(cut.to_string());
+    }
+    if item.tree.removed() > 0 {
+        v["removed"] = json!(item.tree.removed());
+    }
+    v
+}
+
+fn item_json_whole(kind: &str, item: &FeedItem) -> Value {
     json!({
         "kind": kind,
         "node": item.node,

@@ -38,8 +38,14 @@ pub struct Record {
 
 impl Record {
     /// The payload as the tree writes it, to compare with what the service has.
+    /// `None` when the tree had to leave part of it out: then it cannot be compared, and is
+    /// published.
     fn canonical(&self) -> Option<String> {
-        proto::tree::tree_of(&proto::item::item_with(None, self.payload.clone())).payload_xml()
+        let tree = proto::tree::tree_of(&proto::item::item_with(None, self.payload.clone()));
+        if tree.cut().is_some() || tree.removed() > 0 {
+            return None;
+        }
+        tree.payload_xml()
     }
 }
 
@@ -93,6 +99,8 @@ fn parse_item_xml(at: &str, xml: &str) -> Result<Element, String> {
             proto::MAX_ITEM_XML_BYTES
         ));
     }
+    // The item around the payload is one level more.
+    proto::check_depth(xml, proto::MAX_PAYLOAD_DEPTH + 1).map_err(|e| format!("{at}: {e}"))?;
     xml.parse::<Element>()
         .map_err(|e| format!("{at}: the xml is not one XML element ({e})"))
 }
@@ -152,6 +160,10 @@ fn read_csv(text: &str) -> Vec<Result<Record, String>> {
 
 fn read_xml(text: &str) -> Vec<Result<Record, String>> {
     let body = text.trim_start_matches('\u{feff}').trim();
+    // The document around the items, and each item, are two levels more.
+    if let Err(e) = proto::check_depth(body, proto::MAX_PAYLOAD_DEPTH + 2) {
+        return vec![Err(e)];
+    }
     let root: Element = match body.parse() {
         Ok(r) => r,
         Err(e) => return vec![Err(format!("not one XML document ({e})"))],
@@ -274,7 +286,11 @@ async fn run(
     {
         Ok(Answer::Items { items, .. }) => items
             .into_iter()
-            .filter_map(|i| Some((i.id.clone()?, i.tree.payload_xml())))
+            .filter_map(|i| {
+                // Only what is kept whole can be compared.
+                let whole = i.tree.cut().is_none() && i.tree.removed() == 0;
+                Some((i.id.clone()?, i.tree.payload_xml().filter(|_| whole)))
+            })
             .collect(),
         Ok(other) => bail!("unexpected answer: {other:?}"),
         Err(e) if e.condition() == Some(Condition::ItemNotFound) => HashMap::new(),

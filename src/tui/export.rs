@@ -229,9 +229,17 @@ pub fn write(
     let mut out = std::io::BufWriter::new(file);
     let result = crate::feed::export::write_items(&mut out, label, items, format)
         .and_then(|r| std::io::Write::flush(&mut out).map(|()| r));
-    if let Err(e) = &result {
-        let _ = std::fs::remove_file(path);
-        return Err(e.to_string());
+    match result {
+        Err(e) => {
+            let _ = std::fs::remove_file(path);
+            Err(e.to_string())
+        }
+        Ok((0, skipped)) => {
+            let _ = std::fs::remove_file(path);
+            Err(format!(
+                "nothing written: the {skipped} items are all only partly kept here"
+            ))
+        }
+        Ok(done) => Ok(done),
     }
-    result.map_err(|e| e.to_string())
 }

@@ -427,7 +427,14 @@ fn wrap_into(
         let c = if c == '\t' { ' ' } else { c };
         let w = c.width().unwrap_or(0);
         if used + w > width {
-            let rest = match space {
+            // Break at the last space when what follows it fits on the next line with this
+            // character; else here.
+            let fits = |at: usize| {
+                let rest_width: usize =
+                    line[at + 1..].chars().map(|c| c.width().unwrap_or(0)).sum();
+                indent + rest_width + w <= width
+            };
+            let rest = match space.filter(|&at| fits(at)) {
                 Some(at) => {
                     let rest = line[at + 1..].to_owned();
                     line.truncate(at);
@@ -572,5 +579,48 @@ fn keep_cursor_shown(v: &mut ItemView, width: usize, height: usize) {
         v.scroll = first;
     } else if last >= v.scroll + height {
         v.scroll = (last + 1).saturating_sub(height).min(first);
+    }
+    // On the last row, the lines after it (a note that part was left out) show too.
+    if v.cursor + 1 >= v.tree_len() {
+        v.scroll = v.scroll.max(lines.len().saturating_sub(height)).min(first);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrapped(s: &str, width: usize, indent: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        wrap_into(&mut out, None, s, width, indent, Kind::Text);
+        out.into_iter().map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn wrapping_loses_no_character_and_keeps_to_the_width() {
+        for width in [20, 36, 38, 45, 60] {
+            for s in [
+                "    · averyveryverylongelementnamethatgoesonandon = \"x\"",
+                "a long note that goes on and on so that it has to be wrapped at eighty columns",
+                "nospacesatallinthislinewhichisverylongindeedandmore",
+                "日本語のテキスト 日本語のテキスト 日本語のテキスト",
+            ] {
+                let lines = wrapped(s, width, 8);
+                let kept: String = lines.concat().chars().filter(|c| *c != ' ').collect();
+                let given: String = s.chars().filter(|c| *c != ' ').collect();
+                assert_eq!(kept, given, "{width}: {lines:?}");
+                for l in &lines {
+                    assert!(
+                        unicode_width::UnicodeWidthStr::width(l.as_str()) <= width,
+                        "{width}: {l:?}"
+                    );
+                }
+            }
+        }
+        // Words stay whole where they fit.
+        assert_eq!(
+            wrapped("one two three four", 9, 2),
+            ["one two", "  three", "  four"]
+        );
     }
 }

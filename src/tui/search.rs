@@ -10,6 +10,8 @@
 //! The matches are worked out again only when the expression, the scope or a feed changed
 //! (each feed counts its changes), at the end of `update`, so drawing stays a pure read.
 
+use std::fmt::Write as _;
+
 use tui_input::Input;
 
 use super::model::Model;
@@ -243,13 +245,20 @@ pub fn jump(m: &mut Model, up: bool) {
         m.outcome(super::model::Level::Info, "no match in this node");
         return;
     };
+    // Which match it is, counted from the newest (as `n` goes).
+    let mine: Vec<u64> = s
+        .hits
+        .iter()
+        .filter(|h| h.node == m.selected)
+        .map(|h| h.row)
+        .collect();
+    let from_newest = mine.len() - mine.iter().position(|&r| r == hit.row).unwrap_or(0);
+    let mut said = format!("match {from_newest} of {}", mine.len());
     if wrapped {
         let which = if up { "newest" } else { "oldest" };
-        m.outcome(
-            super::model::Level::Info,
-            format!("no more matches that way: back to the {which}"),
-        );
+        let _ = write!(said, " (no more that way: back to the {which})");
     }
+    m.outcome(super::model::Level::Info, said);
     let index = usize::try_from(hit.row - first).unwrap_or(0) + marker_rows;
     m.cursor = Some(total - 1 - index);
     // Scroll so the selected row shows.

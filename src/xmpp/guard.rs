@@ -178,6 +178,8 @@ pub struct Scanner {
     cut: u64,
     /// Leaving out what is nested too deep.
     deep: Elide,
+    /// The deepest nesting seen, what was left out included.
+    deepest: usize,
     /// Bytes of the top-level element being read, while it may be a stream error.
     capture: Option<Vec<u8>>,
     /// The first bytes the peer sent, until the stream's root element opened.
@@ -201,6 +203,7 @@ impl Default for Scanner {
             cutting: false,
             cut: 0,
             deep: Elide::default(),
+            deepest: 0,
             capture: None,
             stream_error: None,
             first: Some(Vec::new()),
@@ -252,8 +255,17 @@ impl Scanner {
         self.deep.count
     }
 
+    /// The deepest nesting seen so far (elements left out included).
+    pub fn deepest(&self) -> usize {
+        self.deepest
+    }
+
     /// A start tag ended (`empty`: it was `<…/>`).
     fn open(&mut self, empty: bool) {
+        let level = self.depth + self.deep.skip + 1;
+        if !self.name_is_stream() || self.deep.skip > 0 || self.deep.skip_tag {
+            self.deepest = self.deepest.max(level);
+        }
         if self.deep.skip_tag {
             self.deep.skip_tag = false;
             if !empty {

@@ -40,26 +40,28 @@ fn header(item: &FeedItem, m: &Model) -> [String; 2] {
             .format("%Y-%m-%d %H:%M:%S")
             .to_string()
     };
-    let mut when = match (item.timestamp(), &item.time) {
-        (Some(t), _) => format!("time {}", local(t)),
-        (None, Some(raw)) => format!("time {raw}"),
-        (None, None) => "carries no time".to_owned(),
-    };
-    if let Some(r) = item.received {
-        let _ = write!(when, " · received {}", local(r));
-    }
-    let _ = write!(when, " · {}", format_name(item.format));
+    // What was left out first: it is what a cut line would hide.
+    let mut when = String::new();
     if let Some(cut) = item.tree.cut() {
-        let _ = write!(when, " · partly kept ({cut})");
+        let _ = write!(when, "partly kept ({cut}) · ");
     }
     if item.tree.removed() > 0 {
         let n = item.tree.removed();
         let _ = write!(
             when,
-            " · {n} hidden character{} removed (controls, bidi)",
+            "{n} hidden character{} removed (controls, bidi) · ",
             if n == 1 { "" } else { "s" }
         );
     }
+    let _ = match (item.timestamp(), &item.time) {
+        (Some(t), _) => write!(when, "time {}", local(t)),
+        (None, Some(raw)) => write!(when, "time {raw}"),
+        (None, None) => write!(when, "carries no time"),
+    };
+    if let Some(r) = item.received {
+        let _ = write!(when, " · received {}", local(r));
+    }
+    let _ = write!(when, " · {}", format_name(item.format));
     [who, when]
 }
 

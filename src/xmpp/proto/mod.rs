@@ -249,6 +249,26 @@ fn escape_attr(v: &str) -> String {
     out
 }
 
+/// The deepest payload a person may give (a file to publish or import, an edit): with the
+/// `<iq/>`, `<pubsub/>`, `<publish/>` and `<item/>` around it, it still arrives whole
+/// through the stream guard's 64 levels. Deeper XML would also crash the XML parser's
+/// recursion a few hundred levels down.
+pub const MAX_PAYLOAD_DEPTH: usize = 60;
+
+/// Refuse XML nested deeper than `max` levels, before any parser sees it.
+pub fn check_depth(text: &str, max: usize) -> Result<(), String> {
+    let mut scanner = super::guard::Scanner::default();
+    // What the scanner refuses (comments, non-XML) the parser says better: depth only here.
+    let _ = scanner.feed(text.trim_start_matches('\u{feff}').trim_start().as_bytes());
+    let depth = scanner.deepest();
+    if depth > max {
+        return Err(format!(
+            "the XML is nested {depth} levels deep; a payload may be nested {max} at most"
+        ));
+    }
+    Ok(())
+}
+
 /// A payload typed or edited by a person: one XML element with its namespace (an XML
 /// declaration and a byte-order mark before it are fine), nothing after it, the indentation
 /// between its child elements dropped (text of elements holding only text stays as it is).
@@ -258,6 +278,7 @@ pub fn parse_payload(text: &str) -> Result<Element, String> {
     if text.is_empty() {
         return Err("it is empty: give one XML element, such as <reading xmlns='urn:example:sensor'>…</reading>".into());
     }
+    check_depth(text, MAX_PAYLOAD_DEPTH)?;
     let mut e: Element = text.parse().map_err(|err| {
         let err = format!("{err:?}");
         if err.contains("long name or reference") {
@@ -354,6 +375,24 @@ mod tests {
             let e = parse_payload(bad).expect_err(bad);
             assert!(e.contains(why), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn deep_payloads_are_refused_before_the_parser_sees_them() {
+        let nested = |n: usize| {
+            format!(
+                "<d xmlns='u'>{}x{}</d>",
+                "<a>".repeat(n - 1),
+                "</a>".repeat(n - 1)
+            )
+        };
+        assert!(parse_payload(&nested(MAX_PAYLOAD_DEPTH)).is_ok());
+        for n in [MAX_PAYLOAD_DEPTH + 1, 500, 5000] {
+            let e = parse_payload(&nested(n)).expect_err("too deep");
+            assert!(e.contains(&format!("nested {n} levels deep")), "{e}");
+        }
+        // Unclosed, too: counted as it opens.
+        assert!(parse_payload(&"<a xmlns='u'>".repeat(100_000)).is_err());
     }
 
     #[test]
