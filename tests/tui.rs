@@ -2259,6 +2259,7 @@ fn w_writes_the_nodes_items_or_the_filters_matches_to_a_file() {
             path: path.clone(),
             label: label.clone(),
             result,
+            altered: 0,
         },
     );
     let said = m
@@ -2617,4 +2618,24 @@ fn esc_typed_just_before_an_arrow_is_esc_and_the_arrow_not_a_command() {
         Msg::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::ALT)),
     );
     assert_eq!(m.overlay, Overlay::Stats { scroll: 0 });
+}
+
+#[test]
+fn the_written_file_is_named_with_its_directory() {
+    let items: Vec<FeedItem> = (1..=2)
+        .map(|n| item("demo", n, "bob@localhost", "x"))
+        .collect();
+    let name = format!("target/export-test-{}.ndjson", std::process::id());
+    let msg = pubsub_tui::tui::export::run(
+        std::path::PathBuf::from(&name),
+        pubsub_tui::feed::export::Format::Ndjson,
+        "demo".into(),
+        &items,
+    );
+    let Msg::Exported { path, result, .. } = msg else {
+        panic!("{msg:?}")
+    };
+    let _ = std::fs::remove_file(&name);
+    assert_eq!(result, Ok((2, 0)));
+    assert!(path.is_absolute() && path.ends_with(&name), "{path:?}");
 }

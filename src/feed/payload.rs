@@ -255,10 +255,12 @@ impl Builder {
         true
     }
 
-    /// A run of text inside the element opened last at `depth - 1`. Text between elements
-    /// that is only whitespace (indentation) is not kept. Text over the byte bound is cut.
+    /// A run of text inside the element opened last at `depth - 1`. Whitespace with a line
+    /// break in it (indentation between elements) is not kept; a space between inline
+    /// elements (`Hello <em>world</em> & co`) is. Text over the byte bound is cut.
     pub fn text(&mut self, depth: usize, raw: &str) {
-        if raw.trim().is_empty() || self.cut.is_some_and(|c| c != Cut::Depth) {
+        let indentation = raw.trim().is_empty() && (raw.is_empty() || raw.contains(['\n', '\r']));
+        if indentation || self.cut.is_some_and(|c| c != Cut::Depth) {
             return;
         }
         self.removed = self.removed.saturating_add(unsafe_chars(raw));

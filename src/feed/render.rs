@@ -562,7 +562,7 @@ mod tests {
                 <updated>2026-11-29T09:00:00Z</updated>
                 <category term='travel'/>
                 <summary type='html'>&lt;p&gt;Coffee &amp;amp; &lt;b&gt;cake&lt;/b&gt;&lt;/p&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;ul&gt;&lt;li&gt;one&lt;/li&gt;&lt;li&gt;two&amp;#x21;&lt;/li&gt;&lt;/ul&gt;</summary>
-                <content type='xhtml'><div xmlns='http://www.w3.org/1999/xhtml'><p>First <em>para</em>.</p><p>Second
+                <content type='xhtml'><div xmlns='http://www.w3.org/1999/xhtml'><p>First <em>para</em>.</p><p>Hello <em>world</em> <b>&amp;</b> co</p><p>Second
                    para.</p></div></content>
               </entry>
             </item>",
@@ -590,7 +590,10 @@ mod tests {
         );
         assert_eq!(get(&f, "Category"), ["travel"]);
         assert_eq!(get(&f, "Summary"), ["Coffee & cake\n• one\n• two!"]);
-        assert_eq!(get(&f, "Content"), ["First para.\nSecond para."]);
+        assert_eq!(
+            get(&f, "Content"),
+            ["First para.\nHello world & co\nSecond para."]
+        );
     }
 
     #[test]

@@ -622,6 +622,16 @@ async fn run_query(
                 let (_, skipped) =
                     crate::feed::export::write_items(&mut out, node, &items, *format)?;
                 out.flush()?;
+                let altered = items
+                    .iter()
+                    .filter(|i| i.tree.cut().is_none() && i.tree.removed() > 0)
+                    .count();
+                if altered > 0 {
+                    eprintln_quiet(&format!(
+                        "{altered} item(s) had hidden characters (controls, bidi) removed where \
+                         they came in; the export has them without"
+                    ));
+                }
                 if skipped > 0 {
                     bail!(
                         "{skipped} item(s) were left out of the export: only partly kept here (nested \

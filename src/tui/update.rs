@@ -39,11 +39,13 @@ pub enum Msg {
         /// The file the edit is in, kept until the service has it (then removed).
         kept: Option<std::path::PathBuf>,
     },
-    /// The items were written (how many, and how many left out), or why not.
+    /// The items were written (how many, and how many left out), or why not; `altered`: how
+    /// many of them had hidden characters removed where they came in.
     Exported {
         path: std::path::PathBuf,
         label: String,
         result: Result<(usize, usize), String>,
+        altered: usize,
     },
 }
 
@@ -189,8 +191,17 @@ fn dispatch(m: &mut Model, msg: Msg) -> Vec<Effect> {
             path,
             label,
             result,
+            altered,
         } => {
             super::export::done(m, &path, &label, result);
+            if altered > 0 {
+                m.quiet(
+                    Level::Info,
+                    format!(
+                        "{altered} of the items written had hidden characters (controls, bidi) removed where they came in; the file has them without"
+                    ),
+                );
+            }
             Vec::new()
         }
     }

@@ -368,5 +368,13 @@ mod tests {
             "<item xmlns='http://jabber.org/protocol/pubsub' id='j'><json xmlns='urn:xmpp:json:0'>{not json\n  at all</json></item>",
         );
         assert_eq!(parse_item("n", &bad).text, "{not json at all");
+        // Numbers as written: no rounding through f64.
+        let big = parse(
+            "<item xmlns='http://jabber.org/protocol/pubsub' id='j'><json xmlns='urn:xmpp:json:0'>{\"big\": 12345678901234567890123, \"num\": 1.50}</json></item>",
+        );
+        assert_eq!(
+            parse_item("n", &big).text,
+            r#"{"big":12345678901234567890123,"num":1.50}"#
+        );
     }
 }

@@ -312,16 +312,19 @@ pub fn parse_payload(text: &str) -> Result<Element, String> {
     Ok(e)
 }
 
-/// Drop whitespace-only text between child elements, all the way down (without recursing).
+/// Drop indentation (whitespace-only text with a line break) between child elements, all
+/// the way down (without recursing).
 fn strip_indentation(root: &mut Element) {
     let mut stack = vec![root];
     while let Some(e) = stack.pop() {
         if e.children().next().is_some() {
             let nodes: Vec<xmpp_parsers::minidom::Node> = e
                 .nodes()
-                .filter(
-                    |n| !matches!(n, xmpp_parsers::minidom::Node::Text(t) if t.trim().is_empty()),
-                )
+                // Indentation goes; a space between inline elements stays.
+                .filter(|n| {
+                    !matches!(n, xmpp_parsers::minidom::Node::Text(t)
+                        if t.trim().is_empty() && t.contains(['\n', '\r']))
+                })
                 .cloned()
                 .collect();
             let mut copy = Element::builder(e.name(), e.ns()).build();
