@@ -88,7 +88,7 @@ async fn open_fold_filter_find_and_write_a_file() {
     tmux.keys(&["Escape", "N", "v"]);
     tmux.wait_for("back to the newer", 10, |s| s.contains("Item r4 · sensors"));
     tmux.keys(&["Escape", "Escape", "Escape"]);
-    tmux.wait_for("unfiltered", 10, |s| !s.contains("match"));
+    tmux.wait_for("unfiltered", 10, |s| !s.contains("of 4 match"));
 
     // Write the node's items to a CSV file.
     let out = dir.path().join("sensors.csv");
