@@ -35,6 +35,8 @@ pub enum Cut {
     Depth,
     Nodes,
     Bytes,
+    /// A name over 256 characters or a namespace over 1,024, shortened.
+    Names,
 }
 
 impl std::fmt::Display for Cut {
@@ -43,6 +45,7 @@ impl std::fmt::Display for Cut {
             Self::Depth => "nested deeper than 32 levels",
             Self::Nodes => "more than 32,768 elements and texts",
             Self::Bytes => "more than 300,000 bytes of text",
+            Self::Names => "a name or namespace too long, shortened",
         })
     }
 }
@@ -157,6 +160,8 @@ pub struct Builder {
     nodes: Vec<Stored>,
     attrs: Vec<(Span, Span)>,
     namespaces: Vec<Span>,
+    /// Namespace → its index, as given.
+    ns_index: std::collections::HashMap<String, usize>,
     cut: Option<Cut>,
     removed: u32,
 }
@@ -178,8 +183,13 @@ impl Builder {
         Self::default()
     }
 
+    /// Past the node or byte bound, nothing more is kept.
+    fn full(&self) -> bool {
+        matches!(self.cut, Some(Cut::Nodes | Cut::Bytes))
+    }
+
     fn room(&mut self, depth: usize, bytes: usize) -> bool {
-        if self.cut.is_some_and(|c| c != Cut::Depth) {
+        if self.full() {
             return false;
         }
         if depth > MAX_DEPTH {
@@ -214,6 +224,11 @@ impl Builder {
         name: &str,
         attrs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> bool {
+        // Names are kept to 256 characters and namespaces to 1,024 (shortened, the tree says
+        // so: such an item cannot be published again as it came).
+        if name.chars().count() > 256 || ns.chars().count() > 1024 {
+            self.cut.get_or_insert(Cut::Names);
+        }
         let name = crate::sanitize::display_max(name, 256);
         let mut removed = 0u32;
         let attrs: Vec<(String, String)> = attrs
@@ -226,17 +241,25 @@ impl Builder {
             })
             .collect();
         self.removed = self.removed.saturating_add(removed);
-        let bytes = name.len() + attrs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if attrs.iter().any(|(k, _)| k.ends_with('…')) {
+            self.cut.get_or_insert(Cut::Names);
+        }
+        let known = self.ns_index.get(ns).copied();
+        let ns_bytes = if known.is_some() {
+            0
+        } else {
+            ns.len().min(4096)
+        };
+        let bytes =
+            ns_bytes + name.len() + attrs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         if !self.room(depth, bytes) {
             return false;
         }
-        let known = self
-            .namespaces
-            .iter()
-            .position(|&n| slice(&self.buf, n) == ns);
         let ns = known.unwrap_or_else(|| {
             let span = self.push(&crate::sanitize::display_max(ns, 1024));
             self.namespaces.push(span);
+            self.ns_index
+                .insert(ns.to_owned(), self.namespaces.len() - 1);
             self.namespaces.len() - 1
         });
         let span = self.push(&name);

@@ -279,7 +279,11 @@ fn decode_entities(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+        // `;` is one byte: looked for in the bytes, the cut cannot split a character.
+        let Some(semi) = rest.as_bytes()[..rest.len().min(12)]
+            .iter()
+            .position(|&b| b == b';')
+        else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -609,6 +613,9 @@ mod tests {
             html_to_text("&unknown; &#999999999; &"),
             "&unknown; &#999999999; &"
         );
+        // An `&` before multi-byte text (the entity window ends inside a character).
+        assert_eq!(html_to_text("Q&amp;A: 日本語"), "Q&A: 日本語");
+        assert_eq!(html_to_text("&A: 日本語 &x"), "&A: 日本語 &x");
         // What would act on a terminal is gone, even when written as a reference.
         assert_eq!(html_to_text("a&#27;[2Jb&#x202e;c"), "a[2Jbc");
         assert_eq!(

@@ -180,6 +180,8 @@ pub struct Scanner {
     deep: Elide,
     /// The deepest nesting seen, what was left out included.
     deepest: usize,
+    /// The largest top-level element accepted, in bytes.
+    max_stanza: usize,
     /// Bytes of the top-level element being read, while it may be a stream error.
     capture: Option<Vec<u8>>,
     /// The first bytes the peer sent, until the stream's root element opened.
@@ -204,6 +206,7 @@ impl Default for Scanner {
             cut: 0,
             deep: Elide::default(),
             deepest: 0,
+            max_stanza: MAX_STANZA_BYTES,
             capture: None,
             stream_error: None,
             first: Some(Vec::new()),
@@ -255,6 +258,14 @@ impl Scanner {
         self.deep.count
     }
 
+    /// A scanner for a whole document (a file), with no bound on its size.
+    pub fn for_document() -> Self {
+        Self {
+            max_stanza: usize::MAX,
+            ..Self::default()
+        }
+    }
+
     /// The deepest nesting seen so far (elements left out included).
     pub fn deepest(&self) -> usize {
         self.deepest
@@ -262,9 +273,11 @@ impl Scanner {
 
     /// A start tag ended (`empty`: it was `<…/>`).
     fn open(&mut self, empty: bool) {
-        let level = self.depth + self.deep.skip + 1;
-        if !self.name_is_stream() || self.deep.skip > 0 || self.deep.skip_tag {
-            self.deepest = self.deepest.max(level);
+        // Only the stream's root, at depth 0, is named `stream` for us: an element of that
+        // name inside a stanza is an element like any other.
+        let root = self.depth == 0 && !self.deep.skip_tag && self.name_is_stream();
+        if !root {
+            self.deepest = self.deepest.max(self.depth + self.deep.skip + 1);
         }
         if self.deep.skip_tag {
             self.deep.skip_tag = false;
@@ -284,7 +297,7 @@ impl Scanner {
         if empty {
             return;
         }
-        if self.name_is_stream() {
+        if root {
             self.first = None;
             return;
         }
@@ -300,9 +313,8 @@ impl Scanner {
             }
             return;
         }
-        if !self.name_is_stream() {
-            self.depth = self.depth.saturating_sub(1);
-        }
+        // The root's end tag comes at depth 0.
+        self.depth = self.depth.saturating_sub(1);
     }
 
     /// Scan bytes as they are read (tests; see [`Scanner::filter`]).
@@ -397,7 +409,7 @@ impl Scanner {
         {
             if self.depth > 0 || self.state != State::Text {
                 self.stanza_bytes += 1;
-                if self.stanza_bytes > MAX_STANZA_BYTES {
+                if self.stanza_bytes > self.max_stanza {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
@@ -728,6 +740,20 @@ mod tests {
         let (out, sc) = filtered(&at_bound);
         assert_eq!(sc.elided(), 2);
         assert!(out.contains(&format!("{}tu{}", "<a>", "</a>")), "{out}");
+        // An element named `stream` inside a stanza counts like any other.
+        let streams = format!(
+            "{HEADER}<message>{}{}</message>",
+            "<stream xmlns='urn:x'>".repeat(1000),
+            "</stream>".repeat(1000)
+        );
+        let (out, sc) = filtered(&streams);
+        assert_eq!(sc.depth(), 0);
+        assert_eq!(sc.deepest(), 1001);
+        assert_eq!(
+            out.matches("<stream xmlns").count(),
+            MAX_DEPTH - 1,
+            "the rest left out"
+        );
         // Split across reads at every byte, the result is the same.
         let deep = format!(
             "{HEADER}<message>{}<b x='1'>z</b>{}</message>",

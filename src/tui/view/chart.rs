@@ -99,10 +99,10 @@ pub fn series(m: &Model, node: &str, field: &str) -> Series {
                 return (f64::from(u32::try_from(n).unwrap_or(u32::MAX)), *value);
             }
             let ms = first.map_or(0, |f| when.signed_duration_since(f).num_milliseconds());
-            (
-                f64::from(i32::try_from(ms).unwrap_or(i32::MAX)) / 1000.0,
-                *value,
-            )
+            // Seconds and milliseconds apart: an i32 of seconds spans 68 years.
+            let secs = f64::from(i32::try_from(ms.div_euclid(1000)).unwrap_or(i32::MAX));
+            let frac = f64::from(i32::try_from(ms.rem_euclid(1000)).unwrap_or(0)) / 1000.0;
+            (secs + frac, *value)
         })
         .collect();
     Series {

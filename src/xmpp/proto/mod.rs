@@ -257,7 +257,7 @@ pub const MAX_PAYLOAD_DEPTH: usize = 60;
 
 /// Refuse XML nested deeper than `max` levels, before any parser sees it.
 pub fn check_depth(text: &str, max: usize) -> Result<(), String> {
-    let mut scanner = super::guard::Scanner::default();
+    let mut scanner = super::guard::Scanner::for_document();
     // What the scanner refuses (comments, non-XML) the parser says better: depth only here.
     let _ = scanner.feed(text.trim_start_matches('\u{feff}').trim_start().as_bytes());
     let depth = scanner.deepest();

@@ -58,6 +58,8 @@ pub fn tree_of(root: &Element) -> Tree {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
     use crate::feed::payload::{Cut, MAX_BYTES, MAX_DEPTH, MAX_NODES};
     use crate::xmpp::proto::parse_xml as parse;
@@ -149,6 +151,27 @@ mod tests {
             t.to_xml().parse::<Element>().is_ok(),
             "cut on a char boundary"
         );
+    }
+
+    #[test]
+    fn long_names_are_shortened_and_said_to_be() {
+        let long = "n".repeat(300);
+        let t = tree_of(&item(&format!("<{long} xmlns='urn:x'>v</{long}>")));
+        assert_eq!(t.cut(), Some(Cut::Names));
+        assert!(t.pretty().iter().any(|l| l.contains("…")));
+        let ns = format!("urn:{}", "x".repeat(2000));
+        let t = tree_of(&item(&format!("<a xmlns='{ns}'/>")));
+        assert_eq!(t.cut(), Some(Cut::Names));
+        // Control: ordinary names are whole and uncut.
+        assert_eq!(tree_of(&item("<a xmlns='urn:x' b='c'/>")).cut(), None);
+        // Many namespaces count against the byte bound.
+        let long = "y".repeat(200);
+        let mut many = String::new();
+        for i in 0..2000 {
+            let _ = write!(many, "<e xmlns='urn:{long}:{i}'/>");
+        }
+        let t = tree_of(&item(&format!("<w xmlns='urn:w'>{many}</w>")));
+        assert_eq!(t.cut(), Some(Cut::Bytes));
     }
 
     #[test]
