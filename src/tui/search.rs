@@ -141,7 +141,7 @@ pub fn refresh(m: &mut Model) {
             if s.spans_nodes() {
                 // Oldest first across nodes, by when they came.
                 // By the time each shows: its own, else when it was received.
-                s.hits.sort_by_key(|h| {
+                s.hits.sort_by_cached_key(|h| {
                     let shown = m.hit_item(*h).and_then(|i| i.timestamp().or(i.received));
                     (shown, h.node, h.row)
                 });
