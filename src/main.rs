@@ -177,12 +177,18 @@ fn run_publish(args: &pubsub_tui::cli::PublishArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `import`: check the whole file, then publish what the node lacks.
-fn run_import(args: &pubsub_tui::cli::ImportArgs) -> anyhow::Result<()> {
-    if let Err(e) = pubsub_tui::xmpp::session::check_node_name(&args.node) {
-        let shown = pubsub_tui::sanitize::display_max(&args.node, 60);
+/// A `--node` that cannot be a node's name is a usage error (exit 2).
+fn check_node_flag(node: &str) -> anyhow::Result<()> {
+    if let Err(e) = pubsub_tui::xmpp::session::check_node_name(node) {
+        let shown = pubsub_tui::sanitize::display_max(node, 60);
         return Err(Usage(format!("--node {shown:?}: {e}")).into());
     }
+    Ok(())
+}
+
+/// `import`: check the whole file, then publish what the node lacks.
+fn run_import(args: &pubsub_tui::cli::ImportArgs) -> anyhow::Result<()> {
+    check_node_flag(&args.node)?;
     let records = headless::transfer::read_file(&args.file, args.format)?;
     let file = FileConfig::load(args.query.account.config.as_deref())?;
     let service = args.query.service_args();
@@ -336,10 +342,8 @@ fn one_shot(args: &pubsub_tui::cli::QueryArgs, query: headless::Query) -> anyhow
     | headless::Query::Items { node: n, .. }
     | headless::Query::Subscribe { node: n }
     | headless::Query::Unsubscribe { node: n } = &query
-        && let Err(e) = pubsub_tui::xmpp::session::check_node_name(n)
     {
-        let shown = pubsub_tui::sanitize::display_max(n, 60);
-        return Err(Usage(format!("--node {shown:?}: {e}")).into());
+        check_node_flag(n)?;
     }
     if let headless::Query::Node(q) = &query
         && let Err(e) = q.check()

@@ -76,12 +76,20 @@ pub fn json_line(v: &Value) -> String {
     out
 }
 
+/// An item's own time: RFC 3339 in UTC with milliseconds when it is a full timestamp, else as
+/// it came (a Wokkel item's `HH:MM:SS`).
+pub fn item_time(item: &FeedItem) -> Option<String> {
+    item.timestamp()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .or_else(|| item.time.clone())
+}
+
 /// The item as one NDJSON object.
 pub fn item_record(item: &FeedItem) -> Value {
     json!({
         "node": item.node,
         "id": item.id,
-        "time": item.timestamp().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).or_else(|| item.time.clone()),
+        "time": item_time(item),
         "sender": item.sender,
         "publisher": item.publisher,
         "format": item.format,
@@ -104,6 +112,15 @@ pub fn csv_field(s: &str) -> String {
     } else {
         s
     }
+}
+
+/// How many of the items an export writes (not cut) had hidden characters removed where they
+/// came in: the file has them without.
+pub fn altered<'a>(items: impl IntoIterator<Item = &'a FeedItem>) -> usize {
+    items
+        .into_iter()
+        .filter(|i| i.tree.cut().is_none() && i.tree.removed() > 0)
+        .count()
 }
 
 /// Escape text for a single-quoted XML attribute.

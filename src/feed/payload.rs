@@ -389,6 +389,11 @@ impl Tree {
         self.removed
     }
 
+    /// Nothing was left out or removed: the tree is the item as it came.
+    pub fn is_whole(&self) -> bool {
+        self.cut.is_none() && self.removed == 0
+    }
+
     /// Which bound left part of the payload out, if one did.
     pub fn cut(&self) -> Option<Cut> {
         self.cut

@@ -7,8 +7,6 @@
 //! - Our items and the Wokkel items: sender, time, sequence and message.
 //! - Anything else: each leaf of the payload as `path: value`.
 
-use std::fmt::Write as _;
-
 use super::payload::{Node, Tree};
 use super::{FeedItem, ItemFormat};
 
@@ -350,45 +348,13 @@ fn json(t: &Tree) -> Vec<Field> {
     }
 }
 
-/// A JSON value as indented lines (iterative, bounded in depth and lines).
+/// A JSON value as indented lines (its outline's rows, see [`json_rows`]).
 pub fn json_tree(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    let mut out = String::new();
-    let mut stack: Vec<(Option<String>, &Value, usize)> = vec![(None, v, 0)];
-    let mut lines = 0;
-    while let Some((key, v, depth)) = stack.pop() {
-        lines += 1;
-        if lines > MAX_LINES {
-            out.push_str("…\n");
-            break;
-        }
-        let pad = "  ".repeat(depth);
-        let label = key.map(|k| format!("{k}: ")).unwrap_or_default();
-        match v {
-            Value::Object(map) if depth < JSON_DEPTH => {
-                let _ = writeln!(out, "{pad}{label}{{{}}}", plural(map.len(), "key"));
-                for (k, c) in map.iter().rev() {
-                    stack.push((Some(crate::sanitize::display(k)), c, depth + 1));
-                }
-            }
-            Value::Array(items) if depth < JSON_DEPTH => {
-                let _ = writeln!(out, "{pad}{label}[{}]", plural(items.len(), "item"));
-                for (n, c) in items.iter().enumerate().rev() {
-                    stack.push((Some(n.to_string()), c, depth + 1));
-                }
-            }
-            Value::Object(_) | Value::Array(_) => {
-                let _ = writeln!(out, "{pad}{label}… (nested too deep to show)");
-            }
-            Value::String(s) => {
-                let _ = writeln!(out, "{pad}{label}{:?}", crate::sanitize::display(s));
-            }
-            other => {
-                let _ = writeln!(out, "{pad}{label}{other}");
-            }
-        }
-    }
-    out.trim_end().to_owned()
+    json_rows(v)
+        .iter()
+        .map(|r| format!("{}{}", "  ".repeat(r.depth), r.text))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One line of a JSON item's outline: its depth, its text (`key: value`, or `key: {2 keys}`),
@@ -406,13 +372,18 @@ pub fn json_value(t: &Tree) -> Option<serde_json::Value> {
     serde_json::from_str(&t.own_text(p)).ok()
 }
 
-/// A JSON value as outline rows (iterative, bounded like [`json_tree`]).
+/// A JSON value as outline rows (iterative, bounded in depth and in rows).
 pub fn json_rows(v: &serde_json::Value) -> Vec<JsonRow> {
     use serde_json::Value;
     let mut out = Vec::new();
     let mut stack: Vec<(Option<String>, String, &Value, usize)> = vec![(None, String::new(), v, 0)];
     while let Some((key, path, v, depth)) = stack.pop() {
         if out.len() >= MAX_LINES {
+            out.push(JsonRow {
+                depth: 0,
+                text: "…".to_owned(),
+                path: None,
+            });
             break;
         }
         let label = key.map(|k| format!("{k}: ")).unwrap_or_default();
@@ -497,7 +468,8 @@ pub fn json_field_values(t: &Tree, name: &str) -> Vec<String> {
     out
 }
 
-fn plural(n: usize, what: &str) -> String {
+/// `1 item`, `2 items`.
+pub fn plural(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
     } else {

@@ -36,13 +36,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// An item's own time: normalised when it is a full timestamp, else as it came (a Wokkel
-/// item's `HH:MM:SS`).
-fn item_time(item: &FeedItem) -> Option<String> {
-    item.timestamp()
-        .map(timestamp)
-        .or_else(|| item.time.clone())
-}
+use crate::feed::export::item_time;
 
 fn item_json(kind: &str, item: &FeedItem) -> Value {
     let mut v = item_json_whole(kind, item);
@@ -57,20 +51,17 @@ fn item_json(kind: &str, item: &FeedItem) -> Value {
 }
 
 fn item_json_whole(kind: &str, item: &FeedItem) -> Value {
-    json!({
-        "kind": kind,
-        "node": item.node,
-        "id": item.id,
-        "sender": item.sender,
-        "publisher": item.publisher,
-        "forged": item.is_forged(),
-        "time": item_time(item),
-        "seq": item.seq.as_ref().map(|s| s.n),
-        "session": item.seq.as_ref().map(|s| &s.session),
-        "text": item.text,
-        "format": item.format,
-        "xml": item.xml(),
-    })
+    // The export's record, and what a live line adds to it.
+    let mut v = json!({ "kind": kind });
+    if let (Value::Object(line), Value::Object(record)) =
+        (&mut v, crate::feed::export::item_record(item))
+    {
+        line.extend(record);
+    }
+    v["forged"] = json!(item.is_forged());
+    v["seq"] = json!(item.seq.as_ref().map(|s| s.n));
+    v["session"] = json!(item.seq.as_ref().map(|s| &s.session));
+    v
 }
 
 pub use crate::feed::export::json_line;
@@ -622,10 +613,7 @@ async fn run_query(
                 let (_, skipped) =
                     crate::feed::export::write_items(&mut out, node, &items, *format)?;
                 out.flush()?;
-                let altered = items
-                    .iter()
-                    .filter(|i| i.tree.cut().is_none() && i.tree.removed() > 0)
-                    .count();
+                let altered = crate::feed::export::altered(&items);
                 if altered > 0 {
                     eprintln_quiet(&format!(
                         "{altered} item(s) had hidden characters (controls, bidi) removed where \

@@ -42,10 +42,7 @@ impl Record {
     /// published.
     fn canonical(&self) -> Option<String> {
         let tree = proto::tree::tree_of(&proto::item::item_with(None, self.payload.clone()));
-        if tree.cut().is_some() || tree.removed() > 0 {
-            return None;
-        }
-        tree.payload_xml()
+        tree.payload_xml().filter(|_| tree.is_whole())
     }
 }
 
@@ -288,8 +285,10 @@ async fn run(
             .into_iter()
             .filter_map(|i| {
                 // Only what is kept whole can be compared.
-                let whole = i.tree.cut().is_none() && i.tree.removed() == 0;
-                Some((i.id.clone()?, i.tree.payload_xml().filter(|_| whole)))
+                Some((
+                    i.id.clone()?,
+                    i.tree.payload_xml().filter(|_| i.tree.is_whole()),
+                ))
             })
             .collect(),
         Ok(other) => bail!("unexpected answer: {other:?}"),

@@ -206,10 +206,7 @@ pub fn run(
     let result = write(&path, format, &label, items);
     // Said with the directory: the TUI's working directory is not on screen.
     let path = std::path::absolute(&path).unwrap_or(path);
-    let altered = items
-        .iter()
-        .filter(|i| i.tree.cut().is_none() && i.tree.removed() > 0)
-        .count();
+    let altered = crate::feed::export::altered(items);
     super::update::Msg::Exported {
         path,
         label,

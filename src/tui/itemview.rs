@@ -165,11 +165,6 @@ impl ItemView {
         out
     }
 
-    /// The tree node under the cursor.
-    pub fn selected_node(&self) -> Option<usize> {
-        self.rows().get(self.cursor).map(|r| r.index)
-    }
-
     /// The field a chart of the selected row would plot: the element's name (a text's
     /// element), when the item has a number in it.
     pub fn chart_field(&self) -> Option<String> {

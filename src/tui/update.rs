@@ -1,5 +1,6 @@
 //! `update(&mut Model, Msg) -> Vec<Effect>`: all of the TUI's behaviour, with no I/O.
 
+pub use crate::feed::render::plural;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use tui_input::InputRequest;
@@ -832,15 +833,6 @@ fn restore_failed(m: &mut Model) {
             f.node
         ),
     );
-}
-
-/// `1 item`, `2 items`.
-pub fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }
 
 fn publish(m: &mut Model) -> Vec<Effect> {
