@@ -1,10 +1,13 @@
 //! Gap detection from our items' sequence numbers, per node and publisher.
 //!
-//! A publisher is identified by its sender JID; each run of it has a random session id and
-//! numbers its items 1, 2, 3, … per node. From that, [`GapTracker::observe`] tells apart:
-//! the next item, a jump (a gap: items we never received), a late item that fills an earlier
-//! gap (out of order), an item we already had (duplicate), and a publisher that restarted
-//! (a new session id: numbering starts again, which is not a gap).
+//! A publisher is identified by its sender's bare JID and a session id, and numbers its items
+//! 1, 2, 3, … per node. A session outlives one process when the publisher keeps it in its
+//! local store (consecutive `publish` runs continue one sequence); without the store each run
+//! is a new session. From that, [`GapTracker::observe`] tells apart: the next item, a jump (a
+//! gap: items we never received), a late item that fills an earlier gap (out of order), an
+//! item we already had (duplicate), and a new session of a sender seen before (numbering
+//! starts again, which is not a gap). Each session is tracked on its own, so two processes of
+//! one account publishing at once (each holds its own session) do not look like gaps.
 //!
 //! Missing numbers are kept as ranges, at most [`MAX_HOLES`] per publisher, so an absurd jump
 //! (seq 1, then 10^12) costs one range, not memory per missing item.
@@ -107,7 +110,6 @@ impl Ranges {
 
 #[derive(Debug, Clone)]
 struct Publisher {
-    session: String,
     /// Highest number seen.
     max: u64,
     /// Missing numbers below `max`, oldest first.
@@ -117,9 +119,8 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn new(session: String, n: u64) -> Self {
+    fn new(n: u64) -> Self {
         Self {
-            session,
             max: n,
             holes: Vec::new(),
             void: Ranges::default(),
@@ -185,21 +186,33 @@ impl Publisher {
 /// Publisher sessions whose seen numbers a tracker remembers at most.
 const MAX_SEEN_SESSIONS: usize = 64;
 
+/// A publisher: the bare JID of its sender, and its session id.
+type PublisherKey = (String, String);
+
+/// The bare JID of a sender's full JID (or of whatever it claims).
+fn bare(sender: &str) -> &str {
+    sender.split('/').next().unwrap_or(sender)
+}
+
 /// Sequence state of every publisher seen on one node.
 #[derive(Debug, Clone, Default)]
 pub struct GapTracker {
-    by_sender: HashMap<String, Publisher>,
+    /// By (bare sender, session); at most [`MAX_SEEN_SESSIONS`], the oldest forgotten first.
+    by_session: HashMap<PublisherKey, Publisher>,
+    by_session_order: Vec<PublisherKey>,
+    /// The last session seen of each bare sender (a new one is a restart, not a gap).
+    latest: HashMap<String, String>,
     /// The node-wide numbering of a `serve` relay, when its notifications carry one: it
     /// covers every publisher, so it replaces the per-publisher check.
     service: Option<Publisher>,
-    /// Numbers received, per (sender, publisher session), kept across resyncs: an item that was
-    /// received and later evicted by the service is not lost.
-    seen: HashMap<(String, String), Ranges>,
+    /// Numbers received, per (bare sender, publisher session), kept across resyncs: an item
+    /// that was received and later evicted by the service is not lost.
+    seen: HashMap<PublisherKey, Ranges>,
     /// The order sessions were first seen in, to forget the oldest.
-    seen_order: Vec<(String, String)>,
-    /// This run's own publisher session: it knows what it published, so items claiming that
-    /// session (its own, or a forgery) are not checked.
-    own_session: Option<String>,
+    seen_order: Vec<PublisherKey>,
+    /// The publisher sessions this process holds: it knows what it published, so items
+    /// claiming them (its own, or forgeries) are not checked.
+    own_sessions: Vec<String>,
 }
 
 impl GapTracker {
@@ -209,9 +222,16 @@ impl GapTracker {
 
     /// A tracker that leaves the items of the publisher session `own` unchecked.
     pub fn ignoring(own: &str) -> Self {
-        Self {
-            own_session: Some(own.to_owned()),
-            ..Self::default()
+        let mut t = Self::default();
+        t.ignore(own);
+        t
+    }
+
+    /// Leave the items of publisher session `own` unchecked from now on (this process holds
+    /// it).
+    pub fn ignore(&mut self, own: &str) {
+        if !self.own_sessions.iter().any(|s| s == own) {
+            self.own_sessions.push(own.to_owned());
         }
     }
 
@@ -222,7 +242,7 @@ impl GapTracker {
             && item
                 .seq
                 .as_ref()
-                .is_none_or(|s| self.own_session.as_deref() != Some(s.session.as_str()))
+                .is_none_or(|s| !self.own_sessions.contains(&s.session))
     }
 
     /// Observe an item: by the service's node-wide number when it has one, else by its
@@ -245,7 +265,7 @@ impl GapTracker {
     }
 
     fn remember(&mut self, sender: &str, seq: &Seq) {
-        let key = (sender.to_owned(), seq.session.clone());
+        let key = (bare(sender).to_owned(), seq.session.clone());
         if !self.seen.contains_key(&key) {
             self.seen_order.push(key.clone());
             if self.seen_order.len() > MAX_SEEN_SESSIONS {
@@ -259,8 +279,18 @@ impl GapTracker {
     /// Was this number of this publisher session received in this run?
     pub fn has_seen(&self, sender: &str, session: &str, n: u64) -> bool {
         self.seen
-            .get(&(sender.to_owned(), session.to_owned()))
+            .get(&(bare(sender).to_owned(), session.to_owned()))
             .is_some_and(|r| r.contains(n))
+    }
+
+    /// Remember that this number was received (in an earlier run: the local cache had it), so
+    /// that it does not count as lost when the service no longer has it.
+    pub fn mark_seen(&mut self, item: &FeedItem) {
+        if let Some(seq) = &item.seq
+            && self.counts(item)
+        {
+            self.remember(item.sender.as_deref().unwrap_or(""), seq);
+        }
     }
 
     /// Observe an item's sequence (with the sender that names the publisher).
@@ -268,25 +298,29 @@ impl GapTracker {
         let Some(seq) = seq else {
             return Verdict::Unchecked;
         };
-        let key = sender.unwrap_or("").to_owned();
-        self.remember(&key, seq);
-        let p = match self.by_sender.get_mut(&key) {
-            None => {
-                let mut p = Publisher::new(seq.session.clone(), seq.n);
-                for &(a, b) in &seq.void {
-                    p.add_void(a, b);
-                }
-                self.by_sender.insert(key, p);
-                return Verdict::First;
+        let sender = bare(sender.unwrap_or(""));
+        self.remember(sender, seq);
+        let key = (sender.to_owned(), seq.session.clone());
+        let restarted = self
+            .latest
+            .insert(sender.to_owned(), seq.session.clone())
+            .is_some_and(|s| s != seq.session);
+        let Some(p) = self.by_session.get_mut(&key) else {
+            let mut p = Publisher::new(seq.n);
+            for &(a, b) in &seq.void {
+                p.add_void(a, b);
             }
-            Some(p) if p.session != seq.session => {
-                *p = Publisher::new(seq.session.clone(), seq.n);
-                for &(a, b) in &seq.void {
-                    p.add_void(a, b);
-                }
-                return Verdict::Restarted;
+            self.by_session.insert(key.clone(), p);
+            self.by_session_order.push(key);
+            if self.by_session_order.len() > MAX_SEEN_SESSIONS {
+                let old = self.by_session_order.remove(0);
+                self.by_session.remove(&old);
             }
-            Some(p) => p,
+            return if restarted {
+                Verdict::Restarted
+            } else {
+                Verdict::First
+            };
         };
         for &(a, b) in &seq.void {
             p.add_void(a, b);
@@ -299,7 +333,7 @@ impl GapTracker {
         if let Some(p) = &mut self.service {
             return p.observe(n);
         }
-        self.service = Some(Publisher::new(String::new(), n));
+        self.service = Some(Publisher::new(n));
         Verdict::First
     }
 
@@ -308,8 +342,10 @@ impl GapTracker {
     /// notification can be checked against it even if the newest items were retracted.
     /// What was seen before stays remembered.
     pub fn reset_from(&mut self, items: &[FeedItem], head: Option<u64>) {
-        self.by_sender.clear();
-        self.service = head.map(|h| Publisher::new(String::new(), h));
+        self.by_session.clear();
+        self.by_session_order.clear();
+        self.latest.clear();
+        self.service = head.map(Publisher::new);
         for item in items {
             self.observe_item(item);
         }
@@ -317,7 +353,10 @@ impl GapTracker {
 
     /// Numbers currently missing, over all publishers.
     pub fn missing(&self) -> u64 {
-        self.by_sender.values().map(Publisher::missing).sum::<u64>()
+        self.by_session
+            .values()
+            .map(Publisher::missing)
+            .sum::<u64>()
             + self.service.as_ref().map_or(0, Publisher::missing)
     }
 }
@@ -367,7 +406,10 @@ pub fn lost_in(items: &[FeedItem], tracker: &GapTracker) -> Vec<Lost> {
     for item in items.iter().filter(|i| tracker.counts(i)) {
         if let Some(seq) = &item.seq {
             let (known, max) = by_session
-                .entry((item.sender.as_deref().unwrap_or(""), seq.session.as_str()))
+                .entry((
+                    bare(item.sender.as_deref().unwrap_or("")),
+                    seq.session.as_str(),
+                ))
                 .or_default();
             known.insert(seq.n, seq.n);
             *max = (*max).max(seq.n);
@@ -421,7 +463,15 @@ mod tests {
         assert_eq!(t.observe(a, Some(&seq("s1", 4))), Verdict::Duplicate);
         assert_eq!(t.observe(a, Some(&seq("s1", 2))), Verdict::Duplicate);
         assert_eq!(t.observe(a, Some(&seq("s2", 1))), Verdict::Restarted);
-        assert_eq!(t.missing(), 0, "a restart forgets the old session's holes");
+        assert_eq!(t.missing(), 2, "the old session's holes stay missing");
+        // Two sessions of one account at once (two processes): each keeps its own numbering.
+        assert_eq!(t.observe(a, Some(&seq("s2", 2))), Verdict::InOrder);
+        let other = Some("alice@x/other");
+        assert_eq!(t.observe(other, Some(&seq("s3", 7))), Verdict::Restarted);
+        assert_eq!(t.observe(a, Some(&seq("s2", 3))), Verdict::InOrder);
+        assert_eq!(t.observe(other, Some(&seq("s3", 9))), Verdict::Gap(8..=8));
+        assert_eq!(t.observe(other, Some(&seq("s3", 8))), Verdict::OutOfOrder);
+        assert_eq!(t.missing(), 2);
         assert_eq!(t.observe(a, None), Verdict::Unchecked);
         assert_eq!(
             t.observe(Some("bob@x/y"), Some(&seq("s9", 5))),
