@@ -11,6 +11,7 @@
 //! - [`prosody`]: a private Prosody for the demo and the tests.
 //! - [`state`]: the nodes followed, kept between runs.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -58,7 +58,7 @@ fn cut_bytes(s: &str, max: usize) -> String {
 }
 
 /// Ranges as `a-b,c`.
-fn format_ranges(ranges: &[(u64, u64)]) -> String {
+pub fn format_ranges(ranges: &[(u64, u64)]) -> String {
     ranges
         .iter()
         .map(|&(a, b)| {
@@ -73,7 +73,7 @@ fn format_ranges(ranges: &[(u64, u64)]) -> String {
 }
 
 /// Read `a-b,c` (bounded: at most [`crate::feed::MAX_VOID_RANGES`] ranges, each `a <= b`).
-fn parse_ranges(s: &str) -> Vec<(u64, u64)> {
+pub fn parse_ranges(s: &str) -> Vec<(u64, u64)> {
     s.split(',')
         .filter_map(|part| {
             let part = part.trim();

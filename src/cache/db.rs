@@ -1,0 +1,1117 @@
+//! The client's store: one SQLite database per account, in WAL mode, shared by every process
+//! of the account (SQLite's locks order their writes; a busy database is waited for).
+//!
+//! - `items`: the items of the followed nodes, as the feed holds them (the sanitised
+//!   `<item/>`), per service and node, in the order received, bounded per node and in total
+//!   bytes (kept exact by triggers, whichever process writes).
+//! - `publishers`: our publisher sessions per service and node, each with its last number and
+//!   the numbers never published.
+//! - `outbox`: our items not yet confirmed by the service.
+//!
+//! **Concurrent publishers.** Each process claims its own session per node: a session is held
+//! through an advisory lock on a small file (`flock`, released by the kernel when the process
+//! ends, even on `kill -9`). A run takes over a session no running process holds (the one
+//! with unsent items first, then the last used), so consecutive runs continue one sequence;
+//! a run that finds every session held starts a new one. Why not one counter under a lock:
+//! two processes taking numbers from one sequence interleave them, and each item that
+//! overtakes another in flight would look like a gap to every subscriber (and set off a
+//! resync). With a session each, every sequence stays in order.
+//!
+//! Numbers and the outbox are committed before the item is sent; live items are buffered and
+//! written in one transaction on the core's timer (or every [`BATCH`] items).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, ErrorCode, OptionalExtension as _, params};
+
+use super::{Number, Persist, Volatile, recent_void};
+use crate::feed::FeedItem;
+use crate::feed::Seq;
+use crate::feed::gap::Ranges;
+use crate::xmpp::proto::OutgoingItem;
+use crate::xmpp::proto::item::{format_ranges, parse_ranges};
+
+/// The schema this version writes. A database of a later one is moved aside, not read.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Live items written in one transaction at most.
+pub const BATCH: usize = 512;
+/// The total size of the kept items, by default.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    service TEXT NOT NULL,
+    node    TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    ord     INTEGER NOT NULL,  -- when it was received (µs since 1970): the order kept
+    xml     TEXT NOT NULL,     -- the <item/> as the feed holds it (sanitised, bounded)
+    PRIMARY KEY (service, node, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_by_ord ON items(service, node, ord);
+CREATE INDEX IF NOT EXISTS items_oldest ON items(ord);
+CREATE TABLE IF NOT EXISTS size (bytes INTEGER NOT NULL);
+INSERT INTO size SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM size);
+CREATE TRIGGER IF NOT EXISTS items_added AFTER INSERT ON items
+    BEGIN UPDATE size SET bytes = bytes + length(CAST(NEW.xml AS BLOB)); END;
+CREATE TRIGGER IF NOT EXISTS items_removed AFTER DELETE ON items
+    BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB)); END;
+CREATE TRIGGER IF NOT EXISTS items_changed AFTER UPDATE OF xml ON items
+    BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB))
+                                        + length(CAST(NEW.xml AS BLOB)); END;
+CREATE TABLE IF NOT EXISTS publishers (
+    service TEXT NOT NULL,
+    node    TEXT NOT NULL,
+    session TEXT NOT NULL,
+    seq     INTEGER NOT NULL DEFAULT 0,  -- the last number given out
+    void    TEXT NOT NULL DEFAULT '',    -- numbers never published (2-3,7)
+    used    INTEGER NOT NULL,            -- last use, seconds since 1970
+    PRIMARY KEY (service, node, session)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    service TEXT NOT NULL,
+    node    TEXT NOT NULL,
+    session TEXT NOT NULL,
+    n       INTEGER NOT NULL,
+    sender  TEXT NOT NULL,
+    time    TEXT NOT NULL,               -- RFC 3339
+    text    TEXT NOT NULL,
+    void    TEXT NOT NULL,
+    PRIMARY KEY (service, node, session, n)
+) WITHOUT ROWID;
+";
+
+/// Bounds of the kept items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Items per node (the feed's limit).
+    pub per_node: usize,
+    /// Bytes of item XML in all.
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_node: crate::config::DEFAULT_FEED_LIMIT,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// The default directory of the databases: `$XDG_DATA_HOME/pubsub-tui/cache`.
+pub fn default_dir() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("pubsub-tui").join("cache"))
+}
+
+/// The database of an account (its bare JID) in `dir`: the JID with anything but letters,
+/// digits, `@`, `.`, `-` and `_` written as `%XX`.
+pub fn path_for(dir: &Path, account: &str) -> PathBuf {
+    let mut name = String::new();
+    for b in account.bytes() {
+        if b.is_ascii_alphanumeric() || b"@.-_".contains(&b) {
+            name.push(char::from(b));
+        } else {
+            let _ = write!(name, "%{b:02X}");
+        }
+    }
+    dir.join(format!("{name}.sqlite"))
+}
+
+/// A buffered change to the kept items.
+#[derive(Debug)]
+enum Op {
+    Put {
+        node: String,
+        id: String,
+        ord: i64,
+        xml: String,
+    },
+    Retract {
+        node: String,
+        id: String,
+    },
+    Clear {
+        node: String,
+    },
+}
+
+/// A session this process holds: its node, and the lock that holds it.
+#[derive(Debug)]
+struct Held {
+    node: String,
+    _lock: File,
+}
+
+/// The SQLite store of one account, working for one service.
+#[derive(Debug)]
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+    service: String,
+    limits: Limits,
+    /// Where the session locks are, and the prefix of their names (the database's).
+    locks: PathBuf,
+    held: HashMap<String, Held>,
+    /// The session each node's new items are numbered in.
+    primary: HashMap<String, String>,
+    pending: Vec<Op>,
+    /// After a failure: numbering goes on here, nothing else is kept.
+    failed: Option<Volatile>,
+}
+
+/// What opening found: the store (if it could be opened) and anything to tell the user.
+#[derive(Debug)]
+pub struct Opened {
+    pub db: Option<Db>,
+    pub notice: Option<String>,
+}
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn damaged(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+/// Move a damaged or too new database (and its WAL files) aside: where it went.
+fn move_aside(path: &Path, why: &str) -> std::io::Result<PathBuf> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%S");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let to = path.with_file_name(format!("{name}.{why}-{stamp}"));
+    std::fs::rename(path, &to)?;
+    for ext in ["-wal", "-shm"] {
+        let side = path.with_file_name(format!("{name}{ext}"));
+        if side.exists() {
+            let _ = std::fs::rename(
+                &side,
+                to.with_file_name(format!("{name}.{why}-{stamp}{ext}")),
+            );
+        }
+    }
+    Ok(to)
+}
+
+/// Why a database was not opened as it is.
+enum OpenError {
+    /// Not readable as a database of ours: move it aside.
+    Damaged(String),
+    Newer(i64),
+    /// Anything else (a read-only directory, no space): run without.
+    Other(String),
+}
+
+fn connect(path: &Path) -> Result<Connection, OpenError> {
+    let other = |e: rusqlite::Error| {
+        if damaged(&e) {
+            OpenError::Damaged(e.to_string())
+        } else {
+            OpenError::Other(e.to_string())
+        }
+    };
+    let conn = Connection::open(path).map_err(other)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(other)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(other)?;
+    if version > SCHEMA_VERSION {
+        return Err(OpenError::Newer(version));
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(other)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(other)?;
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    ))
+    .map_err(other)?;
+    // A file damaged past its header is found here rather than at the first write.
+    let check: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(other)?;
+    if check != "ok" {
+        return Err(OpenError::Damaged(check));
+    }
+    Ok(conn)
+}
+
+impl Db {
+    /// Open (or create) the database at `path` for `service`. A damaged database, or one of a
+    /// later version, is moved aside and a new one started; one that cannot be opened at all
+    /// gives no store, and the notice says why.
+    pub fn open(path: &Path, service: &str, limits: Limits) -> Opened {
+        let shown = path.display();
+        if let Some(dir) = path.parent()
+            && let Err(e) = crate::config::create_private_dir(dir)
+        {
+            return Opened {
+                db: None,
+                notice: Some(format!("no cache this run: {e:#}")),
+            };
+        }
+        let mut notice = None;
+        let conn = match connect(path) {
+            Ok(c) => c,
+            Err(OpenError::Other(e)) => {
+                return Opened {
+                    db: None,
+                    notice: Some(format!("no cache this run: cannot open {shown}: {e}")),
+                };
+            }
+            Err(first) => {
+                let (why, said) = match first {
+                    OpenError::Newer(v) => (
+                        "newer",
+                        format!("it was written by a newer pubsub-tui (schema {v})"),
+                    ),
+                    OpenError::Damaged(e) => ("damaged", format!("it is damaged ({e})")),
+                    OpenError::Other(_) => unreachable!("handled above"),
+                };
+                let moved = match move_aside(path, why) {
+                    Ok(to) => to,
+                    Err(e) => {
+                        return Opened {
+                            db: None,
+                            notice: Some(format!(
+                                "no cache this run: {shown}: {said}, and it cannot be moved aside ({e})"
+                            )),
+                        };
+                    }
+                };
+                notice = Some(format!(
+                    "the cache {shown} was not used: {said}; it was moved to {} and a new one started",
+                    moved.display()
+                ));
+                match connect(path) {
+                    Ok(c) => c,
+                    Err(OpenError::Other(e) | OpenError::Damaged(e)) => {
+                        return Opened {
+                            db: None,
+                            notice: Some(format!("no cache this run: cannot open {shown}: {e}")),
+                        };
+                    }
+                    Err(OpenError::Newer(_)) => unreachable!("a new file has no version yet"),
+                }
+            }
+        };
+        let locks = path.with_extension("locks");
+        if let Err(e) = crate::config::create_private_dir(&locks) {
+            return Opened {
+                db: None,
+                notice: Some(format!("no cache this run: {e:#}")),
+            };
+        }
+        Opened {
+            db: Some(Self {
+                conn,
+                path: path.to_owned(),
+                service: service.to_owned(),
+                limits,
+                locks,
+                held: HashMap::new(),
+                primary: HashMap::new(),
+                pending: Vec::new(),
+                failed: None,
+            }),
+            notice,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stop keeping after a failure: numbering goes on in a fresh session.
+    fn fail(&mut self, what: &str, e: &rusqlite::Error) {
+        if self.failed.is_none() {
+            tracing::warn!(%e, what, "the cache failed");
+            self.pending.clear();
+            self.failed = Some(Volatile::after_failure(format!(
+                "the cache {} failed ({what}: {e}); nothing more is kept this run",
+                self.path.display()
+            )));
+        }
+    }
+
+    /// Hold `session` if no other process does: its lock file, locked.
+    fn try_hold(&self, session: &str) -> Result<Option<File>, rusqlite::Error> {
+        let name = format!(
+            "{}.{session}.lock",
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        let io = |e: std::io::Error| {
+            rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::new(
+                e.kind(),
+                format!("the lock file of session {session}: {e}"),
+            )))
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.locks.join(name))
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+
+    /// The session this process numbers `node`'s items in: one it holds, else one no process
+    /// holds (with unsent items first, then the last used), else a new one.
+    fn session_for(&mut self, node: &str) -> Result<String, rusqlite::Error> {
+        if let Some(s) = self.primary.get(node) {
+            return Ok(s.clone());
+        }
+        if let Some((s, _)) = self.held.iter().find(|(_, h)| h.node == node) {
+            let s = s.clone();
+            self.primary.insert(node.to_owned(), s.clone());
+            return Ok(s);
+        }
+        let candidates: Vec<String> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT session FROM publishers p WHERE service = ?1 AND node = ?2
+                 ORDER BY EXISTS (SELECT 1 FROM outbox o WHERE o.service = p.service
+                                  AND o.node = p.node AND o.session = p.session) DESC,
+                          used DESC",
+            )?;
+            st.query_map(params![self.service, node], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        for s in candidates {
+            if let Some(lock) = self.try_hold(&s)? {
+                self.hold(node, &s, lock);
+                return Ok(s);
+            }
+        }
+        loop {
+            let s = crate::config::new_publisher_session();
+            let Some(lock) = self.try_hold(&s)? else {
+                continue;
+            };
+            let added = self.conn.execute(
+                "INSERT INTO publishers (service, node, session, used) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![self.service, node, s, Utc::now().timestamp()],
+            )?;
+            if added == 1 {
+                self.hold(node, &s, lock);
+                return Ok(s);
+            }
+        }
+    }
+
+    fn hold(&mut self, node: &str, session: &str, lock: File) {
+        self.held.insert(
+            session.to_owned(),
+            Held {
+                node: node.to_owned(),
+                _lock: lock,
+            },
+        );
+        self.primary
+            .entry(node.to_owned())
+            .or_insert_with(|| session.to_owned());
+    }
+
+    fn try_number(&mut self, node: &str) -> Result<Number, rusqlite::Error> {
+        let session = self.session_for(node)?;
+        let (n, void): (i64, String) = self.conn.query_row(
+            "UPDATE publishers SET seq = seq + 1, used = ?4
+             WHERE service = ?1 AND node = ?2 AND session = ?3 RETURNING seq, void",
+            params![self.service, node, session, Utc::now().timestamp()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut ranges = Ranges::default();
+        for (a, b) in parse_ranges(&void) {
+            ranges.insert(a, b);
+        }
+        Ok(Number {
+            session,
+            n: u64::try_from(n).unwrap_or(0),
+            void: recent_void(&ranges),
+        })
+    }
+
+    fn try_void(&mut self, node: &str, session: &str, n: u64) -> Result<(), rusqlite::Error> {
+        let void: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT void FROM publishers WHERE service = ?1 AND node = ?2 AND session = ?3",
+                params![self.service, node, session],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(void) = void else { return Ok(()) };
+        let mut ranges = Ranges::default();
+        for (a, b) in parse_ranges(&void) {
+            ranges.insert(a, b);
+        }
+        ranges.insert(n, n);
+        self.conn.execute(
+            "UPDATE publishers SET void = ?4 WHERE service = ?1 AND node = ?2 AND session = ?3",
+            params![
+                self.service,
+                node,
+                session,
+                format_ranges(ranges.as_slice())
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn try_leftovers(&mut self, node: Option<&str>) -> Result<Vec<OutgoingItem>, rusqlite::Error> {
+        let sessions: Vec<(String, String)> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT DISTINCT node, session FROM outbox
+                 WHERE service = ?1 AND (?2 IS NULL OR node = ?2)",
+            )?;
+            st.query_map(params![self.service, node], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        for (node, session) in sessions {
+            if self.held.contains_key(&session) {
+                continue;
+            }
+            if let Some(lock) = self.try_hold(&session)? {
+                self.hold(&node, &session, lock);
+            }
+        }
+        self.outbox_of_held(node)
+    }
+
+    /// The unsent items of the sessions this process holds, oldest first.
+    fn outbox_of_held(&self, node: Option<&str>) -> Result<Vec<OutgoingItem>, rusqlite::Error> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT node, session, n, sender, time, text, void FROM outbox
+             WHERE service = ?1 AND session = ?2 AND (?3 IS NULL OR node = ?3) ORDER BY n",
+        )?;
+        let mut out = Vec::new();
+        let mut sessions: Vec<&String> = self.held.keys().collect();
+        sessions.sort();
+        for s in sessions {
+            let rows = st.query_map(params![self.service, s, node], |r| {
+                let time: String = r.get(4)?;
+                let void: String = r.get(6)?;
+                let n: i64 = r.get(2)?;
+                Ok(OutgoingItem {
+                    node: r.get(0)?,
+                    sender: r.get(3)?,
+                    time: DateTime::parse_from_rfc3339(&time)
+                        .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc)),
+                    seq: Seq {
+                        session: r.get(1)?,
+                        n: u64::try_from(n).unwrap_or(0),
+                        void: parse_ranges(&void),
+                    },
+                    text: r.get(5)?,
+                })
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        out.sort_by_key(|i| i.time);
+        Ok(out)
+    }
+
+    fn try_discard(&mut self) -> Result<usize, rusqlite::Error> {
+        let items = self.outbox_of_held(None)?;
+        for item in &items {
+            self.try_void(&item.node, &item.seq.session, item.seq.n)?;
+            self.try_remove(item)?;
+        }
+        Ok(items.len())
+    }
+
+    fn try_remove(&self, item: &OutgoingItem) -> Result<(), rusqlite::Error> {
+        self.conn.execute(
+            "DELETE FROM outbox WHERE service = ?1 AND node = ?2 AND session = ?3 AND n = ?4",
+            params![
+                self.service,
+                item.node,
+                item.seq.session,
+                i64::try_from(item.seq.n).unwrap_or(i64::MAX)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn try_put_outbox(&self, item: &OutgoingItem) -> Result<(), rusqlite::Error> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO outbox (service, node, session, n, sender, time, text, void)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                self.service,
+                item.node,
+                item.seq.session,
+                i64::try_from(item.seq.n).unwrap_or(i64::MAX),
+                item.sender,
+                item.time.to_rfc3339(),
+                item.text,
+                format_ranges(&item.seq.void),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Write the buffered changes in one transaction, then keep within the bounds.
+    fn try_flush(&mut self) -> Result<(), rusqlite::Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let ops = std::mem::take(&mut self.pending);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut touched: HashSet<&str> = HashSet::new();
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET ord = excluded.ord, xml = excluded.xml",
+            )?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3")?;
+            let mut clear =
+                tx.prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2")?;
+            for op in &ops {
+                match op {
+                    Op::Put { node, id, ord, xml } => {
+                        put.execute(params![self.service, node, id, ord, xml])?;
+                        touched.insert(node);
+                    }
+                    Op::Retract { node, id } => {
+                        del.execute(params![self.service, node, id])?;
+                    }
+                    Op::Clear { node } => {
+                        clear.execute(params![self.service, node])?;
+                    }
+                }
+            }
+        }
+        for node in touched {
+            bound_node(&tx, &self.service, node, self.limits.per_node)?;
+        }
+        bound_total(&tx, self.limits.max_bytes)?;
+        tx.commit()
+    }
+
+    fn try_cached(&mut self, node: &str) -> Result<Vec<FeedItem>, rusqlite::Error> {
+        self.try_flush()?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT ord, xml FROM items WHERE service = ?1 AND node = ?2 ORDER BY ord",
+        )?;
+        let rows = st.query_map(params![self.service, node], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ord, xml) = row?;
+            if let Some(item) = item_from_xml(node, &xml, ord) {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
+    fn try_cached_ids(&mut self, node: &str) -> Result<HashSet<String>, rusqlite::Error> {
+        self.try_flush()?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id FROM items WHERE service = ?1 AND node = ?2")?;
+        st.query_map(params![self.service, node], |r| r.get(0))?
+            .collect()
+    }
+
+    fn try_replace(&mut self, node: &str, items: &[FeedItem]) -> Result<(), rusqlite::Error> {
+        self.try_flush()?;
+        let keep: HashSet<&str> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let have: Vec<String> = {
+                let mut st =
+                    tx.prepare_cached("SELECT id FROM items WHERE service = ?1 AND node = ?2")?;
+                st.query_map(params![self.service, node], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            let mut del = tx
+                .prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3")?;
+            for id in have.iter().filter(|id| !keep.contains(id.as_str())) {
+                del.execute(params![self.service, node, id])?;
+            }
+            // New ones in the order given, after what is kept; changed ones rewritten.
+            let mut put = tx.prepare_cached(
+                "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET xml = excluded.xml WHERE xml != excluded.xml",
+            )?;
+            let base = now_micros();
+            for (k, item) in items.iter().enumerate() {
+                let Some((id, xml)) = keepable(item) else {
+                    continue;
+                };
+                let ord = item
+                    .received
+                    .map_or(base + i64::try_from(k).unwrap_or(0), |t| {
+                        t.timestamp_micros()
+                    });
+                put.execute(params![self.service, node, id, ord, xml])?;
+            }
+        }
+        bound_node(&tx, &self.service, node, self.limits.per_node)?;
+        bound_total(&tx, self.limits.max_bytes)?;
+        tx.commit()
+    }
+}
+
+/// What of an item can be kept: its id and XML (not without an id, nor when the tree's
+/// bounds cut it: it could not be told apart from the whole item later).
+fn keepable(item: &FeedItem) -> Option<(&str, String)> {
+    let id = item.id.as_deref()?;
+    item.tree.is_whole().then(|| (id, item.xml()))
+}
+
+/// An item read back: parsed again as it was received (with the time it was received).
+fn item_from_xml(node: &str, xml: &str, ord: i64) -> Option<FeedItem> {
+    let el = crate::xmpp::proto::parse_payload(xml).ok()?;
+    let mut item = crate::xmpp::proto::parse_item(node, &el);
+    item.received = DateTime::from_timestamp_micros(ord);
+    Some(item)
+}
+
+/// Keep at most `limit` items of `node`: the oldest received go.
+fn bound_node(
+    tx: &rusqlite::Transaction<'_>,
+    service: &str,
+    node: &str,
+    limit: usize,
+) -> Result<(), rusqlite::Error> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let count: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM items WHERE service = ?1 AND node = ?2",
+        params![service, node],
+        |r| r.get(0),
+    )?;
+    if count > limit {
+        tx.execute(
+            "DELETE FROM items WHERE service = ?1 AND node = ?2 AND id IN
+             (SELECT id FROM items WHERE service = ?1 AND node = ?2 ORDER BY ord LIMIT ?3)",
+            params![service, node, count - limit],
+        )?;
+    }
+    Ok(())
+}
+
+/// Keep the items within `max` bytes in all: the oldest received, of any node, go.
+fn bound_total(tx: &rusqlite::Transaction<'_>, max: u64) -> Result<(), rusqlite::Error> {
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let bytes: i64 = tx.query_row("SELECT bytes FROM size", [], |r| r.get(0))?;
+    let mut excess = bytes - max;
+    if excess <= 0 {
+        return Ok(());
+    }
+    let oldest: Vec<(String, String, String, i64)> = {
+        let mut st = tx.prepare_cached(
+            "SELECT service, node, id, length(CAST(xml AS BLOB)) FROM items ORDER BY ord",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row?;
+            excess -= row.3;
+            out.push(row);
+            if excess <= 0 {
+                break;
+            }
+        }
+        out
+    };
+    let mut del =
+        tx.prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3")?;
+    for (service, node, id, _) in oldest {
+        del.execute(params![service, node, id])?;
+    }
+    Ok(())
+}
+
+impl Persist for Db {
+    fn number(&mut self, node: &str) -> Number {
+        if self.failed.is_none() {
+            match self.try_number(node) {
+                Ok(n) => return n,
+                Err(e) => self.fail("taking a number", &e),
+            }
+        }
+        self.failed
+            .as_mut()
+            .map(|v| v.number(node))
+            .expect("failed is set")
+    }
+
+    fn void(&mut self, node: &str, session: &str, n: u64) {
+        if let Some(v) = &mut self.failed {
+            return v.void(node, session, n);
+        }
+        if let Err(e) = self.try_void(node, session, n) {
+            self.fail("recording a number never published", &e);
+        }
+    }
+
+    fn outbox_put(&mut self, item: &OutgoingItem) {
+        if self.failed.is_none()
+            && let Err(e) = self.try_put_outbox(item)
+        {
+            self.fail("keeping an item to send", &e);
+        }
+    }
+
+    fn outbox_remove(&mut self, item: &OutgoingItem) {
+        if self.failed.is_none()
+            && let Err(e) = self.try_remove(item)
+        {
+            self.fail("removing a sent item", &e);
+        }
+    }
+
+    fn leftovers(&mut self, node: Option<&str>) -> Vec<OutgoingItem> {
+        if self.failed.is_some() {
+            return Vec::new();
+        }
+        self.try_leftovers(node).unwrap_or_else(|e| {
+            self.fail("reading the items left to send", &e);
+            Vec::new()
+        })
+    }
+
+    fn discard_outbox(&mut self) -> usize {
+        if self.failed.is_some() {
+            return 0;
+        }
+        self.try_discard().unwrap_or_else(|e| {
+            self.fail("discarding the items left to send", &e);
+            0
+        })
+    }
+
+    fn keeps_items(&self) -> bool {
+        self.failed.is_none()
+    }
+
+    fn cached(&mut self, node: &str) -> Vec<FeedItem> {
+        if self.failed.is_some() {
+            return Vec::new();
+        }
+        self.try_cached(node).unwrap_or_else(|e| {
+            self.fail("reading the kept items", &e);
+            Vec::new()
+        })
+    }
+
+    fn cached_ids(&mut self, node: &str) -> HashSet<String> {
+        if self.failed.is_some() {
+            return HashSet::new();
+        }
+        self.try_cached_ids(node).unwrap_or_else(|e| {
+            self.fail("reading the kept items", &e);
+            HashSet::new()
+        })
+    }
+
+    fn add(&mut self, item: &FeedItem) {
+        if self.failed.is_some() {
+            return;
+        }
+        let Some((id, xml)) = keepable(item) else {
+            return;
+        };
+        self.pending.push(Op::Put {
+            node: item.node.clone(),
+            id: id.to_owned(),
+            ord: item
+                .received
+                .map_or_else(now_micros, |t| t.timestamp_micros()),
+            xml,
+        });
+        if self.pending.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn retract(&mut self, node: &str, id: &str) {
+        if self.failed.is_none() {
+            self.pending.push(Op::Retract {
+                node: node.to_owned(),
+                id: id.to_owned(),
+            });
+        }
+    }
+
+    fn clear(&mut self, node: &str) {
+        if self.failed.is_none() {
+            self.pending.push(Op::Clear {
+                node: node.to_owned(),
+            });
+        }
+    }
+
+    fn replace(&mut self, node: &str, items: &[FeedItem]) {
+        if self.failed.is_none()
+            && let Err(e) = self.try_replace(node, items)
+        {
+            self.fail("keeping the node's items", &e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.failed.is_none()
+            && let Err(e) = self.try_flush()
+        {
+            self.fail("keeping items", &e);
+        }
+    }
+
+    fn take_problem(&mut self) -> Option<String> {
+        self.failed.as_mut().and_then(Volatile::take_problem)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(node: &str, id: &str, text: &str) -> FeedItem {
+        let xml = format!(
+            "<item xmlns='http://jabber.org/protocol/pubsub' id='{id}'>\
+             <reading xmlns='urn:example:sensor'><t unit='C'>{text}</t></reading></item>"
+        );
+        let el = crate::xmpp::proto::parse_payload(&xml).expect("xml");
+        crate::xmpp::proto::parse_item(node, &el)
+    }
+
+    fn open(dir: &Path) -> Db {
+        let o = Db::open(&dir.join("a@x.sqlite"), "pubsub.x", Limits::default());
+        assert!(o.notice.is_none(), "{:?}", o.notice);
+        o.db.expect("opened")
+    }
+
+    #[test]
+    fn the_file_name_is_the_account_escaped() {
+        let p = path_for(Path::new("/d"), "ali ce/é@x.org");
+        assert_eq!(p, Path::new("/d/ali%20ce%2F%C3%A9@x.org.sqlite"));
+    }
+
+    #[test]
+    fn numbers_continue_across_runs_and_concurrent_runs_take_their_own_session() {
+        let dir = tempfile::tempdir().expect("dir");
+        let first = {
+            let mut db = open(dir.path());
+            let a = db.number("n");
+            assert_eq!(a.n, 1);
+            assert_eq!(db.number("n").n, 2);
+            db.void("n", &a.session, 2);
+            a.session
+        };
+        // The next run continues the session, and declares 2 void.
+        let mut db = open(dir.path());
+        let b = db.number("n");
+        assert_eq!((b.session.as_str(), b.n), (first.as_str(), 3));
+        assert_eq!(b.void, vec![(2, 2)]);
+        // A second process while this one holds the session: a session of its own.
+        let mut other = open(dir.path());
+        let c = other.number("n");
+        assert_ne!(c.session, first);
+        assert_eq!(c.n, 1);
+        assert_eq!(db.number("n").n, 4, "each keeps its own sequence");
+        drop(db);
+        // Once the first has ended, a third run takes its session over (the last used one
+        // is the other's, which is held).
+        let mut third = open(dir.path());
+        let d = third.number("n");
+        assert_eq!((d.session.as_str(), d.n), (first.as_str(), 5));
+        assert!(third.take_problem().is_none());
+    }
+
+    #[test]
+    fn the_outbox_survives_and_is_sent_by_one_process_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let waiting = {
+            let mut db = open(dir.path());
+            let nb = db.number("n");
+            let item = OutgoingItem {
+                node: "n".into(),
+                sender: "a@x/r".into(),
+                time: Utc::now(),
+                seq: Seq::new(nb.session, nb.n),
+                text: "hello\nworld".into(),
+            };
+            db.outbox_put(&item);
+            item
+        };
+        let mut db = open(dir.path());
+        let mut other = open(dir.path());
+        let left = db.leftovers(None);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id(), waiting.id());
+        assert_eq!(left[0].text, "hello\nworld");
+        assert!(other.leftovers(None).is_empty(), "held by the first");
+        // The claimed session is the one the node's next items are numbered in.
+        assert_eq!(db.number("n").session, waiting.seq.session);
+        assert_eq!(db.discard_outbox(), 1);
+        assert!(db.leftovers(None).is_empty());
+        let next = db.number("n");
+        assert_eq!(
+            (next.n, next.void),
+            (3, vec![(1, 1)]),
+            "the discarded number is void"
+        );
+        db.outbox_put(&waiting);
+        db.outbox_remove(&waiting);
+        assert!(db.leftovers(Some("n")).is_empty());
+    }
+
+    #[test]
+    fn items_are_kept_replaced_and_bounded() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a@x.sqlite");
+        let limits = Limits {
+            per_node: 3,
+            max_bytes: 1_000_000,
+        };
+        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        for k in 0..5 {
+            db.add(&item("n", &format!("i{k}"), &k.to_string()));
+        }
+        db.add(&item("m", "x", "other node"));
+        db.retract("n", "i4");
+        let ids: Vec<_> = db.cached("n").into_iter().filter_map(|i| i.id).collect();
+        assert_eq!(ids, ["i1", "i2", "i3"], "the newest 3 of those left");
+        let back = &db.cached("m")[0];
+        assert_eq!(back.text, item("m", "x", "other node").text);
+        assert!(back.received.is_some());
+        db.replace("n", &[item("n", "i3", "changed"), item("n", "i9", "new")]);
+        let kept = db.cached("n");
+        let ids: Vec<_> = kept.iter().filter_map(|i| i.id.clone()).collect();
+        assert_eq!(ids, ["i3", "i9"]);
+        assert!(kept[0].xml().contains("changed"), "{}", kept[0].xml());
+        db.clear("n");
+        assert!(db.cached_ids("n").is_empty());
+        assert_eq!(db.cached_ids("m").len(), 1);
+        // The size bound: the oldest go, whatever their node.
+        drop(db);
+        let tight = Limits {
+            per_node: 100,
+            max_bytes: 600,
+        };
+        let mut db = Db::open(&path, "pubsub.x", tight).db.expect("opened");
+        for k in 0..10 {
+            db.add(&item("n", &format!("j{k}"), "some text"));
+        }
+        db.flush();
+        let bytes: i64 = db
+            .conn
+            .query_row("SELECT bytes FROM size", [], |r| r.get(0))
+            .expect("size");
+        let exact: i64 = db
+            .conn
+            .query_row(
+                "SELECT SUM(length(CAST(xml AS BLOB))) FROM items",
+                [],
+                |r| r.get(0),
+            )
+            .expect("sum");
+        assert_eq!(bytes, exact);
+        assert!(bytes <= 600, "{bytes}");
+        assert!(db.cached_ids("n").contains("j9"), "the newest stay");
+        assert!(db.cached_ids("m").is_empty(), "the oldest went");
+    }
+
+    #[test]
+    fn a_damaged_or_newer_database_is_moved_aside() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a@x.sqlite");
+        std::fs::write(
+            &path,
+            b"this is not a database, just text that is long enough..",
+        )
+        .expect("write");
+        let o = Db::open(&path, "pubsub.x", Limits::default());
+        let notice = o.notice.expect("said");
+        assert!(
+            notice.contains("damaged") && notice.contains("moved to"),
+            "{notice}"
+        );
+        let mut db = o.db.expect("a new one");
+        assert_eq!(db.number("n").n, 1);
+        drop(db);
+        let conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "user_version", 99).expect("set");
+        drop(conn);
+        let o = Db::open(&path, "pubsub.x", Limits::default());
+        let notice = o.notice.expect("said");
+        assert!(notice.contains("newer pubsub-tui (schema 99)"), "{notice}");
+        assert!(o.db.is_some());
+        let aside = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.contains(".damaged-") || n.contains(".newer-")
+            })
+            .count();
+        assert!(aside >= 2, "both kept aside");
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_written_gives_no_cache_and_says_why() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).expect("mkdir");
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+        // Root writes anywhere: a read-only mount then (root may mount).
+        let mounted = std::fs::write(ro.join("probe"), b"x").is_ok();
+        if mounted {
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+                .arg(&ro)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "as root, a read-only tmpfs can be mounted");
+        }
+        let o = Db::open(&ro.join("a@x.sqlite"), "pubsub.x", Limits::default());
+        if mounted {
+            let _ = std::process::Command::new("umount").arg(&ro).status();
+        }
+        assert!(o.db.is_none());
+        let notice = o.notice.expect("said");
+        assert!(notice.contains("no cache this run"), "{notice}");
+        // The positive control: a directory that can be written gives a store.
+        assert!(
+            Db::open(&dir.path().join("a@x.sqlite"), "s", Limits::default())
+                .db
+                .is_some()
+        );
+    }
+}
