@@ -36,6 +36,9 @@ pub struct Cli {
     pub tui: TuiArgs,
 
     #[command(flatten)]
+    pub cache: CacheArgs,
+
+    #[command(flatten)]
     pub log: LogArgs,
 
     #[command(subcommand)]
@@ -84,6 +87,13 @@ pub struct WatchArgs {
     pub service: ServiceArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// First print what the local cache kept of each node (kind "cached"), before the
+    /// service answers.
+    #[arg(long)]
+    pub cached: bool,
 
     /// Print only the items that match this expression (the TUI's / syntax: words, "a
     /// phrase", ~regex, name:text, @name>20, !term; see the README). Other events are
@@ -132,6 +142,14 @@ pub struct PublishArgs {
 
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// When the service cannot be reached, keep the item in the local outbox (exit 0): the
+    /// next run of this account that publishes to the node (publish, or the TUI) sends it,
+    /// with the same id. Only for text items (not --xml, --id or --option).
+    #[arg(long, conflicts_with_all = ["xml", "id", "options"])]
+    pub queue: bool,
 
     /// The text to publish; read from standard input when absent (newlines are kept).
     pub text: Option<String>,
@@ -508,6 +526,15 @@ pub struct TuiArgs {
     /// besides --feed-limit); the oldest items of any node are evicted first.
     #[arg(long, env = "PUBSUB_TUI_FEED_MEMORY", value_name = "SIZE", value_parser = crate::config::parse_size)]
     pub feed_memory: Option<usize>,
+}
+
+/// The local store (items kept between runs, publisher numbers, the outbox).
+#[derive(Debug, Args, Default, Clone)]
+pub struct CacheArgs {
+    /// Keep nothing between runs: no cached items at start, every resync in full, a new
+    /// publisher session each run, unsent items lost at exit (config: cache = false).
+    #[arg(long, env = "PUBSUB_TUI_NO_CACHE")]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args, Default, Clone)]

@@ -45,6 +45,10 @@ pub struct FileConfig {
     pub feed_limit: Option<usize>,
     /// `feed_memory = "64M"` (or a number of bytes).
     pub feed_memory: Option<Size>,
+    /// `cache = false`: keep nothing between runs (as --no-cache).
+    pub cache: Option<bool>,
+    /// `cache_size = "256M"`: the kept items' size in all, at most.
+    pub cache_size: Option<Size>,
     pub iq_timeout: Option<f64>,
     pub log_file: Option<PathBuf>,
     pub log_level: Option<String>,
@@ -153,6 +157,9 @@ pub struct Merged {
     pub auto_publish: Option<f64>,
     pub feed_limit: usize,
     pub feed_memory: Option<Size>,
+    /// Keep a local store (false: --no-cache, or `cache = false`).
+    pub cache: bool,
+    pub cache_size: Option<Size>,
     pub iq_timeout: f64,
     pub log_file: Option<PathBuf>,
     pub log_level: Option<String>,
@@ -213,6 +220,8 @@ pub fn merge(
             .feed_memory
             .map(|b| Size::Bytes(u64::try_from(b).unwrap_or(u64::MAX)))
             .or(file.feed_memory),
+        cache: file.cache.unwrap_or(true),
+        cache_size: file.cache_size,
         iq_timeout: service
             .iq_timeout
             .or(file.iq_timeout)
@@ -341,6 +350,8 @@ pub struct Settings {
     pub session: SessionConfig,
     pub feed_limit: usize,
     pub feed_memory: Option<usize>,
+    /// Where the local store is, and its bounds (`None`: keep nothing).
+    pub cache: Option<crate::cache::CacheConfig>,
 }
 
 fn require_jid(m: &Merged) -> anyhow::Result<Jid> {
@@ -442,6 +453,24 @@ fn resolve_nodes(m: &Merged, prompt: bool, need_nodes: bool) -> anyhow::Result<S
                 .map_err(|e| anyhow::anyhow!("--feed-memory (config: feed_memory): {e}"))?,
         ),
     };
+    let cache_size = match &m.cache_size {
+        None => crate::cache::db::DEFAULT_MAX_BYTES,
+        Some(Size::Bytes(b)) => *b,
+        Some(Size::Text(t)) => parse_size(t)
+            .map(|b| u64::try_from(b).unwrap_or(u64::MAX))
+            .map_err(|e| anyhow::anyhow!("cache_size (config file): {e}"))?,
+    };
+    let cache = if m.cache {
+        crate::cache::db::default_dir().map(|dir| crate::cache::CacheConfig {
+            path: crate::cache::db::path_for(&dir, jid.to_bare().as_str()),
+            limits: crate::cache::db::Limits {
+                per_node: m.feed_limit,
+                max_bytes: cache_size,
+            },
+        })
+    } else {
+        None
+    };
     let connect = resolve_connect_as(m, jid, prompt)?;
     Ok(Settings {
         connect,
@@ -455,9 +484,11 @@ fn resolve_nodes(m: &Merged, prompt: bool, need_nodes: bool) -> anyhow::Result<S
             resync_min_interval: AUTO_RESYNC_MIN_INTERVAL,
             publisher_session: new_publisher_session(),
             retry: RetryPolicy::DEFAULT,
+            keep_unsent: false,
         },
         feed_limit: m.feed_limit,
         feed_memory,
+        cache,
     })
 }
 

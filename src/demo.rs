@@ -70,6 +70,7 @@ pub fn local_session(
         resync_min_interval: crate::config::AUTO_RESYNC_MIN_INTERVAL,
         publisher_session: new_publisher_session(),
         retry: crate::xmpp::session::RetryPolicy::DEFAULT,
+        keep_unsent: false,
     })
 }
 

@@ -144,7 +144,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn run_publish(args: &pubsub_tui::cli::PublishArgs) -> anyhow::Result<()> {
     let file = FileConfig::load(args.account.config.as_deref())?;
     let service = args.service_args();
-    let merged = config::merge(&args.account, Some(&service), None, &args.log, file);
+    let mut merged = config::merge(&args.account, Some(&service), None, &args.log, file);
+    merged.cache &= !args.cache.no_cache;
+    if args.queue && !merged.cache {
+        return Err(Usage("--queue keeps the item in the cache's outbox: it cannot go with --no-cache (or cache = false)".into()).into());
+    }
     let settings = config::resolve(&merged, true)?;
     log_to_stderr(&merged)?;
     // Publish-options' keys as --set's: with or without `pubsub#`.
@@ -164,6 +168,7 @@ fn run_publish(args: &pubsub_tui::cli::PublishArgs) -> anyhow::Result<()> {
         id: args.id.clone(),
         xml: args.xml.clone(),
         options,
+        queue: args.queue,
     };
     if let Some(id) = &extra.id
         && (id.trim().is_empty() || id.len() > 1024 || id.chars().any(char::is_control))
@@ -287,13 +292,14 @@ fn run_node(args: pubsub_tui::cli::NodeCmdArgs) -> anyhow::Result<()> {
 /// The TUI: the nodes given, or the config's as changed in earlier runs.
 fn run_tui(cli: &Cli) -> anyhow::Result<()> {
     let file = FileConfig::load(cli.account.config.as_deref())?;
-    let merged = config::merge(
+    let mut merged = config::merge(
         &cli.account,
         Some(&cli.service),
         Some(&cli.tui),
         &cli.log,
         file,
     );
+    merged.cache &= !cli.cache.no_cache;
     let mut settings = config::resolve_any(&merged, true)?;
     require_terminal()?;
     log_to_file(&merged)?;
@@ -310,7 +316,25 @@ fn run_tui(cli: &Cli) -> anyhow::Result<()> {
         );
     }
     runtime()?.block_on(async {
-        let net = pubsub_tui::xmpp::spawn(settings.connect, settings.session);
+        let (store, notice) = pubsub_tui::cache::open(
+            settings.cache.as_ref(),
+            settings.session.service.as_str(),
+            &settings.session.publisher_session,
+        );
+        if let Some(notice) = notice {
+            model.error(format!("cache: {notice}"));
+        }
+        // What is not confirmed at quit stays in the store, for the next start to send.
+        settings.session.keep_unsent = store.keeps_items();
+        if settings.session.keep_unsent {
+            model.unsent = tui::model::Unsent::Kept;
+        }
+        let net =
+            pubsub_tui::xmpp::task::spawn_with_store(settings.connect, settings.session, store);
+        let req = model.ids.fresh();
+        let _ = net
+            .commands
+            .try_send(pubsub_tui::xmpp::Command::SendLeftovers { req, node: None });
         tui::run(net, model, state).await
     })
 }
@@ -318,7 +342,15 @@ fn run_tui(cli: &Cli) -> anyhow::Result<()> {
 /// `watch`: JSON lines of every event of the nodes followed.
 fn run_watch(args: &pubsub_tui::cli::WatchArgs) -> anyhow::Result<()> {
     let file = FileConfig::load(args.account.config.as_deref())?;
-    let merged = config::merge(&args.account, Some(&args.service), None, &args.log, file);
+    let mut merged = config::merge(&args.account, Some(&args.service), None, &args.log, file);
+    merged.cache &= !args.cache.no_cache;
+    if args.cached && !merged.cache {
+        return Err(Usage(
+            "--cached shows what the cache kept: it cannot go with --no-cache (or cache = false)"
+                .into(),
+        )
+        .into());
+    }
     let mut settings = config::resolve_any(&merged, true)?;
     log_to_stderr(&merged)?;
     let (_, problem) = followed_nodes(&mut settings, !args.service.nodes.is_empty());
@@ -333,7 +365,7 @@ fn run_watch(args: &pubsub_tui::cli::WatchArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    runtime()?.block_on(headless::watch(settings, args.filter.clone()))
+    runtime()?.block_on(headless::watch(settings, args.filter.clone(), args.cached))
 }
 
 /// Run a one-shot query (`nodes`, `info`, …) with its flags over the config file.

@@ -150,6 +150,7 @@ fn loopback_session(port: u16) -> (ConnectConfig, SessionConfig) {
         iq_timeout: Duration::from_secs(30),
         resync_min_interval: Duration::from_secs(5),
         publisher_session: "t".into(),
+        keep_unsent: false,
         retry: pubsub_tui::xmpp::session::RetryPolicy::DEFAULT,
     };
     (cfg, session)

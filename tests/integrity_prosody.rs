@@ -187,7 +187,7 @@ async fn evicted_items_show_as_one_lost_marker() {
         .into_iter()
         .filter(|t| t.contains("lost"))
         .collect();
-    assert_eq!(lost, ["30 items from alice@localhost/a lost (seq 1–30)"]);
+    assert_eq!(lost, ["30 items from alice@localhost lost (seq 1–30)"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

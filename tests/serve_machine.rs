@@ -691,6 +691,7 @@ fn client_gap_detection_is_exact_across_publishers() {
             iq_timeout: Duration::from_secs(30),
             resync_min_interval: Duration::from_secs(0),
             publisher_session: "b0b".into(),
+            keep_unsent: false,
             retry: pubsub_tui::xmpp::session::RetryPolicy::DEFAULT,
         }),
         events: Vec::new(),

@@ -70,6 +70,7 @@ fn config(service: &str, nodes: &[&str]) -> SessionConfig {
         iq_timeout: Duration::from_secs(30),
         resync_min_interval: Duration::from_secs(5),
         publisher_session: "cafe0001".into(),
+        keep_unsent: false,
         retry: RetryPolicy {
             first: Duration::from_secs(2),
             max: Duration::from_secs(8),
@@ -578,7 +579,7 @@ fn ejabberd_rsm_result_with_atom_and_native_items() {
     assert_eq!(lost.len(), 1);
     assert_eq!(
         lost[0].to_string(),
-        "3 items from alice@localhost/tui lost (seq 1–3)"
+        "3 items from alice@localhost lost (seq 1–3)"
     );
 }
 
@@ -813,10 +814,10 @@ fn a_gap_triggers_exactly_one_resync_and_more_gaps_meanwhile_do_not_pile_up() {
     assert_eq!(
         lost,
         [
-            "1 item from alice@localhost/a lost (seq 5)",
-            "2 items from alice@localhost/a lost (seq 8–9)",
-            "9 items from alice@localhost/a lost (seq 11–19)",
-            "9 items from alice@localhost/a lost (seq 21–29)",
+            "1 item from alice@localhost lost (seq 5)",
+            "2 items from alice@localhost lost (seq 8–9)",
+            "9 items from alice@localhost lost (seq 11–19)",
+            "9 items from alice@localhost lost (seq 21–29)",
         ]
     );
     // After the resync, the next item in order is no gap.

@@ -17,6 +17,30 @@ use crate::feed::gap::Ranges;
 use crate::feed::{FeedItem, MAX_VOID_RANGES};
 use crate::xmpp::proto::OutgoingItem;
 
+/// Where a client's store is, and its bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub path: std::path::PathBuf,
+    pub limits: db::Limits,
+}
+
+/// The store a session uses: the database of `cfg` (none: in memory only, with `session` as
+/// the publisher session), and anything to tell the user about it.
+pub fn open(
+    cfg: Option<&CacheConfig>,
+    service: &str,
+    session: &str,
+) -> (Box<dyn Persist>, Option<String>) {
+    let Some(cfg) = cfg else {
+        return (Box::new(Volatile::new(session)), None);
+    };
+    let opened = db::Db::open(&cfg.path, service, cfg.limits);
+    match opened.db {
+        Some(db) => (Box::new(db), opened.notice),
+        None => (Box::new(Volatile::new(session)), opened.notice),
+    }
+}
+
 /// A number for an item of ours: the publisher session, the number, and the earlier numbers
 /// of the session that were never published (the item declares them).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -66,6 +66,41 @@ fn item_json_whole(kind: &str, item: &FeedItem) -> Value {
 
 pub use crate::feed::export::json_line;
 
+fn connection_json(state: &ConnState) -> Value {
+    let name = match state {
+        ConnState::Connecting { .. } => "connecting",
+        ConnState::Retrying { .. } => "retrying",
+        ConnState::Online { .. } => "online",
+        ConnState::Suspended => "suspended",
+        ConnState::Failed { .. } => "failed",
+        ConnState::Closed => "closed",
+    };
+    json!({"kind": "connection", "state": name, "detail": state.to_string()})
+}
+
+/// The lines after a snapshot's items: one per run of lost items, then the summary.
+fn snapshot_end(
+    node: &str,
+    count: usize,
+    reason: crate::xmpp::SnapshotReason,
+    lost: &[crate::feed::gap::Lost],
+    at: DateTime<Utc>,
+) -> Vec<Value> {
+    let mut lines: Vec<Value> = lost
+        .iter()
+        .map(|l| {
+            json!({"kind": "lost", "node": node, "sender": l.sender, "session": l.session,
+                   "from": l.from, "to": l.to, "count": l.count(), "text": l.to_string()})
+        })
+        .collect();
+    let lost_total: u64 = lost.iter().map(crate::feed::gap::Lost::count).sum();
+    lines.push(
+        json!({"kind": "resync", "node": node, "reason": reason, "count": count,
+                      "lost": lost_total, "at": timestamp(at)}),
+    );
+    lines
+}
+
 /// The JSON lines for one event (a snapshot gives one line per item, then a summary).
 /// `service` is the service's JID, for the words of errors.
 pub fn event_json(ev: &NetEvent, service: &str) -> Vec<Value> {
@@ -85,6 +120,15 @@ pub fn event_json_filtered(
             .into_iter()
             .collect(),
         NetEvent::Snapshot {
+            items,
+            reason: crate::xmpp::SnapshotReason::Cached,
+            ..
+        } => items
+            .iter()
+            .filter(|i| wanted(i))
+            .map(|i| item_json("cached", i))
+            .collect(),
+        NetEvent::Snapshot {
             node,
             items,
             reason,
@@ -96,15 +140,7 @@ pub fn event_json_filtered(
                 .filter(|i| wanted(i))
                 .map(|i| item_json("stored", i))
                 .collect();
-            lines.extend(lost.iter().map(|l| {
-                json!({"kind": "lost", "node": node, "sender": l.sender, "session": l.session,
-                       "from": l.from, "to": l.to, "count": l.count(), "text": l.to_string()})
-            }));
-            let lost_total: u64 = lost.iter().map(crate::feed::gap::Lost::count).sum();
-            lines.push(
-                json!({"kind": "resync", "node": node, "reason": reason, "count": items.len(),
-                              "lost": lost_total, "at": timestamp(*at)}),
-            );
+            lines.extend(snapshot_end(node, items.len(), *reason, lost, *at));
             lines
         }
         NetEvent::Gap {
@@ -127,17 +163,7 @@ pub fn event_json_filtered(
         NetEvent::Deleted { node, redirect } => {
             vec![json!({"kind": "delete", "node": node, "redirect": redirect})]
         }
-        NetEvent::Connection(state) => {
-            let name = match state {
-                ConnState::Connecting { .. } => "connecting",
-                ConnState::Retrying { .. } => "retrying",
-                ConnState::Online { .. } => "online",
-                ConnState::Suspended => "suspended",
-                ConnState::Failed { .. } => "failed",
-                ConnState::Closed => "closed",
-            };
-            vec![json!({"kind": "connection", "state": name, "detail": state.to_string()})]
-        }
+        NetEvent::Connection(state) => vec![connection_json(state)],
         NetEvent::Subscription { node, state } => {
             let reason = state
                 .error()
@@ -169,6 +195,14 @@ pub fn event_json_filtered(
         NetEvent::Dropped { total, reason } => {
             vec![json!({"kind": "dropped", "total": total, "reason": reason})]
         }
+        NetEvent::Store(text) => vec![json!({"kind": "cache", "text": text})],
+        NetEvent::Incremental {
+            node,
+            kept,
+            fetched,
+            dropped,
+        } => vec![json!({"kind": "incremental", "node": node, "kept": kept,
+                         "fetched": fetched, "dropped": dropped})],
         // Watch asks nothing, so no reply is its own.
         NetEvent::ResyncStarted { .. }
         | NetEvent::PublishSent { .. }
@@ -179,6 +213,18 @@ pub fn event_json_filtered(
     }
 }
 
+/// Start the network core with the store `settings` name (none with `--no-cache`): the
+/// handle, and what to tell the user about the store.
+pub fn start(settings: Settings) -> (NetHandle, Option<String>) {
+    let (store, notice) = crate::cache::open(
+        settings.cache.as_ref(),
+        settings.session.service.as_str(),
+        &settings.session.publisher_session,
+    );
+    let net = xmpp::task::spawn_with_store(settings.connect, settings.session, store);
+    (net, notice)
+}
+
 /// How long a front end waits for the core to unsubscribe and close when it quits.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
@@ -187,11 +233,16 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 pub async fn watch(
     mut settings: Settings,
     filter: Option<crate::feed::filter::Filter>,
+    cached: bool,
 ) -> anyhow::Result<()> {
     settings.session.auto_publish = false;
     let service = settings.session.service.to_string();
     let nodes = settings.session.nodes.clone();
-    let mut net = xmpp::spawn(settings.connect, settings.session);
+    let (mut net, notice) = start(settings);
+    if let Some(notice) = notice {
+        let line = json!({"kind": "cache", "text": notice});
+        let _ = writeln!(std::io::stdout(), "{}", json_line(&line));
+    }
     let mut failed = None;
     let mut states: HashMap<String, SubState> = HashMap::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -208,6 +259,14 @@ pub async fn watch(
         }
         if let NetEvent::Subscription { node, state } = &ev {
             states.insert(node.clone(), state.clone());
+        }
+        if !cached
+            && let NetEvent::Snapshot {
+                reason: crate::xmpp::SnapshotReason::Cached,
+                ..
+            } = &ev
+        {
+            continue;
         }
         let mut out = stdout.lock();
         for line in event_json_filtered(&ev, &service, filter.as_ref()) {
@@ -270,6 +329,8 @@ pub struct PublishExtra {
     pub xml: Option<std::path::PathBuf>,
     /// Publish-options (var, value).
     pub options: Vec<(String, String)>,
+    /// Keep the item in the outbox when the service cannot be reached.
+    pub queue: bool,
 }
 
 /// The `<item/>` for `--xml FILE`: the file's element as the payload, or, when it is an
@@ -346,7 +407,89 @@ pub async fn publish(
     };
     let text = if given.is_some() {
         String::new()
-    } else if let Some(t) = text {
+    } else {
+        text_to_publish(text)?
+    };
+    let [node] = settings.session.nodes.as_slice() else {
+        bail!(
+            "publish takes exactly one --node (the config file names {})",
+            settings.session.nodes.len()
+        );
+    };
+    let node = node.clone();
+    let key = NodeKey::new(&settings.session.service, node.clone());
+    let service = settings.session.service.to_string();
+    let queue = extra.queue;
+    let mut settings = one_shot_settings(settings);
+    settings.session.keep_unsent = queue;
+    let (mut net, notice) = start(settings);
+    if let Some(notice) = notice {
+        eprintln!("pubsub-tui: cache: {notice}");
+    }
+    let mut left = Leftovers::default();
+    let mut sender = String::new();
+    if queue {
+        // Asked at once: offline, they wait in the outbox (and in the store, for a later
+        // run, when the connection fails for good).
+        left.ask(&mut net, &node).await;
+    } else {
+        match wait_online(&mut net).await {
+            Ok(jid) => sender = jid,
+            Err(e) => {
+                close(net).await;
+                return Err(e);
+            }
+        }
+        left.ask(&mut net, &node).await;
+    }
+    let as_given = given.or_else(|| {
+        (extra.id.is_some() || !extra.options.is_empty()).then(|| {
+            proto::item::text_item(extra.id.as_deref(), &sender, chrono::Utc::now(), &text)
+        })
+    });
+    let (result, queued_id) = match as_given {
+        Some(item) => {
+            let options = extra.options;
+            let r = net
+                .request(
+                    |req| Command::PublishItem {
+                        req,
+                        node: key,
+                        item,
+                        options,
+                    },
+                    |ev| left.note(&ev),
+                )
+                .await;
+            (r, None)
+        }
+        None => publish_text(&mut net, key, text, &mut left).await,
+    };
+    left.wait(&mut net).await;
+    close(net).await;
+    left.report();
+    match result {
+        Ok(Answer::Published { id, .. }) => Ok(id),
+        Ok(other) => bail!("unexpected answer: {other:?}"),
+        Err(error @ RequestError::Connection(_)) if queue && queued_id.is_some() => {
+            let id = queued_id.unwrap_or_default();
+            eprintln!(
+                "pubsub-tui: not published now ({}); {id} is kept, and the next run of this \
+                 account that publishes to {node} (publish, or the TUI) sends it",
+                explain(&error, Op::Publish, &node, &service)
+            );
+            Ok(id)
+        }
+        Err(error) => bail!(
+            "publish to {node} failed: {}",
+            explain(&error, Op::Publish, &node, &service)
+        ),
+    }
+}
+
+/// The text to publish: given, or read from standard input; checked.
+fn text_to_publish(text: Option<String>) -> anyhow::Result<String> {
+    let text = if let Some(t) = text {
         t
     } else {
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -358,78 +501,142 @@ pub async fn publish(
         s
     };
     let text = text.trim_end_matches(['\n', '\r']).to_owned();
-    if given.is_none() {
-        if text.trim().is_empty() {
-            bail!("nothing to publish: the text is empty");
+    if text.trim().is_empty() {
+        bail!("nothing to publish: the text is empty");
+    }
+    if let Err(why) = proto::check_text_size(&crate::sanitize::outgoing(&text)) {
+        bail!(why);
+    }
+    Ok(text)
+}
+
+/// Publish a text item of ours: the answer, and the item's id (known also when it was only
+/// queued).
+async fn publish_text(
+    net: &mut NetHandle,
+    key: NodeKey,
+    text: String,
+    left: &mut Leftovers,
+) -> (Result<Answer, RequestError>, Option<String>) {
+    let mut id = None;
+    let r = net
+        .request(
+            |req| Command::Publish {
+                req,
+                node: key,
+                text,
+            },
+            |ev| {
+                if let NetEvent::PublishSent {
+                    req: Some(_),
+                    id: i,
+                    ..
+                } = &ev
+                {
+                    id = Some(i.clone());
+                }
+                left.note(&ev);
+            },
+        )
+        .await;
+    (r, id)
+}
+
+/// The items earlier runs left unsent, sent by a one-shot `publish`: which they are, and which
+/// the service has confirmed.
+#[derive(Debug, Default)]
+struct Leftovers {
+    ids: Vec<String>,
+    done: Vec<String>,
+    failed: Vec<(String, String)>,
+}
+
+impl Leftovers {
+    async fn ask(&mut self, net: &mut NetHandle, node: &str) {
+        let node = Some(node.to_owned());
+        let mut early = Vec::new();
+        if let Ok(Answer::Leftovers(ids)) = net
+            .request(
+                |req| Command::SendLeftovers { req, node },
+                |ev| early.push(ev),
+            )
+            .await
+        {
+            self.ids = ids.into_iter().map(|(_, id)| id).collect();
         }
-        if let Err(why) = proto::check_text_size(&crate::sanitize::outgoing(&text)) {
-            bail!(why);
+        for ev in early {
+            self.note(&ev);
         }
     }
-    let [node] = settings.session.nodes.as_slice() else {
-        bail!(
-            "publish takes exactly one --node (the config file names {})",
-            settings.session.nodes.len()
-        );
-    };
-    let node = node.clone();
-    let key = NodeKey::new(&settings.session.service, node.clone());
-    let service = settings.session.service.to_string();
-    let (mut net, sender) = connect_once(settings).await?;
-    let as_given = given.or_else(|| {
-        (extra.id.is_some() || !extra.options.is_empty()).then(|| {
-            proto::item::text_item(extra.id.as_deref(), &sender, chrono::Utc::now(), &text)
-        })
-    });
-    let result = match as_given {
-        Some(item) => {
-            let options = extra.options;
-            net.request(
-                |req| Command::PublishItem {
-                    req,
-                    node: key,
-                    item,
-                    options,
-                },
-                drop,
-            )
-            .await
+
+    fn note(&mut self, ev: &NetEvent) {
+        match ev {
+            NetEvent::AutoPublished { id, .. } if self.ids.contains(id) => {
+                self.done.push(id.clone());
+            }
+            NetEvent::AutoPublishFailed { id, error, node } if self.ids.contains(id) => {
+                self.failed
+                    .push((id.clone(), explain(error, Op::Publish, node, "the service")));
+            }
+            _ => {}
         }
-        None => {
-            net.request(
-                |req| Command::Publish {
-                    req,
-                    node: key,
-                    text,
-                },
-                drop,
-            )
-            .await
+    }
+
+    fn pending(&self) -> bool {
+        self.done.len() + self.failed.len() < self.ids.len()
+    }
+
+    /// Wait (a while) for the service's word on each.
+    async fn wait(&mut self, net: &mut NetHandle) {
+        let deadline = tokio::time::Instant::now() + ONE_SHOT_TIMEOUT;
+        while self.pending() {
+            match tokio::time::timeout_at(deadline, net.events.recv()).await {
+                Ok(
+                    Some(NetEvent::Connection(ConnState::Failed { .. } | ConnState::Closed)) | None,
+                )
+                | Err(_) => return,
+                Ok(Some(ev)) => self.note(&ev),
+            }
         }
-    };
-    close(net).await;
-    match result {
-        Ok(Answer::Published { id, .. }) => Ok(id),
-        Ok(other) => bail!("unexpected answer: {other:?}"),
-        Err(error) => bail!(
-            "publish to {node} failed: {}",
-            explain(&error, Op::Publish, &node, &service)
-        ),
+    }
+
+    fn report(&self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        if !self.done.is_empty() {
+            eprintln!(
+                "pubsub-tui: also published {} left unsent by an earlier run: {}",
+                crate::feed::render::plural(self.done.len(), "item"),
+                self.done.join(", ")
+            );
+        }
+        for (id, why) in &self.failed {
+            eprintln!("pubsub-tui: {id}, left unsent by an earlier run, failed: {why}");
+        }
+        let waiting = self.ids.len() - self.done.len() - self.failed.len();
+        if waiting > 0 {
+            eprintln!(
+                "pubsub-tui: {} left by an earlier run still waiting: the next run sends {}",
+                crate::feed::render::plural(waiting, "item"),
+                if waiting == 1 { "it" } else { "them" }
+            );
+        }
     }
 }
 
-/// How long a one-shot command waits for the whole exchange.
-const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(45);
-
-/// Connect for a one-shot command (no subscriptions, no auto-publish, two connection
-/// attempts) and wait until the session is online; the JID it is bound to.
-pub(crate) async fn connect_once(mut settings: Settings) -> anyhow::Result<(NetHandle, String)> {
+/// A one-shot run's settings: no subscriptions, no auto-publish, two connection attempts.
+fn one_shot_settings(mut settings: Settings) -> Settings {
     settings.session.subscribe = false;
     settings.session.auto_publish = false;
     settings.session.nodes.clear();
     settings.connect.max_attempts = Some(2);
-    let mut net = xmpp::spawn(settings.connect, settings.session);
-    let online = tokio::time::timeout(ONE_SHOT_TIMEOUT, async {
+    settings
+}
+
+/// Wait for the session to be online: its JID, or why it could not connect.
+async fn wait_online(net: &mut NetHandle) -> anyhow::Result<String> {
+    tokio::time::timeout(ONE_SHOT_TIMEOUT, async {
         loop {
             match net.events.recv().await {
                 Some(NetEvent::Connection(ConnState::Online { jid, .. })) => return Ok(jid),
@@ -442,8 +649,21 @@ pub(crate) async fn connect_once(mut settings: Settings) -> anyhow::Result<(NetH
         }
     })
     .await
-    .unwrap_or_else(|_| bail!("no connection within {} s", ONE_SHOT_TIMEOUT.as_secs()));
-    match online {
+    .unwrap_or_else(|_| bail!("no connection within {} s", ONE_SHOT_TIMEOUT.as_secs()))
+}
+
+/// Connect for a one-shot command (no subscriptions, no auto-publish, two connection
+/// attempts) and wait until the session is online; the JID it is bound to.
+/// How long a one-shot command waits for the whole exchange.
+const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Connect for a one-shot command (no subscriptions, no auto-publish, two connection
+/// attempts) and wait until the session is online; the JID it is bound to.
+pub(crate) async fn connect_once(mut settings: Settings) -> anyhow::Result<(NetHandle, String)> {
+    // A query keeps nothing between runs.
+    settings.cache = None;
+    let (mut net, _) = start(one_shot_settings(settings));
+    match wait_online(&mut net).await {
         Ok(jid) => Ok((net, jid)),
         Err(e) => {
             close(net).await;

@@ -34,6 +34,8 @@ pub enum Action {
     /// Answer the quit question.
     Yes,
     No,
+    /// Quit, and drop the items waiting to be published (rather than keep them).
+    Discard,
     /// Open the service explorer.
     Explore,
     /// Follow (subscribe to) the node selected in the explorer.
@@ -916,6 +918,13 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::No,
         help: "no: leave things as they are",
         hint: Some("no"),
+    },
+    Binding {
+        keys: &[ch('d')],
+        scope: Scope::Confirm,
+        action: Action::Discard,
+        help: "quitting with items waiting to be published: discard them (y keeps them for the next start)",
+        hint: None,
     },
     Binding {
         keys: &[ctrl('c')],

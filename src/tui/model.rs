@@ -52,6 +52,15 @@ pub enum SyncState {
     },
 }
 
+/// What quitting does to the items not yet confirmed by the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsent {
+    /// They are lost (no store: `--no-cache`, or it failed).
+    Lost,
+    /// The store keeps them; the next start sends them.
+    Kept,
+}
+
 /// One subscribed node.
 #[derive(Debug, Clone)]
 pub struct NodeView {
@@ -61,6 +70,11 @@ pub struct NodeView {
     /// When the newest item was published (its own time) or, without one, received.
     pub last_activity: Option<DateTime<Utc>>,
     pub sync: SyncState,
+    /// The feed shows what the local cache kept from earlier runs; the service has not
+    /// confirmed it yet.
+    pub cached: bool,
+    /// The resync under way is incremental: (kept from the cache, fetched).
+    pub incremental: Option<(usize, usize)>,
     /// Gaps detected in this node's sequences.
     pub gaps: u64,
     /// When the last resync finished.
@@ -77,6 +91,8 @@ impl NodeView {
             feed: NodeFeed::with_offset(feed_limit, offset),
             last_activity: None,
             sync: SyncState::Idle,
+            cached: false,
+            incremental: None,
             gaps: 0,
             last_resync: None,
             stats: super::stats::NodeStats::default(),
@@ -263,6 +279,8 @@ pub struct Model {
     pub feed_limit: usize,
     /// Bytes all the feeds keep together, at most (`--feed-memory`).
     pub feed_memory: Option<usize>,
+    /// What quitting does to the items not yet confirmed.
+    pub unsent: Unsent,
     /// The time of the last tick.
     pub now: DateTime<Utc>,
     /// Terminal size, for page sizes.
@@ -286,6 +304,7 @@ impl Model {
                 .collect(),
             feed_limit,
             feed_memory: None,
+            unsent: Unsent::Lost,
             selected: 0,
             focus: Focus::Feed,
             feed_offset: 0,
@@ -527,10 +546,20 @@ impl Model {
         self.unconfirmed.len()
     }
 
+    /// Items waiting to be published that quitting would keep for the next start (the user
+    /// is asked: keep or discard).
+    pub fn unsent_to_keep(&self) -> usize {
+        if self.unsent == Unsent::Kept && !self.net_ended {
+            self.waiting()
+        } else {
+            0
+        }
+    }
+
     /// Quitting now would lose text the user wrote: items not yet published, failed ones,
     /// or a draft.
     pub fn would_lose_text(&self) -> bool {
-        !self.net_ended && self.waiting() > 0
+        !self.net_ended && self.waiting() > 0 && self.unsent == Unsent::Lost
             || !self.failed.is_empty()
             || !self.compose.value().trim().is_empty()
             || self.form.as_ref().is_some_and(|f| !f.changed().is_empty())

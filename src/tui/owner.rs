@@ -636,6 +636,16 @@ pub fn confirm_key(m: &mut Model, key: KeyEvent, action: Option<Action>) -> Vec<
             m.confirm = None;
             close(m);
         }
+        Some(Action::Discard) if matches!(m.confirm, Some(Confirm::Quit)) => {
+            m.confirm = None;
+            close(m);
+            m.quit = true;
+            let req = m.ids.fresh();
+            return vec![
+                Effect::Net(crate::xmpp::Command::DiscardUnsent { req }),
+                Effect::Quit,
+            ];
+        }
         Some(Action::Quit) => {
             // Ctrl-C: asked whether to quit, that is a yes; otherwise it quits (and asks
             // when text would be lost).

@@ -424,6 +424,7 @@ fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         Action::Close
         | Action::Yes
         | Action::No
+        | Action::Discard
         | Action::Subscribe
         | Action::Expand
         | Action::Collapse
@@ -770,7 +771,7 @@ fn over_explorer(m: &mut Model, action: Action) {
 
 /// Quit, or ask first when text would be lost.
 pub(super) fn on_quit(m: &mut Model) -> Vec<Effect> {
-    if m.would_lose_text() {
+    if m.would_lose_text() || m.unsent_to_keep() > 0 {
         m.confirm = Some(super::owner::Confirm::Quit);
         // "Stay" goes back to where the user was (the form, with its changes).
         m.under = match m.overlay {
@@ -1205,6 +1206,21 @@ fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
         NetEvent::Deleted { node, redirect } => {
             fx.extend(node_gone(m, &node, redirect.as_deref()));
         }
+        NetEvent::Incremental {
+            node,
+            kept,
+            fetched,
+            ..
+        } => {
+            if let Some(n) = m.node_mut(&node) {
+                n.incremental = Some((kept, fetched));
+            }
+        }
+        NetEvent::Store(text) => {
+            // The store stopped keeping: items waiting are lost at quit from now on.
+            m.unsent = crate::tui::model::Unsent::Lost;
+            m.error(format!("cache: {text}"));
+        }
         ev @ (NetEvent::PublishSent { .. }
         | NetEvent::PublishRetrying { .. }
         | NetEvent::AutoPublished { .. }
@@ -1279,6 +1295,18 @@ fn on_publish_event(m: &mut Model, ev: NetEvent) {
             }
             m.unconfirmed.insert(id, Unconfirmed { node, queued });
         }
+        // Auto-publishes, and the items an earlier run left unsent, sent again now.
+        NetEvent::PublishSent {
+            req: None,
+            node,
+            id,
+            queued,
+        } => {
+            m.unconfirmed.insert(id, Unconfirmed { node, queued });
+        }
+        NetEvent::AutoPublished { id, .. } => {
+            m.unconfirmed.remove(&id);
+        }
         NetEvent::PublishRetrying {
             req,
             node,
@@ -1297,7 +1325,8 @@ fn on_publish_event(m: &mut Model, ev: NetEvent) {
                 m.quiet(Level::Error, text);
             }
         }
-        NetEvent::AutoPublishFailed { node, error, .. } => {
+        NetEvent::AutoPublishFailed { node, error, id } => {
+            m.unconfirmed.remove(&id);
             let why = explain(&error, Op::Publish, &node, &service);
             m.error(format!("auto-publish to {node} failed: {why}"));
         }
@@ -1439,7 +1468,16 @@ fn on_snapshot(
     let selected = m.node_index(node) == Some(m.selected);
     let count = items.len();
     let stored = plural(count, "item");
+    let mut incremental = None;
+    if let Some(n) = m.node_mut(node) {
+        n.cached = reason == SnapshotReason::Cached;
+        incremental = n.incremental.take();
+    }
     let mut text = match reason {
+        SnapshotReason::Cached => format!(
+            "{} kept from earlier runs (cached); the service has not confirmed them yet",
+            plural(count, "item")
+        ),
         SnapshotReason::Initial if count == 0 => "no stored items on the service".to_owned(),
         SnapshotReason::Initial => format!(
             "{} retrieved from the service",
@@ -1448,6 +1486,9 @@ fn on_snapshot(
         SnapshotReason::Manual => format!("resynced: {stored} from the service"),
         SnapshotReason::Gap => format!("resynced after a gap: {stored} from the service"),
     };
+    if let Some((kept, fetched)) = incremental {
+        text = format!("{text} ({kept} from the cache, {fetched} fetched)");
+    }
     let newest = items.last().map(|i| i.timestamp().unwrap_or(m.now));
     if let Some(n) = m.node_mut(node) {
         n.sync = SyncState::Idle;
@@ -1464,8 +1505,10 @@ fn on_snapshot(
         for l in lost {
             n.feed.push_marker(MarkerKind::Lost, l.to_string());
         }
-        n.last_resync = Some(at);
-        if reason != SnapshotReason::Initial {
+        if reason != SnapshotReason::Cached {
+            n.last_resync = Some(at);
+        }
+        if !matches!(reason, SnapshotReason::Initial | SnapshotReason::Cached) {
             n.stats.resyncs += 1;
         }
     }
@@ -1483,7 +1526,9 @@ fn on_snapshot(
     match reason {
         SnapshotReason::Manual => m.outcome(Level::Info, format!("{node}: {text}")),
         SnapshotReason::Gap => m.info(format!("{node}: {text}")),
-        SnapshotReason::Initial => m.quiet(Level::Info, format!("{node}: {text}")),
+        SnapshotReason::Initial | SnapshotReason::Cached => {
+            m.quiet(Level::Info, format!("{node}: {text}"));
+        }
     }
 }
 

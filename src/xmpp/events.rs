@@ -127,6 +127,16 @@ pub enum Command {
     Subscriptions { req: RequestId, service: Jid },
     /// Turn auto-publish on or off; `node` is where it publishes (the TUI's selected node).
     SetAutoPublish { enabled: bool, node: Option<String> },
+    /// Send the items an earlier run left in the store's outbox (of `node` only, when given).
+    /// Answered with their ids at once; each then goes as an unrequested publish
+    /// ([`NetEvent::AutoPublished`] or [`NetEvent::AutoPublishFailed`] when done).
+    SendLeftovers {
+        req: RequestId,
+        node: Option<String>,
+    },
+    /// Drop this run's unsent items from the store (the user chose to at quit): their numbers
+    /// are declared never published. Answered with how many.
+    DiscardUnsent { req: RequestId },
     /// Unsubscribe from every followed node (when online), then close the stream.
     Shutdown,
 }
@@ -147,7 +157,9 @@ impl Command {
             | Self::ListNodes { req, .. }
             | Self::Info { req, .. }
             | Self::Items { req, .. }
-            | Self::Subscriptions { req, .. } => Some(*req),
+            | Self::Subscriptions { req, .. }
+            | Self::SendLeftovers { req, .. }
+            | Self::DiscardUnsent { req } => Some(*req),
             Self::SetAutoPublish { .. } | Self::Shutdown => None,
         }
     }
@@ -241,6 +253,10 @@ pub enum Answer {
         node: String,
         id: String,
     },
+    /// Items left unsent by an earlier run, now on their way: (node, id).
+    Leftovers(Vec<(String, String)>),
+    /// Unsent items dropped.
+    Discarded(usize),
     /// The node's items were retrieved (the [`NetEvent::Snapshot`] before this has them).
     Resynced {
         node: String,
@@ -342,6 +358,9 @@ pub enum SnapshotReason {
     Manual,
     /// Started automatically after a gap in the sequence numbers.
     Gap,
+    /// What the local cache kept from earlier runs, shown before the service answers; the
+    /// first retrieve confirms (or corrects) it.
+    Cached,
 }
 
 /// What the network core tells its front ends.
@@ -371,6 +390,15 @@ pub enum NetEvent {
         reason: SnapshotReason,
         lost: Vec<Lost>,
         at: DateTime<Utc>,
+    },
+    /// The snapshot that follows was made incrementally: of the service's items, `kept` came
+    /// from the local cache and `fetched` were downloaded; `dropped` kept items the service
+    /// no longer has were removed.
+    Incremental {
+        node: String,
+        kept: usize,
+        fetched: usize,
+        dropped: usize,
     },
     /// A retrieve is paging through the service's items (RSM).
     ResyncProgress {
@@ -448,6 +476,8 @@ pub enum NetEvent {
         node: String,
         jid: String,
     },
+    /// The local store failed or was not used as it was (told once each time).
+    Store(String),
     /// A stanza was ignored (forged sender, unknown node, stray reply); `total` so far.
     Dropped {
         total: u64,

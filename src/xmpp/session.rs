@@ -40,8 +40,9 @@ use super::events::{
 use super::proto::event::{self, EventPart};
 use super::proto::form::Form;
 use super::proto::{self, OutgoingItem, SubState, disco, owner, pubsub, seq};
-use crate::feed::gap::{GapTracker, Ranges, Verdict, lost_in};
-use crate::feed::{FeedItem, MAX_VOID_RANGES, Seq};
+use crate::cache::{Persist, Volatile};
+use crate::feed::gap::{GapTracker, Verdict, lost_in};
+use crate::feed::{FeedItem, Seq};
 use crate::sanitize;
 
 /// The id tokio-xmpp gives the iq it sends to keep the stream alive (its answer is no reply
@@ -57,6 +58,10 @@ pub const RSM_PAGE: usize = 200;
 pub const DISCO_PAGE: usize = 500;
 /// Pages one resync may take (a bound against a service that never stops paging).
 pub const MAX_PAGES: u32 = 500;
+/// Item ids asked for per page when listing a node's ids (disco#items on the node).
+pub const ID_PAGE: usize = 1000;
+/// Items fetched by id per request in an incremental resync.
+pub const FETCH_BATCH: usize = 100;
 /// Resources of this program start with this; only subscriptions of such resources are
 /// cleaned up when they are left behind (other clients of the account are not ours to touch).
 pub const RESOURCE_PREFIX: &str = "pubsub-tui";
@@ -112,6 +117,10 @@ pub struct SessionConfig {
     pub publisher_session: String,
     /// Temporary failures of subscribes, initial retrieves and publishes.
     pub retry: RetryPolicy,
+    /// Publishes still unconfirmed when the session ends (a final connection failure, a
+    /// shutdown) stay in the store's outbox for a later run (the TUI, `publish --queue`);
+    /// otherwise they fail, and their numbers are declared never published.
+    pub keep_unsent: bool,
 }
 
 /// The time, given to the state machine rather than read by it.
@@ -208,6 +217,16 @@ enum Request {
         /// The service's node-wide head number, if it says (a `serve` relay does).
         head: Option<u64>,
     },
+    /// A page of a followed node's item ids (disco#items on the node), the first step of an
+    /// incremental resync.
+    ListIds {
+        node: String,
+        reason: SnapshotReason,
+        ids: Vec<String>,
+        pages: u32,
+    },
+    /// A batch of the items an incremental resync lacks, by id (`run`: which resync).
+    FetchIds { node: String, run: u64 },
     /// Items of a node for a front end, without following it.
     Items {
         req: RequestId,
@@ -256,6 +275,8 @@ impl Request {
             Self::Publish { req, .. } => *req,
             Self::Subscribe { .. }
             | Self::Retrieve { .. }
+            | Self::ListIds { .. }
+            | Self::FetchIds { .. }
             | Self::Unsubscribe { .. }
             | Self::Cleanup
             | Self::Probe { .. } => None,
@@ -266,6 +287,8 @@ impl Request {
         matches!(
             self,
             Self::Retrieve { .. }
+                | Self::ListIds { .. }
+                | Self::FetchIds { .. }
                 | Self::Items { .. }
                 | Self::Cleanup
                 | Self::OneShot { get: true, .. }
@@ -327,6 +350,20 @@ struct Delayed {
     attempts: u32,
 }
 
+/// An incremental resync fetching the items it lacks.
+#[derive(Debug)]
+struct Incremental {
+    run: u64,
+    reason: SnapshotReason,
+    /// The ids the service listed.
+    listed: Vec<String>,
+    got: Vec<FeedItem>,
+    /// Items asked for, and batches not yet answered.
+    asked: usize,
+    outstanding: usize,
+    head: Option<u64>,
+}
+
 #[derive(Debug)]
 pub struct Session {
     cfg: SessionConfig,
@@ -335,10 +372,14 @@ pub struct Session {
     bound: Option<Jid>,
     next_id: u64,
     pending: HashMap<String, Pending>,
-    /// The last sequence number given out, per node.
-    seq: HashMap<String, u64>,
-    /// Numbers given out that the service never accepted, per node (announced in later items).
-    void: HashMap<String, Ranges>,
+    /// Publisher numbering, the outbox and the kept items (in memory only, or a database).
+    store: Box<dyn Persist>,
+    /// Incremental resyncs fetching items, by node.
+    incremental: HashMap<String, Incremental>,
+    /// Resyncs started so far (tells a stale batch's answer from the current one's).
+    runs: u64,
+    /// Nodes whose item ids the service would not list: resynced in full.
+    no_id_list: HashSet<String>,
     /// Publishes waiting for the link, with their request (`None`: auto-publish).
     outbox: VecDeque<(OutgoingItem, Option<RequestId>)>,
     delayed: Vec<Delayed>,
@@ -365,7 +406,14 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session that keeps nothing between runs (a new publisher session each run).
     pub fn new(cfg: SessionConfig) -> Self {
+        let store = Box::new(Volatile::new(cfg.publisher_session.clone()));
+        Self::with_store(cfg, store)
+    }
+
+    /// A session with a store: numbers continue, unsent items survive, items are kept.
+    pub fn with_store(cfg: SessionConfig, store: Box<dyn Persist>) -> Self {
         let mut nodes: Vec<Followed> = Vec::new();
         for n in &cfg.nodes {
             if !nodes.iter().any(|f| &f.name == n) {
@@ -381,8 +429,10 @@ impl Session {
             bound: None,
             next_id: 0,
             pending: HashMap::new(),
-            seq: HashMap::new(),
-            void: HashMap::new(),
+            store,
+            incremental: HashMap::new(),
+            runs: 0,
+            no_id_list: HashSet::new(),
             outbox: VecDeque::new(),
             delayed: Vec::new(),
             resyncing: HashMap::new(),
@@ -469,6 +519,7 @@ impl Session {
                 self.expire(now, &mut out);
                 self.start_due_resyncs(now, &mut out);
                 self.start_due_retries(now, &mut out);
+                self.store.flush();
             }
             Input::AutoPublishTick => {
                 if self.auto_publish
@@ -488,7 +539,47 @@ impl Session {
                 }
             }
         }
+        if let Some(problem) = self.store.take_problem() {
+            out.push(Output::Event(NetEvent::Store(problem)));
+        }
         out
+    }
+
+    /// Before the first input: what the store kept of each followed node, shown at once as
+    /// [`SnapshotReason::Cached`] (the first retrieve confirms it). Items kept are items this
+    /// account received: they do not count as lost when the service no longer has them.
+    pub fn start(&mut self, now: Now) -> Vec<Output> {
+        let mut out = Vec::new();
+        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        for node in names {
+            self.show_cached(&node, now, &mut out);
+        }
+        if let Some(problem) = self.store.take_problem() {
+            out.push(Output::Event(NetEvent::Store(problem)));
+        }
+        out
+    }
+
+    fn show_cached(&mut self, node: &str, now: Now, out: &mut Vec<Output>) {
+        if !self.cfg.subscribe || !self.store.keeps_items() {
+            return;
+        }
+        let mut items = self.store.cached(node);
+        if items.is_empty() {
+            return;
+        }
+        let tracker = self.tracker(node);
+        for item in &items {
+            tracker.mark_seen(item);
+        }
+        sort_by_time_and_seq(&mut items);
+        out.push(Output::Event(NetEvent::Snapshot {
+            node: node.to_owned(),
+            items,
+            reason: SnapshotReason::Cached,
+            lost: Vec::new(),
+            at: now.wall,
+        }));
     }
 
     fn set_conn(&mut self, state: ConnState, out: &mut Vec<Output>) {
@@ -562,6 +653,7 @@ impl Session {
         // reset, since the service may or may not have done them.
         let old: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         self.resyncing.clear();
+        self.incremental.clear();
         self.resync_wanted.clear();
         if self.cfg.subscribe {
             let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
@@ -768,6 +860,44 @@ impl Session {
         out.push(Output::Event(NetEvent::ResyncStarted {
             node: node.clone(),
         }));
+        // With items kept, list the service's ids and fetch only the ones missing. The user's
+        // own resync fetches everything (an item replaced under the same id while this
+        // account was away is only seen so).
+        let incremental = reason != SnapshotReason::Manual
+            && self.store.keeps_items()
+            && !self.no_id_list.contains(&node)
+            && !self.store.cached_ids(&node).is_empty();
+        if incremental {
+            let payload = disco::items_query(
+                Some(&node),
+                Some(SetQuery {
+                    max: Some(ID_PAGE),
+                    after: None,
+                    before: None,
+                    index: None,
+                }),
+            );
+            let request = Request::ListIds {
+                node,
+                reason,
+                ids: Vec::new(),
+                pages: 1,
+            };
+            self.send_iq(request, payload, now, out);
+        } else {
+            self.retrieve_all(node, reason, now, out);
+        }
+    }
+
+    /// Retrieve every item of the node, page by page.
+    fn retrieve_all(
+        &mut self,
+        node: String,
+        reason: SnapshotReason,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        self.incremental.remove(&node);
         let payload = pubsub::ItemsQuery::page(&node, RSM_PAGE, None).build();
         let request = Request::Retrieve {
             node,
@@ -777,6 +907,151 @@ impl Session {
             head: None,
         };
         self.send_iq(request, payload, now, out);
+    }
+
+    /// A page of a node's ids: ask for the next, or fetch what the store lacks.
+    fn on_ids_page(
+        &mut self,
+        request: Request,
+        payload: Option<&Element>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let Request::ListIds {
+            node,
+            reason,
+            mut ids,
+            pages,
+        } = request
+        else {
+            return;
+        };
+        let Some(page) = payload.and_then(|p| disco::item_ids(p, &node)) else {
+            // Not a list of this node's items: a full retrieve instead.
+            self.no_id_list.insert(node.clone());
+            return self.retrieve_all(node, reason, now, out);
+        };
+        let next = page.next_after(ids.len() + page.ids.len());
+        ids.extend(page.ids);
+        if let Some(after) = next
+            && pages < MAX_PAGES
+        {
+            let payload = disco::items_query(
+                Some(&node),
+                Some(SetQuery {
+                    max: Some(ID_PAGE),
+                    after: Some(after),
+                    before: None,
+                    index: None,
+                }),
+            );
+            let request = Request::ListIds {
+                node,
+                reason,
+                ids,
+                pages: pages + 1,
+            };
+            return self.send_iq(request, payload, now, out);
+        }
+        let kept = self.store.cached_ids(&node);
+        let mut seen = HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !kept.contains(*id))
+            .cloned()
+            .collect();
+        self.runs += 1;
+        let run = self.runs;
+        let batches: Vec<Vec<String>> = missing
+            .chunks(FETCH_BATCH)
+            .map(<[String]>::to_vec)
+            .collect();
+        self.incremental.insert(
+            node.clone(),
+            Incremental {
+                run,
+                reason,
+                listed: ids,
+                got: Vec::new(),
+                asked: missing.len(),
+                outstanding: batches.len(),
+                head: None,
+            },
+        );
+        if batches.is_empty() {
+            return self.finish_incremental(&node, now, out);
+        }
+        for ids in batches {
+            let payload = pubsub::ItemsQuery {
+                ids,
+                ..pubsub::ItemsQuery::all(&node)
+            }
+            .build();
+            self.send_iq(
+                Request::FetchIds {
+                    node: node.clone(),
+                    run,
+                },
+                payload,
+                now,
+                out,
+            );
+        }
+    }
+
+    /// A batch of items fetched by id arrived.
+    fn on_fetched(
+        &mut self,
+        node: &str,
+        run: u64,
+        payload: Option<&Element>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(inc) = self.incremental.get_mut(node).filter(|i| i.run == run) else {
+            return;
+        };
+        let (_, result) = add_items_page(node, payload, &mut inc.got);
+        inc.head = result.head.or(inc.head);
+        inc.outstanding = inc.outstanding.saturating_sub(1);
+        if inc.outstanding == 0 {
+            self.finish_incremental(node, now, out);
+        }
+    }
+
+    /// Every batch is in: the kept items the service still lists, and those fetched, make the
+    /// node's set (a retrieve in full when the service did not send all it was asked for).
+    fn finish_incremental(&mut self, node: &str, now: Now, out: &mut Vec<Output>) {
+        let Some(inc) = self.incremental.remove(node) else {
+            return;
+        };
+        let fetched: HashSet<&str> = inc.got.iter().filter_map(|i| i.id.as_deref()).collect();
+        let wanted: HashSet<&str> = inc.listed.iter().map(String::as_str).collect();
+        if fetched.iter().filter(|id| wanted.contains(*id)).count() < inc.asked {
+            tracing::debug!(%node, "an incremental resync missed items: retrieving all");
+            return self.retrieve_all(node.to_owned(), inc.reason, now, out);
+        }
+        let cached = self.store.cached(node);
+        let had = cached.len();
+        let mut items: Vec<FeedItem> = cached
+            .into_iter()
+            .filter(|i| {
+                i.id.as_deref()
+                    .is_some_and(|id| wanted.contains(id) && !fetched.contains(id))
+            })
+            .collect();
+        out.push(Output::Event(NetEvent::Incremental {
+            node: node.to_owned(),
+            kept: items.len(),
+            fetched: inc.got.len(),
+            dropped: had - items.len(),
+        }));
+        items.extend(inc.got);
+        if let Some(n) = self.node_mut(node) {
+            n.need_retrieve = false;
+        }
+        self.finish_retrieve(node, items, inc.head, inc.reason, now, out);
     }
 
     fn resync_due(&self, node: &str, now: Now) -> bool {
@@ -835,23 +1110,49 @@ impl Session {
             }
             return;
         }
-        let n = self.seq.entry(node.clone()).or_insert(0);
-        *n += 1;
-        let mut seq = Seq::new(self.cfg.publisher_session.clone(), *n);
-        if let Some(v) = self.void.get(&node) {
-            let ranges = v.as_slice();
-            seq.void = ranges[ranges.len().saturating_sub(MAX_VOID_RANGES)..].to_vec();
+        if !self.is_online() && self.outbox.len() >= OUTBOX_LIMIT {
+            let error = RequestError::Invalid(format!(
+                "offline, and {OUTBOX_LIMIT} items are already waiting"
+            ));
+            match req {
+                Some(req) => reply(out, req, Err(error)),
+                None => out.push(Output::Event(NetEvent::AutoPublishFailed {
+                    node,
+                    id: String::new(),
+                    error,
+                })),
+            }
+            return;
         }
+        let number = self.store.number(&node);
+        self.tracker(&node).ignore(&number.session);
         let item = OutgoingItem {
             node,
             sender: self.bound_string(),
             time: now.wall,
-            seq,
+            seq: Seq {
+                session: number.session,
+                n: number.n,
+                void: number.void,
+            },
             text,
         };
+        // Written down before it is sent: a crash from here on leaves it for the next run.
+        self.store.outbox_put(&item);
+        self.send_or_queue(item, req, now, out);
+    }
+
+    /// Send an item now, or queue it for the link.
+    fn send_or_queue(
+        &mut self,
+        item: OutgoingItem,
+        req: Option<RequestId>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
         if self.is_online() {
             self.send_publish(item, req, 0, now, out);
-        } else if self.outbox.len() < OUTBOX_LIMIT {
+        } else {
             out.push(Output::Event(NetEvent::PublishSent {
                 req,
                 node: item.node.clone(),
@@ -859,12 +1160,33 @@ impl Session {
                 queued: true,
             }));
             self.outbox.push_back((item, req));
-        } else {
-            let error = RequestError::Invalid(format!(
-                "offline, and {OUTBOX_LIMIT} items are already waiting"
-            ));
-            self.fail_publish(&item, req, error, out);
         }
+    }
+
+    /// Drop the unsent items (the user chose to at quit): from the store too, their numbers
+    /// declared never published. One in flight whose answer still comes changes nothing.
+    fn discard_unsent(&mut self, req: RequestId, out: &mut Vec<Output>) {
+        self.outbox.clear();
+        self.delayed.clear();
+        let n = self.store.discard_outbox();
+        reply(out, req, Ok(Answer::Discarded(n)));
+    }
+
+    /// Send (or queue) what earlier runs left unsent, with their own ids and numbers.
+    fn send_leftovers(
+        &mut self,
+        req: RequestId,
+        node: Option<&str>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let items = self.store.leftovers(node);
+        let ids = items.iter().map(|i| (i.node.clone(), i.id())).collect();
+        for item in items {
+            self.tracker(&item.node).ignore(&item.seq.session);
+            self.send_or_queue(item, None, now, out);
+        }
+        reply(out, req, Ok(Answer::Leftovers(ids)));
     }
 
     /// Send (or send again) a publish; `attempts` is how many tries it had before.
@@ -901,17 +1223,20 @@ impl Session {
     }
 
     /// A publish failed for good: its number was never published (later items say so).
+    /// `ended`: the session ended before the service answered; with `keep_unsent` the item
+    /// then stays in the store for a later run.
     fn fail_publish(
         &mut self,
         item: &OutgoingItem,
         req: Option<RequestId>,
         error: RequestError,
+        ended: bool,
         out: &mut Vec<Output>,
     ) {
-        self.void
-            .entry(item.node.clone())
-            .or_default()
-            .insert(item.seq.n, item.seq.n);
+        if !(ended && self.cfg.keep_unsent) {
+            self.store.void(&item.node, &item.seq.session, item.seq.n);
+            self.store.outbox_remove(item);
+        }
         match req {
             Some(req) => reply(out, req, Err(error)),
             None => out.push(Output::Event(NetEvent::AutoPublishFailed {
@@ -983,6 +1308,10 @@ impl Session {
                 }));
             }
             Command::Shutdown => self.shutdown(now, out),
+            Command::SendLeftovers { req, node } => {
+                self.send_leftovers(req, node.as_deref(), now, out);
+            }
+            Command::DiscardUnsent { req } => self.discard_unsent(req, out),
             Command::Items {
                 req,
                 node: NodeKey { service: to, node },
@@ -1227,6 +1556,7 @@ impl Session {
             node: node.clone(),
             state: SubState::Subscribing,
         }));
+        self.show_cached(&node, now, out);
         // Offline, the fresh session or resumption does it (a resumed stream finds the node
         // subscribing: it is joined here as soon as the link is up, by the retry timer).
         if self.is_online() {
@@ -1498,6 +1828,7 @@ impl Session {
             match part {
                 EventPart::Items { items, .. } => {
                     for item in items {
+                        self.store.add(&item);
                         if let Some(buffer) = self.resyncing.get_mut(&item.node) {
                             // The retrieve in flight resets the sequence state; checking now
                             // would report gaps it is about to fill (ejabberd's re-sent last
@@ -1510,16 +1841,19 @@ impl Session {
                     }
                 }
                 EventPart::Retract { node, id } => {
+                    self.store.retract(&node, &id);
                     if let Some(buffer) = self.resyncing.get_mut(&node) {
                         buffer.retain(|i| i.id.as_deref() != Some(id.as_str()));
                     }
                     out.push(Output::Event(NetEvent::Retracted { node, id }));
                 }
                 EventPart::Purge { node } => {
+                    self.store.clear(&node);
                     self.trackers.remove(&node);
                     out.push(Output::Event(NetEvent::Purged { node }));
                 }
                 EventPart::Delete { node, redirect } => {
+                    self.store.clear(&node);
                     self.trackers.remove(&node);
                     out.push(Output::Event(NetEvent::Deleted { node, redirect }));
                 }
@@ -1636,22 +1970,19 @@ impl Session {
                 self.set_state(&node, state, out);
             }
             request @ Request::Retrieve { .. } => self.on_retrieve_page(request, payload, now, out),
+            request @ Request::ListIds { .. } => self.on_ids_page(request, payload, now, out),
+            Request::FetchIds { node, run } => self.on_fetched(&node, run, payload, now, out),
             request @ Request::Items { .. } => self.on_items_page(request, payload, now, out),
             Request::OneShot { req, read, .. } => reply(out, req, (read.0)(Ok(payload))),
-            Request::Publish { item, req, .. } => match req {
-                Some(req) => reply(
-                    out,
-                    req,
-                    Ok(Answer::Published {
-                        node: item.node.clone(),
-                        id: item.id(),
-                    }),
-                ),
-                None => out.push(Output::Event(NetEvent::AutoPublished {
-                    node: item.node.clone(),
-                    id: item.id(),
-                })),
-            },
+            Request::Publish { item, req, .. } => {
+                self.store.outbox_remove(&item);
+                let id = item.id();
+                let node = item.node;
+                match req {
+                    Some(req) => reply(out, req, Ok(Answer::Published { node, id })),
+                    None => out.push(Output::Event(NetEvent::AutoPublished { node, id })),
+                }
+            }
             Request::Unsubscribe { node, jid, why } => match why {
                 Unsub::Stale => {
                     out.push(Output::Event(NetEvent::StaleSubscriptionRemoved {
@@ -1841,6 +2172,7 @@ impl Session {
         let mut seen = HashSet::new();
         items.retain(|i| i.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
         sort_by_time_and_seq(&mut items);
+        self.store.replace(node, &items);
         let tracker = self.tracker(node);
         let lost = lost_in(&items, tracker);
         tracker.reset_from(&items, head);
@@ -1927,7 +2259,12 @@ impl Session {
         let error = RequestError::Connection(reason.to_owned());
         let all: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         for p in all {
-            self.report_failure(p.request, error.clone(), out);
+            match p.request {
+                Request::Publish { item, req, .. } => {
+                    self.fail_publish(&item, req, error.clone(), true, out);
+                }
+                other => self.report_failure(other, error.clone(), out),
+            }
         }
         let waiting: Vec<(OutgoingItem, Option<RequestId>)> = self
             .outbox
@@ -1935,7 +2272,7 @@ impl Session {
             .chain(self.delayed.drain(..).map(|d| (d.item, d.req)))
             .collect();
         for (item, req) in waiting {
-            self.fail_publish(&item, req, error.clone(), out);
+            self.fail_publish(&item, req, error.clone(), true, out);
         }
         for (_, reqs) in std::mem::take(&mut self.resync_reqs) {
             for req in reqs {
@@ -1966,6 +2303,18 @@ impl Session {
     ) {
         match request {
             Request::Subscribe { node } => self.node_failed(&node, error, now, out),
+            // An incremental resync that fails becomes a full one (the service may not list
+            // a node's items, or not fetch them by id).
+            Request::ListIds { node, reason, .. } => {
+                self.no_id_list.insert(node.clone());
+                self.retrieve_all(node, reason, now, out);
+            }
+            Request::FetchIds { node, run } => {
+                if let Some(inc) = self.incremental.get(&node).filter(|i| i.run == run) {
+                    let reason = inc.reason;
+                    self.retrieve_all(node, reason, now, out);
+                }
+            }
             Request::Retrieve { node, reason, .. }
                 if self.node(&node).is_some_and(|n| {
                     matches!(n.state, SubState::Pending | SubState::Unconfigured)
@@ -2019,6 +2368,7 @@ impl Session {
     /// started by itself is reported.
     fn retrieve_failed(&mut self, node: &str, error: RequestError, out: &mut Vec<Output>) {
         self.resyncing.remove(node);
+        self.incremental.remove(node);
         let waiting = self.resync_reqs.remove(node).unwrap_or_default();
         if waiting.is_empty() {
             out.push(Output::Event(NetEvent::ResyncFailed {
@@ -2036,8 +2386,16 @@ impl Session {
     fn report_failure(&mut self, request: Request, error: RequestError, out: &mut Vec<Output>) {
         match request {
             Request::Subscribe { node } => self.set_state(&node, SubState::Failed(error), out),
-            Request::Retrieve { node, .. } => self.retrieve_failed(&node, error, out),
-            Request::Publish { item, req, .. } => self.fail_publish(&item, req, error, out),
+            Request::Retrieve { node, .. } | Request::ListIds { node, .. } => {
+                self.retrieve_failed(&node, error, out);
+            }
+            Request::FetchIds { node, run } => {
+                if self.incremental.get(&node).is_some_and(|i| i.run == run) {
+                    self.incremental.remove(&node);
+                    self.retrieve_failed(&node, error, out);
+                }
+            }
+            Request::Publish { item, req, .. } => self.fail_publish(&item, req, error, false, out),
             Request::Unsubscribe {
                 node,
                 jid,

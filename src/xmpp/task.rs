@@ -32,6 +32,10 @@ pub trait Machine: Send + 'static {
     /// What it tells its front end.
     type Event: Send + 'static;
     fn handle(&mut self, input: Input<Self::Command>, now: Now) -> Vec<Output<Self::Event>>;
+    /// What to tell the front end before anything happens (what a store kept).
+    fn start(&mut self, _now: Now) -> Vec<Output<Self::Event>> {
+        Vec::new()
+    }
     /// The command that ends the machine when its front end goes away.
     fn shutdown() -> Self::Command;
     /// How often `Input::AutoPublishTick` fires (`None`: never).
@@ -48,6 +52,9 @@ impl Machine for Session {
     type Event = NetEvent;
     fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
         Session::handle(self, input, now)
+    }
+    fn start(&mut self, now: Now) -> Vec<Output> {
+        Session::start(self, now)
     }
     fn shutdown() -> Command {
         Command::Shutdown
@@ -113,6 +120,19 @@ pub fn spawn(connect: ConnectConfig, session: SessionConfig) -> NetHandle {
     }
 }
 
+/// [`spawn`], with a store (see [`crate::cache`]).
+pub fn spawn_with_store(
+    connect: ConnectConfig,
+    session: SessionConfig,
+    store: Box<dyn crate::cache::Persist>,
+) -> NetHandle {
+    let service = session.service.clone();
+    NetHandle {
+        service,
+        ..spawn_machine(connect, Session::with_store(session, store))
+    }
+}
+
 /// Start any [`Machine`] over a reconnecting stream for the account in `connect`.
 pub fn spawn_machine<M: Machine>(
     connect: ConnectConfig,
@@ -159,6 +179,13 @@ async fn run<M: Machine>(
     auto.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     auto.reset(); // the first auto-publish comes one interval after start
     let mut stream_alive = true;
+    for out in machine.start(Now::system()) {
+        if let Output::Event(ev) = out
+            && events.send(ev).await.is_err()
+        {
+            return;
+        }
+    }
 
     loop {
         let input = tokio::select! {

@@ -65,6 +65,7 @@ pub fn session(nodes: &[&str], auto: bool, interval: Duration) -> SessionConfig 
         iq_timeout: Duration::from_secs(10),
         resync_min_interval: Duration::from_secs(1),
         publisher_session: pubsub_tui::config::new_publisher_session(),
+        keep_unsent: false,
         retry: pubsub_tui::xmpp::session::RetryPolicy {
             first: Duration::from_millis(500),
             max: Duration::from_secs(2),

@@ -17,7 +17,7 @@ fn quit_text(m: &Model) -> String {
     let n = m.waiting();
     let queued = m.unconfirmed.values().filter(|u| u.queued).count();
     let mut parts = Vec::new();
-    if n > 0 && !m.net_ended {
+    if n > 0 && !m.net_ended && m.unsent == crate::tui::model::Unsent::Lost {
         let mut p = if n == 1 {
             "1 item not confirmed by the service yet".to_owned()
         } else {
@@ -39,7 +39,40 @@ fn quit_text(m: &Model) -> String {
     if m.form.as_ref().is_some_and(|f| !f.changed().is_empty()) {
         parts.push("your changes in the configuration form".to_owned());
     }
-    format!("Quitting now loses {}.", parts.join(", and "))
+    let mut text = if parts.is_empty() {
+        String::new()
+    } else {
+        format!("Quitting now loses {}. ", parts.join(", and "))
+    };
+    match m.unsent_to_keep() {
+        0 => {}
+        1 => text.push_str(
+            "1 item is not confirmed by the service yet: y keeps it for the next start (sent \
+             then, with the same id), d discards it.",
+        ),
+        k => {
+            let _ = write!(
+                text,
+                "{k} items are not confirmed by the service yet: y keeps them for the next start \
+                 (sent then, with the same ids), d discards them."
+            );
+        }
+    }
+    text.trim_end().to_owned()
+}
+
+/// The answers when unsent items can be kept: keep them, discard them, or stay.
+fn keep_or_discard() -> Line<'static> {
+    Line::from(vec![
+        Span::styled("y", theme::KEY),
+        Span::raw(" quit, keep them · "),
+        Span::styled("d", theme::KEY),
+        Span::raw(" quit, discard them · "),
+        Span::styled("n", theme::KEY),
+        Span::raw(" / "),
+        Span::styled("Esc", theme::KEY),
+        Span::raw(" stay"),
+    ])
 }
 
 fn answer(yes: &str, no: &str, typed: bool) -> Line<'static> {
@@ -147,7 +180,11 @@ fn question(model: &Model) -> (&'static str, Vec<Line<'static>>, Option<&tui_inp
             vec![
                 Line::raw(quit_text(model)),
                 Line::raw(""),
-                answer("quit anyway", "stay", false),
+                if model.unsent_to_keep() > 0 {
+                    keep_or_discard()
+                } else {
+                    answer("quit anyway", "stay", false)
+                },
             ],
             None,
         ),

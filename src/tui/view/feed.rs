@@ -201,6 +201,9 @@ fn feed_title(m: &Model, node: &super::super::model::NodeView) -> String {
     if node.sync != super::super::model::SyncState::Idle {
         title.push_str("· resyncing… ");
     }
+    if node.cached {
+        title.push_str("· cached, not yet confirmed ");
+    }
     if !m.following() {
         match m.cursor {
             Some(c) => {

@@ -106,6 +106,48 @@ impl Items {
     }
 }
 
+/// A page of a node's item ids: the answer to disco#items on the node (XEP-0060 §5.5), where
+/// each entry's `name` is an item id.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ItemIds {
+    pub ids: Vec<String>,
+    pub page: Option<SetResult>,
+}
+
+/// Read the item ids of `node` from a disco#items answer (`None`: not an answer about that
+/// node). Ids are cleaned as items' ids are (so they compare equal); nameless entries are
+/// skipped.
+pub fn item_ids(query: &Element, node: &str) -> Option<ItemIds> {
+    if !query.is("query", NS_DISCO_ITEMS) || query.attr("node").is_some_and(|n| n != node) {
+        return None;
+    }
+    Some(ItemIds {
+        ids: query
+            .children()
+            .filter(|c| c.is("item", NS_DISCO_ITEMS) && c.attr("node").is_none())
+            .filter_map(|c| c.attr("name"))
+            .filter(|n| !n.is_empty() && n.len() <= 3071)
+            .map(sanitize::text)
+            .collect(),
+        page: query
+            .get_child("set", NS_RSM)
+            .and_then(|s| SetResult::try_from(s.clone()).ok()),
+    })
+}
+
+impl ItemIds {
+    /// Where the next page starts, when the service pages and says there is more than
+    /// `so_far` (or does not say how many).
+    pub fn next_after(&self, so_far: usize) -> Option<String> {
+        let page = self.page.as_ref()?;
+        let last = page
+            .last
+            .clone()
+            .filter(|l| !l.is_empty() && l.len() <= 3071)?;
+        (!self.ids.is_empty() && page.count.is_none_or(|c| so_far < c)).then_some(last)
+    }
+}
+
 /// `<query xmlns='…#info' [node='N']/>`
 pub fn info_query(node: Option<&str>) -> Element {
     DiscoInfoQuery {
