@@ -72,6 +72,9 @@ pub enum Cmd {
     /// their ids and payloads. Items already there with the same id and payload are skipped,
     /// so an import can be run again after it stopped.
     Import(ImportArgs),
+    /// Show what the local cache keeps for your account (items per node, publisher sessions,
+    /// items waiting to be published), or clear its items with `cache clear`.
+    Cache(CacheCmdArgs),
     /// Start a private Prosody with open nodes and a second publisher, and open the TUI.
     Demo(DemoArgs),
     /// Run the relay service: answer pubsub requests at its full JID, store items in SQLite
@@ -384,6 +387,35 @@ pub struct ImportArgs {
 
     /// The export file.
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheCmdArgs {
+    /// Config file (TOML), for `jid` (no password is needed: nothing connects).
+    #[arg(long, env = "PUBSUB_TUI_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Your account: user@domain.
+    #[arg(long, env = "PUBSUB_TUI_JID")]
+    pub jid: Option<String>,
+
+    /// One JSON object instead of lines.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub action: Option<CacheAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Remove the kept items (of every node, or of --node). Publisher sessions and items
+    /// waiting to be published are kept: they are not a copy of anything.
+    Clear {
+        /// Only this node's items.
+        #[arg(long)]
+        node: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -119,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             runtime()?.block_on(pubsub_tui::serve::run(connect, serve, data_dir))
         }
+        Some(Cmd::Cache(args)) => run_cache(&args),
         Some(Cmd::Demo(args)) => {
             // The demo runs its own accounts: the user's config file does not apply.
             let file = FileConfig::default();
@@ -189,6 +190,117 @@ fn check_node_flag(node: &str) -> anyhow::Result<()> {
         return Err(Usage(format!("--node {shown:?}: {e}")).into());
     }
     Ok(())
+}
+
+/// `cache`: what the local store keeps for the account, or `cache clear`.
+fn run_cache(args: &pubsub_tui::cli::CacheCmdArgs) -> anyhow::Result<()> {
+    use pubsub_tui::cache::db;
+    let file = FileConfig::load(args.config.as_deref())?;
+    let Some(jid) = args.jid.clone().or(file.jid) else {
+        return Err(Usage(
+            "no account given: pass --jid user@domain (or set jid in the config file, or \
+             PUBSUB_TUI_JID)"
+                .into(),
+        )
+        .into());
+    };
+    let jid = config::account_jid(&jid, None)
+        .map_err(|e| Usage(format!("--jid {jid:?}: {e:#}")))?
+        .to_bare();
+    let Some(dir) = db::default_dir() else {
+        anyhow::bail!("this system has no data directory ($XDG_DATA_HOME or $HOME)");
+    };
+    let path = db::path_for(&dir, jid.as_str());
+    if let Some(pubsub_tui::cli::CacheAction::Clear { node }) = &args.action {
+        let n = db::clear(&path, node.as_deref())?;
+        let what = node
+            .as_deref()
+            .map_or(String::new(), |n| format!(" of {n}"));
+        println!(
+            "removed {}{what} from {} (publisher sessions and items waiting to be published are kept)",
+            pubsub_tui::feed::render::plural(n, "kept item"),
+            path.display()
+        );
+        return Ok(());
+    }
+    let s = db::summary(&path)?;
+    if args.json {
+        let mut v = serde_json::to_value(&s)?;
+        v["path"] = serde_json::json!(path.display().to_string());
+        println!("{}", headless::json_line(&v));
+        return Ok(());
+    }
+    print!("{}", cache_text(&path, &s));
+    Ok(())
+}
+
+fn cache_text(path: &std::path::Path, s: &pubsub_tui::cache::db::Summary) -> String {
+    use pubsub_tui::feed::render::plural;
+    use pubsub_tui::sanitize::display;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if s.file_bytes == 0 {
+        let _ = writeln!(out, "no cache yet at {}", path.display());
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{} ({} KiB)",
+        path.display(),
+        s.file_bytes.div_ceil(1024)
+    );
+    let _ = writeln!(out, "kept items:");
+    if s.nodes.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for k in &s.nodes {
+        let n = usize::try_from(k.items).unwrap_or(usize::MAX);
+        let _ = writeln!(
+            out,
+            "  {}  {}  {} ({} KiB)",
+            display(&k.service),
+            display(&k.node),
+            plural(n, "item"),
+            k.bytes.div_ceil(1024)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "publisher sessions (their numbers continue from run to run):"
+    );
+    if s.sessions.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for p in &s.sessions {
+        let _ = writeln!(
+            out,
+            "  {}  {}  {}  last number {}{}",
+            display(&p.service),
+            display(&p.node),
+            display(&p.session),
+            p.last,
+            if p.in_use {
+                "  (in use by a running pubsub-tui)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(out, "waiting to be published:");
+    if s.unsent.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for u in &s.unsent {
+        let _ = writeln!(
+            out,
+            "  {}  {}  {}  {}",
+            display(&u.service),
+            display(&u.node),
+            display(&u.id),
+            pubsub_tui::sanitize::display_max(&u.text, 60)
+        );
+    }
+    out
 }
 
 /// `import`: check the whole file, then publish what the node lacks.

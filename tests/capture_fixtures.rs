@@ -33,6 +33,7 @@ fn run(port: u16, service: &str, user: &str, pw: &str, args: &[&str], log: &str)
         .env("PUBSUB_TUI_PASSWORD", pw)
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .env("XDG_STATE_HOME", state_home())
+        .env("XDG_DATA_HOME", state_home())
         .output()
         .expect("runs");
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));

@@ -24,7 +24,8 @@ fn base(server: &Prosody, sub: &str, user: &str, password: &str) -> Command {
         .env("PUBSUB_TUI_PASSWORD", password)
         .env_remove("PUBSUB_TUI_CONFIG")
         .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env("XDG_STATE_HOME", common::state_home());
+        .env("XDG_STATE_HOME", common::state_home())
+        .env("XDG_DATA_HOME", common::state_home());
     c
 }
 
@@ -288,6 +289,7 @@ fn run_err(args: &[&str], envs: &[(&str, &str)]) -> (String, Option<i32>) {
     c.args(args)
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .env("XDG_STATE_HOME", common::state_home())
+        .env("XDG_DATA_HOME", common::state_home())
         .env_remove("PUBSUB_TUI_PASSWORD")
         .stdin(Stdio::null());
     for (k, v) in envs {
@@ -500,6 +502,7 @@ fn the_tui_without_a_terminal_says_what_to_use_instead() {
         .args(["--jid", "a@example.org", "--node", "n"])
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .env("XDG_STATE_HOME", common::state_home())
+        .env("XDG_DATA_HOME", common::state_home())
         .env("PUBSUB_TUI_PASSWORD", "x")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -41,6 +41,7 @@ fn cli(
         .env("PUBSUB_TUI_PASSWORD", password)
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .env("XDG_STATE_HOME", state)
+        .env("XDG_DATA_HOME", state)
         .output()
         .expect("runs")
 }

@@ -198,6 +198,7 @@ async fn runs_leave_no_subscriptions_behind() {
             .env("PUBSUB_TUI_PASSWORD", &pw)
             .env("XDG_CONFIG_HOME", "/nonexistent")
             .env("XDG_STATE_HOME", common::state_home())
+            .env("XDG_DATA_HOME", common::state_home())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -256,6 +257,7 @@ async fn serve_keeps_its_files_private_and_refuses_a_second_instance() {
         .arg(&serve.data_dir)
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .env("XDG_STATE_HOME", common::state_home())
+        .env("XDG_DATA_HOME", common::state_home())
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
@@ -294,6 +296,7 @@ async fn the_demo_s_watch_command_line_works_as_printed() {
         .arg(&script)
         .env("XDG_CONFIG_HOME", "/nonexistent")
         .env("XDG_STATE_HOME", common::state_home())
+        .env("XDG_DATA_HOME", common::state_home())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -25,7 +25,8 @@ fn cli(server: &Prosody, sub: &str, user: &str, password: &str) -> Command {
         .args(["--service", prosody::PUBSUB])
         .env("PUBSUB_TUI_PASSWORD", password)
         .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env("XDG_STATE_HOME", common::state_home());
+        .env("XDG_STATE_HOME", common::state_home())
+        .env("XDG_DATA_HOME", common::state_home());
     c
 }
 
@@ -591,7 +592,7 @@ fn the_tui_with_its_input_redirected_says_to_use_watch() {
     let tmux = Tmux::start(
         &format!("no-tty-{}", std::process::id()),
         &format!(
-            "PUBSUB_TUI_PASSWORD=x XDG_CONFIG_HOME=/nonexistent XDG_STATE_HOME=/tmp/pubsub-tui-no-state {BIN} --jid a@example.org \
+            "PUBSUB_TUI_PASSWORD=x XDG_CONFIG_HOME=/nonexistent XDG_STATE_HOME=/tmp/pubsub-tui-no-state XDG_DATA_HOME=/tmp/pubsub-tui-no-state {BIN} --jid a@example.org \
              --node n < /dev/null; echo EXIT:$?; sleep 30"
         ),
     );

@@ -99,12 +99,12 @@ async fn configure_with_a_refused_value_then_retract_and_purge() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let pw = password_file(dir.path(), &admin_pw);
+    let state = dir.path().join("state").display().to_string();
     let cmd = format!(
-        "EDITOR='sed -i s/second/edited/' XDG_CONFIG_HOME=/nonexistent XDG_STATE_HOME={} {} \
+        "EDITOR='sed -i s/second/edited/' XDG_CONFIG_HOME=/nonexistent XDG_STATE_HOME={state} XDG_DATA_HOME={state} {} \
          --jid admin@localhost --server {} \
          --insecure-plain-tcp --service pubsub.localhost --password-file {} --log-file {} \
          --node tidings; echo EXIT:$?; sleep 60",
-        dir.path().join("state").display(),
         env!("CARGO_BIN_EXE_pubsub-tui"),
         server.server(),
         pw.display(),

@@ -228,7 +228,7 @@ fn import_refuses_bad_files_before_connecting_and_names_the_lines() {
             ])
             .env("PUBSUB_TUI_PASSWORD", "x")
             .env("XDG_CONFIG_HOME", "/nonexistent")
-            .env("XDG_STATE_HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path()).env("XDG_DATA_HOME", dir.path())
             .output()
             .expect("runs");
         let err = text(&o.stderr);

@@ -897,6 +897,166 @@ impl Drop for Db {
     }
 }
 
+/// What a database holds, for `pubsub-tui cache`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Bytes of the database file (and its WAL).
+    pub file_bytes: u64,
+    pub nodes: Vec<KeptNode>,
+    pub sessions: Vec<Session>,
+    pub unsent: Vec<Unsent>,
+}
+
+/// A node's kept items.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeptNode {
+    pub service: String,
+    pub node: String,
+    pub items: u64,
+    /// Bytes of their XML.
+    pub bytes: u64,
+}
+
+/// A publisher session of ours.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Session {
+    pub service: String,
+    pub node: String,
+    pub session: String,
+    /// The last number given out.
+    pub last: u64,
+    /// A running process holds it.
+    pub in_use: bool,
+}
+
+/// An item waiting to be published.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unsent {
+    pub service: String,
+    pub node: String,
+    pub id: String,
+    pub text: String,
+}
+
+/// Open an existing database to read or clear it (never creating one): `None` when there is
+/// none yet.
+fn open_existing(path: &Path) -> anyhow::Result<Option<Connection>> {
+    use anyhow::Context as _;
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .with_context(|| format!("{} is not a cache this version can read", path.display()))?;
+    if version > SCHEMA_VERSION {
+        anyhow::bail!(
+            "{} was written by a newer pubsub-tui (schema {version}); it is left as it is",
+            path.display()
+        );
+    }
+    if version == 0 {
+        return Ok(None);
+    }
+    Ok(Some(conn))
+}
+
+/// What the database at `path` holds (an empty summary when there is none).
+pub fn summary(path: &Path) -> anyhow::Result<Summary> {
+    let Some(conn) = open_existing(path)? else {
+        return Ok(Summary::default());
+    };
+    let file_bytes = ["", "-wal"]
+        .iter()
+        .filter_map(|ext| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(ext);
+            std::fs::metadata(p).ok()
+        })
+        .map(|m| m.len())
+        .sum();
+    let nodes = {
+        let mut st = conn.prepare(
+            "SELECT service, node, COUNT(*), SUM(length(CAST(xml AS BLOB))) FROM items
+             GROUP BY service, node ORDER BY service, node",
+        )?;
+        st.query_map([], |r| {
+            Ok(KeptNode {
+                service: r.get(0)?,
+                node: r.get(1)?,
+                items: r.get::<_, i64>(2)?.unsigned_abs(),
+                bytes: r.get::<_, i64>(3)?.unsigned_abs(),
+            })
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    let mut sessions: Vec<Session> = {
+        let mut st = conn.prepare(
+            "SELECT service, node, session, seq FROM publishers ORDER BY service, node, used",
+        )?;
+        st.query_map([], |r| {
+            Ok(Session {
+                service: r.get(0)?,
+                node: r.get(1)?,
+                session: r.get(2)?,
+                last: r.get::<_, i64>(3)?.unsigned_abs(),
+                in_use: false,
+            })
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    let locks = path.with_extension("locks");
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for s in &mut sessions {
+        // Held: its lock cannot be taken now.
+        s.in_use = std::fs::OpenOptions::new()
+            .write(true)
+            .open(locks.join(format!("{stem}.{}.lock", s.session)))
+            .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+    }
+    let unsent = {
+        let mut st = conn.prepare(
+            "SELECT service, node, session, n, text FROM outbox ORDER BY service, node, time",
+        )?;
+        st.query_map([], |r| {
+            let session: String = r.get(2)?;
+            let n: i64 = r.get(3)?;
+            Ok(Unsent {
+                service: r.get(0)?,
+                node: r.get(1)?,
+                id: format!("{session}-{n}"),
+                text: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    Ok(Summary {
+        file_bytes,
+        nodes,
+        sessions,
+        unsent,
+    })
+}
+
+/// Remove the kept items (of `node` only, when given, at any service): how many.
+pub fn clear(path: &Path, node: Option<&str>) -> anyhow::Result<usize> {
+    let Some(conn) = open_existing(path)? else {
+        return Ok(0);
+    };
+    let n = conn.execute(
+        "DELETE FROM items WHERE ?1 IS NULL OR node = ?1",
+        params![node],
+    )?;
+    // Give the space back to the file system.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;");
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,7 @@ impl Target {
             .env("PUBSUB_TUI_PASSWORD", &self.password)
             .env("XDG_CONFIG_HOME", "/nonexistent")
             .env("XDG_STATE_HOME", state.path())
+            .env("XDG_DATA_HOME", state.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

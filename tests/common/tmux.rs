@@ -60,11 +60,11 @@ impl Tmux {
         log: &std::path::Path,
         extra: &str,
     ) -> Self {
+        let state = log.with_file_name("state").display().to_string();
         let cmd = format!(
-            "XDG_CONFIG_HOME=/nonexistent XDG_STATE_HOME={} {} --jid alice@localhost --server {server} \
+            "XDG_CONFIG_HOME=/nonexistent XDG_STATE_HOME={state} XDG_DATA_HOME={state} {} --jid alice@localhost --server {server} \
              --insecure-plain-tcp --service pubsub.localhost --password-file {} --log-file {} \
              {extra}; echo EXIT:$?; sleep 60",
-            log.with_file_name("state").display(),
             env!("CARGO_BIN_EXE_pubsub-tui"),
             password_file.display(),
             log.display()
