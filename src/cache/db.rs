@@ -219,6 +219,17 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
             OpenError::Other(e.to_string())
         }
     };
+    if !path.exists() {
+        // Private from the start (SQLite gives its side files the same mode).
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| OpenError::Other(e.to_string()))?;
+    }
     let conn = Connection::open(path).map_err(other)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(other)?;

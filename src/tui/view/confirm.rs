@@ -62,12 +62,13 @@ fn quit_text(m: &Model) -> String {
 }
 
 /// The answers when unsent items can be kept: keep them, discard them, or stay.
-fn keep_or_discard() -> Line<'static> {
+fn keep_or_discard(count: usize) -> Line<'static> {
+    let them = if count == 1 { "it" } else { "them" };
     Line::from(vec![
         Span::styled("y", theme::KEY),
-        Span::raw(" quit, keep them · "),
+        Span::raw(format!(" quit, keep {them} · ")),
         Span::styled("d", theme::KEY),
-        Span::raw(" quit, discard them · "),
+        Span::raw(format!(" quit, discard {them} · ")),
         Span::styled("n", theme::KEY),
         Span::raw(" / "),
         Span::styled("Esc", theme::KEY),
@@ -181,7 +182,7 @@ fn question(model: &Model) -> (&'static str, Vec<Line<'static>>, Option<&tui_inp
                 Line::raw(quit_text(model)),
                 Line::raw(""),
                 if model.unsent_to_keep() > 0 {
-                    keep_or_discard()
+                    keep_or_discard(model.unsent_to_keep())
                 } else {
                     answer("quit anyway", "stay", false)
                 },
