@@ -73,7 +73,7 @@ pub enum Cmd {
     /// so an import can be run again after it stopped.
     Import(ImportArgs),
     /// Show what the local cache keeps for your account (items per node, publisher sessions,
-    /// items waiting to be published), or clear its items with `cache clear`.
+    /// items waiting to be published), or remove its kept items with --clear.
     Cache(CacheCmdArgs),
     /// Start a private Prosody with open nodes and a second publisher, and open the TUI.
     Demo(DemoArgs),
@@ -391,31 +391,27 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct CacheCmdArgs {
-    /// Config file (TOML), for `jid` (no password is needed: nothing connects).
-    #[arg(long, env = "PUBSUB_TUI_CONFIG", value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    /// The account's flags, as the other commands take them (only --jid and --config are
+    /// used: nothing connects, and no password is needed).
+    #[command(flatten)]
+    pub account: AccountArgs,
 
-    /// Your account: user@domain.
-    #[arg(long, env = "PUBSUB_TUI_JID")]
-    pub jid: Option<String>,
+    /// Taken and ignored, like the connection flags (the cache holds every service's items).
+    #[arg(long, env = "PUBSUB_TUI_SERVICE", hide = true)]
+    pub service: Option<String>,
+
+    /// Remove the kept items (of every node, or of --node). Publisher sessions and items
+    /// waiting to be published stay: they are not a copy of anything.
+    #[arg(long)]
+    pub clear: bool,
+
+    /// With --clear: only this node's items.
+    #[arg(long, requires = "clear")]
+    pub node: Option<String>,
 
     /// One JSON object instead of lines.
     #[arg(long)]
     pub json: bool,
-
-    #[command(subcommand)]
-    pub action: Option<CacheAction>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CacheAction {
-    /// Remove the kept items (of every node, or of --node). Publisher sessions and items
-    /// waiting to be published are kept: they are not a copy of anything.
-    Clear {
-        /// Only this node's items.
-        #[arg(long)]
-        node: Option<String>,
-    },
 }
 
 #[derive(Debug, Args)]

@@ -195,8 +195,8 @@ fn check_node_flag(node: &str) -> anyhow::Result<()> {
 /// `cache`: what the local store keeps for the account, or `cache clear`.
 fn run_cache(args: &pubsub_tui::cli::CacheCmdArgs) -> anyhow::Result<()> {
     use pubsub_tui::cache::db;
-    let file = FileConfig::load(args.config.as_deref())?;
-    let Some(jid) = args.jid.clone().or(file.jid) else {
+    let file = FileConfig::load(args.account.config.as_deref())?;
+    let Some(jid) = args.account.jid.clone().or(file.jid) else {
         return Err(Usage(
             "no account given: pass --jid user@domain (or set jid in the config file, or \
              PUBSUB_TUI_JID)"
@@ -204,18 +204,33 @@ fn run_cache(args: &pubsub_tui::cli::CacheCmdArgs) -> anyhow::Result<()> {
         )
         .into());
     };
-    let jid = config::account_jid(&jid, None)
-        .map_err(|e| Usage(format!("--jid {jid:?}: {e:#}")))?
-        .to_bare();
+    let bare = jid.trim().split('/').next().unwrap_or("");
+    let jid = match xmpp_parsers::jid::BareJid::new(bare) {
+        Ok(j) if j.node().is_some() => j,
+        _ => {
+            return Err(Usage(format!(
+                "--jid {:?} is not an account (user@domain)",
+                pubsub_tui::sanitize::display_max(&jid, 80)
+            ))
+            .into());
+        }
+    };
     let Some(dir) = db::default_dir() else {
         anyhow::bail!("this system has no data directory ($XDG_DATA_HOME or $HOME)");
     };
     let path = db::path_for(&dir, jid.as_str());
-    if let Some(pubsub_tui::cli::CacheAction::Clear { node }) = &args.action {
-        let n = db::clear(&path, node.as_deref())?;
-        let what = node
-            .as_deref()
-            .map_or(String::new(), |n| format!(" of {n}"));
+    if args.clear {
+        let node = args.node.as_deref();
+        let n = db::clear(&path, node)?;
+        if args.json {
+            let v =
+                serde_json::json!({"removed": n, "node": node, "path": path.display().to_string()});
+            println!("{}", headless::json_line(&v));
+            return Ok(());
+        }
+        let what = node.map_or(String::new(), |n| {
+            format!(" of {}", pubsub_tui::sanitize::display(n))
+        });
         println!(
             "removed {}{what} from {} (publisher sessions and items waiting to be published are kept)",
             pubsub_tui::feed::render::plural(n, "kept item"),

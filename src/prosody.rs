@@ -227,12 +227,16 @@ VirtualHost "{DOMAIN}"
 
 Component "{PUBSUB}" "pubsub"
     pubsub_max_items = {cap}
+    -- Prosody's storage refuses items past 1,000 per node (quota-limit) unless told, and
+    -- checks the quota before it evicts: room for more than a full node.
+    storage_archive_item_limit = {quota}
     {storage}
 "#,
             pid = lua_str(&dir.path().join("prosody.pid")),
             data = lua_str(&data),
             log = lua_str(&dir.path().join("prosody.log")),
             cap = opts.max_items_cap,
+            quota = u64::from(opts.max_items_cap) * 2,
             tls_module = if opts.tls.is_some() { ", \"tls\"" } else { "" },
             smacks = if opts.stream_management {
                 ", \"smacks\""

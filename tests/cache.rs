@@ -199,6 +199,10 @@ async fn fifty_one_shot_publishes_leave_exactly_thirty_lost_for_a_new_subscriber
         (&Value::from(1), &Value::from(30), &Value::from(30))
     );
     assert_eq!(kind(&lines, "resync")[0]["lost"], 30);
+    // Reported once: the next run of the same subscriber does not say it again.
+    let again = bob.watch_until(&["--node", "evict"], 30, is_resync);
+    assert!(kind(&again, "lost").is_empty(), "{again:#?}");
+    assert_eq!(kind(&again, "resync")[0]["lost"], 0);
     // The control: without the store each run is a new session, and nothing is seen lost.
     for k in 1..=25 {
         alice.ok(&[

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OptionalExtension as _, params};
 
-use super::{Number, Persist, Volatile, recent_void};
+use super::{Accounted, Number, Persist, Volatile, recent_void};
 use crate::feed::FeedItem;
 use crate::feed::Seq;
 use crate::feed::gap::Ranges;
@@ -70,6 +70,14 @@ CREATE TABLE IF NOT EXISTS publishers (
     void    TEXT NOT NULL DEFAULT '',    -- numbers never published (2-3,7)
     used    INTEGER NOT NULL,            -- last use, seconds since 1970
     PRIMARY KEY (service, node, session)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS accounted (
+    service TEXT NOT NULL,
+    node    TEXT NOT NULL,
+    sender  TEXT NOT NULL,               -- bare JID
+    session TEXT NOT NULL,
+    ranges  TEXT NOT NULL,               -- numbers received or reported lost (1-30,32)
+    PRIMARY KEY (service, node, sender, session)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     service TEXT NOT NULL,
@@ -640,6 +648,52 @@ impl Db {
         Ok(out)
     }
 
+    fn try_accounted(&mut self, node: &str) -> Result<Vec<Accounted>, rusqlite::Error> {
+        self.try_flush()?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT sender, session, ranges FROM accounted WHERE service = ?1 AND node = ?2",
+        )?;
+        st.query_map(params![self.service, node], |r| {
+            let ranges: String = r.get(2)?;
+            Ok(Accounted {
+                sender: r.get(0)?,
+                session: r.get(1)?,
+                ranges: all_ranges(&ranges),
+            })
+        })?
+        .collect()
+    }
+
+    fn try_set_accounted(
+        &mut self,
+        node: &str,
+        accounted: &[Accounted],
+    ) -> Result<(), rusqlite::Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM accounted WHERE service = ?1 AND node = ?2",
+            params![self.service, node],
+        )?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO accounted (service, node, sender, session, ranges)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for a in accounted {
+                put.execute(params![
+                    self.service,
+                    node,
+                    a.sender,
+                    a.session,
+                    format_ranges(&a.ranges)
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
     fn try_cached_ids(&mut self, node: &str) -> Result<HashSet<String>, rusqlite::Error> {
         self.try_flush()?;
         let mut st = self
@@ -649,7 +703,12 @@ impl Db {
             .collect()
     }
 
-    fn try_replace(&mut self, node: &str, items: &[FeedItem]) -> Result<(), rusqlite::Error> {
+    fn try_replace(
+        &mut self,
+        node: &str,
+        items: &[FeedItem],
+        fetched: bool,
+    ) -> Result<(), rusqlite::Error> {
         self.try_flush()?;
         let keep: HashSet<&str> = items.iter().filter_map(|i| i.id.as_deref()).collect();
         let tx = self
@@ -667,6 +726,7 @@ impl Db {
             for id in have.iter().filter(|id| !keep.contains(id.as_str())) {
                 del.execute(params![self.service, node, id])?;
             }
+            let had: HashSet<&str> = have.iter().map(String::as_str).collect();
             // New ones in the order given, after what is kept; changed ones rewritten.
             let mut put = tx.prepare_cached(
                 "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -674,6 +734,9 @@ impl Db {
             )?;
             let base = now_micros();
             for (k, item) in items.iter().enumerate() {
+                if !fetched && item.id.as_deref().is_some_and(|id| had.contains(id)) {
+                    continue;
+                }
                 let Some((id, xml)) = keepable(item) else {
                     continue;
                 };
@@ -689,6 +752,17 @@ impl Db {
         bound_total(&tx, self.limits.max_bytes)?;
         tx.commit()
     }
+}
+
+/// Every range of `a-b,c` (what this store wrote; anything unreadable is left out).
+fn all_ranges(s: &str) -> Vec<(u64, u64)> {
+    s.split(',')
+        .filter_map(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+            (a <= b).then_some((a, b))
+        })
+        .collect()
 }
 
 /// What of an item can be kept: its id and XML (not without an id, nor when the tree's
@@ -881,11 +955,29 @@ impl Persist for Db {
         }
     }
 
-    fn replace(&mut self, node: &str, items: &[FeedItem]) {
+    fn replace(&mut self, node: &str, items: &[FeedItem], fetched: bool) {
         if self.failed.is_none()
-            && let Err(e) = self.try_replace(node, items)
+            && let Err(e) = self.try_replace(node, items, fetched)
         {
             self.fail("keeping the node's items", &e);
+        }
+    }
+
+    fn accounted(&mut self, node: &str) -> Vec<Accounted> {
+        if self.failed.is_some() {
+            return Vec::new();
+        }
+        self.try_accounted(node).unwrap_or_else(|e| {
+            self.fail("reading the numbers accounted for", &e);
+            Vec::new()
+        })
+    }
+
+    fn set_accounted(&mut self, node: &str, accounted: &[Accounted]) {
+        if self.failed.is_none()
+            && let Err(e) = self.try_set_accounted(node, accounted)
+        {
+            self.fail("keeping the numbers accounted for", &e);
         }
     }
 
@@ -1181,10 +1273,27 @@ mod tests {
         let back = &db.cached("m")[0];
         assert_eq!(back.text, item("m", "x", "other node").text);
         assert!(back.received.is_some());
-        db.replace("n", &[item("n", "i3", "changed"), item("n", "i9", "new")]);
+        db.replace(
+            "n",
+            &[item("n", "i3", "changed"), item("n", "i9", "new")],
+            true,
+        );
         let kept = db.cached("n");
         let ids: Vec<_> = kept.iter().filter_map(|i| i.id.clone()).collect();
         assert_eq!(ids, ["i3", "i9"]);
+        assert!(kept[0].xml().contains("changed"), "{}", kept[0].xml());
+        // Incremental: what is kept stays as it is (only new ids are written).
+        db.replace(
+            "n",
+            &[
+                item("n", "i3", "again"),
+                item("n", "i9", "new"),
+                item("n", "j", "j"),
+            ],
+            false,
+        );
+        let kept = db.cached("n");
+        assert_eq!(kept.len(), 3);
         assert!(kept[0].xml().contains("changed"), "{}", kept[0].xml());
         db.clear("n");
         assert!(db.cached_ids("n").is_empty());

@@ -41,6 +41,14 @@ pub fn open(
     }
 }
 
+/// The numbers of one publisher session accounted for on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accounted {
+    pub sender: String,
+    pub session: String,
+    pub ranges: Vec<(u64, u64)>,
+}
+
 /// A number for an item of ours: the publisher session, the number, and the earlier numbers
 /// of the session that were never published (the item declares them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +88,14 @@ pub trait Persist: Send + std::fmt::Debug {
     /// The node was purged or deleted: nothing of it is kept.
     fn clear(&mut self, node: &str);
     /// The service's whole set of items of `node` (after a resync): what is kept becomes it.
-    fn replace(&mut self, node: &str, items: &[FeedItem]);
+    /// `fetched`: every item was downloaded (a full retrieve), so kept ones are rewritten
+    /// where they changed; otherwise (incremental) only those not kept yet are written.
+    fn replace(&mut self, node: &str, items: &[FeedItem], fetched: bool);
+    /// The sequence numbers of `node` this account has accounted for (received, or reported
+    /// lost), per (bare sender, publisher session), as kept by earlier runs.
+    fn accounted(&mut self, node: &str) -> Vec<Accounted>;
+    /// Keep what is accounted for of `node` (replacing what was kept).
+    fn set_accounted(&mut self, node: &str, accounted: &[Accounted]);
     /// Write what is buffered (called on the core's timer).
     fn flush(&mut self);
     /// What went wrong since the last call, to tell the user once.
@@ -158,7 +173,11 @@ impl Persist for Volatile {
     fn add(&mut self, _: &FeedItem) {}
     fn retract(&mut self, _: &str, _: &str) {}
     fn clear(&mut self, _: &str) {}
-    fn replace(&mut self, _: &str, _: &[FeedItem]) {}
+    fn replace(&mut self, _: &str, _: &[FeedItem], _: bool) {}
+    fn accounted(&mut self, _: &str) -> Vec<Accounted> {
+        Vec::new()
+    }
+    fn set_accounted(&mut self, _: &str, _: &[Accounted]) {}
     fn flush(&mut self) {}
     fn take_problem(&mut self) -> Option<String> {
         self.problem.take()

@@ -265,7 +265,13 @@ impl GapTracker {
     }
 
     fn remember(&mut self, sender: &str, seq: &Seq) {
-        let key = (bare(sender).to_owned(), seq.session.clone());
+        self.account(sender, &seq.session, seq.n, seq.n);
+    }
+
+    /// Numbers `a..=b` of a publisher session are accounted for: received, or already
+    /// reported lost (in this run or an earlier one). They are not reported lost again.
+    pub fn account(&mut self, sender: &str, session: &str, a: u64, b: u64) {
+        let key = (bare(sender).to_owned(), session.to_owned());
         if !self.seen.contains_key(&key) {
             self.seen_order.push(key.clone());
             if self.seen_order.len() > MAX_SEEN_SESSIONS {
@@ -273,7 +279,16 @@ impl GapTracker {
                 self.seen.remove(&old);
             }
         }
-        self.seen.entry(key).or_default().insert(seq.n, seq.n);
+        self.seen.entry(key).or_default().insert(a, b);
+    }
+
+    /// What is accounted for, per (bare sender, session), to keep for the next run.
+    pub fn accounted(&self) -> impl Iterator<Item = (&str, &str, &[(u64, u64)])> {
+        self.seen_order.iter().filter_map(|k| {
+            self.seen
+                .get(k)
+                .map(|r| (k.0.as_str(), k.1.as_str(), r.as_slice()))
+        })
     }
 
     /// Was this number of this publisher session received in this run?

@@ -419,13 +419,25 @@ pub async fn publish(
     let node = node.clone();
     let key = NodeKey::new(&settings.session.service, node.clone());
     let service = settings.session.service.to_string();
-    let queue = extra.queue;
     let mut settings = one_shot_settings(settings);
-    settings.session.keep_unsent = queue;
-    let (mut net, notice) = start(settings);
+    let (store, notice) = crate::cache::open(
+        settings.cache.as_ref(),
+        settings.session.service.as_str(),
+        &settings.session.publisher_session,
+    );
     if let Some(notice) = notice {
         eprintln!("pubsub-tui: cache: {notice}");
     }
+    // Without a store, nothing can be kept: --queue cannot keep its promise.
+    let queue = extra.queue && store.keeps_items();
+    if extra.queue && !queue {
+        eprintln!(
+            "pubsub-tui: --queue: there is no cache this run, so the item is not kept if the \
+             service cannot be reached"
+        );
+    }
+    settings.session.keep_unsent = queue;
+    let mut net = xmpp::task::spawn_with_store(settings.connect, settings.session, store);
     let mut left = Leftovers::default();
     let mut sender = String::new();
     if queue {
@@ -547,8 +559,11 @@ async fn publish_text(
 #[derive(Debug, Default)]
 struct Leftovers {
     ids: Vec<String>,
+    texts: HashMap<String, String>,
     done: Vec<String>,
     failed: Vec<(String, String)>,
+    /// Not sent: the connection failed (they stay in the store).
+    waiting: Vec<String>,
 }
 
 impl Leftovers {
@@ -562,7 +577,10 @@ impl Leftovers {
             )
             .await
         {
-            self.ids = ids.into_iter().map(|(_, id)| id).collect();
+            for (_, id, text) in ids {
+                self.ids.push(id.clone());
+                self.texts.insert(id, text);
+            }
         }
         for ev in early {
             self.note(&ev);
@@ -574,6 +592,11 @@ impl Leftovers {
             NetEvent::AutoPublished { id, .. } if self.ids.contains(id) => {
                 self.done.push(id.clone());
             }
+            NetEvent::AutoPublishFailed {
+                id,
+                error: RequestError::Connection(_),
+                ..
+            } if self.ids.contains(id) => self.waiting.push(id.clone()),
             NetEvent::AutoPublishFailed { id, error, node } if self.ids.contains(id) => {
                 self.failed
                     .push((id.clone(), explain(error, Op::Publish, node, "the service")));
@@ -583,7 +606,7 @@ impl Leftovers {
     }
 
     fn pending(&self) -> bool {
-        self.done.len() + self.failed.len() < self.ids.len()
+        self.done.len() + self.failed.len() + self.waiting.len() < self.ids.len()
     }
 
     /// Wait (a while) for the service's word on each.
@@ -612,7 +635,12 @@ impl Leftovers {
             );
         }
         for (id, why) in &self.failed {
-            eprintln!("pubsub-tui: {id}, left unsent by an earlier run, failed: {why}");
+            // The text is said: it is not kept anywhere any more.
+            let text = self.texts.get(id).map_or("", String::as_str);
+            eprintln!(
+                "pubsub-tui: {id}, left unsent by an earlier run, failed: {why}; its text was: {}",
+                crate::sanitize::display(text)
+            );
         }
         let waiting = self.ids.len() - self.done.len() - self.failed.len();
         if waiting > 0 {

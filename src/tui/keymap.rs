@@ -909,7 +909,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[ch('y')],
         scope: Scope::Confirm,
         action: Action::Yes,
-        help: "yes: do it (quit and lose what is not yet published; purge; retract)",
+        help: "yes: do it (quit, purge, retract); quitting keeps unsent items for the next start (with --no-cache, they are lost)",
         hint: Some("yes"),
     },
     Binding {
@@ -923,7 +923,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[ch('d')],
         scope: Scope::Confirm,
         action: Action::Discard,
-        help: "quitting with items waiting to be published: discard them (y keeps them for the next start)",
+        help: "quitting with items waiting to be published: quit and discard them",
         hint: None,
     },
     Binding {

@@ -541,9 +541,15 @@ impl Model {
         (age.to_std().unwrap_or_default() < ttl).then_some(newest)
     }
 
-    /// User publishes not yet confirmed.
+    /// User publishes not yet confirmed (those on their way to the network core, which has
+    /// not said it has them yet, count too).
     pub fn waiting(&self) -> usize {
-        self.unconfirmed.len()
+        let on_the_way = self
+            .asked
+            .values()
+            .filter(|a| matches!(a, Asked::Publish { id: None, .. }))
+            .count();
+        self.unconfirmed.len() + on_the_way
     }
 
     /// Items waiting to be published that quitting would keep for the next start (the user

@@ -253,8 +253,8 @@ pub enum Answer {
         node: String,
         id: String,
     },
-    /// Items left unsent by an earlier run, now on their way: (node, id).
-    Leftovers(Vec<(String, String)>),
+    /// Items left unsent by an earlier run, now on their way: (node, id, text).
+    Leftovers(Vec<(String, String, String)>),
     /// Unsent items dropped.
     Discarded(usize),
     /// The node's items were retrieved (the [`NetEvent::Snapshot`] before this has them).

@@ -227,6 +227,12 @@ enum Request {
     },
     /// A batch of the items an incremental resync lacks, by id (`run`: which resync).
     FetchIds { node: String, run: u64 },
+    /// Which of the items an earlier run left unsent the service has already (it may have
+    /// taken them just before that run ended): those are not sent again.
+    CheckLeftovers {
+        node: String,
+        items: Vec<OutgoingItem>,
+    },
     /// Items of a node for a front end, without following it.
     Items {
         req: RequestId,
@@ -277,6 +283,7 @@ impl Request {
             | Self::Retrieve { .. }
             | Self::ListIds { .. }
             | Self::FetchIds { .. }
+            | Self::CheckLeftovers { .. }
             | Self::Unsubscribe { .. }
             | Self::Cleanup
             | Self::Probe { .. } => None,
@@ -289,6 +296,7 @@ impl Request {
             Self::Retrieve { .. }
                 | Self::ListIds { .. }
                 | Self::FetchIds { .. }
+                | Self::CheckLeftovers { .. }
                 | Self::Items { .. }
                 | Self::Cleanup
                 | Self::OneShot { get: true, .. }
@@ -380,6 +388,13 @@ pub struct Session {
     runs: u64,
     /// Nodes whose item ids the service would not list: resynced in full.
     no_id_list: HashSet<String>,
+    /// Items earlier runs left unsent, to check with the service once online.
+    unchecked: Vec<OutgoingItem>,
+    /// Nodes whose numbers accounted for changed since they were last kept.
+    accounted_dirty: HashSet<String>,
+    /// Ids of items kept in the store when the session ends unconfirmed, whatever
+    /// `keep_unsent` says (those an earlier run left: this run's settings do not drop them).
+    keep_ids: HashSet<String>,
     /// Publishes waiting for the link, with their request (`None`: auto-publish).
     outbox: VecDeque<(OutgoingItem, Option<RequestId>)>,
     delayed: Vec<Delayed>,
@@ -433,6 +448,9 @@ impl Session {
             incremental: HashMap::new(),
             runs: 0,
             no_id_list: HashSet::new(),
+            unchecked: Vec::new(),
+            accounted_dirty: HashSet::new(),
+            keep_ids: HashSet::new(),
             outbox: VecDeque::new(),
             delayed: Vec::new(),
             resyncing: HashMap::new(),
@@ -519,6 +537,9 @@ impl Session {
                 self.expire(now, &mut out);
                 self.start_due_resyncs(now, &mut out);
                 self.start_due_retries(now, &mut out);
+                for node in std::mem::take(&mut self.accounted_dirty) {
+                    self.keep_accounted(&node);
+                }
                 self.store.flush();
             }
             Input::AutoPublishTick => {
@@ -563,6 +584,13 @@ impl Session {
     fn show_cached(&mut self, node: &str, now: Now, out: &mut Vec<Output>) {
         if !self.cfg.subscribe || !self.store.keeps_items() {
             return;
+        }
+        // What earlier runs received or reported lost is not reported lost again.
+        for a in self.store.accounted(node) {
+            let tracker = self.tracker(node);
+            for &(x, y) in &a.ranges {
+                tracker.account(&a.sender, &a.session, x, y);
+            }
         }
         let mut items = self.store.cached(node);
         if items.is_empty() {
@@ -688,6 +716,7 @@ impl Session {
                     req,
                     attempts,
                 } => self.send_publish(item, req, attempts, now, out),
+                Request::CheckLeftovers { items, .. } => self.unchecked.extend(items),
                 // The node is not followed any more, and the clean-up of this session removes
                 // a subscription of this JID to it that may be left.
                 Request::Unsubscribe {
@@ -710,6 +739,7 @@ impl Session {
             }
         }
         self.flush_outbox(now, out);
+        self.check_leftovers(now, out);
     }
 
     /// Subscribe to a node (unless this session did already) and retrieve its items (if the
@@ -1051,7 +1081,7 @@ impl Session {
         if let Some(n) = self.node_mut(node) {
             n.need_retrieve = false;
         }
-        self.finish_retrieve(node, items, inc.head, inc.reason, now, out);
+        self.finish_retrieve(node, items, inc.head, inc.reason, false, now, out);
     }
 
     fn resync_due(&self, node: &str, now: Now) -> bool {
@@ -1181,12 +1211,67 @@ impl Session {
         out: &mut Vec<Output>,
     ) {
         let items = self.store.leftovers(node);
-        let ids = items.iter().map(|i| (i.node.clone(), i.id())).collect();
+        let listed = items
+            .iter()
+            .map(|i| (i.node.clone(), i.id(), i.text.clone()))
+            .collect();
         for item in items {
             self.tracker(&item.node).ignore(&item.seq.session);
-            self.send_or_queue(item, None, now, out);
+            self.keep_ids.insert(item.id());
+            out.push(Output::Event(NetEvent::PublishSent {
+                req: None,
+                node: item.node.clone(),
+                id: item.id(),
+                queued: true,
+            }));
+            self.unchecked.push(item);
         }
-        reply(out, req, Ok(Answer::Leftovers(ids)));
+        reply(out, req, Ok(Answer::Leftovers(listed)));
+        if self.is_online() {
+            self.check_leftovers(now, out);
+        }
+    }
+
+    /// Ask the service which leftovers it has already, node by node.
+    fn check_leftovers(&mut self, now: Now, out: &mut Vec<Output>) {
+        let mut by_node: Vec<(String, Vec<OutgoingItem>)> = Vec::new();
+        for item in std::mem::take(&mut self.unchecked) {
+            match by_node.iter_mut().find(|(n, _)| *n == item.node) {
+                Some((_, items)) => items.push(item),
+                None => by_node.push((item.node.clone(), vec![item])),
+            }
+        }
+        for (node, items) in by_node {
+            let payload = pubsub::ItemsQuery {
+                ids: items.iter().map(OutgoingItem::id).collect(),
+                ..pubsub::ItemsQuery::all(&node)
+            }
+            .build();
+            self.send_iq(Request::CheckLeftovers { node, items }, payload, now, out);
+        }
+    }
+
+    /// The service's answer about leftovers (`present`: the ids it has; `None`: it could not
+    /// say): send those it lacks, one after the other in their order.
+    fn leftovers_checked(
+        &mut self,
+        items: Vec<OutgoingItem>,
+        present: Option<&HashSet<String>>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        for item in items {
+            if present.is_some_and(|p| p.contains(&item.id())) {
+                self.store.outbox_remove(&item);
+                self.keep_ids.remove(&item.id());
+                out.push(Output::Event(NetEvent::AutoPublished {
+                    node: item.node.clone(),
+                    id: item.id(),
+                }));
+            } else {
+                self.send_or_queue(item, None, now, out);
+            }
+        }
     }
 
     /// Send (or send again) a publish; `attempts` is how many tries it had before.
@@ -1233,9 +1318,11 @@ impl Session {
         ended: bool,
         out: &mut Vec<Output>,
     ) {
-        if !(ended && self.cfg.keep_unsent) {
+        let keep = ended && (self.cfg.keep_unsent || self.keep_ids.contains(&item.id()));
+        if !keep {
             self.store.void(&item.node, &item.seq.session, item.seq.n);
             self.store.outbox_remove(item);
+            self.keep_ids.remove(&item.id());
         }
         match req {
             Some(req) => reply(out, req, Err(error)),
@@ -1703,7 +1790,27 @@ impl Session {
             .or_insert_with(|| GapTracker::ignoring(own))
     }
 
+    /// Keep what is accounted for of `node` for the next run.
+    fn keep_accounted(&mut self, node: &str) {
+        if !self.store.keeps_items() {
+            return;
+        }
+        let Some(tracker) = self.trackers.get(node) else {
+            return;
+        };
+        let accounted: Vec<crate::cache::Accounted> = tracker
+            .accounted()
+            .map(|(sender, session, ranges)| crate::cache::Accounted {
+                sender: sender.to_owned(),
+                session: session.to_owned(),
+                ranges: ranges.to_vec(),
+            })
+            .collect();
+        self.store.set_accounted(node, &accounted);
+    }
+
     fn check_sequence(&mut self, item: &FeedItem, now: Now, out: &mut Vec<Output>) {
+        self.accounted_dirty.insert(item.node.clone());
         // A relay's node-wide numbering covers every publisher: when it is there, it is the
         // exact check, and the per-publisher one would only report the same loss twice.
         let (verdict, by) = self.tracker(&item.node).observe_item(item);
@@ -1972,10 +2079,22 @@ impl Session {
             request @ Request::Retrieve { .. } => self.on_retrieve_page(request, payload, now, out),
             request @ Request::ListIds { .. } => self.on_ids_page(request, payload, now, out),
             Request::FetchIds { node, run } => self.on_fetched(&node, run, payload, now, out),
+            Request::CheckLeftovers { node, items } => {
+                let present: HashSet<String> =
+                    pubsub::ItemsResult::parse_with(&node, payload, |i| {
+                        proto::parse_item(&node, i)
+                    })
+                    .items
+                    .into_iter()
+                    .filter_map(|i| i.id)
+                    .collect();
+                self.leftovers_checked(items, Some(&present), now, out);
+            }
             request @ Request::Items { .. } => self.on_items_page(request, payload, now, out),
             Request::OneShot { req, read, .. } => reply(out, req, (read.0)(Ok(payload))),
             Request::Publish { item, req, .. } => {
                 self.store.outbox_remove(&item);
+                self.keep_ids.remove(&item.id());
                 let id = item.id();
                 let node = item.node;
                 match req {
@@ -2051,7 +2170,7 @@ impl Session {
         if let Some(n) = self.node_mut(&node) {
             n.need_retrieve = false;
         }
-        self.finish_retrieve(&node, items, head, reason, now, out);
+        self.finish_retrieve(&node, items, head, reason, true, now, out);
     }
 
     /// A page of items for a front end: ask for the next, or answer.
@@ -2155,12 +2274,14 @@ impl Session {
     /// The service's items are all in: merge what arrived live meanwhile, dedupe, order,
     /// work out what is lost, restart the sequence state from it, and report the snapshot
     /// (and answer the resync requests waiting for it).
+    #[expect(clippy::too_many_arguments, reason = "one call per kind of resync")]
     fn finish_retrieve(
         &mut self,
         node: &str,
         mut items: Vec<FeedItem>,
         head: Option<u64>,
         reason: SnapshotReason,
+        fetched_all: bool,
         now: Now,
         out: &mut Vec<Output>,
     ) {
@@ -2172,10 +2293,15 @@ impl Session {
         let mut seen = HashSet::new();
         items.retain(|i| i.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
         sort_by_time_and_seq(&mut items);
-        self.store.replace(node, &items);
+        self.store.replace(node, &items, fetched_all);
         let tracker = self.tracker(node);
         let lost = lost_in(&items, tracker);
         tracker.reset_from(&items, head);
+        // Said once: the next resync (of this run or a later one) does not say it again.
+        for l in &lost {
+            tracker.account(&l.sender, &l.session, l.from, l.to);
+        }
+        self.keep_accounted(node);
         let count = items.len();
         out.push(Output::Event(NetEvent::Snapshot {
             node: node.to_owned(),
@@ -2315,6 +2441,9 @@ impl Session {
                     self.retrieve_all(node, reason, now, out);
                 }
             }
+            // The service would not say (no such node, no fetching by id): the publishes
+            // themselves will tell.
+            Request::CheckLeftovers { items, .. } => self.leftovers_checked(items, None, now, out),
             Request::Retrieve { node, reason, .. }
                 if self.node(&node).is_some_and(|n| {
                     matches!(n.state, SubState::Pending | SubState::Unconfigured)
@@ -2393,6 +2522,11 @@ impl Session {
                 if self.incremental.get(&node).is_some_and(|i| i.run == run) {
                     self.incremental.remove(&node);
                     self.retrieve_failed(&node, error, out);
+                }
+            }
+            Request::CheckLeftovers { items, .. } => {
+                for item in items {
+                    self.fail_publish(&item, None, error.clone(), true, out);
                 }
             }
             Request::Publish { item, req, .. } => self.fail_publish(&item, req, error, false, out),

@@ -7,9 +7,10 @@
 //! - `set_shape`: delay each chunk, throttle to a byte rate, and slice writes into small
 //!   pieces, in both directions.
 //! - `client_bytes`: everything the clients sent so far, for checking what went out.
+//! - `server_byte_count`: how many bytes the server sent so far, for measuring.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +50,7 @@ type Record = Arc<std::sync::Mutex<Vec<u8>>>;
 pub struct Relay {
     pub port: u16,
     client_sent: Record,
+    server_sent: Arc<AtomicU64>,
     accepting: Arc<AtomicBool>,
     link: watch::Sender<Link>,
     listener: tokio::task::AbortHandle,
@@ -60,6 +62,7 @@ async fn pump(
     to: &mut OwnedWriteHalf,
     mut link: watch::Receiver<Link>,
     record: Option<Record>,
+    count: Option<Arc<AtomicU64>>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -69,6 +72,9 @@ async fn pump(
         };
         if let Some(r) = &record {
             r.lock().expect("record").extend_from_slice(&buf[..n]);
+        }
+        if let Some(c) = &count {
+            c.fetch_add(n as u64, Ordering::Relaxed);
         }
         let Ok(state) = link.wait_for(|l| !l.blackhole).await.map(|l| *l) else {
             return;
@@ -97,6 +103,7 @@ async fn relay_one(
     upstream: u16,
     mut link: watch::Receiver<Link>,
     record: Record,
+    count: Arc<AtomicU64>,
 ) {
     let born = link.borrow_and_update().kills;
     let Ok(up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
@@ -118,8 +125,8 @@ async fn relay_one(
     let kill = tokio::select! {
         _ = async {
             tokio::join!(
-                pump(&mut down_r, &mut up_w, link.clone(), Some(record)),
-                pump(&mut up_r, &mut down_w, link.clone(), None)
+                pump(&mut down_r, &mut up_w, link.clone(), Some(record), None),
+                pump(&mut up_r, &mut down_w, link.clone(), None, Some(count))
             )
         } => None,
         k = killed => k,
@@ -146,17 +153,30 @@ impl Relay {
             kill: None,
         });
         let client_sent = Record::default();
-        let (acc, l, rec) = (accepting.clone(), link.clone(), client_sent.clone());
+        let server_sent = Arc::new(AtomicU64::new(0));
+        let (acc, l, rec, count) = (
+            accepting.clone(),
+            link.clone(),
+            client_sent.clone(),
+            server_sent.clone(),
+        );
         let task = tokio::spawn(async move {
             while let Ok((down, _)) = listener.accept().await {
                 if acc.load(Ordering::SeqCst) {
-                    tokio::spawn(relay_one(down, upstream, l.subscribe(), rec.clone()));
+                    tokio::spawn(relay_one(
+                        down,
+                        upstream,
+                        l.subscribe(),
+                        rec.clone(),
+                        count.clone(),
+                    ));
                 }
             }
         });
         Self {
             port,
             client_sent,
+            server_sent,
             accepting,
             link,
             listener: task.abort_handle(),
@@ -195,6 +215,11 @@ impl Relay {
     /// Everything the clients sent so far, over all connections.
     pub fn client_bytes(&self) -> Vec<u8> {
         self.client_sent.lock().expect("record").clone()
+    }
+
+    /// Bytes the server sent to the clients so far, over all connections.
+    pub fn server_byte_count(&self) -> u64 {
+        self.server_sent.load(Ordering::Relaxed)
     }
 
     /// Shape the traffic of every connection from now on.
