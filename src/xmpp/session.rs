@@ -366,6 +366,8 @@ struct Incremental {
     /// The ids the service listed.
     listed: Vec<String>,
     got: Vec<FeedItem>,
+    /// Items kept when the ids were listed.
+    had: usize,
     /// Items asked for, and batches not yet answered.
     asked: usize,
     outstanding: usize,
@@ -390,6 +392,9 @@ pub struct Session {
     no_id_list: HashSet<String>,
     /// Items earlier runs left unsent, to check with the service once online.
     unchecked: Vec<OutgoingItem>,
+    /// The kept items shown at start, per node, until the node's first resync (which then
+    /// need not read and parse them again).
+    shown: HashMap<String, Vec<FeedItem>>,
     /// Nodes whose numbers accounted for changed since they were last kept.
     accounted_dirty: HashSet<String>,
     /// Ids of items kept in the store when the session ends unconfirmed, whatever
@@ -450,6 +455,7 @@ impl Session {
             no_id_list: HashSet::new(),
             unchecked: Vec::new(),
             accounted_dirty: HashSet::new(),
+            shown: HashMap::new(),
             keep_ids: HashSet::new(),
             outbox: VecDeque::new(),
             delayed: Vec::new(),
@@ -601,6 +607,7 @@ impl Session {
             tracker.mark_seen(item);
         }
         sort_by_time_and_seq(&mut items);
+        self.shown.insert(node.to_owned(), items.clone());
         out.push(Output::Event(NetEvent::Snapshot {
             node: node.to_owned(),
             items,
@@ -1004,6 +1011,7 @@ impl Session {
                 reason,
                 listed: ids,
                 got: Vec::new(),
+                had: kept.len(),
                 asked: missing.len(),
                 outstanding: batches.len(),
                 head: None,
@@ -1062,8 +1070,15 @@ impl Session {
             tracing::debug!(%node, "an incremental resync missed items: retrieving all");
             return self.retrieve_all(node.to_owned(), inc.reason, now, out);
         }
-        let cached = self.store.cached(node);
-        let had = cached.len();
+        // What was shown at start, when it holds every item still needed; else the store.
+        let shown = self.shown.remove(node).filter(|items| {
+            let ids: HashSet<&str> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+            wanted
+                .iter()
+                .all(|id| fetched.contains(id) || ids.contains(id))
+        });
+        let cached = shown.unwrap_or_else(|| self.store.cached(node));
+        let had = inc.had;
         let mut items: Vec<FeedItem> = cached
             .into_iter()
             .filter(|i| {
@@ -1075,7 +1090,7 @@ impl Session {
             node: node.to_owned(),
             kept: items.len(),
             fetched: inc.got.len(),
-            dropped: had - items.len(),
+            dropped: had.saturating_sub(items.len()),
         }));
         items.extend(inc.got);
         if let Some(n) = self.node_mut(node) {
@@ -2293,6 +2308,7 @@ impl Session {
         let mut seen = HashSet::new();
         items.retain(|i| i.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
         sort_by_time_and_seq(&mut items);
+        self.shown.remove(node);
         self.store.replace(node, &items, fetched_all);
         let tracker = self.tracker(node);
         let lost = lost_in(&items, tracker);
