@@ -319,7 +319,7 @@ async fn main() {
             screens.push(first_cached_screen(data.path(), &bob_pw, run));
         }
         println!(
-            "TUI: start to the first screen of {kept} cached Atom entries (and {kept} readings): {} ms (median of {runs})",
+            "TUI: start to the first screen of cached items (two nodes, about {kept} items each): {} ms (median of {runs})",
             median(screens).as_millis()
         );
     }

@@ -182,6 +182,15 @@ fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
 
+/// The error in words, once (rusqlite's own text repeats SQLite's message).
+fn said(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        rusqlite::Error::SqliteFailure(err, None) => err.to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn damaged(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -222,9 +231,14 @@ enum OpenError {
 fn connect(path: &Path) -> Result<Connection, OpenError> {
     let other = |e: rusqlite::Error| {
         if damaged(&e) {
-            OpenError::Damaged(e.to_string())
+            OpenError::Damaged(said(&e))
+        } else if e.sqlite_error_code() == Some(ErrorCode::ReadOnly) {
+            OpenError::Other(format!(
+                "{} (check that you may write it and its -wal and -shm files)",
+                said(&e)
+            ))
         } else {
-            OpenError::Other(e.to_string())
+            OpenError::Other(said(&e))
         }
     };
     if !path.exists() {
@@ -357,8 +371,9 @@ impl Db {
             tracing::warn!(%e, what, "the cache failed");
             self.pending.clear();
             self.failed = Some(Volatile::after_failure(format!(
-                "the cache {} failed ({what}: {e}); nothing more is kept this run",
-                self.path.display()
+                "the cache {} failed ({what}: {}); nothing more is kept this run",
+                self.path.display(),
+                said(e)
             )));
         }
     }

@@ -1487,7 +1487,15 @@ fn on_snapshot(
         SnapshotReason::Gap => format!("resynced after a gap: {stored} from the service"),
     };
     if let Some((kept, fetched)) = incremental {
-        text = format!("{text} ({kept} from the cache, {fetched} fetched)");
+        // Most of them did not come from the service this time: say so.
+        let what = format!(
+            "{} on the service ({kept} kept here, {fetched} fetched)",
+            plural(count, "stored item")
+        );
+        text = match reason {
+            SnapshotReason::Gap => format!("resynced after a gap: {what}"),
+            _ => what,
+        };
     }
     let newest = items.last().map(|i| i.timestamp().unwrap_or(m.now));
     if let Some(n) = m.node_mut(node) {

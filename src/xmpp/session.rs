@@ -2444,7 +2444,13 @@ impl Session {
         out: &mut Vec<Output>,
     ) {
         match request {
-            Request::Subscribe { node } => self.node_failed(&node, error, now, out),
+            Request::Subscribe { node } => {
+                // The node is gone: what the cache kept of it is of no use any more.
+                if error.condition() == Some(crate::xmpp::error::Condition::ItemNotFound) {
+                    self.store.clear(&node);
+                }
+                self.node_failed(&node, error, now, out);
+            }
             // An incremental resync that fails becomes a full one (the service may not list
             // a node's items, or not fetch them by id).
             Request::ListIds { node, reason, .. } => {
