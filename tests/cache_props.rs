@@ -162,6 +162,8 @@ struct Run {
     /// and the store's.
     snapshots: Vec<Snap>,
     incremental: usize,
+    /// The ids of the publishes sent, in order.
+    published: Vec<String>,
 }
 
 impl Run {
@@ -173,6 +175,7 @@ impl Run {
             mono: Instant::now(),
             snapshots: Vec::new(),
             incremental: 0,
+            published: Vec::new(),
         };
         let now = run.now();
         let out = run.session.start(now);
@@ -202,6 +205,14 @@ impl Run {
         for o in out {
             match o {
                 Output::Send(s) => {
+                    if let Stanza::Iq(Iq::Set { payload, .. }) = s.as_ref()
+                        && let Some(item) = payload
+                            .get_child("publish", PUBSUB)
+                            .and_then(|p| p.get_child("item", PUBSUB))
+                    {
+                        self.published
+                            .push(item.attr("id").unwrap_or_default().to_owned());
+                    }
                     if let Some((service, queue)) = reply.as_mut()
                         && let Some(answer) = service.answer(&s)
                     {
@@ -350,4 +361,116 @@ fn a_restart_with_items_kept_is_incremental() {
     assert_eq!(run.incremental, 1);
     assert_eq!(run.snapshots[0].ids, service.set());
     assert_eq!(store_ids(&db), service.set());
+}
+
+/// An item an earlier run left unsent, written to the store as that run would have.
+fn leave_unsent(db: &std::path::Path, text: &str) -> String {
+    let mut store = Db::open(db, SERVICE, Limits::default()).db.expect("store");
+    let n = store.number(NODE);
+    let item = pubsub_tui::xmpp::proto::OutgoingItem {
+        node: NODE.into(),
+        sender: "bob@localhost/old".into(),
+        time: Utc::now(),
+        seq: pubsub_tui::feed::Seq::new(n.session, n.n),
+        text: text.into(),
+    };
+    store.outbox_put(&item);
+    item.id()
+}
+
+fn key() -> NodeKey {
+    NodeKey::new(&Jid::new(SERVICE).expect("jid"), NODE)
+}
+
+/// Items of this run wait behind those an earlier run left: the numbers go out in order, so
+/// no subscriber sees a gap (and reports a loss) that is not one.
+#[test]
+fn new_items_wait_behind_the_leftovers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("bob@localhost.sqlite");
+    let left = leave_unsent(&db, "left behind");
+    let service = Service {
+        items: VecDeque::new(),
+        max: 10,
+        next: 0,
+    };
+    let mut run = Run::start(&db);
+    run.online(&service);
+    // Asked for, then a new item at once: the check of the leftover is still to be answered
+    // when the new one is published (both inputs before any answer).
+    let now = run.now();
+    let mut out = run.session.handle(
+        Input::Command(Command::SendLeftovers {
+            req: RequestId(7),
+            node: None,
+        }),
+        now,
+    );
+    let now = run.now();
+    out.extend(run.session.handle(
+        Input::Command(Command::Publish {
+            req: RequestId(8),
+            node: key(),
+            text: "new".into(),
+        }),
+        now,
+    ));
+    let mut queue = VecDeque::new();
+    run.take(out, Some((&service, &mut queue)));
+    while let Some(input) = queue.pop_front() {
+        run.feed(input, &service);
+    }
+    assert_eq!(run.published.len(), 2, "{:?}", run.published);
+    assert_eq!(run.published[0], left, "the leftover first");
+    let (s0, n0) = run.published[0].rsplit_once('-').expect("id");
+    let (s1, n1) = run.published[1].rsplit_once('-').expect("id");
+    assert_eq!(s0, s1, "one session continues");
+    assert!(n0.parse::<u64>().expect("n") < n1.parse::<u64>().expect("n"));
+}
+
+/// Leftovers the user discards while their check is in flight are never sent.
+#[test]
+fn leftovers_discarded_during_their_check_are_not_sent() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("bob@localhost.sqlite");
+    leave_unsent(&db, "to be discarded");
+    let service = Service {
+        items: VecDeque::new(),
+        max: 10,
+        next: 0,
+    };
+    let mut run = Run::start(&db);
+    run.online(&service);
+    let now = run.now();
+    let mut out = run.session.handle(
+        Input::Command(Command::SendLeftovers {
+            req: RequestId(7),
+            node: None,
+        }),
+        now,
+    );
+    let now = run.now();
+    out.extend(run.session.handle(
+        Input::Command(Command::DiscardUnsent { req: RequestId(9) }),
+        now,
+    ));
+    let mut queue = VecDeque::new();
+    run.take(out, Some((&service, &mut queue)));
+    while let Some(input) = queue.pop_front() {
+        run.feed(input, &service);
+    }
+    assert!(run.published.is_empty(), "{:?}", run.published);
+    // The positive control: without the discard, it goes out.
+    let db2 = dir.path().join("other@localhost.sqlite");
+    leave_unsent(&db2, "sent");
+    let mut run = Run::start(&db2);
+    run.online(&service);
+    run.feed(
+        Input::Command(Command::SendLeftovers {
+            req: RequestId(7),
+            node: None,
+        }),
+        &service,
+    );
+    assert_eq!(run.published.len(), 1);
 }

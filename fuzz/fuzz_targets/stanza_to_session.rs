@@ -21,6 +21,7 @@ fn session() -> Session {
         iq_timeout: Duration::from_secs(30),
         resync_min_interval: Duration::from_secs(5),
         publisher_session: "fuzz".into(),
+        keep_unsent: false,
         retry: RetryPolicy::DEFAULT,
     });
     let now = Now {

@@ -39,6 +39,8 @@ use crate::xmpp::proto::item::{format_ranges, parse_ranges};
 pub const SCHEMA_VERSION: i64 = 1;
 /// Live items written in one transaction at most.
 pub const BATCH: usize = 512;
+/// Publisher sessions whose accounted numbers a node keeps, past which only those in use stay.
+const MAX_ACCOUNTED_SESSIONS: i64 = 256;
 /// The total size of the kept items, by default.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -200,7 +202,12 @@ fn damaged(e: &rusqlite::Error) -> bool {
 
 /// Move a damaged or too new database (and its WAL files) aside: where it went.
 fn move_aside(path: &Path, why: &str) -> std::io::Result<PathBuf> {
-    let stamp = Utc::now().format("%Y%m%dT%H%M%S");
+    // The process id too: two processes moving one file at once do not collide.
+    let stamp = format!(
+        "{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S"),
+        std::process::id()
+    );
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -263,7 +270,9 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
     }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(other)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    // FULL: a number or an outbox row written is on disk before the item goes out, even
+    // across a power loss (NORMAL could lose the last commits and give a number out twice).
+    conn.pragma_update(None, "synchronous", "FULL")
         .map_err(other)?;
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
@@ -380,6 +389,14 @@ impl Db {
 
     /// Hold `session` if no other process does: its lock file, locked.
     fn try_hold(&self, session: &str) -> Result<Option<File>, rusqlite::Error> {
+        // Ours are 8 hex digits; anything else (a hand-edited or foreign file) is not held,
+        // and never becomes part of a path.
+        if session.is_empty()
+            || session.len() > 32
+            || !session.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Ok(None);
+        }
         let name = format!(
             "{}.{session}.lock",
             self.path
@@ -475,9 +492,15 @@ impl Db {
         for (a, b) in parse_ranges(&void) {
             ranges.insert(a, b);
         }
+        let Ok(n) = u64::try_from(n) else {
+            return Err(rusqlite::Error::IntegralValueOutOfRange(0, n));
+        };
+        if n == 0 {
+            return Err(rusqlite::Error::IntegralValueOutOfRange(0, 0));
+        }
         Ok(Number {
             session,
-            n: u64::try_from(n).unwrap_or(0),
+            n,
             void: recent_void(&ranges),
         })
     }
@@ -560,7 +583,15 @@ impl Db {
                 out.push(row?);
             }
         }
-        out.sort_by_key(|i| i.time);
+        // A session's numbers in order (times can step back).
+        out.sort_by(|a, b| {
+            (&a.node, &a.seq.session, a.seq.n).cmp(&(&b.node, &b.seq.session, b.seq.n))
+        });
+        // The file is data: text that could not have been ours is not sent.
+        out.retain(|i| {
+            i.text == crate::sanitize::outgoing(&i.text)
+                && crate::xmpp::proto::check_text_size(&i.text).is_ok()
+        });
         Ok(out)
     }
 
@@ -610,9 +641,22 @@ impl Db {
             return Ok(());
         }
         let ops = std::mem::take(&mut self.pending);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let written = Self::write_ops(&mut self.conn, &self.service, self.limits, &ops);
+        if written.is_err() {
+            // Kept for the next try (a busy database), before what came since.
+            let later = std::mem::replace(&mut self.pending, ops);
+            self.pending.extend(later);
+        }
+        written
+    }
+
+    fn write_ops(
+        conn: &mut Connection,
+        service: &str,
+        limits: Limits,
+        ops: &[Op],
+    ) -> Result<(), rusqlite::Error> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut touched: HashSet<&str> = HashSet::new();
         {
             let mut put = tx.prepare_cached(
@@ -623,25 +667,25 @@ impl Db {
                 .prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3")?;
             let mut clear =
                 tx.prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2")?;
-            for op in &ops {
+            for op in ops {
                 match op {
                     Op::Put { node, id, ord, xml } => {
-                        put.execute(params![self.service, node, id, ord, xml])?;
+                        put.execute(params![service, node, id, ord, xml])?;
                         touched.insert(node);
                     }
                     Op::Retract { node, id } => {
-                        del.execute(params![self.service, node, id])?;
+                        del.execute(params![service, node, id])?;
                     }
                     Op::Clear { node } => {
-                        clear.execute(params![self.service, node])?;
+                        clear.execute(params![service, node])?;
                     }
                 }
             }
         }
         for node in touched {
-            bound_node(&tx, &self.service, node, self.limits.per_node)?;
+            bound_node(&tx, service, node, limits.per_node)?;
         }
-        bound_total(&tx, self.limits.max_bytes)?;
+        bound_total(&tx, limits.max_bytes)?;
         tx.commit()
     }
 
@@ -687,23 +731,62 @@ impl Db {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM accounted WHERE service = ?1 AND node = ?2",
-            params![self.service, node],
-        )?;
         {
+            // Added to what is there: another process of the account keeps its own too.
+            let mut get = tx.prepare_cached(
+                "SELECT ranges FROM accounted
+                 WHERE service = ?1 AND node = ?2 AND sender = ?3 AND session = ?4",
+            )?;
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO accounted (service, node, sender, session, ranges)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for a in accounted {
+                let before: Option<String> = get
+                    .query_row(params![self.service, node, a.sender, a.session], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                let mut ranges = Ranges::default();
+                let older = all_ranges(before.as_deref().unwrap_or(""));
+                for &(x, y) in a.ranges.iter().chain(older.iter()) {
+                    ranges.insert(x, y);
+                }
                 put.execute(params![
                     self.service,
                     node,
                     a.sender,
                     a.session,
-                    format_ranges(&a.ranges)
+                    format_ranges(ranges.as_slice())
                 ])?;
+            }
+            // Bounded: past a few hundred sessions, only those in use now stay.
+            let rows: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM accounted WHERE service = ?1 AND node = ?2",
+                params![self.service, node],
+                |r| r.get(0),
+            )?;
+            if rows > MAX_ACCOUNTED_SESSIONS {
+                let keep: HashSet<(&str, &str)> = accounted
+                    .iter()
+                    .map(|a| (a.sender.as_str(), a.session.as_str()))
+                    .collect();
+                let all: Vec<(String, String)> = {
+                    let mut st = tx.prepare_cached(
+                        "SELECT sender, session FROM accounted WHERE service = ?1 AND node = ?2",
+                    )?;
+                    st.query_map(params![self.service, node], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()?
+                };
+                let mut del = tx.prepare_cached(
+                    "DELETE FROM accounted
+                     WHERE service = ?1 AND node = ?2 AND sender = ?3 AND session = ?4",
+                )?;
+                for (sender, session) in &all {
+                    if !keep.contains(&(sender.as_str(), session.as_str())) {
+                        del.execute(params![self.service, node, sender, session])?;
+                    }
+                }
             }
         }
         tx.commit()
@@ -753,6 +836,9 @@ impl Db {
                     continue;
                 }
                 let Some((id, xml)) = keepable(item) else {
+                    if let Some(id) = &item.id {
+                        del.execute(params![self.service, node, id])?;
+                    }
                     continue;
                 };
                 let ord = item
@@ -822,7 +908,15 @@ fn bound_node(
 fn bound_total(tx: &rusqlite::Transaction<'_>, max: u64) -> Result<(), rusqlite::Error> {
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     let bytes: i64 = tx.query_row("SELECT bytes FROM size", [], |r| r.get(0))?;
-    let mut excess = bytes - max;
+    if bytes < 0 {
+        // Not what the triggers keep: count again.
+        tx.execute(
+            "UPDATE size SET bytes = (SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM items)",
+            [],
+        )?;
+        return Ok(());
+    }
+    let mut excess = bytes.saturating_sub(max);
     if excess <= 0 {
         return Ok(());
     }
@@ -834,7 +928,7 @@ fn bound_total(tx: &rusqlite::Transaction<'_>, max: u64) -> Result<(), rusqlite:
         let mut out = Vec::new();
         for row in rows {
             let row = row?;
-            excess -= row.3;
+            excess = excess.saturating_sub(row.3);
             out.push(row);
             if excess <= 0 {
                 break;
@@ -882,9 +976,9 @@ impl Persist for Db {
     }
 
     fn outbox_remove(&mut self, item: &OutgoingItem) {
-        if self.failed.is_none()
-            && let Err(e) = self.try_remove(item)
-        {
+        // Tried even after a failure: a row left behind would be checked (and perhaps sent)
+        // again by the next run.
+        if let Err(e) = self.try_remove(item) {
             self.fail("removing a sent item", &e);
         }
     }
@@ -913,6 +1007,10 @@ impl Persist for Db {
         self.failed.is_none()
     }
 
+    fn item_limit(&self) -> usize {
+        self.limits.per_node
+    }
+
     fn cached(&mut self, node: &str) -> Vec<FeedItem> {
         if self.failed.is_some() {
             return Vec::new();
@@ -938,6 +1036,13 @@ impl Persist for Db {
             return;
         }
         let Some((id, xml)) = keepable(item) else {
+            // Not kept as it is now: an older copy under its id must not stand in for it.
+            if let Some(id) = &item.id {
+                self.pending.push(Op::Retract {
+                    node: item.node.clone(),
+                    id: id.clone(),
+                });
+            }
             return;
         };
         self.pending.push(Op::Put {
@@ -997,10 +1102,20 @@ impl Persist for Db {
     }
 
     fn flush(&mut self) {
-        if self.failed.is_none()
-            && let Err(e) = self.try_flush()
-        {
-            self.fail("keeping items", &e);
+        if self.failed.is_some() {
+            return;
+        }
+        let ops = self.pending.len();
+        match self.try_flush() {
+            Ok(()) => {}
+            // Another process holds the database longer than the busy wait: try again on the
+            // next tick (the buffer is bounded: past it, the store gives up).
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && ops < BATCH * 8 => {}
+            Err(e) => self.fail("keeping items", &e),
         }
     }
 
@@ -1170,8 +1285,8 @@ pub fn clear(path: &Path, node: Option<&str>) -> anyhow::Result<usize> {
         "DELETE FROM items WHERE ?1 IS NULL OR node = ?1",
         params![node],
     )?;
-    // Give the space back to the file system.
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;");
+    // No VACUUM: it would hold the database for long under a running client.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
     Ok(n)
 }
 

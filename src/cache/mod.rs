@@ -78,6 +78,9 @@ pub trait Persist: Send + std::fmt::Debug {
     fn discard_outbox(&mut self) -> usize;
     /// Whether items are kept (an incremental resync needs them).
     fn keeps_items(&self) -> bool;
+    /// Items kept per node at most (a node with more is resynced in full: the cache cannot
+    /// hold its window).
+    fn item_limit(&self) -> usize;
     /// The kept items of `node`, oldest first.
     fn cached(&mut self, node: &str) -> Vec<FeedItem>;
     /// The ids of the kept items of `node`.
@@ -163,6 +166,9 @@ impl Persist for Volatile {
     }
     fn keeps_items(&self) -> bool {
         false
+    }
+    fn item_limit(&self) -> usize {
+        usize::MAX
     }
     fn cached(&mut self, _: &str) -> Vec<FeedItem> {
         Vec::new()

@@ -291,13 +291,6 @@ impl GapTracker {
         })
     }
 
-    /// Was this number of this publisher session received in this run?
-    pub fn has_seen(&self, sender: &str, session: &str, n: u64) -> bool {
-        self.seen
-            .get(&(bare(sender).to_owned(), session.to_owned()))
-            .is_some_and(|r| r.contains(n))
-    }
-
     /// Remember that this number was received (in an earlier run: the local cache had it), so
     /// that it does not count as lost when the service no longer has it.
     pub fn mark_seen(&mut self, item: &FeedItem) {
@@ -316,6 +309,11 @@ impl GapTracker {
         let sender = bare(sender.unwrap_or(""));
         self.remember(sender, seq);
         let key = (sender.to_owned(), seq.session.clone());
+        if self.latest.len() >= MAX_SEEN_SESSIONS && !self.latest.contains_key(sender) {
+            // Bounded like the rest (a flood of made-up senders): only the restart verdict
+            // is lost for those forgotten.
+            self.latest.clear();
+        }
         let restarted = self
             .latest
             .insert(sender.to_owned(), seq.session.clone())
@@ -364,6 +362,11 @@ impl GapTracker {
         for item in items {
             self.observe_item(item);
         }
+    }
+
+    /// The relay's last node-wide number seen, when it numbers this node.
+    pub fn service_head(&self) -> Option<u64> {
+        self.service.as_ref().map(|p| p.max)
     }
 
     /// Numbers currently missing, over all publishers.

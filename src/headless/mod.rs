@@ -680,8 +680,6 @@ async fn wait_online(net: &mut NetHandle) -> anyhow::Result<String> {
     .unwrap_or_else(|_| bail!("no connection within {} s", ONE_SHOT_TIMEOUT.as_secs()))
 }
 
-/// Connect for a one-shot command (no subscriptions, no auto-publish, two connection
-/// attempts) and wait until the session is online; the JID it is bound to.
 /// How long a one-shot command waits for the whole exchange.
 const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(45);
 

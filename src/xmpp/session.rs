@@ -368,8 +368,8 @@ struct Incremental {
     got: Vec<FeedItem>,
     /// Items kept when the ids were listed.
     had: usize,
-    /// Items asked for, and batches not yet answered.
-    asked: usize,
+    /// The ids asked for, and batches not yet answered.
+    asked: Vec<String>,
     outstanding: usize,
     head: Option<u64>,
 }
@@ -397,6 +397,8 @@ pub struct Session {
     shown: HashMap<String, Vec<FeedItem>>,
     /// Nodes whose numbers accounted for changed since they were last kept.
     accounted_dirty: HashSet<String>,
+    /// Ids of leftovers the user discarded while their check was in flight: never sent.
+    discarded: HashSet<String>,
     /// Ids of items kept in the store when the session ends unconfirmed, whatever
     /// `keep_unsent` says (those an earlier run left: this run's settings do not drop them).
     keep_ids: HashSet<String>,
@@ -457,6 +459,7 @@ impl Session {
             accounted_dirty: HashSet::new(),
             shown: HashMap::new(),
             keep_ids: HashSet::new(),
+            discarded: HashSet::new(),
             outbox: VecDeque::new(),
             delayed: Vec::new(),
             resyncing: HashMap::new(),
@@ -519,6 +522,7 @@ impl Session {
                     &mut out,
                 );
                 self.flush_outbox(now, &mut out);
+                self.check_leftovers(now, &mut out);
             }
             Input::Suspended => self.set_conn(ConnState::Suspended, &mut out),
             // The connector reports from its own task: its "connecting" can arrive after the
@@ -832,9 +836,25 @@ impl Session {
     }
 
     fn flush_outbox(&mut self, now: Now, out: &mut Vec<Output>) {
+        let mut held = VecDeque::new();
         while let Some((item, req)) = self.outbox.pop_front() {
-            self.send_publish(item, req, 0, now, out);
+            if self.leftovers_pending(&item.node) {
+                // Behind the items an earlier run left: numbers go out in order.
+                held.push_back((item, req));
+            } else {
+                self.send_publish(item, req, 0, now, out);
+            }
         }
+        self.outbox = held;
+    }
+
+    /// Items an earlier run left for `node` are not sent yet (not checked with the service).
+    fn leftovers_pending(&self, node: &str) -> bool {
+        self.unchecked.iter().any(|i| i.node == node)
+            || self
+                .pending
+                .values()
+                .any(|p| matches!(&p.request, Request::CheckLeftovers { node: n, .. } if n == node))
     }
 
     fn next_iq_id(&mut self) -> String {
@@ -993,6 +1013,16 @@ impl Session {
         let kept = self.store.cached_ids(&node);
         let mut seen = HashSet::new();
         ids.retain(|id| seen.insert(id.clone()));
+        // A listing that cannot be the whole set (fewer ids than the service counts, the page
+        // bound reached, nothing listed while items are kept) is not trusted: a full retrieve
+        // says for sure (and costs little when the node is in fact empty).
+        let counted = page.page.as_ref().and_then(|p| p.count);
+        if counted.is_some_and(|c| ids.len() < c)
+            || pages >= MAX_PAGES
+            || (ids.is_empty() && !kept.is_empty())
+        {
+            return self.retrieve_all(node, reason, now, out);
+        }
         let missing: Vec<String> = ids
             .iter()
             .filter(|id| !kept.contains(*id))
@@ -1012,7 +1042,7 @@ impl Session {
                 listed: ids,
                 got: Vec::new(),
                 had: kept.len(),
-                asked: missing.len(),
+                asked: missing.clone(),
                 outstanding: batches.len(),
                 head: None,
             },
@@ -1066,7 +1096,8 @@ impl Session {
         };
         let fetched: HashSet<&str> = inc.got.iter().filter_map(|i| i.id.as_deref()).collect();
         let wanted: HashSet<&str> = inc.listed.iter().map(String::as_str).collect();
-        if fetched.iter().filter(|id| wanted.contains(*id)).count() < inc.asked {
+        let asked: HashSet<&str> = inc.asked.iter().map(String::as_str).collect();
+        if asked.iter().any(|id| !fetched.contains(id)) {
             tracing::debug!(%node, "an incremental resync missed items: retrieving all");
             return self.retrieve_all(node.to_owned(), inc.reason, now, out);
         }
@@ -1086,6 +1117,17 @@ impl Session {
                     .is_some_and(|id| wanted.contains(id) && !fetched.contains(id))
             })
             .collect();
+        // Every listed item must be in hand: one the store no longer has (another process
+        // evicted or cleared it meanwhile) makes it a full retrieve.
+        if items.len() + fetched.iter().filter(|id| wanted.contains(*id)).count() < wanted.len() {
+            tracing::debug!(%node, "kept items went missing during a resync: retrieving all");
+            return self.retrieve_all(node.to_owned(), inc.reason, now, out);
+        }
+        // No head in the answer (nothing was fetched): the relay's numbering goes on from the
+        // last one known.
+        let relay_head = inc
+            .head
+            .or_else(|| self.trackers.get(node).and_then(GapTracker::service_head));
         out.push(Output::Event(NetEvent::Incremental {
             node: node.to_owned(),
             kept: items.len(),
@@ -1096,7 +1138,7 @@ impl Session {
         if let Some(n) = self.node_mut(node) {
             n.need_retrieve = false;
         }
-        self.finish_retrieve(node, items, inc.head, inc.reason, false, now, out);
+        self.finish_retrieve(node, items, relay_head, inc.reason, false, now, out);
     }
 
     fn resync_due(&self, node: &str, now: Now) -> bool {
@@ -1195,7 +1237,7 @@ impl Session {
         now: Now,
         out: &mut Vec<Output>,
     ) {
-        if self.is_online() {
+        if self.is_online() && !self.leftovers_pending(&item.node) {
             self.send_publish(item, req, 0, now, out);
         } else {
             out.push(Output::Event(NetEvent::PublishSent {
@@ -1213,6 +1255,14 @@ impl Session {
     fn discard_unsent(&mut self, req: RequestId, out: &mut Vec<Output>) {
         self.outbox.clear();
         self.delayed.clear();
+        for item in self.unchecked.drain(..) {
+            self.discarded.insert(item.id());
+        }
+        for p in self.pending.values() {
+            if let Request::CheckLeftovers { items, .. } = &p.request {
+                self.discarded.extend(items.iter().map(OutgoingItem::id));
+            }
+        }
         let n = self.store.discard_outbox();
         reply(out, req, Ok(Answer::Discarded(n)));
     }
@@ -1257,12 +1307,16 @@ impl Session {
             }
         }
         for (node, items) in by_node {
-            let payload = pubsub::ItemsQuery {
-                ids: items.iter().map(OutgoingItem::id).collect(),
-                ..pubsub::ItemsQuery::all(&node)
+            for batch in items.chunks(FETCH_BATCH) {
+                let payload = pubsub::ItemsQuery {
+                    ids: batch.iter().map(OutgoingItem::id).collect(),
+                    ..pubsub::ItemsQuery::all(&node)
+                }
+                .build();
+                let items = batch.to_vec();
+                let node = node.clone();
+                self.send_iq(Request::CheckLeftovers { node, items }, payload, now, out);
             }
-            .build();
-            self.send_iq(Request::CheckLeftovers { node, items }, payload, now, out);
         }
     }
 
@@ -1275,7 +1329,13 @@ impl Session {
         now: Now,
         out: &mut Vec<Output>,
     ) {
+        let node = items.first().map(|i| i.node.clone());
         for item in items {
+            if self.discarded.contains(&item.id()) || self.closing.is_some() {
+                // Discarded meanwhile, or the session ends: not sent now (what is kept stays
+                // for the next run).
+                continue;
+            }
             if present.is_some_and(|p| p.contains(&item.id())) {
                 self.store.outbox_remove(&item);
                 self.keep_ids.remove(&item.id());
@@ -1283,9 +1343,15 @@ impl Session {
                     node: item.node.clone(),
                     id: item.id(),
                 }));
+            } else if self.is_online() {
+                self.send_publish(item, None, 0, now, out);
             } else {
-                self.send_or_queue(item, None, now, out);
+                self.outbox.push_back((item, None));
             }
+        }
+        // What this run queued for the node waited behind them.
+        if node.is_some_and(|n| !self.leftovers_pending(&n)) && self.is_online() {
+            self.flush_outbox(now, out);
         }
     }
 
@@ -1971,12 +2037,13 @@ impl Session {
                 }
                 EventPart::Purge { node } => {
                     self.store.clear(&node);
-                    self.trackers.remove(&node);
+                    // The numbering starts over; what was received stays accounted for.
+                    self.tracker(&node).reset_from(&[], None);
                     out.push(Output::Event(NetEvent::Purged { node }));
                 }
                 EventPart::Delete { node, redirect } => {
                     self.store.clear(&node);
-                    self.trackers.remove(&node);
+                    self.tracker(&node).reset_from(&[], None);
                     out.push(Output::Event(NetEvent::Deleted { node, redirect }));
                 }
                 EventPart::Subscription { node, jid, state } => {
