@@ -234,6 +234,25 @@ impl Run {
         }
     }
 
+    /// Take outputs gathered from several inputs, then answer until nothing more is asked.
+    fn answer_all(&mut self, out: Vec<Output>, service: &Service) {
+        let mut queue = VecDeque::new();
+        self.take(out, Some((service, &mut queue)));
+        while let Some(input) = queue.pop_front() {
+            self.feed(input, service);
+        }
+    }
+
+    /// Send what earlier runs left (its outputs, not answered yet).
+    fn ask_leftovers(&mut self) -> Vec<Output> {
+        let now = self.now();
+        let cmd = Command::SendLeftovers {
+            req: RequestId(7),
+            node: None,
+        };
+        self.session.handle(Input::Command(cmd), now)
+    }
+
     fn online(&mut self, service: &Service) {
         self.feed(
             Input::Online {
@@ -398,14 +417,7 @@ fn new_items_wait_behind_the_leftovers() {
     run.online(&service);
     // Asked for, then a new item at once: the check of the leftover is still to be answered
     // when the new one is published (both inputs before any answer).
-    let now = run.now();
-    let mut out = run.session.handle(
-        Input::Command(Command::SendLeftovers {
-            req: RequestId(7),
-            node: None,
-        }),
-        now,
-    );
+    let mut out = run.ask_leftovers();
     let now = run.now();
     out.extend(run.session.handle(
         Input::Command(Command::Publish {
@@ -415,11 +427,7 @@ fn new_items_wait_behind_the_leftovers() {
         }),
         now,
     ));
-    let mut queue = VecDeque::new();
-    run.take(out, Some((&service, &mut queue)));
-    while let Some(input) = queue.pop_front() {
-        run.feed(input, &service);
-    }
+    run.answer_all(out, &service);
     assert_eq!(run.published.len(), 2, "{:?}", run.published);
     assert_eq!(run.published[0], left, "the leftover first");
     let (s0, n0) = run.published[0].rsplit_once('-').expect("id");
@@ -441,24 +449,13 @@ fn leftovers_discarded_during_their_check_are_not_sent() {
     };
     let mut run = Run::start(&db);
     run.online(&service);
-    let now = run.now();
-    let mut out = run.session.handle(
-        Input::Command(Command::SendLeftovers {
-            req: RequestId(7),
-            node: None,
-        }),
-        now,
-    );
+    let mut out = run.ask_leftovers();
     let now = run.now();
     out.extend(run.session.handle(
         Input::Command(Command::DiscardUnsent { req: RequestId(9) }),
         now,
     ));
-    let mut queue = VecDeque::new();
-    run.take(out, Some((&service, &mut queue)));
-    while let Some(input) = queue.pop_front() {
-        run.feed(input, &service);
-    }
+    run.answer_all(out, &service);
     assert!(run.published.is_empty(), "{:?}", run.published);
     // The positive control: without the discard, it goes out.
     let db2 = dir.path().join("other@localhost.sqlite");

@@ -925,15 +925,7 @@ impl Session {
             && !self.no_id_list.contains(&node)
             && !self.store.cached_ids(&node).is_empty();
         if incremental {
-            let payload = disco::items_query(
-                Some(&node),
-                Some(SetQuery {
-                    max: Some(ID_PAGE),
-                    after: None,
-                    before: None,
-                    index: None,
-                }),
-            );
+            let payload = id_page(&node, None);
             let request = Request::ListIds {
                 node,
                 reason,
@@ -993,15 +985,7 @@ impl Session {
         if let Some(after) = next
             && pages < MAX_PAGES
         {
-            let payload = disco::items_query(
-                Some(&node),
-                Some(SetQuery {
-                    max: Some(ID_PAGE),
-                    after: Some(after),
-                    before: None,
-                    index: None,
-                }),
-            );
+            let payload = id_page(&node, Some(after));
             let request = Request::ListIds {
                 node,
                 reason,
@@ -2741,6 +2725,17 @@ fn add_items_page(
     let next = result.next_after(items.len() + result.items.len());
     items.append(&mut result.items);
     (next, result)
+}
+
+/// disco#items on `node`: a page of its item ids, after the id `after`.
+fn id_page(node: &str, after: Option<String>) -> Element {
+    let page = SetQuery {
+        max: Some(ID_PAGE),
+        after,
+        before: None,
+        index: None,
+    };
+    disco::items_query(Some(node), Some(page))
 }
 
 fn reply(out: &mut Vec<Output>, req: RequestId, result: Result<Answer, RequestError>) {
