@@ -225,6 +225,9 @@ pub fn start(settings: Settings) -> (NetHandle, Option<String>) {
     (net, notice)
 }
 
+/// The bytes of JSON lines `watch` gathers from the events at hand before it writes them.
+const OUT_BATCH: usize = 64 * 1024;
+
 /// How long a front end waits for the core to unsubscribe and close when it quits.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
@@ -246,44 +249,62 @@ pub async fn watch(
     let mut failed = None;
     let mut states: HashMap<String, SubState> = HashMap::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let stdout = std::io::stdout();
+    // The lines of every event at hand go out in one write: a flood costs a write per batch,
+    // not per line, and a lone event still goes out at once.
+    let mut out = Vec::with_capacity(OUT_BATCH);
     loop {
         let ev = tokio::select! {
             ev = net.events.recv() => ev,
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         };
-        let Some(ev) = ev else { break };
-        if let NetEvent::Connection(ConnState::Failed { error }) = &ev {
-            failed = Some(format!("connection failed: {error}"));
-        }
-        if let NetEvent::Subscription { node, state } = &ev {
-            states.insert(node.clone(), state.clone());
-        }
-        if !cached
-            && let NetEvent::Snapshot {
-                reason: crate::xmpp::SnapshotReason::Cached,
-                ..
-            } = &ev
-        {
-            continue;
-        }
-        let mut out = stdout.lock();
-        for line in event_json_filtered(&ev, &service, filter.as_ref()) {
-            if writeln!(out, "{}", json_line(&line))
-                .and_then(|()| out.flush())
-                .is_err()
+        let Some(first) = ev else { break };
+        let mut at_hand = Some(first);
+        let mut end = false;
+        while let Some(ev) = at_hand.take() {
+            if let NetEvent::Connection(ConnState::Failed { error }) = &ev {
+                failed = Some(format!("connection failed: {error}"));
+            }
+            if let NetEvent::Subscription { node, state } = &ev {
+                states.insert(node.clone(), state.clone());
+            }
+            let shown = cached
+                || !matches!(
+                    &ev,
+                    NetEvent::Snapshot {
+                        reason: crate::xmpp::SnapshotReason::Cached,
+                        ..
+                    }
+                );
+            if shown {
+                for line in event_json_filtered(&ev, &service, filter.as_ref()) {
+                    out.extend_from_slice(json_line(&line).as_bytes());
+                    out.push(b'\n');
+                }
+            }
+            if failed.is_none()
+                && let Some(why) = none_subscribable(&nodes, &states, &service)
             {
-                // The reader went away (a closed pipe): stop quietly.
-                let _ = net.commands.try_send(Command::Shutdown);
-                return Ok(());
+                failed = Some(why);
+                end = true;
+                break;
+            }
+            if out.len() < OUT_BATCH {
+                at_hand = net.events.try_recv().ok();
             }
         }
-        drop(out);
-        if failed.is_none()
-            && let Some(why) = none_subscribable(&nodes, &states, &service)
+        let mut stdout = std::io::stdout().lock();
+        if stdout
+            .write_all(&out)
+            .and_then(|()| stdout.flush())
+            .is_err()
         {
-            failed = Some(why);
+            // The reader went away (a closed pipe): stop quietly.
+            let _ = net.commands.try_send(Command::Shutdown);
+            return Ok(());
+        }
+        out.clear();
+        if end {
             break;
         }
     }
