@@ -66,8 +66,12 @@ fn require_terminal() -> anyhow::Result<()> {
     .into())
 }
 
+/// One thread runs everything: the network core, the front end and the stream's worker.
+/// Handing an event from task to task is then a local wake, not a cross-thread one (a futex
+/// call and a context switch each, which cost more than the rest of an event on a flood;
+/// `cargo bench --bench flood`). Nothing here needs a second core: the work is one stream's.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
 }

@@ -4,8 +4,11 @@
 //! - [`view`]: how it is drawn (one file per pane); [`keymap`]: the key table;
 //! - this file: the thin shell that owns the terminal and moves messages.
 //!
-//! The loop redraws only when something changed, at most [`FRAME`] apart, and drains network
-//! events in batches so a flood never starves the keyboard. It never awaits the network:
+//! The loop redraws only when something changed: at most [`FRAME`] apart after a key (or a
+//! resize, a paste), at most [`NET_FRAME`] apart when only the network changed it. Under a
+//! flood it draws ten frames a second whatever the rate, and a frame costs what the screen
+//! shows, not how many events came. It drains network events in batches so a flood never
+//! starves the keyboard. It never awaits the network:
 //! commands go out with `try_send`, and a full queue is shown as "busy".
 
 pub mod explorer;
@@ -35,8 +38,11 @@ use self::model::{Level, Model};
 use self::update::{Effect, Msg, update};
 use crate::xmpp::{Command, NetHandle};
 
-/// Minimum time between two frames (about 60 frames/s at most).
+/// Minimum time between two frames after the user did something (about 60 frames/s at most).
 pub const FRAME: Duration = Duration::from_millis(16);
+/// Minimum time between two frames when only network events changed the screen. A lone
+/// event after a quiet spell is still drawn at once.
+pub const NET_FRAME: Duration = Duration::from_millis(100);
 /// Network events handled before the loop looks at the keyboard again.
 const NET_BATCH: usize = 512;
 
@@ -108,6 +114,53 @@ fn to_msg(ev: Event) -> Option<Msg> {
     }
 }
 
+/// When to draw the next frame.
+struct Pace {
+    /// Something changed since the last frame.
+    dirty: bool,
+    /// The user changed it (a key, a paste, a resize): draw at the [`FRAME`] pace, not the
+    /// [`NET_FRAME`] one.
+    urgent: bool,
+    last: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new() -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            dirty: true,
+            urgent: true,
+            last: now.checked_sub(NET_FRAME).unwrap_or(now),
+        }
+    }
+
+    fn next(&self) -> tokio::time::Instant {
+        self.last + if self.urgent { FRAME } else { NET_FRAME }
+    }
+
+    fn due(&self, now: tokio::time::Instant) -> bool {
+        self.dirty && now >= self.next()
+    }
+
+    fn drawn(&mut self, now: tokio::time::Instant) {
+        self.dirty = false;
+        self.urgent = false;
+        self.last = now;
+    }
+
+    /// Ends when the next frame is due (never, while nothing changed).
+    fn wait(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let (dirty, next) = (self.dirty, self.next());
+        async move {
+            if dirty {
+                tokio::time::sleep_until(next).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     mut net: NetHandle,
@@ -119,8 +172,7 @@ async fn event_loop(
     let mut sighup = signal(SignalKind::hangup())?;
     let size = terminal.size()?;
     model.size = (size.width, size.height);
-    let mut dirty = true;
-    let mut next_frame = tokio::time::Instant::now();
+    let mut pace = Pace::new();
     let mut net_open = true;
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -128,23 +180,19 @@ async fn event_loop(
 
     loop {
         let now = tokio::time::Instant::now();
-        if dirty && now >= next_frame {
+        if pace.due(now) {
             terminal.draw(|f| view::draw(f, &model))?;
-            dirty = false;
-            next_frame = now + FRAME;
+            pace.drawn(now);
             assert!(!test_panic, "{TEST_PANIC_ENV} is set: panicking on purpose");
         }
-        let frame_due = async {
-            if dirty {
-                tokio::time::sleep_until(next_frame).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
+        let frame_due = pace.wait();
         let mut msgs = Vec::new();
         tokio::select! {
             ev = keys.next() => match ev {
-                Some(Ok(ev)) => msgs.extend(to_msg(ev)),
+                Some(Ok(ev)) => {
+                    msgs.extend(to_msg(ev));
+                    pace.urgent = true;
+                }
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
@@ -167,7 +215,7 @@ async fn event_loop(
             _ = sighup.recv() => break,
         }
         if !msgs.is_empty() {
-            dirty = true;
+            pace.dirty = true;
         }
         let mut queue: std::collections::VecDeque<Msg> = msgs.into();
         while let Some(msg) = queue.pop_front() {
@@ -177,7 +225,7 @@ async fn event_loop(
                     Effect::Edit { node, id, xml } => {
                         // The editor owns the terminal meanwhile: no key reader may run.
                         drop(keys);
-                        let edit = tokio::task::block_in_place(|| run_editor(terminal, &xml));
+                        let edit = run_editor(terminal, &xml).await;
                         keys = EventStream::new();
                         let (result, kept) = match edit {
                             Ok(Some((text, path))) => (Ok(Some(text)), Some(path)),
@@ -262,7 +310,9 @@ fn copy_to_clipboard(text: &str) {
 /// terminal given back to it meanwhile. `Ok(None)`: not changed. A changed text comes with
 /// its file, kept until the service has the item (so a refusal loses nothing). A text that
 /// is not one XML element is refused here and its file kept too.
-fn run_editor(
+/// The editor runs as a child awaited on the runtime's one thread: the network core goes on
+/// meanwhile (keepalives, items), while no key reader or frame touches the terminal.
+async fn run_editor(
     terminal: &mut ratatui::DefaultTerminal,
     xml: &str,
 ) -> Result<Option<(String, std::path::PathBuf)>, String> {
@@ -282,10 +332,11 @@ fn run_editor(
         .and_then(|()| file.flush())
         .map_err(|e| format!("cannot write the file to edit: {e}"))?;
     restore_terminal();
-    let status = std::process::Command::new(&words[0])
+    let status = tokio::process::Command::new(&words[0])
         .args(&words[1..])
         .arg(file.path())
-        .status();
+        .status()
+        .await;
     let back = crossterm::terminal::enable_raw_mode().and_then(|()| {
         crossterm::execute!(
             std::io::stdout(),
