@@ -54,6 +54,7 @@ use pubsub_tui::xmpp::{self, Answer, Command as NetCommand, NetEvent, NetHandle}
 /// The text of the item every subscriber must have before the measurement starts.
 const WARM_UP: &str = "warm-up";
 
+#[allow(clippy::struct_excessive_bools, reason = "command-line switches")]
 struct Opts {
     items: usize,
     runs: usize,
@@ -63,6 +64,8 @@ struct Opts {
     quick: bool,
     /// Run `watch` and the TUI with `--no-cache`.
     no_cache: bool,
+    /// Only the in-process draw times (no flood).
+    draw_only: bool,
     /// Items for the held-items section (the TUI's memory and draw time); 0 skips it.
     held: usize,
 }
@@ -76,6 +79,7 @@ fn parse_args() -> Opts {
         quick: false,
         no_cache: false,
         held: 100_000,
+        draw_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -92,6 +96,11 @@ fn parse_args() -> Opts {
             "--runs" => o.runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--no-echo" => o.echo = false,
             "--no-cache" => o.no_cache = true,
+            "--draw-only" => {
+                o.draw_only = true;
+                o.runs = 0;
+                o.echo = false;
+            }
             "--rates" => {
                 o.rates = args
                     .next()
@@ -833,7 +842,9 @@ fn main() {
         }
         if opts.held > 0 {
             draw_times(opts.held);
-            held(&server, &mut net, opts.held, opts.no_cache).await;
+            if !opts.draw_only {
+                held(&server, &mut net, opts.held, opts.no_cache).await;
+            }
         }
         let _ = net.commands.send(NetCommand::Shutdown).await;
     });
@@ -902,6 +913,7 @@ fn draw_times(max: usize) {
     println!("\ndraw time per frame (120x40, the feed following its newest item), median of 50:");
     let mut n = 1000.min(max);
     loop {
+        let before = rss_kib(std::process::id());
         let mut m = pubsub_tui::tui::model::Model::new(
             &xmpp_parsers::jid::Jid::new(prosody::PUBSUB).expect("jid"),
             &["held".to_owned()],
@@ -931,10 +943,13 @@ fn draw_times(max: usize) {
                 .expect("draw");
             times.push(t.elapsed());
         }
+        let after = rss_kib(std::process::id());
         println!(
-            "  {n:>7} items: {:.3} ms",
-            median(times).as_secs_f64() * 1000.0
+            "  {n:>7} items: {:.3} ms (the model holds them in {:.0} bytes each)",
+            median(times).as_secs_f64() * 1000.0,
+            (after.saturating_sub(before) * 1024) as f64 / n as f64
         );
+        drop(m);
         if n >= max {
             break;
         }
