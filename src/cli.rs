@@ -473,6 +473,19 @@ pub struct ServeArgs {
     /// (default 60). Config: [serve] probe_interval.
     #[arg(long, env = "PUBSUB_TUI_PROBE_INTERVAL", value_name = "SECS")]
     pub probe_interval: Option<f64>,
+
+    /// Connect as an external component (XEP-0114) for this domain instead of as an
+    /// account: the service answers at DOMAIN, like the server's own pubsub service, and the
+    /// server routes its notifications for less. Needs --server HOST:PORT (the server's
+    /// component port, on this machine: the protocol has no TLS) and --secret-file.
+    /// Config: [serve] component.
+    #[arg(long, value_name = "DOMAIN")]
+    pub component: Option<String>,
+
+    /// The component's shared secret: the first line of a file only you can read (mode
+    /// 0600). Config: [serve] secret_file.
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// The account and how to reach its server.

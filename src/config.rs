@@ -115,6 +115,8 @@ pub struct ServeFile {
     pub max_nodes: Option<u64>,
     pub admins: Option<Vec<String>>,
     pub probe_interval: Option<f64>,
+    pub component: Option<String>,
+    pub secret_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -399,6 +401,64 @@ pub fn resolve_connect_as(m: &Merged, jid: Jid, prompt: bool) -> anyhow::Result<
         connect_timeout: CONNECT_TIMEOUT,
         max_attempts: None,
     })
+}
+
+/// How `serve --component DOMAIN` connects: as DOMAIN, to `--server` (required, and on
+/// this machine), with the secret from `--secret-file`. `None` when not a component.
+pub fn resolve_component(
+    m: &Merged,
+    args: &crate::cli::ServeArgs,
+    file: &ServeFile,
+) -> anyhow::Result<Option<ConnectConfig>> {
+    let secret_file = args
+        .secret_file
+        .clone()
+        .or_else(|| file.secret_file.clone());
+    let Some(domain) = args.component.clone().or_else(|| file.component.clone()) else {
+        if secret_file.is_some() {
+            bail!("--secret-file (config: [serve] secret_file) is for --component DOMAIN");
+        }
+        return Ok(None);
+    };
+    let domain = domain.trim();
+    let jid = Jid::new(domain)
+        .ok()
+        .filter(|j| j.node().is_none() && j.resource().is_none() && !domain.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--component {domain:?} (config: [serve] component) is not a domain such as \
+                 pubsub.example.org"
+            )
+        })?;
+    let server = match m.server.as_deref().map(parse_server).transpose()? {
+        Some((host, port)) if is_loopback_host(&host) => (host, port),
+        Some((host, _)) => bail!(
+            "--component connects over plain TCP (XEP-0114 has no TLS), so only to this \
+             machine: --server 127.0.0.1:PORT, not {host:?}"
+        ),
+        None => bail!(
+            "--component needs --server HOST:PORT: the server's component port on this \
+             machine (Prosody's component_ports, ejabberd's ejabberd_service listener)"
+        ),
+    };
+    let Some(secret_file) = secret_file else {
+        bail!(
+            "--component needs --secret-file PATH: the component's shared secret, in a file \
+             only you can read (secrets are never taken on the command line)"
+        );
+    };
+    let password = password_from_file(&expand_tilde(secret_file)).map_err(|e| {
+        anyhow::anyhow!("{}", e.to_string().replace("password file", "secret file"))
+    })?;
+    Ok(Some(ConnectConfig {
+        jid,
+        password,
+        server: Some(server),
+        security: Security::PlainLoopback,
+        timeouts: LINK_TIMEOUTS,
+        connect_timeout: CONNECT_TIMEOUT,
+        max_attempts: None,
+    }))
 }
 
 /// Validate merged settings and read the password. `prompt` allows an interactive prompt as

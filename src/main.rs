@@ -115,13 +115,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let file = FileConfig::load(args.account.config.as_deref())?;
             let merged = config::merge(&args.account, None, None, &args.log, file);
             let (serve, data_dir) = config::resolve_serve(&args.serve, &merged.serve)?;
-            let jid = pubsub_tui::serve::service_jid(&merged)?;
-            let connect = config::resolve_connect_as(&merged, jid, true)?;
+            let component = config::resolve_component(&merged, &args.serve, &merged.serve)?;
+            let as_component = component.is_some();
+            let connect = if let Some(c) = component {
+                c
+            } else {
+                let jid = pubsub_tui::serve::service_jid(&merged)?;
+                config::resolve_connect_as(&merged, jid, true)?
+            };
             logging::init(
                 merged.log_file.as_deref(),
                 merged.log_level.as_deref().unwrap_or("info"),
             )?;
-            runtime()?.block_on(pubsub_tui::serve::run(connect, serve, data_dir))
+            runtime()?.block_on(pubsub_tui::serve::run(
+                connect,
+                serve,
+                data_dir,
+                as_component,
+            ))
         }
         Some(Cmd::Cache(args)) => run_cache(&args),
         Some(Cmd::Demo(args)) => {

@@ -14,6 +14,8 @@ use anyhow::{Context as _, bail};
 
 pub const DOMAIN: &str = "localhost";
 pub const PUBSUB: &str = "pubsub.localhost";
+/// The external component (XEP-0114) a private Prosody accepts: `serve --component`.
+pub const COMPONENT: &str = "relay.localhost";
 pub const ADMIN: &str = "admin";
 
 /// The command that installs Prosody on Debian and Ubuntu.
@@ -50,6 +52,9 @@ pub struct Prosody {
     child: Option<Child>,
     pub port: u16,
     pub admin_password: String,
+    /// The port where [`COMPONENT`] connects (XEP-0114), and its shared secret.
+    pub component_port: u16,
+    pub component_secret: String,
 }
 
 /// Is the `prosody` binary installed? (`Err` says how to install it.)
@@ -180,6 +185,8 @@ impl Prosody {
             .tempdir()
             .context("creating a temp dir for Prosody")?;
         let port = free_port()?;
+        let component_port = free_port()?;
+        let component_secret = random_password();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data)?;
         let config = dir.path().join("prosody.cfg.lua");
@@ -210,6 +217,8 @@ data_path = {data}
 log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = {log} }} }}
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {port} }}
+component_ports = {{ {component_port} }}
+component_interface = "127.0.0.1"
 s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
@@ -231,7 +240,11 @@ Component "{PUBSUB}" "pubsub"
     -- checks the quota before it evicts: room for more than a full node.
     storage_archive_item_limit = {quota}
     {storage}
+
+Component "{COMPONENT}"
+    component_secret = {secret}
 "#,
+            secret = lua_str(Path::new(&component_secret)),
             pid = lua_str(&dir.path().join("prosody.pid")),
             data = lua_str(&data),
             log = lua_str(&dir.path().join("prosody.log")),
@@ -251,6 +264,8 @@ Component "{PUBSUB}" "pubsub"
             child: None,
             port,
             admin_password: random_password(),
+            component_port,
+            component_secret,
         };
         let admin_pw = this.admin_password.clone();
         this.register(ADMIN, &admin_pw)?;

@@ -31,10 +31,13 @@ pub fn service_jid(m: &crate::config::Merged) -> anyhow::Result<xmpp_parsers::ji
 }
 
 /// Run the service until interrupted (SIGINT/SIGTERM) or a final connection error.
+/// Run the service until SIGINT or SIGTERM, or a final connection error: on an account's
+/// stream, or as the external component `connect.jid` when `component`.
 pub async fn run(
     connect: ConnectConfig,
     cfg: ServeConfig,
     data_dir: PathBuf,
+    component: bool,
 ) -> anyhow::Result<()> {
     // One service per data directory: a second one would share the database and (with the
     // same JID) knock the first off the server.
@@ -42,7 +45,11 @@ pub async fn run(
     let store = Store::open_dir(&data_dir)?;
     let service = Service::new(cfg, store)?;
     tracing::info!(data_dir = %data_dir.display(), "serving as {}", connect.jid);
-    let mut net = crate::xmpp::task::spawn_machine(connect, service);
+    let mut net = if component {
+        crate::xmpp::component::spawn(connect, service)
+    } else {
+        crate::xmpp::task::spawn_machine(connect, service)
+    };
     let mut failure = None;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

@@ -238,7 +238,7 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustl
 
 /// Connect to `host` (a name or an IP address) on `port`: each of its addresses in turn,
 /// with the system resolver (so `/etc/hosts` counts), and errors in plain words.
-async fn connect_host(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+pub(crate) async fn connect_host(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
     let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| ConnectError::Network(format!("cannot find the server {host}: {e}")))?
@@ -446,7 +446,7 @@ impl Handovers {
     }
 }
 
-fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let base = Duration::from_secs(1)
         .saturating_mul(1 << failures.saturating_sub(1).min(5))
         .min(MAX_BACKOFF);

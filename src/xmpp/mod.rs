@@ -9,6 +9,7 @@
 //! - [`task`]: the async shell that runs a session over a real stream.
 //! - [`guard`]: depth and size limits on what peers send, checked before the XML parser.
 
+pub mod component;
 pub mod connect;
 pub mod error;
 pub mod events;

@@ -22,7 +22,7 @@ use super::session::{Input, Now, Output, Session, SessionConfig};
 /// Outbound and inbound stanza queue depth of the stream.
 const QUEUE_DEPTH: usize = 1024;
 /// How often IQ timeouts are checked.
-const TICK: Duration = Duration::from_millis(500);
+pub(crate) const TICK: Duration = Duration::from_millis(500);
 
 /// A pure state machine the shell can drive over a stream: the client [`Session`] or the
 /// relay service ([`crate::serve::Service`]).

@@ -55,6 +55,39 @@ impl Serve {
         s
     }
 
+    /// Start `serve` as the external component [`prosody::COMPONENT`] of `server`, storing in
+    /// `dir`.
+    pub fn start_component(server: &Prosody, dir: &Path, extra: &[&str]) -> Self {
+        let secret = super::password_file_named(dir, "component-secret", &server.component_secret);
+        let data_dir = dir.join("data");
+        let log = dir.join("serve.log");
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--component".into(),
+            prosody::COMPONENT.into(),
+            "--server".into(),
+            format!("127.0.0.1:{}", server.component_port),
+            "--secret-file".into(),
+            secret.display().to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--log-file".into(),
+            log.display().to_string(),
+            "--log-level".into(),
+            "info".into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut s = Self {
+            child: None,
+            args,
+            data_dir,
+            log,
+            jid: prosody::COMPONENT.into(),
+        };
+        s.spawn();
+        s
+    }
+
     fn spawn(&mut self) {
         let before = self.online_count();
         let child = Command::new(env!("CARGO_BIN_EXE_pubsub-tui"))
