@@ -8,7 +8,8 @@
 //!   sends each one over its own c2s stream.
 //!
 //! Run: `cargo bench --bench serve` (release build); pick sections with
-//! `cargo bench --bench serve -- 1 10 100 disk prosody`.
+//! `cargo bench --bench serve -- 1 10 100 component disk prosody` (`component`: the service
+//! as an external component, `serve --component`, to 1, 10 and 100 subscribers).
 
 #![allow(
     clippy::wildcard_imports,
@@ -56,8 +57,22 @@ impl Running {
     }
 }
 
-fn start_service(server: &Prosody, dir: &std::path::Path, max_items: u64) -> (Running, String) {
-    let (cfg, _) = account(server, "relay", "server");
+/// The service on an account's stream, or as the external component `relay.localhost`.
+fn start_service(
+    server: &Prosody,
+    dir: &std::path::Path,
+    max_items: u64,
+    component: bool,
+) -> (Running, String) {
+    let cfg = if component {
+        pubsub_tui::xmpp::connect::ConnectConfig::loopback(
+            xmpp_parsers::jid::Jid::new(pubsub_tui::prosody::COMPONENT).expect("jid"),
+            pubsub_tui::config::Password::new(server.component_secret.clone()),
+            server.component_port,
+        )
+    } else {
+        account(server, "relay", "server").0
+    };
     let jid = cfg.jid.to_string();
     let service = Service::new(
         ServeConfig {
@@ -75,7 +90,11 @@ fn start_service(server: &Prosody, dir: &std::path::Path, max_items: u64) -> (Ru
         mut events,
         task,
         ..
-    } = xmpp::task::spawn_machine(cfg, service);
+    } = if component {
+        xmpp::component::spawn(cfg, service)
+    } else {
+        xmpp::task::spawn_machine(cfg, service)
+    };
     let drain = tokio::spawn(async move {
         let mut published = 0;
         while let Some(e) = events.recv().await {
@@ -171,7 +190,7 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 /// 10,000 items of our own format in one node of a fresh database, retention 10,000.
 async fn disk(server: &Prosody) {
     let data = tempfile::tempdir().expect("tempdir");
-    let (svc, jid) = start_service(server, data.path(), DISK_ITEMS as u64);
+    let (svc, jid) = start_service(server, data.path(), DISK_ITEMS as u64, false);
     let (pcfg, _) = account(server, "diskpub", "p");
     let mut publisher = xmpp::spawn(pcfg, via(&jid, "disk", false));
     wait_online(&mut publisher).await;
@@ -242,9 +261,18 @@ fn main() {
             .collect();
         if !counts.is_empty() {
             let data = tempfile::tempdir().expect("tempdir");
-            let (svc, jid) = start_service(&server, data.path(), ITEMS as u64);
-            for n in counts {
+            let (svc, jid) = start_service(&server, data.path(), ITEMS as u64, false);
+            for &n in &counts {
                 throughput(&server, &jid, "serve", n).await;
+            }
+            svc.stop().await;
+        }
+        // The same service as an external component (XEP-0114): `serve --component`.
+        if run("component") {
+            let data = tempfile::tempdir().expect("tempdir");
+            let (svc, jid) = start_service(&server, data.path(), ITEMS as u64, true);
+            for n in [1, 10, 100] {
+                throughput(&server, &jid, "component", n).await;
             }
             svc.stop().await;
         }
