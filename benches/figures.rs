@@ -200,15 +200,6 @@ async fn resyncs(server: &prosody::Prosody) {
     }
 }
 
-fn rss_kib(pid: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().expect("tmux");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -263,14 +254,16 @@ async fn memory(server: &prosody::Prosody) {
             .expect("tmux")
             .success()
     );
-    let pid = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"]);
+    let pid: u32 = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"])
+        .parse()
+        .expect("pane pid");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !tmux(&["capture-pane", "-p", "-t", &name]).contains("online as") {
         assert!(Instant::now() < deadline, "TUI did not come online");
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let idle = rss_kib(&pid);
+    let idle = rss_kib(pid);
 
     let mut session_cfg = session(&["mem"], false, Duration::from_secs(3600));
     session_cfg.subscribe = false;
@@ -328,7 +321,7 @@ async fn memory(server: &prosody::Prosody) {
     }
     let shown_secs = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
-    let full = rss_kib(&pid);
+    let full = rss_kib(pid);
     println!(
         "TUI resident memory: {:.1} MiB idle, {:.1} MiB holding {MEMORY_ITEMS} items ({:.0} bytes/item)",
         idle as f64 / 1024.0,

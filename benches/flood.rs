@@ -147,22 +147,7 @@ fn tmux(args: &[&str]) -> String {
 }
 
 fn slix_python() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/wokkel-venv/bin/python");
-    let ok = Command::new(&path)
-        .args(["-c", "import slixmpp"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true and no Python with slixmpp at {} (run scripts/ensure-wokkel)",
-        path.display()
-    );
-    None
+    common::wokkel::python_with("slixmpp")
 }
 
 /// One subscriber under measurement.
@@ -895,15 +880,6 @@ async fn held(server: &Prosody, net: &mut NetHandle, count: usize, no_cache: boo
         (full.saturating_sub(idle) * 1024) as f64 / count as f64
     );
     drop(tui);
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 /// The TUI's frame (its `view::draw` into ratatui's test backend, 120x40) with a feed of

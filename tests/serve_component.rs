@@ -7,23 +7,10 @@ mod common;
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-use common::serve::Serve;
+use common::serve::{Serve, subscribed};
 use common::{account, session_at, wait_for, wait_online};
 use pubsub_tui::prosody::{self, Options};
-use pubsub_tui::xmpp::{self, Command, NetEvent, NetHandle, SnapshotReason};
-
-async fn subscribed(net: &mut NetHandle) {
-    wait_online(net).await;
-    wait_for(net, 20, "the initial snapshot", |e| match e {
-        NetEvent::Snapshot {
-            reason: SnapshotReason::Initial,
-            ..
-        } => Some(()),
-        NetEvent::ResyncFailed { error, .. } => panic!("initial retrieve failed: {error}"),
-        _ => None,
-    })
-    .await;
-}
+use pubsub_tui::xmpp::{self, Command, NetEvent, NetHandle};
 
 async fn items(net: &mut NetHandle, n: usize, what: &str) -> Vec<pubsub_tui::feed::FeedItem> {
     let mut got = Vec::new();

@@ -7,28 +7,15 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::serve::Serve;
+use common::serve::{Serve, subscribed};
 use common::{account, session_at, wait_for, wait_online};
 use pubsub_tui::prosody::Options;
 use pubsub_tui::xmpp::session::SessionConfig;
-use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle, SnapshotReason};
+use pubsub_tui::xmpp::{self, Command, ConnState, NetEvent, NetHandle};
 
 /// A client of `serve`'s node "test" that does not auto-publish.
 fn client_of(serve: &Serve) -> SessionConfig {
     session_at(&serve.jid, &["test"], false, Duration::from_secs(60))
-}
-
-async fn subscribed(net: &mut NetHandle) {
-    wait_online(net).await;
-    wait_for(net, 20, "the initial snapshot", |e| match e {
-        NetEvent::Snapshot {
-            reason: SnapshotReason::Initial,
-            ..
-        } => Some(()),
-        NetEvent::ResyncFailed { error, .. } => panic!("initial retrieve failed: {error}"),
-        _ => None,
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -28,10 +28,10 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::ping::Ping;
 
 use super::connect::{ConnectConfig, ConnectError, backoff, connect_host};
-use super::events::{ConnState, RequestIds};
+use super::events::ConnState;
 use super::guard::Guarded;
 use super::session::{Input, Now, Output};
-use super::task::{Machine, NetHandle, TICK};
+use super::task::{Machine, NetHandle, TICK, start_shell};
 
 type Stream = XmppStream<BufStream<AcceptHeader<Guarded<TcpStream>>>>;
 
@@ -110,16 +110,9 @@ pub async fn establish(cfg: &ConnectConfig) -> Result<Stream, ConnectError> {
 /// command, a final connection error, or until the front end drops its command sender.
 pub fn spawn<M: Machine>(cfg: ConnectConfig, machine: M) -> NetHandle<M::Command, M::Event> {
     let service = cfg.jid.clone();
-    let (cmd_tx, cmd_rx) = mpsc::channel(256);
-    let (ev_tx, ev_rx) = mpsc::channel(4096);
-    let task = tokio::spawn(run(cfg, machine, cmd_rx, ev_tx));
-    NetHandle {
-        commands: cmd_tx,
-        events: ev_rx,
-        task,
-        ids: RequestIds::default(),
-        service,
-    }
+    start_shell(service, |commands, events| {
+        run(cfg, machine, commands, events)
+    })
 }
 
 /// What ended one connected stretch.

@@ -139,9 +139,22 @@ pub fn spawn_machine<M: Machine>(
     machine: M,
 ) -> NetHandle<M::Command, M::Event> {
     let service = connect.jid.clone();
+    start_shell(service, |commands, events| {
+        run(connect, machine, commands, events)
+    })
+}
+
+/// Spawn a shell, `shell(commands, events)`, with the channels to its front end.
+pub(crate) fn start_shell<C, E, F>(
+    service: Jid,
+    shell: impl FnOnce(mpsc::Receiver<C>, mpsc::Sender<E>) -> F,
+) -> NetHandle<C, E>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (ev_tx, ev_rx) = mpsc::channel(4096);
-    let task = tokio::spawn(run(connect, machine, cmd_rx, ev_tx));
+    let task = tokio::spawn(shell(cmd_rx, ev_tx));
     NetHandle {
         commands: cmd_tx,
         events: ev_rx,

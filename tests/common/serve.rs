@@ -25,24 +25,36 @@ impl Serve {
             .expect("register the service account");
         let pw = super::password_file_named(dir, "serve-password", &password);
         let jid = format!("{user}@{}/{RESOURCE}", prosody::DOMAIN);
+        Self::launch(
+            vec![
+                "--jid".into(),
+                jid.clone(),
+                "--server".into(),
+                server.server(),
+                "--insecure-plain-tcp".into(),
+                "--password-file".into(),
+                pw.display().to_string(),
+            ],
+            dir,
+            jid,
+            extra,
+        )
+    }
+
+    /// Start `serve` with `how` (the connection flags), storing in `dir`, logging at info.
+    fn launch(how: Vec<String>, dir: &Path, jid: String, extra: &[&str]) -> Self {
         let data_dir = dir.join("data");
         let log = dir.join("serve.log");
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--jid".into(),
-            jid.clone(),
-            "--server".into(),
-            server.server(),
-            "--insecure-plain-tcp".into(),
-            "--password-file".into(),
-            pw.display().to_string(),
+        let mut args: Vec<String> = vec!["serve".into()];
+        args.extend(how);
+        args.extend([
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--log-file".into(),
             log.display().to_string(),
             "--log-level".into(),
             "info".into(),
-        ];
+        ]);
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let mut s = Self {
             child: None,
@@ -59,33 +71,19 @@ impl Serve {
     /// `dir`.
     pub fn start_component(server: &Prosody, dir: &Path, extra: &[&str]) -> Self {
         let secret = super::password_file_named(dir, "component-secret", &server.component_secret);
-        let data_dir = dir.join("data");
-        let log = dir.join("serve.log");
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--component".into(),
+        Self::launch(
+            vec![
+                "--component".into(),
+                prosody::COMPONENT.into(),
+                "--server".into(),
+                format!("127.0.0.1:{}", server.component_port),
+                "--secret-file".into(),
+                secret.display().to_string(),
+            ],
+            dir,
             prosody::COMPONENT.into(),
-            "--server".into(),
-            format!("127.0.0.1:{}", server.component_port),
-            "--secret-file".into(),
-            secret.display().to_string(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--log-file".into(),
-            log.display().to_string(),
-            "--log-level".into(),
-            "info".into(),
-        ];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut s = Self {
-            child: None,
-            args,
-            data_dir,
-            log,
-            jid: prosody::COMPONENT.into(),
-        };
-        s.spawn();
-        s
+            extra,
+        )
     }
 
     fn spawn(&mut self) {
@@ -165,4 +163,19 @@ impl Drop for Serve {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Wait until a client core is online and has its node's first snapshot.
+pub async fn subscribed(net: &mut pubsub_tui::xmpp::NetHandle) {
+    use pubsub_tui::xmpp::{NetEvent, SnapshotReason};
+    super::wait_online(net).await;
+    super::wait_for(net, 20, "the initial snapshot", |e| match e {
+        NetEvent::Snapshot {
+            reason: SnapshotReason::Initial,
+            ..
+        } => Some(()),
+        NetEvent::ResyncFailed { error, .. } => panic!("initial retrieve failed: {error}"),
+        _ => None,
+    })
+    .await;
 }

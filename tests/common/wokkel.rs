@@ -11,12 +11,17 @@ use pubsub_tui::prosody::{self, Prosody};
 /// The Python that has Wokkel (`scripts/ensure-deps` makes target/wokkel-venv), or `None`
 /// (the test skips; under `CI=true` that is a failure).
 pub fn python() -> Option<PathBuf> {
+    python_with("wokkel, twisted")
+}
+
+/// The venv's Python, if it can import `modules` (`None`, or a failure under `CI=true`).
+pub fn python_with(modules: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PUBSUB_TUI_WOKKEL_PYTHON").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/wokkel-venv/bin/python"),
         PathBuf::from,
     );
     let ok = Command::new(&path)
-        .args(["-c", "import wokkel, twisted"])
+        .args(["-c", &format!("import {modules}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -26,10 +31,10 @@ pub fn python() -> Option<PathBuf> {
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true and no Python with Wokkel at {} (run scripts/ensure-deps)",
+        "CI=true and no Python with {modules} at {} (run scripts/ensure-wokkel)",
         path.display()
     );
-    eprintln!("SKIPPED: no Python with Wokkel at {}", path.display());
+    eprintln!("SKIPPED: no Python with {modules} at {}", path.display());
     None
 }
 
