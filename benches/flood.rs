@@ -336,6 +336,9 @@ fn start_tui(setup: &Setup) -> Sub {
         .trim()
         .parse()
         .expect("pane pid");
+    // The pane's process is the TUI itself (not a shell around it): its figures are ours.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "pubsub-tui", "the pane runs the TUI directly");
     let sub = Sub {
         label: "pubsub-tui (TUI, 120x40)",
         pid,
@@ -768,7 +771,7 @@ fn bare_subscriber(args: &[String]) {
                         if seen == count {
                             println!("done {seen}");
                         }
-                    } else {
+                    } else if m.payloads.iter().any(|p| String::from(p).contains(WARM_UP)) {
                         warm = true;
                         println!("warm");
                     }

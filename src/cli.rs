@@ -475,9 +475,9 @@ pub struct ServeArgs {
     pub probe_interval: Option<f64>,
 
     /// Connect as an external component (XEP-0114) for this domain instead of as an
-    /// account: the service answers at DOMAIN, like the server's own pubsub service, and the
-    /// server routes its notifications for less. Needs --server HOST:PORT (the server's
-    /// component port, on this machine: the protocol has no TLS) and --secret-file.
+    /// account: the service answers at DOMAIN, like the server's own pubsub service. Needs
+    /// --server HOST:PORT (the server's component port, such as 5347, on this machine: the
+    /// protocol has no TLS) and --secret-file.
     /// Config: [serve] component.
     #[arg(long, value_name = "DOMAIN")]
     pub component: Option<String>,

@@ -430,6 +430,18 @@ pub fn resolve_component(
                  pubsub.example.org"
             )
         })?;
+    // Without a port, parse_server would take the client port (5222).
+    if let Some(given) = m.server.as_deref()
+        && !given.trim().rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.ends_with(':') && port.parse::<u16>().is_ok()
+        })
+    {
+        bail!(
+            "--component needs the server's component port: --server {}:PORT (such as 5347), \
+             not the client port",
+            given.trim()
+        );
+    }
     let server = match m.server.as_deref().map(parse_server).transpose()? {
         Some((host, port)) if is_loopback_host(&host) => (host, port),
         Some((host, _)) => bail!(
@@ -448,7 +460,10 @@ pub fn resolve_component(
         );
     };
     let password = password_from_file(&expand_tilde(secret_file)).map_err(|e| {
-        anyhow::anyhow!("{}", e.to_string().replace("password file", "secret file"))
+        anyhow::anyhow!(
+            "{}",
+            format!("{e:#}").replace("password file", "secret file")
+        )
     })?;
     Ok(Some(ConnectConfig {
         jid,

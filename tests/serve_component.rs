@@ -92,7 +92,8 @@ async fn clients_exchange_items_through_the_component_across_a_server_restart() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut carol = xmpp::spawn(bob_cfg, client());
+    let (carol_cfg, _) = account(&server, "carol", "c");
+    let mut carol = xmpp::spawn(carol_cfg, client());
     wait_online(&mut carol).await;
     let snapshot = wait_for(
         &mut carol,
@@ -120,6 +121,95 @@ async fn clients_exchange_items_through_the_component_across_a_server_restart() 
     let _ = alice.commands.send(Command::Shutdown).await;
     let _ = carol.commands.send(Command::Shutdown).await;
     assert!(serve.stop().success());
+}
+
+/// Log in to `server` over a raw socket (PLAIN, bind) and send `stanza` as it is.
+async fn send_raw(server: &pubsub_tui::prosody::Prosody, user: &str, password: &str, stanza: &str) {
+    use base64::Engine as _;
+    use common::fake_server::read_until;
+    use tokio::io::AsyncWriteExt as _;
+    let header = "<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' \
+                  xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .expect("connect");
+    let mut buf = Vec::new();
+    sock.write_all(header.as_bytes()).await.expect("write");
+    read_until(&mut sock, &mut buf, 0, "</stream:features>").await;
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+    let mark = buf.len();
+    sock.write_all(
+        format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>")
+            .as_bytes(),
+    )
+    .await
+    .expect("write");
+    read_until(&mut sock, &mut buf, mark, "<success").await;
+    let mark = buf.len();
+    sock.write_all(header.as_bytes()).await.expect("write");
+    read_until(&mut sock, &mut buf, mark, "</stream:features>").await;
+    let mark = buf.len();
+    sock.write_all(
+        b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>raw</resource></bind></iq>",
+    )
+    .await
+    .expect("write");
+    read_until(&mut sock, &mut buf, mark, "</iq>").await;
+    sock.write_all(stanza.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stanza_the_parser_refuses_is_left_out_and_the_link_stays() {
+    let Some(server) = common::start_prosody(&Options::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = Serve::start_component(&server, dir.path(), &[]);
+    let (bob_cfg, _) = account(&server, "bob", "b");
+    let (_, mallory_pw) = account(&server, "mallory", "m");
+    let mut bob = xmpp::spawn(
+        bob_cfg,
+        session_at(
+            prosody::COMPONENT,
+            &["test"],
+            false,
+            Duration::from_secs(60),
+        ),
+    );
+    subscribed(&mut bob).await;
+    // A message type no parser knows, addressed to the component: Prosody routes it.
+    send_raw(
+        &server,
+        "mallory",
+        &mallory_pw,
+        "<message to='relay.localhost' type='bogus'><body>x</body></message>",
+    )
+    .await;
+    serve.wait_log("left out an invalid stanza", 10).await;
+    assert_eq!(
+        serve.log_text().matches("online as").count(),
+        1,
+        "the link stayed up:\n{}",
+        serve.log_text()
+    );
+    // And it still serves: alice publishes, bob gets the item.
+    let (alice_cfg, _) = account(&server, "alice", "a");
+    let mut alice = xmpp::spawn(
+        alice_cfg,
+        session_at(
+            prosody::COMPONENT,
+            &["test"],
+            false,
+            Duration::from_secs(60),
+        ),
+    );
+    subscribed(&mut alice).await;
+    let ids = common::publish_n(&mut alice, "test", 1).await;
+    let got = items(&mut bob, 1, "alice's item at bob").await;
+    assert_eq!(got[0].id, ids.first().cloned());
+    let _ = alice.commands.send(Command::Shutdown).await;
+    let _ = bob.commands.send(Command::Shutdown).await;
 }
 
 fn serve_run(args: &[&str]) -> (bool, String, Duration) {
@@ -218,6 +308,17 @@ fn bad_component_flags_are_refused_in_words() {
             "is not a domain",
         ),
         (vec!["--secret-file", secret], "is for --component"),
+        (
+            vec![
+                "--component",
+                "relay.localhost",
+                "--server",
+                "127.0.0.1",
+                "--secret-file",
+                secret,
+            ],
+            "component port",
+        ),
         (
             vec![
                 "--component",

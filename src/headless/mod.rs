@@ -293,6 +293,9 @@ pub async fn watch(
                 at_hand = net.events.try_recv().ok();
             }
         }
+        // A blocking write on the one thread: a reader that stalls (a paused pager) holds
+        // up the network core too, as a full event queue did before. A hop to another
+        // thread per batch would cost what the current-thread runtime saves.
         let mut stdout = std::io::stdout().lock();
         if stdout
             .write_all(&out)

@@ -30,7 +30,6 @@ pub fn service_jid(m: &crate::config::Merged) -> anyhow::Result<xmpp_parsers::ji
     crate::config::account_jid(given, m.resource.as_deref())
 }
 
-/// Run the service until interrupted (SIGINT/SIGTERM) or a final connection error.
 /// Run the service until SIGINT or SIGTERM, or a final connection error: on an account's
 /// stream, or as the external component `connect.jid` when `component`.
 pub async fn run(

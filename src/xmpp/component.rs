@@ -3,13 +3,14 @@
 //! the shared secret; the secret itself never crosses the wire), then stanzas both ways,
 //! addressed from the component's own domain.
 //!
-//! The server routes a component's stanzas without parsing them as a client's, so a service
-//! here fans out more notifications than one on a client stream (`cargo bench --bench
-//! serve`). The protocol has no TLS: the link is allowed to loopback only, like
-//! `--insecure-plain-tcp`.
+//! A component is how services such as Idavoll attach to a server: it is addressed by its
+//! own domain and stamps its own `from`. On Prosody it fans out no faster than an account
+//! (`cargo bench --bench serve -- component`: Prosody parses every stanza either way). The
+//! protocol has no TLS: the link is allowed to loopback only, like `--insecure-plain-tcp`.
 //!
-//! The shell is [`super::task`]'s, for a stream without stream management: it reconnects with
-//! the same backoff, and reports the same connection states.
+//! The shell does what [`super::task`]'s does, for a stream without stream management: it
+//! reconnects with the same backoff (a link that dies young counts as a failed attempt), and
+//! reports the same connection states. Stanzas the parser refuses are left out.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -34,6 +35,9 @@ use super::session::{Input, Now, Output};
 use super::task::{Machine, NetHandle, TICK, start_shell};
 
 type Stream = XmppStream<BufStream<AcceptHeader<Guarded<TcpStream>>>>;
+
+/// How long a link must have been up for its loss to start the backoff afresh.
+const STABLE: Duration = Duration::from_secs(30);
 
 /// The id prefix of the keepalive pings this shell sends (their answers stay here).
 const PING_ID: &str = "component-keepalive-";
@@ -81,14 +85,23 @@ pub async fn establish(cfg: &ConnectConfig) -> Result<Stream, ConnectError> {
         match read(stream.next().await) {
             Some(Ok(XmppStreamElement::ComponentHandshake(_))) => return Ok(stream),
             Some(Ok(XmppStreamElement::StreamError(e))) => {
-                return Err(ConnectError::Auth(format!(
-                    "the server refused the component {domain}: {}",
-                    e.0.condition
-                )));
+                let condition = e.0.condition.to_string();
+                // A wrong secret or a domain the server does not serve: trying again cannot
+                // help. Anything else (a server shutting down, a conflict with our previous
+                // link that it has not dropped yet) may pass.
+                let why = format!("the server refused the component {domain} ({condition})");
+                return Err(
+                    if condition.contains("not-authorized") || condition.contains("host-unknown") {
+                        ConnectError::Component(why)
+                    } else {
+                        ConnectError::Network(why)
+                    },
+                );
             }
             Some(Ok(_)) => {
-                return Err(ConnectError::Auth(format!(
-                    "the server answered the handshake for {domain} with something else"
+                return Err(ConnectError::Component(format!(
+                    "the server answered the handshake for {domain} with something else: is \
+                     --server its component port?"
                 )));
             }
             Some(Err(ReadError::SoftTimeout)) => {}
@@ -97,9 +110,8 @@ pub async fn establish(cfg: &ConnectConfig) -> Result<Stream, ConnectError> {
                 return Err(ConnectError::Network(format!("a malformed answer: {e}")));
             }
             Some(Err(ReadError::StreamFooterReceived)) | None => {
-                return Err(ConnectError::Auth(format!(
-                    "the server closed the stream: a wrong secret, or no component {domain} \
-                     configured"
+                return Err(ConnectError::Network(format!(
+                    "the server closed the stream during the handshake for {domain}"
                 )));
             }
         }
@@ -153,13 +165,28 @@ async fn run<M: Machine>(
         };
         match connected {
             Ok(stream) => {
-                failures = 0;
+                let up = std::time::Instant::now();
                 match connected_run(&cfg, &mut machine, stream, &mut commands, &events).await {
                     Ended::Stop => return,
                     Ended::Lost => {
                         if !feed(&mut machine, Input::Closed, &events).await {
                             return;
                         }
+                    }
+                }
+                // A link that died young counts as a failed attempt, so a server that takes
+                // the handshake and then drops us is not hammered; each reconnect waits.
+                failures = if up.elapsed() < STABLE {
+                    failures + 1
+                } else {
+                    1
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(backoff(failures)) => {}
+                    cmd = commands.recv() => {
+                        let cmd = cmd.unwrap_or_else(M::shutdown);
+                        let _ = feed(&mut machine, Input::Command(cmd), &events).await;
+                        return;
                     }
                 }
             }
@@ -233,16 +260,20 @@ async fn connected_run<M: Machine>(
     let mut input = Input::Online { bound: me.clone() };
     loop {
         let mut stop = false;
+        let mut lost = false;
         for out in machine.handle(input, Now::system()) {
             match out {
                 Output::Send(stanza) => {
-                    if let Some(stanza) = addressed(*stanza, &me)
+                    // After a failed send the rest still goes to the front end; the link is
+                    // then given up.
+                    if !lost
+                        && let Some(stanza) = addressed(*stanza, &me)
                         && stream
                             .send(&XmppStreamElement::Stanza(stanza))
                             .await
                             .is_err()
                     {
-                        return Ended::Lost;
+                        lost = true;
                     }
                 }
                 Output::Event(e) => {
@@ -254,6 +285,9 @@ async fn connected_run<M: Machine>(
                 Output::Stop => stop = true,
             }
         }
+        if lost && !stop {
+            return Ended::Lost;
+        }
         if stop {
             let _ = tokio::time::timeout(
                 Duration::from_millis(1500),
@@ -264,14 +298,22 @@ async fn connected_run<M: Machine>(
         }
         input = loop {
             tokio::select! {
-                el = stream.next() => match read(el) {
-                    Some(Ok(XmppStreamElement::Stanza(Stanza::Iq(iq)))) if is_keepalive(&iq) => {}
-                    Some(Ok(XmppStreamElement::Stanza(s))) => break Input::Stanza(Box::new(s)),
-                    Some(Ok(XmppStreamElement::StreamError(e))) => {
-                        tracing::warn!(condition = %e.0.condition, "the server ended the component stream");
-                        return Ended::Lost;
+                el = stream.next() => match el {
+                    // A stanza the parser refuses (anyone can send one to our domain): left
+                    // out, as the client stream does, not a reason to drop the link.
+                    Some(Ok(FallibleStreamElement::Err(e))) => {
+                        tracing::info!(error = %e, "left out an invalid stanza");
                     }
-                    Some(Ok(_) | Err(ReadError::ParseError(_))) => {}
+                    Some(Ok(FallibleStreamElement::Ok(el))) => match el {
+                        XmppStreamElement::Stanza(Stanza::Iq(iq)) if is_keepalive(&iq) => {}
+                        XmppStreamElement::Stanza(s) => break Input::Stanza(Box::new(s)),
+                        XmppStreamElement::StreamError(e) => {
+                            tracing::warn!(condition = %e.0.condition, "the server ended the component stream");
+                            return Ended::Lost;
+                        }
+                        _ => {}
+                    },
+                    Some(Err(ReadError::ParseError(_))) => {}
                     Some(Err(ReadError::SoftTimeout)) => {
                         // Silence: ask the server something, so a dead link shows.
                         pings += 1;
@@ -358,15 +400,29 @@ impl<S> AcceptHeader<S> {
         }
         if self.phase == Phase::Handshake {
             const TAG: &[u8] = b"<handshake";
-            let settled = self.held.len() > TAG.len() || end;
-            if !settled && TAG.starts_with(&self.held) {
+            let at = self
+                .held
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(self.held.len());
+            let start = &self.held[at..];
+            // Wait for the whole start tag (bounded: the header's 4 KiB again).
+            let tag_end = start.iter().position(|&b| b == b'>');
+            let maybe = start.len() < TAG.len() && TAG.starts_with(start)
+                || start.starts_with(TAG) && tag_end.is_none();
+            if maybe && !end && self.held.len() <= 4096 {
                 return Ok(());
             }
-            if self.held.starts_with(TAG)
-                && matches!(self.held.get(TAG.len()), Some(b'/' | b'>' | b' '))
+            if start.starts_with(TAG)
+                && matches!(
+                    start.get(TAG.len()),
+                    Some(b'/' | b'>' | b' ' | b'\t' | b'\n' | b'\r')
+                )
+                && !tag_end.is_some_and(|e| start[..e].windows(5).any(|w| w == b"xmlns"))
             {
                 let attr = format!(" xmlns='{}'", xmpp_parsers::ns::COMPONENT);
-                self.held.splice(TAG.len()..TAG.len(), attr.into_bytes());
+                let at = at + TAG.len();
+                self.held.splice(at..at, attr.into_bytes());
             }
             self.phase = Phase::Through;
         }
@@ -395,7 +451,17 @@ fn rewrite_header(head: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(head);
     let at = text.find("<stream:").unwrap_or(0);
     let (decl, tag) = text.split_at(at);
-    let mut tag = tag.replace(xmpp_parsers::ns::COMPONENT, xmpp_parsers::ns::JABBER_CLIENT);
+    let (component, client) = (xmpp_parsers::ns::COMPONENT, xmpp_parsers::ns::JABBER_CLIENT);
+    // Only the default namespace: other attributes (the stream id) stay as they are.
+    let mut tag = tag
+        .replace(
+            &format!("xmlns='{component}'"),
+            &format!("xmlns='{client}'"),
+        )
+        .replace(
+            &format!("xmlns=\"{component}\""),
+            &format!("xmlns=\"{client}\""),
+        );
     if !tag.contains("version=") {
         let end = tag.len() - 1;
         tag.insert_str(end, " version='1.0'");
@@ -475,10 +541,21 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for AcceptHeader<S>
                 let head = String::from_utf8_lossy(&self.sent).into_owned();
                 let client = xmpp_parsers::ns::JABBER_CLIENT;
                 let component = xmpp_parsers::ns::COMPONENT;
+                // The component namespace, and no version: XEP-0114 streams have none (a
+                // server could take one as a wish for stream features).
+                let (decl, head) = head.split_at(head.find("<stream:").unwrap_or(0));
                 let head = head
-                    .replace(&format!("'{client}'"), &format!("'{component}'"))
-                    .replace(&format!("\"{client}\""), &format!("\"{component}\""));
-                self.sent = head.into_bytes();
+                    .replace(
+                        &format!("xmlns='{client}'"),
+                        &format!("xmlns='{component}'"),
+                    )
+                    .replace(
+                        &format!("xmlns=\"{client}\""),
+                        &format!("xmlns=\"{component}\""),
+                    )
+                    .replace(" version='1.0'", "")
+                    .replace(" version=\"1.0\"", "");
+                self.sent = format!("{decl}{head}").into_bytes();
                 self.sent.extend(rest);
                 self.sending_header = false;
                 if let Poll::Ready(Err(e)) = self.poll_drain(cx) {
@@ -678,6 +755,50 @@ mod tests {
              xmlns='jabber:client' id='a>b' from='relay.localhost' version='1.0'><handshake xmlns='jabber:component:accept'/>\
              <message to='x'><body>jabber:component:accept</body></message>"
         );
+        // Whitespace before the handshake, and a handshake that has its namespace already.
+        for (after, want) in [
+            (
+                "\n <handshake/>",
+                "\n <handshake xmlns='jabber:component:accept'/>",
+            ),
+            (
+                "<handshake xmlns='jabber:component:accept'/>",
+                "<handshake xmlns='jabber:component:accept'/>",
+            ),
+            ("<message/>", "<message/>"),
+        ] {
+            let given = format!(
+                "<stream:stream xmlns='jabber:component:accept' id='jabber:component:accept'>{after}"
+            );
+            let mut got = String::new();
+            AcceptHeader::new(given.as_bytes())
+                .read_to_string(&mut got)
+                .await
+                .expect("read");
+            assert_eq!(
+                got,
+                format!(
+                    "<stream:stream xmlns='jabber:client' id='jabber:component:accept' version='1.0'>{want}"
+                ),
+                "the id is not a namespace: it stays"
+            );
+        }
+        // The end of the stream before a whole header passes on what came.
+        let mut got = String::new();
+        AcceptHeader::new(&b"<stream:stream xmlns="[..])
+            .read_to_string(&mut got)
+            .await
+            .expect("read");
+        assert_eq!(got, "<stream:stream xmlns=");
+        // A header that never ends is refused, not held without bound.
+        let long = format!("<stream:stream id='{}'", "x".repeat(5000));
+        let mut got = String::new();
+        assert!(
+            AcceptHeader::new(long.as_bytes())
+                .read_to_string(&mut got)
+                .await
+                .is_err()
+        );
         // A header that has a version keeps it (one version only).
         let with = "<stream:stream xmlns='jabber:component:accept' version='1.0' id='x'>";
         let mut got = String::new();
@@ -712,8 +833,8 @@ mod tests {
         theirs.read_to_string(&mut got).await.expect("read");
         assert_eq!(
             got,
-            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' to='relay.localhost' \
-             version='1.0'><message to='a'><body>'jabber:client'</body></message>"
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' to='relay.localhost'>\
+             <message to='a'><body>'jabber:client'</body></message>"
         );
     }
 

@@ -139,6 +139,9 @@ pub enum ConnectError {
     /// The peer is something else (a web server, SSH, …): a wrong host or port.
     #[error("{0}")]
     NotXmpp(String),
+    /// The server will not take this component (a wrong secret, an unknown domain).
+    #[error("{0}")]
+    Component(String),
 }
 
 impl ConnectError {
