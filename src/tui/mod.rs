@@ -395,3 +395,31 @@ async fn shutdown(net: NetHandle) {
     let _ = net.commands.try_send(Command::Shutdown);
     let _ = tokio::time::timeout(crate::headless::CLOSE_WAIT, net.task).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{FRAME, NET_FRAME, Pace};
+    use tokio::time::{Duration, Instant};
+
+    #[test]
+    fn frames_follow_keys_at_once_and_the_network_at_its_pace() {
+        let mut pace = Pace::new();
+        let t0 = Instant::now();
+        assert!(pace.due(t0), "the first frame is drawn at once");
+        pace.drawn(t0);
+        assert!(!pace.due(t0 + NET_FRAME * 5), "nothing changed: no frame");
+        // Network events only: the next frame waits for NET_FRAME.
+        pace.dirty = true;
+        assert!(!pace.due(t0 + FRAME));
+        assert!(!pace.due(t0 + NET_FRAME - Duration::from_millis(1)));
+        assert!(pace.due(t0 + NET_FRAME));
+        // A key: at the FRAME pace (control: the same change without the key waited).
+        pace.urgent = true;
+        assert!(pace.due(t0 + FRAME));
+        pace.drawn(t0 + FRAME);
+        assert!(!pace.urgent, "a frame ends the hurry");
+        // A lone event after a quiet spell is drawn at once.
+        pace.dirty = true;
+        assert!(pace.due(t0 + FRAME + NET_FRAME));
+    }
+}
