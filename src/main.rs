@@ -194,8 +194,20 @@ fn run_publish(args: &pubsub_tui::cli::PublishArgs) -> anyhow::Result<()> {
         );
     }
     let id = runtime()?.block_on(headless::publish(settings, args.text.clone(), extra))?;
-    println!("{id}");
-    Ok(())
+    say(&id).map_err(|e| anyhow::anyhow!("published as {id}, but {e}"))
+}
+
+/// A line on stdout. A reader that went away (a closed pipe) is not an error; a write that
+/// fails otherwise (a full disk) is, in words, not a panic as `println!` would.
+fn say(line: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            anyhow::bail!("cannot write to standard output: {e}")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A `--node` that cannot be a node's name is a usage error (exit 2).
@@ -240,25 +252,22 @@ fn run_cache(args: &pubsub_tui::cli::CacheCmdArgs) -> anyhow::Result<()> {
         if args.json {
             let v =
                 serde_json::json!({"removed": n, "node": node, "path": path.display().to_string()});
-            println!("{}", headless::json_line(&v));
-            return Ok(());
+            return say(&headless::json_line(&v));
         }
         let what = node.map_or(String::new(), |n| {
             format!(" of {}", pubsub_tui::sanitize::display(n))
         });
-        println!(
+        return say(&format!(
             "removed {}{what} from {} (publisher sessions and items waiting to be published are kept)",
             pubsub_tui::feed::render::plural(n, "kept item"),
             path.display()
-        );
-        return Ok(());
+        ));
     }
     let s = db::summary(&path)?;
     if args.json {
         let mut v = serde_json::to_value(&s)?;
         v["path"] = serde_json::json!(path.display().to_string());
-        println!("{}", headless::json_line(&v));
-        return Ok(());
+        return say(&headless::json_line(&v));
     }
     print!("{}", cache_text(&path, &s));
     Ok(())

@@ -250,7 +250,7 @@ fn a_wrong_secret_ends_at_once_with_the_reason() {
     assert!(!ok, "a wrong secret is a failure");
     assert!(err.contains("relay.localhost"), "{err}");
     assert!(
-        err.contains("not-authorized") || err.contains("wrong secret"),
+        err.contains("refused the secret") && err.contains("not-authorized"),
         "{err}"
     );
     assert!(took < Duration::from_secs(15), "not retried: {took:?}");
@@ -261,6 +261,30 @@ fn a_wrong_secret_ends_at_once_with_the_reason() {
     // Control: the right secret comes online (the process is stopped by its PID).
     let serve = Serve::start_component(&server, dir.path(), &[]);
     assert!(serve.log_text().contains("online as relay.localhost"));
+    // A second serve as the same component, with the right secret: it ends at once too.
+    let right = common::password_file_named(dir.path(), "right", &server.component_secret);
+    let other = dir.path().join("other");
+    let (ok, err, took) = serve_run(&[
+        "--component",
+        prosody::COMPONENT,
+        "--server",
+        &port,
+        "--secret-file",
+        right.to_str().expect("path"),
+        "--data-dir",
+        other.to_str().expect("path"),
+    ]);
+    assert!(!ok, "a second component on one domain is a failure");
+    assert!(
+        err.contains("another component is connected as relay.localhost"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(15), "not retried: {took:?}");
+    assert_eq!(
+        serve.log_text().matches("online as").count(),
+        1,
+        "the first one stayed"
+    );
 }
 
 #[test]

@@ -297,14 +297,14 @@ pub async fn watch(
         // up the network core too, as a full event queue did before. A hop to another
         // thread per batch would cost what the current-thread runtime saves.
         let mut stdout = std::io::stdout().lock();
-        if stdout
-            .write_all(&out)
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            // The reader went away (a closed pipe): stop quietly.
+        if let Err(e) = stdout.write_all(&out).and_then(|()| stdout.flush()) {
             let _ = net.commands.try_send(Command::Shutdown);
-            return Ok(());
+            // The reader went away (a closed pipe): stop quietly. Anything else (a full
+            // disk) loses lines: say so, and fail.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            bail!("cannot write to standard output: {e}");
         }
         out.clear();
         if end {

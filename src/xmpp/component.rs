@@ -87,16 +87,26 @@ pub async fn establish(cfg: &ConnectConfig) -> Result<Stream, ConnectError> {
             Some(Ok(XmppStreamElement::StreamError(e))) => {
                 let condition = e.0.condition.to_string();
                 // A wrong secret or a domain the server does not serve: trying again cannot
-                // help. Anything else (a server shutting down, a conflict with our previous
-                // link that it has not dropped yet) may pass.
-                let why = format!("the server refused the component {domain} ({condition})");
-                return Err(
-                    if condition.contains("not-authorized") || condition.contains("host-unknown") {
-                        ConnectError::Component(why)
-                    } else {
-                        ConnectError::Network(why)
-                    },
-                );
+                // help. Anything else (a server shutting down) may pass.
+                return Err(if condition.contains("not-authorized") {
+                    ConnectError::Component(format!(
+                        "the server refused the secret of the component {domain} ({condition})"
+                    ))
+                } else if condition.contains("host-unknown") {
+                    ConnectError::Component(format!(
+                        "the server does not know the component {domain} ({condition}): is \
+                         --server its component port, and {domain} a component in its \
+                         configuration?"
+                    ))
+                } else if condition.contains("conflict") {
+                    ConnectError::ComponentTaken(format!(
+                        "another component is connected as {domain} ({condition})"
+                    ))
+                } else {
+                    ConnectError::Network(format!(
+                        "the server refused the component {domain} ({condition})"
+                    ))
+                });
             }
             Some(Ok(_)) => {
                 return Err(ConnectError::Component(format!(
@@ -142,6 +152,7 @@ async fn run<M: Machine>(
     events: mpsc::Sender<M::Event>,
 ) {
     let mut failures = 0u32;
+    let mut ever_online = false;
     loop {
         let attempt = failures + 1;
         if !feed(
@@ -165,6 +176,7 @@ async fn run<M: Machine>(
         };
         match connected {
             Ok(stream) => {
+                ever_online = true;
                 let up = std::time::Instant::now();
                 match connected_run(&cfg, &mut machine, stream, &mut commands, &events).await {
                     Ended::Stop => return,
@@ -193,7 +205,9 @@ async fn run<M: Machine>(
             Err(e) => {
                 failures += 1;
                 let out_of_attempts = cfg.max_attempts.is_some_and(|max| failures >= max);
-                if e.is_fatal() || out_of_attempts {
+                // Taken at the very start: another serve runs as this component.
+                let taken = !ever_online && matches!(e, ConnectError::ComponentTaken(_));
+                if e.is_fatal() || out_of_attempts || taken {
                     let error = e.to_string();
                     let _ = feed(
                         &mut machine,

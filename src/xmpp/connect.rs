@@ -142,13 +142,20 @@ pub enum ConnectError {
     /// The server will not take this component (a wrong secret, an unknown domain).
     #[error("{0}")]
     Component(String),
+    /// Another component is connected under this domain (or our own previous link, not yet
+    /// dropped): retried, unless it is so at the first connection.
+    #[error("{0}")]
+    ComponentTaken(String),
 }
 
 impl ConnectError {
     /// Final errors stop the reconnect loop: retrying cannot fix them, and retrying bad
     /// credentials can lock the account.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, Self::Network(_) | Self::Timeout(_))
+        !matches!(
+            self,
+            Self::Network(_) | Self::Timeout(_) | Self::ComponentTaken(_)
+        )
     }
 }
 
