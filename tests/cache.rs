@@ -486,6 +486,62 @@ async fn a_restart_shows_the_cached_items_before_a_slow_service_answers() {
     tmux.keys(&["q"]);
 }
 
+/// An NDJSON file of items `from..to` with ids `o0006` and so on, for `import`.
+fn numbered_items(dir: &Path, name: &str, range: std::ops::Range<usize>) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for k in range {
+        let _ = writeln!(
+            text,
+            "{{\"id\":\"o{k:04}\",\"xml\":\"<item xmlns='http://jabber.org/protocol/pubsub' id='o{k:04}'><n xmlns='urn:example:n'>{k}</n></item>\"}}"
+        );
+    }
+    let file = dir.join(name);
+    std::fs::write(&file, text).expect("write");
+    file.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_items_an_incremental_resync_fetches_come_in_the_services_order() {
+    let Some(server) = prosody_or_skip() else {
+        return;
+    };
+    create_nodes(&server, &["order"]).await;
+    let (admin_data, bob_data) = (data_dir(), data_dir());
+    let admin = User::admin(&server, admin_data.path());
+    let bob = User::prosody(&server, "bob", bob_data.path());
+    admin.ok(&[
+        "import",
+        "--node",
+        "order",
+        &numbered_items(admin_data.path(), "a", 1..6),
+    ]);
+    bob.watch_until(&["--node", "order"], 30, is_resync);
+    // Imported while bob is away: Prosody answers these ids newest first.
+    admin.ok(&[
+        "import",
+        "--node",
+        "order",
+        &numbered_items(admin_data.path(), "b", 6..15),
+    ]);
+    let lines = bob.watch_until(&["--node", "order"], 30, is_resync);
+    let inc = kind(&lines, "incremental");
+    assert_eq!(
+        (&inc[0]["kept"], &inc[0]["fetched"]),
+        (&Value::from(5), &Value::from(9))
+    );
+    let stored: Vec<String> = kind(&lines, "stored")
+        .iter()
+        .map(|v| v["id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let service: Vec<String> = admin.items("order").into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        stored, service,
+        "oldest first, as a full retrieve gives them"
+    );
+    assert_eq!(stored.first().map(String::as_str), Some("o0001"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resync_after_offline_retracts_and_publishes_fetches_only_what_changed() {
     let Some(server) = prosody_or_skip() else {
@@ -507,7 +563,8 @@ async fn a_resync_after_offline_retracts_and_publishes_fetches_only_what_changed
     for id in &ids[1..3] {
         admin.ok(&["retract", "--node", "inc", id]);
     }
-    for k in 1..=3 {
+    // Several of them, in order.
+    for k in 1..=8 {
         alice.ok(&["publish", "--node", "inc", &format!("while away {k}")]);
     }
     let lines = bob.watch_until(&["--node", "inc", "--cached"], 30, is_resync);
@@ -516,19 +573,22 @@ async fn a_resync_after_offline_retracts_and_publishes_fetches_only_what_changed
     assert_eq!(inc.len(), 1, "{lines:#?}");
     assert_eq!(
         (&inc[0]["kept"], &inc[0]["fetched"], &inc[0]["dropped"]),
-        (&Value::from(4), &Value::from(3), &Value::from(2))
+        (&Value::from(4), &Value::from(8), &Value::from(2))
     );
     let stored: Vec<String> = kind(&lines, "stored")
         .iter()
         .map(|v| v["id"].as_str().unwrap_or("").to_owned())
         .collect();
     let service: Vec<String> = alice.items("inc").into_iter().map(|(id, _)| id).collect();
-    assert_eq!(stored, service, "the cache equals the service's set");
+    assert_eq!(
+        stored, service,
+        "the cache equals the service's set, in its order"
+    );
     assert_eq!(kind(&lines, "resync")[0]["lost"], 0);
     // The control: --no-cache retrieves everything.
     let lines = bob.watch_until(&["--node", "inc", "--no-cache"], 30, is_resync);
     assert!(kind(&lines, "incremental").is_empty());
-    assert_eq!(kind(&lines, "stored").len(), 7);
+    assert_eq!(kind(&lines, "stored").len(), 12);
 }
 
 #[test]

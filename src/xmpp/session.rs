@@ -1112,13 +1112,43 @@ impl Session {
         let relay_head = inc
             .head
             .or_else(|| self.trackers.get(node).and_then(GapTracker::service_head));
+        // The fetched items in the service's order. Answers by id, and id listings, need not
+        // come in it (Prosody lists and answers newest first, and retrieves oldest first):
+        // the kept items, which came before, tell which way the listing runs. With none kept
+        // there is nothing to tell it by, and a full retrieve gives the order.
+        let pos: HashMap<&str, usize> = inc
+            .listed
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let at = |i: &FeedItem| i.id.as_deref().and_then(|id| pos.get(id).copied());
+        let mut got = inc.got;
+        if !got.is_empty() {
+            if items.is_empty() {
+                tracing::debug!(%node, "nothing kept to order the fetched items by: retrieving all");
+                return self.retrieve_all(node.to_owned(), inc.reason, now, out);
+            }
+            // Mean listing positions, compared without division: kept > fetched means the
+            // listing runs newest first.
+            let sum_len = |v: &[FeedItem]| {
+                let p: Vec<u128> = v.iter().filter_map(at).map(|x| x as u128).collect();
+                (p.iter().sum::<u128>(), p.len() as u128)
+            };
+            let ((ks, kn), (gs, gn)) = (sum_len(&items), sum_len(&got));
+            let newest_first = ks * gn > gs * kn;
+            got.sort_by_key(|i| at(i).unwrap_or(usize::MAX));
+            if newest_first {
+                got.reverse();
+            }
+        }
         out.push(Output::Event(NetEvent::Incremental {
             node: node.to_owned(),
             kept: items.len(),
-            fetched: inc.got.len(),
+            fetched: got.len(),
             dropped: had.saturating_sub(items.len()),
         }));
-        items.extend(inc.got);
+        items.extend(got);
         if let Some(n) = self.node_mut(node) {
             n.need_retrieve = false;
         }
