@@ -423,6 +423,38 @@ fn feed_follows_until_scrolled_and_esc_returns_to_follow() {
 }
 
 #[test]
+fn the_first_key_in_a_flood_selects_a_row_that_stays_in_view() {
+    let mut m = populated();
+    for n in 9..100 {
+        net(
+            &mut m,
+            NetEvent::Item(item("demo", n, "bob@localhost/phone", "x")),
+        );
+    }
+    assert!(m.following());
+    key(&mut m, KeyCode::Up);
+    let selected = m.cursor.expect("Up selects a row");
+    let row_in_view = selected - m.feed_offset;
+    for n in 100..150 {
+        net(
+            &mut m,
+            NetEvent::Item(item("demo", n, "bob@localhost/phone", "flood")),
+        );
+    }
+    assert_eq!(
+        m.cursor,
+        Some(selected + 50),
+        "the same item stays selected"
+    );
+    assert_eq!(
+        m.cursor.map(|c| c - m.feed_offset),
+        Some(row_in_view),
+        "and where it was on screen: the view is pinned"
+    );
+    assert!(!m.following());
+}
+
+#[test]
 fn feed_is_bounded_with_an_eviction_marker() {
     let mut m = Model::new(
         &xmpp_parsers::jid::Jid::new("pubsub.localhost").expect("jid"),

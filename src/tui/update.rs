@@ -1628,7 +1628,9 @@ fn on_item(m: &mut Model, mut item: crate::feed::FeedItem) {
     if selected && outcome == PushOutcome::Added && !filtered {
         // Keep the rows the user is reading, and the selected one, in place while new ones
         // arrive below.
-        if m.feed_offset > 0 {
+        // A selected row pins the view too, even when it was following: else the first
+        // key of a flood selects a row that scrolls away at once.
+        if m.feed_offset > 0 || m.cursor.is_some() {
             m.feed_offset += 1;
         }
         if let Some(c) = m.cursor.as_mut() {
