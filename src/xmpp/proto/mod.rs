@@ -288,7 +288,7 @@ pub fn parse_payload(text: &str) -> Result<Element, String> {
         } else if err.contains("RestrictedXml") || text.contains("<!") {
             "XMPP carries no comments, DTDs or CDATA sections: take them out".to_owned()
         } else {
-            format!("not one well-formed XML element ({err})")
+            format!("not one well-formed XML element: {}", xml_error_words(&err))
         }
     })?;
     // Nothing may follow the element: read it again inside a wrapper, which sees the rest.
@@ -310,6 +310,21 @@ pub fn parse_payload(text: &str) -> Result<Element, String> {
     }
     strip_indentation(&mut e);
     Ok(e)
+}
+
+/// What the XML parser's error (its debug form) means, in words; its own name only when
+/// there are none.
+fn xml_error_words(err: &str) -> String {
+    let said = [
+        ("ElementMismatch", "a closing tag does not match the element it closes"),
+        ("Eof", "the text ends before the element is closed"),
+        ("Undeclared", "a namespace prefix is used without being declared"),
+        ("InvalidChar", "a character that XML does not allow there"),
+        ("UnexpectedToken", "markup where it cannot be (a stray <, > or quote?)"),
+    ];
+    said.iter()
+        .find(|(name, _)| err.contains(name))
+        .map_or_else(|| format!("the parser says {err}"), |(_, words)| (*words).to_owned())
 }
 
 /// Drop indentation (whitespace-only text with a line break) between child elements, all
@@ -370,6 +385,8 @@ mod tests {
             ("<!-- c --><a xmlns='u'/>", "no comments"),
             ("<!DOCTYPE a><a xmlns='u'/>", "no comments, DTDs"),
             ("<a xmlns='u'>", "not one well-formed XML element"),
+            ("<a xmlns='u'>", "ends before the element is closed"),
+            ("<a xmlns='u'><b></a>", "a closing tag does not match"),
             (
                 &format!("<a xmlns='u' v='{}'/>", "A".repeat(8193)),
                 "over 8 KiB",
@@ -377,6 +394,7 @@ mod tests {
         ] {
             let e = parse_payload(bad).expect_err(bad);
             assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(!e.contains("XmlError"), "words, not the parser's names: {e}");
         }
     }
 
