@@ -321,15 +321,25 @@ fn seconds(name: &str, value: f64, max: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// A usage mistake (the command line or the config says something that cannot be): the
+/// binary exits 2 for it, as for a flag it does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 fn check_node_name(node: &str) -> anyhow::Result<()> {
     if node.is_empty() {
-        bail!("--node (config: nodes, env: PUBSUB_TUI_NODE): a node name is empty");
+        return Err(UsageError(
+            "--node (config: nodes, env: PUBSUB_TUI_NODE): a node name is empty".into(),
+        )
+        .into());
     }
     if node.chars().any(char::is_control) || node.chars().count() > 1024 {
-        bail!(
+        return Err(UsageError(format!(
             "--node (config: nodes, env: PUBSUB_TUI_NODE): {node:?} has control characters or \
              is too long"
-        );
+        ))
+        .into());
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Not eprintln!: it panics when stderr is gone (a closed terminal).
             let _ = writeln!(std::io::stderr(), "pubsub-tui: {e:#}");
-            if e.is::<Usage>() {
+            if e.is::<Usage>() || e.is::<config::UsageError>() {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

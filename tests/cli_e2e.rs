@@ -388,6 +388,18 @@ fn bad_input_gets_clear_errors() {
 }
 
 #[test]
+fn an_empty_or_control_node_name_is_a_usage_error() {
+    for node in ["", "a\tb"] {
+        let (err, code) = run_err(&["watch", "--jid", "a@example.org", "--node", node], &[]);
+        assert_eq!(code, Some(2), "{node:?}: {err}");
+        assert!(err.contains("--node"), "{err}");
+    }
+    // Control: a name that is fine gets as far as the password.
+    let (err, code) = run_err(&["watch", "--jid", "a@example.org", "--node", "n"], &[]);
+    assert_eq!(code, Some(1), "{err}");
+}
+
+#[test]
 fn flags_in_the_wrong_place_and_unreachable_servers_are_said_plainly() {
     // A subcommand's flags go after its name; before it they are the TUI's, and said so.
     let (err, code) = run_err(&["--node", "n", "watch", "--jid", "a@example.org"], &[]);

@@ -316,15 +316,27 @@ pub fn parse_payload(text: &str) -> Result<Element, String> {
 /// there are none.
 fn xml_error_words(err: &str) -> String {
     let said = [
-        ("ElementMismatch", "a closing tag does not match the element it closes"),
+        (
+            "ElementMismatch",
+            "a closing tag does not match the element it closes",
+        ),
         ("Eof", "the text ends before the element is closed"),
-        ("Undeclared", "a namespace prefix is used without being declared"),
+        (
+            "Undeclared",
+            "a namespace prefix is used without being declared",
+        ),
         ("InvalidChar", "a character that XML does not allow there"),
-        ("UnexpectedToken", "markup where it cannot be (a stray <, > or quote?)"),
+        (
+            "UnexpectedToken",
+            "markup where it cannot be (a stray <, > or quote?)",
+        ),
     ];
     said.iter()
         .find(|(name, _)| err.contains(name))
-        .map_or_else(|| format!("the parser says {err}"), |(_, words)| (*words).to_owned())
+        .map_or_else(
+            || format!("the parser says {err}"),
+            |(_, words)| (*words).to_owned(),
+        )
 }
 
 /// Drop indentation (whitespace-only text with a line break) between child elements, all
@@ -394,7 +406,10 @@ mod tests {
         ] {
             let e = parse_payload(bad).expect_err(bad);
             assert!(e.contains(why), "{bad:?}: {e}");
-            assert!(!e.contains("XmlError"), "words, not the parser's names: {e}");
+            assert!(
+                !e.contains("XmlError"),
+                "words, not the parser's names: {e}"
+            );
         }
     }
 
