@@ -644,59 +644,9 @@ fn addressed(stanza: Stanza, me: &Jid) -> Option<Stanza> {
             m.from.get_or_insert_with(|| me.clone());
             Stanza::Message(m)
         }
-        Stanza::Iq(iq) => Stanza::Iq(iq_from(iq, me)),
+        Stanza::Iq(iq) if iq.from().is_none() => Stanza::Iq(iq.with_from(me.clone())),
+        iq @ Stanza::Iq(_) => iq,
     })
-}
-
-fn iq_from(iq: Iq, me: &Jid) -> Iq {
-    match iq {
-        Iq::Get {
-            from,
-            to,
-            id,
-            payload,
-        } => Iq::Get {
-            from: from.or_else(|| Some(me.clone())),
-            to,
-            id,
-            payload,
-        },
-        Iq::Set {
-            from,
-            to,
-            id,
-            payload,
-        } => Iq::Set {
-            from: from.or_else(|| Some(me.clone())),
-            to,
-            id,
-            payload,
-        },
-        Iq::Result {
-            from,
-            to,
-            id,
-            payload,
-        } => Iq::Result {
-            from: from.or_else(|| Some(me.clone())),
-            to,
-            id,
-            payload,
-        },
-        Iq::Error {
-            from,
-            to,
-            id,
-            error,
-            payload,
-        } => Iq::Error {
-            from: from.or_else(|| Some(me.clone())),
-            to,
-            id,
-            error,
-            payload,
-        },
-    }
 }
 
 #[cfg(test)]
