@@ -136,9 +136,68 @@ impl<'a> Iterator for Attrs<'a> {
 }
 
 fn slice(buf: &str, s: Span) -> &str {
+    if s.start & WORD != 0 {
+        return WORDS.get((s.start & !WORD) as usize).copied().unwrap_or("");
+    }
     let start = s.start as usize;
     buf.get(start..start + s.len as usize).unwrap_or("")
 }
+
+/// A span whose start has this bit set is not in the tree's buffer: it is the word of that
+/// index in [`WORDS`]. (A buffer is at most [`MAX_BYTES`] long, far below it.)
+const WORD: u32 = 1 << 31;
+
+/// The names and namespaces that most items carry (ours, Wokkel's, Atom's, JSON's), kept once
+/// for all trees instead of in each tree's buffer: with 100,000 items held this is several
+/// megabytes.
+const WORDS: &[&str] = &[
+    "http://jabber.org/protocol/pubsub",
+    "http://jabber.org/protocol/pubsub#event",
+    "urn:x-pubsub-tui:item:0",
+    "http://www.w3.org/2005/Atom",
+    "urn:xmpp:json:0",
+    "item",
+    "id",
+    "publisher",
+    "post",
+    "sender",
+    "time",
+    "message",
+    "session",
+    "seq",
+    "void",
+    "json",
+    "entry",
+    "title",
+    "summary",
+    "content",
+    "author",
+    "name",
+    "updated",
+    "published",
+    "link",
+    "href",
+    "rel",
+    "type",
+    "text",
+    "html",
+    "xhtml",
+    "unit",
+];
+
+/// `s` as one of the [`WORDS`].
+fn word(s: &str) -> Option<Span> {
+    let i = WORDS.iter().position(|w| *w == s)?;
+    Some(Span {
+        start: WORD | u32::try_from(i).ok()?,
+        len: u32::try_from(s.len()).ok()?,
+    })
+}
+
+/// How many of the attributes kept last a new string is compared with, to be kept once when it
+/// repeats one of them (a sender in two attributes, a text that a `message` attribute starts
+/// with). Bounded, so that building stays linear.
+const RECENT: usize = 16;
 
 /// A bounded, sanitised XML tree (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -207,6 +266,21 @@ impl Builder {
         true
     }
 
+    /// `s` as a span: one of the [`WORDS`], the value of a recent attribute that is the same
+    /// string, or else appended to the buffer.
+    fn intern(&mut self, s: &str) -> Span {
+        if let Some(span) = word(s) {
+            return span;
+        }
+        if s.len() >= 8 {
+            let recent = self.attrs.iter().rev().take(RECENT);
+            if let Some(&(_, v)) = recent.into_iter().find(|(_, v)| slice(&self.buf, *v) == s) {
+                return v;
+            }
+        }
+        self.push(s)
+    }
+
     fn push(&mut self, s: &str) -> Span {
         let start = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
         self.buf.push_str(s);
@@ -256,16 +330,16 @@ impl Builder {
             return false;
         }
         let ns = known.unwrap_or_else(|| {
-            let span = self.push(&crate::sanitize::display_max(ns, 1024));
+            let span = self.intern(&crate::sanitize::display_max(ns, 1024));
             self.namespaces.push(span);
             self.ns_index
                 .insert(ns.to_owned(), self.namespaces.len() - 1);
             self.namespaces.len() - 1
         });
-        let span = self.push(&name);
+        let span = self.intern(&name);
         let first_attr = u32::try_from(self.attrs.len()).unwrap_or(u32::MAX);
         for (k, v) in &attrs {
-            let pair = (self.push(k), self.push(v));
+            let pair = (self.intern(k), self.intern(v));
             self.attrs.push(pair);
         }
         self.nodes.push(Stored {
@@ -301,18 +375,27 @@ impl Builder {
         } else if !self.room(depth, text.len()) {
             return;
         }
-        // Adjacent runs (a text split by a left-out element) join: the last run is at the
-        // end of the buffer.
-        if let Some(last) = self.nodes.last_mut()
+        // Adjacent runs (a text split by a left-out element) join. The last run grows at the
+        // end of the buffer; one kept elsewhere (a word, a repeated value) moves there first.
+        if let Some(&last) = self.nodes.last()
             && last.ns == TEXT
             && usize::from(last.depth) == depth
-            && (last.span.start + last.span.len) as usize == self.buf.len()
         {
+            let at_end = last.span.start & WORD == 0
+                && (last.span.start + last.span.len) as usize == self.buf.len();
+            let mut span = last.span;
+            if !at_end {
+                let run = slice(&self.buf, last.span).to_owned();
+                span = self.push(&run);
+            }
             self.buf.push_str(&text);
-            last.span.len += u32::try_from(text.len()).unwrap_or(0);
+            span.len += u32::try_from(text.len()).unwrap_or(0);
+            if let Some(last) = self.nodes.last_mut() {
+                last.span = span;
+            }
             return;
         }
-        let span = self.push(&text);
+        let span = self.intern(&text);
         self.nodes.push(Stored {
             depth: u16::try_from(depth).unwrap_or(u16::MAX),
             ns: TEXT,

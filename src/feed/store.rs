@@ -79,7 +79,7 @@ pub struct NodeFeed {
     rows: VecDeque<Row>,
     /// Absolute number of `rows[0]` (rows are numbered from 0 since the feed was created).
     first: u64,
-    by_id: HashMap<String, u64>,
+    by_id: IdIndex,
     cap: usize,
     evicted: u64,
     /// Items shown (live or gone; not retracted).
@@ -112,7 +112,7 @@ impl NodeFeed {
         Self {
             rows: VecDeque::new(),
             first: 0,
-            by_id: HashMap::new(),
+            by_id: IdIndex::default(),
             cap: cap.max(1),
             evicted: 0,
             items: 0,
@@ -219,7 +219,7 @@ impl NodeFeed {
     fn push_item_as(&mut self, item: FeedItem, state: ItemState) -> PushOutcome {
         self.version += 1;
         if let Some(id) = &item.id
-            && let Some(&abs) = self.by_id.get(id)
+            && let Some(abs) = self.by_id.get(&self.rows, self.first, id)
             && let Some(row) = self.rows.get_mut(index_of(abs, self.first))
         {
             if let RowKind::Item {
@@ -245,8 +245,8 @@ impl NodeFeed {
             self.push_marker(MarkerKind::Day, day.format("%A %-d %B %Y").to_string());
         }
         if let Some(id) = &item.id {
-            self.by_id
-                .insert(id.clone(), self.first + self.rows.len() as u64);
+            let abs = self.first + self.rows.len() as u64;
+            self.by_id.insert(&self.rows, self.first, id, abs);
         }
         self.items += 1;
         self.push_row(RowKind::Item { item, state });
@@ -265,24 +265,27 @@ impl NodeFeed {
     /// the service may or may not tell again (`notify_retract`).
     pub fn retract_held(&mut self, id: &str) {
         self.version += 1;
-        let live = self.by_id.get(id).is_some_and(|&abs| {
-            self.rows.get(index_of(abs, self.first)).is_some_and(|r| {
-                matches!(
-                    r.kind,
-                    RowKind::Item {
-                        state: ItemState::Live,
-                        ..
-                    }
-                )
-            })
-        });
+        let live = self
+            .by_id
+            .get(&self.rows, self.first, id)
+            .is_some_and(|abs| {
+                self.rows.get(index_of(abs, self.first)).is_some_and(|r| {
+                    matches!(
+                        r.kind,
+                        RowKind::Item {
+                            state: ItemState::Live,
+                            ..
+                        }
+                    )
+                })
+            });
         if live {
             self.retract(id);
         }
     }
 
     pub fn retract(&mut self, id: &str) {
-        if let Some(abs) = self.by_id.remove(id)
+        if let Some(abs) = self.by_id.remove(&self.rows, self.first, id)
             && let Some(row) = self.rows.get_mut(index_of(abs, self.first))
             && let RowKind::Item { state, .. } = &mut row.kind
             && *state != ItemState::Retracted
@@ -397,15 +400,81 @@ impl NodeFeed {
             if *state != ItemState::Retracted {
                 self.items -= 1;
             }
-            if let Some(id) = &item.id
-                && self.by_id.get(id) == Some(&self.first)
-            {
-                self.by_id.remove(id);
+            if let Some(id) = &item.id {
+                self.by_id.forget(id, self.first);
             }
         }
         self.first += 1;
         self.evicted += 1;
         true
+    }
+}
+
+/// The rows of items by id. An entry is the row's absolute number: the id is read from the row
+/// itself, so the index costs about 9 bytes an item instead of a copy of each id.
+#[derive(Debug, Clone, Default)]
+struct IdIndex {
+    table: hashbrown::HashTable<u64>,
+    /// Ids come from peers: a keyed hash, so that none can choose ids that collide.
+    hasher: std::hash::RandomState,
+}
+
+/// The id of the item in row `abs`, if that row is an item with one.
+fn id_at(rows: &VecDeque<Row>, first: u64, abs: u64) -> Option<&str> {
+    let i = usize::try_from(abs.checked_sub(first)?).ok()?;
+    match &rows.get(i)?.kind {
+        RowKind::Item { item, .. } => item.id.as_deref(),
+        RowKind::Marker { .. } => None,
+    }
+}
+
+impl IdIndex {
+    fn hash(&self, id: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
+    fn get(&self, rows: &VecDeque<Row>, first: u64, id: &str) -> Option<u64> {
+        self.table
+            .find(self.hash(id), |&abs| id_at(rows, first, abs) == Some(id))
+            .copied()
+    }
+
+    /// Point `id` at row `abs` (which may not be pushed yet).
+    fn insert(&mut self, rows: &VecDeque<Row>, first: u64, id: &str, abs: u64) {
+        let hash = self.hash(id);
+        let hasher = &self.hasher;
+        let rehash = |&a: &u64| {
+            std::hash::BuildHasher::hash_one(hasher, id_at(rows, first, a).unwrap_or_default())
+        };
+        match self
+            .table
+            .entry(hash, |&a| id_at(rows, first, a) == Some(id), rehash)
+        {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = abs,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(abs);
+            }
+        }
+    }
+
+    /// Take `id` out, with the row it pointed at.
+    fn remove(&mut self, rows: &VecDeque<Row>, first: u64, id: &str) -> Option<u64> {
+        let entry = self
+            .table
+            .find_entry(self.hash(id), |&abs| id_at(rows, first, abs) == Some(id))
+            .ok()?;
+        Some(entry.remove().0)
+    }
+
+    /// Take out the entry of row `abs`, whose item has id `id`, if it points there.
+    fn forget(&mut self, id: &str, abs: u64) {
+        if let Ok(entry) = self.table.find_entry(self.hash(id), |&a| a == abs) {
+            entry.remove();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
     }
 }
 

@@ -204,4 +204,42 @@ mod tests {
         // The <item/>'s own id is not a payload field.
         assert_eq!(t.field_values("item").count(), 0);
     }
+
+    #[test]
+    fn repeated_strings_are_kept_once_and_read_back_whole() {
+        // The text also in `message`, and well-known names.
+        let e = item(
+            "<post xmlns='urn:x-pubsub-tui:item:0' sender='alice@example.org/tui' time='t' seq='1' message='hello there, world'>hello there, world</post>",
+        );
+        let t = tree_of(&e);
+        let back: Element = t.to_xml().parse().expect("the tree's XML parses");
+        assert_eq!(back, e, "{}", t.to_xml());
+        // The same payload with a namespace of no renown and a `message` that differs by one
+        // character: the buffer then holds the namespace, and the text twice.
+        let unlike = tree_of(&item(
+            "<post xmlns='urn:x-pubsub-tui:item:1' sender='alice@example.org/tuI' time='t' seq='1' message='hello there, worlD'>hello there, world</post>",
+        ));
+        let repeated = "urn:x-pubsub-tui:item:1".len() + "hello there, world".len();
+        assert_eq!(unlike.weight(), t.weight() + repeated);
+    }
+
+    #[test]
+    fn a_text_kept_once_still_joins_the_run_after_a_left_out_element() {
+        let mut b = Builder::new();
+        assert!(b.open(
+            0,
+            ITEM,
+            "item",
+            [("message", "a repeated text")].into_iter()
+        ));
+        b.text(1, "a repeated text");
+        // Too deep: left out, and the text after it joins the run before it.
+        assert!(!b.open(MAX_DEPTH + 1, "urn:x", "deep", std::iter::empty()));
+        b.text(1, " and more");
+        let t = b.finish();
+        assert_eq!(t.cut(), Some(Cut::Depth));
+        assert_eq!(t.attr(0, "message"), Some("a repeated text"));
+        assert_eq!(t.own_text(0), "a repeated text and more");
+        assert_eq!(t.len(), 2, "one element and one run of text");
+    }
 }
