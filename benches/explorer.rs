@@ -62,6 +62,7 @@ async fn explore_all(net: &mut NetHandle, window: usize) -> Duration {
         Msg::Net(NetEvent::Connection(xmpp::ConnState::Online {
             jid: "alice@localhost/bench".into(),
             resumed: false,
+            server: None,
         })),
     );
     let t0 = Instant::now();

@@ -506,9 +506,15 @@ pub struct AccountArgs {
     pub resource: Option<String>,
 
     /// Connect to HOST[:PORT] (port 5222 if left out) instead of looking up the domain's
-    /// SRV record.
-    #[arg(long, env = "PUBSUB_TUI_SERVER", value_name = "HOST:PORT")]
-    pub server: Option<String>,
+    /// SRV records. Give it more than once (or comma-separated) for the nodes of a cluster:
+    /// they are tried in order, and when the one in use fails the client moves to the next.
+    #[arg(
+        long,
+        env = "PUBSUB_TUI_SERVER",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    pub server: Vec<String>,
 
     /// Trust only this CA (PEM) instead of the system's roots.
     #[arg(long, env = "PUBSUB_TUI_CA_FILE", value_name = "PEM")]

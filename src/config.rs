@@ -34,7 +34,7 @@ pub const AUTO_RESYNC_MIN_INTERVAL: Duration = Duration::from_secs(5);
 pub struct FileConfig {
     pub jid: Option<String>,
     pub resource: Option<String>,
-    pub server: Option<String>,
+    pub server: Option<Servers>,
     pub ca_file: Option<PathBuf>,
     pub insecure_plain_tcp: Option<bool>,
     pub password_file: Option<PathBuf>,
@@ -98,6 +98,24 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// `server = "HOST:PORT"`, or a list of them: the servers of one domain (its cluster's nodes),
+/// tried in this order.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Servers {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Servers {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
 /// `auto_publish = true`, `false`, or a number of seconds.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -148,7 +166,8 @@ pub fn default_config_path() -> Option<PathBuf> {
 pub struct Merged {
     pub jid: Option<String>,
     pub resource: Option<String>,
-    pub server: Option<String>,
+    /// `--server`s (or the config's `server`), in order; empty: SRV.
+    pub server: Vec<String>,
     pub ca_file: Option<PathBuf>,
     pub insecure_plain_tcp: bool,
     pub password_file: Option<PathBuf>,
@@ -202,7 +221,11 @@ pub fn merge(
     Merged {
         jid: account.jid.clone().or(file.jid),
         resource: account.resource.clone().or(file.resource),
-        server: account.server.clone().or(file.server),
+        server: if account.server.is_empty() {
+            file.server.map(Servers::into_vec).unwrap_or_default()
+        } else {
+            account.server.clone()
+        },
         ca_file: account.ca_file.clone().or(file.ca_file),
         insecure_plain_tcp: account.insecure_plain_tcp || file.insecure_plain_tcp.unwrap_or(false),
         password_file: account.password_file.clone().or(file.password_file),
@@ -232,6 +255,24 @@ pub fn merge(
         log_level: log.log_level.clone().or(file.log_level),
         serve: file.serve.unwrap_or_default(),
     }
+}
+
+/// Each `--server` (or the config's `server` list), checked, in order. One given twice is a
+/// mistake worth saying (a copy and paste that lost the other node), not a preference.
+pub fn parse_servers(given: &[String]) -> anyhow::Result<Vec<(String, u16)>> {
+    let mut out: Vec<(String, u16)> = Vec::with_capacity(given.len());
+    for s in given {
+        let server = parse_server(s)?;
+        if out.contains(&server) {
+            bail!(
+                "--server {} (config: server) is given twice; each server of the account's \
+                 domain once, in the order to try them",
+                crate::xmpp::connect::server_label(&server.0, server.1)
+            );
+        }
+        out.push(server);
+    }
+    Ok(out)
 }
 
 /// The standard XMPP client port, for a `--server` given without one.
@@ -385,19 +426,21 @@ pub fn resolve_connect(m: &Merged, prompt: bool) -> anyhow::Result<ConnectConfig
 
 /// [`resolve_connect`] for a JID decided by the caller.
 pub fn resolve_connect_as(m: &Merged, jid: Jid, prompt: bool) -> anyhow::Result<ConnectConfig> {
-    let server = m.server.as_deref().map(parse_server).transpose()?;
+    let servers = parse_servers(&m.server)?;
     let security = if m.insecure_plain_tcp {
-        match &server {
-            Some((host, _)) if is_loopback_host(host) => Security::PlainLoopback,
-            Some((host, _)) => bail!(
+        if let Some((host, _)) = servers.iter().find(|(host, _)| !is_loopback_host(host)) {
+            bail!(
                 "--insecure-plain-tcp (config: insecure_plain_tcp) is only allowed to a \
                  loopback address, not {host:?}"
-            ),
-            None => bail!(
+            );
+        }
+        if servers.is_empty() {
+            bail!(
                 "--insecure-plain-tcp (config: insecure_plain_tcp) needs --server with a \
                  loopback address"
-            ),
+            );
         }
+        Security::PlainLoopback
     } else {
         Security::StartTls(tls_config(m.ca_file.as_deref())?)
     };
@@ -405,7 +448,7 @@ pub fn resolve_connect_as(m: &Merged, jid: Jid, prompt: bool) -> anyhow::Result<
     Ok(ConnectConfig {
         jid,
         password,
-        server,
+        servers,
         security,
         timeouts: LINK_TIMEOUTS,
         connect_timeout: CONNECT_TIMEOUT,
@@ -440,8 +483,15 @@ pub fn resolve_component(
                  pubsub.example.org"
             )
         })?;
+    if m.server.len() > 1 {
+        bail!(
+            "--component connects to one server: give --server HOST:PORT once (its component \
+             port), not {}",
+            m.server.join(", ")
+        );
+    }
     // Without a port, parse_server would take the client port (5222).
-    if let Some(given) = m.server.as_deref()
+    if let Some(given) = m.server.first()
         && !given.trim().rsplit_once(':').is_some_and(|(host, port)| {
             !host.is_empty() && !host.ends_with(':') && port.parse::<u16>().is_ok()
         })
@@ -452,7 +502,7 @@ pub fn resolve_component(
             given.trim()
         );
     }
-    let server = match m.server.as_deref().map(parse_server).transpose()? {
+    let server = match m.server.first().map(|s| parse_server(s)).transpose()? {
         Some((host, port)) if is_loopback_host(&host) => (host, port),
         Some((host, _)) => bail!(
             "--component connects over plain TCP (XEP-0114 has no TLS), so only to this \
@@ -478,7 +528,7 @@ pub fn resolve_component(
     Ok(Some(ConnectConfig {
         jid,
         password,
-        server: Some(server),
+        servers: vec![server],
         security: Security::PlainLoopback,
         timeouts: LINK_TIMEOUTS,
         connect_timeout: CONNECT_TIMEOUT,
@@ -790,6 +840,35 @@ mod tests {
     }
 
     #[test]
+    fn several_servers_in_order_and_none_twice() {
+        let given = ["a.example:5222", "[::1]:5223", "b.example"].map(String::from);
+        assert_eq!(
+            parse_servers(&given).expect("valid"),
+            [
+                ("a.example".to_owned(), 5222),
+                ("::1".to_owned(), 5223),
+                ("b.example".to_owned(), 5222)
+            ]
+        );
+        // The same server written two ways is still one server given twice.
+        let twice = ["b.example:5222", "a.example:5222", "b.example"].map(String::from);
+        let err = parse_servers(&twice).expect_err("a duplicate");
+        assert!(err.to_string().contains("b.example:5222"), "{err}");
+        assert!(err.to_string().contains("given twice"), "{err}");
+        // The config file takes one or a list.
+        let path = Path::new("config.toml");
+        let one = FileConfig::parse("server = \"a.example:5222\"", path).expect("one");
+        assert_eq!(one.server, Some(Servers::One("a.example:5222".into())));
+        let list = FileConfig::parse("server = [\"a:1\", \"b:2\"]", path).expect("a list");
+        assert_eq!(
+            list.server.map(Servers::into_vec),
+            Some(vec!["a:1".to_owned(), "b:2".to_owned()])
+        );
+        let err = FileConfig::parse("server = 5222", path).expect_err("a number");
+        assert!(err.to_string().contains("config.toml"), "{err}");
+    }
+
+    #[test]
     fn loopback_detection() {
         assert!(is_loopback_host("localhost"));
         assert!(is_loopback_host("127.0.0.1"));
@@ -937,7 +1016,7 @@ mod tests {
         m.jid = Some("a@example.org".into());
         m.nodes = vec!["demo".into(), " news".into(), "demo".into()];
         m.insecure_plain_tcp = true;
-        m.server = Some("127.0.0.1".into());
+        m.server = vec!["127.0.0.1".into()];
         m.password_command = Some("printf pw".into());
         let s = resolve(&m, false).expect("valid");
         assert_eq!(s.session.nodes, ["demo", "news"]);
@@ -973,10 +1052,10 @@ mod tests {
         m.jid = Some("a@example.org".into());
         m.nodes = vec!["n".into()];
         m.insecure_plain_tcp = true;
-        m.server = Some("example.org:5222".into());
+        m.server = vec!["example.org:5222".into()];
         let err = resolve(&m, false).expect_err("must refuse");
         assert!(err.to_string().contains("loopback"), "{err}");
-        m.server = None;
+        m.server = Vec::new();
         assert!(resolve(&m, false).is_err());
     }
 

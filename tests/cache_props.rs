@@ -257,6 +257,7 @@ impl Run {
         self.feed(
             Input::Online {
                 bound: Jid::new("bob@localhost/t").expect("jid"),
+                server: None,
             },
             service,
         );

@@ -95,7 +95,7 @@ async fn starttls_with_a_private_ca_and_refusals() {
 
     // The system roots do not know our CA: refused, final, before any credentials are sent.
     let relay = relay::Relay::start(server.port).await;
-    cfg.server = Some(("127.0.0.1".into(), relay.port));
+    cfg.servers = vec![("127.0.0.1".into(), relay.port)];
     cfg.security = Security::StartTls(tls_config(None).expect("system roots"));
     cfg.max_attempts = None;
     let mut net = xmpp::spawn(cfg.clone(), session(&["n"], false, Duration::from_secs(60)));
@@ -126,14 +126,14 @@ async fn a_server_without_starttls_is_refused() {
     // The recorder sees a login when there is one (plain TCP to loopback, as allowed).
     let control = relay::Relay::start(server.port).await;
     let mut plain = cfg.clone();
-    plain.server = Some(("127.0.0.1".into(), control.port));
+    plain.servers = vec![("127.0.0.1".into(), control.port)];
     let mut net = xmpp::spawn(plain, session(&["n"], false, Duration::from_secs(60)));
     wait_online(&mut net).await;
     let _ = net.commands.send(Command::Shutdown).await;
     assert!(String::from_utf8_lossy(&control.client_bytes()).contains("<auth"));
 
     let relay = relay::Relay::start(server.port).await;
-    cfg.server = Some(("127.0.0.1".into(), relay.port));
+    cfg.servers = vec![("127.0.0.1".into(), relay.port)];
     cfg.security = Security::StartTls(tls_config(None).expect("system roots"));
     let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
     let states = connection_states(&mut net, 20).await;
@@ -156,7 +156,7 @@ async fn an_unreachable_server_is_retried_with_backoff_and_reported() {
         return;
     };
     let (mut cfg, _) = account(&server, "alice", "tui");
-    cfg.server = Some(("127.0.0.1".into(), port));
+    cfg.servers = vec![("127.0.0.1".into(), port)];
     cfg.max_attempts = Some(2);
     let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
     let states = connection_states(&mut net, 20).await;
@@ -223,7 +223,7 @@ async fn a_certificate_for_another_name_is_refused() {
     };
     let (mut cfg, password) = account(&server, "alice", "tui");
     let relay = relay::Relay::start(server.port).await;
-    cfg.server = Some(("127.0.0.1".into(), relay.port));
+    cfg.servers = vec![("127.0.0.1".into(), relay.port)];
     cfg.security = Security::StartTls(tls_config(Some(&ca)).expect("CA loads"));
     cfg.max_attempts = None;
     let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));

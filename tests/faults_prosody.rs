@@ -229,7 +229,7 @@ async fn a_slow_sliced_link_and_a_reset_lose_nothing() {
         bytes_per_sec: Some(20_000),
         slice: Some(7),
     });
-    b_cfg.server = Some(("127.0.0.1".into(), relay.port));
+    b_cfg.servers = vec![("127.0.0.1".into(), relay.port)];
     b_cfg.max_attempts = None;
 
     let mut a_session = session(&["s"], false, Duration::from_secs(3600));

@@ -137,7 +137,7 @@ async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
     let a_cfg = ejabberd_account(&server, "alice", "a");
     let mut b_cfg = ejabberd_account(&server, "bob", "b");
     let relay = relay::Relay::start(server.port).await;
-    b_cfg.server = Some(("127.0.0.1".into(), relay.port));
+    b_cfg.servers = vec![("127.0.0.1".into(), relay.port)];
     b_cfg.max_attempts = None;
     let mut a_session = session(&["cut"], false, Duration::from_secs(3600));
     a_session.subscribe = false;

@@ -94,7 +94,7 @@ async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
     let (a_cfg, _) = account(&server, "alice", "a");
     let (mut b_cfg, b_pw) = account(&server, "bob", "b");
     let relay = relay::Relay::start(server.port).await;
-    b_cfg.server = Some(("127.0.0.1".into(), relay.port));
+    b_cfg.servers = vec![("127.0.0.1".into(), relay.port)];
     b_cfg.max_attempts = None;
 
     let mut a_session = session(&["cut"], false, Duration::from_secs(3600));
@@ -255,7 +255,7 @@ async fn a_resumed_stream_gets_what_it_missed_without_a_resync() {
     let (a_cfg, _) = account(&server, "alice", "a");
     let (mut b_cfg, _) = account(&server, "bob", "b");
     let relay = relay::Relay::start(server.port).await;
-    b_cfg.server = Some(("127.0.0.1".into(), relay.port));
+    b_cfg.servers = vec![("127.0.0.1".into(), relay.port)];
     let mut a_session = session(&["resume"], false, Duration::from_secs(3600));
     a_session.subscribe = false;
     let mut a = xmpp::spawn(a_cfg, a_session);

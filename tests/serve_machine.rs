@@ -42,6 +42,7 @@ fn online(store: Store) -> Service {
     s.handle(
         Input::Online {
             bound: Jid::new(SVC).expect("jid"),
+            server: None,
         },
         now(),
     );
@@ -699,6 +700,7 @@ fn client_gap_detection_is_exact_across_publishers() {
     let outs = w.bob.handle(
         Input::Online {
             bound: Jid::new(BOB).expect("jid"),
+            server: None,
         },
         now(),
     );

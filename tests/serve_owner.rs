@@ -45,6 +45,7 @@ fn service(store: Store) -> Service {
     s.handle(
         Input::Online {
             bound: Jid::new(SVC).expect("jid"),
+            server: None,
         },
         now(),
     );

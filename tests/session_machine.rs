@@ -111,6 +111,7 @@ fn online(s: &mut Session, clock: &Clock, jid: &str) -> Vec<Output> {
     s.handle(
         Input::Online {
             bound: Jid::new(jid).expect("jid"),
+            server: None,
         },
         clock.now(),
     )
@@ -437,7 +438,7 @@ fn requests_do_not_time_out_while_the_link_is_down_and_restart_their_time_on_res
         !ev.iter().any(|e| matches!(e, NetEvent::Reply { .. })),
         "{ev:?}"
     );
-    s.handle(Input::Resumed, clock.now());
+    s.handle(Input::Resumed { server: None }, clock.now());
     clock.advance(Duration::from_secs(29));
     assert!(events(s.handle(Input::Tick, clock.now())).is_empty());
     clock.advance(Duration::from_secs(2));
@@ -834,7 +835,7 @@ fn a_resumed_stream_does_not_resync_a_fresh_one_does() {
     let clock = Clock(Instant::now());
     let mut s = synced(&clock, 2);
     s.handle(Input::Suspended, clock.now());
-    let out = s.handle(Input::Resumed, clock.now());
+    let out = s.handle(Input::Resumed { server: None }, clock.now());
     assert!(
         retrieve_ids(&out).is_empty(),
         "resumption: nothing was lost"

@@ -94,6 +94,7 @@ fn online() -> NetEvent {
     NetEvent::Connection(ConnState::Online {
         jid: "alice@localhost/pubsub-tui-3f2a".into(),
         resumed: false,
+        server: None,
     })
 }
 

@@ -31,6 +31,7 @@ fn session() -> Session {
     let _ = s.handle(
         Input::Online {
             bound: Jid::new("alice@localhost/tui").expect("jid"),
+            server: None,
         },
         now,
     );

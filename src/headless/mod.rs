@@ -75,7 +75,15 @@ fn connection_json(state: &ConnState) -> Value {
         ConnState::Failed { .. } => "failed",
         ConnState::Closed => "closed",
     };
-    json!({"kind": "connection", "state": name, "detail": state.to_string()})
+    let mut v = json!({"kind": "connection", "state": name, "detail": state.to_string()});
+    if let ConnState::Online {
+        server: Some(server),
+        ..
+    } = state
+    {
+        v["server"] = json!(server);
+    }
+    v
 }
 
 /// The lines after a snapshot's items: one per run of lost items, then the summary.

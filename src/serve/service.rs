@@ -348,24 +348,26 @@ impl Service {
     pub fn handle(&mut self, input: Input<ServeCommand>, now: Now) -> Vec<Output<ServeEvent>> {
         let mut out = Vec::new();
         match input {
-            Input::Online { bound } => {
+            Input::Online { bound, server } => {
                 self.bound = Some(bound.clone());
                 self.online = true;
                 self.last_probe = None;
                 out.push(Output::Event(ServeEvent::Connection(ConnState::Online {
                     jid: bound.to_string(),
                     resumed: false,
+                    server,
                 })));
                 out.push(Output::Send(Box::new(Stanza::Presence(Presence::new(
                     PresenceType::None,
                 )))));
             }
-            Input::Resumed => {
+            Input::Resumed { server } => {
                 self.online = true;
                 let jid = self.bound.as_ref().map(ToString::to_string);
                 out.push(Output::Event(ServeEvent::Connection(ConnState::Online {
                     jid: jid.unwrap_or_default(),
                     resumed: true,
+                    server,
                 })));
             }
             Input::Suspended => {

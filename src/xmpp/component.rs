@@ -28,7 +28,7 @@ use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::ping::Ping;
 
-use super::connect::{ConnectConfig, ConnectError, backoff, connect_host};
+use super::connect::{ConnectConfig, ConnectError, backoff, connect_host, server_label};
 use super::events::ConnState;
 use super::guard::Guarded;
 use super::session::{Input, Now, Output};
@@ -42,10 +42,10 @@ const STABLE: Duration = Duration::from_secs(30);
 /// The id prefix of the keepalive pings this shell sends (their answers stay here).
 const PING_ID: &str = "component-keepalive-";
 
-/// Open one authenticated component stream to `cfg.server` as the domain `cfg.jid`, with
-/// `cfg.password` as the shared secret.
+/// Open one authenticated component stream to the server (`cfg.servers`, which has one) as
+/// the domain `cfg.jid`, with `cfg.password` as the shared secret.
 pub async fn establish(cfg: &ConnectConfig) -> Result<Stream, ConnectError> {
-    let Some((host, port)) = &cfg.server else {
+    let Some((host, port)) = cfg.servers.first() else {
         return Err(ConnectError::Network(
             "a component needs --server HOST:PORT (the server's component port)".into(),
         ));
@@ -271,7 +271,10 @@ async fn connected_run<M: Machine>(
     let me = Jid::from(cfg.jid.to_bare());
     let mut tick = tokio::time::interval(TICK);
     let mut pings = 0u64;
-    let mut input = Input::Online { bound: me.clone() };
+    let mut input = Input::Online {
+        bound: me.clone(),
+        server: cfg.servers.first().map(|(h, p)| server_label(h, *p)),
+    };
     loop {
         let mut stop = false;
         let mut lost = false;

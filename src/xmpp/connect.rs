@@ -23,7 +23,6 @@ use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsConnector;
-use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::error::{AuthError, Error as XmppError};
 use tokio_xmpp::stanzastream::Connection;
 use tokio_xmpp::xmlstream::{
@@ -89,8 +88,9 @@ pub struct ConnectConfig {
     /// The account, with the resource to request.
     pub jid: Jid,
     pub password: Password,
-    /// `HOST:PORT` to connect to instead of an SRV lookup of the JID's domain.
-    pub server: Option<(String, u16)>,
+    /// The servers to connect to, in order of preference (`--server`, once or more; all of
+    /// one cluster, or one server). Empty: the JID's domain's SRV records say.
+    pub servers: Vec<(String, u16)>,
     pub security: Security,
     /// Dead-link detection: silence before a ping, and the wait for its answer.
     pub timeouts: Timeouts,
@@ -107,7 +107,7 @@ impl ConnectConfig {
         Self {
             jid,
             password,
-            server: Some(("127.0.0.1".into(), port)),
+            servers: vec![("127.0.0.1".into(), port)],
             security: Security::PlainLoopback,
             timeouts: LINK_TIMEOUTS,
             connect_timeout: CONNECT_TIMEOUT,
@@ -146,17 +146,145 @@ pub enum ConnectError {
     /// dropped): retried, unless it is so at the first connection.
     #[error("{0}")]
     ComponentTaken(String),
+    /// Every server of several failed: each with its reason.
+    #[error("{}", each_server(.0))]
+    Servers(Vec<(String, ConnectError)>),
+}
+
+fn each_server(errors: &[(String, ConnectError)]) -> String {
+    let each: Vec<String> = errors.iter().map(|(s, e)| format!("{s}: {e}")).collect();
+    format!("no server answered ({})", each.join("; "))
 }
 
 impl ConnectError {
     /// Final errors stop the reconnect loop: retrying cannot fix them, and retrying bad
     /// credentials can lock the account.
     pub fn is_fatal(&self) -> bool {
-        !matches!(
-            self,
-            Self::Network(_) | Self::Timeout(_) | Self::ComponentTaken(_)
-        )
+        match self {
+            Self::Network(_) | Self::Timeout(_) | Self::ComponentTaken(_) => false,
+            // Some server may come back: retried unless every one is wrong for good.
+            Self::Servers(each) => each.iter().all(|(_, e)| e.is_fatal()),
+            _ => true,
+        }
     }
+
+    /// About the account, not the server: no other server of the same domain is tried
+    /// (they share the accounts, and retrying bad credentials can lock one).
+    fn is_about_the_account(&self) -> bool {
+        matches!(self, Self::Auth(_) | Self::NoMechanism)
+    }
+
+    /// One error for an attempt that tried `errors.len()` servers (at least one).
+    fn of_servers(mut errors: Vec<(String, ConnectError)>) -> Self {
+        if errors.len() == 1
+            && let Some((_, e)) = errors.pop()
+        {
+            return e;
+        }
+        Self::Servers(errors)
+    }
+}
+
+/// `HOST:PORT` as a user writes it (an IPv6 address in brackets).
+pub fn server_label(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// One SRV record of a domain's XMPP service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvTarget {
+    pub priority: u16,
+    pub weight: u16,
+    pub host: String,
+    pub port: u16,
+}
+
+/// SRV records in the order RFC 2782 says to try them: lowest priority first; within one
+/// priority, an order drawn by weight (a record of weight 3 comes first three times as often
+/// as one of weight 1; those of weight 0 only after the others). `pick(total)` draws uniformly
+/// from `0..total`.
+pub fn srv_order(mut records: Vec<SrvTarget>, mut pick: impl FnMut(u32) -> u32) -> Vec<SrvTarget> {
+    // Zero weights first within a priority, as the RFC's selection expects.
+    records.sort_by_key(|r| (r.priority, r.weight != 0));
+    let mut out = Vec::with_capacity(records.len());
+    while !records.is_empty() {
+        let priority = records[0].priority;
+        let same = records
+            .iter()
+            .take_while(|r| r.priority == priority)
+            .count();
+        let mut group: Vec<SrvTarget> = records.drain(..same).collect();
+        while !group.is_empty() {
+            let total: u32 = group.iter().map(|r| u32::from(r.weight)).sum();
+            let at = if total == 0 {
+                0
+            } else {
+                let drawn = pick(total).min(total - 1);
+                let mut running = 0u32;
+                group
+                    .iter()
+                    .position(|r| {
+                        running += u32::from(r.weight);
+                        running > drawn
+                    })
+                    .unwrap_or(0)
+            };
+            out.push(group.remove(at));
+        }
+    }
+    out
+}
+
+/// The servers of `domain` from its `_xmpp-client._tcp` SRV records, in [`srv_order`]; the
+/// domain itself on port 5222 when it has none (or when the lookup fails: the system's
+/// resolver then says why in words).
+async fn srv_servers(domain: &str) -> Result<Vec<(String, u16)>, ConnectError> {
+    use hickory_resolver::proto::rr::RData;
+    let fallback = vec![(domain.to_owned(), 5222)];
+    if domain.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(fallback);
+    }
+    let Ok(Ok(resolver)) = hickory_resolver::TokioResolver::builder_tokio()
+        .map(hickory_resolver::ResolverBuilder::build)
+    else {
+        return Ok(fallback);
+    };
+    let Ok(lookup) = resolver
+        .srv_lookup(format!("_xmpp-client._tcp.{domain}."))
+        .await
+    else {
+        return Ok(fallback);
+    };
+    let records: Vec<SrvTarget> = lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(srv) => Some(SrvTarget {
+                priority: srv.priority,
+                weight: srv.weight,
+                host: srv.target.to_ascii().trim_end_matches('.').to_owned(),
+                port: srv.port,
+            }),
+            _ => None,
+        })
+        .collect();
+    // RFC 2782: a single record with the target "." says there is no such service.
+    if let [only] = records.as_slice()
+        && only.host.is_empty()
+    {
+        return Err(ConnectError::NotXmpp(format!(
+            "{domain} says in its DNS records that it offers no XMPP service"
+        )));
+    }
+    if records.is_empty() {
+        return Ok(fallback);
+    }
+    let ordered = srv_order(records, |total| rand::random_range(0..total));
+    Ok(ordered.into_iter().map(|r| (r.host, r.port)).collect())
 }
 
 impl From<XmppError> for ConnectError {
@@ -266,33 +394,13 @@ pub(crate) async fn connect_host(host: &str, port: u16) -> Result<TcpStream, Con
     }))
 }
 
-async fn tcp_connect(cfg: &ConnectConfig) -> Result<TcpStream, ConnectError> {
-    let domain = cfg.jid.domain().as_str().to_owned();
-    let tcp = match &cfg.server {
-        Some((host, port)) => connect_host(host, *port).await?,
-        None => match (DnsConfig::UseSrv {
-            host: domain.clone(),
-            srv: "_xmpp-client._tcp".into(),
-            fallback_port: 5222,
-            resolver: None,
-        })
-        .resolve()
-        .await
-        {
-            Ok(tcp) => tcp,
-            Err(XmppError::Disconnected) => {
-                return Err(ConnectError::Network(format!(
-                    "cannot connect to any server of {domain} (from its DNS records, or port \
-                     5222); --server HOST:PORT names one"
-                )));
-            }
-            // The resolver's own errors are debug dumps: ask the system's resolver for the
-            // domain itself (what the SRV lookup falls back to), which answers in words.
-            Err(_) => connect_host(&domain, 5222).await?,
-        },
-    };
-    tcp.set_nodelay(true)?;
-    Ok(tcp)
+/// The servers to try, in order: `--server`s as given, else the domain's SRV records.
+async fn servers(cfg: &ConnectConfig) -> Result<Vec<(String, u16)>, ConnectError> {
+    if cfg.servers.is_empty() {
+        srv_servers(cfg.jid.domain().as_str()).await
+    } else {
+        Ok(cfg.servers.clone())
+    }
 }
 
 /// The body of a stream-level read loop: wait for `<proceed/>` after `<starttls/>`.
@@ -332,10 +440,79 @@ fn tls_error(e: &std::io::Error) -> Option<String> {
         .map(ToString::to_string)
 }
 
-/// Open one authenticated (not yet bound) stream. Stream errors the server sends on it later
-/// are left in `errors`.
+/// Where a connect attempt starts in the list of servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// With the first, as given.
+    First,
+    /// After this one (`HOST:PORT`), which it comes back to last: the server of a session that
+    /// was lost.
+    After(String),
+    /// With this one: the server of a stream that died before its session was set up (for
+    /// a reason that was not the server's; see [`Handovers`]).
+    With(String),
+}
+
+/// Open one authenticated (not yet bound) stream to the first server that takes it, trying
+/// each in turn from `start`, each within the connect timeout. Returns the server it is on
+/// (`HOST:PORT`). Stream errors the server sends on the stream later are left in `errors`.
 pub async fn establish(
     cfg: &ConnectConfig,
+    start: &Start,
+    errors: Option<Arc<StreamErrors>>,
+) -> Result<
+    (
+        String,
+        StreamFeatures,
+        XmppStream<BufStream<Box<dyn AsyncReadWrite>>>,
+    ),
+    ConnectError,
+> {
+    let mut servers = servers(cfg).await?;
+    let (Start::After(from) | Start::With(from)) = start else {
+        return establish_in_turn(cfg, servers, errors).await;
+    };
+    if let Some(at) = servers
+        .iter()
+        .position(|(h, p)| server_label(h, *p) == *from)
+    {
+        let skip = usize::from(matches!(start, Start::After(_)));
+        servers.rotate_left(at + skip);
+    }
+    establish_in_turn(cfg, servers, errors).await
+}
+
+async fn establish_in_turn(
+    cfg: &ConnectConfig,
+    servers: Vec<(String, u16)>,
+    errors: Option<Arc<StreamErrors>>,
+) -> Result<
+    (
+        String,
+        StreamFeatures,
+        XmppStream<BufStream<Box<dyn AsyncReadWrite>>>,
+    ),
+    ConnectError,
+> {
+    let mut failed = Vec::new();
+    for (host, port) in servers {
+        let label = server_label(&host, port);
+        let attempt = establish_on(cfg, &host, port, errors.clone());
+        match tokio::time::timeout(cfg.connect_timeout, attempt).await {
+            Ok(Ok((features, stream))) => return Ok((label, features, stream)),
+            Ok(Err(e)) if e.is_about_the_account() => return Err(e),
+            Ok(Err(e)) => failed.push((label, e)),
+            Err(_) => failed.push((label, ConnectError::Timeout(cfg.connect_timeout))),
+        }
+    }
+    Err(ConnectError::of_servers(failed))
+}
+
+/// Open one authenticated (not yet bound) stream to `host` on `port`.
+pub async fn establish_on(
+    cfg: &ConnectConfig,
+    host: &str,
+    port: u16,
     errors: Option<Arc<StreamErrors>>,
 ) -> Result<
     (
@@ -346,7 +523,8 @@ pub async fn establish(
 > {
     let domain = cfg.jid.domain().as_str().to_owned();
     let ns = xmpp_parsers::ns::JABBER_CLIENT;
-    let tcp = tcp_connect(cfg).await?;
+    let tcp = connect_host(host, port).await?;
+    tcp.set_nodelay(true)?;
     let (io, binding): (Box<dyn AsyncReadWrite>, ChannelBinding) = match &cfg.security {
         Security::PlainLoopback => {
             let peer = tcp.peer_addr()?;
@@ -428,6 +606,8 @@ pub struct Handovers {
     handed: AtomicBool,
     up: AtomicBool,
     failed_in_a_row: AtomicU32,
+    /// The server the last stream went to (`HOST:PORT`).
+    server: std::sync::Mutex<Option<String>>,
     /// The stream error the last stream ended with, if any.
     pub errors: Arc<StreamErrors>,
 }
@@ -450,9 +630,17 @@ impl Handovers {
         }
     }
 
-    fn handed_over(&self) {
+    fn handed_over(&self, server: String) {
+        if let Ok(mut s) = self.server.lock() {
+            *s = Some(server);
+        }
         self.up.store(false, Ordering::SeqCst);
         self.handed.store(true, Ordering::SeqCst);
+    }
+
+    /// The server the last stream went to (`HOST:PORT`).
+    pub fn connected(&self) -> Option<String> {
+        self.server.lock().ok().and_then(|s| s.clone())
     }
 }
 
@@ -509,20 +697,19 @@ pub async fn connect_loop(
     }
     let mut failures = 0u32;
     let mut attempt = 0u32;
+    // After a session was lost, the other servers come first: the one it was on may be down.
+    // A stream that died before its session goes back to the same server.
+    let start = match handovers.connected() {
+        Some(last) if dead_streams == 0 => Start::After(last),
+        Some(last) => Start::With(last),
+        None => Start::First,
+    };
     loop {
         attempt += 1;
         let _ = status.send(ConnState::Connecting { attempt });
-        let result = match tokio::time::timeout(
-            cfg.connect_timeout,
-            establish(&cfg, Some(handovers.errors.clone())),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(ConnectError::Timeout(cfg.connect_timeout)),
-        };
+        let result = establish(&cfg, &start, Some(handovers.errors.clone())).await;
         let error = match result {
-            Ok((mut features, stream)) => {
+            Ok((server, mut features, stream)) => {
                 if dead_streams > 0 {
                     tracing::warn!(
                         dead_streams,
@@ -531,7 +718,7 @@ pub async fn connect_loop(
                     );
                     features.stream_management = None;
                 }
-                handovers.handed_over();
+                handovers.handed_over(server);
                 let _ = slot.send(Connection {
                     stream: stream.box_stream(),
                     features,
@@ -566,5 +753,73 @@ pub async fn connect_loop(
             () = tokio::time::sleep(wait) => {}
             () = slot.closed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn srv(priority: u16, weight: u16, host: &str) -> SrvTarget {
+        SrvTarget {
+            priority,
+            weight,
+            host: host.into(),
+            port: 5222,
+        }
+    }
+
+    fn hosts(v: &[SrvTarget]) -> Vec<&str> {
+        v.iter().map(|r| r.host.as_str()).collect()
+    }
+
+    #[test]
+    fn srv_records_go_by_priority_then_weight() {
+        let records = vec![
+            srv(20, 0, "backup"),
+            srv(10, 1, "light"),
+            srv(10, 3, "heavy"),
+            srv(5, 0, "first"),
+        ];
+        // Drawing 0 picks the first record of the running sum, drawing the total the last.
+        let low = srv_order(records.clone(), |_| 0);
+        assert_eq!(hosts(&low), ["first", "light", "heavy", "backup"]);
+        let high = srv_order(records.clone(), |total| total - 1);
+        assert_eq!(hosts(&high), ["first", "heavy", "light", "backup"]);
+        // With weights 3 and 1, the heavier comes first about three times in four.
+        let heavy_first = (0..4000)
+            .filter(|_| {
+                let order = srv_order(records.clone(), |t| rand::random_range(0..t));
+                order[1].host == "heavy"
+            })
+            .count();
+        assert!(
+            (2700..=3300).contains(&heavy_first),
+            "{heavy_first} of 4000"
+        );
+    }
+
+    #[test]
+    fn an_error_of_each_server_is_said_and_final_only_if_all_are() {
+        let one = ConnectError::of_servers(vec![(
+            "a:1".into(),
+            ConnectError::Network("refused".into()),
+        )]);
+        assert_eq!(one.to_string(), "refused", "one server: its error as it is");
+        let both = ConnectError::of_servers(vec![
+            ("a:1".into(), ConnectError::Network("refused".into())),
+            ("b:2".into(), ConnectError::NotXmpp("not XMPP".into())),
+        ]);
+        assert_eq!(
+            both.to_string(),
+            "no server answered (a:1: refused; b:2: not XMPP)"
+        );
+        assert!(!both.is_fatal(), "a:1 may come back");
+        let wrong = ConnectError::of_servers(vec![
+            ("a:1".into(), ConnectError::NoStartTls),
+            ("b:2".into(), ConnectError::NotXmpp("not XMPP".into())),
+        ]);
+        assert!(wrong.is_fatal());
+        assert_eq!(server_label("::1", 5222), "[::1]:5222");
     }
 }

@@ -316,6 +316,9 @@ pub enum ConnState {
     Online {
         jid: String,
         resumed: bool,
+        /// The server it is on (`HOST:PORT`), when known: with several servers for one
+        /// account, the one it reached.
+        server: Option<String>,
     },
     /// The link was lost; reconnecting (resumption is still possible).
     Suspended,
@@ -340,6 +343,11 @@ impl std::fmt::Display for ConnState {
                 "attempt {attempt} failed: {error}; retrying in {} s",
                 retry_in.as_secs().max(1)
             ),
+            Self::Online {
+                jid,
+                server: Some(server),
+                ..
+            } => write!(f, "online as {jid} on {server}"),
             Self::Online { jid, .. } => write!(f, "online as {jid}"),
             Self::Suspended => f.write_str("connection lost, reconnecting"),
             Self::Failed { error } => write!(f, "failed: {error}"),

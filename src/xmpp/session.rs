@@ -146,9 +146,13 @@ pub enum Input<C = Command> {
     /// A fresh stream (not a resumption) is bound to this JID.
     Online {
         bound: Jid,
+        /// The server it is on (`HOST:PORT`), when the connector knows it.
+        server: Option<String>,
     },
-    /// The stream was resumed (XEP-0198): nothing was lost.
-    Resumed,
+    /// The stream was resumed (XEP-0198), on this server: nothing was lost.
+    Resumed {
+        server: Option<String>,
+    },
     /// The connection dropped; the stream is trying to resume or reconnect.
     Suspended,
     /// News from the connector (attempts, retries, a final failure).
@@ -380,6 +384,8 @@ pub struct Session {
     nodes: Vec<Followed>,
     conn: ConnState,
     bound: Option<Jid>,
+    /// The server the stream is on (`HOST:PORT`), when the connector knows it.
+    server: Option<String>,
     next_id: u64,
     pending: HashMap<String, Pending>,
     /// Publisher numbering, the outbox and the kept items (in memory only, or a database).
@@ -449,6 +455,7 @@ impl Session {
             cfg,
             conn: ConnState::Connecting { attempt: 1 },
             bound: None,
+            server: None,
             next_id: 0,
             pending: HashMap::new(),
             store,
@@ -503,8 +510,12 @@ impl Session {
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Online { bound } => self.on_online(&bound, now, &mut out),
-            Input::Resumed => {
+            Input::Online { bound, server } => {
+                self.server = server;
+                self.on_online(&bound, now, &mut out);
+            }
+            Input::Resumed { server } => {
+                self.server = server;
                 // Requests in flight were kept (and are re-sent) by stream management: their
                 // answers can come now, so their time starts again.
                 for p in self.pending.values_mut() {
@@ -518,6 +529,7 @@ impl Session {
                             .map(ToString::to_string)
                             .unwrap_or_default(),
                         resumed: true,
+                        server: self.server.clone(),
                     },
                     &mut out,
                 );
@@ -680,6 +692,7 @@ impl Session {
             ConnState::Online {
                 jid: bound.to_string(),
                 resumed: false,
+                server: self.server.clone(),
             },
             out,
         );

@@ -206,12 +206,12 @@ async fn run<M: Machine>(
             ev = stream.next(), if stream_alive => match ev {
                 Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => {
                     handovers.session_up();
-                    Input::Online { bound: bound_jid }
+                    Input::Online { bound: bound_jid, server: handovers.connected() }
                 }
                 Some(Event::Stream(StreamEvent::Suspended)) => Input::Suspended,
                 Some(Event::Stream(StreamEvent::Resumed)) => {
                     handovers.session_up();
-                    Input::Resumed
+                    Input::Resumed { server: handovers.connected() }
                 }
                 Some(Event::Stanza(s)) => {
                     trace_incoming(&s);

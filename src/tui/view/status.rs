@@ -34,8 +34,12 @@ fn conn_label(conn: &ConnState, short: bool) -> String {
         // Said once, here, with its reason (the message log keeps it too).
         ConnState::Failed { error } => format!("connection failed: {error}"),
         // The bare JID: the resource (new each run) is in the message log.
-        ConnState::Online { jid, .. } => {
-            format!("online as {}", jid.split('/').next().unwrap_or(jid))
+        ConnState::Online { jid, server, .. } => {
+            let bare = jid.split('/').next().unwrap_or(jid);
+            match server {
+                Some(server) => format!("online as {bare} on {server}"),
+                None => format!("online as {bare}"),
+            }
         }
         other => other.to_string(),
     }
