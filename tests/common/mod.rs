@@ -220,6 +220,23 @@ pub fn start_ejabberd_with(pubsub_options: &str) -> Option<ejabberd::Ejabberd> {
     ejabberd_usable().then(|| ejabberd::Ejabberd::start_with(false, pubsub_options))
 }
 
+/// Start a two-node ejabberd cluster with pubsub on PostgreSQL, or skip (a failure under
+/// `CI=true`).
+pub fn start_cluster() -> Option<ejabberd::Cluster> {
+    if !ejabberd_usable() {
+        return None;
+    }
+    if let Some(missing) = ejabberd::cluster_missing() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no {missing} (scripts/ensure-deps installs it)"
+        );
+        eprintln!("SKIPPED: no {missing} (scripts/ensure-deps installs it)");
+        return None;
+    }
+    Some(ejabberd::Cluster::start())
+}
+
 /// Is ejabberd installed, and may this user run it? (No is a failure under `CI=true`.)
 fn ejabberd_usable() -> bool {
     let root = std::process::Command::new("id")

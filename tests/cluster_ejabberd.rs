@@ -1,0 +1,120 @@
+//! A two-node ejabberd cluster with pubsub on PostgreSQL (issue 18): a subscriber on node A and
+//! a publisher on node B see each other's items, and when A dies the subscriber moves to B,
+//! resyncs, and ends with every item, none twice.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use pubsub_tui::tui::update::{Msg, update};
+use pubsub_tui::xmpp::{self, ConnState, NetEvent, SnapshotReason};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_moves_to_the_other_node_when_its_node_dies_and_loses_nothing() {
+    let started = Instant::now();
+    let Some(mut cluster) = start_cluster() else {
+        return;
+    };
+    let set_up = started.elapsed();
+    // Accounts registered on one node are the cluster's.
+    let alice_cfg = ejabberd_account(&cluster.a, "alice", "sub");
+    let bob_cfg = ejabberd_account(&cluster.b, "bob", "pub");
+    let (a_port, b_port) = (cluster.a.port, cluster.b.port);
+
+    // Bob, on B, creates the node with its first item.
+    let mut bob_session = session(&["n"], false, Duration::from_secs(3600));
+    bob_session.subscribe = false;
+    let mut bob = xmpp::spawn(bob_cfg, bob_session);
+    wait_online(&mut bob).await;
+    let mut published = publish_n(&mut bob, "n", 1).await;
+
+    // Alice, given both nodes, is on A.
+    let mut alice_cfg = alice_cfg;
+    alice_cfg.servers = vec![("127.0.0.1".into(), a_port), ("127.0.0.1".into(), b_port)];
+    alice_cfg.max_attempts = None;
+    let mut alice = xmpp::spawn(alice_cfg, session(&["n"], false, Duration::from_secs(3600)));
+    let mut m = model_for("n");
+    let mut on = None;
+    run_until(&mut alice, &mut m, 30, "alice's first snapshot", |e| {
+        if let NetEvent::Connection(ConnState::Online { server, .. }) = e {
+            on.clone_from(server);
+        }
+        matches!(e, NetEvent::Snapshot { .. })
+    })
+    .await;
+    assert_eq!(on, Some(format!("127.0.0.1:{a_port}")), "alice is on A");
+
+    // 100 items from B reach her on A, live.
+    published.extend(publish_n(&mut bob, "n", 100).await);
+    while feed_ids(&m).len() < published.len() {
+        run_until(&mut alice, &mut m, 30, "bob's items at alice", |e| {
+            matches!(e, NetEvent::Item(_))
+        })
+        .await;
+    }
+    assert_eq!(feed_ids(&m), published, "across the cluster, live");
+
+    // A dies; bob goes on publishing on B meanwhile (in a task of its own, so that alice's
+    // events are read, and timed, as they come).
+    let killed = Instant::now();
+    cluster.a.kill();
+    let publishing = tokio::spawn(async move {
+        let ids = publish_n(&mut bob, "n", 100).await;
+        (bob, ids)
+    });
+    let mut back = None;
+    let mut resynced = None;
+    run_until(&mut alice, &mut m, 60, "alice back, resynced", |e| {
+        match e {
+            NetEvent::Connection(ConnState::Online { server, .. }) => {
+                back = Some((killed.elapsed(), server.clone()));
+            }
+            NetEvent::Snapshot {
+                reason: SnapshotReason::Initial,
+                ..
+            } if back.is_some() => resynced = Some(killed.elapsed()),
+            _ => {}
+        }
+        resynced.is_some()
+    })
+    .await;
+    let (bob, more) = publishing.await.expect("bob's task");
+    published.extend(more);
+    let (failover, server) = back.expect("online again");
+    assert_eq!(
+        server,
+        Some(format!("127.0.0.1:{b_port}")),
+        "alice moved to B"
+    );
+    // The rest of bob's items, and late duplicates (items re-sent at login, a second
+    // subscription), have their chance.
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(2), alice.events.recv()).await
+    {
+        let _ = update(&mut m, Msg::Net(ev));
+    }
+    drop(bob);
+    let ids = feed_ids(&m);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "no duplicates"
+    );
+    assert_eq!(ids, published, "every item, in order");
+    let stored = cluster.pg.psql(
+        "ejabberd",
+        "ejabberd",
+        &["-c", "SELECT count(*) FROM pubsub_item"],
+    );
+    assert_eq!(stored.trim(), "201", "the items are in PostgreSQL");
+    let resync = resynced.expect("resynced") - failover;
+    println!(
+        "cluster: set up in {} ms; failover {} ms from the kill to online on B, resync {} ms \
+         more; whole test {} ms",
+        set_up.as_millis(),
+        failover.as_millis(),
+        resync.as_millis(),
+        started.elapsed().as_millis()
+    );
+}
