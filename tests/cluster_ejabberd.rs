@@ -108,7 +108,7 @@ async fn a_subscriber_moves_to_the_other_node_when_its_node_dies_and_loses_nothi
         &["-c", "SELECT count(*) FROM pubsub_item"],
     );
     assert_eq!(stored.trim(), "201", "the items are in PostgreSQL");
-    let resync = resynced.expect("resynced") - failover;
+    let resync = resynced.expect("resynced").saturating_sub(failover);
     println!(
         "cluster: set up in {} ms; failover {} ms from the kill to online on B, resync {} ms \
          more; whole test {} ms",
