@@ -101,18 +101,45 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 /// `server = "HOST:PORT"`, or a list of them: the servers of one domain (its cluster's nodes),
 /// tried in this order.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
+#[serde(try_from = "ServersAsWritten")]
 pub enum Servers {
     One(String),
     Many(Vec<String>),
 }
 
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ServersAsWritten {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl TryFrom<ServersAsWritten> for Servers {
+    type Error = String;
+
+    fn try_from(s: ServersAsWritten) -> Result<Self, String> {
+        match s {
+            ServersAsWritten::Many(v) if v.is_empty() => {
+                Err("server is an empty list: leave it out to use the domain's SRV records".into())
+            }
+            ServersAsWritten::Many(v) => Ok(Self::Many(v)),
+            ServersAsWritten::One(s) => Ok(Self::One(s)),
+        }
+    }
+}
+
 impl Servers {
+    /// Each server; a string may hold several, comma-separated, as `--server` and
+    /// `PUBSUB_TUI_SERVER` take them.
     fn into_vec(self) -> Vec<String> {
-        match self {
+        let each = match self {
             Self::One(s) => vec![s],
             Self::Many(v) => v,
-        }
+        };
+        each.iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_owned())
+            .collect()
     }
 }
 
@@ -866,6 +893,14 @@ mod tests {
         );
         let err = FileConfig::parse("server = 5222", path).expect_err("a number");
         assert!(err.to_string().contains("config.toml"), "{err}");
+        let err = FileConfig::parse("server = []", path).expect_err("an empty list");
+        assert!(err.to_string().contains("empty list"), "{err}");
+        // Commas separate servers in a string, as on the command line.
+        let commas = FileConfig::parse("server = \"a:1, b:2\"", path).expect("commas");
+        assert_eq!(
+            commas.server.map(Servers::into_vec),
+            Some(vec!["a:1".to_owned(), "b:2".to_owned()])
+        );
     }
 
     #[test]

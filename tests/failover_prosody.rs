@@ -166,3 +166,42 @@ async fn when_no_server_answers_the_final_state_gives_each_ones_reason() {
     }
     assert!(error.contains("gave up after 2 attempts"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_first_server_takes_only_its_share_of_the_attempt() {
+    let Some((a, _b, password)) = two_servers().await else {
+        return;
+    };
+    // Takes the connection (the kernel completes it) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let mut cfg = connect_config(&a, "alice", "tui", &password);
+    cfg.servers = vec![
+        ("127.0.0.1".into(), silent_port),
+        ("127.0.0.1".into(), a.port),
+    ];
+    cfg.connect_timeout = Duration::from_secs(4);
+    let started = Instant::now();
+    let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
+    let mut states = Vec::new();
+    let server = wait_for(&mut net, 20, "online", |e| match e {
+        NetEvent::Connection(ConnState::Online { server, .. }) => Some(server.clone()),
+        NetEvent::Connection(s) => {
+            states.push(s.clone());
+            None
+        }
+        _ => None,
+    })
+    .await;
+    let took = started.elapsed();
+    assert_eq!(server, Some(format!("127.0.0.1:{}", a.port)));
+    // In the first attempt, after half of it went to the silent one.
+    assert!(
+        !states
+            .iter()
+            .any(|s| matches!(s, ConnState::Retrying { .. })),
+        "{states:?}"
+    );
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    drop(silent);
+}

@@ -362,6 +362,28 @@ impl Builder {
         }
         self.removed = self.removed.saturating_add(unsafe_chars(raw));
         let mut text = crate::sanitize::text(raw);
+        // Adjacent runs (a text split by a left-out element) join. The last run grows at the
+        // end of the buffer: one kept elsewhere (a word, a repeated value) moves there first,
+        // and its copy counts against the byte bound.
+        let joins = self
+            .nodes
+            .last()
+            .is_some_and(|l| l.ns == TEXT && usize::from(l.depth) == depth);
+        if joins
+            && let Some(&last) = self.nodes.last()
+            && !(last.span.start & WORD == 0
+                && (last.span.start + last.span.len) as usize == self.buf.len())
+        {
+            let run = slice(&self.buf, last.span).to_owned();
+            if self.buf.len() + run.len() > MAX_BYTES {
+                self.cut = Some(Cut::Bytes);
+                return;
+            }
+            let span = self.push(&run);
+            if let Some(last) = self.nodes.last_mut() {
+                last.span = span;
+            }
+        }
         if self.buf.len() + text.len() > MAX_BYTES {
             let mut end = MAX_BYTES.saturating_sub(self.buf.len());
             while !text.is_char_boundary(end) {
@@ -375,24 +397,9 @@ impl Builder {
         } else if !self.room(depth, text.len()) {
             return;
         }
-        // Adjacent runs (a text split by a left-out element) join. The last run grows at the
-        // end of the buffer; one kept elsewhere (a word, a repeated value) moves there first.
-        if let Some(&last) = self.nodes.last()
-            && last.ns == TEXT
-            && usize::from(last.depth) == depth
-        {
-            let at_end = last.span.start & WORD == 0
-                && (last.span.start + last.span.len) as usize == self.buf.len();
-            let mut span = last.span;
-            if !at_end {
-                let run = slice(&self.buf, last.span).to_owned();
-                span = self.push(&run);
-            }
+        if joins && let Some(last) = self.nodes.last_mut() {
             self.buf.push_str(&text);
-            span.len += u32::try_from(text.len()).unwrap_or(0);
-            if let Some(last) = self.nodes.last_mut() {
-                last.span = span;
-            }
+            last.span.len += u32::try_from(text.len()).unwrap_or(0);
             return;
         }
         let span = self.intern(&text);

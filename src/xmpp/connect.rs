@@ -169,9 +169,10 @@ impl ConnectError {
     }
 
     /// About the account, not the server: no other server of the same domain is tried
-    /// (they share the accounts, and retrying bad credentials can lock one).
+    /// (they share the accounts, and retrying bad credentials can lock one). The mechanisms a
+    /// server offers are its own configuration: another may have one in common.
     fn is_about_the_account(&self) -> bool {
-        matches!(self, Self::Auth(_) | Self::NoMechanism)
+        matches!(self, Self::Auth(_))
     }
 
     /// One error for an attempt that tried `errors.len()` servers (at least one).
@@ -208,7 +209,8 @@ pub struct SrvTarget {
 /// as one of weight 1; those of weight 0 only after the others). `pick(total)` draws uniformly
 /// from `0..total`.
 pub fn srv_order(mut records: Vec<SrvTarget>, mut pick: impl FnMut(u32) -> u32) -> Vec<SrvTarget> {
-    // Zero weights first within a priority, as the RFC's selection expects.
+    // Zero weights first within a priority (the RFC's arrangement); with the draw below they
+    // come after the weighted records of their priority, in the order given.
     records.sort_by_key(|r| (r.priority, r.weight != 0));
     let mut out = Vec::with_capacity(records.len());
     while !records.is_empty() {
@@ -259,10 +261,13 @@ async fn srv_servers(domain: &str) -> Result<Vec<(String, u16)>, ConnectError> {
     else {
         return Ok(fallback);
     };
+    let records_len = lookup.answers().len();
     let records: Vec<SrvTarget> = lookup
         .answers()
         .iter()
         .filter_map(|r| match &r.data {
+            // "." is no server (only meaningful alone, handled below).
+            RData::SRV(srv) if records_len > 1 && srv.target.is_root() => None,
             RData::SRV(srv) => Some(SrvTarget {
                 priority: srv.priority,
                 weight: srv.weight,
@@ -382,8 +387,26 @@ pub(crate) async fn connect_host(host: &str, port: u16) -> Result<TcpStream, Con
         .map_err(|e| ConnectError::Network(format!("cannot find the server {host}: {e}")))?
         .collect();
     let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
+    let count = addrs.len();
+    for (i, addr) in addrs.into_iter().enumerate() {
+        // A silent address (a broken IPv6 route) must not keep the others from being tried.
+        let connect = TcpStream::connect(addr);
+        let result = if i + 1 < count {
+            tokio::time::timeout(ADDRESS_TIMEOUT, connect)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "no answer from {addr} within {} s",
+                            ADDRESS_TIMEOUT.as_secs()
+                        ),
+                    ))
+                })
+        } else {
+            connect.await
+        };
+        match result {
             Ok(tcp) => return Ok(tcp),
             Err(e) => last = Some(e),
         }
@@ -468,7 +491,9 @@ pub async fn establish(
     ),
     ConnectError,
 > {
-    let mut servers = servers(cfg).await?;
+    let mut servers = tokio::time::timeout(cfg.connect_timeout, servers(cfg))
+        .await
+        .map_err(|_| ConnectError::Timeout(cfg.connect_timeout))??;
     let (Start::After(from) | Start::With(from)) = start else {
         return establish_in_turn(cfg, servers, errors).await;
     };
@@ -494,19 +519,43 @@ async fn establish_in_turn(
     ),
     ConnectError,
 > {
+    // The attempt as a whole keeps to the connect timeout: the servers left share what is
+    // left of it equally (a healthy server takes well under a second), so a silent one
+    // cannot use up the others' time.
+    let deadline = tokio::time::Instant::now() + cfg.connect_timeout;
+    let count = servers.len();
     let mut failed = Vec::new();
-    for (host, port) in servers {
+    for (i, (host, port)) in servers.into_iter().enumerate() {
         let label = server_label(&host, port);
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() {
+            failed.push((
+                label,
+                ConnectError::Network("not tried: the attempt's time was used up".into()),
+            ));
+            continue;
+        }
+        let left = u32::try_from(count - i).unwrap_or(u32::MAX);
+        let share = remaining / left;
         let attempt = establish_on(cfg, &host, port, errors.clone());
-        match tokio::time::timeout(cfg.connect_timeout, attempt).await {
+        let error = match tokio::time::timeout(share, attempt).await {
             Ok(Ok((features, stream))) => return Ok((label, features, stream)),
             Ok(Err(e)) if e.is_about_the_account() => return Err(e),
-            Ok(Err(e)) => failed.push((label, e)),
-            Err(_) => failed.push((label, ConnectError::Timeout(cfg.connect_timeout))),
+            Ok(Err(e)) => e,
+            Err(_) => ConnectError::Timeout(share),
+        };
+        // Said here too: a later server may work, and then this reason would go unseen (a
+        // certificate that does not verify on one node, say).
+        if count > 1 {
+            tracing::warn!(server = %label, error = %error, "server failed, trying the next");
         }
+        failed.push((label, error));
     }
     Err(ConnectError::of_servers(failed))
 }
+
+/// Time for one address of a name that has several, before the next is tried.
+const ADDRESS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Open one authenticated (not yet bound) stream to `host` on `port`.
 pub async fn establish_on(

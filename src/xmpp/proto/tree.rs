@@ -242,4 +242,23 @@ mod tests {
         assert_eq!(t.own_text(0), "a repeated text and more");
         assert_eq!(t.len(), 2, "one element and one run of text");
     }
+
+    #[test]
+    fn a_run_kept_once_that_moves_to_grow_counts_against_the_byte_bound() {
+        let third = "a".repeat(MAX_BYTES / 3);
+        let mut b = Builder::new();
+        let attrs = [("message", third.as_str()), ("other", "a later value")];
+        assert!(b.open(0, ITEM, "item", attrs.into_iter()));
+        b.text(1, &third); // kept once: the first attribute's value, not at the buffer's end
+        assert!(!b.open(MAX_DEPTH + 1, "urn:x", "deep", std::iter::empty()));
+        // Joining moves the run to the end of the buffer (a second copy of it): with that
+        // copy, the new text no longer fits whole, and is cut at the bound.
+        let more = "b".repeat(MAX_BYTES / 2);
+        b.text(1, &more);
+        let t = b.finish();
+        assert_eq!(t.cut(), Some(Cut::Bytes));
+        let text = t.own_text(0);
+        assert!(text.starts_with(&third) && text.ends_with('b'));
+        assert!(t.weight() <= MAX_BYTES + 100, "{}", t.weight());
+    }
 }
