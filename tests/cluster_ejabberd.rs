@@ -8,11 +8,16 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::*;
+use pubsub_tui::feed::{ItemState, MarkerKind, RowKind};
 use pubsub_tui::tui::update::{Msg, update};
-use pubsub_tui::xmpp::{self, ConnState, NetEvent, SnapshotReason};
+use pubsub_tui::xmpp::{self, Answer, Command, ConnState, NetEvent, OwnerOp, SnapshotReason};
+
+/// One cluster at a time: each is four Erlang VMs' worth of work for two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_moves_to_the_other_node_when_its_node_dies_and_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     let Some(mut cluster) = start_cluster() else {
         return;
@@ -117,4 +122,147 @@ async fn a_subscriber_moves_to_the_other_node_when_its_node_dies_and_loses_nothi
         resync.as_millis(),
         started.elapsed().as_millis()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_the_service_evicted_while_the_subscriber_moved_are_marked_lost_exactly() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut cluster) = start_cluster() else {
+        return;
+    };
+    let alice_cfg = ejabberd_account(&cluster.a, "alice", "sub");
+    let bob_cfg = ejabberd_account(&cluster.b, "bob", "pub");
+    let (a_port, b_port) = (cluster.a.port, cluster.b.port);
+
+    // Bob, on B, makes a node that keeps its newest 50 items.
+    let mut bob_session = session(&["ev"], false, Duration::from_secs(3600));
+    bob_session.subscribe = false;
+    let mut bob = xmpp::spawn(bob_cfg, bob_session);
+    wait_online(&mut bob).await;
+    create_node(&mut bob, "ev", 50).await;
+
+    // Alice reaches B through a relay, which can hold her off B for a while.
+    let to_b = relay::Relay::start(b_port).await;
+    let mut alice_cfg = alice_cfg;
+    alice_cfg.servers = vec![
+        ("127.0.0.1".into(), a_port),
+        ("127.0.0.1".into(), to_b.port),
+    ];
+    alice_cfg.max_attempts = None;
+    let mut alice = xmpp::spawn(
+        alice_cfg,
+        session(&["ev"], false, Duration::from_secs(3600)),
+    );
+    let mut m = model_for("ev");
+    run_until(&mut alice, &mut m, 30, "alice's first snapshot", |e| {
+        matches!(e, NetEvent::Snapshot { .. })
+    })
+    .await;
+    let seen = publish_n(&mut bob, "ev", 30).await;
+    while feed_ids(&m).len() < seen.len() {
+        run_until(&mut alice, &mut m, 30, "bob's items at alice", |e| {
+            matches!(e, NetEvent::Item(_))
+        })
+        .await;
+    }
+
+    // A dies, and B is out of alice's reach for now. Meanwhile bob publishes 100 more: the
+    // node keeps the newest 50, so numbers 31 to 80 alice never received are gone from the
+    // service. Then she reaches B.
+    to_b.set_accepting(false);
+    cluster.a.kill();
+    run_until(&mut alice, &mut m, 30, "alice offline", |e| {
+        matches!(e, NetEvent::Connection(ConnState::Retrying { .. }))
+    })
+    .await;
+    let later = publish_n(&mut bob, "ev", 100).await;
+    to_b.set_accepting(true);
+    let mut lost = None;
+    run_until(&mut alice, &mut m, 60, "alice resynced on B", |e| match e {
+        NetEvent::Snapshot {
+            reason: SnapshotReason::Initial,
+            lost: l,
+            ..
+        } => {
+            lost = Some(l.clone());
+            true
+        }
+        _ => false,
+    })
+    .await;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(2), alice.events.recv()).await
+    {
+        let _ = update(&mut m, Msg::Net(ev));
+    }
+    let lost = lost.expect("a snapshot");
+    let ranges: Vec<(u64, u64)> = lost.iter().map(|l| (l.from, l.to)).collect();
+    assert_eq!(
+        ranges,
+        [(31, 80)],
+        "exactly the evicted numbers alice never had"
+    );
+
+    // The feed: the 30 alice had (gone from the service, kept here), a lost marker, then the
+    // 50 the service keeps; none twice.
+    let mut expected = seen.clone();
+    expected.extend(later[50..].iter().cloned());
+    assert_feed_after_eviction(&m, &expected);
+    drop(bob);
+}
+
+/// Create `node`, open, keeping `max_items`.
+async fn create_node(net: &mut xmpp::NetHandle, node: &str, max_items: u32) {
+    net.commands
+        .send(Command::Owner {
+            req: req(),
+            node: net.key(node),
+            op: OwnerOp::open_node(max_items, None),
+        })
+        .await
+        .expect("send");
+    wait_for(net, 15, "the node created", |e| match e {
+        NetEvent::Reply {
+            result: Ok(Answer::Owner { .. }),
+            ..
+        } => Some(()),
+        NetEvent::Reply { result: Err(e), .. } => panic!("create: {e}"),
+        _ => None,
+    })
+    .await;
+}
+
+/// The feed holds `expected` in order, the first 30 gone from the service, and one marker of
+/// 50 lost items.
+fn assert_feed_after_eviction(m: &pubsub_tui::tui::model::Model, expected: &[String]) {
+    assert_eq!(feed_ids(m), expected);
+    let feed = &m.nodes[0].feed;
+    let rows: Vec<&RowKind> = feed.rows(0, feed.len()).map(|r| &r.kind).collect();
+    let gone = rows
+        .iter()
+        .filter(|k| {
+            matches!(
+                k,
+                RowKind::Item {
+                    state: ItemState::Gone,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(
+        gone, 30,
+        "what alice had, marked as no longer on the service"
+    );
+    let lost_markers: Vec<&String> = rows
+        .iter()
+        .filter_map(|k| match k {
+            RowKind::Marker {
+                kind: MarkerKind::Lost,
+                text,
+            } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost_markers.len(), 1, "{lost_markers:?}");
+    assert!(lost_markers[0].contains("50"), "{lost_markers:?}");
 }

@@ -193,6 +193,15 @@ impl Ejabberd {
         );
     }
 
+    /// The node's process, from the PID file it writes.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     fn pid_file(&self) -> PathBuf {
         self.dir.path().join("ejabberd.pid")
     }
