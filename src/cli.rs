@@ -103,6 +103,10 @@ pub struct WatchArgs {
     /// printed as always.
     #[arg(long, value_name = "EXPR", value_parser = filter_expr)]
     pub filter: Option<crate::feed::filter::Filter>,
+
+    /// Accepted for symmetry with the other commands' --json: watch always prints JSON.
+    #[arg(long, hide = true)]
+    pub json: bool,
 }
 
 fn filter_expr(s: &str) -> Result<crate::feed::filter::Filter, String> {

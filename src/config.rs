@@ -108,7 +108,7 @@ pub enum Servers {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a \"HOST:PORT\" string, or a list of them")]
 enum ServersAsWritten {
     One(String),
     Many(Vec<String>),
@@ -138,7 +138,9 @@ impl Servers {
         };
         each.iter()
             .flat_map(|s| s.split(','))
-            .map(|s| s.trim().to_owned())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
             .collect()
     }
 }
@@ -248,10 +250,16 @@ pub fn merge(
     Merged {
         jid: account.jid.clone().or(file.jid),
         resource: account.resource.clone().or(file.resource),
-        server: if account.server.is_empty() {
+        // Empty pieces (a trailing comma, an empty PUBSUB_TUI_SERVER) name no server.
+        server: if account.server.iter().all(|s| s.trim().is_empty()) {
             file.server.map(Servers::into_vec).unwrap_or_default()
         } else {
-            account.server.clone()
+            account
+                .server
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .cloned()
+                .collect()
         },
         ca_file: account.ca_file.clone().or(file.ca_file),
         insecure_plain_tcp: account.insecure_plain_tcp || file.insecure_plain_tcp.unwrap_or(false),

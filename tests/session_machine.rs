@@ -618,6 +618,43 @@ fn retract_purge_delete_events() {
 }
 
 #[test]
+fn the_same_notification_again_is_delivered_once_an_edit_or_a_republish_after_a_retract_is_news() {
+    let clock = Clock(Instant::now());
+    let mut s = synced(&clock, 1);
+    let items = |s: &mut Session, input: Input| {
+        events(s.handle(input, clock.now()))
+            .into_iter()
+            .filter_map(|e| match e {
+                NetEvent::Item(i) => Some((i.id.unwrap_or_default(), i.text)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let once = vec![("s1-2".to_owned(), "m2".to_owned())];
+    assert_eq!(items(&mut s, live("n", "alice@localhost/a", "s1", 2)), once);
+    // ejabberd re-sends a node's last item at subscribe and at presence: the same again.
+    assert_eq!(items(&mut s, live("n", "alice@localhost/a", "s1", 2)), []);
+    // The same id with another payload is an edit: news.
+    let edit = stanza(
+        "<message xmlns='jabber:client' from='pubsub.localhost' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='n'><item id='s1-2'><post xmlns='urn:x-pubsub-tui:item:0' sender='alice@localhost/a' seq='2' session='s1' time='2026-11-24T07:00:02Z'>m2, edited</post></item></items></event></message>",
+    );
+    assert_eq!(items(&mut s, edit).len(), 1);
+    // Retracted, then published again as it was: news too.
+    let retract = stanza(
+        "<message xmlns='jabber:client' from='pubsub.localhost' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='n'><retract id='s1-3'/></items></event></message>",
+    );
+    assert_eq!(
+        items(&mut s, live("n", "alice@localhost/a", "s1", 3)).len(),
+        1
+    );
+    assert_eq!(items(&mut s, retract), []);
+    assert_eq!(
+        items(&mut s, live("n", "alice@localhost/a", "s1", 3)).len(),
+        1
+    );
+}
+
+#[test]
 fn hostile_event_text_is_sanitised_and_odd_shapes_do_not_panic() {
     let clock = Clock(Instant::now());
     let mut s = Session::new(config("pubsub.localhost", &["n"]));
@@ -1868,7 +1905,10 @@ fn a_connecting_report_that_comes_after_the_stream_is_up_is_stale() {
     let mut s = Session::new(config("pubsub.localhost", &["n"]));
     online(&mut s, &clock, "bob@localhost/tui");
     let late = events(s.handle(
-        Input::Connection(ConnState::Connecting { attempt: 1 }),
+        Input::Connection(ConnState::Connecting {
+            attempt: 1,
+            server: None,
+        }),
         clock.now(),
     ));
     assert!(late.is_empty(), "{late:?}");
@@ -1876,12 +1916,18 @@ fn a_connecting_report_that_comes_after_the_stream_is_up_is_stale() {
     // Positive control: after a loss, the connector's reports are news.
     s.handle(Input::Suspended, clock.now());
     let news = events(s.handle(
-        Input::Connection(ConnState::Connecting { attempt: 2 }),
+        Input::Connection(ConnState::Connecting {
+            attempt: 2,
+            server: None,
+        }),
         clock.now(),
     ));
     assert_eq!(
         news,
-        [NetEvent::Connection(ConnState::Connecting { attempt: 2 })]
+        [NetEvent::Connection(ConnState::Connecting {
+            attempt: 2,
+            server: None
+        })]
     );
 }
 

@@ -75,8 +75,13 @@ fn connection_json(state: &ConnState) -> Value {
         ConnState::Failed { .. } => "failed",
         ConnState::Closed => "closed",
     };
-    let mut v = json!({"kind": "connection", "state": name, "detail": state.to_string()});
+    let mut v = json!({"kind": "connection", "state": name, "detail": state.to_string(),
+                       "at": timestamp(Utc::now())});
     if let ConnState::Online {
+        server: Some(server),
+        ..
+    }
+    | ConnState::Connecting {
         server: Some(server),
         ..
     } = state

@@ -310,7 +310,10 @@ impl Model {
             feed_offset: 0,
             cursor: None,
             compose: Input::default(),
-            conn: ConnState::Connecting { attempt: 1 },
+            conn: ConnState::Connecting {
+                attempt: 1,
+                server: None,
+            },
             conn_since: DateTime::<Utc>::UNIX_EPOCH,
             net_ended: false,
             service: service.clone(),

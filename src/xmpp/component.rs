@@ -157,7 +157,10 @@ async fn run<M: Machine>(
         let attempt = failures + 1;
         if !feed(
             &mut machine,
-            Input::Connection(ConnState::Connecting { attempt }),
+            Input::Connection(ConnState::Connecting {
+                attempt,
+                server: cfg.servers.first().map(|(h, p)| server_label(h, *p)),
+            }),
             &events,
         )
         .await

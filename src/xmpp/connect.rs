@@ -134,7 +134,7 @@ pub enum ConnectError {
     PlainNotLoopback(String),
     #[error("{0}")]
     Network(String),
-    #[error("no answer within {} s", .0.as_secs())]
+    #[error("no answer within {} s", .0.as_secs_f64().round())]
     Timeout(Duration),
     /// The peer is something else (a web server, SSH, …): a wrong host or port.
     #[error("{0}")]
@@ -483,6 +483,7 @@ pub async fn establish(
     cfg: &ConnectConfig,
     start: &Start,
     errors: Option<Arc<StreamErrors>>,
+    trying: &(dyn Fn(&str) + Sync),
 ) -> Result<
     (
         String,
@@ -495,7 +496,7 @@ pub async fn establish(
         .await
         .map_err(|_| ConnectError::Timeout(cfg.connect_timeout))??;
     let (Start::After(from) | Start::With(from)) = start else {
-        return establish_in_turn(cfg, servers, errors).await;
+        return establish_in_turn(cfg, servers, errors, trying).await;
     };
     if let Some(at) = servers
         .iter()
@@ -504,13 +505,14 @@ pub async fn establish(
         let skip = usize::from(matches!(start, Start::After(_)));
         servers.rotate_left(at + skip);
     }
-    establish_in_turn(cfg, servers, errors).await
+    establish_in_turn(cfg, servers, errors, trying).await
 }
 
 async fn establish_in_turn(
     cfg: &ConnectConfig,
     servers: Vec<(String, u16)>,
     errors: Option<Arc<StreamErrors>>,
+    trying: &(dyn Fn(&str) + Sync),
 ) -> Result<
     (
         String,
@@ -537,6 +539,7 @@ async fn establish_in_turn(
         }
         let left = u32::try_from(count - i).unwrap_or(u32::MAX);
         let share = remaining / left;
+        trying(&label);
         let attempt = establish_on(cfg, &host, port, errors.clone());
         let error = match tokio::time::timeout(share, attempt).await {
             Ok(Ok((features, stream))) => return Ok((label, features, stream)),
@@ -748,15 +751,21 @@ pub async fn connect_loop(
     let mut attempt = 0u32;
     // After a session was lost, the other servers come first: the one it was on may be down.
     // A stream that died before its session goes back to the same server.
-    let start = match handovers.connected() {
+    let previous = handovers.connected();
+    let start = match previous.clone() {
         Some(last) if dead_streams == 0 => Start::After(last),
         Some(last) => Start::With(last),
         None => Start::First,
     };
     loop {
         attempt += 1;
-        let _ = status.send(ConnState::Connecting { attempt });
-        let result = establish(&cfg, &start, Some(handovers.errors.clone())).await;
+        let trying = |server: &str| {
+            let _ = status.send(ConnState::Connecting {
+                attempt,
+                server: Some(server.to_owned()),
+            });
+        };
+        let result = establish(&cfg, &start, Some(handovers.errors.clone()), &trying).await;
         let error = match result {
             Ok((server, mut features, stream)) => {
                 if dead_streams > 0 {
@@ -765,6 +774,12 @@ pub async fn connect_loop(
                         "the last stream died before a session; binding a fresh session \
                          without stream management this time"
                     );
+                    features.stream_management = None;
+                } else if previous.as_ref().is_some_and(|p| *p != server) {
+                    // A session lives on the server that held it: asking another to resume
+                    // it fails (Prosody then drops the stream), which would show as a second
+                    // outage. Bind a fresh one, which the session machine resyncs.
+                    tracing::info!(%server, "moved to another server: a fresh session");
                     features.stream_management = None;
                 }
                 handovers.handed_over(server);

@@ -306,6 +306,8 @@ pub enum Answer {
 pub enum ConnState {
     Connecting {
         attempt: u32,
+        /// The server being tried (`HOST:PORT`), when known.
+        server: Option<String>,
     },
     /// The last attempt failed; the next one starts after `retry_in`.
     Retrying {
@@ -332,8 +334,16 @@ pub enum ConnState {
 impl std::fmt::Display for ConnState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Connecting { attempt: 1 } => f.write_str("connecting"),
-            Self::Connecting { attempt } => write!(f, "connecting (attempt {attempt})"),
+            Self::Connecting { attempt, server } => {
+                f.write_str("connecting")?;
+                if let Some(server) = server {
+                    write!(f, " to {server}")?;
+                }
+                if *attempt > 1 {
+                    write!(f, " (attempt {attempt})")?;
+                }
+                Ok(())
+            }
             Self::Retrying {
                 attempt,
                 error,

@@ -333,7 +333,17 @@ struct Followed {
     next_attempt: Option<Instant>,
     /// Follow requests waiting for the first answer to this node's subscribe.
     follow_reqs: Vec<RequestId>,
+    /// The last notifications delivered (a digest of each item's id, service number and
+    /// payload): one that comes again, the same, is not delivered twice. ejabberd re-sends a
+    /// node's last item at each subscribe and each presence, so after a reconnect the item
+    /// last received live would otherwise come out twice, or three times.
+    /// A retraction, purge or delete forgets them: the same item published again after it
+    /// is news.
+    recent: VecDeque<(Option<String>, u64)>,
 }
+
+/// How many of a node's last notifications are remembered to drop exact repeats.
+const RECENT_NOTIFICATIONS: usize = 64;
 
 impl Followed {
     fn new(name: String) -> Self {
@@ -345,7 +355,24 @@ impl Followed {
             attempts: 0,
             next_attempt: None,
             follow_reqs: Vec::new(),
+            recent: VecDeque::new(),
         }
+    }
+
+    /// Remember a notification of `item`: false when it is one of the last ones again.
+    fn first_time(&mut self, item: &FeedItem) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&item.id, item.service_seq, &item.tree).hash(&mut h);
+        let digest = h.finish();
+        if self.recent.iter().any(|(_, d)| *d == digest) {
+            return false;
+        }
+        if self.recent.len() == RECENT_NOTIFICATIONS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((item.id.clone(), digest));
+        true
     }
 
     fn is_down(&self) -> bool {
@@ -453,7 +480,10 @@ impl Session {
             auto_node: nodes.first().map(|n| n.name.clone()),
             nodes,
             cfg,
-            conn: ConnState::Connecting { attempt: 1 },
+            conn: ConnState::Connecting {
+                attempt: 1,
+                server: None,
+            },
             bound: None,
             server: None,
             next_id: 0,
@@ -2043,6 +2073,10 @@ impl Session {
             match part {
                 EventPart::Items { items, .. } => {
                     for item in items {
+                        if !self.node_mut(&node).is_some_and(|n| n.first_time(&item)) {
+                            tracing::debug!(%node, id = ?item.id, "the same notification again");
+                            continue;
+                        }
                         self.store.add(&item);
                         if let Some(buffer) = self.resyncing.get_mut(&item.node) {
                             // The retrieve in flight resets the sequence state; checking now
@@ -2056,6 +2090,9 @@ impl Session {
                     }
                 }
                 EventPart::Retract { node, id } => {
+                    if let Some(n) = self.node_mut(&node) {
+                        n.recent.retain(|(i, _)| i.as_deref() != Some(id.as_str()));
+                    }
                     self.store.retract(&node, &id);
                     if let Some(buffer) = self.resyncing.get_mut(&node) {
                         buffer.retain(|i| i.id.as_deref() != Some(id.as_str()));
@@ -2063,12 +2100,18 @@ impl Session {
                     out.push(Output::Event(NetEvent::Retracted { node, id }));
                 }
                 EventPart::Purge { node } => {
+                    if let Some(n) = self.node_mut(&node) {
+                        n.recent.clear();
+                    }
                     self.store.clear(&node);
                     // The numbering starts over; what was received stays accounted for.
                     self.tracker(&node).reset_from(&[], None);
                     out.push(Output::Event(NetEvent::Purged { node }));
                 }
                 EventPart::Delete { node, redirect } => {
+                    if let Some(n) = self.node_mut(&node) {
+                        n.recent.clear();
+                    }
                     self.store.clear(&node);
                     self.tracker(&node).reset_from(&[], None);
                     out.push(Output::Event(NetEvent::Deleted { node, redirect }));

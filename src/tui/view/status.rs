@@ -12,7 +12,7 @@ use super::super::theme;
 use crate::xmpp::ConnState;
 
 /// Longest retry error shown in the status bar (the message log has it whole).
-const MAX_CONN_ERROR_CHARS: usize = 30;
+const MAX_CONN_ERROR_CHARS: usize = 60;
 
 /// The connection, short enough to leave room for the rest of the bar. A final failure says
 /// why, whole, until the user does something; then the outcome of that comes first and the
