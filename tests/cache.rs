@@ -164,15 +164,6 @@ fn data_dir() -> tempfile::TempDir {
         .expect("data dir")
 }
 
-/// A port nothing listens on (bound, then let go).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 fn prosody_or_skip() -> Option<Prosody> {
     start_prosody(&Options::default())
 }

@@ -10,23 +10,21 @@ use common::*;
 use pubsub_tui::prosody::{Options, Prosody};
 use pubsub_tui::xmpp::{self, Answer, Command, ConnState, NetEvent, NetHandle};
 
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Wait for the next `Online`, and return the server it names.
-async fn online_on(net: &mut NetHandle, secs: u64) -> String {
-    wait_for(net, secs, "online", |e| match e {
+/// Wait for the next `Online`: the server it names, and the connection states before it.
+async fn online_after(net: &mut NetHandle, secs: u64) -> (String, Vec<ConnState>) {
+    let mut states = Vec::new();
+    let server = wait_for(net, secs, "online", |e| match e {
         NetEvent::Connection(ConnState::Online { server, .. }) => {
             Some(server.clone().expect("the connector names the server"))
         }
+        NetEvent::Connection(s) => {
+            states.push(s.clone());
+            None
+        }
         _ => None,
     })
-    .await
+    .await;
+    (server, states)
 }
 
 /// Publish one item and wait for the service to confirm it.
@@ -76,7 +74,7 @@ async fn when_the_server_in_use_dies_the_client_moves_to_the_next() {
     let on_a = format!("127.0.0.1:{}", a.port);
     let on_b = format!("127.0.0.1:{}", b.port);
     assert_eq!(
-        online_on(&mut net, 20).await,
+        online_after(&mut net, 20).await.0,
         on_a,
         "the first server first"
     );
@@ -84,17 +82,8 @@ async fn when_the_server_in_use_dies_the_client_moves_to_the_next() {
 
     let killed = Instant::now();
     a.stop();
-    let mut states = Vec::new();
-    let server = wait_for(&mut net, 30, "online again", |e| match e {
-        NetEvent::Connection(ConnState::Online { server, .. }) => Some(server.clone()),
-        NetEvent::Connection(s) => {
-            states.push(s.clone());
-            None
-        }
-        _ => None,
-    })
-    .await;
-    assert_eq!(server.as_deref(), Some(on_b.as_str()), "moved to the next");
+    let (server, states) = online_after(&mut net, 30).await;
+    assert_eq!(server, on_b, "moved to the next");
     let failover = killed.elapsed();
     // One outage: B is not asked to resume A's session (which would fail and drop the
     // stream, a second "connection lost").
@@ -200,18 +189,9 @@ async fn a_silent_first_server_takes_only_its_share_of_the_attempt() {
     cfg.connect_timeout = Duration::from_secs(4);
     let started = Instant::now();
     let mut net = xmpp::spawn(cfg, session(&["n"], false, Duration::from_secs(60)));
-    let mut states = Vec::new();
-    let server = wait_for(&mut net, 20, "online", |e| match e {
-        NetEvent::Connection(ConnState::Online { server, .. }) => Some(server.clone()),
-        NetEvent::Connection(s) => {
-            states.push(s.clone());
-            None
-        }
-        _ => None,
-    })
-    .await;
+    let (server, states) = online_after(&mut net, 20).await;
     let took = started.elapsed();
-    assert_eq!(server, Some(format!("127.0.0.1:{}", a.port)));
+    assert_eq!(server, format!("127.0.0.1:{}", a.port));
     // In the first attempt, after half of it went to the silent one.
     assert!(
         !states

@@ -463,6 +463,13 @@ fn tls_error(e: &std::io::Error) -> Option<String> {
         .map(ToString::to_string)
 }
 
+/// An authenticated stream, not yet bound: the server it is on (`HOST:PORT`), its features.
+pub type Established = (
+    String,
+    StreamFeatures,
+    XmppStream<BufStream<Box<dyn AsyncReadWrite>>>,
+);
+
 /// Where a connect attempt starts in the list of servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
@@ -484,14 +491,7 @@ pub async fn establish(
     start: &Start,
     errors: Option<Arc<StreamErrors>>,
     trying: &(dyn Fn(&str) + Sync),
-) -> Result<
-    (
-        String,
-        StreamFeatures,
-        XmppStream<BufStream<Box<dyn AsyncReadWrite>>>,
-    ),
-    ConnectError,
-> {
+) -> Result<Established, ConnectError> {
     let mut servers = tokio::time::timeout(cfg.connect_timeout, servers(cfg))
         .await
         .map_err(|_| ConnectError::Timeout(cfg.connect_timeout))??;
@@ -513,14 +513,7 @@ async fn establish_in_turn(
     servers: Vec<(String, u16)>,
     errors: Option<Arc<StreamErrors>>,
     trying: &(dyn Fn(&str) + Sync),
-) -> Result<
-    (
-        String,
-        StreamFeatures,
-        XmppStream<BufStream<Box<dyn AsyncReadWrite>>>,
-    ),
-    ConnectError,
-> {
+) -> Result<Established, ConnectError> {
     // The attempt as a whole keeps to the connect timeout: the servers left share what is
     // left of it equally (a healthy server takes well under a second), so a silent one
     // cannot use up the others' time.
