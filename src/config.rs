@@ -118,13 +118,30 @@ impl TryFrom<ServersAsWritten> for Servers {
     type Error = String;
 
     fn try_from(s: ServersAsWritten) -> Result<Self, String> {
-        match s {
-            ServersAsWritten::Many(v) if v.is_empty() => {
-                Err("server is an empty list: leave it out to use the domain's SRV records".into())
-            }
-            ServersAsWritten::Many(v) => Ok(Self::Many(v)),
-            ServersAsWritten::One(s) => Ok(Self::One(s)),
+        let servers = match s {
+            ServersAsWritten::Many(v) => Self::Many(v),
+            ServersAsWritten::One(s) => Self::One(s),
+        };
+        let written = match &servers {
+            Self::One(s) => vec![s.as_str()],
+            Self::Many(v) => v.iter().map(String::as_str).collect(),
+        };
+        if written.is_empty() {
+            return Err(
+                "server is an empty list: leave it out to use the domain's SRV records".into(),
+            );
         }
+        if written
+            .iter()
+            .flat_map(|s| s.split(','))
+            .any(|s| s.trim().is_empty())
+        {
+            return Err(format!(
+                "server {written:?} has an empty entry: each is \"HOST:PORT\" (leave server \
+                 out to use the domain's SRV records)"
+            ));
+        }
+        Ok(servers)
     }
 }
 
@@ -147,7 +164,7 @@ impl Servers {
 
 /// `auto_publish = true`, `false`, or a number of seconds.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "true, false or a number of seconds")]
 pub enum AutoPublish {
     On(bool),
     Every(f64),
@@ -903,6 +920,12 @@ mod tests {
         assert!(err.to_string().contains("config.toml"), "{err}");
         let err = FileConfig::parse("server = []", path).expect_err("an empty list");
         assert!(err.to_string().contains("empty list"), "{err}");
+        for empty in ["\"\"", "[\"\"]", "\"a:1, \"", "[\"a:1\", \"\"]"] {
+            let err = FileConfig::parse(&format!("server = {empty}"), path).expect_err(empty);
+            assert!(err.to_string().contains("empty entry"), "{empty}: {err}");
+        }
+        let err = FileConfig::parse("server = [\"a:1\", 5]", path).expect_err("a number");
+        assert!(err.to_string().contains("\"HOST:PORT\" string"), "{err}");
         // Commas separate servers in a string, as on the command line.
         let commas = FileConfig::parse("server = \"a:1, b:2\"", path).expect("commas");
         assert_eq!(

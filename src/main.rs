@@ -457,6 +457,7 @@ fn run_tui(cli: &Cli) -> anyhow::Result<()> {
     let (state, problem) = followed_nodes(&mut settings, !cli.service.nodes.is_empty());
     let mut model = tui::model::Model::for_session(&settings.session, settings.feed_limit);
     model.feed_memory = settings.feed_memory;
+    model.servers_given = settings.connect.servers.len();
     if let Some(problem) = problem {
         model.error(problem);
     }

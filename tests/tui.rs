@@ -2672,3 +2672,47 @@ fn the_written_file_is_named_with_its_directory() {
     assert_eq!(result, Ok((2, 0)));
     assert!(path.is_absolute() && path.ends_with(&name), "{path:?}");
 }
+
+#[test]
+fn the_status_bar_names_the_server_when_there_is_a_choice_of_them() {
+    let on_b = |m: &mut Model| {
+        net(
+            m,
+            NetEvent::Connection(ConnState::Connecting {
+                attempt: 2,
+                server: Some("b.example:5222".into()),
+            }),
+        );
+        let connecting = render(m, 100, 24);
+        net(
+            m,
+            NetEvent::Connection(ConnState::Online {
+                jid: "alice@localhost/pubsub-tui-3f2a".into(),
+                resumed: false,
+                server: Some("b.example:5222".into()),
+            }),
+        );
+        (connecting, render(m, 100, 24))
+    };
+    // Several servers (or SRV): which one.
+    let mut m = model();
+    m.servers_given = 2;
+    let (connecting, online) = on_b(&mut m);
+    assert!(
+        connecting.contains("connecting to b.example:5222 (attempt 2)"),
+        "{connecting}"
+    );
+    assert!(
+        online.contains("online as alice@localhost on b.example:5222"),
+        "{online}"
+    );
+    // One server, named by the user: the room goes to the rest of the bar.
+    let mut m = model();
+    let (connecting, online) = on_b(&mut m);
+    assert!(
+        connecting.contains("connecting (attempt 2)"),
+        "{connecting}"
+    );
+    assert!(online.contains("online as alice@localhost │"), "{online}");
+    assert!(!online.contains("b.example"), "{online}");
+}

@@ -231,6 +231,9 @@ pub struct Model {
     pub cursor: Option<usize>,
     pub compose: Input,
     pub conn: ConnState,
+    /// How many servers the account was given (`--server`; 0: the domain's SRV records).
+    /// With a choice of them, the status bar says which one the link is on.
+    pub servers_given: usize,
     /// When `conn` last changed.
     pub conn_since: DateTime<Utc>,
     /// The network core has ended (after a final error or a shutdown).
@@ -314,6 +317,7 @@ impl Model {
                 attempt: 1,
                 server: None,
             },
+            servers_given: 1,
             conn_since: DateTime::<Utc>::UNIX_EPOCH,
             net_ended: false,
             service: service.clone(),

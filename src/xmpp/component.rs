@@ -50,7 +50,7 @@ pub async fn establish(cfg: &ConnectConfig) -> Result<Stream, ConnectError> {
             "a component needs --server HOST:PORT (the server's component port)".into(),
         ));
     };
-    let tcp = connect_host(host, *port).await?;
+    let tcp = connect_host(host, *port, cfg.connect_timeout).await?;
     tcp.set_nodelay(true)?;
     let peer = tcp.peer_addr()?;
     if !peer.ip().is_loopback() {

@@ -380,26 +380,32 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustl
 }
 
 /// Connect to `host` (a name or an IP address) on `port`: each of its addresses in turn,
-/// with the system resolver (so `/etc/hosts` counts), and errors in plain words.
-pub(crate) async fn connect_host(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+/// with the system resolver (so `/etc/hosts` counts), and errors in plain words. Of several
+/// addresses, each but the last gets its share of `budget` (at most [`ADDRESS_TIMEOUT`]).
+pub(crate) async fn connect_host(
+    host: &str,
+    port: u16,
+    budget: Duration,
+) -> Result<TcpStream, ConnectError> {
     let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| ConnectError::Network(format!("cannot find the server {host}: {e}")))?
         .collect();
     let mut last = None;
     let count = addrs.len();
+    let each = ADDRESS_TIMEOUT.min(budget / u32::try_from(count.max(1)).unwrap_or(u32::MAX));
     for (i, addr) in addrs.into_iter().enumerate() {
         // A silent address (a broken IPv6 route) must not keep the others from being tried.
         let connect = TcpStream::connect(addr);
         let result = if i + 1 < count {
-            tokio::time::timeout(ADDRESS_TIMEOUT, connect)
+            tokio::time::timeout(each, connect)
                 .await
                 .unwrap_or_else(|_| {
                     Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         format!(
                             "no answer from {addr} within {} s",
-                            ADDRESS_TIMEOUT.as_secs()
+                            each.as_secs_f64().round()
                         ),
                     ))
                 })
@@ -533,7 +539,7 @@ async fn establish_in_turn(
         let left = u32::try_from(count - i).unwrap_or(u32::MAX);
         let share = remaining / left;
         trying(&label);
-        let attempt = establish_on(cfg, &host, port, errors.clone());
+        let attempt = establish_on(cfg, &host, port, share, errors.clone());
         let error = match tokio::time::timeout(share, attempt).await {
             Ok(Ok((features, stream))) => return Ok((label, features, stream)),
             Ok(Err(e)) if e.is_about_the_account() => return Err(e),
@@ -558,6 +564,7 @@ pub async fn establish_on(
     cfg: &ConnectConfig,
     host: &str,
     port: u16,
+    budget: Duration,
     errors: Option<Arc<StreamErrors>>,
 ) -> Result<
     (
@@ -568,7 +575,7 @@ pub async fn establish_on(
 > {
     let domain = cfg.jid.domain().as_str().to_owned();
     let ns = xmpp_parsers::ns::JABBER_CLIENT;
-    let tcp = connect_host(host, port).await?;
+    let tcp = connect_host(host, port, budget).await?;
     tcp.set_nodelay(true)?;
     let (io, binding): (Box<dyn AsyncReadWrite>, ChannelBinding) = match &cfg.security {
         Security::PlainLoopback => {

@@ -333,17 +333,7 @@ struct Followed {
     next_attempt: Option<Instant>,
     /// Follow requests waiting for the first answer to this node's subscribe.
     follow_reqs: Vec<RequestId>,
-    /// The last notifications delivered (a digest of each item's id, service number and
-    /// payload): one that comes again, the same, is not delivered twice. ejabberd re-sends a
-    /// node's last item at each subscribe and each presence, so after a reconnect the item
-    /// last received live would otherwise come out twice, or three times.
-    /// A retraction, purge or delete forgets them: the same item published again after it
-    /// is news.
-    recent: VecDeque<(Option<String>, u64)>,
 }
-
-/// How many of a node's last notifications are remembered to drop exact repeats.
-const RECENT_NOTIFICATIONS: usize = 64;
 
 impl Followed {
     fn new(name: String) -> Self {
@@ -355,28 +345,61 @@ impl Followed {
             attempts: 0,
             next_attempt: None,
             follow_reqs: Vec::new(),
-            recent: VecDeque::new(),
         }
-    }
-
-    /// Remember a notification of `item`: false when it is one of the last ones again.
-    fn first_time(&mut self, item: &FeedItem) -> bool {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&item.id, item.service_seq, &item.tree).hash(&mut h);
-        let digest = h.finish();
-        if self.recent.iter().any(|(_, d)| *d == digest) {
-            return false;
-        }
-        if self.recent.len() == RECENT_NOTIFICATIONS {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((item.id.clone(), digest));
-        true
     }
 
     fn is_down(&self) -> bool {
         matches!(self.state, SubState::Retrying { .. } | SubState::Failed(_))
+    }
+}
+
+/// The live items of a node that arrived while its retrieve was in flight. The snapshot brings
+/// them, once: ejabberd re-sends a node's last item at subscribe and at presence, which would
+/// otherwise come out two or three times. They wait for it only so long ([`HOLD`]): after
+/// that (a slow service) they are delivered as they come, an exact repeat once.
+#[derive(Debug, Default)]
+struct Held {
+    items: Vec<FeedItem>,
+    /// While holding: until when.
+    until: Option<Instant>,
+}
+
+/// How long live items wait for the snapshot of a resync in flight.
+const HOLD: Duration = Duration::from_secs(3);
+
+impl Held {
+    fn new(now: Now) -> Self {
+        Self {
+            items: Vec::new(),
+            until: Some(now.mono + HOLD),
+        }
+    }
+
+    /// Take `item`: whether to deliver it now.
+    fn take(&mut self, item: &FeedItem) -> bool {
+        let repeat = item.id.is_some()
+            && self
+                .items
+                .iter()
+                .any(|i| i.id == item.id && i.tree == item.tree);
+        self.items.push(item.clone());
+        self.until.is_none() && !repeat
+    }
+
+    /// Stop holding: the items held so far, each once.
+    fn release(&mut self) -> Vec<FeedItem> {
+        if self.until.take().is_none() {
+            return Vec::new();
+        }
+        let mut out: Vec<FeedItem> = Vec::new();
+        for item in &self.items {
+            let repeat =
+                item.id.is_some() && out.iter().any(|i| i.id == item.id && i.tree == item.tree);
+            if !repeat {
+                out.push(item.clone());
+            }
+        }
+        out
     }
 }
 
@@ -439,7 +462,7 @@ pub struct Session {
     outbox: VecDeque<(OutgoingItem, Option<RequestId>)>,
     delayed: Vec<Delayed>,
     /// Live items that arrived while a retrieve of their node was in flight.
-    resyncing: HashMap<String, Vec<FeedItem>>,
+    resyncing: HashMap<String, Held>,
     /// Resync requests waiting for the retrieve of their node.
     resync_reqs: HashMap<String, Vec<RequestId>>,
     /// Nodes the account itself (its bare JID) is subscribed to, as the service listed them
@@ -587,6 +610,14 @@ impl Session {
                     return out;
                 }
                 self.expire(now, &mut out);
+                // Live items held too long for a slow snapshot go out as they are.
+                for held in self.resyncing.values_mut() {
+                    if held.until.is_some_and(|t| now.mono >= t) {
+                        for item in held.release() {
+                            out.push(Output::Event(NetEvent::Item(item)));
+                        }
+                    }
+                }
                 self.start_due_resyncs(now, &mut out);
                 self.start_due_retries(now, &mut out);
                 for node in std::mem::take(&mut self.accounted_dirty) {
@@ -955,7 +986,7 @@ impl Session {
             return;
         }
         self.resync_wanted.remove(&node);
-        self.resyncing.insert(node.clone(), Vec::new());
+        self.resyncing.insert(node.clone(), Held::new(now));
         self.last_resync.insert(node.clone(), now.mono);
         out.push(Output::Event(NetEvent::ResyncStarted {
             node: node.clone(),
@@ -2073,45 +2104,33 @@ impl Session {
             match part {
                 EventPart::Items { items, .. } => {
                     for item in items {
-                        if !self.node_mut(&node).is_some_and(|n| n.first_time(&item)) {
-                            tracing::debug!(%node, id = ?item.id, "the same notification again");
+                        self.store.add(&item);
+                        if let Some(held) = self.resyncing.get_mut(&item.node) {
+                            // The retrieve in flight resets the sequence state; checking now
+                            // would report gaps it is about to fill. See `Held`.
+                            if held.take(&item) {
+                                out.push(Output::Event(NetEvent::Item(item)));
+                            }
                             continue;
                         }
-                        self.store.add(&item);
-                        if let Some(buffer) = self.resyncing.get_mut(&item.node) {
-                            // The retrieve in flight resets the sequence state; checking now
-                            // would report gaps it is about to fill (ejabberd's re-sent last
-                            // item at login arrives here).
-                            buffer.push(item.clone());
-                        } else {
-                            self.check_sequence(&item, now, out);
-                        }
+                        self.check_sequence(&item, now, out);
                         out.push(Output::Event(NetEvent::Item(item)));
                     }
                 }
                 EventPart::Retract { node, id } => {
-                    if let Some(n) = self.node_mut(&node) {
-                        n.recent.retain(|(i, _)| i.as_deref() != Some(id.as_str()));
-                    }
                     self.store.retract(&node, &id);
-                    if let Some(buffer) = self.resyncing.get_mut(&node) {
-                        buffer.retain(|i| i.id.as_deref() != Some(id.as_str()));
+                    if let Some(held) = self.resyncing.get_mut(&node) {
+                        held.items.retain(|i| i.id.as_deref() != Some(id.as_str()));
                     }
                     out.push(Output::Event(NetEvent::Retracted { node, id }));
                 }
                 EventPart::Purge { node } => {
-                    if let Some(n) = self.node_mut(&node) {
-                        n.recent.clear();
-                    }
                     self.store.clear(&node);
                     // The numbering starts over; what was received stays accounted for.
                     self.tracker(&node).reset_from(&[], None);
                     out.push(Output::Event(NetEvent::Purged { node }));
                 }
                 EventPart::Delete { node, redirect } => {
-                    if let Some(n) = self.node_mut(&node) {
-                        n.recent.clear();
-                    }
                     self.store.clear(&node);
                     self.tracker(&node).reset_from(&[], None);
                     out.push(Output::Event(NetEvent::Deleted { node, redirect }));
@@ -2439,8 +2458,8 @@ impl Session {
     ) {
         // Items that arrived live while the request was in flight and that the service's
         // answer does not contain were published after it was answered.
-        if let Some(live) = self.resyncing.remove(node) {
-            items.extend(live);
+        if let Some(held) = self.resyncing.remove(node) {
+            items.extend(held.items);
         }
         let mut seen = HashSet::new();
         items.retain(|i| i.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
@@ -2615,7 +2634,7 @@ impl Session {
                 }
                 if reason == SnapshotReason::Initial {
                     // The retrieve follows the approval.
-                    self.resyncing.remove(&node);
+                    self.release_held(&node, out);
                 } else {
                     self.retrieve_failed(&node, error, out);
                 }
@@ -2652,10 +2671,20 @@ impl Session {
         }
     }
 
+    /// No snapshot is coming after all: the items that arrived during the resync are
+    /// delivered as they are.
+    fn release_held(&mut self, node: &str, out: &mut Vec<Output>) {
+        if let Some(mut held) = self.resyncing.remove(node) {
+            for item in held.release() {
+                out.push(Output::Event(NetEvent::Item(item)));
+            }
+        }
+    }
+
     /// A retrieve failed: the resync requests waiting for it are answered; one the core
     /// started by itself is reported.
     fn retrieve_failed(&mut self, node: &str, error: RequestError, out: &mut Vec<Output>) {
-        self.resyncing.remove(node);
+        self.release_held(node, out);
         self.incremental.remove(node);
         let waiting = self.resync_reqs.remove(node).unwrap_or_default();
         if waiting.is_empty() {

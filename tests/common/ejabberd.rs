@@ -89,12 +89,12 @@ impl Ejabberd {
             ),
         )
         .expect("write config");
-        // One cookie for the nodes of a cluster; Erlang's distribution on loopback only.
-        let erl = setup.cookie.map_or_else(String::new, |c| {
-            format!(
-                "ERL_OPTIONS=\"-setcookie {c} -kernel inet_dist_use_interface {{127,0,0,1}}\"\n"
-            )
-        });
+        // Erlang's distribution on loopback only; one cookie for the nodes of a cluster.
+        let cookie = setup
+            .cookie
+            .map_or_else(String::new, |c| format!("-setcookie {c} "));
+        let erl =
+            format!("ERL_OPTIONS=\"{cookie}-kernel inet_dist_use_interface {{127,0,0,1}}\"\n");
         std::fs::write(
             d.join("ejabberdctl.cfg"),
             format!(

@@ -17,7 +17,7 @@ const MAX_CONN_ERROR_CHARS: usize = 60;
 /// The connection, short enough to leave room for the rest of the bar. A final failure says
 /// why, whole, until the user does something; then the outcome of that comes first and the
 /// reason is cut (the message log keeps it whole).
-fn conn_label(conn: &ConnState, short: bool) -> String {
+fn conn_label(conn: &ConnState, short: bool, show_server: bool) -> String {
     match conn {
         ConnState::Failed { error } if short => {
             super::fit(&format!("connection failed: {error}"), 40)
@@ -34,13 +34,19 @@ fn conn_label(conn: &ConnState, short: bool) -> String {
         // Said once, here, with its reason (the message log keeps it too).
         ConnState::Failed { error } => format!("connection failed: {error}"),
         // The bare JID: the resource (new each run) is in the message log.
+        // With a choice of servers, which one (with one, the user named it).
         ConnState::Online { jid, server, .. } => {
             let bare = jid.split('/').next().unwrap_or(jid);
             match server {
-                Some(server) => format!("online as {bare} on {server}"),
-                None => format!("online as {bare}"),
+                Some(server) if show_server => format!("online as {bare} on {server}"),
+                _ => format!("online as {bare}"),
             }
         }
+        ConnState::Connecting { attempt, server } if !show_server => ConnState::Connecting {
+            attempt: *attempt,
+            server: None,
+        }
+        .to_string(),
         other => other.to_string(),
     }
 }
@@ -66,7 +72,10 @@ pub fn draw_status(frame: &mut Frame, area: Rect, m: &Model) {
     };
     let newer_outcome = m.outcome.as_ref().is_some_and(|o| o.at >= m.conn_since);
     let mut spans = vec![Span::styled(
-        format!("● {}", conn_label(&m.conn, newer_outcome)),
+        format!(
+            "● {}",
+            conn_label(&m.conn, newer_outcome, m.servers_given != 1)
+        ),
         conn_style,
     )];
     if m.quit {
