@@ -136,9 +136,11 @@ impl TryFrom<ServersAsWritten> for Servers {
             .flat_map(|s| s.split(','))
             .any(|s| s.trim().is_empty())
         {
+            let written: Vec<String> = written.iter().map(|s| format!("{s:?}")).collect();
             return Err(format!(
-                "server {written:?} has an empty entry: each is \"HOST:PORT\" (leave server \
-                 out to use the domain's SRV records)"
+                "server {} has an empty entry: each is \"HOST:PORT\" (leave server out to use \
+                 the domain's SRV records)",
+                written.join(", ")
             ));
         }
         Ok(servers)

@@ -717,6 +717,63 @@ fn live_items_wait_for_a_slow_snapshot_only_so_long() {
 }
 
 #[test]
+fn only_a_subscribe_s_resync_holds_live_items_and_a_new_stream_lets_them_out() {
+    let clock = Clock(Instant::now());
+    let mut s = synced(&clock, 1);
+    let items = |s: &mut Session, input: Input| {
+        events(s.handle(input, clock.now()))
+            .into_iter()
+            .filter_map(|e| match e {
+                NetEvent::Item(i) => Some(i.id.unwrap_or_default()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // The user's resync: live items come at once (no re-sends to fold in).
+    s.handle(
+        Command::Resync {
+            req: req(),
+            node: key("n"),
+        }
+        .into_input(),
+        clock.now(),
+    );
+    assert_eq!(
+        items(&mut s, live("n", "alice@localhost/a", "s1", 2)),
+        ["s1-2"]
+    );
+    // A new stream while items are held for a subscribe's snapshot: they come out, once.
+    online(&mut s, &clock, "bob@localhost/tui");
+    assert_eq!(
+        items(&mut s, live("n", "alice@localhost/a", "s1", 3)),
+        Vec::<String>::new()
+    );
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    let released: Vec<String> = events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            NetEvent::Item(i) => i.id,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(released, ["s1-3"]);
+    // A purge while items are held: they are gone with it.
+    assert_eq!(
+        items(&mut s, live("n", "alice@localhost/a", "s1", 4)),
+        Vec::<String>::new()
+    );
+    let purge = stanza(
+        "<message xmlns='jabber:client' from='pubsub.localhost' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'><purge node='n'/></event></message>",
+    );
+    s.handle(purge, clock.now());
+    let out = online(&mut s, &clock, "bob@localhost/tui");
+    assert!(
+        !events(out).iter().any(|e| matches!(e, NetEvent::Item(_))),
+        "nothing held after the purge"
+    );
+}
+
+#[test]
 fn hostile_event_text_is_sanitised_and_odd_shapes_do_not_panic() {
     let clock = Clock(Instant::now());
     let mut s = Session::new(config("pubsub.localhost", &["n"]));

@@ -30,7 +30,7 @@ pub const SUMMARY_CHARS: usize = 4096;
 const SUMMARY_ATTR_CHARS: usize = 24;
 
 /// Which bound cut a tree short.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cut {
     Depth,
     Nodes,
@@ -51,7 +51,7 @@ impl std::fmt::Display for Cut {
 }
 
 /// Where a string is in the tree's one buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 struct Span {
     start: u32,
     len: u32,
@@ -59,7 +59,7 @@ struct Span {
 
 /// A node as stored: its strings are spans of the tree's buffer, so a tree costs three
 /// allocations whatever it holds (about 20 bytes a node and 16 an attribute, besides its text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Stored {
     depth: u16,
     /// Index into the namespaces; `TEXT` for a run of text.
@@ -200,7 +200,7 @@ fn word(s: &str) -> Option<Span> {
 const RECENT: usize = 16;
 
 /// A bounded, sanitised XML tree (see the module doc).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct Tree {
     buf: Box<str>,
     nodes: Box<[Stored]>,

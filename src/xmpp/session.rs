@@ -353,37 +353,46 @@ impl Followed {
     }
 }
 
-/// The live items of a node that arrived while its retrieve was in flight. The snapshot brings
-/// them, once: ejabberd re-sends a node's last item at subscribe and at presence, which would
-/// otherwise come out two or three times. They wait for it only so long ([`HOLD`]): after
-/// that (a slow service) they are delivered as they come, an exact repeat once.
+/// The live items of a node that arrived while its retrieve was in flight. The snapshot
+/// brings them. After a subscribe (the initial retrieve of a session) they wait for it, so
+/// they come once: ejabberd re-sends a node's last item at subscribe and at presence, which
+/// would otherwise come out two or three times. They wait only so long ([`HOLD`]): after that
+/// (a slow service) they are delivered as they come, an exact repeat once. During other
+/// resyncs (a gap, the user's) they are delivered at once.
 #[derive(Debug, Default)]
 struct Held {
     items: Vec<FeedItem>,
     /// While holding: until when.
     until: Option<Instant>,
+    /// A digest (id and payload) of each item with an id taken so far.
+    seen: HashSet<u64>,
+}
+
+fn digest(item: &FeedItem) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let id = item.id.as_ref()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (id, &item.tree).hash(&mut h);
+    Some(h.finish())
 }
 
 /// How long live items wait for the snapshot of a resync in flight.
 const HOLD: Duration = Duration::from_secs(3);
 
 impl Held {
-    fn new(now: Now) -> Self {
+    fn new(now: Now, hold: bool) -> Self {
         Self {
             items: Vec::new(),
-            until: Some(now.mono + HOLD),
+            until: hold.then(|| now.mono + HOLD),
+            seen: HashSet::new(),
         }
     }
 
     /// Take `item`: whether to deliver it now.
     fn take(&mut self, item: &FeedItem) -> bool {
-        let repeat = item.id.is_some()
-            && self
-                .items
-                .iter()
-                .any(|i| i.id == item.id && i.tree == item.tree);
+        let first = digest(item).is_none_or(|d| self.seen.insert(d));
         self.items.push(item.clone());
-        self.until.is_none() && !repeat
+        self.until.is_none() && first
     }
 
     /// Stop holding: the items held so far, each once.
@@ -391,15 +400,12 @@ impl Held {
         if self.until.take().is_none() {
             return Vec::new();
         }
-        let mut out: Vec<FeedItem> = Vec::new();
-        for item in &self.items {
-            let repeat =
-                item.id.is_some() && out.iter().any(|i| i.id == item.id && i.tree == item.tree);
-            if !repeat {
-                out.push(item.clone());
-            }
-        }
-        out
+        let mut once = HashSet::new();
+        self.items
+            .iter()
+            .filter(|i| digest(i).is_none_or(|d| once.insert(d)))
+            .cloned()
+            .collect()
     }
 }
 
@@ -611,8 +617,10 @@ impl Session {
                 }
                 self.expire(now, &mut out);
                 // Live items held too long for a slow snapshot go out as they are.
-                for held in self.resyncing.values_mut() {
-                    if held.until.is_some_and(|t| now.mono >= t) {
+                for node in self.held_nodes() {
+                    if let Some(held) = self.resyncing.get_mut(&node)
+                        && held.until.is_some_and(|t| now.mono >= t)
+                    {
                         for item in held.release() {
                             out.push(Output::Event(NetEvent::Item(item)));
                         }
@@ -765,7 +773,10 @@ impl Session {
         // retrieves of followed nodes are redone below; other requests are answered with the
         // reset, since the service may or may not have done them.
         let old: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        self.resyncing.clear();
+        // Held for a snapshot that will not come on this stream: delivered as they came.
+        for node in self.held_nodes() {
+            self.release_held(&node, out);
+        }
         self.incremental.clear();
         self.resync_wanted.clear();
         if self.cfg.subscribe {
@@ -986,7 +997,8 @@ impl Session {
             return;
         }
         self.resync_wanted.remove(&node);
-        self.resyncing.insert(node.clone(), Held::new(now));
+        let hold = reason == SnapshotReason::Initial;
+        self.resyncing.insert(node.clone(), Held::new(now, hold));
         self.last_resync.insert(node.clone(), now.mono);
         out.push(Output::Event(NetEvent::ResyncStarted {
             node: node.clone(),
@@ -2125,12 +2137,18 @@ impl Session {
                     out.push(Output::Event(NetEvent::Retracted { node, id }));
                 }
                 EventPart::Purge { node } => {
+                    if let Some(held) = self.resyncing.get_mut(&node) {
+                        held.items.clear();
+                    }
                     self.store.clear(&node);
                     // The numbering starts over; what was received stays accounted for.
                     self.tracker(&node).reset_from(&[], None);
                     out.push(Output::Event(NetEvent::Purged { node }));
                 }
                 EventPart::Delete { node, redirect } => {
+                    if let Some(held) = self.resyncing.get_mut(&node) {
+                        held.items.clear();
+                    }
                     self.store.clear(&node);
                     self.tracker(&node).reset_from(&[], None);
                     out.push(Output::Event(NetEvent::Deleted { node, redirect }));
@@ -2669,6 +2687,13 @@ impl Session {
             }
             other => self.report_failure(other, error, out),
         }
+    }
+
+    /// The nodes with a resync in flight, in order.
+    fn held_nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self.resyncing.keys().cloned().collect();
+        nodes.sort();
+        nodes
     }
 
     /// No snapshot is coming after all: the items that arrived during the resync are
