@@ -146,6 +146,44 @@ impl Ejabberd {
         }
     }
 
+    /// Wait until `ejabberdctl status` says the node runs (at most 30 s).
+    fn wait_started(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.ctl().arg("status").output().expect("ejabberdctl");
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ejabberd {} not started within 30 s: {}\n{}",
+                self.node,
+                String::from_utf8_lossy(&out.stdout),
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// The end of the node's logs, to say why something failed.
+    fn log_tail(&self) -> String {
+        let mut out = String::new();
+        for name in ["error.log", "ejabberd.log", "crash.log"] {
+            if let Ok(text) = std::fs::read_to_string(self.dir.path().join("logs").join(name)) {
+                let start = text.len().saturating_sub(2000);
+                let start = (start..text.len())
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(text.len());
+                out.push_str("--- ");
+                out.push_str(name);
+                out.push('\n');
+                out.push_str(&text[start..]);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// Stop this node at once, as a crash would (`kill -KILL`).
     pub fn kill(&mut self) {
         if let Ok(pid) = std::fs::read_to_string(self.pid_file()) {
@@ -451,18 +489,32 @@ impl Cluster {
         };
         let a = node("pubsubtuiA");
         let b = node("pubsubtuiB");
-        // It restarts B's ejabberd (and empties B's mnesia: register accounts after it).
-        let out = b
-            .ctl()
-            .args(["join_cluster", &a.node])
-            .output()
-            .expect("ejabberdctl");
-        assert!(
-            out.status.success(),
-            "join_cluster: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        a.wait_started();
+        b.wait_started();
+        // It restarts B's ejabberd (and empties B's mnesia: register accounts after it). On a
+        // loaded machine the control connection to B has failed once ("nodedown"): tried
+        // again, a few times.
+        let mut tries = 0;
+        loop {
+            let out = b
+                .ctl()
+                .args(["join_cluster", &a.node])
+                .output()
+                .expect("ejabberdctl");
+            if out.status.success() {
+                break;
+            }
+            tries += 1;
+            assert!(
+                tries < 5,
+                "join_cluster: {}{}\nB's log: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                b.log_tail()
+            );
+            std::thread::sleep(Duration::from_secs(1));
+            b.wait_started();
+        }
         b.wait_for_port();
         let listed = a.ctl().arg("list_cluster").output().expect("ejabberdctl");
         let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
