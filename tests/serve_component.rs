@@ -12,6 +12,23 @@ use common::{account, session_at, wait_for, wait_online};
 use pubsub_tui::prosody::{self, Options};
 use pubsub_tui::xmpp::{self, Command, NetEvent, NetHandle};
 
+/// A client session following `test` at the component.
+fn client() -> pubsub_tui::xmpp::session::SessionConfig {
+    session_at(
+        prosody::COMPONENT,
+        &["test"],
+        false,
+        Duration::from_secs(60),
+    )
+}
+
+/// [`client`], subscribed.
+async fn subscriber(cfg: pubsub_tui::xmpp::connect::ConnectConfig) -> NetHandle {
+    let mut net = xmpp::spawn(cfg, client());
+    subscribed(&mut net).await;
+    net
+}
+
 async fn items(net: &mut NetHandle, n: usize, what: &str) -> Vec<pubsub_tui::feed::FeedItem> {
     let mut got = Vec::new();
     while got.len() < n {
@@ -40,18 +57,8 @@ async fn clients_exchange_items_through_the_component_across_a_server_restart() 
     );
     let (alice_cfg, _) = account(&server, "alice", "a");
     let (bob_cfg, _) = account(&server, "bob", "b");
-    let client = || {
-        session_at(
-            prosody::COMPONENT,
-            &["test"],
-            false,
-            Duration::from_secs(60),
-        )
-    };
-    let mut bob = xmpp::spawn(bob_cfg.clone(), client());
-    subscribed(&mut bob).await;
-    let mut alice = xmpp::spawn(alice_cfg.clone(), client());
-    subscribed(&mut alice).await;
+    let mut bob = subscriber(bob_cfg.clone()).await;
+    let mut alice = subscriber(alice_cfg.clone()).await;
     let ids = common::publish_n(&mut alice, "test", 5).await;
     // Bob's core takes events only from the service it asked: the notifications are from
     // the component's domain.
@@ -168,16 +175,7 @@ async fn a_stanza_the_parser_refuses_is_left_out_and_the_link_stays() {
     let serve = Serve::start_component(&server, dir.path(), &[]);
     let (bob_cfg, _) = account(&server, "bob", "b");
     let (_, mallory_pw) = account(&server, "mallory", "m");
-    let mut bob = xmpp::spawn(
-        bob_cfg,
-        session_at(
-            prosody::COMPONENT,
-            &["test"],
-            false,
-            Duration::from_secs(60),
-        ),
-    );
-    subscribed(&mut bob).await;
+    let mut bob = subscriber(bob_cfg).await;
     // A message type no parser knows, addressed to the component: Prosody routes it.
     send_raw(
         &server,
@@ -195,16 +193,7 @@ async fn a_stanza_the_parser_refuses_is_left_out_and_the_link_stays() {
     );
     // And it still serves: alice publishes, bob gets the item.
     let (alice_cfg, _) = account(&server, "alice", "a");
-    let mut alice = xmpp::spawn(
-        alice_cfg,
-        session_at(
-            prosody::COMPONENT,
-            &["test"],
-            false,
-            Duration::from_secs(60),
-        ),
-    );
-    subscribed(&mut alice).await;
+    let mut alice = subscriber(alice_cfg).await;
     let ids = common::publish_n(&mut alice, "test", 1).await;
     let got = items(&mut bob, 1, "alice's item at bob").await;
     assert_eq!(got[0].id, ids.first().cloned());

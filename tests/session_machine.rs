@@ -622,22 +622,13 @@ fn retract_purge_delete_events() {
 fn what_arrives_during_a_resync_comes_once_in_its_snapshot_or_as_it_was_if_it_fails() {
     let clock = Clock(Instant::now());
     let mut s = synced(&clock, 1);
-    let items = |s: &mut Session, input: Input| {
-        events(s.handle(input, clock.now()))
-            .into_iter()
-            .filter_map(|e| match e {
-                NetEvent::Item(i) => Some(i.id.unwrap_or_default()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
     assert_eq!(
-        items(&mut s, live("n", "alice@localhost/a", "s1", 2)),
+        item_ids_of(&mut s, &clock, live("n", "alice@localhost/a", "s1", 2)),
         ["s1-2"]
     );
     // Outside a resync the same again is delivered: a publisher may re-publish as it was.
     assert_eq!(
-        items(&mut s, live("n", "alice@localhost/a", "s1", 2)),
+        item_ids_of(&mut s, &clock, live("n", "alice@localhost/a", "s1", 2)),
         ["s1-2"]
     );
 
@@ -650,7 +641,7 @@ fn what_arrives_during_a_resync_comes_once_in_its_snapshot_or_as_it_was_if_it_fa
         live("n", "alice@localhost/a", "s1", 2),
         live("n", "alice@localhost/a", "s1", 3),
     ] {
-        assert_eq!(items(&mut s, input), Vec::<String>::new());
+        assert_eq!(item_ids_of(&mut s, &clock, input), Vec::<String>::new());
     }
     let ev = events(s.handle(
         items_result(&id, "n", "alice@localhost/a", "s1", &[1, 2]),
@@ -667,11 +658,12 @@ fn what_arrives_during_a_resync_comes_once_in_its_snapshot_or_as_it_was_if_it_fa
     let out = online(&mut s, &clock, "bob@localhost/tui");
     let id = retrieve_ids(&out)[0].clone();
     assert_eq!(
-        items(&mut s, live("n", "alice@localhost/a", "s1", 4)),
+        item_ids_of(&mut s, &clock, live("n", "alice@localhost/a", "s1", 4)),
         Vec::<String>::new()
     );
-    let failed = items(
+    let failed = item_ids_of(
         &mut s,
+        &clock,
         error_reply("pubsub.localhost", &id, "item-not-found"),
     );
     assert_eq!(failed, ["s1-4"]);
@@ -683,27 +675,22 @@ fn live_items_wait_for_a_slow_snapshot_only_so_long() {
     let mut s = Session::new(config("pubsub.localhost", &["n"]));
     let out = online(&mut s, &clock, "bob@localhost/tui");
     let id = retrieve_ids(&out)[0].clone();
-    let items = |s: &mut Session, input: Input, clock: &Clock| {
-        events(s.handle(input, clock.now()))
-            .into_iter()
-            .filter_map(|e| match e {
-                NetEvent::Item(i) => Some(i.id.unwrap_or_default()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
     let none = Vec::<String>::new();
     let item = |n| live("n", "alice@localhost/a", "s1", n);
-    assert_eq!(items(&mut s, item(3), &clock), none);
-    assert_eq!(items(&mut s, item(3), &clock), none);
+    assert_eq!(item_ids_of(&mut s, &clock, item(3)), none);
+    assert_eq!(item_ids_of(&mut s, &clock, item(3)), none);
     clock.advance(Duration::from_secs(1));
-    assert_eq!(items(&mut s, Input::Tick, &clock), none, "still waiting");
+    assert_eq!(
+        item_ids_of(&mut s, &clock, Input::Tick),
+        none,
+        "still waiting"
+    );
     // The snapshot is slow: what waited goes out, once, and what comes now goes out at once;
     // an exact repeat of what went out does not.
     clock.advance(Duration::from_secs(3));
-    assert_eq!(items(&mut s, Input::Tick, &clock), ["s1-3"]);
-    assert_eq!(items(&mut s, item(3), &clock), none);
-    assert_eq!(items(&mut s, item(4), &clock), ["s1-4"]);
+    assert_eq!(item_ids_of(&mut s, &clock, Input::Tick), ["s1-3"]);
+    assert_eq!(item_ids_of(&mut s, &clock, item(3)), none);
+    assert_eq!(item_ids_of(&mut s, &clock, item(4)), ["s1-4"]);
     // The snapshot, when it comes, has them all.
     let ev = events(s.handle(
         items_result(&id, "n", "alice@localhost/a", "s1", &[1, 2]),
@@ -720,15 +707,6 @@ fn live_items_wait_for_a_slow_snapshot_only_so_long() {
 fn only_a_subscribe_s_resync_holds_live_items_and_a_new_stream_lets_them_out() {
     let clock = Clock(Instant::now());
     let mut s = synced(&clock, 1);
-    let items = |s: &mut Session, input: Input| {
-        events(s.handle(input, clock.now()))
-            .into_iter()
-            .filter_map(|e| match e {
-                NetEvent::Item(i) => Some(i.id.unwrap_or_default()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
     // The user's resync: live items come at once (no re-sends to fold in).
     s.handle(
         Command::Resync {
@@ -739,27 +717,20 @@ fn only_a_subscribe_s_resync_holds_live_items_and_a_new_stream_lets_them_out() {
         clock.now(),
     );
     assert_eq!(
-        items(&mut s, live("n", "alice@localhost/a", "s1", 2)),
+        item_ids_of(&mut s, &clock, live("n", "alice@localhost/a", "s1", 2)),
         ["s1-2"]
     );
     // A new stream while items are held for a subscribe's snapshot: they come out, once.
     online(&mut s, &clock, "bob@localhost/tui");
     assert_eq!(
-        items(&mut s, live("n", "alice@localhost/a", "s1", 3)),
+        item_ids_of(&mut s, &clock, live("n", "alice@localhost/a", "s1", 3)),
         Vec::<String>::new()
     );
     let out = online(&mut s, &clock, "bob@localhost/tui");
-    let released: Vec<String> = events(out)
-        .into_iter()
-        .filter_map(|e| match e {
-            NetEvent::Item(i) => i.id,
-            _ => None,
-        })
-        .collect();
-    assert_eq!(released, ["s1-3"]);
+    assert_eq!(item_ids(out), ["s1-3"]);
     // A purge while items are held: they are gone with it.
     assert_eq!(
-        items(&mut s, live("n", "alice@localhost/a", "s1", 4)),
+        item_ids_of(&mut s, &clock, live("n", "alice@localhost/a", "s1", 4)),
         Vec::<String>::new()
     );
     let purge = stanza(
@@ -907,6 +878,22 @@ fn retrieve_ids(out: &[Output]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The ids of the live items delivered in `out`.
+fn item_ids(out: Vec<Output>) -> Vec<String> {
+    events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            NetEvent::Item(i) => Some(i.id.unwrap_or_default()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// [`item_ids`] of what `input` makes the session do now.
+fn item_ids_of(s: &mut Session, clock: &Clock, input: Input) -> Vec<String> {
+    item_ids(s.handle(input, clock.now()))
 }
 
 /// Answer the initial retrieves in `out` (one per node of `nodes`, in order) with no items:

@@ -98,6 +98,18 @@ fn online() -> NetEvent {
     })
 }
 
+/// [`populated`], then items 9 to 99 on demo: more than a screen.
+fn flooded() -> Model {
+    let mut m = populated();
+    for n in 9..100 {
+        net(
+            &mut m,
+            NetEvent::Item(item("demo", n, "bob@localhost/phone", "x")),
+        );
+    }
+    m
+}
+
 fn populated() -> Model {
     let mut m = model();
     net(&mut m, online());
@@ -390,13 +402,7 @@ fn auto_publish_goes_to_the_selected_node() {
 
 #[test]
 fn feed_follows_until_scrolled_and_esc_returns_to_follow() {
-    let mut m = populated();
-    for n in 9..100 {
-        net(
-            &mut m,
-            NetEvent::Item(item("demo", n, "bob@localhost/phone", "x")),
-        );
-    }
+    let mut m = flooded();
     assert!(m.following());
     key(&mut m, KeyCode::PageUp);
     let offset = m.feed_offset;
@@ -425,13 +431,7 @@ fn feed_follows_until_scrolled_and_esc_returns_to_follow() {
 
 #[test]
 fn the_first_key_in_a_flood_selects_a_row_that_stays_in_view() {
-    let mut m = populated();
-    for n in 9..100 {
-        net(
-            &mut m,
-            NetEvent::Item(item("demo", n, "bob@localhost/phone", "x")),
-        );
-    }
+    let mut m = flooded();
     assert!(m.following());
     key(&mut m, KeyCode::Up);
     let selected = m.cursor.expect("Up selects a row");
