@@ -226,16 +226,19 @@ fn a_wrong_secret_ends_at_once_with_the_reason() {
     let wrong = common::password_file_named(dir.path(), "wrong", "not-the-secret");
     let data = dir.path().join("data");
     let port = format!("127.0.0.1:{}", server.component_port);
-    let (ok, err, took) = serve_run(&[
-        "--component",
-        prosody::COMPONENT,
-        "--server",
-        &port,
-        "--secret-file",
-        wrong.to_str().expect("path"),
-        "--data-dir",
-        data.to_str().expect("path"),
-    ]);
+    let as_component = |secret: &std::path::Path, data: &std::path::Path| {
+        serve_run(&[
+            "--component",
+            prosody::COMPONENT,
+            "--server",
+            &port,
+            "--secret-file",
+            secret.to_str().expect("path"),
+            "--data-dir",
+            data.to_str().expect("path"),
+        ])
+    };
+    let (ok, err, took) = as_component(&wrong, &data);
     assert!(!ok, "a wrong secret is a failure");
     assert!(err.contains("relay.localhost"), "{err}");
     assert!(
@@ -253,16 +256,7 @@ fn a_wrong_secret_ends_at_once_with_the_reason() {
     // A second serve as the same component, with the right secret: it ends at once too.
     let right = common::password_file_named(dir.path(), "right", &server.component_secret);
     let other = dir.path().join("other");
-    let (ok, err, took) = serve_run(&[
-        "--component",
-        prosody::COMPONENT,
-        "--server",
-        &port,
-        "--secret-file",
-        right.to_str().expect("path"),
-        "--data-dir",
-        other.to_str().expect("path"),
-    ]);
+    let (ok, err, took) = as_component(&right, &other);
     assert!(!ok, "a second component on one domain is a failure");
     assert!(
         err.contains("another component is connected as relay.localhost"),
