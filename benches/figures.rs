@@ -86,7 +86,7 @@ async fn latency(server: &prosody::Prosody) {
                 .await
                 .expect("in time")
                 .expect("open");
-            let done = matches!(&ev, NetEvent::Item(item) if item.text == text);
+            let done = matches!(&ev, NetEvent::Item(item) if item.text() == text);
             let _ = update(&mut model, Msg::Net(ev));
             if done {
                 term.draw(|f| view::draw(f, &model)).expect("draw");

@@ -71,7 +71,7 @@ fn memory() {
     let mut feed = NodeFeed::new(ITEMS);
     let mut weight = 0;
     for item in items("n", ITEMS) {
-        weight += item.tree.weight() + item.text.len();
+        weight += item.tree().weight() + item.text().len();
         feed.push_item(item);
     }
     let after = resident_bytes();

@@ -221,7 +221,10 @@ impl Run {
                 }
                 Output::Event(NetEvent::Snapshot { items, reason, .. }) => {
                     self.snapshots.push(Snap {
-                        ids: items.iter().filter_map(|i| i.id.clone()).collect(),
+                        ids: items
+                            .iter()
+                            .filter_map(|i| i.id().map(str::to_owned))
+                            .collect(),
                         reason,
                         service: reply.as_ref().map(|(s, _)| s.set()).unwrap_or_default(),
                         store: store_ids(&self.db),

@@ -55,7 +55,7 @@ async fn a_subscriber_moves_to_the_other_node_when_its_node_dies_and_loses_nothi
     let mut notified: Vec<String> = Vec::new();
     run_until(&mut alice, &mut m, 60, "alice back, resynced", |e| {
         if let NetEvent::Item(i) = e {
-            notified.extend(i.id.clone());
+            notified.extend(i.id().map(str::to_owned));
         }
         match e {
             NetEvent::Connection(ConnState::Online { server, .. }) => {
@@ -83,7 +83,7 @@ async fn a_subscriber_moves_to_the_other_node_when_its_node_dies_and_loses_nothi
     while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(2), alice.events.recv()).await
     {
         if let NetEvent::Item(i) = &ev {
-            notified.extend(i.id.clone());
+            notified.extend(i.id().map(str::to_owned));
         }
         let _ = update(&mut m, Msg::Net(ev));
     }
@@ -98,7 +98,7 @@ async fn a_subscriber_moves_to_the_other_node_when_its_node_dies_and_loses_nothi
             "the last items live at alice",
             |e| {
                 if let NetEvent::Item(i) = e {
-                    notified.extend(i.id.clone());
+                    notified.extend(i.id().map(str::to_owned));
                 }
                 matches!(e, NetEvent::Item(_))
             },

@@ -42,23 +42,23 @@ async fn two_clients_publish_and_receive_live() {
         .expect("send");
 
     let typed = wait_for(&mut b, 10, "alice's typed item at bob", |e| match e {
-        NetEvent::Item(i) if i.text == "hello <&> world" => Some(i.clone()),
+        NetEvent::Item(i) if i.text() == "hello <&> world" => Some(i.clone()),
         _ => None,
     })
     .await;
-    assert_eq!(typed.sender.as_deref(), Some(a_jid.as_str()));
-    let seq = typed.seq.clone().expect("our items carry a sequence");
+    assert_eq!(typed.sender(), Some(a_jid.as_str()));
+    let seq = typed.seq().expect("our items carry a sequence");
     assert_eq!(
-        typed.id.as_deref(),
+        typed.id(),
         Some(format!("{}-{}", seq.session, seq.n).as_str())
     );
 
     let auto = wait_for(&mut b, 10, "an auto-published item at bob", |e| match e {
-        NetEvent::Item(i) if i.text.starts_with("auto-publish") => Some(i.clone()),
+        NetEvent::Item(i) if i.text().starts_with("auto-publish") => Some(i.clone()),
         _ => None,
     })
     .await;
-    assert_eq!(auto.seq.expect("seq").session, seq.session);
+    assert_eq!(auto.seq().expect("seq").session, seq.session);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,12 +110,15 @@ async fn stored_items_on_subscribe_after_restart_and_on_resync() {
         _ => None,
     })
     .await;
-    let got: Vec<_> = stored.iter().filter_map(|i| i.id.clone()).collect();
+    let got: Vec<_> = stored
+        .iter()
+        .filter_map(|i| i.id().map(str::to_owned))
+        .collect();
     assert_eq!(
         got, ids,
         "stored items, oldest first, equal what was published"
     );
-    assert_eq!(stored[2].text, "stored 2");
+    assert_eq!(stored[2].text(), "stored 2");
 
     // B restarts (same account and resource): it gets them again, exactly once each.
     let _ = b.commands.send(Command::Shutdown).await;
@@ -192,17 +195,17 @@ async fn user_text_is_filtered_escaped_and_round_trips_exactly() {
         ids
     };
     let live = wait_for(&mut b, 10, "the item live", |e| match e {
-        NetEvent::Item(i) if i.id.as_deref() == Some(ids[0].as_str()) => Some(i.text.clone()),
+        NetEvent::Item(i) if i.id() == Some(ids[0].as_str()) => Some(i.text().to_owned()),
         _ => None,
     })
     .await;
     assert_eq!(live, expected);
     // The stream stayed up: the next item arrives too, and the stored copy is the same.
     wait_for(&mut b, 10, "the next item", |e| match e {
-        NetEvent::Item(i) if i.text == "after" => Some(()),
+        NetEvent::Item(i) if i.text() == "after" => Some(()),
         _ => None,
     })
     .await;
     let stored = manual_resync(&mut b, "t").await;
-    assert_eq!(stored[0].text, expected);
+    assert_eq!(stored[0].text(), expected);
 }

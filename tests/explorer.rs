@@ -105,7 +105,7 @@ async fn follow(net: &mut NetHandle, node: &str) -> SubState {
 async fn initial_items(net: &mut NetHandle, node: &str) -> Vec<String> {
     wait_for(net, 20, "the node's stored items", |e| match e {
         NetEvent::Snapshot { node: n, items, .. } if n == node => {
-            Some(items.iter().map(|i| i.text.clone()).collect())
+            Some(items.iter().map(|i| i.text().to_owned()).collect())
         }
         _ => None,
     })
@@ -142,7 +142,7 @@ async fn follow_then_leave(
     assert!(items.iter().any(|t| t == stored), "{items:?}");
     publish(pubr, node, "live after follow").await;
     wait_for(net, 20, "the live item", |e| {
-        matches!(e, NetEvent::Item(i) if i.node == node && i.text == "live after follow")
+        matches!(e, NetEvent::Item(i) if i.node() == node && i.text() == "live after follow")
             .then_some(())
     })
     .await;
@@ -173,9 +173,9 @@ async fn no_events_after_leaving(
     publish(pubr, control, "control").await;
     let mut leaked = Vec::new();
     wait_for(net, 20, "the control item", |e| match e {
-        NetEvent::Item(i) if i.node == control && i.text == "control" => Some(()),
-        NetEvent::Item(i) if i.node == node => {
-            leaked.push(i.text.clone());
+        NetEvent::Item(i) if i.node() == control && i.text() == "control" => Some(()),
+        NetEvent::Item(i) if i.node() == node => {
+            leaked.push(i.text().to_owned());
             None
         }
         _ => None,

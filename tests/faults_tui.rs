@@ -184,7 +184,7 @@ async fn outage_and_silent_dead_link_in_tmux() {
     let texts: Vec<String> = node_items(&server, "bob", &bob_pw, "demo")
         .await
         .into_iter()
-        .map(|i| i.text)
+        .map(|i| i.text().to_owned())
         .collect();
     for t in ["during-outage-1", "during-outage-2"] {
         assert_eq!(

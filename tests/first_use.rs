@@ -94,7 +94,10 @@ async fn a_relay_that_starts_late_is_subscribed_and_published_to_when_it_comes()
     .await;
     let items = common::manual_resync(&mut bob, "test").await;
     assert_eq!(
-        items.iter().map(|i| i.text.as_str()).collect::<Vec<_>>(),
+        items
+            .iter()
+            .map(pubsub_tui::feed::FeedItem::text)
+            .collect::<Vec<_>>(),
         ["before the relay"],
         "published exactly once"
     );

@@ -358,7 +358,10 @@ async fn keys_paste_cursor_and_auto_publish_as_a_user_meets_them() {
     tmux.wait_for("published", 10, |s| s.contains("published"));
     let items = node_items(&server, "alice", &pw, "demo").await;
     assert_eq!(
-        items.iter().map(|i| i.text.as_str()).collect::<Vec<_>>(),
+        items
+            .iter()
+            .map(pubsub_tui::feed::FeedItem::text)
+            .collect::<Vec<_>>(),
         ["first line\nsecond line"]
     );
     // The cursor sits right after the text, in the compact layout too.

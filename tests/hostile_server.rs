@@ -92,23 +92,23 @@ async fn a_depth_bomb_drops_the_connection_not_the_process() {
         match ev {
             NetEvent::Connection(ConnState::Suspended) => lost += 1,
             NetEvent::Connection(ConnState::Failed { error }) => panic!("gave up: {error}"),
-            NetEvent::Item(item) if item.id.as_deref() == Some("big") => {
-                big = Some(item.text.chars().count());
+            NetEvent::Item(item) if item.id() == Some("big") => {
+                big = Some(item.text().chars().count());
             }
-            NetEvent::Item(item) if item.id.as_deref() == Some("attr") => {
-                attr = item.sender.map(|s| s.chars().count());
+            NetEvent::Item(item) if item.id() == Some("attr") => {
+                attr = item.sender().map(|s| s.chars().count());
             }
-            NetEvent::Item(item) if item.id.as_deref() == Some("a") => {
-                cut = Some(item.text.len());
+            NetEvent::Item(item) if item.id() == Some("a") => {
+                cut = Some(item.text().len());
             }
-            NetEvent::Item(item) if item.id.as_deref() == Some("deep") => {
+            NetEvent::Item(item) if item.id() == Some("deep") => {
                 deep = Some((
                     lost,
-                    item.tree.cut(),
-                    item.tree.strings().any(|s| s == "bottom"),
+                    item.tree().cut(),
+                    item.tree().strings().any(|s| s == "bottom"),
                 ));
             }
-            NetEvent::Item(item) if item.text == "still here" => break,
+            NetEvent::Item(item) if item.text() == "still here" => break,
             _ => {}
         }
     }

@@ -118,13 +118,13 @@ async fn rsm_paging_through_1000_items_and_the_last_item_at_login() {
         };
         let ev = ev.expect("open");
         match &ev {
-            NetEvent::Item(i) if i.id.as_deref() == Some(last.as_str()) => resent += 1,
+            NetEvent::Item(i) if i.id() == Some(last.as_str()) => resent += 1,
             NetEvent::Gap { .. } => gaps += 1,
             NetEvent::Snapshot { items, .. } => {
                 in_snapshot = Some(
                     items
                         .iter()
-                        .filter(|i| i.id.as_deref() == Some(last.as_str()))
+                        .filter(|i| i.id() == Some(last.as_str()))
                         .count(),
                 );
             }

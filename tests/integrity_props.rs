@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use pubsub_tui::feed::gap::{GapTracker, MAX_HOLES, Verdict};
-use pubsub_tui::feed::{FeedItem, ItemFormat, ItemState, NodeFeed, RowKind, Seq};
+use pubsub_tui::feed::{FeedItem, ItemFormat, ItemParts, ItemState, NodeFeed, RowKind, Seq};
 
 #[derive(Debug, Clone)]
 enum SeqOp {
@@ -127,19 +127,14 @@ enum RefRow {
 }
 
 fn item(id: u8, text: u8) -> FeedItem {
-    FeedItem {
+    ItemParts {
         node: "n".into(),
         id: Some(format!("i{id}")),
-        sender: None,
-        publisher: None,
-        time: None,
-        seq: None,
-        service_seq: None,
-        tree: pubsub_tui::feed::payload::Tree::default(),
-        received: None,
         text: text.to_string(),
         format: ItemFormat::Native,
+        ..ItemParts::default()
     }
+    .into()
 }
 
 fn ref_push(rows: &mut Vec<RefRow>, evicted: &mut u64, cap: usize, row: RefRow) {
@@ -222,8 +217,8 @@ proptest! {
             }
             let got: Vec<RefRow> = feed.rows(0, feed.len()).map(|r| match &r.kind {
                 RowKind::Item { item, state } => RefRow::Item {
-                    id: item.id.as_deref().and_then(|s| s[1..].parse().ok()).unwrap_or(255),
-                    text: item.text.parse().unwrap_or(0),
+                    id: item.id().and_then(|s| s[1..].parse().ok()).unwrap_or(255),
+                    text: item.text().parse().unwrap_or(0),
                     retracted: *state == ItemState::Retracted,
                 },
                 RowKind::Marker { .. } => RefRow::Marker,

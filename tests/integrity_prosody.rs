@@ -32,7 +32,7 @@ fn feed_payloads(m: &Model) -> Vec<(String, String)> {
             RowKind::Item {
                 item,
                 state: ItemState::Live,
-            } => Some((item.id.clone()?, item.text.clone())),
+            } => Some((item.id().map(str::to_owned)?, item.text().to_owned())),
             _ => None,
         })
         .collect()
@@ -48,7 +48,7 @@ async fn service_items(
     node_items(server, user, pw, node)
         .await
         .into_iter()
-        .filter_map(|i| Some((i.id?, i.text)))
+        .filter_map(|i| Some((i.id()?.to_owned(), i.text().to_owned())))
         .collect()
 }
 
@@ -110,7 +110,7 @@ async fn a_cut_connection_is_resynced_with_nothing_lost_or_doubled() {
     let mut published = publish_n(&mut a, "cut", 5).await;
     run_until(&mut b, &mut m, 10, "five live items", {
         let last = published[4].clone();
-        move |e| matches!(e, NetEvent::Item(i) if i.id.as_deref() == Some(last.as_str()))
+        move |e| matches!(e, NetEvent::Item(i) if i.id() == Some(last.as_str()))
     })
     .await;
 
@@ -289,7 +289,7 @@ async fn a_resumed_stream_gets_what_it_missed_without_a_resync() {
         &mut m,
         40,
         "the missed items",
-        |e| matches!(e, NetEvent::Item(i) if i.id.as_deref() == Some(last.as_str())),
+        |e| matches!(e, NetEvent::Item(i) if i.id() == Some(last.as_str())),
     )
     .await;
     // Collect what else arrives shortly after.

@@ -451,9 +451,12 @@ async fn ejabberd_a_pending_follow_waits_then_gets_the_items() {
         20,
         "the stored items after approval",
         |e| match e {
-            NetEvent::Snapshot { node, items, .. } if node == "club" => {
-                Some(items.iter().map(|i| i.text.clone()).collect::<Vec<_>>())
-            }
+            NetEvent::Snapshot { node, items, .. } if node == "club" => Some(
+                items
+                    .iter()
+                    .map(|i| i.text().to_owned())
+                    .collect::<Vec<_>>(),
+            ),
             _ => None,
         },
     )

@@ -129,7 +129,7 @@ async fn configure_with_a_refused_value_then_retract_and_purge() {
     let texts: Vec<String> = node_items(&server, "bob", &bob_pw, "tidings")
         .await
         .into_iter()
-        .map(|i| i.text)
+        .map(|i| i.text().to_owned())
         .collect();
     assert_eq!(
         texts,

@@ -150,12 +150,8 @@ fn stored_items_from_every_server() {
             panic!("{server}: {result:?}")
         };
         let parsed = proto::parse_item("news", item);
-        assert_eq!(parsed.text, "hello", "{server}");
-        assert_eq!(
-            parsed.sender.as_deref(),
-            Some("alice@localhost/a"),
-            "{server}"
-        );
+        assert_eq!(parsed.text(), "hello", "{server}");
+        assert_eq!(parsed.sender(), Some("alice@localhost/a"), "{server}");
         // ejabberd and serve page (RSM); serve also numbers its items (the head).
         assert_eq!(result.page.is_some(), server != "prosody", "{server}");
         assert_eq!(result.head.is_some(), server == "serve", "{server}");

@@ -64,7 +64,9 @@ async fn clients_exchange_items_through_the_component_across_a_server_restart() 
     // the component's domain.
     let got = items(&mut bob, 5, "alice's items at bob").await;
     assert_eq!(
-        got.iter().filter_map(|i| i.id.clone()).collect::<Vec<_>>(),
+        got.iter()
+            .filter_map(|i| i.id().map(str::to_owned))
+            .collect::<Vec<_>>(),
         ids
     );
     assert_eq!(
@@ -76,7 +78,7 @@ async fn clients_exchange_items_through_the_component_across_a_server_restart() 
     assert_eq!(
         stored
             .iter()
-            .filter_map(|i| i.id.clone())
+            .filter_map(|i| i.id().map(str::to_owned))
             .collect::<Vec<_>>(),
         ids
     );
@@ -115,7 +117,7 @@ async fn clients_exchange_items_through_the_component_across_a_server_restart() 
     assert_eq!(
         snapshot
             .iter()
-            .filter_map(|i| i.id.clone())
+            .filter_map(|i| i.id().map(str::to_owned))
             .collect::<Vec<_>>(),
         ids
     );
@@ -123,7 +125,7 @@ async fn clients_exchange_items_through_the_component_across_a_server_restart() 
     wait_online(&mut alice).await;
     let more = common::publish_n(&mut alice, "test", 1).await;
     let got = items(&mut carol, 1, "an item after the restart").await;
-    assert_eq!(got[0].id, more.first().cloned());
+    assert_eq!(got[0].id(), more.first().map(String::as_str));
     assert_eq!(got[0].service_seq, Some(6));
     let _ = alice.commands.send(Command::Shutdown).await;
     let _ = carol.commands.send(Command::Shutdown).await;
@@ -196,7 +198,7 @@ async fn a_stanza_the_parser_refuses_is_left_out_and_the_link_stays() {
     let mut alice = subscriber(alice_cfg).await;
     let ids = common::publish_n(&mut alice, "test", 1).await;
     let got = items(&mut bob, 1, "alice's item at bob").await;
-    assert_eq!(got[0].id, ids.first().cloned());
+    assert_eq!(got[0].id(), ids.first().map(String::as_str));
     let _ = alice.commands.send(Command::Shutdown).await;
     let _ = bob.commands.send(Command::Shutdown).await;
 }

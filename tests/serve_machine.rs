@@ -309,7 +309,7 @@ fn retrieve_all_newest_by_id_and_pages() {
         .iter()
         .map(|i| pubsub_tui::xmpp::proto::parse_item("n", i))
         .collect();
-    assert_eq!(parsed[4].text, "p · 5");
+    assert_eq!(parsed[4].text(), "p · 5");
 }
 
 #[test]

@@ -43,7 +43,9 @@ async fn clients_exchange_items_through_serve() {
         got.push(item);
     }
     assert_eq!(
-        got.iter().filter_map(|i| i.id.clone()).collect::<Vec<_>>(),
+        got.iter()
+            .filter_map(|i| i.id().map(str::to_owned))
+            .collect::<Vec<_>>(),
         ids,
         "bob sees alice's items, in order, under the ids she published"
     );
@@ -52,18 +54,15 @@ async fn clients_exchange_items_through_serve() {
         (1..=5).map(Some).collect::<Vec<_>>(),
         "each notification carries the node-wide number"
     );
-    assert!(
-        got.iter()
-            .all(|i| i.sender.as_deref() == Some("alice@localhost/a"))
-    );
-    assert_eq!(got[4].text, "item 4", "the payload arrives verbatim");
+    assert!(got.iter().all(|i| i.sender() == Some("alice@localhost/a")));
+    assert_eq!(got[4].text(), "item 4", "the payload arrives verbatim");
 
     // Stored: a retrieve gives the same items back.
     let stored = common::manual_resync(&mut bob, "test").await;
     assert_eq!(
         stored
             .iter()
-            .filter_map(|i| i.id.clone())
+            .filter_map(|i| i.id().map(str::to_owned))
             .collect::<Vec<_>>(),
         ids
     );
@@ -111,7 +110,7 @@ async fn a_gone_subscriber_is_paused_not_forgotten() {
     assert_eq!(
         items
             .iter()
-            .filter_map(|i| i.id.clone())
+            .filter_map(|i| i.id().map(str::to_owned))
             .collect::<Vec<_>>(),
         missed
     );
@@ -122,7 +121,7 @@ async fn a_gone_subscriber_is_paused_not_forgotten() {
         _ => None,
     })
     .await;
-    assert_eq!(live.id, next.first().cloned());
+    assert_eq!(live.id(), next.first().map(String::as_str));
     assert_eq!(live.service_seq, Some(4));
     let _ = alice.commands.send(Command::Shutdown).await;
     let _ = bob.commands.send(Command::Shutdown).await;
@@ -230,7 +229,7 @@ async fn kill_9_of_serve_mid_stream_loses_nothing() {
     let stored: Vec<String> = common::node_items_at(&server, "bob", &bob_pw, &serve.jid, "test")
         .await
         .into_iter()
-        .filter_map(|i| i.id)
+        .filter_map(|i| i.id().map(str::to_owned))
         .collect();
     let stored_set: BTreeSet<String> = stored.iter().cloned().collect();
     assert!(

@@ -202,8 +202,8 @@ fn prosody_subscription_and_stored_items_become_state_and_snapshot() {
     };
     assert_eq!(node, "store");
     assert_eq!(items.len(), 2);
-    assert_eq!(items[1].text, "stored 1");
-    assert_eq!(items[1].seq.as_ref().map(|q| q.n), Some(2));
+    assert_eq!(items[1].text(), "stored 1");
+    assert_eq!(items[1].seq().map(|q| q.n), Some(2));
     assert_eq!(items[1].format, ItemFormat::Native);
     // Left: the list of our subscriptions (to clean up what earlier runs left behind).
     assert_eq!(s.pending_requests(), 1);
@@ -227,8 +227,8 @@ fn live_events_only_from_the_service_and_for_our_nodes() {
     let [NetEvent::Item(item)] = ev.as_slice() else {
         panic!("expected one item, got {ev:?}")
     };
-    assert_eq!(item.sender.as_deref(), Some("alice@localhost/tui"));
-    assert_eq!(item.text, "stored 0");
+    assert_eq!(item.sender(), Some("alice@localhost/tui"));
+    assert_eq!(item.text(), "stored 0");
 
     let forged = real.replace("from='pubsub.localhost'", "from='mallory@evil.example/x'");
     let ev = events(s.handle(stanza(&forged), clock.now()));
@@ -481,7 +481,7 @@ fn resync_requests_coalesce_and_live_items_during_it_are_kept() {
     let Some(NetEvent::Snapshot { items, .. }) = ev.first() else {
         panic!("{ev:?}")
     };
-    let ids: Vec<_> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+    let ids: Vec<_> = items.iter().filter_map(|i| i.id()).collect();
     assert_eq!(ids, ["10435999-1", "10435999-2", "10435999-9"]);
 }
 
@@ -506,12 +506,7 @@ fn a_relay_that_cannot_retrieve_says_so() {
         panic!("{ev:?}")
     };
     assert_eq!(
-        (
-            item.format,
-            item.sender.as_deref(),
-            item.time.as_deref(),
-            item.text.as_str()
-        ),
+        (item.format, item.sender(), item.time(), item.text()),
         (
             ItemFormat::Wokkel,
             Some("bob@localhost/client2"),
@@ -519,7 +514,7 @@ fn a_relay_that_cannot_retrieve_says_so() {
             "Hello!"
         )
     );
-    assert_eq!(item.id, None);
+    assert_eq!(item.id(), None);
 }
 
 #[test]
@@ -573,10 +568,10 @@ fn ejabberd_rsm_result_with_atom_and_native_items() {
         "the RSM <set/> does not break parsing, and pages add up"
     );
     assert_eq!(items[0].format, ItemFormat::Atom);
-    assert_eq!(items[0].text, "Release 2.0 — Now with pubsub");
-    assert_eq!(items[0].sender.as_deref(), Some("Carol"));
+    assert_eq!(items[0].text(), "Release 2.0 — Now with pubsub");
+    assert_eq!(items[0].sender(), Some("Carol"));
     assert_eq!(items[1].format, ItemFormat::Native);
-    assert_eq!(items[2].text, "third");
+    assert_eq!(items[2].text(), "third");
     // alice's session abcd0123 has seq 4 and 5 on the service: 1–3 are gone.
     assert_eq!(lost.len(), 1);
     assert_eq!(
@@ -650,7 +645,7 @@ fn what_arrives_during_a_resync_comes_once_in_its_snapshot_or_as_it_was_if_it_fa
     let Some(NetEvent::Snapshot { items: snap, .. }) = ev.first() else {
         panic!("{ev:?}")
     };
-    let ids: Vec<_> = snap.iter().filter_map(|i| i.id.as_deref()).collect();
+    let ids: Vec<_> = snap.iter().filter_map(|i| i.id()).collect();
     assert_eq!(ids, ["s1-1", "s1-2", "s1-3"], "each once, in the snapshot");
     assert!(!ev.iter().any(|e| matches!(e, NetEvent::Item(_))), "{ev:?}");
 
@@ -699,7 +694,7 @@ fn live_items_wait_for_a_slow_snapshot_only_so_long() {
     let Some(NetEvent::Snapshot { items: snap, .. }) = ev.first() else {
         panic!("{ev:?}")
     };
-    let ids: Vec<_> = snap.iter().filter_map(|i| i.id.as_deref()).collect();
+    let ids: Vec<_> = snap.iter().filter_map(|i| i.id()).collect();
     assert_eq!(ids, ["s1-1", "s1-2", "s1-3", "s1-4"]);
 }
 
@@ -762,10 +757,11 @@ fn hostile_event_text_is_sanitised_and_odd_shapes_do_not_panic() {
     let [NetEvent::Item(item)] = ev.as_slice() else {
         panic!("{ev:?}")
     };
-    assert_eq!(item.id.as_deref(), Some("ab"));
-    assert_eq!(item.sender.as_deref(), Some("xy"));
+    assert_eq!(item.id(), Some("ab"));
+    assert_eq!(item.sender(), Some("xy"));
     assert_eq!(
-        item.text, "hi\nthere",
+        item.text(),
+        "hi\nthere",
         "a CR is a line break; C1 controls go"
     );
     for odd in [
@@ -885,7 +881,7 @@ fn item_ids(out: Vec<Output>) -> Vec<String> {
     events(out)
         .into_iter()
         .filter_map(|e| match e {
-            NetEvent::Item(i) => Some(i.id.unwrap_or_default()),
+            NetEvent::Item(i) => Some(i.id().unwrap_or_default().to_owned()),
             _ => None,
         })
         .collect()
@@ -1044,7 +1040,7 @@ fn ejabberds_last_item_at_login_is_neither_a_duplicate_nor_a_gap() {
     let Some(NetEvent::Snapshot { items, lost, .. }) = ev.first() else {
         panic!("{ev:?}")
     };
-    let ids: Vec<_> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+    let ids: Vec<_> = items.iter().filter_map(|i| i.id()).collect();
     assert_eq!(ids, ["s1-1", "s1-2", "s1-3", "s1-4", "s1-5"], "once each");
     assert!(lost.is_empty());
 }
@@ -1671,7 +1667,7 @@ fn a_node_followed_at_run_time_is_subscribed_retrieved_and_answered_once() {
     // Now its events are accepted.
     let ev = events(s.handle(item_event("b", "live"), clock.now()));
     assert!(
-        matches!(ev.as_slice(), [NetEvent::Item(i)] if i.id.as_deref() == Some("live")),
+        matches!(ev.as_slice(), [NetEvent::Item(i)] if i.id() == Some("live")),
         "{ev:?}"
     );
 }

@@ -312,12 +312,12 @@ async fn an_item_nested_100_levels_deep_is_read_cut_and_the_link_stays_up() {
         let item = ev.expect("the connection stayed up");
         got.push(item);
     }
-    assert_eq!(got[0].id.as_deref(), Some("deep"));
+    assert_eq!(got[0].id(), Some("deep"));
     assert_eq!(
-        got[0].tree.cut(),
+        got[0].tree().cut(),
         Some(pubsub_tui::feed::payload::Cut::Depth)
     );
-    assert_eq!(got[1].text, "after the deep one");
+    assert_eq!(got[1].text(), "after the deep one");
     // The CLI reads the node (it used to fail with a reset connection).
     let lines = src.json(&["items", "--node", "deep"]);
     assert_eq!(lines.len(), 2, "{lines:?}");

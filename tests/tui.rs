@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone as _};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
-use pubsub_tui::feed::{FeedItem, ItemFormat, Seq};
+use pubsub_tui::feed::{FeedItem, ItemFormat, ItemParts, Seq};
 use pubsub_tui::tui::model::{Focus, Model, Overlay};
 use pubsub_tui::tui::update::{Effect, Msg, update};
 use pubsub_tui::tui::view;
@@ -17,7 +17,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 fn item(node: &str, n: u64, sender: &str, text: &str) -> FeedItem {
-    FeedItem {
+    ItemParts {
         node: node.into(),
         id: Some(format!("beef{n:04}")),
         sender: Some(sender.into()),
@@ -30,6 +30,7 @@ fn item(node: &str, n: u64, sender: &str, text: &str) -> FeedItem {
         tree: pubsub_tui::feed::payload::Tree::default(),
         received: None,
     }
+    .into()
 }
 
 /// 07:00:30 on the day the test items are from.
@@ -851,10 +852,11 @@ fn node_states_follow_the_connection() {
 fn dates_show_when_not_today_and_days_are_separated() {
     let mut m = model();
     net(&mut m, online());
-    let old = FeedItem {
+    let old = ItemParts {
         time: Some("2020-01-02T03:04:05Z".into()),
-        ..item("demo", 1, "bob@localhost/phone", "from long ago")
-    };
+        ..item("demo", 1, "bob@localhost/phone", "from long ago").to_parts()
+    }
+    .into();
     net(&mut m, NetEvent::Item(old));
     let screen = render(&m, 80, 24);
     assert!(screen.contains("Thursday 2 January 2020"), "{screen}");
@@ -1544,16 +1546,16 @@ fn purge_and_delete_ask_first_naming_the_node_and_its_items() {
 fn the_selected_item_is_viewed_retracted_edited_and_its_id_copied() {
     let mut m = populated();
     // Make the newest item's XML hostile to a terminal.
-    let mut hostile = item("demo", 9, "bob@localhost/phone", "nine");
+    let mut hostile = item("demo", 9, "bob@localhost/phone", "nine").to_parts();
     hostile.tree = pubsub_tui::xmpp::proto::tree::tree_of(
         &"<item xmlns='http://jabber.org/protocol/pubsub' id='beef0009'><post xmlns='urn:x-pubsub-tui:item:0'>ni&#x9b;2Jne\u{202e}</post></item>"
             .parse()
             .expect("parses"),
     );
-    net(&mut m, NetEvent::Item(hostile));
+    net(&mut m, NetEvent::Item(hostile.into()));
     key(&mut m, KeyCode::Up);
     assert_eq!(
-        m.selected_item().and_then(|i| i.id.clone()),
+        m.selected_item().and_then(|i| i.id().map(str::to_owned)),
         Some("beef0009".into())
     );
     key(&mut m, KeyCode::Char('v'));
@@ -2110,7 +2112,7 @@ fn the_filter_narrows_the_feed_as_it_is_typed() {
     key(&mut m, KeyCode::Up);
     key(&mut m, KeyCode::Up);
     assert_eq!(
-        m.selected_item().map(|i| i.text.clone()),
+        m.selected_item().map(|i| i.text().to_owned()),
         Some("message number 7 with some text to fill the line".into())
     );
     // A new match arrives: the selection stays on the same item.
@@ -2119,7 +2121,7 @@ fn the_filter_narrows_the_feed_as_it_is_typed() {
         NetEvent::Item(item("demo", 30, "bob@localhost", "number 30")),
     );
     assert_eq!(
-        m.selected_item().and_then(|i| i.id.clone()),
+        m.selected_item().and_then(|i| i.id().map(str::to_owned)),
         Some("beef0007".into())
     );
     // Esc follows, then drops the filter.
@@ -2164,7 +2166,9 @@ fn the_filter_spans_every_node_and_matches_fields() {
     key(&mut m, KeyCode::Up);
     key(&mut m, KeyCode::Char('v'));
     assert_eq!(
-        m.item_view.as_ref().and_then(|v| v.item.id.clone()),
+        m.item_view
+            .as_ref()
+            .and_then(|v| v.item.id().map(str::to_owned)),
         Some("e1".into())
     );
 }
@@ -2195,23 +2199,23 @@ fn find_marks_matches_and_n_jumps_between_them() {
         Some("match 1 of 5")
     );
     assert_eq!(
-        m.selected_item().and_then(|i| i.id.clone()),
+        m.selected_item().and_then(|i| i.id().map(str::to_owned)),
         Some("beef0007".into())
     );
     key(&mut m, KeyCode::Char('n'));
     assert_eq!(
-        m.selected_item().and_then(|i| i.id.clone()),
+        m.selected_item().and_then(|i| i.id().map(str::to_owned)),
         Some("beef0005".into())
     );
     key(&mut m, KeyCode::Char('N'));
     assert_eq!(
-        m.selected_item().and_then(|i| i.id.clone()),
+        m.selected_item().and_then(|i| i.id().map(str::to_owned)),
         Some("beef0007".into())
     );
     // Past the newest, around to the oldest, said so; and back.
     key(&mut m, KeyCode::Char('N'));
     assert_eq!(
-        m.selected_item().and_then(|i| i.id.clone()),
+        m.selected_item().and_then(|i| i.id().map(str::to_owned)),
         Some("beef0001".into())
     );
     assert!(
@@ -2223,7 +2227,7 @@ fn find_marks_matches_and_n_jumps_between_them() {
     );
     key(&mut m, KeyCode::Char('n'));
     assert_eq!(
-        m.selected_item().and_then(|i| i.id.clone()),
+        m.selected_item().and_then(|i| i.id().map(str::to_owned)),
         Some("beef0007".into())
     );
     // Without a find, N is the owner's: create a node.
@@ -2388,10 +2392,10 @@ fn snapshot_stats_and_a_chart_of_a_field() {
     for n in 0..12u32 {
         let now = at(7, 2, n) + chrono::Duration::milliseconds(250);
         let _ = update(&mut m, Msg::Tick(now));
-        let mut item = item("demo", 100 + u64::from(n), "bob@localhost/phone", "x");
+        let mut item = item("demo", 100 + u64::from(n), "bob@localhost/phone", "x").to_parts();
         item.time = Some(format!("2026-11-24T07:02:{n:02}Z"));
         item.id = Some(format!("x{n}"));
-        net(&mut m, NetEvent::Item(item));
+        net(&mut m, NetEvent::Item(item.into()));
         let temp = format!("{}.5 °C", 20 + n % 4);
         net(&mut m, NetEvent::Item(reading_at(n.into(), &temp)));
     }
@@ -2628,7 +2632,7 @@ fn esc_typed_just_before_an_arrow_is_esc_and_the_arrow_not_a_command() {
     let fx = key(&mut m, KeyCode::Char('A'));
     assert_eq!(m.overlay, Overlay::None, "not the affiliations: {fx:?}");
     assert_eq!(
-        m.selected_item().and_then(|i| i.id.clone()),
+        m.selected_item().and_then(|i| i.id().map(str::to_owned)),
         Some("beef0008".into()),
         "↑ selected the newest item"
     );

@@ -64,9 +64,9 @@ async fn the_wokkel_client_and_ours_through_serve() {
         seen.push(item);
     }
     for (n, item) in seen.iter().enumerate() {
-        assert_eq!(item.sender.as_deref(), Some(wok.jid.as_str()));
-        assert_eq!(item.text, format!("wokkel says {}", n + 1));
-        let time = item.time.as_deref().expect("a time");
+        assert_eq!(item.sender(), Some(wok.jid.as_str()));
+        assert_eq!(item.text(), format!("wokkel says {}", n + 1));
+        let time = item.time().expect("a time");
         assert!(
             time.len() == 8 && time.as_bytes()[2] == b':',
             "HH:MM:SS, not {time:?}"
@@ -163,7 +163,7 @@ async fn ours_against_the_wokkel_relay() {
     )
     .await;
     let item = came_back.expect("item");
-    assert_eq!(item.text, "through the old relay");
+    assert_eq!(item.text(), "through the old relay");
     assert_eq!(
         item.format,
         ItemFormat::Native,

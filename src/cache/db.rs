@@ -813,7 +813,7 @@ impl Db {
         fetched: bool,
     ) -> Result<(), rusqlite::Error> {
         self.try_flush()?;
-        let keep: HashSet<&str> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+        let keep: HashSet<&str> = items.iter().filter_map(|i| i.id()).collect();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -837,11 +837,11 @@ impl Db {
             )?;
             let base = now_micros();
             for (k, item) in items.iter().enumerate() {
-                if !fetched && item.id.as_deref().is_some_and(|id| had.contains(id)) {
+                if !fetched && item.id().is_some_and(|id| had.contains(id)) {
                     continue;
                 }
                 let Some((id, xml)) = keepable(item) else {
-                    if let Some(id) = &item.id {
+                    if let Some(id) = &item.id() {
                         del.execute(params![self.service, node, id])?;
                     }
                     continue;
@@ -874,8 +874,8 @@ fn all_ranges(s: &str) -> Vec<(u64, u64)> {
 /// What of an item can be kept: its id and XML (not without an id, nor when the tree's
 /// bounds cut it: it could not be told apart from the whole item later).
 fn keepable(item: &FeedItem) -> Option<(&str, String)> {
-    let id = item.id.as_deref()?;
-    item.tree.is_whole().then(|| (id, item.xml()))
+    let id = item.id()?;
+    item.tree().is_whole().then(|| (id, item.xml()))
 }
 
 /// An item read back: parsed again as it was received (with the time it was received).
@@ -1042,16 +1042,16 @@ impl Persist for Db {
         }
         let Some((id, xml)) = keepable(item) else {
             // Not kept as it is now: an older copy under its id must not stand in for it.
-            if let Some(id) = &item.id {
+            if let Some(id) = item.id() {
                 self.pending.push(Op::Retract {
-                    node: item.node.clone(),
-                    id: id.clone(),
+                    node: item.node().to_owned(),
+                    id: id.to_owned(),
                 });
             }
             return;
         };
         self.pending.push(Op::Put {
-            node: item.node.clone(),
+            node: item.node().to_owned(),
             id: id.to_owned(),
             ord: item
                 .received
@@ -1403,10 +1403,14 @@ mod tests {
         }
         db.add(&item("m", "x", "other node"));
         db.retract("n", "i4");
-        let ids: Vec<_> = db.cached("n").into_iter().filter_map(|i| i.id).collect();
+        let ids: Vec<_> = db
+            .cached("n")
+            .into_iter()
+            .filter_map(|i| i.id().map(str::to_owned))
+            .collect();
         assert_eq!(ids, ["i1", "i2", "i3"], "the newest 3 of those left");
         let back = &db.cached("m")[0];
-        assert_eq!(back.text, item("m", "x", "other node").text);
+        assert_eq!(back.text(), item("m", "x", "other node").text());
         assert!(back.received.is_some());
         db.replace(
             "n",
@@ -1414,7 +1418,10 @@ mod tests {
             true,
         );
         let kept = db.cached("n");
-        let ids: Vec<_> = kept.iter().filter_map(|i| i.id.clone()).collect();
+        let ids: Vec<_> = kept
+            .iter()
+            .filter_map(|i| i.id().map(str::to_owned))
+            .collect();
         assert_eq!(ids, ["i3", "i9"]);
         assert!(kept[0].xml().contains("changed"), "{}", kept[0].xml());
         // Incremental: what is kept stays as it is (only new ids are written).

@@ -81,19 +81,19 @@ pub fn json_line(v: &Value) -> String {
 pub fn item_time(item: &FeedItem) -> Option<String> {
     item.timestamp()
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .or_else(|| item.time.clone())
+        .or_else(|| item.time().map(str::to_owned))
 }
 
 /// The item as one NDJSON object.
 pub fn item_record(item: &FeedItem) -> Value {
     json!({
-        "node": item.node,
-        "id": item.id,
+        "node": item.node(),
+        "id": item.id(),
         "time": item_time(item),
-        "sender": item.sender,
-        "publisher": item.publisher,
+        "sender": item.sender(),
+        "publisher": item.publisher(),
         "format": item.format,
-        "text": item.text,
+        "text": item.text(),
         "xml": item.xml(),
     })
 }
@@ -119,7 +119,7 @@ pub fn csv_field(s: &str) -> String {
 pub fn altered<'a>(items: impl IntoIterator<Item = &'a FeedItem>) -> usize {
     items
         .into_iter()
-        .filter(|i| i.tree.cut().is_none() && i.tree.removed() > 0)
+        .filter(|i| i.tree().cut().is_none() && i.tree().removed() > 0)
         .count()
 }
 
@@ -149,7 +149,7 @@ pub fn write_items<'a>(
         Format::Ndjson => {}
     }
     for item in items {
-        if item.tree.cut().is_some() {
+        if item.tree().cut().is_some() {
             skipped += 1;
             continue;
         }

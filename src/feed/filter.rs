@@ -266,11 +266,11 @@ impl Term {
     fn matches(&self, item: &FeedItem) -> bool {
         match &self.test {
             Test::Any(re) => {
-                re.is_match(&item.text)
-                    || item.sender.as_deref().is_some_and(|s| re.is_match(s))
-                    || item.publisher.as_deref().is_some_and(|s| re.is_match(s))
-                    || item.id.as_deref().is_some_and(|s| re.is_match(s))
-                    || item.tree.strings().any(|s| re.is_match(s))
+                re.is_match(item.text())
+                    || item.sender().is_some_and(|s| re.is_match(s))
+                    || item.publisher().is_some_and(|s| re.is_match(s))
+                    || item.id().is_some_and(|s| re.is_match(s))
+                    || item.tree().strings().any(|s| re.is_match(s))
             }
             Test::Field { name, re } => field_values(item, name).iter().any(|v| re.is_match(v)),
             Test::Compare {
@@ -306,13 +306,13 @@ impl Term {
 fn field_values(item: &FeedItem, name: &str) -> Vec<String> {
     match name {
         "from" => item
-            .sender
-            .iter()
-            .chain(item.publisher.iter())
-            .cloned()
+            .sender()
+            .into_iter()
+            .chain(item.publisher())
+            .map(str::to_owned)
             .collect(),
-        "id" => item.id.iter().cloned().collect(),
-        "node" => vec![item.node.clone()],
+        "id" => item.id().into_iter().map(str::to_owned).collect(),
+        "node" => vec![item.node().to_owned()],
         _ => item.field_values(name),
     }
 }

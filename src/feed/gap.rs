@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
-use super::{FeedItem, Seq};
+use super::{FeedItem, SeqRef};
 
 /// Open holes remembered per publisher; older ones are forgotten beyond this.
 pub const MAX_HOLES: usize = 64;
@@ -240,9 +240,8 @@ impl GapTracker {
     fn counts(&self, item: &FeedItem) -> bool {
         !item.is_forged()
             && item
-                .seq
-                .as_ref()
-                .is_none_or(|s| !self.own_sessions.contains(&s.session))
+                .seq()
+                .is_none_or(|s| !self.own_sessions.iter().any(|o| o == s.session))
     }
 
     /// Observe an item: by the service's node-wide number when it has one, else by its
@@ -251,21 +250,18 @@ impl GapTracker {
         if let Some(n) = item.service_seq {
             if self.counts(item) {
                 // Still remember what this publisher sent, for the lost-item count later.
-                self.observe(item.sender.as_deref(), item.seq.as_ref());
+                self.observe(item.sender(), item.seq());
             }
             return (self.observe_service(n), Some("service"));
         }
         if !self.counts(item) {
             return (Verdict::Unchecked, None);
         }
-        (
-            self.observe(item.sender.as_deref(), item.seq.as_ref()),
-            None,
-        )
+        (self.observe(item.sender(), item.seq()), None)
     }
 
-    fn remember(&mut self, sender: &str, seq: &Seq) {
-        self.account(sender, &seq.session, seq.n, seq.n);
+    fn remember(&mut self, sender: &str, seq: SeqRef<'_>) {
+        self.account(sender, seq.session, seq.n, seq.n);
     }
 
     /// Numbers `a..=b` of a publisher session are accounted for: received, or already
@@ -294,21 +290,25 @@ impl GapTracker {
     /// Remember that this number was received (in an earlier run: the local cache had it), so
     /// that it does not count as lost when the service no longer has it.
     pub fn mark_seen(&mut self, item: &FeedItem) {
-        if let Some(seq) = &item.seq
+        if let Some(seq) = item.seq()
             && self.counts(item)
         {
-            self.remember(item.sender.as_deref().unwrap_or(""), seq);
+            self.remember(item.sender().unwrap_or(""), seq);
         }
     }
 
     /// Observe an item's sequence (with the sender that names the publisher).
-    pub fn observe(&mut self, sender: Option<&str>, seq: Option<&Seq>) -> Verdict {
-        let Some(seq) = seq else {
+    pub fn observe<'s>(
+        &mut self,
+        sender: Option<&str>,
+        seq: Option<impl Into<SeqRef<'s>>>,
+    ) -> Verdict {
+        let Some(seq) = seq.map(Into::into) else {
             return Verdict::Unchecked;
         };
         let sender = bare(sender.unwrap_or(""));
         self.remember(sender, seq);
-        let key = (sender.to_owned(), seq.session.clone());
+        let key = (sender.to_owned(), seq.session.to_owned());
         if self.latest.len() >= MAX_SEEN_SESSIONS && !self.latest.contains_key(sender) {
             // Bounded like the rest (a flood of made-up senders): only the restart verdict
             // is lost for those forgotten.
@@ -316,11 +316,11 @@ impl GapTracker {
         }
         let restarted = self
             .latest
-            .insert(sender.to_owned(), seq.session.clone())
+            .insert(sender.to_owned(), seq.session.to_owned())
             .is_some_and(|s| s != seq.session);
         let Some(p) = self.by_session.get_mut(&key) else {
             let mut p = Publisher::new(seq.n);
-            for &(a, b) in &seq.void {
+            for &(a, b) in seq.void {
                 p.add_void(a, b);
             }
             self.by_session.insert(key.clone(), p);
@@ -335,7 +335,7 @@ impl GapTracker {
                 Verdict::First
             };
         };
-        for &(a, b) in &seq.void {
+        for &(a, b) in seq.void {
             p.add_void(a, b);
         }
         p.observe(seq.n)
@@ -422,16 +422,13 @@ impl std::fmt::Display for Lost {
 pub fn lost_in(items: &[FeedItem], tracker: &GapTracker) -> Vec<Lost> {
     let mut by_session: HashMap<(&str, &str), (Ranges, u64)> = HashMap::new();
     for item in items.iter().filter(|i| tracker.counts(i)) {
-        if let Some(seq) = &item.seq {
+        if let Some(seq) = item.seq() {
             let (known, max) = by_session
-                .entry((
-                    bare(item.sender.as_deref().unwrap_or("")),
-                    seq.session.as_str(),
-                ))
+                .entry((bare(item.sender().unwrap_or("")), seq.session))
                 .or_default();
             known.insert(seq.n, seq.n);
             *max = (*max).max(seq.n);
-            for &(a, b) in &seq.void {
+            for &(a, b) in seq.void {
                 known.insert(a, b);
             }
         }
@@ -463,6 +460,7 @@ pub fn lost_in(items: &[FeedItem], tracker: &GapTracker) -> Vec<Lost> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feed::Seq;
 
     fn seq(session: &str, n: u64) -> Seq {
         Seq::new(session, n)
@@ -490,7 +488,7 @@ mod tests {
         assert_eq!(t.observe(other, Some(&seq("s3", 9))), Verdict::Gap(8..=8));
         assert_eq!(t.observe(other, Some(&seq("s3", 8))), Verdict::OutOfOrder);
         assert_eq!(t.missing(), 2);
-        assert_eq!(t.observe(a, None), Verdict::Unchecked);
+        assert_eq!(t.observe(a, None::<SeqRef>), Verdict::Unchecked);
         assert_eq!(
             t.observe(Some("bob@x/y"), Some(&seq("s9", 5))),
             Verdict::First

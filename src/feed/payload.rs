@@ -57,8 +57,19 @@ struct Span {
     len: u32,
 }
 
-/// A node as stored: its strings are spans of the tree's buffer, so a tree costs three
-/// allocations whatever it holds (about 20 bytes a node and 16 an attribute, besides its text).
+/// Where a string kept beside a tree ([`Tree::keep`]) is in its buffer, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Kept(Span);
+
+impl Kept {
+    pub const NONE: Self = Self(Span {
+        start: u32::MAX,
+        len: u32::MAX,
+    });
+}
+
+/// A node as stored: its strings are spans of the tree's buffer, so a tree costs two
+/// allocations whatever it holds (20 bytes a node and 12 to 16 an attribute, besides its text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Stored {
     depth: u16,
@@ -66,7 +77,8 @@ struct Stored {
     ns: u16,
     /// The element's name, or the text.
     span: Span,
-    /// The element's attributes: `attrs[first_attr..first_attr + attr_count]`.
+    /// The element's attributes: in the builder `attrs[first_attr..first_attr + attr_count]`;
+    /// in a tree, they start `first_attr` words into its attributes.
     first_attr: u32,
     attr_count: u16,
 }
@@ -107,7 +119,8 @@ impl<'a> Node<'a> {
         match self {
             Self::Element { attrs, .. } => attrs.clone(),
             Self::Text { .. } => Attrs {
-                pairs: &[],
+                words: &[],
+                left: 0,
                 buf: "",
             },
         }
@@ -121,7 +134,11 @@ impl<'a> Node<'a> {
 /// An element's attributes, as `(name, value)`.
 #[derive(Debug, Clone)]
 pub struct Attrs<'a> {
-    pairs: &'a [(Span, Span)],
+    /// The attributes from this element's first on, each a name and a value packed as
+    /// [`pack_span`] packs them.
+    words: &'a [u32],
+    /// How many are this element's.
+    left: u16,
     buf: &'a str,
 }
 
@@ -129,9 +146,67 @@ impl<'a> Iterator for Attrs<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let ((k, v), rest) = self.pairs.split_first()?;
-        self.pairs = rest;
-        Some((slice(self.buf, *k), slice(self.buf, *v)))
+        self.left = self.left.checked_sub(1)?;
+        let (k, rest) = unpack_span(self.words)?;
+        let (v, rest) = unpack_span(rest)?;
+        self.words = rest;
+        Some((slice(self.buf, k), slice(self.buf, v)))
+    }
+}
+
+/// A span as one word when it is one of the [`WORDS`] (most attribute names are), else two:
+/// its start and its length. A span in the buffer starts below [`WORD`].
+fn pack_span(s: Span, out: &mut Vec<u32>) {
+    if s.start & WORD != 0 {
+        out.push(s.start);
+    } else {
+        out.extend([s.start, s.len]);
+    }
+}
+
+/// The span [`pack_span`] packed at the start of `w`, and the words after it.
+fn unpack_span(w: &[u32]) -> Option<(Span, &[u32])> {
+    let (&start, rest) = w.split_first()?;
+    if start & WORD != 0 {
+        let len = WORDS.get((start & !WORD) as usize).map_or(0, |w| w.len());
+        return Some((
+            Span {
+                start,
+                len: u32::try_from(len).unwrap_or(0),
+            },
+            rest,
+        ));
+    }
+    let (&len, rest) = rest.split_first()?;
+    Some((Span { start, len }, rest))
+}
+
+/// Words a node takes in [`Tree::words`]: depth and namespace, the span, the first attribute
+/// and the attribute count.
+const NODE_WORDS: usize = 5;
+
+impl Stored {
+    fn pack(&self, out: &mut Vec<u32>) {
+        out.extend([
+            u32::from(self.depth) << 16 | u32::from(self.ns),
+            self.span.start,
+            self.span.len,
+            self.first_attr,
+            u32::from(self.attr_count),
+        ]);
+    }
+
+    fn unpack(w: &[u32]) -> Option<Self> {
+        let &[head, start, len, first_attr, count] = w.get(..NODE_WORDS)? else {
+            return None;
+        };
+        Some(Self {
+            depth: (head >> 16) as u16,
+            ns: (head & 0xffff) as u16,
+            span: Span { start, len },
+            first_attr,
+            attr_count: u16::try_from(count).unwrap_or(u16::MAX),
+        })
     }
 }
 
@@ -203,9 +278,13 @@ const RECENT: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct Tree {
     buf: Box<str>,
-    nodes: Box<[Stored]>,
-    attrs: Box<[(Span, Span)]>,
-    namespaces: Box<[Span]>,
+    /// The nodes, then the attributes, then the namespaces, as 32-bit words ([`NODE_WORDS`]
+    /// a node, two to four an attribute ([`pack_span`]), two a namespace): one allocation
+    /// for the three.
+    words: Box<[u32]>,
+    /// How many nodes `words` holds, and where its namespaces start.
+    nodes: u32,
+    namespaces_at: u32,
     cut: Option<Cut>,
     /// Characters left out as unsafe to show (controls, bidi and invisible format characters).
     removed: u32,
@@ -413,11 +492,39 @@ impl Builder {
     }
 
     pub fn finish(self) -> Tree {
+        // An element's attributes are packed where its `first_attr` then says, in words from
+        // the start of the attributes.
+        let mut attrs = Vec::with_capacity(self.attrs.len() * 4);
+        let mut words = Vec::with_capacity(
+            self.nodes.len() * NODE_WORDS + self.attrs.len() * 3 + self.namespaces.len() * 2,
+        );
+        for n in &self.nodes {
+            let first = n.first_attr as usize;
+            let own = self
+                .attrs
+                .get(first..first + usize::from(n.attr_count))
+                .unwrap_or(&[]);
+            let at = u32::try_from(attrs.len()).unwrap_or(u32::MAX);
+            for &(k, v) in own {
+                pack_span(k, &mut attrs);
+                pack_span(v, &mut attrs);
+            }
+            Stored {
+                first_attr: at,
+                ..*n
+            }
+            .pack(&mut words);
+        }
+        words.extend_from_slice(&attrs);
+        let namespaces_at = u32::try_from(words.len()).unwrap_or(u32::MAX);
+        for n in &self.namespaces {
+            words.extend([n.start, n.len]);
+        }
         Tree {
             buf: self.buf.into_boxed_str(),
-            nodes: self.nodes.into_boxed_slice(),
-            attrs: self.attrs.into_boxed_slice(),
-            namespaces: self.namespaces.into_boxed_slice(),
+            words: words.into_boxed_slice(),
+            nodes: u32::try_from(self.nodes.len()).unwrap_or(u32::MAX),
+            namespaces_at,
             cut: self.cut,
             removed: self.removed,
         }
@@ -427,16 +534,46 @@ impl Builder {
 impl Tree {
     /// Nodes in the tree.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.nodes as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.nodes == 0
+    }
+
+    /// Node `i` as stored.
+    fn stored(&self, i: usize) -> Option<Stored> {
+        if i >= self.len() {
+            return None;
+        }
+        Stored::unpack(self.words.get(i * NODE_WORDS..)?)
+    }
+
+    /// The attributes of a node whose own start `first` words into them.
+    fn attrs_at(&self, first: usize, count: u16) -> Attrs<'_> {
+        let base = self.len() * NODE_WORDS;
+        Attrs {
+            words: self
+                .words
+                .get(base + first..self.namespaces_at as usize)
+                .unwrap_or(&[]),
+            left: count,
+            buf: &self.buf,
+        }
+    }
+
+    /// Namespace `k`'s span.
+    fn namespace(&self, k: usize) -> Option<Span> {
+        let at = self.namespaces_at as usize + k * 2;
+        let &[start, len] = self.words.get(at..at + 2)? else {
+            return None;
+        };
+        Some(Span { start, len })
     }
 
     /// Node `i`, if there is one.
     pub fn get(&self, i: usize) -> Option<Node<'_>> {
-        let n = self.nodes.get(i)?;
+        let n = self.stored(i)?;
         let depth = usize::from(n.depth);
         Some(if n.ns == TEXT {
             Node::Text {
@@ -448,13 +585,7 @@ impl Tree {
             Node::Element {
                 depth,
                 name: slice(&self.buf, n.span),
-                attrs: Attrs {
-                    pairs: self
-                        .attrs
-                        .get(first..first + usize::from(n.attr_count))
-                        .unwrap_or(&[]),
-                    buf: &self.buf,
-                },
+                attrs: self.attrs_at(first, n.attr_count),
             }
         })
     }
@@ -466,11 +597,11 @@ impl Tree {
 
     /// Every node, in document order.
     pub fn iter(&self) -> impl Iterator<Item = Node<'_>> {
-        (0..self.nodes.len()).map(|i| self.node(i))
+        (0..self.len()).map(|i| self.node(i))
     }
 
     fn depth(&self, i: usize) -> usize {
-        self.nodes.get(i).map_or(0, |n| usize::from(n.depth))
+        self.stored(i).map_or(0, |n| usize::from(n.depth))
     }
 
     /// Characters left out as unsafe to show: controls, bidi and invisible format characters
@@ -491,11 +622,10 @@ impl Tree {
 
     /// The namespace of element `i` (empty for text).
     pub fn ns(&self, i: usize) -> &str {
-        match self.nodes.get(i) {
+        match self.stored(i) {
             Some(n) if n.ns != TEXT => self
-                .namespaces
-                .get(usize::from(n.ns))
-                .map_or("", |&s| slice(&self.buf, s)),
+                .namespace(usize::from(n.ns))
+                .map_or("", |s| slice(&self.buf, s)),
             _ => "",
         }
     }
@@ -503,14 +633,15 @@ impl Tree {
     /// The nodes directly inside node `i`, by index.
     pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
         let depth = self.depth(i);
-        (i + 1..self.nodes.len())
+        (i + 1..self.len())
             .take_while(move |&j| self.depth(j) > depth)
             .filter(move |&j| self.depth(j) == depth + 1)
     }
 
     /// The element children of `i`, by index.
     pub fn child_elements(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.children(i).filter(|&j| self.nodes[j].ns != TEXT)
+        self.children(i)
+            .filter(|&j| self.stored(j).is_some_and(|n| n.ns != TEXT))
     }
 
     /// The first element child of `i` named `name` in namespace `ns`.
@@ -522,9 +653,9 @@ impl Tree {
     /// The end (exclusive) of node `i`'s subtree.
     pub fn subtree_end(&self, i: usize) -> usize {
         let depth = self.depth(i);
-        (i + 1..self.nodes.len())
+        (i + 1..self.len())
             .find(|&j| self.depth(j) <= depth)
-            .unwrap_or(self.nodes.len())
+            .unwrap_or(self.len())
     }
 
     /// The text directly inside element `i` (its runs of text, joined).
@@ -540,7 +671,7 @@ impl Tree {
     /// All the text inside element `i`, at any depth, runs joined with a space.
     pub fn deep_text(&self, i: usize) -> String {
         let mut out = String::new();
-        for j in (i + 1).min(self.nodes.len())..self.subtree_end(i) {
+        for j in (i + 1).min(self.len())..self.subtree_end(i) {
             if let Node::Text { text, .. } = self.node(j) {
                 if !out.is_empty() {
                     out.push(' ');
@@ -573,7 +704,7 @@ impl Tree {
     /// The values of the fields called `name` anywhere in the payload: the text of each
     /// element of that name (trimmed), and the value of each attribute of that name.
     pub fn field_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = String> + 'a {
-        (0..self.nodes.len()).flat_map(move |i| {
+        (0..self.len()).flat_map(move |i| {
             let node = self.node(i);
             let element =
                 (node.name() == Some(name) && i > 0).then(|| self.deep_text(i).trim().to_owned());
@@ -588,7 +719,7 @@ impl Tree {
     /// The unit a field's element names in a `unit` (or `units`) attribute, as in
     /// `<temp unit='C'>21.5</temp>`.
     pub fn field_unit(&self, name: &str) -> Option<&str> {
-        let i = (1..self.nodes.len()).find(|&i| self.node(i).name() == Some(name))?;
+        let i = (1..self.len()).find(|&i| self.node(i).name() == Some(name))?;
         self.attr(i, "unit").or_else(|| self.attr(i, "units"))
     }
 
@@ -644,12 +775,51 @@ impl Tree {
         crate::sanitize::display_max(&parts.join(" · "), SUMMARY_CHARS)
     }
 
+    /// Keeps `strings` with the tree, in its buffer: each is found there when the payload
+    /// holds it already (an item's id, sender, time and text mostly are), or else appended.
+    /// The tree's nodes never point at what is appended, so the tree reads the same. An item
+    /// then costs one buffer for all its strings instead of an allocation for each.
+    pub fn keep<const N: usize>(&mut self, strings: [Option<&str>; N]) -> [Kept; N] {
+        let mut out = [Kept::NONE; N];
+        let mut added = String::new();
+        for (k, s) in out.iter_mut().zip(strings) {
+            let Some(s) = s else { continue };
+            let at = if s.is_empty() {
+                Some(0)
+            } else {
+                self.buf
+                    .find(s)
+                    .or_else(|| added.find(s).map(|i| self.buf.len().saturating_add(i)))
+            };
+            let start = at.unwrap_or_else(|| {
+                added.push_str(s);
+                self.buf.len() + added.len() - s.len()
+            });
+            *k = Kept(Span {
+                start: u32::try_from(start).unwrap_or(u32::MAX),
+                len: u32::try_from(s.len()).unwrap_or(0),
+            });
+        }
+        if !added.is_empty() {
+            let mut buf = String::from(std::mem::take(&mut self.buf));
+            buf.push_str(&added);
+            self.buf = buf.into_boxed_str();
+        }
+        out
+    }
+
+    /// A string kept with [`Self::keep`].
+    pub fn kept(&self, k: Kept) -> Option<&str> {
+        if k == Kept::NONE {
+            return None;
+        }
+        let start = k.0.start as usize;
+        Some(self.buf.get(start..start + k.0.len as usize).unwrap_or(""))
+    }
+
     /// The bytes the tree holds, roughly (its strings and nodes), for the feed's memory bound.
     pub fn weight(&self) -> usize {
-        self.buf.len()
-            + self.nodes.len() * std::mem::size_of::<Stored>()
-            + self.attrs.len() * std::mem::size_of::<(Span, Span)>()
-            + self.namespaces.len() * std::mem::size_of::<Span>()
+        self.buf.len() + self.words.len() * 4
     }
 
     /// The tree as compact XML, namespaces declared where they change. Nothing is lost that
@@ -682,7 +852,7 @@ impl Tree {
     }
 
     fn write(&self, out: &mut String, pretty: bool) {
-        self.write_range(out, pretty, 0, self.nodes.len());
+        self.write_range(out, pretty, 0, self.len());
     }
 
     /// Write nodes `start..end` (a whole subtree).
@@ -729,9 +899,9 @@ impl Tree {
                 }
                 Node::Text { text, .. } => escape(out, text, false),
                 Node::Element { name, attrs, .. } => {
-                    let ns = self.nodes[i].ns;
+                    let ns = self.stored(i).map(|n| n.ns);
                     let _ = write!(out, "{}<{name}", pad(self.depth(i)));
-                    let parent_ns = open.last().map(|&j| self.nodes[j].ns);
+                    let parent_ns = open.last().map(|&j| self.stored(j).map(|n| n.ns));
                     if parent_ns != Some(ns) {
                         out.push_str(" xmlns='");
                         escape(out, self.ns(i), true);

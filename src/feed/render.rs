@@ -34,26 +34,26 @@ fn field(label: &str, value: impl Into<String>) -> Field {
 /// The item's fields, for its format.
 pub fn render(item: &FeedItem) -> Vec<Field> {
     let mut out = match item.format {
-        ItemFormat::Atom => atom(&item.tree),
-        ItemFormat::Json => json(&item.tree),
+        ItemFormat::Atom => atom(item.tree()),
+        ItemFormat::Json => json(item.tree()),
         ItemFormat::Native | ItemFormat::Wokkel => {
-            let mut f = vec![field("From", item.sender.as_deref().unwrap_or("?"))];
-            if let Some(p) = &item.publisher {
-                f.push(field("Publisher", p.clone()));
+            let mut f = vec![field("From", item.sender().unwrap_or("?"))];
+            if let Some(p) = item.publisher() {
+                f.push(field("Publisher", p));
             }
-            if let Some(t) = &item.time {
-                f.push(field("Time", t.clone()));
+            if let Some(t) = item.time() {
+                f.push(field("Time", t));
             }
-            if let Some(s) = &item.seq {
+            if let Some(s) = item.seq() {
                 f.push(field(
                     "Sequence",
                     format!("{} of publisher session {}", s.n, s.session),
                 ));
             }
-            f.push(field("Message", item.text.clone()));
+            f.push(field("Message", item.text().to_owned()));
             f
         }
-        ItemFormat::Unknown => leaves(&item.tree),
+        ItemFormat::Unknown => leaves(item.tree()),
     };
     out.truncate(MAX_LINES);
     out
@@ -546,7 +546,7 @@ mod tests {
         let parsed = parse_item("urn:xmpp:microblog:0", &item);
         // The feed's line: the summary reduced from its HTML, on one line.
         assert_eq!(
-            parsed.text,
+            parsed.text(),
             "At the Café Napolitano — Coffee & cake • one • two!"
         );
         let f = render(&parsed);

@@ -195,7 +195,7 @@ impl NodeFeed {
     /// Ids of the items currently held (live or gone, not retracted), oldest first.
     pub fn item_ids(&self) -> impl Iterator<Item = &str> {
         self.rows.iter().filter_map(|r| match &r.kind {
-            RowKind::Item { item, state } if *state != ItemState::Retracted => item.id.as_deref(),
+            RowKind::Item { item, state } if *state != ItemState::Retracted => item.id(),
             _ => None,
         })
     }
@@ -206,7 +206,7 @@ impl NodeFeed {
             RowKind::Item {
                 item,
                 state: ItemState::Gone,
-            } => item.id.as_deref(),
+            } => item.id(),
             _ => None,
         })
     }
@@ -218,7 +218,7 @@ impl NodeFeed {
 
     fn push_item_as(&mut self, item: FeedItem, state: ItemState) -> PushOutcome {
         self.version += 1;
-        if let Some(id) = &item.id
+        if let Some(id) = &item.id()
             && let Some(abs) = self.by_id.get(&self.rows, self.first, id)
             && let Some(row) = self.rows.get_mut(index_of(abs, self.first))
         {
@@ -244,7 +244,7 @@ impl NodeFeed {
             self.last_day = Some(day);
             self.push_marker(MarkerKind::Day, day.format("%A %-d %B %Y").to_string());
         }
-        if let Some(id) = &item.id {
+        if let Some(id) = &item.id() {
             let abs = self.first + self.rows.len() as u64;
             self.by_id.insert(&self.rows, self.first, id, abs);
         }
@@ -327,7 +327,7 @@ impl NodeFeed {
     /// has since evicted (see the module doc), followed by a marker. Returns how many evicted
     /// items were kept.
     pub fn resync(&mut self, items: Vec<FeedItem>, marker: String) -> usize {
-        let on_service: HashSet<&str> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+        let on_service: HashSet<&str> = items.iter().filter_map(|i| i.id()).collect();
         let mut kept = Vec::new();
         // An empty service evicted nothing: what it lacks was purged or retracted.
         let rows = if items.is_empty() { 0 } else { self.rows.len() };
@@ -335,7 +335,7 @@ impl NodeFeed {
             let RowKind::Item { item, state } = &row.kind else {
                 continue;
             };
-            if item.id.as_deref().is_some_and(|id| on_service.contains(id)) {
+            if item.id().is_some_and(|id| on_service.contains(id)) {
                 // The oldest item the service still has: everything after it that it lacks
                 // was retracted.
                 break;
@@ -350,7 +350,7 @@ impl NodeFeed {
             .rows
             .iter()
             .filter_map(|r| match &r.kind {
-                RowKind::Item { item, .. } => Some((item.id.clone()?, item.received?)),
+                RowKind::Item { item, .. } => Some((item.id().map(str::to_owned)?, item.received?)),
                 RowKind::Marker { .. } => None,
             })
             .collect();
@@ -370,7 +370,7 @@ impl NodeFeed {
             );
         }
         for mut item in items {
-            if let Some(t) = item.id.as_ref().and_then(|id| received.get(id)) {
+            if let Some(t) = item.id().and_then(|id| received.get(id)) {
                 item.received = Some(*t);
             }
             self.push_item(item);
@@ -400,7 +400,7 @@ impl NodeFeed {
             if *state != ItemState::Retracted {
                 self.items -= 1;
             }
-            if let Some(id) = &item.id {
+            if let Some(id) = &item.id() {
                 self.by_id.forget(id, self.first);
             }
         }
@@ -423,7 +423,7 @@ struct IdIndex {
 fn id_at(rows: &VecDeque<Row>, first: u64, abs: u64) -> Option<&str> {
     let i = usize::try_from(abs.checked_sub(first)?).ok()?;
     match &rows.get(i)?.kind {
-        RowKind::Item { item, .. } => item.id.as_deref(),
+        RowKind::Item { item, .. } => item.id(),
         RowKind::Marker { .. } => None,
     }
 }
@@ -488,19 +488,14 @@ mod tests {
     use crate::feed::ItemFormat;
 
     fn item(id: &str, text: &str) -> FeedItem {
-        FeedItem {
+        crate::feed::ItemParts {
             node: "n".into(),
             id: Some(id.into()),
-            sender: None,
-            publisher: None,
-            time: None,
-            seq: None,
-            service_seq: None,
             text: text.into(),
             format: ItemFormat::Native,
-            tree: crate::feed::payload::Tree::default(),
-            received: None,
+            ..Default::default()
         }
+        .into()
     }
 
     fn ids(f: &NodeFeed) -> Vec<&str> {
@@ -542,9 +537,12 @@ mod tests {
     #[test]
     fn a_day_marker_precedes_each_new_day() {
         let mut f = NodeFeed::new(100);
-        let at = |id: &str, t: &str| FeedItem {
-            time: Some(t.into()),
-            ..item(id, id)
+        let at = |id: &str, t: &str| -> FeedItem {
+            crate::feed::ItemParts {
+                time: Some(t.into()),
+                ..item(id, id).to_parts()
+            }
+            .into()
         };
         f.push_item(at("a", "2020-01-02T03:04:05Z"));
         f.push_item(at("b", "2020-01-02T23:00:00Z"));
@@ -579,7 +577,7 @@ mod tests {
         else {
             panic!("row 0 should be an item");
         };
-        assert_eq!(item.text, "1b");
+        assert_eq!(item.text(), "1b");
     }
 
     #[test]

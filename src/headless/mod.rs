@@ -41,11 +41,11 @@ use crate::feed::export::item_time;
 fn item_json(kind: &str, item: &FeedItem) -> Value {
     let mut v = item_json_whole(kind, item);
     // Said, so a script can tell: the XML is only what was kept.
-    if let Some(cut) = item.tree.cut() {
+    if let Some(cut) = item.tree().cut() {
         v["partial"] = json!(cut.to_string());
     }
-    if item.tree.removed() > 0 {
-        v["removed"] = json!(item.tree.removed());
+    if item.tree().removed() > 0 {
+        v["removed"] = json!(item.tree().removed());
     }
     v
 }
@@ -59,8 +59,8 @@ fn item_json_whole(kind: &str, item: &FeedItem) -> Value {
         line.extend(record);
     }
     v["forged"] = json!(item.is_forged());
-    v["seq"] = json!(item.seq.as_ref().map(|s| s.n));
-    v["session"] = json!(item.seq.as_ref().map(|s| &s.session));
+    v["seq"] = json!(item.seq().map(|s| s.n));
+    v["session"] = json!(item.seq().map(|s| s.session));
     v
 }
 
@@ -1027,15 +1027,11 @@ fn eprintln_quiet(text: &str) {
 /// One readable line for a stored item.
 fn item_line(item: &FeedItem) -> String {
     let time = item_time(item).unwrap_or_else(|| "-".into());
-    let who = item
-        .publisher
-        .as_deref()
-        .or(item.sender.as_deref())
-        .unwrap_or("-");
-    let text = crate::sanitize::display(&item.text.replace('\n', " ⏎ "));
+    let who = item.publisher().or(item.sender()).unwrap_or("-");
+    let text = crate::sanitize::display(&item.text().replace('\n', " ⏎ "));
     format!(
         "{time}  {}  {}  {text}",
-        item.id.as_deref().unwrap_or("-"),
+        item.id().unwrap_or("-"),
         crate::sanitize::display(who)
     )
 }
@@ -1337,9 +1333,10 @@ mod tests {
     fn json_carries_whole_values_and_escapes_terminal_controls() {
         let xml = "<item xmlns='http://jabber.org/protocol/pubsub' id='i'><reading xmlns='urn:x'><lat>45.44</lat><lon>12.33</lon></reading></item>";
         let el: xmpp_parsers::minidom::Element = xml.parse().expect("xml");
-        let mut item = proto::parse_item("n", &el);
-        item.text = format!("{}\nline two \u{9b}31m \u{202e}", "x".repeat(10_000));
-        item.id = Some("i".repeat(1000));
+        let mut parts = proto::parse_item("n", &el).to_parts();
+        parts.text = format!("{}\nline two \u{9b}31m \u{202e}", "x".repeat(10_000));
+        parts.id = Some("i".repeat(1000));
+        let item: FeedItem = parts.into();
         let line = json_line(&item_json("item", &item));
         assert!(
             line.contains("\\u009b") && line.contains("\\u202e"),
@@ -1347,7 +1344,7 @@ mod tests {
         );
         assert!(!line.contains('\u{9b}') && !line.contains('\u{202e}'));
         let back: Value = serde_json::from_str(&line).expect("still JSON");
-        assert_eq!(back["text"], item.text.as_str(), "the whole text, exactly");
+        assert_eq!(back["text"], item.text(), "the whole text, exactly");
         assert_eq!(back["id"].as_str().map(str::len), Some(1000));
         assert!(
             back["xml"]

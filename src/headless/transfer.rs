@@ -286,8 +286,8 @@ async fn run(
             .filter_map(|i| {
                 // Only what is kept whole can be compared.
                 Some((
-                    i.id.clone()?,
-                    i.tree.payload_xml().filter(|_| i.tree.is_whole()),
+                    i.id().map(str::to_owned)?,
+                    i.tree().payload_xml().filter(|_| i.tree().is_whole()),
                 ))
             })
             .collect(),

@@ -95,7 +95,7 @@ pub fn start(m: &mut Model) {
     };
     let all = items(m);
     let count = all.len();
-    let partial = all.iter().filter(|i| i.tree.cut().is_some()).count();
+    let partial = all.iter().filter(|i| i.tree().cut().is_some()).count();
     if count == 0 {
         m.outcome(Level::Error, format!("{label}: no items to write"));
         return;

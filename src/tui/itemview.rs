@@ -108,7 +108,7 @@ impl ItemView {
             _ => Tab::Rendered,
         };
         let json = (item.format == ItemFormat::Json)
-            .then(|| crate::feed::render::json_value(&item.tree))
+            .then(|| crate::feed::render::json_value(item.tree()))
             .flatten()
             .map(|v| crate::feed::render::json_rows(&v));
         Self {
@@ -131,7 +131,7 @@ impl ItemView {
     }
 
     pub fn tree(&self) -> &Tree {
-        &self.item.tree
+        self.item.tree()
     }
 
     /// The tree's visible rows: elements, and texts that are not an element's only content
@@ -545,7 +545,7 @@ fn other_key(
             match v.chart_field() {
                 Some(field) => {
                     m.chart = Some(super::model::ChartView {
-                        node: v.item.node.clone(),
+                        node: v.item.node().to_owned(),
                         field,
                     });
                     m.under = Some(super::model::Overlay::Item);

@@ -320,7 +320,7 @@ pub fn available(action: Action, m: &Model) -> bool {
         Action::Retract | Action::EditItem => {
             (m.cursor.is_some() || m.overlay == Overlay::Item)
                 && m.is_online()
-                && m.target_item().is_some_and(|i| i.id.is_some())
+                && m.target_item().is_some_and(|i| i.id().is_some())
         }
         Action::Submit => m.form.as_ref().is_some_and(|f| !f.sending),
         Action::MakeOwner

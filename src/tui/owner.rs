@@ -912,7 +912,7 @@ pub fn item_action(m: &mut Model, action: Action) -> Vec<Effect> {
             m.item_view = Some(super::itemview::ItemView::new(item));
             m.overlay = Overlay::Item;
         }
-        Action::CopyId => match &item.id {
+        Action::CopyId => match item.id() {
             Some(id) => {
                 m.outcome(
                     Level::Info,
@@ -920,18 +920,18 @@ pub fn item_action(m: &mut Model, action: Action) -> Vec<Effect> {
                         "copied the id {id} (to the terminal's clipboard, if it allows OSC 52)"
                     ),
                 );
-                return vec![Effect::Copy(id.clone())];
+                return vec![Effect::Copy(id.to_owned())];
             }
             None => m.outcome(Level::Error, "this item has no id"),
         },
         Action::Retract | Action::EditItem if !m.is_online() => {
             m.outcome(Level::Error, "not connected: try again once online");
         }
-        Action::Retract => match &item.id {
+        Action::Retract => match item.id() {
             Some(id) => {
                 m.confirm = Some(Confirm::Retract {
-                    node: item.node.clone(),
-                    id: id.clone(),
+                    node: item.node().to_owned(),
+                    id: id.to_owned(),
                 });
                 m.under = (m.overlay == Overlay::Item).then_some(Overlay::Item);
                 m.overlay = Overlay::Confirm;
@@ -947,14 +947,14 @@ pub fn item_action(m: &mut Model, action: Action) -> Vec<Effect> {
 /// Edit the item's payload in `$EDITOR` (the shell runs it and answers with
 /// [`super::update::Msg::Edited`]).
 fn edit(m: &mut Model, item: &FeedItem) -> Vec<Effect> {
-    let Some(id) = item.id.clone() else {
+    let Some(id) = item.id().map(str::to_owned) else {
         m.outcome(
             Level::Error,
             "this item has no id: it cannot be published again under it",
         );
         return Vec::new();
     };
-    if let Some(cut) = item.tree.cut() {
+    if let Some(cut) = item.tree().cut() {
         m.outcome(
             Level::Error,
             format!("this item is only partly kept here ({cut}), so it cannot be edited"),
@@ -974,7 +974,7 @@ fn edit(m: &mut Model, item: &FeedItem) -> Vec<Effect> {
         return Vec::new();
     };
     vec![Effect::Edit {
-        node: item.node.clone(),
+        node: item.node().to_owned(),
         id,
         xml: crate::xmpp::proto::editable(&payload),
     }]
@@ -1035,7 +1035,7 @@ pub fn on_item_reply(
             if m.overlay == Overlay::Item
                 && m.item_view
                     .as_ref()
-                    .is_some_and(|v| v.item.id.as_deref() == Some(&id))
+                    .is_some_and(|v| v.item.id() == Some(&id))
             {
                 m.item_view = None;
                 m.overlay = Overlay::None;
@@ -1053,7 +1053,7 @@ pub fn on_item_reply(
             // A view of the old XML would mislead: closed (v shows the new one).
             if m.item_view
                 .as_ref()
-                .is_some_and(|v| v.item.id.as_deref() == Some(&id))
+                .is_some_and(|v| v.item.id() == Some(&id))
             {
                 m.item_view = None;
                 if m.overlay == Overlay::Item {

@@ -1189,8 +1189,8 @@ fn on_net(m: &mut Model, ev: NetEvent) -> Vec<Effect> {
             }
             // An open view of it says so.
             if let Some(v) = m.item_view.as_mut()
-                && v.item.node == node
-                && v.item.id.as_deref() == Some(id.as_str())
+                && v.item.node() == node
+                && v.item.id() == Some(id.as_str())
             {
                 v.retracted = true;
             }
@@ -1609,10 +1609,10 @@ fn on_gap(m: &mut Model, node: &str, sender: &str, from: u64, to: u64) {
 
 fn on_item(m: &mut Model, mut item: crate::feed::FeedItem) {
     item.received.get_or_insert(m.now);
-    let selected = m.node_index(&item.node) == Some(m.selected);
+    let selected = m.node_index(item.node()) == Some(m.selected);
     let at = item.timestamp().unwrap_or(m.now);
     let now = m.now;
-    let Some(n) = m.node_mut(&item.node) else {
+    let Some(n) = m.node_mut(item.node()) else {
         return;
     };
     n.last_activity = Some(n.last_activity.map_or(at, |t| t.max(at)));

@@ -370,9 +370,9 @@ struct Held {
 
 fn digest(item: &FeedItem) -> Option<u64> {
     use std::hash::{Hash, Hasher};
-    let id = item.id.as_ref()?;
+    let id = item.id()?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (id, &item.tree).hash(&mut h);
+    (id, item.tree()).hash(&mut h);
     Some(h.finish())
 }
 
@@ -1164,7 +1164,7 @@ impl Session {
         let Some(inc) = self.incremental.remove(node) else {
             return;
         };
-        let fetched: HashSet<&str> = inc.got.iter().filter_map(|i| i.id.as_deref()).collect();
+        let fetched: HashSet<&str> = inc.got.iter().filter_map(|i| i.id()).collect();
         let wanted: HashSet<&str> = inc.listed.iter().map(String::as_str).collect();
         let asked: HashSet<&str> = inc.asked.iter().map(String::as_str).collect();
         if asked.iter().any(|id| !fetched.contains(id)) {
@@ -1173,7 +1173,7 @@ impl Session {
         }
         // What was shown at start, when it holds every item still needed; else the store.
         let shown = self.shown.remove(node).filter(|items| {
-            let ids: HashSet<&str> = items.iter().filter_map(|i| i.id.as_deref()).collect();
+            let ids: HashSet<&str> = items.iter().filter_map(|i| i.id()).collect();
             wanted
                 .iter()
                 .all(|id| fetched.contains(id) || ids.contains(id))
@@ -1183,7 +1183,7 @@ impl Session {
         let mut items: Vec<FeedItem> = cached
             .into_iter()
             .filter(|i| {
-                i.id.as_deref()
+                i.id()
                     .is_some_and(|id| wanted.contains(id) && !fetched.contains(id))
             })
             .collect();
@@ -1208,7 +1208,7 @@ impl Session {
             .enumerate()
             .map(|(i, id)| (id.as_str(), i))
             .collect();
-        let at = |i: &FeedItem| i.id.as_deref().and_then(|id| pos.get(id).copied());
+        let at = |i: &FeedItem| i.id().and_then(|id| pos.get(id).copied());
         let mut got = inc.got;
         if !got.is_empty() {
             if items.is_empty() {
@@ -1991,22 +1991,22 @@ impl Session {
     }
 
     fn check_sequence(&mut self, item: &FeedItem, now: Now, out: &mut Vec<Output>) {
-        self.accounted_dirty.insert(item.node.clone());
+        self.accounted_dirty.insert(item.node().to_owned());
         // A relay's node-wide numbering covers every publisher: when it is there, it is the
         // exact check, and the per-publisher one would only report the same loss twice.
-        let (verdict, by) = self.tracker(&item.node).observe_item(item);
+        let (verdict, by) = self.tracker(item.node()).observe_item(item);
         let sender = match by {
             Some(_) => SERVICE_NUMBERING.to_owned(),
-            None => item.sender.clone().unwrap_or_default(),
+            None => item.sender().map(str::to_owned).unwrap_or_default(),
         };
         if let Verdict::Gap(range) = verdict {
             out.push(Output::Event(NetEvent::Gap {
-                node: item.node.clone(),
+                node: item.node().to_owned(),
                 sender,
                 from: *range.start(),
                 to: *range.end(),
             }));
-            self.want_resync(&item.node, now, out);
+            self.want_resync(item.node(), now, out);
         }
     }
 
@@ -2117,7 +2117,7 @@ impl Session {
                 EventPart::Items { items, .. } => {
                     for item in items {
                         self.store.add(&item);
-                        if let Some(held) = self.resyncing.get_mut(&item.node) {
+                        if let Some(held) = self.resyncing.get_mut(item.node()) {
                             // The retrieve in flight resets the sequence state; checking now
                             // would report gaps it is about to fill. See `Held`.
                             if held.take(&item) {
@@ -2132,7 +2132,7 @@ impl Session {
                 EventPart::Retract { node, id } => {
                     self.store.retract(&node, &id);
                     if let Some(held) = self.resyncing.get_mut(&node) {
-                        held.items.retain(|i| i.id.as_deref() != Some(id.as_str()));
+                        held.items.retain(|i| i.id() != Some(id.as_str()));
                     }
                     out.push(Output::Event(NetEvent::Retracted { node, id }));
                 }
@@ -2275,7 +2275,7 @@ impl Session {
                     })
                     .items
                     .into_iter()
-                    .filter_map(|i| i.id)
+                    .filter_map(|i| i.id().map(str::to_owned))
                     .collect();
                 self.leftovers_checked(items, Some(&present), now, out);
             }
@@ -2480,7 +2480,7 @@ impl Session {
             items.extend(held.items);
         }
         let mut seen = HashSet::new();
-        items.retain(|i| i.id.as_ref().is_none_or(|id| seen.insert(id.clone())));
+        items.retain(|i| i.id().is_none_or(|id| seen.insert(id.to_owned())));
         sort_by_time_and_seq(&mut items);
         self.shown.remove(node);
         self.store.replace(node, &items, fetched_all);
@@ -2914,7 +2914,7 @@ fn sort_by_time_and_seq(items: &mut Vec<FeedItem>) {
         .map(|item| {
             let t = item.timestamp().or(last);
             last = t;
-            let n = item.seq.as_ref().map_or(0, |s| s.n);
+            let n = item.seq().map_or(0, |s| s.n);
             (t, n, item)
         })
         .collect();

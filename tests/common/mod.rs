@@ -383,7 +383,7 @@ pub async fn node_item_ids(
     node_items(server, user, password, node)
         .await
         .into_iter()
-        .filter_map(|i| i.id)
+        .filter_map(|i| i.id().map(str::to_owned))
         .collect()
 }
 

@@ -69,7 +69,7 @@ pub fn series(m: &Model, node: &str, field: &str) -> Series {
             continue;
         };
         if this_unit.is_empty() {
-            item.tree
+            item.tree()
                 .field_unit(field)
                 .unwrap_or_default()
                 .clone_into(&mut this_unit);

@@ -19,10 +19,10 @@ use crate::feed::{FeedItem, ItemState, MarkerKind, RowKind};
 /// item claims, that one is shown, marked.
 fn who(item: &FeedItem) -> (String, bool) {
     let bare = |s: &str| s.split('/').next().unwrap_or(s).to_owned();
-    let claimed = bare(item.sender.as_deref().unwrap_or("?"));
-    match &item.publisher {
+    let claimed = bare(item.sender().unwrap_or("?"));
+    match item.publisher() {
         Some(p) if item.is_forged() => (format!("{p} ≠ {claimed}"), true),
-        Some(p) if item.sender.is_none() => (p.clone(), false),
+        Some(p) if item.sender().is_none() => (p.to_owned(), false),
         _ => (claimed, false),
     }
 }
@@ -61,8 +61,8 @@ fn item_line_in(
     let sender = fit_pad(&who, sender_width);
     let text_width = width.saturating_sub(time.len() + sender_width + 2);
     let text = match node {
-        Some(n) => fit(&format!("[{n}] {}", item.text), text_width),
-        None => fit(&item.text, text_width),
+        Some(n) => fit(&format!("[{n}] {}", item.text()), text_width),
+        None => fit(item.text(), text_width),
     };
     match state {
         ItemState::Retracted => {

@@ -27,7 +27,7 @@ fn format_name(f: ItemFormat) -> &'static str {
 
 /// The two header lines.
 fn header(item: &FeedItem, m: &Model) -> [String; 2] {
-    let mut who = if item.sender.is_none() && item.publisher.is_none() {
+    let mut who = if item.sender().is_none() && item.publisher().is_none() {
         "sender unknown: neither the item nor the service names one".to_owned()
     } else {
         format!("from {}", item.shown_sender())
@@ -42,18 +42,18 @@ fn header(item: &FeedItem, m: &Model) -> [String; 2] {
     };
     // What was left out first: it is what a cut line would hide.
     let mut when = String::new();
-    if let Some(cut) = item.tree.cut() {
+    if let Some(cut) = item.tree().cut() {
         let _ = write!(when, "partly kept ({cut}) · ");
     }
-    if item.tree.removed() > 0 {
-        let n = item.tree.removed();
+    if item.tree().removed() > 0 {
+        let n = item.tree().removed();
         let _ = write!(
             when,
             "{n} hidden character{} removed (controls, bidi) · ",
             if n == 1 { "" } else { "s" }
         );
     }
-    let _ = match (item.timestamp(), &item.time) {
+    let _ = match (item.timestamp(), &item.time()) {
         (Some(t), _) => write!(when, "time {}", local(t)),
         (None, Some(raw)) => write!(when, "time {raw}"),
         (None, None) => write!(when, "carries no time"),
@@ -73,8 +73,8 @@ pub fn draw(frame: &mut Frame, full: Rect, m: &Model) {
     frame.render_widget(Clear, area);
     let title = format!(
         " Item {} · {}{} ",
-        v.item.id.as_deref().unwrap_or("(no id)"),
-        v.item.node,
+        v.item.id().unwrap_or("(no id)"),
+        v.item.node(),
         if v.retracted {
             " · retracted since it was opened"
         } else {

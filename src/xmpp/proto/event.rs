@@ -185,7 +185,7 @@ mod tests {
             panic!("{parts:?}")
         };
         assert_eq!(node, "store");
-        assert_eq!(items[0].text, "stored 0");
+        assert_eq!(items[0].text(), "stored 0");
     }
 
     #[test]
@@ -197,7 +197,11 @@ mod tests {
         let [EventPart::Items { items, .. }] = parts.as_slice() else {
             panic!("{parts:?}")
         };
-        assert_eq!(items[0].text, "Hello!", "the Wokkel attributes are copied");
+        assert_eq!(
+            items[0].text(),
+            "Hello!",
+            "the Wokkel attributes are copied"
+        );
         assert_eq!(
             parse(&retracts("test", &["a".into(), "b".into()])),
             [

@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use xmpp_parsers::minidom::Element;
 
 use super::{NS_ATOM, NS_ITEM, NS_JSON, NS_PUBSUB, el, ncname};
-use crate::feed::{FeedItem, ItemFormat, Seq};
+use crate::feed::{FeedItem, ItemFormat, ItemParts, Seq};
 use crate::sanitize;
 
 /// The largest `<item/>` we publish, as XML. Prosody refuses stanzas over 256 KiB (262,144
@@ -185,18 +185,12 @@ pub fn parse_item(node: &str, item: &Element) -> FeedItem {
         .attr("publisher")
         .and_then(|p| xmpp_parsers::jid::Jid::new(p).ok())
         .map(|j| sanitize::display(j.to_bare().as_str()));
-    let mut out = FeedItem {
+    let mut out = ItemParts {
         node: node.to_owned(),
         id,
-        sender: None,
         publisher,
-        time: None,
-        seq: None,
-        service_seq: None,
-        text: String::new(),
-        format: ItemFormat::Unknown,
         tree: super::tree::tree_of(item),
-        received: None,
+        ..ItemParts::default()
     };
     if let Some(post) = item.get_child("post", NS_ITEM) {
         out.format = ItemFormat::Native;
@@ -244,7 +238,7 @@ pub fn parse_item(node: &str, item: &Element) -> FeedItem {
     } else {
         out.text = out.tree.summary();
     }
-    out
+    out.into()
 }
 #[cfg(test)]
 mod tests {
@@ -276,11 +270,11 @@ mod tests {
             .parse()
             .expect("parses");
         let parsed = parse_item("test", &back);
-        assert_eq!(parsed.id.as_deref(), Some("ab12cd34-7"));
-        assert_eq!(parsed.text, item.text);
-        assert_eq!(parsed.sender.as_deref(), Some("alice@localhost/tui"));
-        assert_eq!(parsed.time.as_deref(), Some("2026-11-24T07:56:57.123Z"));
-        assert_eq!(parsed.seq, Some(item.seq.clone()));
+        assert_eq!(parsed.id(), Some("ab12cd34-7"));
+        assert_eq!(parsed.text(), item.text);
+        assert_eq!(parsed.sender(), Some("alice@localhost/tui"));
+        assert_eq!(parsed.time(), Some("2026-11-24T07:56:57.123Z"));
+        assert_eq!(parsed.seq().map(|s| s.to_seq()), Some(item.seq.clone()));
         assert_eq!(parsed.format, ItemFormat::Native);
         // Seed compatibility: the Wokkel attributes are there too (the writer escapes the
         // line break, so it survives attribute normalisation).
@@ -304,7 +298,7 @@ mod tests {
         assert!(message.len() <= MESSAGE_ATTR_MAX_BYTES, "{}", message.len());
         assert!(message.ends_with('…'));
         let back: Element = to_xml(&el).parse().expect("parses");
-        assert_eq!(parse_item("n", &back).text, text);
+        assert_eq!(parse_item("n", &back).text(), text);
         // The size check counts escapes.
         assert!(check_text_size(&"x".repeat(MAX_TEXT_XML_BYTES)).is_ok());
         assert!(check_text_size(&"x".repeat(MAX_TEXT_XML_BYTES + 1)).is_err());
@@ -331,7 +325,7 @@ mod tests {
         );
         let parsed = parse_item("n", &item);
         assert_eq!(parsed.format, ItemFormat::Unknown);
-        assert_eq!(parsed.text, "geoloc · lat 45.44 · lon 12.33");
+        assert_eq!(parsed.text(), "geoloc · lat 45.44 · lon 12.33");
         assert!(
             parsed.xml().contains("<lat>45.44</lat>"),
             "{}",
@@ -342,16 +336,16 @@ mod tests {
             "<item xmlns='http://jabber.org/protocol/pubsub' id='r'><reading xmlns='urn:example:sensor'><temp unit='C'>21.5</temp><hum>40</hum></reading></item>",
         );
         assert_eq!(
-            parse_item("n", &reading).text,
+            parse_item("n", &reading).text(),
             "reading · temp 21.5 C · hum 40"
         );
         // A payload holding only text reads as its name and text.
         let status = parse(
             "<item xmlns='http://jabber.org/protocol/pubsub' id='s'><status xmlns='urn:x'>  all\n good </status></item>",
         );
-        assert_eq!(parse_item("n", &status).text, "status · all good");
+        assert_eq!(parse_item("n", &status).text(), "status · all good");
         let empty = parse("<item xmlns='http://jabber.org/protocol/pubsub' id='y'/>");
-        assert_eq!(parse_item("n", &empty).text, "(no payload)");
+        assert_eq!(parse_item("n", &empty).text(), "(no payload)");
     }
 
     #[test]
@@ -363,17 +357,17 @@ mod tests {
         let parsed = parse_item("n", &item);
         assert_eq!(parsed.format, ItemFormat::Json);
         // In the document's order.
-        assert_eq!(parsed.text, r#"{"temp":21.5,"tags":["a","b"]}"#);
+        assert_eq!(parsed.text(), r#"{"temp":21.5,"tags":["a","b"]}"#);
         let bad = parse(
             "<item xmlns='http://jabber.org/protocol/pubsub' id='j'><json xmlns='urn:xmpp:json:0'>{not json\n  at all</json></item>",
         );
-        assert_eq!(parse_item("n", &bad).text, "{not json at all");
+        assert_eq!(parse_item("n", &bad).text(), "{not json at all");
         // Numbers as written: no rounding through f64.
         let big = parse(
             "<item xmlns='http://jabber.org/protocol/pubsub' id='j'><json xmlns='urn:xmpp:json:0'>{\"big\": 12345678901234567890123, \"num\": 1.50}</json></item>",
         );
         assert_eq!(
-            parse_item("n", &big).text,
+            parse_item("n", &big).text(),
             r#"{"big":12345678901234567890123,"num":1.50}"#
         );
     }

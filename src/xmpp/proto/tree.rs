@@ -103,6 +103,42 @@ mod tests {
     }
 
     #[test]
+    fn strings_kept_with_a_tree_are_found_in_it_or_added_and_the_tree_reads_the_same() {
+        let e = item("<post xmlns='urn:p' sender='a@x/r' time='12:00'>hello world</post>");
+        let mut t = tree_of(&e);
+        let before = (t.to_xml(), t.len(), t.weight());
+        let [found, inside, added, again, none, empty] = t.keep([
+            Some("a@x/r"),
+            Some("world"),
+            Some("not in the payload"),
+            Some("payload"),
+            None,
+            Some(""),
+        ]);
+        assert_eq!(t.kept(found), Some("a@x/r"));
+        assert_eq!(t.kept(inside), Some("world"));
+        assert_eq!(t.kept(added), Some("not in the payload"));
+        // A string found in one added before it is not added twice.
+        assert_eq!(t.kept(again), Some("payload"));
+        assert_eq!(t.kept(none), None);
+        assert_eq!(t.kept(empty), Some(""));
+        assert_eq!(
+            (t.to_xml(), t.len()),
+            (before.0, before.1),
+            "the tree reads the same"
+        );
+        assert_eq!(
+            t.weight(),
+            before.2 + "not in the payload".len(),
+            "only what was not there was added"
+        );
+        // Kept non-ASCII text lands on character boundaries.
+        let mut u = tree_of(&item("<p xmlns='urn:p'>naïve café</p>"));
+        let [c, n] = u.keep([Some("café"), Some("ünïcode")]);
+        assert_eq!((u.kept(c), u.kept(n)), (Some("café"), Some("ünïcode")));
+    }
+
+    #[test]
     fn deep_payloads_are_cut_at_the_depth_bound() {
         let depth = 200;
         let inner = format!(
