@@ -79,6 +79,37 @@ pub fn text(raw: &str) -> String {
     out
 }
 
+/// [`text`], borrowing `raw` when it needs no change (most strings a peer sends).
+pub fn text_cow(raw: &str) -> std::borrow::Cow<'_, str> {
+    let clean = if raw.is_ascii() {
+        raw.bytes()
+            .all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t')
+    } else {
+        raw.chars()
+            .all(|c| c != '\r' && (!c.is_control() || c == '\n' || c == '\t') && !is_format_char(c))
+    };
+    if clean {
+        std::borrow::Cow::Borrowed(raw)
+    } else {
+        std::borrow::Cow::Owned(text(raw))
+    }
+}
+
+/// [`display_max`], borrowing `raw` when it needs no change.
+pub fn display_max_cow(raw: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    let clean = if raw.is_ascii() {
+        raw.len() <= max_chars && raw.bytes().all(|b| (0x20..0x7f).contains(&b))
+    } else {
+        raw.chars().count() <= max_chars
+            && raw.chars().all(|c| !c.is_control() && !is_format_char(c))
+    };
+    if clean {
+        std::borrow::Cow::Borrowed(raw)
+    } else {
+        std::borrow::Cow::Owned(display_max(raw, max_chars))
+    }
+}
+
 /// Characters XML 1.0 allows in text and attribute values.
 fn is_xml_char(c: char) -> bool {
     matches!(c,
@@ -111,6 +142,19 @@ pub fn outgoing(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn the_borrowing_forms_give_what_the_copying_ones_do(
+            s in "([a-z <&>;]|\\PC|[\t\n\r\u{1b}\u{9b}\u{202e}\u{7f}]){0,40}",
+            max in 0usize..30,
+        ) {
+            let (a, b) = (text_cow(&s), text(&s));
+            proptest::prop_assert_eq!(a.as_ref(), b.as_str());
+            let (a, b) = (display_max_cow(&s, max), display_max(&s, max));
+            proptest::prop_assert_eq!(a.as_ref(), b.as_str());
+        }
+    }
 
     #[test]
     fn removes_controls_and_bidi() {

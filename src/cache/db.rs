@@ -169,6 +169,10 @@ pub struct Db {
     /// The session each node's new items are numbered in.
     primary: HashMap<String, String>,
     pending: Vec<Op>,
+    /// Per node, at least as many items as it holds: counted when last trimmed, plus every
+    /// item put since (a put may replace one). While it is within the limit, a write need
+    /// not count them again (that scans the node's index).
+    at_most: HashMap<String, Bound>,
     /// After a failure: numbering goes on here, nothing else is kept.
     failed: Option<Volatile>,
 }
@@ -369,6 +373,7 @@ impl Db {
                 held: HashMap::new(),
                 primary: HashMap::new(),
                 pending: Vec::new(),
+                at_most: HashMap::new(),
                 failed: None,
             }),
             notice,
@@ -646,7 +651,13 @@ impl Db {
             return Ok(());
         }
         let ops = std::mem::take(&mut self.pending);
-        let written = Self::write_ops(&mut self.conn, &self.service, self.limits, &ops);
+        let written = Self::write_ops(
+            &mut self.conn,
+            &self.service,
+            self.limits,
+            &mut self.at_most,
+            &ops,
+        );
         if written.is_err() {
             // Kept for the next try (a busy database), before what came since.
             let later = std::mem::replace(&mut self.pending, ops);
@@ -659,10 +670,11 @@ impl Db {
         conn: &mut Connection,
         service: &str,
         limits: Limits,
+        at_most: &mut HashMap<String, Bound>,
         ops: &[Op],
     ) -> Result<(), rusqlite::Error> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut touched: HashSet<&str> = HashSet::new();
+        let mut touched: HashMap<&str, usize> = HashMap::new();
         {
             let mut put = tx.prepare_cached(
                 "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -676,7 +688,7 @@ impl Db {
                 match op {
                     Op::Put { node, id, ord, xml } => {
                         put.execute(params![service, node, id, ord, xml])?;
-                        touched.insert(node);
+                        *touched.entry(node).or_default() += 1;
                     }
                     Op::Retract { node, id } => {
                         del.execute(params![service, node, id])?;
@@ -687,11 +699,31 @@ impl Db {
                 }
             }
         }
-        for node in touched {
-            bound_node(&tx, service, node, limits.per_node)?;
+        let mut counted = Vec::new();
+        for (node, puts) in touched {
+            let known = at_most.get(node).copied().unwrap_or_default();
+            let bound = known.items.saturating_add(puts);
+            // Counted again now and then all the same: another run on this account may
+            // write the same nodes.
+            if known.writes > 0 && known.writes < RECOUNT_WRITES && bound <= limits.per_node {
+                counted.push((
+                    node,
+                    Bound {
+                        items: bound,
+                        writes: known.writes + 1,
+                    },
+                ));
+            } else {
+                let items = bound_node(&tx, service, node, limits.per_node)?;
+                counted.push((node, Bound { items, writes: 1 }));
+            }
         }
         bound_total(&tx, limits.max_bytes)?;
-        tx.commit()
+        tx.commit()?;
+        for (node, bound) in counted {
+            at_most.insert(node.to_owned(), bound);
+        }
+        Ok(())
     }
 
     fn try_cached(&mut self, node: &str) -> Result<Vec<FeedItem>, rusqlite::Error> {
@@ -854,9 +886,12 @@ impl Db {
                 put.execute(params![self.service, node, id, ord, xml])?;
             }
         }
-        bound_node(&tx, &self.service, node, self.limits.per_node)?;
+        let items = bound_node(&tx, &self.service, node, self.limits.per_node)?;
         bound_total(&tx, self.limits.max_bytes)?;
-        tx.commit()
+        tx.commit()?;
+        self.at_most
+            .insert(node.to_owned(), Bound { items, writes: 1 });
+        Ok(())
     }
 }
 
@@ -887,12 +922,13 @@ fn item_from_xml(node: &str, xml: &str, ord: i64) -> Option<FeedItem> {
 }
 
 /// Keep at most `limit` items of `node`: the oldest received go.
+/// Keep a node's newest `limit` items; returns how many it holds then.
 fn bound_node(
     tx: &rusqlite::Transaction<'_>,
     service: &str,
     node: &str,
     limit: usize,
-) -> Result<(), rusqlite::Error> {
+) -> Result<usize, rusqlite::Error> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let count: i64 = tx.query_row(
         "SELECT COUNT(*) FROM items WHERE service = ?1 AND node = ?2",
@@ -906,8 +942,19 @@ fn bound_node(
             params![service, node, count - limit],
         )?;
     }
-    Ok(())
+    Ok(usize::try_from(count.min(limit)).unwrap_or(0))
 }
+
+/// What a store knows of a node's size: at most `items` items, after `writes` writes since
+/// it last counted them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bound {
+    items: usize,
+    writes: u32,
+}
+
+/// Writes after which a node's items are counted again even within the limit.
+const RECOUNT_WRITES: u32 = 16;
 
 /// Keep the items within `max` bytes in all: the oldest received, of any node, go.
 fn bound_total(tx: &rusqlite::Transaction<'_>, max: u64) -> Result<(), rusqlite::Error> {
@@ -1387,6 +1434,47 @@ mod tests {
         db.outbox_put(&waiting);
         db.outbox_remove(&waiting);
         assert!(db.leftovers(Some("n")).is_empty());
+    }
+
+    #[test]
+    fn a_node_stays_bounded_over_many_writes_and_beside_another_run() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a@x.sqlite");
+        let limits = Limits {
+            per_node: 10,
+            max_bytes: 1_000_000,
+        };
+        let mut a = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let held = |db: &mut Db| {
+            let ids: Vec<String> = db
+                .cached("n")
+                .into_iter()
+                .filter_map(|i| i.id().map(str::to_owned))
+                .collect();
+            ids
+        };
+        // One write each (`cached` writes what is pending): counted only now and then.
+        for k in 0..25 {
+            a.add(&item("n", &format!("a{k:02}"), "x"));
+            assert!(held(&mut a).len() <= 10, "after {k}");
+        }
+        let ids = held(&mut a);
+        assert_eq!(ids.first().map(String::as_str), Some("a15"));
+        assert_eq!(ids.len(), 10);
+        // Another run on the account writes the node too; this one's count of it is then
+        // too low, until it counts again.
+        let mut b = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        for k in 0..10 {
+            b.add(&item("n", &format!("b{k:02}"), "x"));
+        }
+        assert_eq!(held(&mut b).len(), 10);
+        for k in 0..=RECOUNT_WRITES {
+            a.add(&item("n", &format!("c{k:02}"), "x"));
+            let _ = held(&mut a);
+        }
+        let ids = held(&mut a);
+        assert_eq!(ids.len(), 10, "{ids:?}");
+        assert!(ids.iter().all(|i| i.starts_with('c')), "{ids:?}");
     }
 
     #[test]

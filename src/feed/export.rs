@@ -65,6 +65,10 @@ impl Format {
 /// A JSON line with every terminal-active character escaped (serde escapes only C0).
 pub fn json_line(v: &Value) -> String {
     let raw = v.to_string();
+    // ASCII without DEL has nothing to escape (the usual line): no second copy.
+    if raw.bytes().all(|b| b < 0x7f) {
+        return raw;
+    }
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         if ('\u{7f}'..='\u{9f}').contains(&c) || crate::sanitize::is_format_char(c) {

@@ -16,6 +16,7 @@
 //! The one-line summary of a payload ([`Tree::summary`]), the item view, search and export
 //! all read this tree.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Deepest element kept (the `<item/>` is depth 0).
@@ -382,15 +383,15 @@ impl Builder {
         if name.chars().count() > 256 || ns.chars().count() > 1024 {
             self.cut.get_or_insert(Cut::Names);
         }
-        let name = crate::sanitize::display_max(name, 256);
+        let name = crate::sanitize::display_max_cow(name, 256);
         let mut removed = 0u32;
-        let attrs: Vec<(String, String)> = attrs
-            .map(|(k, v)| {
-                removed = removed.saturating_add(unsafe_chars(v));
-                (
-                    crate::sanitize::display_max(k, 256),
-                    crate::sanitize::text(v),
-                )
+        let attrs: Vec<(Cow<'_, str>, Cow<'_, str>)> = attrs
+            .map(|(k, raw)| {
+                let v = crate::sanitize::text_cow(raw);
+                if let Cow::Owned(_) = v {
+                    removed = removed.saturating_add(unsafe_chars(raw));
+                }
+                (crate::sanitize::display_max_cow(k, 256), v)
             })
             .collect();
         self.removed = self.removed.saturating_add(removed);
@@ -439,8 +440,10 @@ impl Builder {
         if indentation || self.cut.is_some_and(|c| c != Cut::Depth) {
             return;
         }
-        self.removed = self.removed.saturating_add(unsafe_chars(raw));
-        let mut text = crate::sanitize::text(raw);
+        let mut text = crate::sanitize::text_cow(raw);
+        if let Cow::Owned(_) = text {
+            self.removed = self.removed.saturating_add(unsafe_chars(raw));
+        }
         // Adjacent runs (a text split by a left-out element) join. The last run grows at the
         // end of the buffer: one kept elsewhere (a word, a repeated value) moves there first,
         // and its copy counts against the byte bound.
@@ -468,7 +471,13 @@ impl Builder {
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
-            text.truncate(end);
+            text = match text {
+                Cow::Borrowed(t) => Cow::Borrowed(&t[..end]),
+                Cow::Owned(mut t) => {
+                    t.truncate(end);
+                    Cow::Owned(t)
+                }
+            };
             self.cut = Some(Cut::Bytes);
             if text.is_empty() {
                 return;
@@ -947,15 +956,55 @@ fn collapse(s: &str) -> String {
 
 /// Escape text for XML character data (`attr`: for a single-quoted attribute value).
 fn escape(out: &mut String, s: &str, attr: bool) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' if attr => out.push_str("&apos;"),
-            '\n' if attr => out.push_str("&#10;"),
-            '\t' if attr => out.push_str("&#9;"),
-            c => out.push(c),
+    let special =
+        |b: u8| matches!(b, b'&' | b'<' | b'>') || attr && matches!(b, b'\'' | b'\n' | b'\t');
+    // Runs with nothing to escape go in whole (all the special characters are ASCII).
+    let mut rest = s;
+    while let Some(at) = rest.bytes().position(special) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'\'' => "&apos;",
+            b'\n' => "&#10;",
+            _ => "&#9;",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The escape as a character at a time, for reference.
+    fn escape_each(s: &str, attr: bool) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '\'' if attr => out.push_str("&apos;"),
+                '\n' if attr => out.push_str("&#10;"),
+                '\t' if attr => out.push_str("&#9;"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_in_runs_is_escaping_each_character(
+            s in "([&<>'\"\n\t ]|[a-z]|\\PC){0,40}",
+            attr: bool,
+        ) {
+            let mut out = String::from("x");
+            escape(&mut out, &s, attr);
+            proptest::prop_assert_eq!(out, format!("x{}", escape_each(&s, attr)));
         }
     }
 }

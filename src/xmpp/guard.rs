@@ -327,6 +327,12 @@ impl Scanner {
     /// the end of over-long attribute values and the elements nested too deep. (A `<` may be
     /// held back until the next byte says what it opens.)
     pub fn filter(&mut self, buf: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        self.filter_with(buf, out, true)
+    }
+
+    /// [`Self::filter`], with plain runs passed on whole (`runs`) or byte by byte (the
+    /// reference the tests hold the runs to).
+    fn filter_with(&mut self, buf: &[u8], out: &mut Vec<u8>, runs: bool) -> io::Result<()> {
         if let Some(first) = &mut self.first {
             let room = 64usize.saturating_sub(first.len());
             first.extend_from_slice(&buf[..room.min(buf.len())]);
@@ -338,7 +344,23 @@ impl Scanner {
                 return Err(NotXmpp::error(first));
             }
         }
-        for &b in buf {
+        let mut i = 0;
+        while let Some(&b) = buf.get(i) {
+            // Text and attribute values, the bulk of a stanza, pass on in runs.
+            let run = if runs { self.plain_run(&buf[i..]) } else { 0 };
+            if run > 0 {
+                self.stanza_bytes += run;
+                if self.stanza_bytes > self.max_stanza {
+                    return Err(too_big());
+                }
+                if self.quote.is_some() {
+                    self.attr_len += run;
+                }
+                out.extend_from_slice(&buf[i..i + run]);
+                i += run;
+                continue;
+            }
+            i += 1;
             let start = out.len();
             self.scan_byte(b, out)?;
             if out.len() > start
@@ -359,6 +381,29 @@ impl Scanner {
             }
         }
         Ok(())
+    }
+
+    /// How many bytes at the start of `rest` [`Self::scan_byte`] would pass on unchanged and
+    /// without a change of state: the text inside a stanza up to its next `<`, or an attribute
+    /// value up to its quote, an entity or its length bound. Zero when a byte must be looked
+    /// at alone.
+    fn plain_run(&self, rest: &[u8]) -> usize {
+        if self.capture.is_some() || self.deep.skip > 0 || self.deep.skip_tag {
+            return 0;
+        }
+        match (self.state, self.quote) {
+            (State::Text, _) if self.depth > 0 => {
+                rest.iter().position(|&b| b == b'<').unwrap_or(rest.len())
+            }
+            (State::OpenAttrs, Some(q)) if !self.cutting && !self.entity => {
+                let room = MAX_ATTR_BYTES.saturating_sub(self.attr_len);
+                let rest = &rest[..rest.len().min(room)];
+                rest.iter()
+                    .position(|&b| b == q || b == b'&')
+                    .unwrap_or(rest.len())
+            }
+            _ => 0,
+        }
     }
 
     /// One byte: append what it passes on (nothing, itself, or a held `<` and itself).
@@ -410,12 +455,7 @@ impl Scanner {
             if self.depth > 0 || self.state != State::Text {
                 self.stanza_bytes += 1;
                 if self.stanza_bytes > self.max_stanza {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "the peer sent a stanza over {MAX_STANZA_BYTES} bytes; closing the connection"
-                        ),
-                    ));
+                    return Err(too_big());
                 }
             }
             self.state = match self.state {
@@ -536,6 +576,13 @@ impl Scanner {
             }
         }
     }
+}
+
+fn too_big() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the peer sent a stanza over {MAX_STANZA_BYTES} bytes; closing the connection"),
+    )
 }
 
 /// A stream whose reads are checked by a [`Scanner`].
@@ -794,6 +841,46 @@ mod tests {
     fn comments_and_cdata_are_refused() {
         assert!(scan(&format!("{HEADER}<message><!-- x --></message>")).is_err());
         assert!(scan(&format!("{HEADER}<message><![CDATA[x]]></message>")).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn runs_pass_on_what_byte_by_byte_does(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "<message>", "</message>", "<a x='", "<b y=\"", "'>", "\">", "/>", "'/>",
+                    "text ", "&amp;", "&#x9b;", "日本", "<", ">", "'", "\"", ";", "&", "<d>",
+                    "</d>", "<stream:error>", "</stream:error>", "<!-- c -->", "<?pi ?>",
+                ]),
+                0..60,
+            ),
+            long in 0usize..3,
+            chunk in 1usize..40,
+        ) {
+            let filler = "v".repeat(MAX_ATTR_BYTES / 2);
+            let body: String = parts
+                .iter()
+                .flat_map(|p| std::iter::once(*p).chain((long > 0 && p.ends_with('\'')).then_some(filler.as_str())))
+                .collect();
+            let input = format!("{HEADER}{}", body.repeat(long.max(1)));
+            let (mut fast, mut slow) = (Scanner::default(), Scanner::default());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut ra = Ok(());
+            for piece in input.as_bytes().chunks(chunk) {
+                ra = fast.filter_with(piece, &mut a, true);
+                if ra.is_err() {
+                    break;
+                }
+            }
+            let rb = slow.filter_with(input.as_bytes(), &mut b, false);
+            proptest::prop_assert_eq!(ra.is_ok(), rb.is_ok());
+            if ra.is_ok() {
+                proptest::prop_assert_eq!(&a, &b);
+                proptest::prop_assert_eq!(fast.depth(), slow.depth());
+                proptest::prop_assert_eq!(fast.cut_values(), slow.cut_values());
+                proptest::prop_assert_eq!(fast.take_stream_error(), slow.take_stream_error());
+            }
+        }
     }
 
     fn filtered(s: &str) -> (String, Scanner) {

@@ -104,8 +104,9 @@ mod tests {
 
     #[test]
     fn strings_kept_with_a_tree_are_found_in_it_or_added_and_the_tree_reads_the_same() {
-        let e = item("<post xmlns='urn:p' sender='a@x/r' time='12:00'>hello world</post>");
-        let mut t = tree_of(&e);
+        let mut t = tree_of(&item(
+            "<post xmlns='urn:p' sender='a@x/r' time='12:00'>hello world</post>",
+        ));
         let before = (t.to_xml(), t.len(), t.weight());
         let [found, inside, added, again, none, empty] = t.keep([
             Some("a@x/r"),
@@ -133,9 +134,12 @@ mod tests {
             "only what was not there was added"
         );
         // Kept non-ASCII text lands on character boundaries.
-        let mut u = tree_of(&item("<p xmlns='urn:p'>naïve café</p>"));
-        let [c, n] = u.keep([Some("café"), Some("ünïcode")]);
-        assert_eq!((u.kept(c), u.kept(n)), (Some("café"), Some("ünïcode")));
+        let mut other = tree_of(&item("<p xmlns='urn:p'>naïve café</p>"));
+        let [cafe, unicode] = other.keep([Some("café"), Some("ünïcode")]);
+        assert_eq!(
+            (other.kept(cafe), other.kept(unicode)),
+            (Some("café"), Some("ünïcode"))
+        );
     }
 
     #[test]
