@@ -93,7 +93,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is too large"))?;
     let (lo, hi) = FEED_MEMORY_RANGE;
     if !(lo..=hi).contains(&bytes) {
-        return Err(format!("{s:?}: a feed memory bound is from 64K to 64G"));
+        return Err(format!("{s:?}: a size here is from 64K to 64G"));
     }
     Ok(bytes)
 }
@@ -187,7 +187,13 @@ pub struct ServeFile {
 
 impl FileConfig {
     pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+        toml::from_str(text).map_err(|e| {
+            anyhow::anyhow!(
+                "config file {}: {}",
+                path.display(),
+                plain_types(&e.to_string())
+            )
+        })
     }
 
     /// The file named by `--config` (which must exist), or the default one if it exists.
@@ -203,6 +209,21 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         Self::parse(&text, &path)
     }
+}
+
+/// A parse error with the Rust type names it may carry (`expected f64`) in words.
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_owned();
+    for (rust, words) in [
+        ("expected f64", "expected a number"),
+        ("expected usize", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+    ] {
+        out = out.replace(rust, words);
+    }
+    out
 }
 
 pub fn default_config_path() -> Option<PathBuf> {
@@ -920,6 +941,13 @@ mod tests {
         );
         let err = FileConfig::parse("server = 5222", path).expect_err("a number");
         assert!(err.to_string().contains("config.toml"), "{err}");
+        let err = FileConfig::parse("iq_timeout = \"a\"", path).expect_err("a string");
+        assert!(
+            err.to_string().contains("expected a number") && !err.to_string().contains("f64"),
+            "{err}"
+        );
+        let err = FileConfig::parse("feed_limit = 1.5", path).expect_err("a fraction");
+        assert!(err.to_string().contains("expected a whole number"), "{err}");
         let err = FileConfig::parse("server = []", path).expect_err("an empty list");
         assert!(err.to_string().contains("empty list"), "{err}");
         for empty in ["\"\"", "[\"\"]", "\"a:1, \"", "[\"a:1\", \"\"]"] {

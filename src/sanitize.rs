@@ -43,7 +43,7 @@ pub fn display_max(raw: &str, max_chars: usize) -> String {
     let mut count = 0usize;
     for c in raw.chars() {
         let c = match c {
-            '\t' | '\n' | '\r' => ' ',
+            '\t' | '\n' | '\r' | LINE_SEPARATOR | PARAGRAPH_SEPARATOR => ' ',
             c if c.is_control() || is_format_char(c) => continue,
             c => c,
         };
@@ -72,12 +72,18 @@ pub fn text(raw: &str) -> String {
                 }
             }
             '\n' | '\t' => out.push(c),
+            // Terminals do not agree on what these do: a line break, as the sender meant.
+            LINE_SEPARATOR | PARAGRAPH_SEPARATOR => out.push('\n'),
             c if c.is_control() || is_format_char(c) => {}
             c => out.push(c),
         }
     }
     out
 }
+
+/// U+2028 and U+2029, which some terminals and JSON readers take as line ends.
+pub const LINE_SEPARATOR: char = '\u{2028}';
+pub const PARAGRAPH_SEPARATOR: char = '\u{2029}';
 
 /// [`text`], borrowing `raw` when it needs no change (most strings a peer sends).
 pub fn text_cow(raw: &str) -> std::borrow::Cow<'_, str> {
@@ -86,7 +92,7 @@ pub fn text_cow(raw: &str) -> std::borrow::Cow<'_, str> {
             .all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t')
     } else {
         raw.chars()
-            .all(|c| c != '\r' && (!c.is_control() || c == '\n' || c == '\t') && !is_format_char(c))
+            .all(|c| matches!(c, '\n' | '\t') || unchanged(c))
     };
     if clean {
         std::borrow::Cow::Borrowed(raw)
@@ -95,13 +101,17 @@ pub fn text_cow(raw: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Kept as it is by [`text`] and [`display_max`] alike (not tab and LF, which only `text` keeps).
+fn unchanged(c: char) -> bool {
+    !c.is_control() && !is_format_char(c) && !matches!(c, LINE_SEPARATOR | PARAGRAPH_SEPARATOR)
+}
+
 /// [`display_max`], borrowing `raw` when it needs no change.
 pub fn display_max_cow(raw: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
     let clean = if raw.is_ascii() {
         raw.len() <= max_chars && raw.bytes().all(|b| (0x20..0x7f).contains(&b))
     } else {
-        raw.chars().count() <= max_chars
-            && raw.chars().all(|c| !c.is_control() && !is_format_char(c))
+        raw.chars().count() <= max_chars && raw.chars().all(unchanged)
     };
     if clean {
         std::borrow::Cow::Borrowed(raw)
@@ -146,7 +156,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn the_borrowing_forms_give_what_the_copying_ones_do(
-            s in "([a-z <&>;]|\\PC|[\t\n\r\u{1b}\u{9b}\u{202e}\u{7f}]){0,40}",
+            s in "([a-z <&>;]|\\PC|[\t\n\r\u{1b}\u{9b}\u{202e}\u{7f}\u{2028}\u{2029}]){0,40}",
             max in 0usize..30,
         ) {
             let (a, b) = (text_cow(&s), text(&s));
@@ -154,6 +164,14 @@ mod tests {
             let (a, b) = (display_max_cow(&s, max), display_max(&s, max));
             proptest::prop_assert_eq!(a.as_ref(), b.as_str());
         }
+    }
+
+    #[test]
+    fn line_and_paragraph_separators_are_line_breaks() {
+        assert_eq!(text("a\u{2028}b\u{2029}c"), "a\nb\nc");
+        assert_eq!(display("a\u{2028}b\u{2029}c"), "a b c");
+        let line = crate::feed::export::json_line(&serde_json::json!({"x": "a\u{2028}b"}));
+        assert_eq!(line, r#"{"x":"a\u2028b"}"#, "one line for any JSON reader");
     }
 
     #[test]

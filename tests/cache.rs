@@ -534,6 +534,51 @@ async fn the_items_an_incremental_resync_fetches_come_in_the_services_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_newest_items_when_it_fetches_older_ones_again() {
+    let Some(server) = prosody_or_skip() else {
+        return;
+    };
+    create_nodes(&server, &["older"]).await;
+    let (admin_data, bob_data) = (data_dir(), data_dir());
+    let admin = User::admin(&server, admin_data.path());
+    let bob = User::prosody(&server, "bob", bob_data.path());
+    // 25 items without a time of their own; bob keeps 5 of them.
+    admin.ok(&[
+        "import",
+        "--node",
+        "older",
+        &numbered_items(admin_data.path(), "a", 1..26),
+    ]);
+    // `feed_limit` bounds the cache's items per node too (`watch` takes it from the file).
+    let config = bob_data.path().join("config.toml");
+    std::fs::write(&config, "feed_limit = 5\n").expect("config");
+    let config = config.display().to_string();
+    let args = ["--node", "older", "--config", &config, "--cached"];
+    let first = bob.watch_until(&args, 30, is_resync);
+    assert!(kind(&first, "incremental").is_empty(), "nothing kept yet");
+    let newest: Vec<String> = (21..26).map(|k| format!("o{k:04}")).collect();
+    let ids = |lines: &[Value], k: &str| -> Vec<String> {
+        kind(lines, k)
+            .iter()
+            .map(|v| v["id"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    // The next run fetches the 20 older ones again: they go before the kept ones.
+    let second = bob.watch_until(&args, 30, is_resync);
+    assert_eq!(ids(&second, "cached"), newest, "kept: the newest 5");
+    let inc = kind(&second, "incremental");
+    assert_eq!(
+        (&inc[0]["kept"], &inc[0]["fetched"]),
+        (&Value::from(5), &Value::from(20))
+    );
+    let service: Vec<String> = admin.items("older").into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids(&second, "stored"), service, "in the service's order");
+    // And the cache still holds the newest 5, oldest first, for the run after.
+    let third = bob.watch_until(&args, 30, is_resync);
+    assert_eq!(ids(&third, "cached"), newest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resync_after_offline_retracts_and_publishes_fetches_only_what_changed() {
     let Some(server) = prosody_or_skip() else {
         return;

@@ -678,7 +678,8 @@ impl Db {
         {
             let mut put = tx.prepare_cached(
                 "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET ord = excluded.ord, xml = excluded.xml",
+                 ON CONFLICT DO UPDATE SET ord = excluded.ord, xml = excluded.xml
+                 WHERE xml != excluded.xml",
             )?;
             let mut del = tx
                 .prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3")?;
@@ -850,26 +851,34 @@ impl Db {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let have: Vec<String> = {
-                let mut st =
-                    tx.prepare_cached("SELECT id FROM items WHERE service = ?1 AND node = ?2")?;
-                st.query_map(params![self.service, node], |r| r.get(0))?
+            let have: HashMap<String, i64> = {
+                let mut st = tx
+                    .prepare_cached("SELECT id, ord FROM items WHERE service = ?1 AND node = ?2")?;
+                st.query_map(params![self.service, node], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?
             };
             let mut del = tx
                 .prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3")?;
-            for id in have.iter().filter(|id| !keep.contains(id.as_str())) {
+            for id in have.keys().filter(|id| !keep.contains(id.as_str())) {
                 del.execute(params![self.service, node, id])?;
             }
-            let had: HashSet<&str> = have.iter().map(String::as_str).collect();
-            // New ones in the order given, after what is kept; changed ones rewritten.
+            // New ones where the order given puts them, among what is kept; changed ones
+            // rewritten.
             let mut put = tx.prepare_cached(
                 "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT DO UPDATE SET xml = excluded.xml WHERE xml != excluded.xml",
             )?;
-            let base = now_micros();
+            let known: Vec<Option<i64>> = items
+                .iter()
+                .map(|i| {
+                    i.id()
+                        .and_then(|id| have.get(id).copied())
+                        .or_else(|| i.received.map(|t| t.timestamp_micros()))
+                })
+                .collect();
+            let ords = place(&known, now_micros());
             for (k, item) in items.iter().enumerate() {
-                if !fetched && item.id().is_some_and(|id| had.contains(id)) {
+                if !fetched && item.id().is_some_and(|id| have.contains_key(id)) {
                     continue;
                 }
                 let Some((id, xml)) = keepable(item) else {
@@ -878,12 +887,7 @@ impl Db {
                     }
                     continue;
                 };
-                let ord = item
-                    .received
-                    .map_or(base + i64::try_from(k).unwrap_or(0), |t| {
-                        t.timestamp_micros()
-                    });
-                put.execute(params![self.service, node, id, ord, xml])?;
+                put.execute(params![self.service, node, id, ords[k], xml])?;
             }
         }
         let items = bound_node(&tx, &self.service, node, self.limits.per_node)?;
@@ -922,6 +926,36 @@ fn item_from_xml(node: &str, xml: &str, ord: i64) -> Option<FeedItem> {
 }
 
 /// Keep at most `limit` items of `node`: the oldest received go.
+/// The order key (`ord`) of each item of a list in the order given: its own where it has one
+/// (the cache's, or when it was received), else one between its neighbours', so that an
+/// item fetched later does not pass the newer ones kept (it would then outlive them at the
+/// per-node bound). Items after the last known one go at `now`, in order.
+fn place(known: &[Option<i64>], now: i64) -> Vec<i64> {
+    let mut out = Vec::with_capacity(known.len());
+    let mut prev: Option<i64> = None;
+    let mut i = 0;
+    while let Some(&k) = known.get(i) {
+        if let Some(o) = k {
+            out.push(o);
+            prev = Some(o);
+            i += 1;
+            continue;
+        }
+        let run = known[i..].iter().take_while(|k| k.is_none()).count();
+        let len = i64::try_from(run).unwrap_or(i64::MAX);
+        let next = known.get(i + run).copied().flatten();
+        let first = match (prev, next) {
+            (None, Some(n)) => n.saturating_sub(len),
+            (Some(p), Some(_)) => p.saturating_add(1),
+            (p, None) => p.map_or(now, |p| p.saturating_add(1).max(now)),
+        };
+        out.extend((0..len).map(|j| first.saturating_add(j)));
+        prev = out.last().copied();
+        i += run;
+    }
+    out
+}
+
 /// Keep a node's newest `limit` items; returns how many it holds then.
 fn bound_node(
     tx: &rusqlite::Transaction<'_>,
@@ -1434,6 +1468,86 @@ mod tests {
         db.outbox_put(&waiting);
         db.outbox_remove(&waiting);
         assert!(db.leftovers(Some("n")).is_empty());
+    }
+
+    #[test]
+    fn items_fetched_later_take_their_place_among_the_kept_ones() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a@x.sqlite");
+        let limits = Limits {
+            per_node: 5,
+            max_bytes: 1_000_000,
+        };
+        // The service's 25 items, oldest first, none with a time of its own.
+        let all: Vec<FeedItem> = (1..=25)
+            .map(|k| item("n", &format!("s{k:02}"), &k.to_string()))
+            .collect();
+        let ids = |db: &mut Db| -> Vec<String> {
+            db.cached("n")
+                .into_iter()
+                .filter_map(|i| i.id().map(str::to_owned))
+                .collect()
+        };
+        let newest = ["s21", "s22", "s23", "s24", "s25"];
+        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        db.replace("n", &all, true);
+        assert_eq!(ids(&mut db), newest);
+        drop(db);
+        // The next run: the five kept, the twenty older ones fetched again.
+        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let mut given = db.cached("n");
+        given.splice(0..0, all[..20].iter().cloned());
+        db.replace("n", &given, false);
+        assert_eq!(
+            ids(&mut db),
+            newest,
+            "the newest five are still the ones kept"
+        );
+        // A live item after them goes last.
+        db.add(&item("n", "s26", "26"));
+        assert_eq!(ids(&mut db), ["s22", "s23", "s24", "s25", "s26"]);
+    }
+
+    #[test]
+    fn an_item_sent_again_unchanged_keeps_its_place_and_a_changed_one_moves_last() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut db = Db::open(
+            &dir.path().join("a@x.sqlite"),
+            "pubsub.x",
+            Limits::default(),
+        )
+        .db
+        .expect("opened");
+        for id in ["s1", "s2", "s3"] {
+            db.add(&item("n", id, "v"));
+        }
+        let ids = |db: &mut Db| -> Vec<String> {
+            db.cached("n")
+                .into_iter()
+                .filter_map(|i| i.id().map(str::to_owned))
+                .collect()
+        };
+        let before = db.cached("n");
+        // ejabberd sends the last item again on subscribe.
+        db.add(&item("n", "s1", "v"));
+        assert_eq!(ids(&mut db), ["s1", "s2", "s3"]);
+        assert_eq!(
+            db.cached("n")[0].received,
+            before[0].received,
+            "when it was received"
+        );
+        db.add(&item("n", "s1", "changed"));
+        assert_eq!(ids(&mut db), ["s2", "s3", "s1"]);
+    }
+
+    #[test]
+    fn places_go_between_the_known_ones() {
+        assert_eq!(place(&[None, None, Some(10)], 100), [8, 9, 10]);
+        assert_eq!(place(&[Some(10), None, Some(20)], 100), [10, 11, 20]);
+        assert_eq!(place(&[Some(10), None, None], 100), [10, 100, 101]);
+        assert_eq!(place(&[Some(500), None], 100), [500, 501]);
+        assert_eq!(place(&[None, None], 100), [100, 101]);
+        assert!(place(&[], 1).is_empty());
     }
 
     #[test]

@@ -62,7 +62,8 @@ impl Format {
     }
 }
 
-/// A JSON line with every terminal-active character escaped (serde escapes only C0).
+/// A JSON line with every terminal-active character escaped (serde escapes only C0), and the
+/// line and paragraph separators, which some readers take as line ends.
 pub fn json_line(v: &Value) -> String {
     let raw = v.to_string();
     // ASCII without DEL has nothing to escape (the usual line): no second copy.
@@ -71,7 +72,13 @@ pub fn json_line(v: &Value) -> String {
     }
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
-        if ('\u{7f}'..='\u{9f}').contains(&c) || crate::sanitize::is_format_char(c) {
+        if ('\u{7f}'..='\u{9f}').contains(&c)
+            || crate::sanitize::is_format_char(c)
+            || matches!(
+                c,
+                crate::sanitize::LINE_SEPARATOR | crate::sanitize::PARAGRAPH_SEPARATOR
+            )
+        {
             let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
             out.push(c);

@@ -1210,7 +1210,21 @@ impl Session {
             .collect();
         let at = |i: &FeedItem| i.id().and_then(|id| pos.get(id).copied());
         let mut got = inc.got;
-        if !got.is_empty() {
+        // When the kept items (oldest first) come in the listing in order, one way or the
+        // other, the listing runs by age: every item goes where it puts it. Fetched items
+        // can then be older than the kept ones too (the cache kept only the newest).
+        let kept_at: Vec<usize> = items.iter().filter_map(at).collect();
+        let by_age = kept_at.len() >= 2 && kept_at.len() == items.len();
+        let up = by_age && kept_at.windows(2).all(|w| w[0] < w[1]);
+        let down = by_age && kept_at.windows(2).all(|w| w[0] > w[1]);
+        let (kept, fetched) = (items.len(), got.len());
+        if !got.is_empty() && (up || down) {
+            items.append(&mut got);
+            items.sort_by_key(|i| at(i).unwrap_or(usize::MAX));
+            if down {
+                items.reverse();
+            }
+        } else if !got.is_empty() {
             if items.is_empty() {
                 tracing::debug!(%node, "nothing kept to order the fetched items by: retrieving all");
                 return self.retrieve_all(node.to_owned(), inc.reason, now, out);
@@ -1230,9 +1244,9 @@ impl Session {
         }
         out.push(Output::Event(NetEvent::Incremental {
             node: node.to_owned(),
-            kept: items.len(),
-            fetched: got.len(),
-            dropped: had.saturating_sub(items.len()),
+            kept,
+            fetched,
+            dropped: had.saturating_sub(kept),
         }));
         items.extend(got);
         if let Some(n) = self.node_mut(node) {
@@ -2908,14 +2922,18 @@ fn reset_error() -> RequestError {
 /// Order by (time, seq), stably. An item without a readable time takes the time of the item
 /// before it, so it stays where the service put it.
 fn sort_by_time_and_seq(items: &mut Vec<FeedItem>) {
-    let mut last = None;
+    // An item without a time of its own sorts with the one before it in the service's order,
+    // after it (the sort is stable): it takes that one's time and number.
+    let mut last = (None, 0);
     let mut keyed: Vec<_> = items
         .drain(..)
         .map(|item| {
-            let t = item.timestamp().or(last);
-            last = t;
-            let n = item.seq().map_or(0, |s| s.n);
-            (t, n, item)
+            let key = match item.timestamp() {
+                Some(t) => (Some(t), item.seq().map_or(0, |s| s.n)),
+                None => last,
+            };
+            last = key;
+            (key.0, key.1, item)
         })
         .collect();
     keyed.sort_by_key(|a| (a.0, a.1));
@@ -2934,5 +2952,36 @@ fn service_unavailable(to: Option<Jid>, id: String) -> Iq {
             "",
         ),
         payload: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_without_a_time_stays_after_the_one_before_it() {
+        let item = |id: &str, time: Option<&str>, n: u64| -> FeedItem {
+            crate::feed::ItemParts {
+                id: Some(id.into()),
+                time: time.map(str::to_owned),
+                seq: time.map(|_| Seq::new("s", n)),
+                ..Default::default()
+            }
+            .into()
+        };
+        // The service's order; one timed item late, so sorting has something to do.
+        let mut items = vec![
+            item("x0", None, 0),
+            item("t1", Some("2026-11-29T10:00:01Z"), 1),
+            item("x1", None, 0),
+            item("t3", Some("2026-11-29T10:00:03Z"), 3),
+            item("x3", None, 0),
+            item("t2", Some("2026-11-29T10:00:02Z"), 2),
+            item("x2", None, 0),
+        ];
+        sort_by_time_and_seq(&mut items);
+        let ids: Vec<&str> = items.iter().filter_map(FeedItem::id).collect();
+        assert_eq!(ids, ["x0", "t1", "x1", "t2", "x2", "t3", "x3"]);
     }
 }
