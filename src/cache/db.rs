@@ -877,9 +877,20 @@ impl Db {
                 })
                 .collect();
             let ords = place(&known, now_micros());
+            let mut moved = tx.prepare_cached(
+                "UPDATE items SET ord = ?4 WHERE service = ?1 AND node = ?2 AND id = ?3",
+            )?;
             for (k, item) in items.iter().enumerate() {
-                if !fetched && item.id().is_some_and(|id| have.contains_key(id)) {
-                    continue;
+                if let Some(id) = item.id()
+                    && let Some(&was) = have.get(id)
+                {
+                    // Moved up to stay after the one before it.
+                    if was != ords[k] {
+                        moved.execute(params![self.service, node, id, ords[k]])?;
+                    }
+                    if !fetched {
+                        continue;
+                    }
                 }
                 let Some((id, xml)) = keepable(item) else {
                     if let Some(id) = &item.id() {
@@ -925,19 +936,20 @@ fn item_from_xml(node: &str, xml: &str, ord: i64) -> Option<FeedItem> {
     Some(item)
 }
 
-/// Keep at most `limit` items of `node`: the oldest received go.
-/// The order key (`ord`) of each item of a list in the order given: its own where it has one
-/// (the cache's, or when it was received), else one between its neighbours', so that an
-/// item fetched later does not pass the newer ones kept (it would then outlive them at the
-/// per-node bound). Items after the last known one go at `now`, in order.
+/// The order key (`ord`) of each item of a list in the order given, strictly rising: its own
+/// where it has one (the cache's, or when it was received), else one between its
+/// neighbours', so that an item fetched later does not pass the newer ones kept (it would
+/// then outlive them at the per-node bound). A known key moves up when there is no room
+/// below it. Items after the last known one go at `now`, in order.
 fn place(known: &[Option<i64>], now: i64) -> Vec<i64> {
-    let mut out = Vec::with_capacity(known.len());
-    let mut prev: Option<i64> = None;
+    let mut out: Vec<i64> = Vec::with_capacity(known.len());
     let mut i = 0;
     while let Some(&k) = known.get(i) {
+        let prev = out.last().copied();
+        let after = |p: Option<i64>| p.map(|p| p.saturating_add(1));
         if let Some(o) = k {
-            out.push(o);
-            prev = Some(o);
+            // Strictly after the one before: a known key moves up a little when it must.
+            out.push(after(prev).map_or(o, |a| o.max(a)));
             i += 1;
             continue;
         }
@@ -947,16 +959,16 @@ fn place(known: &[Option<i64>], now: i64) -> Vec<i64> {
         let first = match (prev, next) {
             (None, Some(n)) => n.saturating_sub(len),
             (Some(p), Some(_)) => p.saturating_add(1),
-            (p, None) => p.map_or(now, |p| p.saturating_add(1).max(now)),
+            (p, None) => after(p).map_or(now, |a| a.max(now)),
         };
         out.extend((0..len).map(|j| first.saturating_add(j)));
-        prev = out.last().copied();
         i += run;
     }
     out
 }
 
-/// Keep a node's newest `limit` items; returns how many it holds then.
+/// Keep at most `limit` items of `node`: the oldest received go. Returns how many it holds
+/// then.
 fn bound_node(
     tx: &rusqlite::Transaction<'_>,
     service: &str,
@@ -1544,6 +1556,12 @@ mod tests {
     fn places_go_between_the_known_ones() {
         assert_eq!(place(&[None, None, Some(10)], 100), [8, 9, 10]);
         assert_eq!(place(&[Some(10), None, Some(20)], 100), [10, 11, 20]);
+        // No room between 10 and 11: the known one after moves up.
+        assert_eq!(
+            place(&[Some(10), None, None, Some(11), Some(12)], 100),
+            [10, 11, 12, 13, 14]
+        );
+        assert_eq!(place(&[Some(10), Some(5)], 100), [10, 11]);
         assert_eq!(place(&[Some(10), None, None], 100), [10, 100, 101]);
         assert_eq!(place(&[Some(500), None], 100), [500, 501]);
         assert_eq!(place(&[None, None], 100), [100, 101]);

@@ -305,13 +305,16 @@ pub struct Builder {
     removed: u32,
 }
 
-/// Characters of `raw` that cleaning leaves out (not line breaks and tabs, which stay).
+/// Characters of `raw` that cleaning leaves out, or changes (the line and paragraph
+/// separators become line breaks): not line breaks and tabs, which stay.
 fn unsafe_chars(raw: &str) -> u32 {
+    use crate::sanitize::{LINE_SEPARATOR, PARAGRAPH_SEPARATOR};
     let n = raw
         .chars()
         .filter(|&c| {
             (c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
                 || crate::sanitize::is_format_char(c)
+                || matches!(c, LINE_SEPARATOR | PARAGRAPH_SEPARATOR)
         })
         .count();
     u32::try_from(n).unwrap_or(u32::MAX)

@@ -1212,18 +1212,27 @@ impl Session {
         let mut got = inc.got;
         // When the kept items (oldest first) come in the listing in order, one way or the
         // other, the listing runs by age: every item goes where it puts it. Fetched items
-        // can then be older than the kept ones too (the cache kept only the newest).
+        // can then be older than the kept ones too (the cache kept only the newest). Three
+        // at least: two are always in one order or the other, whatever the listing.
         let kept_at: Vec<usize> = items.iter().filter_map(at).collect();
-        let by_age = kept_at.len() >= 2 && kept_at.len() == items.len();
+        let by_age = kept_at.len() >= 3 && kept_at.len() == items.len();
         let up = by_age && kept_at.windows(2).all(|w| w[0] < w[1]);
         let down = by_age && kept_at.windows(2).all(|w| w[0] > w[1]);
         let (kept, fetched) = (items.len(), got.len());
         if !got.is_empty() && (up || down) {
             items.append(&mut got);
-            items.sort_by_key(|i| at(i).unwrap_or(usize::MAX));
-            if down {
-                items.reverse();
-            }
+            // Oldest first; anything the listing lacks last, as before.
+            items.sort_by_key(|i| {
+                let p = at(i);
+                (
+                    p.is_none(),
+                    if down {
+                        usize::MAX - p.unwrap_or(0)
+                    } else {
+                        p.unwrap_or(0)
+                    },
+                )
+            });
         } else if !got.is_empty() {
             if items.is_empty() {
                 tracing::debug!(%node, "nothing kept to order the fetched items by: retrieving all");

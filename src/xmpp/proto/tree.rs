@@ -143,6 +143,14 @@ mod tests {
     }
 
     #[test]
+    fn a_line_separator_is_a_change_the_tree_counts() {
+        let t = tree_of(&item("<p xmlns='urn:p' a='x\u{2028}y'>a\u{2029}b</p>"));
+        assert_eq!(t.removed(), 2);
+        assert!(!t.is_whole(), "not the item the service holds");
+        assert!(tree_of(&item("<p xmlns='urn:p'>a\nb</p>")).is_whole(), "control");
+    }
+
+    #[test]
     fn deep_payloads_are_cut_at_the_depth_bound() {
         let depth = 200;
         let inner = format!(
