@@ -147,7 +147,10 @@ mod tests {
         let t = tree_of(&item("<p xmlns='urn:p' a='x\u{2028}y'>a\u{2029}b</p>"));
         assert_eq!(t.removed(), 2);
         assert!(!t.is_whole(), "not the item the service holds");
-        assert!(tree_of(&item("<p xmlns='urn:p'>a\nb</p>")).is_whole(), "control");
+        assert!(
+            tree_of(&item("<p xmlns='urn:p'>a\nb</p>")).is_whole(),
+            "control"
+        );
     }
 
     #[test]
