@@ -102,7 +102,7 @@ pub fn text_cow(raw: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Kept as it is by [`text`] and [`display_max`] alike (not tab and LF, which only `text` keeps).
-fn unchanged(c: char) -> bool {
+pub fn unchanged(c: char) -> bool {
     !c.is_control() && !is_format_char(c) && !matches!(c, LINE_SEPARATOR | PARAGRAPH_SEPARATOR)
 }
 

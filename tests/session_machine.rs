@@ -642,10 +642,7 @@ fn what_arrives_during_a_resync_comes_once_in_its_snapshot_or_as_it_was_if_it_fa
         items_result(&id, "n", "alice@localhost/a", "s1", &[1, 2]),
         clock.now(),
     ));
-    let Some(NetEvent::Snapshot { items: snap, .. }) = ev.first() else {
-        panic!("{ev:?}")
-    };
-    let ids: Vec<_> = snap.iter().filter_map(|i| i.id()).collect();
+    let ids = snapshot_ids(&ev);
     assert_eq!(ids, ["s1-1", "s1-2", "s1-3"], "each once, in the snapshot");
     assert!(!ev.iter().any(|e| matches!(e, NetEvent::Item(_))), "{ev:?}");
 
@@ -662,6 +659,17 @@ fn what_arrives_during_a_resync_comes_once_in_its_snapshot_or_as_it_was_if_it_fa
         error_reply("pubsub.localhost", &id, "item-not-found"),
     );
     assert_eq!(failed, ["s1-4"]);
+}
+
+/// The ids of the items of the snapshot `ev` starts with.
+fn snapshot_ids(ev: &[NetEvent]) -> Vec<String> {
+    let Some(NetEvent::Snapshot { items, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    items
+        .iter()
+        .filter_map(|i| i.id().map(str::to_owned))
+        .collect()
 }
 
 #[test]
@@ -691,10 +699,7 @@ fn live_items_wait_for_a_slow_snapshot_only_so_long() {
         items_result(&id, "n", "alice@localhost/a", "s1", &[1, 2]),
         clock.now(),
     ));
-    let Some(NetEvent::Snapshot { items: snap, .. }) = ev.first() else {
-        panic!("{ev:?}")
-    };
-    let ids: Vec<_> = snap.iter().filter_map(|i| i.id()).collect();
+    let ids = snapshot_ids(&ev);
     assert_eq!(ids, ["s1-1", "s1-2", "s1-3", "s1-4"]);
 }
 

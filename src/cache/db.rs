@@ -1392,6 +1392,14 @@ pub fn clear(path: &Path, node: Option<&str>) -> anyhow::Result<usize> {
 mod tests {
     use super::*;
 
+    /// The ids of node `n`'s kept items, in order.
+    fn ids(db: &mut Db) -> Vec<String> {
+        db.cached("n")
+            .into_iter()
+            .filter_map(|i| i.id().map(str::to_owned))
+            .collect()
+    }
+
     fn item(node: &str, id: &str, text: &str) -> FeedItem {
         let xml = format!(
             "<item xmlns='http://jabber.org/protocol/pubsub' id='{id}'>\
@@ -1494,12 +1502,6 @@ mod tests {
         let all: Vec<FeedItem> = (1..=25)
             .map(|k| item("n", &format!("s{k:02}"), &k.to_string()))
             .collect();
-        let ids = |db: &mut Db| -> Vec<String> {
-            db.cached("n")
-                .into_iter()
-                .filter_map(|i| i.id().map(str::to_owned))
-                .collect()
-        };
         let newest = ["s21", "s22", "s23", "s24", "s25"];
         let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
         db.replace("n", &all, true);
@@ -1533,12 +1535,6 @@ mod tests {
         for id in ["s1", "s2", "s3"] {
             db.add(&item("n", id, "v"));
         }
-        let ids = |db: &mut Db| -> Vec<String> {
-            db.cached("n")
-                .into_iter()
-                .filter_map(|i| i.id().map(str::to_owned))
-                .collect()
-        };
         let before = db.cached("n");
         // ejabberd sends the last item again on subscribe.
         db.add(&item("n", "s1", "v"));
@@ -1577,36 +1573,28 @@ mod tests {
             max_bytes: 1_000_000,
         };
         let mut a = Db::open(&path, "pubsub.x", limits).db.expect("opened");
-        let held = |db: &mut Db| {
-            let ids: Vec<String> = db
-                .cached("n")
-                .into_iter()
-                .filter_map(|i| i.id().map(str::to_owned))
-                .collect();
-            ids
-        };
         // One write each (`cached` writes what is pending): counted only now and then.
         for k in 0..25 {
             a.add(&item("n", &format!("a{k:02}"), "x"));
-            assert!(held(&mut a).len() <= 10, "after {k}");
+            assert!(ids(&mut a).len() <= 10, "after {k}");
         }
-        let ids = held(&mut a);
-        assert_eq!(ids.first().map(String::as_str), Some("a15"));
-        assert_eq!(ids.len(), 10);
+        let first = ids(&mut a);
+        assert_eq!(first.first().map(String::as_str), Some("a15"));
+        assert_eq!(first.len(), 10);
         // Another run on the account writes the node too; this one's count of it is then
         // too low, until it counts again.
         let mut b = Db::open(&path, "pubsub.x", limits).db.expect("opened");
         for k in 0..10 {
             b.add(&item("n", &format!("b{k:02}"), "x"));
         }
-        assert_eq!(held(&mut b).len(), 10);
+        assert_eq!(ids(&mut b).len(), 10);
         for k in 0..=RECOUNT_WRITES {
             a.add(&item("n", &format!("c{k:02}"), "x"));
-            let _ = held(&mut a);
+            let _ = ids(&mut a);
         }
-        let ids = held(&mut a);
-        assert_eq!(ids.len(), 10, "{ids:?}");
-        assert!(ids.iter().all(|i| i.starts_with('c')), "{ids:?}");
+        let last = ids(&mut a);
+        assert_eq!(last.len(), 10, "{last:?}");
+        assert!(last.iter().all(|i| i.starts_with('c')), "{last:?}");
     }
 
     #[test]
@@ -1623,12 +1611,11 @@ mod tests {
         }
         db.add(&item("m", "x", "other node"));
         db.retract("n", "i4");
-        let ids: Vec<_> = db
-            .cached("n")
-            .into_iter()
-            .filter_map(|i| i.id().map(str::to_owned))
-            .collect();
-        assert_eq!(ids, ["i1", "i2", "i3"], "the newest 3 of those left");
+        assert_eq!(
+            ids(&mut db),
+            ["i1", "i2", "i3"],
+            "the newest 3 of those left"
+        );
         let back = &db.cached("m")[0];
         assert_eq!(back.text(), item("m", "x", "other node").text());
         assert!(back.received.is_some());

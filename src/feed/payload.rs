@@ -308,14 +308,9 @@ pub struct Builder {
 /// Characters of `raw` that cleaning leaves out, or changes (the line and paragraph
 /// separators become line breaks): not line breaks and tabs, which stay.
 fn unsafe_chars(raw: &str) -> u32 {
-    use crate::sanitize::{LINE_SEPARATOR, PARAGRAPH_SEPARATOR};
     let n = raw
         .chars()
-        .filter(|&c| {
-            (c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
-                || crate::sanitize::is_format_char(c)
-                || matches!(c, LINE_SEPARATOR | PARAGRAPH_SEPARATOR)
-        })
+        .filter(|&c| !matches!(c, '\n' | '\t' | '\r') && !crate::sanitize::unchanged(c))
         .count();
     u32::try_from(n).unwrap_or(u32::MAX)
 }
