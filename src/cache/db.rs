@@ -3,7 +3,8 @@
 //!
 //! - `items`: the items of the followed nodes, as the feed holds them (the sanitised
 //!   `<item/>`), per service and node, in the order received, bounded per node and in total
-//!   bytes (kept exact by triggers, whichever process writes).
+//!   bytes (the `size` row, kept exact by every transaction that writes items, whichever
+//!   process: [`ItemWrites`]).
 //! - `publishers`: our publisher sessions per service and node, each with its last number and
 //!   the numbers never published.
 //! - `outbox`: our items not yet confirmed by the service.
@@ -36,7 +37,7 @@ use crate::xmpp::proto::OutgoingItem;
 use crate::xmpp::proto::item::{format_ranges, parse_ranges};
 
 /// The schema this version writes. A database of a later one is moved aside, not read.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// Live items written in one transaction at most.
 pub const BATCH: usize = 512;
 /// Publisher sessions whose accounted numbers a node keeps, past which only those in use stay.
@@ -52,18 +53,16 @@ CREATE TABLE IF NOT EXISTS items (
     ord     INTEGER NOT NULL,  -- when it was received (µs since 1970): the order kept
     xml     TEXT NOT NULL,     -- the <item/> as the feed holds it (sanitised, bounded)
     PRIMARY KEY (service, node, id)
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS items_by_ord ON items(service, node, ord);
 CREATE INDEX IF NOT EXISTS items_oldest ON items(ord);
 CREATE TABLE IF NOT EXISTS size (bytes INTEGER NOT NULL);
 INSERT INTO size SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM size);
-CREATE TRIGGER IF NOT EXISTS items_added AFTER INSERT ON items
-    BEGIN UPDATE size SET bytes = bytes + length(CAST(NEW.xml AS BLOB)); END;
-CREATE TRIGGER IF NOT EXISTS items_removed AFTER DELETE ON items
-    BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB)); END;
-CREATE TRIGGER IF NOT EXISTS items_changed AFTER UPDATE OF xml ON items
-    BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB))
-                                        + length(CAST(NEW.xml AS BLOB)); END;
+-- Schema 1 kept the size by triggers, which cost a statement journal and a second write per
+-- item (`cargo bench --bench flood`); the size they kept stays right.
+DROP TRIGGER IF EXISTS items_added;
+DROP TRIGGER IF EXISTS items_removed;
+DROP TRIGGER IF EXISTS items_changed;
 CREATE TABLE IF NOT EXISTS publishers (
     service TEXT NOT NULL,
     node    TEXT NOT NULL,
@@ -278,15 +277,13 @@ fn connect(path: &Path) -> Result<Connection, OpenError> {
     // across a power loss (NORMAL could lose the last commits and give a number out twice).
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(other)?;
-    // The statement journal each insert keeps (the size triggers need it) stays in memory. On
-    // disk it spilled to a file in /var/tmp past 64 KiB: about eight page writes per item
-    // kept (`cargo bench --bench flood`).
+    // Temporary files (a statement journal, which schema 1's size triggers needed for every
+    // insert, a sort) stay in memory. On disk the journal spilled to a file in /var/tmp past
+    // 64 KiB: about eight page writes per item kept (`cargo bench --bench flood`).
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(other)?;
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-    ))
-    .map_err(other)?;
+    write_schema(&conn).map_err(other)?;
+    conn.set_prepared_statement_cache_capacity(64);
     // A file damaged past its header is found here rather than at the first write.
     let check: String = conn
         .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
@@ -674,52 +671,46 @@ impl Db {
         ops: &[Op],
     ) -> Result<(), rusqlite::Error> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut w = ItemWrites::new(&tx);
+        // Items each node gained (a changed item rewritten is not one more).
         let mut touched: HashMap<&str, usize> = HashMap::new();
-        {
-            let mut put = tx.prepare_cached(
-                "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET ord = excluded.ord, xml = excluded.xml
-                 WHERE xml != excluded.xml",
-            )?;
-            let mut del = tx
-                .prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3")?;
-            let mut clear =
-                tx.prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2")?;
-            for op in ops {
-                match op {
-                    Op::Put { node, id, ord, xml } => {
-                        put.execute(params![service, node, id, ord, xml])?;
-                        *touched.entry(node).or_default() += 1;
-                    }
-                    Op::Retract { node, id } => {
-                        del.execute(params![service, node, id])?;
-                    }
-                    Op::Clear { node } => {
-                        clear.execute(params![service, node])?;
-                    }
+        for op in ops {
+            match op {
+                Op::Put { node, id, ord, xml } => {
+                    let added = w.put(service, node, id, *ord, xml, Reorder::IfChanged)?;
+                    *touched.entry(node).or_default() += usize::from(added);
+                }
+                Op::Retract { node, id } => {
+                    w.delete(service, node, id)?;
+                }
+                Op::Clear { node } => {
+                    w.clear(Some(service), Some(node))?;
+                    at_most.remove(node.as_str());
                 }
             }
         }
         let mut counted = Vec::new();
-        for (node, puts) in touched {
+        for (node, added) in touched {
             let known = at_most.get(node).copied().unwrap_or_default();
-            let bound = known.items.saturating_add(puts);
             // Counted again now and then all the same: another run on this account may
             // write the same nodes.
-            if known.writes > 0 && known.writes < RECOUNT_WRITES && bound <= limits.per_node {
-                counted.push((
-                    node,
-                    Bound {
-                        items: bound,
-                        writes: known.writes + 1,
-                    },
-                ));
+            let bound = if known.writes > 0 && known.writes < RECOUNT_WRITES {
+                let held = known.items.saturating_add(added);
+                let over = held.saturating_sub(limits.per_node);
+                Bound {
+                    items: held.saturating_sub(w.delete_oldest(service, node, over)?),
+                    writes: known.writes + 1,
+                }
             } else {
-                let items = bound_node(&tx, service, node, limits.per_node)?;
-                counted.push((node, Bound { items, writes: 1 }));
-            }
+                Bound {
+                    items: bound_node(&mut w, service, node, limits.per_node)?,
+                    writes: 1,
+                }
+            };
+            counted.push((node, bound));
         }
-        bound_total(&tx, limits.max_bytes)?;
+        bound_total(&mut w, limits.max_bytes)?;
+        w.settle()?;
         tx.commit()?;
         for (node, bound) in counted {
             at_most.insert(node.to_owned(), bound);
@@ -850,24 +841,20 @@ impl Db {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut w = ItemWrites::new(&tx);
+        let service = self.service.as_str();
         {
             let have: HashMap<String, i64> = {
                 let mut st = tx
                     .prepare_cached("SELECT id, ord FROM items WHERE service = ?1 AND node = ?2")?;
-                st.query_map(params![self.service, node], |r| Ok((r.get(0)?, r.get(1)?)))?
+                st.query_map(params![service, node], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?
             };
-            let mut del = tx
-                .prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3")?;
             for id in have.keys().filter(|id| !keep.contains(id.as_str())) {
-                del.execute(params![self.service, node, id])?;
+                w.delete(service, node, id)?;
             }
             // New ones where the order given puts them, among what is kept; changed ones
             // rewritten.
-            let mut put = tx.prepare_cached(
-                "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET xml = excluded.xml WHERE xml != excluded.xml",
-            )?;
             let known: Vec<Option<i64>> = items
                 .iter()
                 .map(|i| {
@@ -886,7 +873,7 @@ impl Db {
                 {
                     // Moved up to stay after the one before it.
                     if was != ords[k] {
-                        moved.execute(params![self.service, node, id, ords[k]])?;
+                        moved.execute(params![service, node, id, ords[k]])?;
                     }
                     if !fetched {
                         continue;
@@ -894,15 +881,16 @@ impl Db {
                 }
                 let Some((id, xml)) = keepable(item) else {
                     if let Some(id) = &item.id() {
-                        del.execute(params![self.service, node, id])?;
+                        w.delete(service, node, id)?;
                     }
                     continue;
                 };
-                put.execute(params![self.service, node, id, ords[k], xml])?;
+                w.put(service, node, id, ords[k], &xml, Reorder::No)?;
             }
         }
-        let items = bound_node(&tx, &self.service, node, self.limits.per_node)?;
-        bound_total(&tx, self.limits.max_bytes)?;
+        let items = bound_node(&mut w, service, node, self.limits.per_node)?;
+        bound_total(&mut w, self.limits.max_bytes)?;
+        w.settle()?;
         tx.commit()?;
         self.at_most
             .insert(node.to_owned(), Bound { items, writes: 1 });
@@ -970,25 +958,19 @@ fn place(known: &[Option<i64>], now: i64) -> Vec<i64> {
 /// Keep at most `limit` items of `node`: the oldest received go. Returns how many it holds
 /// then.
 fn bound_node(
-    tx: &rusqlite::Transaction<'_>,
+    w: &mut ItemWrites<'_>,
     service: &str,
     node: &str,
     limit: usize,
 ) -> Result<usize, rusqlite::Error> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let count: i64 = tx.query_row(
+    let count: i64 = w.tx.query_row(
         "SELECT COUNT(*) FROM items WHERE service = ?1 AND node = ?2",
         params![service, node],
         |r| r.get(0),
     )?;
-    if count > limit {
-        tx.execute(
-            "DELETE FROM items WHERE service = ?1 AND node = ?2 AND id IN
-             (SELECT id FROM items WHERE service = ?1 AND node = ?2 ORDER BY ord LIMIT ?3)",
-            params![service, node, count - limit],
-        )?;
-    }
-    Ok(usize::try_from(count.min(limit)).unwrap_or(0))
+    let count = usize::try_from(count).unwrap_or(0);
+    let gone = w.delete_oldest(service, node, count.saturating_sub(limit))?;
+    Ok(count.saturating_sub(gone))
 }
 
 /// What a store knows of a node's size: at most `items` items, after `writes` writes since
@@ -1003,11 +985,13 @@ struct Bound {
 const RECOUNT_WRITES: u32 = 16;
 
 /// Keep the items within `max` bytes in all: the oldest received, of any node, go.
-fn bound_total(tx: &rusqlite::Transaction<'_>, max: u64) -> Result<(), rusqlite::Error> {
+fn bound_total(w: &mut ItemWrites<'_>, max: u64) -> Result<(), rusqlite::Error> {
     let max = i64::try_from(max).unwrap_or(i64::MAX);
+    w.settle()?;
+    let tx = w.tx;
     let bytes: i64 = tx.query_row("SELECT bytes FROM size", [], |r| r.get(0))?;
     if bytes < 0 {
-        // Not what the triggers keep: count again.
+        // Not what the writes keep: count again.
         tx.execute(
             "UPDATE size SET bytes = (SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM items)",
             [],
@@ -1034,12 +1018,156 @@ fn bound_total(tx: &rusqlite::Transaction<'_>, max: u64) -> Result<(), rusqlite:
         }
         out
     };
-    let mut del =
-        tx.prepare_cached("DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3")?;
     for (service, node, id, _) in oldest {
-        del.execute(params![service, node, id])?;
+        w.delete(&service, &node, &id)?;
     }
-    Ok(())
+    w.settle()
+}
+
+/// Whether a put of an item already kept, changed, moves it to the place given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reorder {
+    /// A live item sent again changed goes last; unchanged it keeps its place.
+    IfChanged,
+    /// A fetched item keeps the place the list gave it (moved apart).
+    No,
+}
+
+/// The writes to the kept items of one transaction, with the bytes they add or free: the
+/// `size` row changes once, at [`Self::settle`], rather than by a trigger per row (which made
+/// SQLite keep a statement journal and write the row again for every item).
+struct ItemWrites<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    /// Bytes added (less those freed) since the size row was last written.
+    bytes: i64,
+}
+
+impl<'t> ItemWrites<'t> {
+    fn new(tx: &'t rusqlite::Transaction<'t>) -> Self {
+        Self { tx, bytes: 0 }
+    }
+
+    /// Keep an item: added (true), or rewritten when its XML changed (false).
+    fn put(
+        &mut self,
+        service: &str,
+        node: &str,
+        id: &str,
+        ord: i64,
+        xml: &str,
+        reorder: Reorder,
+    ) -> Result<bool, rusqlite::Error> {
+        let len = i64::try_from(xml.len()).unwrap_or(i64::MAX);
+        let added = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![service, node, id, ord, xml])?;
+        if added > 0 {
+            self.bytes = self.bytes.saturating_add(len);
+            return Ok(true);
+        }
+        let old: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT length(CAST(xml AS BLOB)) FROM items
+                 WHERE service = ?1 AND node = ?2 AND id = ?3 AND xml != ?4",
+            )?
+            .query_row(params![service, node, id, xml], |r| r.get(0))
+            .optional()?;
+        if let Some(old) = old {
+            let mut st = self.tx.prepare_cached(
+                "UPDATE items SET xml = ?4, ord = coalesce(?5, ord)
+                 WHERE service = ?1 AND node = ?2 AND id = ?3",
+            )?;
+            let ord = (reorder == Reorder::IfChanged).then_some(ord);
+            st.execute(params![service, node, id, xml, ord])?;
+            self.bytes = self.bytes.saturating_add(len).saturating_sub(old);
+        }
+        Ok(false)
+    }
+
+    /// Forget an item: whether it was kept.
+    fn delete(&mut self, service: &str, node: &str, id: &str) -> Result<bool, rusqlite::Error> {
+        let freed = self.freed(
+            "DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3
+             RETURNING length(CAST(xml AS BLOB))",
+            params![service, node, id],
+        )?;
+        Ok(freed > 0)
+    }
+
+    /// Forget the `count` items of `node` received first: how many went.
+    fn delete_oldest(
+        &mut self,
+        service: &str,
+        node: &str,
+        count: usize,
+    ) -> Result<usize, rusqlite::Error> {
+        if count == 0 {
+            return Ok(0);
+        }
+        // The order key of the last to go, then a range of the index: an `id IN (… LIMIT)`
+        // scanned the whole node.
+        let last: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT ord FROM items WHERE service = ?1 AND node = ?2
+                 ORDER BY ord LIMIT 1 OFFSET ?3",
+            )?
+            .query_row(
+                params![service, node, i64::try_from(count - 1).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(last) = last else {
+            return self.clear(Some(service), Some(node));
+        };
+        self.freed(
+            "DELETE FROM items WHERE service = ?1 AND node = ?2 AND ord <= ?3
+             RETURNING length(CAST(xml AS BLOB))",
+            params![service, node, last],
+        )
+    }
+
+    /// Forget every item (of `service` and of `node`, when given): how many went.
+    fn clear(
+        &mut self,
+        service: Option<&str>,
+        node: Option<&str>,
+    ) -> Result<usize, rusqlite::Error> {
+        self.freed(
+            "DELETE FROM items WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR node = ?2)
+             RETURNING length(CAST(xml AS BLOB))",
+            params![service, node],
+        )
+    }
+
+    /// Run a `DELETE … RETURNING` the length of each row: how many went.
+    fn freed(&mut self, sql: &str, p: impl rusqlite::Params) -> Result<usize, rusqlite::Error> {
+        let mut st = self.tx.prepare_cached(sql)?;
+        let mut rows = st.query(p)?;
+        let mut gone = 0;
+        while let Some(row) = rows.next()? {
+            let len: i64 = row.get(0)?;
+            self.bytes = self.bytes.saturating_sub(len);
+            gone += 1;
+        }
+        Ok(gone)
+    }
+
+    /// Write the size row.
+    fn settle(&mut self) -> Result<(), rusqlite::Error> {
+        if self.bytes != 0 {
+            self.tx
+                .prepare_cached("UPDATE size SET bytes = bytes + ?1")?
+                .execute(params![self.bytes])?;
+            self.bytes = 0;
+        }
+        Ok(())
+    }
 }
 
 impl Persist for Db {
@@ -1291,7 +1419,17 @@ fn open_existing(path: &Path) -> anyhow::Result<Option<Connection>> {
     if version == 0 {
         return Ok(None);
     }
+    if version < SCHEMA_VERSION {
+        write_schema(&conn).with_context(|| format!("upgrading {}", path.display()))?;
+    }
     Ok(Some(conn))
+}
+
+/// Create what is missing of the schema, or bring an older one up to date.
+fn write_schema(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    ))
 }
 
 /// What the database at `path` holds (an empty summary when there is none).
@@ -1376,13 +1514,14 @@ pub fn summary(path: &Path) -> anyhow::Result<Summary> {
 
 /// Remove the kept items (of `node` only, when given, at any service): how many.
 pub fn clear(path: &Path, node: Option<&str>) -> anyhow::Result<usize> {
-    let Some(conn) = open_existing(path)? else {
+    let Some(mut conn) = open_existing(path)? else {
         return Ok(0);
     };
-    let n = conn.execute(
-        "DELETE FROM items WHERE ?1 IS NULL OR node = ?1",
-        params![node],
-    )?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut w = ItemWrites::new(&tx);
+    let n = w.clear(None, node)?;
+    w.settle()?;
+    tx.commit()?;
     // No VACUUM: it would hold the database for long under a running client.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
     Ok(n)
@@ -1674,6 +1813,159 @@ mod tests {
         assert!(bytes <= 600, "{bytes}");
         assert!(db.cached_ids("n").contains("j9"), "the newest stay");
         assert!(db.cached_ids("m").is_empty(), "the oldest went");
+    }
+
+    /// The size row, and what the items take in fact.
+    fn sizes(conn: &Connection) -> (i64, i64) {
+        let kept: i64 = conn
+            .query_row("SELECT bytes FROM size", [], |r| r.get(0))
+            .expect("size");
+        let exact: i64 = conn
+            .query_row(
+                "SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM items",
+                [],
+                |r| r.get(0),
+            )
+            .expect("sum");
+        (kept, exact)
+    }
+
+    #[test]
+    fn the_size_kept_is_what_the_items_take_after_every_kind_of_write() {
+        type Step = (&'static str, fn(&mut Db));
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a@x.sqlite");
+        let limits = Limits {
+            per_node: 4,
+            max_bytes: 1_000_000,
+        };
+        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let steps: [Step; 11] = [
+            ("new items", |db| {
+                for k in 0..3 {
+                    db.add(&item("n", &format!("i{k}"), "text"));
+                }
+            }),
+            ("one changed, longer", |db| {
+                db.add(&item("n", "i1", "a much longer text"));
+            }),
+            ("one sent again unchanged", |db| {
+                db.add(&item("n", "i1", "a much longer text"));
+            }),
+            ("one changed, shorter", |db| db.add(&item("n", "i1", "t"))),
+            ("past the node's bound", |db| {
+                for k in 3..9 {
+                    db.add(&item("n", &format!("i{k}"), &"x".repeat(k)));
+                }
+            }),
+            ("retracted", |db| db.retract("n", "i8")),
+            ("retracted, not kept", |db| db.retract("n", "nope")),
+            ("another node", |db| db.add(&item("m", "x", "other"))),
+            ("replaced by a fetch", |db| {
+                let fetched = [
+                    item("n", "i7", "fetched and changed"),
+                    item("n", "k", "new"),
+                ];
+                db.replace("n", &fetched, true);
+            }),
+            ("replaced, incremental", |db| {
+                let listed = [item("n", "i7", "ignored"), item("n", "k2", "new too")];
+                db.replace("n", &listed, false);
+            }),
+            ("cleared", |db| db.clear("n")),
+        ];
+        for (what, step) in steps {
+            let before = sizes(&db.conn).1;
+            step(&mut db);
+            db.flush();
+            let (kept, exact) = sizes(&db.conn);
+            assert_eq!(kept, exact, "after: {what}");
+            if what != "one sent again unchanged" && what != "retracted, not kept" {
+                assert_ne!(exact, before, "control: {what} changed what is kept");
+            }
+        }
+        assert_eq!(ids(&mut db), Vec::<String>::new());
+        drop(db);
+        // The size bound, which deletes across nodes.
+        let tight = Limits {
+            per_node: 100,
+            max_bytes: 700,
+        };
+        let mut db = Db::open(&path, "pubsub.x", tight).db.expect("opened");
+        for k in 0..10 {
+            db.add(&item("n", &format!("j{k}"), "some text"));
+        }
+        db.flush();
+        let (kept, exact) = sizes(&db.conn);
+        assert_eq!(kept, exact);
+        assert!(kept <= 700 && kept > 0, "{kept}");
+        assert!(db.cached_ids("m").is_empty(), "the oldest went");
+        // And `pubsub-tui cache clear`.
+        drop(db);
+        assert!(clear(&path, None).expect("cleared") > 0);
+        let conn = Connection::open(&path).expect("open");
+        assert_eq!(sizes(&conn), (0, 0));
+    }
+
+    #[test]
+    fn a_schema_1_database_is_brought_up_to_date_and_its_size_stays_right() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a@x.sqlite");
+        {
+            // Schema 1: the size kept by triggers.
+            let conn = Connection::open(&path).expect("create");
+            conn.execute_batch(
+                "CREATE TABLE items (service TEXT NOT NULL, node TEXT NOT NULL, id TEXT NOT NULL,
+                    ord INTEGER NOT NULL, xml TEXT NOT NULL, PRIMARY KEY (service, node, id))
+                    WITHOUT ROWID;
+                 CREATE INDEX items_by_ord ON items(service, node, ord);
+                 CREATE INDEX items_oldest ON items(ord);
+                 CREATE TABLE size (bytes INTEGER NOT NULL);
+                 INSERT INTO size VALUES (0);
+                 CREATE TRIGGER items_added AFTER INSERT ON items
+                    BEGIN UPDATE size SET bytes = bytes + length(CAST(NEW.xml AS BLOB)); END;
+                 CREATE TRIGGER items_removed AFTER DELETE ON items
+                    BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB)); END;
+                 CREATE TRIGGER items_changed AFTER UPDATE OF xml ON items
+                    BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB))
+                                                + length(CAST(NEW.xml AS BLOB)); END;
+                 INSERT INTO items VALUES ('pubsub.x', 'n', 'old', 1,
+                    '<item xmlns=''http://jabber.org/protocol/pubsub'' id=''old''/>');
+                 UPDATE size SET bytes = (SELECT SUM(length(xml)) FROM items);
+                 PRAGMA user_version = 1;",
+            )
+            .expect("schema 1");
+        }
+        let mut db = open(dir.path());
+        let triggers: i64 = db
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(triggers, 0, "the triggers are gone");
+        assert_eq!(ids(&mut db), ["old"], "what was kept stays");
+        db.add(&item("n", "new", "text"));
+        db.retract("n", "old");
+        db.flush();
+        let (kept, exact) = sizes(&db.conn);
+        assert_eq!(kept, exact, "counted once, not by a trigger as well");
+        assert!(kept > 0);
+        // `cache clear` on a schema 1 file brings it up to date first, too.
+        drop(db);
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             CREATE TRIGGER items_removed AFTER DELETE ON items
+                BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB)); END;",
+        )
+        .expect("back to 1");
+        drop(conn);
+        clear(&path, None).expect("cleared");
+        let conn = Connection::open(&path).expect("open");
+        assert_eq!(sizes(&conn), (0, 0));
     }
 
     #[test]

@@ -95,6 +95,121 @@ pub fn item_time(item: &FeedItem) -> Option<String> {
         .or_else(|| item.time().map(str::to_owned))
 }
 
+/// Append `s` as a JSON string, escaped as [`json_line`] escapes a line: what serde escapes,
+/// and every other terminal-active character, and the line and paragraph separators.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        // Printable ASCII, the usual byte, goes in runs; so do other characters not escaped.
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            i += 1;
+            continue;
+        }
+        let c = if b < 0x80 {
+            char::from(b)
+        } else {
+            s[i..].chars().next().unwrap_or_default()
+        };
+        let escape: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            '\u{8}' => Some("\\b"),
+            '\u{c}' => Some("\\f"),
+            c if c < ' '
+                || ('\u{7f}'..='\u{9f}').contains(&c)
+                || crate::sanitize::is_format_char(c)
+                || matches!(
+                    c,
+                    crate::sanitize::LINE_SEPARATOR | crate::sanitize::PARAGRAPH_SEPARATOR
+                ) =>
+            {
+                Some("")
+            }
+            _ => None,
+        };
+        let next = i + c.len_utf8();
+        if let Some(e) = escape {
+            out.push_str(&s[run..i]);
+            if e.is_empty() {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            } else {
+                out.push_str(e);
+            }
+            run = next;
+        }
+        i = next;
+    }
+    out.push_str(&s[run..]);
+    out.push('"');
+}
+
+/// Append `"key":` and `value` (a JSON string, or `null`) to an object being written.
+fn push_str_field(out: &mut String, key: &str, value: Option<&str>) {
+    push_key(out, key);
+    match value {
+        Some(v) => push_json_str(out, v),
+        None => out.push_str("null"),
+    }
+}
+
+/// Append `,"key":` (no comma after the `{`). Keys are ours: nothing to escape.
+fn push_key(out: &mut String, key: &str) {
+    if !out.ends_with('{') {
+        out.push(',');
+    }
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
+}
+
+/// The fields of [`item_record`], appended to an object being written.
+fn push_record_fields(out: &mut String, item: &FeedItem) {
+    push_str_field(out, "node", Some(item.node()));
+    push_str_field(out, "id", item.id());
+    push_str_field(out, "time", item_time(item).as_deref());
+    push_str_field(out, "sender", item.sender());
+    push_str_field(out, "publisher", item.publisher());
+    push_str_field(out, "format", Some(item.format.name()));
+    push_str_field(out, "text", Some(item.text()));
+    push_str_field(out, "xml", Some(&item.xml()));
+}
+
+/// An item as `watch` prints it, one JSON object without its line break, written straight
+/// into `out` (a `serde_json::Value` built and printed cost a flood about as much again):
+/// `kind`, the fields of [`item_record`], `forged`, `seq`, `session`, and `partial` and
+/// `removed` when the item's tree was cut or had characters taken out.
+pub fn push_item_line(out: &mut String, kind: &str, item: &FeedItem) {
+    out.push('{');
+    push_str_field(out, "kind", Some(kind));
+    push_record_fields(out, item);
+    push_key(out, "forged");
+    out.push_str(if item.is_forged() { "true" } else { "false" });
+    let seq = item.seq();
+    push_key(out, "seq");
+    match &seq {
+        Some(s) => {
+            let _ = write!(out, "{}", s.n);
+        }
+        None => out.push_str("null"),
+    }
+    push_str_field(out, "session", seq.as_ref().map(|s| s.session));
+    if let Some(cut) = item.tree().cut() {
+        push_str_field(out, "partial", Some(&cut.to_string()));
+    }
+    let removed = item.tree().removed();
+    if removed > 0 {
+        push_key(out, "removed");
+        let _ = write!(out, "{removed}");
+    }
+    out.push('}');
+}
+
 /// The item as one NDJSON object.
 pub fn item_record(item: &FeedItem) -> Value {
     json!({
@@ -165,7 +280,12 @@ pub fn write_items<'a>(
             continue;
         }
         match format {
-            Format::Ndjson => writeln!(out, "{}", json_line(&item_record(item)))?,
+            Format::Ndjson => {
+                let mut line = String::from("{");
+                push_record_fields(&mut line, item);
+                line.push_str("}\n");
+                out.write_all(line.as_bytes())?;
+            }
             Format::Csv => {
                 let record = item_record(item);
                 let fields: Vec<String> = CSV_COLUMNS
@@ -258,6 +378,159 @@ fn looks_like_formula(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `watch` printed for an item before [`push_item_line`]: a `serde_json::Value`
+    /// built, printed and escaped by [`json_line`]. The reference the writer is held to.
+    fn line_by_value(kind: &str, item: &FeedItem) -> String {
+        let mut v = json!({ "kind": kind });
+        if let (Value::Object(line), Value::Object(record)) = (&mut v, item_record(item)) {
+            line.extend(record);
+        }
+        v["forged"] = json!(item.is_forged());
+        v["seq"] = json!(item.seq().map(|s| s.n));
+        v["session"] = json!(item.seq().map(|s| s.session));
+        if let Some(cut) = item.tree().cut() {
+            v["partial"] = json!(cut.to_string());
+        }
+        if item.tree().removed() > 0 {
+            v["removed"] = json!(item.tree().removed());
+        }
+        json_line(&v)
+    }
+
+    fn written(kind: &str, item: &FeedItem) -> String {
+        let mut out = String::new();
+        push_item_line(&mut out, kind, item);
+        out
+    }
+
+    #[test]
+    fn an_item_line_is_what_the_value_gave_for_every_kind_of_item() {
+        let node = "n\u{1b}[31m";
+        let parse = |xml: &str| {
+            let el: xmpp_parsers::minidom::Element = xml.parse().expect("xml");
+            crate::xmpp::proto::parse_item(node, &el)
+        };
+        let deep = format!(
+            "<item xmlns='http://jabber.org/protocol/pubsub' id='d'>{}{}</item>",
+            "<a xmlns='urn:x'>".repeat(80),
+            "</a>".repeat(80)
+        );
+        let items = [
+            // Ours, with a sequence number, a time and a sender.
+            crate::xmpp::proto::parse_item(
+                node,
+                &crate::xmpp::proto::item::item_element(&crate::xmpp::proto::OutgoingItem {
+                    node: "n".into(),
+                    sender: "alice@x/r".into(),
+                    time: chrono::Utc::now(),
+                    seq: crate::feed::Seq::new("s1", 7),
+                    text: "say \"hi\" \\ \u{7}\u{9b}\u{202e}\u{2028} ünï 日本 \u{1F600}".into(),
+                }),
+            ),
+            // Wokkel's, Atom, JSON, and nothing known; a publisher that is not the sender.
+            parse(
+                "<item xmlns='http://jabber.org/protocol/pubsub' id='w' publisher='eve@x' sender='alice@x' time='12:00:00' message='m&#9;\u{85}'/>",
+            ),
+            parse(
+                "<item xmlns='http://jabber.org/protocol/pubsub' id='a'><entry xmlns='http://www.w3.org/2005/Atom'><title>T\u{200b}</title><summary>S</summary></entry></item>",
+            ),
+            parse(
+                "<item xmlns='http://jabber.org/protocol/pubsub' id='j'><json xmlns='urn:xmpp:json:0'>{\"k\": \"v\\u0007\"}</json></item>",
+            ),
+            parse(
+                "<item xmlns='http://jabber.org/protocol/pubsub'><x xmlns='urn:y' a='&apos;&quot;'>t</x></item>",
+            ),
+            // Cut at the depth bound: partial.
+            parse(&deep),
+        ];
+        assert!(items[5].tree().cut().is_some(), "control: one is cut");
+        assert!(
+            items.iter().any(|i| i.tree().removed() > 0),
+            "control: one had characters removed"
+        );
+        assert!(
+            items.iter().any(FeedItem::is_forged),
+            "control: one is forged"
+        );
+        for item in &items {
+            for kind in ["item", "stored", "cached"] {
+                assert_eq!(written(kind, item), line_by_value(kind, item));
+            }
+        }
+    }
+
+    /// Strings of the characters JSON and the terminal care about, and any others.
+    fn tricky(len: usize) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let special = proptest::sample::select(vec![
+            '"',
+            '\\',
+            '/',
+            '\n',
+            '\r',
+            '\t',
+            '\u{0}',
+            '\u{7}',
+            '\u{8}',
+            '\u{c}',
+            '\u{1b}',
+            '\u{1f}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{9b}',
+            '\u{9f}',
+            '\u{a0}',
+            '\u{200b}',
+            '\u{202e}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{feff}',
+            'é',
+            '日',
+            '\u{1F600}',
+        ]);
+        proptest::collection::vec(
+            prop_oneof![
+                special,
+                proptest::char::range('a', 'z'),
+                proptest::char::any()
+            ],
+            0..len,
+        )
+        .prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_json_string_is_what_serde_and_the_line_escape_give(s in tricky(40)) {
+            let mut out = String::from("x");
+            push_json_str(&mut out, &s);
+            proptest::prop_assert_eq!(out, format!("x{}", json_line(&Value::String(s))));
+        }
+
+        #[test]
+        fn an_item_line_is_what_the_value_gave(
+            text in tricky(30),
+            id in proptest::option::of(tricky(12)),
+            sender in proptest::option::of("[a-z]{1,5}@x(/[a-z\\PC]{1,5})?"),
+            publisher in proptest::option::of("[a-z]{1,5}@x"),
+            time in proptest::option::of("(2026-11-29T10:00:0[0-9](\\.[0-9]{1,6})?Z|[0-9:]{1,8}|\\PC{0,4})"),
+        ) {
+            let el: xmpp_parsers::minidom::Element =
+                "<item xmlns='http://jabber.org/protocol/pubsub' id='i'><r xmlns='urn:x'>v</r></item>"
+                    .parse()
+                    .expect("xml");
+            let mut parts = crate::xmpp::proto::parse_item("n", &el).to_parts();
+            parts.text = text;
+            parts.id = id;
+            parts.sender = sender;
+            parts.publisher = publisher;
+            parts.time = time;
+            let item: FeedItem = parts.into();
+            proptest::prop_assert_eq!(written("item", &item), line_by_value("item", &item));
+        }
+    }
 
     #[test]
     fn csv_fields_survive_hostile_content_and_read_back() {

@@ -97,3 +97,16 @@ pub enum ItemFormat {
     #[default]
     Unknown,
 }
+
+impl ItemFormat {
+    /// The name JSON output gives it (as serde names it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Wokkel => "wokkel",
+            Self::Atom => "atom",
+            Self::Json => "json",
+            Self::Unknown => "unknown",
+        }
+    }
+}

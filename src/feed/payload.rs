@@ -832,7 +832,8 @@ impl Tree {
     /// The tree as compact XML, namespaces declared where they change. Nothing is lost that
     /// the tree kept (a cut tree gives what was kept, well-formed).
     pub fn to_xml(&self) -> String {
-        let mut out = String::new();
+        // Names, values and text once each, and room for the markup and namespaces around.
+        let mut out = String::with_capacity(self.buf.len() * 2 + 64);
         self.write(&mut out, false);
         out
     }
@@ -881,12 +882,10 @@ impl Tree {
         let base = self.depth(start);
         let pad = |depth: usize| pad(depth - base.min(depth));
         let close = |out: &mut String, j: usize| {
-            let _ = write!(
-                out,
-                "{}</{}>",
-                pad(self.depth(j)),
-                self.node(j).name().unwrap_or_default()
-            );
+            out.push_str(&pad(self.depth(j)));
+            out.push_str("</");
+            out.push_str(self.node(j).name().unwrap_or_default());
+            out.push('>');
             nl(out);
         };
         let mut i = start;
@@ -907,7 +906,9 @@ impl Tree {
                 Node::Text { text, .. } => escape(out, text, false),
                 Node::Element { name, attrs, .. } => {
                     let ns = self.stored(i).map(|n| n.ns);
-                    let _ = write!(out, "{}<{name}", pad(self.depth(i)));
+                    out.push_str(&pad(self.depth(i)));
+                    out.push('<');
+                    out.push_str(name);
                     let parent_ns = open.last().map(|&j| self.stored(j).map(|n| n.ns));
                     if parent_ns != Some(ns) {
                         out.push_str(" xmlns='");
@@ -915,7 +916,9 @@ impl Tree {
                         out.push('\'');
                     }
                     for (k, v) in attrs {
-                        let _ = write!(out, " {k}='");
+                        out.push(' ');
+                        out.push_str(k);
+                        out.push_str("='");
                         escape(out, v, true);
                         out.push('\'');
                     }

@@ -38,32 +38,6 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 
 use crate::feed::export::item_time;
 
-fn item_json(kind: &str, item: &FeedItem) -> Value {
-    let mut v = item_json_whole(kind, item);
-    // Said, so a script can tell: the XML is only what was kept.
-    if let Some(cut) = item.tree().cut() {
-        v["partial"] = json!(cut.to_string());
-    }
-    if item.tree().removed() > 0 {
-        v["removed"] = json!(item.tree().removed());
-    }
-    v
-}
-
-fn item_json_whole(kind: &str, item: &FeedItem) -> Value {
-    // The export's record, and what a live line adds to it.
-    let mut v = json!({ "kind": kind });
-    if let (Value::Object(line), Value::Object(record)) =
-        (&mut v, crate::feed::export::item_record(item))
-    {
-        line.extend(record);
-    }
-    v["forged"] = json!(item.is_forged());
-    v["seq"] = json!(item.seq().map(|s| s.n));
-    v["session"] = json!(item.seq().map(|s| s.session));
-    v
-}
-
 pub use crate::feed::export::json_line;
 
 fn connection_json(state: &ConnState) -> Value {
@@ -116,46 +90,56 @@ fn snapshot_end(
 
 /// The JSON lines for one event (a snapshot gives one line per item, then a summary).
 /// `service` is the service's JID, for the words of errors.
-pub fn event_json(ev: &NetEvent, service: &str) -> Vec<Value> {
-    event_json_filtered(ev, service, None)
-}
-
-/// [`event_json`], with only the items that match `filter` (the other events whole).
-pub fn event_json_filtered(
+/// Only the items that match `filter` are written (the other events whole). Items are written
+/// straight into `out` ([`crate::feed::export::push_item_line`]), the rest through a
+/// `serde_json::Value`.
+pub fn push_event_lines(
+    out: &mut String,
     ev: &NetEvent,
     service: &str,
     filter: Option<&crate::feed::filter::Filter>,
-) -> Vec<Value> {
+) {
     let wanted = |i: &FeedItem| filter.is_none_or(|f| f.matches(i));
-    match ev {
-        NetEvent::Item(item) => wanted(item)
-            .then(|| item_json("item", item))
-            .into_iter()
-            .collect(),
+    let mut items = |kind: &str, items: &[FeedItem]| {
+        for item in items.iter().filter(|i| wanted(i)) {
+            crate::feed::export::push_item_line(out, kind, item);
+            out.push('\n');
+        }
+    };
+    let rest = match ev {
+        NetEvent::Item(item) => {
+            items("item", std::slice::from_ref(item));
+            return;
+        }
         NetEvent::Snapshot {
-            items,
+            items: list,
             reason: crate::xmpp::SnapshotReason::Cached,
             ..
-        } => items
-            .iter()
-            .filter(|i| wanted(i))
-            .map(|i| item_json("cached", i))
-            .collect(),
+        } => {
+            items("cached", list);
+            return;
+        }
         NetEvent::Snapshot {
             node,
-            items,
+            items: list,
             reason,
             lost,
             at,
         } => {
-            let mut lines: Vec<Value> = items
-                .iter()
-                .filter(|i| wanted(i))
-                .map(|i| item_json("stored", i))
-                .collect();
-            lines.extend(snapshot_end(node, items.len(), *reason, lost, *at));
-            lines
+            items("stored", list);
+            snapshot_end(node, list.len(), *reason, lost, *at)
         }
+        _ => other_event_json(ev, service),
+    };
+    for line in rest {
+        out.push_str(&json_line(&line));
+        out.push('\n');
+    }
+}
+
+/// The JSON lines of an event that carries no items.
+fn other_event_json(ev: &NetEvent, service: &str) -> Vec<Value> {
+    match ev {
         NetEvent::Gap {
             node,
             sender,
@@ -216,8 +200,10 @@ pub fn event_json_filtered(
             dropped,
         } => vec![json!({"kind": "incremental", "node": node, "kept": kept,
                          "fetched": fetched, "dropped": dropped})],
-        // Watch asks nothing, so no reply is its own.
-        NetEvent::ResyncStarted { .. }
+        // Items are written apart; watch asks nothing, so no reply is its own.
+        NetEvent::Item(_)
+        | NetEvent::Snapshot { .. }
+        | NetEvent::ResyncStarted { .. }
         | NetEvent::PublishSent { .. }
         | NetEvent::PublishRetrying { .. }
         | NetEvent::AutoPublished { .. }
@@ -264,7 +250,7 @@ pub async fn watch(
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     // The lines of every event at hand go out in one write: a flood costs a write per batch,
     // not per line, and a lone event still goes out at once.
-    let mut out = Vec::with_capacity(OUT_BATCH);
+    let mut out = String::with_capacity(OUT_BATCH);
     loop {
         let ev = tokio::select! {
             ev = net.events.recv() => ev,
@@ -290,10 +276,7 @@ pub async fn watch(
                     }
                 );
             if shown {
-                for line in event_json_filtered(&ev, &service, filter.as_ref()) {
-                    out.extend_from_slice(json_line(&line).as_bytes());
-                    out.push(b'\n');
-                }
+                push_event_lines(&mut out, &ev, &service, filter.as_ref());
             }
             if failed.is_none()
                 && let Some(why) = none_subscribable(&nodes, &states, &service)
@@ -310,7 +293,10 @@ pub async fn watch(
         // up the network core too, as a full event queue did before. A hop to another
         // thread per batch would cost what the current-thread runtime saves.
         let mut stdout = std::io::stdout().lock();
-        if let Err(e) = stdout.write_all(&out).and_then(|()| stdout.flush()) {
+        if let Err(e) = stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
             let _ = net.commands.try_send(Command::Shutdown);
             // The reader went away (a closed pipe): stop quietly. Anything else (a full
             // disk) loses lines: say so, and fail.
@@ -786,6 +772,20 @@ impl Printer {
         out.flush()?;
         Ok(())
     }
+
+    /// An item: its readable line, or its JSON line of `kind`.
+    fn item(&mut self, kind: &str, item: &FeedItem) -> anyhow::Result<()> {
+        let mut out = self.out.lock();
+        if self.json {
+            let mut line = String::new();
+            crate::feed::export::push_item_line(&mut line, kind, item);
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out, "{}", item_line(item))?;
+        }
+        out.flush()?;
+        Ok(())
+    }
 }
 
 /// Run a [`Query`] and print its result; `Err` (exit 1) says in plain words what failed.
@@ -913,7 +913,7 @@ async fn run_query(
                 return Ok(());
             }
             for item in &items {
-                p.line(&item_line(item), &item_json("stored", item))?;
+                p.item("stored", item)?;
             }
             if !p.json && items.is_empty() {
                 eprintln_quiet(&format!("{node} at {service} has no stored items"));
@@ -1254,6 +1254,19 @@ mod tests {
     use crate::feed::gap::Lost;
     use crate::xmpp::SnapshotReason;
 
+    /// The lines `watch` prints for `ev`, read back.
+    fn lines(ev: &NetEvent, filter: Option<&crate::feed::filter::Filter>) -> Vec<Value> {
+        let mut out = String::new();
+        push_event_lines(&mut out, ev, "pubsub.x", filter);
+        out.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
+    fn event_json(ev: &NetEvent, _service: &str) -> Vec<Value> {
+        lines(ev, None)
+    }
+
     #[test]
     fn watch_prints_gaps_lost_items_and_resyncs() {
         let gap = event_json(
@@ -1309,9 +1322,9 @@ mod tests {
         let f = crate::feed::filter::Filter::parse("@temp>20").expect("filter");
         let hot = NetEvent::Item(xml("a", "25 °C"));
         let cold = NetEvent::Item(xml("b", "5 °C"));
-        assert_eq!(event_json_filtered(&hot, "s", Some(&f)).len(), 1);
-        assert!(event_json_filtered(&cold, "s", Some(&f)).is_empty());
-        assert_eq!(event_json_filtered(&cold, "s", None).len(), 1, "control");
+        assert_eq!(lines(&hot, Some(&f)).len(), 1);
+        assert!(lines(&cold, Some(&f)).is_empty());
+        assert_eq!(lines(&cold, None).len(), 1, "control");
         let snap = NetEvent::Snapshot {
             node: "n".into(),
             items: vec![xml("a", "25"), xml("b", "5"), xml("c", "21")],
@@ -1319,12 +1332,12 @@ mod tests {
             lost: Vec::new(),
             at: chrono::Utc::now(),
         };
-        let lines = event_json_filtered(&snap, "s", Some(&f));
-        let ids: Vec<&Value> = lines.iter().map(|l| &l["id"]).collect();
+        let got = lines(&snap, Some(&f));
+        let ids: Vec<&Value> = got.iter().map(|l| &l["id"]).collect();
         assert_eq!(ids, [&json!("a"), &json!("c"), &Value::Null]);
-        assert_eq!(lines[2]["kind"], "resync");
+        assert_eq!(got[2]["kind"], "resync");
         assert_eq!(
-            lines[2]["count"], 3,
+            got[2]["count"], 3,
             "the resync says how many the service has"
         );
     }
@@ -1337,7 +1350,8 @@ mod tests {
         parts.text = format!("{}\nline two \u{9b}31m \u{202e}", "x".repeat(10_000));
         parts.id = Some("i".repeat(1000));
         let item: FeedItem = parts.into();
-        let line = json_line(&item_json("item", &item));
+        let mut line = String::new();
+        crate::feed::export::push_item_line(&mut line, "item", &item);
         assert!(
             line.contains("\\u009b") && line.contains("\\u202e"),
             "escaped"
