@@ -299,8 +299,9 @@ pub struct Builder {
     nodes: Vec<Stored>,
     attrs: Vec<(Span, Span)>,
     namespaces: Vec<Span>,
-    /// Namespace → its index, as given.
-    ns_index: std::collections::HashMap<String, usize>,
+    /// The namespaces as given (before cleaning), by index: an item has a few, so a search
+    /// costs less than hashing.
+    ns_given: Vec<Box<str>>,
     cut: Option<Cut>,
     removed: u32,
 }
@@ -396,7 +397,7 @@ impl Builder {
         if attrs.iter().any(|(k, _)| k.ends_with('…')) {
             self.cut.get_or_insert(Cut::Names);
         }
-        let known = self.ns_index.get(ns).copied();
+        let known = self.ns_given.iter().rposition(|n| **n == *ns);
         let ns_bytes = if known.is_some() {
             0
         } else {
@@ -410,8 +411,7 @@ impl Builder {
         let ns = known.unwrap_or_else(|| {
             let span = self.intern(&crate::sanitize::display_max(ns, 1024));
             self.namespaces.push(span);
-            self.ns_index
-                .insert(ns.to_owned(), self.namespaces.len() - 1);
+            self.ns_given.push(ns.into());
             self.namespaces.len() - 1
         });
         let span = self.intern(&name);

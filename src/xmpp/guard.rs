@@ -353,10 +353,22 @@ impl Scanner {
                 if self.stanza_bytes > self.max_stanza {
                     return Err(too_big());
                 }
-                if self.quote.is_some() {
-                    self.attr_len += run;
+                let bytes = &buf[i..i + run];
+                match (self.state, self.quote) {
+                    (State::OpenAttrs, Some(_)) => self.attr_len += run,
+                    // Between attributes: a name or `=` after a `/` makes it not an empty
+                    // element's end.
+                    (State::OpenAttrs, None) if !bytes.iter().all(u8::is_ascii_whitespace) => {
+                        self.slash = false;
+                    }
+                    (State::OpenName, _) => bytes.iter().for_each(|&b| self.push_name(b)),
+                    (State::CloseName, _) => bytes
+                        .iter()
+                        .filter(|b| !b.is_ascii_whitespace())
+                        .for_each(|&b| self.push_name(b)),
+                    _ => {}
                 }
-                out.extend_from_slice(&buf[i..i + run]);
+                out.extend_from_slice(bytes);
                 i += run;
                 continue;
             }
@@ -384,9 +396,10 @@ impl Scanner {
     }
 
     /// How many bytes at the start of `rest` [`Self::scan_byte`] would pass on unchanged and
-    /// without a change of state: the text inside a stanza up to its next `<`, or an attribute
-    /// value up to its quote, an entity or its length bound. Zero when a byte must be looked
-    /// at alone.
+    /// without a change of state: the text inside a stanza up to its next `<`, an attribute
+    /// value up to its quote, an entity or its length bound, a tag's name up to its end, or
+    /// what is between attributes up to the next quote, `/` or `>`. Zero when a byte must be
+    /// looked at alone.
     fn plain_run(&self, rest: &[u8]) -> usize {
         if self.capture.is_some() || self.deep.skip > 0 || self.deep.skip_tag {
             return 0;
@@ -402,6 +415,15 @@ impl Scanner {
                     .position(|&b| b == q || b == b'&')
                     .unwrap_or(rest.len())
             }
+            (State::OpenAttrs, None) => rest
+                .iter()
+                .position(|&b| matches!(b, b'"' | b'\'' | b'/' | b'>'))
+                .unwrap_or(rest.len()),
+            (State::OpenName, _) => rest
+                .iter()
+                .position(|&b| is_name_end(b))
+                .unwrap_or(rest.len()),
+            (State::CloseName, _) => rest.iter().position(|&b| b == b'>').unwrap_or(rest.len()),
             _ => 0,
         }
     }
@@ -851,6 +873,8 @@ mod tests {
                     "<message>", "</message>", "<a x='", "<b y=\"", "'>", "\">", "/>", "'/>",
                     "text ", "&amp;", "&#x9b;", "日本", "<", ">", "'", "\"", ";", "&", "<d>",
                     "</d>", "<stream:error>", "</stream:error>", "<!-- c -->", "<?pi ?>",
+                    "<e ", "z", "=", " ", "/", "\n", "<long-element-name ", "</long-element-name >",
+                    "</ d>", "<error/>", "</stream:error >",
                 ]),
                 0..60,
             ),

@@ -11,42 +11,50 @@ const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 /// The element and everything in it, as a [`Tree`].
 pub fn tree_of(root: &Element) -> Tree {
     // Children are pushed reversed, texts among them, so they come out in document order.
+    // An element's namespace is an index into `namespaces`: most share their parent's, which
+    // is then not copied again (minidom gives a namespace only as a new `String`).
     enum Step<'a> {
-        Open(&'a Element, usize),
+        Open(&'a Element, usize, usize),
         Text(&'a str, usize),
     }
     let mut b = Builder::new();
-    let mut steps: Vec<Step> = vec![Step::Open(root, 0)];
+    let mut namespaces: Vec<String> = vec![root.ns()];
+    let mut steps: Vec<Step> = vec![Step::Open(root, 0, 0)];
     while let Some(step) = steps.pop() {
         match step {
             Step::Text(t, depth) => b.text(depth, t),
-            Step::Open(e, depth) => {
-                let attrs: Vec<(String, &str)> = e
+            Step::Open(e, depth, parent) => {
+                let ns = match namespaces.get(parent) {
+                    Some(p) if e.has_ns(p.as_str()) => parent,
+                    _ => {
+                        namespaces.push(e.ns());
+                        namespaces.len() - 1
+                    }
+                };
+                // Attributes in the XML namespace (`xml:lang`) keep their prefix; they are
+                // rare, and only they take a `String`.
+                let xml_names: Vec<String> = e
                     .attrs()
                     .iter()
-                    .map(|((ns, name), v)| {
-                        let name = if ns.as_str() == NS_XML {
-                            format!("xml:{}", name.as_str())
-                        } else {
-                            name.as_str().to_owned()
-                        };
-                        (name, v.as_str())
-                    })
+                    .filter(|((ns, _), _)| ns.as_str() == NS_XML)
+                    .map(|((_, name), _)| format!("xml:{}", name.as_str()))
                     .collect();
-                let ns = e.ns();
-                let kept = b.open(
-                    depth,
-                    &ns,
-                    e.name(),
-                    attrs.iter().map(|(k, v)| (k.as_str(), *v)),
-                );
+                let mut xml_name = xml_names.iter();
+                let attrs = e.attrs().iter().map(|((ns, name), v)| {
+                    let name = if ns.as_str() == NS_XML {
+                        xml_name.next().map_or("", String::as_str)
+                    } else {
+                        name.as_str()
+                    };
+                    (name, v.as_str())
+                });
+                let kept = b.open(depth, &namespaces[ns], e.name(), attrs);
                 if !kept {
                     continue;
                 }
-                let children: Vec<&Node> = e.nodes().collect();
-                for n in children.into_iter().rev() {
+                for n in e.nodes().rev() {
                     steps.push(match n {
-                        Node::Element(c) => Step::Open(c, depth + 1),
+                        Node::Element(c) => Step::Open(c, depth + 1, ns),
                         Node::Text(t) => Step::Text(t, depth + 1),
                     });
                 }
@@ -100,6 +108,28 @@ mod tests {
         );
         assert!(lines.iter().any(|l| l == "      <y/>"), "{lines:#?}");
         assert_eq!(lines.last().map(String::as_str), Some("</item>"));
+    }
+
+    #[test]
+    fn xml_attributes_and_a_namespace_that_comes_back_read_the_same() {
+        let e = item(
+            "<entry xmlns='urn:a' xml:lang='fr' b='1'><x xmlns='urn:b' xml:space='preserve'><y xmlns='urn:a' c='2'>t</y></x><z/></entry>",
+        );
+        let t = tree_of(&e);
+        let xml = t.to_xml();
+        assert!(
+            xml.contains("xml:lang='fr'") && xml.contains("xml:space='preserve'"),
+            "{xml}"
+        );
+        let back: Element = xml.parse().expect("the tree's XML parses");
+        assert_eq!(back, e, "{xml}");
+        let ns_of = |name: &str| {
+            let i = t.iter().position(|n| n.name() == Some(name)).expect(name);
+            t.ns(i).to_owned()
+        };
+        assert_eq!(ns_of("y"), "urn:a");
+        assert_eq!(ns_of("z"), "urn:a");
+        assert_eq!(ns_of("x"), "urn:b");
     }
 
     #[test]
