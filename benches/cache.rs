@@ -12,7 +12,12 @@
 //! tmux, its service unreachable (every byte held), until the newest kept item is on screen;
 //! and the store's part of it alone (open the database, read and parse the node's items).
 //!
-//! Run: `cargo bench --bench cache` (release build).
+//! With `--writes` (no server), only what keeping live items costs: 30,000 items of a flood
+//! added to a store and written every 250 (as the core's timer does at 500/s); CPU per item
+//! while the node fills (its first 10,000, the default bound) and once it is full (each new
+//! item pushes the oldest out), medians of 3 runs.
+//!
+//! Run: `cargo bench --bench cache` (release build), `cargo bench --bench cache -- --writes`.
 
 #![allow(
     clippy::wildcard_imports,
@@ -134,6 +139,79 @@ async fn resync(
     let _ = net.commands.send(Command::Shutdown).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), net.task).await;
     measured
+}
+
+/// CPU time this thread has used (`/proc/thread-self/schedstat`: on the CPU, in ns).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    let ns = stat
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("schedstat format");
+    Duration::from_nanos(ns)
+}
+
+/// The `--writes` measure (see the module doc).
+fn writes() {
+    use pubsub_tui::feed::Seq;
+    use pubsub_tui::xmpp::proto::item::{OutgoingItem, item_element, parse_item};
+    const N: u32 = 30_000;
+    const FILL: u32 = 10_000;
+    const TICK: u32 = 250;
+    let items: Vec<_> = (0..N)
+        .map(|i| {
+            let el = item_element(&OutgoingItem {
+                node: "flood".into(),
+                sender: "flood-pub@localhost/pubsub-tui-ab12cd34".into(),
+                time: chrono::Utc::now(),
+                seq: Seq::new("k3j4h5g6", u64::from(i) + 1),
+                text: format!(
+                    "flood item {i:06}, a reading of {}.{} degrees",
+                    20 + i % 7,
+                    i % 10
+                ),
+            });
+            parse_item("flood", &el)
+        })
+        .collect();
+    let (mut filling, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut db = Db::open(
+            &dir.path().join("a@x.sqlite"),
+            prosody::PUBSUB,
+            Limits::default(),
+        )
+        .db
+        .expect("store");
+        let start = thread_cpu();
+        let mut filled = start;
+        for (i, item) in (0..).zip(&items) {
+            db.add(item);
+            if (i + 1) % TICK == 0 {
+                db.flush();
+            }
+            if i + 1 == FILL {
+                filled = thread_cpu();
+            }
+        }
+        db.flush();
+        assert_eq!(
+            db.cached_ids("flood").len(),
+            FILL as usize,
+            "the bound holds"
+        );
+        let spent = |from: Duration, to: Duration| to.checked_sub(from).unwrap_or_default();
+        filling.push(spent(start, filled) / FILL);
+        full.push(spent(filled, thread_cpu()) / (N - FILL));
+    }
+    println!(
+        "keeping a live item, CPU per item (median of {RUNS}): {:.1} µs while the node fills, \
+         {:.1} µs once it is full",
+        median(filling).as_secs_f64() * 1e6,
+        median(full).as_secs_f64() * 1e6
+    );
 }
 
 fn median<T: Copy + Ord>(mut v: Vec<T>) -> T {
@@ -273,6 +351,10 @@ async fn compare(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if std::env::args().any(|a| a == "--writes") {
+        writes();
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let runs = if quick { 1 } else { RUNS };
     let Some(server) = start_prosody(&Options::default()) else {
