@@ -243,6 +243,60 @@ fn import_refuses_bad_files_before_connecting_and_names_the_lines() {
     }
 }
 
+/// An attribute holding `&#13;` comes back from Prosody as a carriage return alone, which the
+/// XML parser refused: the connection dropped at each delivery, and every fresh session
+/// fetched the item again, without end. Now the item arrives and the link stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attribute_with_a_carriage_return_is_read_and_the_link_stays_up() {
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    create_nodes(&server, &["cr"]).await;
+    let (bob_cfg, _) = account(&server, "bob", "b");
+    let mut bob = pubsub_tui::xmpp::spawn(
+        bob_cfg.clone(),
+        session(&["cr"], false, std::time::Duration::from_secs(3600)),
+    );
+    wait_online(&mut bob).await;
+    wait_for(&mut bob, 20, "subscribed", |e| match e {
+        pubsub_tui::xmpp::NetEvent::Subscription {
+            state: pubsub_tui::xmpp::proto::SubState::Subscribed,
+            ..
+        } => Some(()),
+        _ => None,
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let src = Target::prosody_admin(&server, bob_cfg);
+    let f = write(
+        dir.path(),
+        "cr.xml",
+        "<status xmlns='urn:x-s' note='a&#13;b'>fine</status>",
+    );
+    src.ok(&["publish", "--node", "cr", "--id", "cr", "--xml", &f]);
+    src.ok(&["publish", "--node", "cr", "after it"]);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let ev = wait_for(&mut bob, 20, "the two items", |e| match e {
+            pubsub_tui::xmpp::NetEvent::Item(i) => Some(Some(i.clone())),
+            pubsub_tui::xmpp::NetEvent::Connection(pubsub_tui::xmpp::ConnState::Suspended) => {
+                Some(None)
+            }
+            _ => None,
+        })
+        .await;
+        got.push(ev.expect("the connection stayed up"));
+    }
+    assert_eq!(got[0].id(), Some("cr"));
+    assert!(got[0].text().contains("fine"), "{}", got[0].text());
+    assert!(got[0].xml().contains("note='a"), "{}", got[0].xml());
+    assert_eq!(got[1].text(), "after it");
+    // The CLI reads the node too (it used to lose its connection and wait).
+    let lines = src.json(&["items", "--node", "cr"]);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let _ = bob.commands.try_send(pubsub_tui::xmpp::Command::Shutdown);
+}
+
 /// A publisher can store an item nested 100 levels deep (Prosody takes it): subscribers and
 /// the CLI read it cut at the parser's bound, and the connection stays up (it used to be
 /// dropped at each delivery, and every fresh session fetched the item again).

@@ -46,7 +46,7 @@ const MAX_ACCOUNTED_SESSIONS: i64 = 256;
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS items (
+CREATE TABLE IF NOT EXISTS kept (
     service TEXT NOT NULL,
     node    TEXT NOT NULL,
     id      TEXT NOT NULL,
@@ -54,15 +54,10 @@ CREATE TABLE IF NOT EXISTS items (
     xml     TEXT NOT NULL,     -- the <item/> as the feed holds it (sanitised, bounded)
     PRIMARY KEY (service, node, id)
 );
-CREATE INDEX IF NOT EXISTS items_by_ord ON items(service, node, ord);
-CREATE INDEX IF NOT EXISTS items_oldest ON items(ord);
+CREATE INDEX IF NOT EXISTS items_by_ord ON kept(service, node, ord);
+CREATE INDEX IF NOT EXISTS items_oldest ON kept(ord);
 CREATE TABLE IF NOT EXISTS size (bytes INTEGER NOT NULL);
 INSERT INTO size SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM size);
--- Schema 1 kept the size by triggers, which cost a statement journal and a second write per
--- item (`cargo bench --bench flood`); the size they kept stays right.
-DROP TRIGGER IF EXISTS items_added;
-DROP TRIGGER IF EXISTS items_removed;
-DROP TRIGGER IF EXISTS items_changed;
 CREATE TABLE IF NOT EXISTS publishers (
     service TEXT NOT NULL,
     node    TEXT NOT NULL,
@@ -721,7 +716,7 @@ impl Db {
     fn try_cached(&mut self, node: &str) -> Result<Vec<FeedItem>, rusqlite::Error> {
         self.try_flush()?;
         let mut st = self.conn.prepare_cached(
-            "SELECT ord, xml FROM items WHERE service = ?1 AND node = ?2 ORDER BY ord",
+            "SELECT ord, xml FROM kept WHERE service = ?1 AND node = ?2 ORDER BY ord",
         )?;
         let rows = st.query_map(params![self.service, node], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
@@ -825,7 +820,7 @@ impl Db {
         self.try_flush()?;
         let mut st = self
             .conn
-            .prepare_cached("SELECT id FROM items WHERE service = ?1 AND node = ?2")?;
+            .prepare_cached("SELECT id FROM kept WHERE service = ?1 AND node = ?2")?;
         st.query_map(params![self.service, node], |r| r.get(0))?
             .collect()
     }
@@ -845,8 +840,8 @@ impl Db {
         let service = self.service.as_str();
         {
             let have: HashMap<String, i64> = {
-                let mut st = tx
-                    .prepare_cached("SELECT id, ord FROM items WHERE service = ?1 AND node = ?2")?;
+                let mut st =
+                    tx.prepare_cached("SELECT id, ord FROM kept WHERE service = ?1 AND node = ?2")?;
                 st.query_map(params![service, node], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?
             };
@@ -865,7 +860,7 @@ impl Db {
                 .collect();
             let ords = place(&known, now_micros());
             let mut moved = tx.prepare_cached(
-                "UPDATE items SET ord = ?4 WHERE service = ?1 AND node = ?2 AND id = ?3",
+                "UPDATE kept SET ord = ?4 WHERE service = ?1 AND node = ?2 AND id = ?3",
             )?;
             for (k, item) in items.iter().enumerate() {
                 if let Some(id) = item.id()
@@ -964,7 +959,7 @@ fn bound_node(
     limit: usize,
 ) -> Result<usize, rusqlite::Error> {
     let count: i64 = w.tx.query_row(
-        "SELECT COUNT(*) FROM items WHERE service = ?1 AND node = ?2",
+        "SELECT COUNT(*) FROM kept WHERE service = ?1 AND node = ?2",
         params![service, node],
         |r| r.get(0),
     )?;
@@ -993,7 +988,7 @@ fn bound_total(w: &mut ItemWrites<'_>, max: u64) -> Result<(), rusqlite::Error> 
     if bytes < 0 {
         // Not what the writes keep: count again.
         tx.execute(
-            "UPDATE size SET bytes = (SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM items)",
+            "UPDATE size SET bytes = (SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM kept)",
             [],
         )?;
         return Ok(());
@@ -1004,7 +999,7 @@ fn bound_total(w: &mut ItemWrites<'_>, max: u64) -> Result<(), rusqlite::Error> 
     }
     let oldest: Vec<(String, String, String, i64)> = {
         let mut st = tx.prepare_cached(
-            "SELECT service, node, id, length(CAST(xml AS BLOB)) FROM items ORDER BY ord",
+            "SELECT service, node, id, length(CAST(xml AS BLOB)) FROM kept ORDER BY ord",
         )?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         let mut out = Vec::new();
@@ -1061,7 +1056,7 @@ impl<'t> ItemWrites<'t> {
         let added = self
             .tx
             .prepare_cached(
-                "INSERT INTO items (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO kept (service, node, id, ord, xml) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT DO NOTHING",
             )?
             .execute(params![service, node, id, ord, xml])?;
@@ -1072,14 +1067,14 @@ impl<'t> ItemWrites<'t> {
         let old: Option<i64> = self
             .tx
             .prepare_cached(
-                "SELECT length(CAST(xml AS BLOB)) FROM items
+                "SELECT length(CAST(xml AS BLOB)) FROM kept
                  WHERE service = ?1 AND node = ?2 AND id = ?3 AND xml != ?4",
             )?
             .query_row(params![service, node, id, xml], |r| r.get(0))
             .optional()?;
         if let Some(old) = old {
             let mut st = self.tx.prepare_cached(
-                "UPDATE items SET xml = ?4, ord = coalesce(?5, ord)
+                "UPDATE kept SET xml = ?4, ord = coalesce(?5, ord)
                  WHERE service = ?1 AND node = ?2 AND id = ?3",
             )?;
             let ord = (reorder == Reorder::IfChanged).then_some(ord);
@@ -1092,7 +1087,7 @@ impl<'t> ItemWrites<'t> {
     /// Forget an item: whether it was kept.
     fn delete(&mut self, service: &str, node: &str, id: &str) -> Result<bool, rusqlite::Error> {
         let freed = self.freed(
-            "DELETE FROM items WHERE service = ?1 AND node = ?2 AND id = ?3
+            "DELETE FROM kept WHERE service = ?1 AND node = ?2 AND id = ?3
              RETURNING length(CAST(xml AS BLOB))",
             params![service, node, id],
         )?;
@@ -1114,7 +1109,7 @@ impl<'t> ItemWrites<'t> {
         let last: Option<i64> = self
             .tx
             .prepare_cached(
-                "SELECT ord FROM items WHERE service = ?1 AND node = ?2
+                "SELECT ord FROM kept WHERE service = ?1 AND node = ?2
                  ORDER BY ord LIMIT 1 OFFSET ?3",
             )?
             .query_row(
@@ -1126,7 +1121,7 @@ impl<'t> ItemWrites<'t> {
             return self.clear(Some(service), Some(node));
         };
         self.freed(
-            "DELETE FROM items WHERE service = ?1 AND node = ?2 AND ord <= ?3
+            "DELETE FROM kept WHERE service = ?1 AND node = ?2 AND ord <= ?3
              RETURNING length(CAST(xml AS BLOB))",
             params![service, node, last],
         )
@@ -1139,7 +1134,7 @@ impl<'t> ItemWrites<'t> {
         node: Option<&str>,
     ) -> Result<usize, rusqlite::Error> {
         self.freed(
-            "DELETE FROM items WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR node = ?2)
+            "DELETE FROM kept WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR node = ?2)
              RETURNING length(CAST(xml AS BLOB))",
             params![service, node],
         )
@@ -1399,7 +1394,7 @@ pub struct Unsent {
 
 /// Open an existing database to read or clear it (never creating one): `None` when there is
 /// none yet.
-fn open_existing(path: &Path) -> anyhow::Result<Option<Connection>> {
+fn open_existing(path: &Path, upgrade: bool) -> anyhow::Result<Option<Connection>> {
     use anyhow::Context as _;
     if !path.exists() {
         return Ok(None);
@@ -1409,7 +1404,7 @@ fn open_existing(path: &Path) -> anyhow::Result<Option<Connection>> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .with_context(|| format!("{} is not a cache this version can read", path.display()))?;
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if version > SCHEMA_VERSION {
         anyhow::bail!(
             "{} was written by a newer pubsub-tui (schema {version}); it is left as it is",
@@ -1419,24 +1414,46 @@ fn open_existing(path: &Path) -> anyhow::Result<Option<Connection>> {
     if version == 0 {
         return Ok(None);
     }
-    if version < SCHEMA_VERSION {
+    if upgrade && version < SCHEMA_VERSION {
         write_schema(&conn).with_context(|| format!("upgrading {}", path.display()))?;
     }
     Ok(Some(conn))
 }
 
-/// Create what is missing of the schema, or bring an older one up to date.
+/// Schema 1 to 2. Schema 1 kept the size by triggers, which cost a statement journal and a
+/// second write per item (`cargo bench --bench cache -- --writes`); schema 2 counts it in
+/// [`ItemWrites`]. The table is renamed so that a schema 1 process still running fails to
+/// write it (and says so) rather than writing items the size does not count; the size is
+/// counted again from what is there.
+const UPGRADE_FROM_1: &str = "
+DROP TRIGGER IF EXISTS items_added;
+DROP TRIGGER IF EXISTS items_removed;
+DROP TRIGGER IF EXISTS items_changed;
+ALTER TABLE items RENAME TO kept;
+UPDATE size SET bytes = (SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM kept);
+";
+
+/// Create what is missing of the schema, or bring an older one up to date, in one
+/// transaction (the version read inside it: two processes may open the file at once).
 fn write_schema(conn: &Connection) -> Result<(), rusqlite::Error> {
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-    ))
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == 1 {
+        tx.execute_batch(UPGRADE_FROM_1)?;
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    tx.commit()
 }
 
 /// What the database at `path` holds (an empty summary when there is none).
 pub fn summary(path: &Path) -> anyhow::Result<Summary> {
-    let Some(conn) = open_existing(path)? else {
+    // Read as it is: a look must not make the file unreadable to the version that wrote it.
+    let Some(conn) = open_existing(path, false)? else {
         return Ok(Summary::default());
     };
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let table = if version < 2 { "items" } else { "kept" };
     let file_bytes = ["", "-wal"]
         .iter()
         .filter_map(|ext| {
@@ -1447,10 +1464,10 @@ pub fn summary(path: &Path) -> anyhow::Result<Summary> {
         .map(|m| m.len())
         .sum();
     let nodes = {
-        let mut st = conn.prepare(
-            "SELECT service, node, COUNT(*), SUM(length(CAST(xml AS BLOB))) FROM items
-             GROUP BY service, node ORDER BY service, node",
-        )?;
+        let mut st = conn.prepare(&format!(
+            "SELECT service, node, COUNT(*), SUM(length(CAST(xml AS BLOB))) FROM {table}
+             GROUP BY service, node ORDER BY service, node"
+        ))?;
         st.query_map([], |r| {
             Ok(KeptNode {
                 service: r.get(0)?,
@@ -1514,7 +1531,7 @@ pub fn summary(path: &Path) -> anyhow::Result<Summary> {
 
 /// Remove the kept items (of `node` only, when given, at any service): how many.
 pub fn clear(path: &Path, node: Option<&str>) -> anyhow::Result<usize> {
-    let Some(mut conn) = open_existing(path)? else {
+    let Some(mut conn) = open_existing(path, true)? else {
         return Ok(0);
     };
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1795,7 +1812,7 @@ mod tests {
             .expect("size");
         let exact: i64 = conn
             .query_row(
-                "SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM items",
+                "SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM kept",
                 [],
                 |r| r.get(0),
             )
@@ -1884,45 +1901,69 @@ mod tests {
         assert_eq!(sizes(&conn), (0, 0));
     }
 
+    /// A database as schema 1 left it: the size kept by triggers, one item.
+    fn schema_1(path: &Path) {
+        let conn = Connection::open(path).expect("create");
+        // The other tables are as they were.
+        conn.execute_batch(SCHEMA).expect("schema");
+        conn.execute_batch(
+            "DROP TABLE kept;
+             DROP TABLE size;
+             CREATE TABLE items (service TEXT NOT NULL, node TEXT NOT NULL, id TEXT NOT NULL,
+                ord INTEGER NOT NULL, xml TEXT NOT NULL, PRIMARY KEY (service, node, id))
+                WITHOUT ROWID;
+             CREATE INDEX items_by_ord ON items(service, node, ord);
+             CREATE INDEX items_oldest ON items(ord);
+             CREATE TABLE size (bytes INTEGER NOT NULL);
+             INSERT INTO size VALUES (0);
+             CREATE TRIGGER items_added AFTER INSERT ON items
+                BEGIN UPDATE size SET bytes = bytes + length(CAST(NEW.xml AS BLOB)); END;
+             CREATE TRIGGER items_removed AFTER DELETE ON items
+                BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB)); END;
+             CREATE TRIGGER items_changed AFTER UPDATE OF xml ON items
+                BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB))
+                                            + length(CAST(NEW.xml AS BLOB)); END;
+             INSERT INTO items VALUES ('pubsub.x', 'n', 'old', 1,
+                '<item xmlns=''http://jabber.org/protocol/pubsub'' id=''old''/>');
+             -- A size gone wrong (a write it did not count): the upgrade counts again.
+             UPDATE size SET bytes = 12345;
+             PRAGMA user_version = 1;",
+        )
+        .expect("schema 1");
+    }
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path)
+            .expect("open")
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version")
+    }
+
     #[test]
-    fn a_schema_1_database_is_brought_up_to_date_and_its_size_stays_right() {
+    fn a_schema_1_database_is_brought_up_to_date_and_its_size_counted_again() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("a@x.sqlite");
-        {
-            // Schema 1: the size kept by triggers.
-            let conn = Connection::open(&path).expect("create");
-            conn.execute_batch(
-                "CREATE TABLE items (service TEXT NOT NULL, node TEXT NOT NULL, id TEXT NOT NULL,
-                    ord INTEGER NOT NULL, xml TEXT NOT NULL, PRIMARY KEY (service, node, id))
-                    WITHOUT ROWID;
-                 CREATE INDEX items_by_ord ON items(service, node, ord);
-                 CREATE INDEX items_oldest ON items(ord);
-                 CREATE TABLE size (bytes INTEGER NOT NULL);
-                 INSERT INTO size VALUES (0);
-                 CREATE TRIGGER items_added AFTER INSERT ON items
-                    BEGIN UPDATE size SET bytes = bytes + length(CAST(NEW.xml AS BLOB)); END;
-                 CREATE TRIGGER items_removed AFTER DELETE ON items
-                    BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB)); END;
-                 CREATE TRIGGER items_changed AFTER UPDATE OF xml ON items
-                    BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB))
-                                                + length(CAST(NEW.xml AS BLOB)); END;
-                 INSERT INTO items VALUES ('pubsub.x', 'n', 'old', 1,
-                    '<item xmlns=''http://jabber.org/protocol/pubsub'' id=''old''/>');
-                 UPDATE size SET bytes = (SELECT SUM(length(xml)) FROM items);
-                 PRAGMA user_version = 1;",
-            )
-            .expect("schema 1");
-        }
+        schema_1(&path);
+        // A look at it leaves it as it is (the version that wrote it can still read it).
+        let seen = summary(&path).expect("summary");
+        assert_eq!(seen.nodes.len(), 1);
+        assert_eq!(seen.nodes[0].items, 1);
+        assert_eq!(user_version(&path), 1, "a look does not upgrade");
         let mut db = open(dir.path());
-        let triggers: i64 = db
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("count");
-        assert_eq!(triggers, 0, "the triggers are gone");
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        let count = |sql: &str| -> i64 { db.conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+        assert_eq!(
+            count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'"),
+            0
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'items'"),
+            0,
+            "renamed: a schema 1 process still running cannot write items the size misses"
+        );
+        let (kept, exact) = sizes(&db.conn);
+        assert_eq!(kept, exact, "counted again");
+        assert_ne!(kept, 12345, "control: it was wrong");
         assert_eq!(ids(&mut db), ["old"], "what was kept stays");
         db.add(&item("n", "new", "text"));
         db.retract("n", "old");
@@ -1930,19 +1971,13 @@ mod tests {
         let (kept, exact) = sizes(&db.conn);
         assert_eq!(kept, exact, "counted once, not by a trigger as well");
         assert!(kept > 0);
-        // `cache clear` on a schema 1 file brings it up to date first, too.
         drop(db);
-        let conn = Connection::open(&path).expect("open");
-        conn.execute_batch(
-            "PRAGMA user_version = 1;
-             CREATE TRIGGER items_removed AFTER DELETE ON items
-                BEGIN UPDATE size SET bytes = bytes - length(CAST(OLD.xml AS BLOB)); END;",
-        )
-        .expect("back to 1");
-        drop(conn);
-        clear(&path, None).expect("cleared");
-        let conn = Connection::open(&path).expect("open");
-        assert_eq!(sizes(&conn), (0, 0));
+        // `cache --clear` on a schema 1 file brings it up to date first, too.
+        let other = dir.path().join("b@x.sqlite");
+        schema_1(&other);
+        assert_eq!(clear(&other, None).expect("cleared"), 1);
+        assert_eq!(user_version(&other), SCHEMA_VERSION);
+        assert_eq!(sizes(&Connection::open(&other).expect("open")), (0, 0));
     }
 
     #[test]

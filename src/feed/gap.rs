@@ -179,7 +179,10 @@ impl Publisher {
     }
 
     fn missing(&self) -> u64 {
-        self.holes.iter().map(|h| h.end() - h.start() + 1).sum()
+        self.holes
+            .iter()
+            .map(|h| (h.end() - h.start()).saturating_add(1))
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -373,9 +376,9 @@ impl GapTracker {
     pub fn missing(&self) -> u64 {
         self.by_session
             .values()
+            .chain(self.service.as_ref())
             .map(Publisher::missing)
-            .sum::<u64>()
-            + self.service.as_ref().map_or(0, Publisher::missing)
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -390,8 +393,14 @@ pub struct Lost {
 }
 
 impl Lost {
+    /// How many numbers the range holds (at most `u64::MAX`: a peer can send any number).
     pub fn count(&self) -> u64 {
-        self.to - self.from + 1
+        self.to.saturating_sub(self.from).saturating_add(1)
+    }
+
+    /// The numbers all of `lost` holds, together (saturating, as [`Self::count`]).
+    pub fn total(lost: &[Self]) -> u64 {
+        lost.iter().map(Self::count).fold(0, u64::saturating_add)
     }
 }
 
@@ -507,6 +516,31 @@ mod tests {
         assert_eq!(t.observe_service(11), Verdict::InOrder);
         assert_eq!(t.observe_service(11), Verdict::Duplicate);
         assert_eq!(t.observe_service(13), Verdict::Gap(12..=12));
+    }
+
+    #[test]
+    fn numbers_near_the_top_are_counted_without_overflow() {
+        let mut t = GapTracker::new();
+        t.observe(Some("a"), Some(&seq("s", 1)));
+        t.observe(Some("a"), Some(&seq("s", u64::MAX)));
+        t.observe(Some("b"), Some(&seq("s", 1)));
+        t.observe(Some("b"), Some(&seq("s", u64::MAX)));
+        assert_eq!(t.missing(), u64::MAX, "two holes of nearly 2^64: saturated");
+        let all = Lost {
+            sender: "a".into(),
+            session: "s".into(),
+            from: 0,
+            to: u64::MAX,
+        };
+        assert_eq!(all.count(), u64::MAX);
+        assert_eq!(Lost::total(&[all.clone(), all]), u64::MAX);
+        let small = |from, to| Lost {
+            sender: "a".into(),
+            session: "s".into(),
+            from,
+            to,
+        };
+        assert_eq!(Lost::total(&[small(1, 3), small(7, 7)]), 4, "control");
     }
 
     #[test]

@@ -80,7 +80,7 @@ fn snapshot_end(
                    "from": l.from, "to": l.to, "count": l.count(), "text": l.to_string()})
         })
         .collect();
-    let lost_total: u64 = lost.iter().map(crate::feed::gap::Lost::count).sum();
+    let lost_total = crate::feed::gap::Lost::total(lost);
     lines.push(
         json!({"kind": "resync", "node": node, "reason": reason, "count": count,
                       "lost": lost_total, "at": timestamp(at)}),

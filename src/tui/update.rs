@@ -1524,7 +1524,7 @@ fn on_snapshot(
         m.feed_offset = 0;
         m.cursor = None;
     }
-    let lost_total: u64 = lost.iter().map(crate::feed::gap::Lost::count).sum();
+    let lost_total = crate::feed::gap::Lost::total(lost);
     if lost_total > 0 {
         text = format!(
             "{text}; {} lost (never received)",

@@ -22,6 +22,10 @@
 //!   subscriber's link, over and over as the server re-sends it. So attribute values are cut
 //!   here to [`MAX_ATTR_BYTES`] (at a character boundary, never inside an entity); the rest of
 //!   the stanza arrives whole.
+//! - rxml refuses a carriage return alone in an attribute value (XML reads it as a line end),
+//!   and the connection goes with it. Prosody writes one there for every `&#13;` an item had,
+//!   so one such item made every subscriber reconnect and fetch it again, without end. Such a
+//!   byte is passed on as `&#13;`, the character the publisher sent.
 //! - tokio-xmpp treats a stream error from the server like any lost connection and reconnects.
 //!   A `<conflict/>` (another login took our resource) must not be retried like that, so a
 //!   top-level `<stream:error>` is copied to a [`StreamErrors`] slot the connector reads.
@@ -412,7 +416,7 @@ impl Scanner {
                 let room = MAX_ATTR_BYTES.saturating_sub(self.attr_len);
                 let rest = &rest[..rest.len().min(room)];
                 rest.iter()
-                    .position(|&b| b == q || b == b'&')
+                    .position(|&b| b == q || b == b'&' || b == b'\r')
                     .unwrap_or(rest.len())
             }
             (State::OpenAttrs, None) => rest
@@ -466,7 +470,11 @@ impl Scanner {
             return Ok(());
         }
         if keep {
-            out.push(b);
+            if b == b'\r' && self.state == State::OpenAttrs && self.quote.is_some() {
+                out.extend_from_slice(b"&#13;");
+            } else {
+                out.push(b);
+            }
         }
         Ok(())
     }
@@ -874,7 +882,7 @@ mod tests {
                     "text ", "&amp;", "&#x9b;", "日本", "<", ">", "'", "\"", ";", "&", "<d>",
                     "</d>", "<stream:error>", "</stream:error>", "<!-- c -->", "<?pi ?>",
                     "<e ", "z", "=", " ", "/", "\n", "<long-element-name ", "</long-element-name >",
-                    "</ d>", "<error/>", "</stream:error >",
+                    "</ d>", "<error/>", "</stream:error >", "\r", "\r\n",
                 ]),
                 0..60,
             ),
@@ -912,6 +920,29 @@ mod tests {
         let mut out = Vec::new();
         sc.filter(s.as_bytes(), &mut out).expect("accepted");
         (String::from_utf8(out).expect("still UTF-8"), sc)
+    }
+
+    #[test]
+    fn a_carriage_return_alone_in_an_attribute_reaches_the_parser_as_a_reference() {
+        let stanza = "<message xmlns='jabber:client'><x xmlns='urn:x' note='a\rb' crlf='c\r\nd'>e\rf</x></message>";
+        // Control: the parser refuses the stanza as it came.
+        let raw: Result<xmpp_parsers::minidom::Element, _> = stanza.parse();
+        assert!(raw.is_err(), "{raw:?}");
+        let (out, _) = filtered(&format!("{HEADER}{stanza}"));
+        let passed = &out[HEADER.len()..];
+        assert!(passed.contains("note='a&#13;b'"), "{passed}");
+        assert!(
+            passed.contains(">e\rf<"),
+            "text is left as it came: {passed}"
+        );
+        let el: xmpp_parsers::minidom::Element = passed.parse().expect("now it parses");
+        let x = el.get_child("x", "urn:x").expect("x");
+        assert_eq!(
+            x.attr("note"),
+            Some("a\rb"),
+            "the character the publisher sent"
+        );
+        assert_eq!(x.attr("crlf"), Some("c\r d"));
     }
 
     #[test]
