@@ -278,6 +278,18 @@ fn cache_text(path: &std::path::Path, s: &pubsub_tui::cache::db::Summary) -> Str
     use pubsub_tui::sanitize::display;
     use std::fmt::Write as _;
     let mut out = String::new();
+    for m in &s.moved_aside {
+        let waiting = usize::try_from(m.waiting).unwrap_or(usize::MAX);
+        let _ = writeln!(
+            out,
+            "moved aside by an older pubsub-tui, which could not read it: {} ({} waiting to be \
+             published there); this version reads it: stop every pubsub-tui of the account and \
+             move it back to {} to use what it kept",
+            m.path.display(),
+            plural(waiting, "item"),
+            path.display()
+        );
+    }
     if s.file_bytes == 0 {
         let _ = writeln!(out, "no cache yet at {}", path.display());
         return out;

@@ -348,6 +348,12 @@ impl Db {
                 }
             }
         };
+        if let Some(moved) = moved_aside_notice(path) {
+            notice = Some(match notice {
+                Some(n) => format!("{n}; {moved}"),
+                None => moved,
+            });
+        }
         let locks = path.with_extension("locks");
         if let Err(e) = crate::config::create_private_dir(&locks) {
             return Opened {
@@ -1359,6 +1365,82 @@ pub struct Summary {
     pub nodes: Vec<KeptNode>,
     pub sessions: Vec<Session>,
     pub unsent: Vec<Unsent>,
+    /// Databases of the account an older pubsub-tui moved aside (see [`moved_aside`]).
+    pub moved_aside: Vec<MovedAside>,
+}
+
+/// A database of the account that an older pubsub-tui moved aside as "newer" (it could not
+/// read it), and that this version can read: what it holds would be lost without a word.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MovedAside {
+    pub path: PathBuf,
+    /// Items there waiting to be published.
+    pub waiting: u64,
+}
+
+/// The databases next to `path` that an older pubsub-tui moved aside and this version reads.
+pub fn moved_aside(path: &Path) -> Vec<MovedAside> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.newer-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<MovedAside> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().map(|n| n.to_string_lossy()).is_some_and(|n| {
+                n.starts_with(&prefix) && !n.ends_with("-wal") && !n.ends_with("-shm")
+            })
+        })
+        .filter_map(|p| {
+            let conn =
+                Connection::open_with_flags(&p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .ok()?;
+            if version > SCHEMA_VERSION {
+                return None;
+            }
+            let waiting: i64 = conn
+                .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+                .unwrap_or(0);
+            Some(MovedAside {
+                path: p,
+                waiting: waiting.unsigned_abs(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// What to tell the user of databases an older pubsub-tui moved aside, if any.
+fn moved_aside_notice(path: &Path) -> Option<String> {
+    let moved = moved_aside(path);
+    if moved.is_empty() {
+        return None;
+    }
+    let files: Vec<String> = moved
+        .iter()
+        .map(|m| {
+            let waiting = usize::try_from(m.waiting).unwrap_or(usize::MAX);
+            format!(
+                "{} ({} waiting to be published there)",
+                m.path.display(),
+                crate::feed::render::plural(waiting, "item")
+            )
+        })
+        .collect();
+    Some(format!(
+        "an older pubsub-tui could not read this account's cache and moved it aside: {}; this \
+         version reads it: stop every pubsub-tui of the account and move it back to {} to use \
+         what it kept",
+        files.join(", "),
+        path.display()
+    ))
 }
 
 /// A node's kept items.
@@ -1450,7 +1532,10 @@ fn write_schema(conn: &Connection) -> Result<(), rusqlite::Error> {
 pub fn summary(path: &Path) -> anyhow::Result<Summary> {
     // Read as it is: a look must not make the file unreadable to the version that wrote it.
     let Some(conn) = open_existing(path, false)? else {
-        return Ok(Summary::default());
+        return Ok(Summary {
+            moved_aside: moved_aside(path),
+            ..Summary::default()
+        });
     };
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let table = if version < 2 { "items" } else { "kept" };
@@ -1526,6 +1611,7 @@ pub fn summary(path: &Path) -> anyhow::Result<Summary> {
         nodes,
         sessions,
         unsent,
+        moved_aside: moved_aside(path),
     })
 }
 
@@ -1606,6 +1692,60 @@ mod tests {
         let d = third.number("n");
         assert_eq!((d.session.as_str(), d.n), (first.as_str(), 5));
         assert!(third.take_problem().is_none());
+    }
+
+    #[test]
+    fn a_database_an_older_version_moved_aside_is_pointed_out() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a@x.sqlite");
+        {
+            let mut db = open(dir.path());
+            let nb = db.number("n");
+            db.outbox_put(&OutgoingItem {
+                node: "n".into(),
+                sender: "a@x/r".into(),
+                time: Utc::now(),
+                seq: Seq::new(nb.session, nb.n),
+                text: "queued".into(),
+            });
+        }
+        // As an older version does with a file of a newer schema (and one it cannot read
+        // either: a schema this version does not know).
+        let moved = dir.path().join("a@x.sqlite.newer-20261129T215358-4377");
+        std::fs::rename(&path, &moved).expect("move");
+        let unknown = dir.path().join("a@x.sqlite.newer-20261129T215359-4378");
+        Connection::open(&unknown)
+            .expect("create")
+            .execute_batch("PRAGMA user_version = 99;")
+            .expect("version");
+        let o = Db::open(&path, "pubsub.x", Limits::default());
+        let notice = o.notice.expect("said");
+        assert!(notice.contains("moved it aside"), "{notice}");
+        assert!(notice.contains(&moved.display().to_string()), "{notice}");
+        assert!(notice.contains("1 item waiting"), "{notice}");
+        assert!(
+            !notice.contains("4378"),
+            "one it cannot read is not offered: {notice}"
+        );
+        let seen = summary(&path).expect("summary");
+        assert_eq!(
+            seen.moved_aside,
+            [MovedAside {
+                path: moved,
+                waiting: 1
+            }]
+        );
+        // Control: none moved aside, nothing said.
+        let clean = tempfile::tempdir().expect("dir");
+        assert!(
+            Db::open(
+                &clean.path().join("a@x.sqlite"),
+                "pubsub.x",
+                Limits::default()
+            )
+            .notice
+            .is_none()
+        );
     }
 
     #[test]
