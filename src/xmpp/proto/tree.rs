@@ -31,23 +31,42 @@ pub fn tree_of(root: &Element) -> Tree {
                         namespaces.len() - 1
                     }
                 };
-                // Attributes in the XML namespace (`xml:lang`) keep their prefix; they are
-                // rare, and only they take a `String`.
-                let xml_names: Vec<String> = e
+                // An attribute in a namespace keeps it: `xml:` ones (`xml:lang`) their prefix,
+                // others a prefix of ours (`ns1`, declared on the element by an `xmlns:ns1`
+                // attribute). They are rare, and only they take a `String`.
+                let mut prefixed: Vec<String> = Vec::new();
+                let mut declared: Vec<(String, &str)> = Vec::new();
+                for ((ans, name), _) in e.attrs() {
+                    let uri = ans.as_str();
+                    if uri.is_empty() {
+                        continue;
+                    }
+                    if uri == NS_XML {
+                        prefixed.push(format!("xml:{}", name.as_str()));
+                        continue;
+                    }
+                    let k = declared
+                        .iter()
+                        .position(|(_, u)| *u == uri)
+                        .unwrap_or_else(|| {
+                            declared.push((format!("xmlns:ns{}", declared.len() + 1), uri));
+                            declared.len() - 1
+                        });
+                    prefixed.push(format!("ns{}:{}", k + 1, name.as_str()));
+                }
+                let mut prefixed_name = prefixed.iter();
+                let attrs = e
                     .attrs()
                     .iter()
-                    .filter(|((ns, _), _)| ns.as_str() == NS_XML)
-                    .map(|((_, name), _)| format!("xml:{}", name.as_str()))
-                    .collect();
-                let mut xml_name = xml_names.iter();
-                let attrs = e.attrs().iter().map(|((ns, name), v)| {
-                    let name = if ns.as_str() == NS_XML {
-                        xml_name.next().map_or("", String::as_str)
-                    } else {
-                        name.as_str()
-                    };
-                    (name, v.as_str())
-                });
+                    .map(|((ans, name), v)| {
+                        let name = if ans.as_str().is_empty() {
+                            name.as_str()
+                        } else {
+                            prefixed_name.next().map_or("", String::as_str)
+                        };
+                        (name, v.as_str())
+                    })
+                    .chain(declared.iter().map(|(k, uri)| (k.as_str(), *uri)));
                 let kept = b.open(depth, &namespaces[ns], e.name(), attrs);
                 if !kept {
                     continue;
@@ -130,6 +149,26 @@ mod tests {
         assert_eq!(ns_of("y"), "urn:a");
         assert_eq!(ns_of("z"), "urn:a");
         assert_eq!(ns_of("x"), "urn:b");
+    }
+
+    #[test]
+    fn attributes_in_namespaces_keep_them() {
+        let e = item(
+            "<root xmlns='urn:x-a' xmlns:b='urn:x-b' xmlns:c='urn:x-c'><b:child b:attr='v1' c:attr='v2' plain='p' xml:lang='en'><c:leaf c:x='1' b:y='2'/></b:child></root>",
+        );
+        let t = tree_of(&e);
+        let xml = t.to_xml();
+        let back: Element = xml.parse().expect("well-formed (no attribute twice)");
+        assert_eq!(back, e, "{xml}");
+        let child = back
+            .get_child("root", "urn:x-a")
+            .and_then(|r| r.get_child("child", "urn:x-b"));
+        let child = child.expect("child");
+        assert_eq!(child.attr_ns("urn:x-b", "attr"), Some("v1"));
+        assert_eq!(child.attr_ns("urn:x-c", "attr"), Some("v2"));
+        assert_eq!(child.attr("plain"), Some("p"));
+        // Control: two attributes of one name in two namespaces, which lost them before.
+        assert_eq!(xml.matches(":attr='").count(), 2, "{xml}");
     }
 
     #[test]
