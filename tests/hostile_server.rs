@@ -6,8 +6,9 @@
 //! as a published one is, arrives cut at that depth on a connection that stays up. A 1 MiB
 //! attribute (over the parser's 8 KiB token limit, which would end the connection) is cut by
 //! the guard and its item arrives; so do a 4 MiB text item, whole, and an ordinary one.
-//! Also: a `<conflict/>` stream error stops the client for good with a clear message, and a
-//! peer that is not an XMPP server is named as such.
+//! Also: a `<conflict/>` stream error stops the client for good with a clear message, a
+//! peer that is not an XMPP server is named as such, and a server that sends a stanza the
+//! parser refuses after each login is backed off from, not reconnected to in a loop.
 
 mod common;
 
@@ -230,4 +231,50 @@ async fn a_peer_that_is_not_xmpp_is_named_and_not_retried() {
         "{error}"
     );
     assert_eq!(server.await.expect("server"), 1, "one attempt: it is final");
+}
+
+/// A server that sends, right after each login, a stanza the parser refuses (as one keeping
+/// an item this client cannot read would, to each new session): the client drops the
+/// stream itself, the server never ends it. Reconnecting at once looped about 20 times a
+/// second; now such quick drops back off like failed attempts, and say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stanza_the_parser_refuses_after_each_login_backs_off() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let window = Duration::from_secs(8);
+    let server = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + window;
+        // Held open: the server never ends a stream.
+        let mut open = Vec::new();
+        while let Ok(Ok((mut sock, _))) = tokio::time::timeout_at(deadline, listener.accept()).await
+        {
+            login(&mut sock).await;
+            let _ = sock
+                .write_all(
+                    b"<message from='pubsub.localhost' to='alice@localhost/tui'><a></b></message>",
+                )
+                .await;
+            open.push(sock);
+        }
+        open.len()
+    });
+    let (cfg, session) = loopback_session(port);
+    let mut net = xmpp::spawn(cfg, session);
+    let mut said = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, net.events.recv()).await {
+        if let NetEvent::Connection(ConnState::Retrying {
+            error, retry_in, ..
+        }) = ev
+        {
+            said.push((error, retry_in));
+        }
+    }
+    let logins = server.await.expect("server");
+    assert!(logins >= 3, "it did reconnect: {logins}");
+    assert!(logins <= 6, "it backed off: {logins} logins in {window:?}");
+    let (error, wait) = said.first().expect("a retry was said");
+    assert!(error.contains("dropped right after it came up"), "{error}");
+    assert!(*wait >= Duration::from_secs(1), "{wait:?}");
+    let _ = net.commands.try_send(xmpp::Command::Shutdown);
 }

@@ -639,6 +639,10 @@ pub async fn establish_on(
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// A stream we drop this soon after its session came up counts as a failed attempt (see
+/// [`Handovers`]).
+const QUICK_DROP: Duration = Duration::from_secs(10);
+
 /// Whether the streams handed to tokio-xmpp got as far as a session.
 ///
 /// An authenticated stream is not yet a session: tokio-xmpp still resumes (XEP-0198) or binds
@@ -651,12 +655,22 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// So the network task reports each session ([`Handovers::session_up`]); a stream that died
 /// before one counts as a failed attempt: the next one is offered without the
 /// stream-management feature, and from the second in a row on they wait (the usual backoff),
-/// so nothing can loop without pause. Without the feature, tokio-xmpp drops the stale state and
+/// so nothing can loop without pause.
+///
+/// So does a stream that we dropped (the peer did not end it: [`StreamErrors::peer_ended`])
+/// within [`QUICK_DROP`] of its session: the parser refused what the server sent, and since
+/// the server sends it again to every new session (an item it keeps, say), reconnecting at
+/// once looped about 20 times a second. A server that goes away ends the stream itself, so a
+/// restart is not counted. Without the feature, tokio-xmpp drops the stale state and
 /// binds a fresh session (which the session machine then resyncs).
 #[derive(Debug, Default)]
 pub struct Handovers {
     handed: AtomicBool,
     up: AtomicBool,
+    /// When the last stream's session came up.
+    up_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The streams counted as failed in a row were dropped by us after their session.
+    dropped_here: AtomicBool,
     failed_in_a_row: AtomicU32,
     /// The server the last stream went to (`HOST:PORT`).
     server: std::sync::Mutex<Option<String>>,
@@ -668,13 +682,26 @@ impl Handovers {
     /// The network task saw a session on the last stream (bound or resumed).
     pub fn session_up(&self) {
         self.up.store(true, Ordering::SeqCst);
+        if let Ok(mut at) = self.up_at.lock() {
+            *at = Some(std::time::Instant::now());
+        }
     }
 
-    /// A new stream is wanted: how many streams in a row died before a session.
+    /// A new stream is wanted: how many streams in a row died before a session (or were
+    /// dropped by us right after one).
     fn next_request(&self) -> u32 {
         let handed = self.handed.swap(false, Ordering::SeqCst);
         let up = self.up.swap(false, Ordering::SeqCst);
-        if handed && !up {
+        let dropped_here = up
+            && !self.errors.peer_ended()
+            && self
+                .up_at
+                .lock()
+                .ok()
+                .and_then(|at| *at)
+                .is_some_and(|at| at.elapsed() < QUICK_DROP);
+        if handed && (!up || dropped_here) {
+            self.dropped_here.store(dropped_here, Ordering::SeqCst);
             self.failed_in_a_row.fetch_add(1, Ordering::SeqCst) + 1
         } else {
             self.failed_in_a_row.store(0, Ordering::SeqCst);
@@ -687,7 +714,18 @@ impl Handovers {
             *s = Some(server);
         }
         self.up.store(false, Ordering::SeqCst);
+        self.errors.new_stream();
         self.handed.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the streams counted in a row failed, for the user.
+    fn why_failed(&self) -> &'static str {
+        if self.dropped_here.load(Ordering::SeqCst) {
+            "the connection was dropped right after it came up: what the server sent could not \
+             be read (it may keep an item this client cannot parse)"
+        } else {
+            "the server closed the stream before a session was set up"
+        }
     }
 
     /// The server the last stream went to (`HOST:PORT`).
@@ -739,7 +777,7 @@ pub async fn connect_loop(
         let wait = backoff(dead_streams - 1);
         let _ = status.send(ConnState::Retrying {
             attempt: dead_streams,
-            error: "the server closed the stream before a session was set up".into(),
+            error: handovers.why_failed().into(),
             retry_in: wait,
         });
         tokio::select! {
@@ -771,7 +809,7 @@ pub async fn connect_loop(
                 if dead_streams > 0 {
                     tracing::warn!(
                         dead_streams,
-                        "the last stream died before a session; binding a fresh session \
+                        "the last stream died before or right after its session; binding a fresh session \
                          without stream management this time"
                     );
                     features.stream_management = None;

@@ -117,19 +117,40 @@ impl StreamErrorInfo {
     }
 }
 
-/// Where the guard of a connection leaves the last stream error it saw.
+/// Where the guard of a connection leaves the last stream error it saw, and whether the
+/// peer ended the stream (its end or an I/O error read): a stream that ends without either
+/// was dropped on our side, by the parser refusing what came.
 #[derive(Debug, Default)]
-pub struct StreamErrors(Mutex<Option<StreamErrorInfo>>);
+pub struct StreamErrors {
+    error: Mutex<Option<StreamErrorInfo>>,
+    peer_ended: std::sync::atomic::AtomicBool,
+}
 
 impl StreamErrors {
     pub fn take(&self) -> Option<StreamErrorInfo> {
-        self.0.lock().ok().and_then(|mut e| e.take())
+        self.error.lock().ok().and_then(|mut e| e.take())
     }
 
     fn put(&self, e: StreamErrorInfo) {
-        if let Ok(mut slot) = self.0.lock() {
+        if let Ok(mut slot) = self.error.lock() {
             *slot = Some(e);
         }
+    }
+
+    /// Whether the peer ended the stream handed over last (see [`Self::new_stream`]).
+    pub fn peer_ended(&self) -> bool {
+        self.peer_ended.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A new stream was handed over: nothing has ended it yet.
+    pub fn new_stream(&self) {
+        self.peer_ended
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn ended_by_peer(&self) {
+        self.peer_ended
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -684,10 +705,19 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             let mut read = ReadBuf::new(&mut chunk);
             match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) => {}
-                other => return other,
+                Poll::Ready(Err(e)) => {
+                    if let Some(errors) = &this.errors {
+                        errors.ended_by_peer();
+                    }
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
             }
             if read.filled().is_empty() {
                 // The end of the stream.
+                if let Some(errors) = &this.errors {
+                    errors.ended_by_peer();
+                }
                 return Poll::Ready(Ok(()));
             }
             let (cut_before, elided_before) = (this.scanner.cut_values(), this.scanner.elided());
