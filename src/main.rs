@@ -284,9 +284,10 @@ fn cache_text(path: &std::path::Path, s: &pubsub_tui::cache::db::Summary) -> Str
             out,
             "moved aside by an older pubsub-tui, which could not read it: {} ({} waiting to be \
              published there); this version reads it: stop every pubsub-tui of the account and \
-             move it back to {} to use what it kept",
+             move it back to {} (and its -wal file, if it has one, to {}-wal) to use what it kept",
             m.path.display(),
             plural(waiting, "item"),
+            path.display(),
             path.display()
         );
     }

@@ -695,19 +695,22 @@ impl Db {
             let known = at_most.get(node).copied().unwrap_or_default();
             // Counted again now and then all the same: another run on this account may
             // write the same nodes.
-            let bound = if known.writes > 0 && known.writes < RECOUNT_WRITES {
-                let held = known.items.saturating_add(added);
-                let over = held.saturating_sub(limits.per_node);
-                Bound {
-                    items: held.saturating_sub(w.delete_oldest(service, node, over)?),
-                    writes: known.writes + 1,
-                }
-            } else {
-                Bound {
-                    items: bound_node(&mut w, service, node, limits.per_node)?,
-                    writes: 1,
-                }
-            };
+            let held = known.items.saturating_add(added);
+            let bound =
+                if known.writes > 0 && known.writes < RECOUNT_WRITES && held <= limits.per_node {
+                    Bound {
+                        items: held,
+                        writes: known.writes + 1,
+                    }
+                } else {
+                    // Over the limit by the count kept here, which is only a bound (what other
+                    // processes removed, or `cache --clear`, is not in it): what goes is decided
+                    // by the items there, not by that count.
+                    Bound {
+                        items: bound_node(&mut w, service, node, limits.per_node)?,
+                        writes: 1,
+                    }
+                };
             counted.push((node, bound));
         }
         bound_total(&mut w, limits.max_bytes)?;
@@ -964,14 +967,16 @@ fn bound_node(
     node: &str,
     limit: usize,
 ) -> Result<usize, rusqlite::Error> {
+    // Some went: it held more than `limit`, and now holds `limit`.
+    if w.keep_newest(service, node, limit)? > 0 {
+        return Ok(limit);
+    }
     let count: i64 = w.tx.query_row(
         "SELECT COUNT(*) FROM kept WHERE service = ?1 AND node = ?2",
         params![service, node],
         |r| r.get(0),
     )?;
-    let count = usize::try_from(count).unwrap_or(0);
-    let gone = w.delete_oldest(service, node, count.saturating_sub(limit))?;
-    Ok(count.saturating_sub(gone))
+    Ok(usize::try_from(count).unwrap_or(0))
 }
 
 /// What a store knows of a node's size: at most `items` items, after `writes` writes since
@@ -1100,37 +1105,32 @@ impl<'t> ItemWrites<'t> {
         Ok(freed > 0)
     }
 
-    /// Forget the `count` items of `node` received first: how many went.
-    fn delete_oldest(
+    /// Keep the `limit` items of `node` received last, forget the others: how many went.
+    /// Exactly those past the limit go, whatever their order keys (two may be equal): their
+    /// ids are read walking the order index from its newest end, then each goes by its key
+    /// (an `id IN (… LIMIT)` delete scanned the whole node).
+    fn keep_newest(
         &mut self,
         service: &str,
         node: &str,
-        count: usize,
+        limit: usize,
     ) -> Result<usize, rusqlite::Error> {
-        if count == 0 {
-            return Ok(0);
-        }
-        // The order key of the last to go, then a range of the index: an `id IN (… LIMIT)`
-        // scanned the whole node.
-        let last: Option<i64> = self
-            .tx
-            .prepare_cached(
-                "SELECT ord FROM kept WHERE service = ?1 AND node = ?2
-                 ORDER BY ord LIMIT 1 OFFSET ?3",
-            )?
-            .query_row(
-                params![service, node, i64::try_from(count - 1).unwrap_or(i64::MAX)],
+        let older: Vec<String> = {
+            let mut st = self.tx.prepare_cached(
+                "SELECT id FROM kept WHERE service = ?1 AND node = ?2
+                 ORDER BY ord DESC LIMIT -1 OFFSET ?3",
+            )?;
+            st.query_map(
+                params![service, node, i64::try_from(limit).unwrap_or(i64::MAX)],
                 |r| r.get(0),
-            )
-            .optional()?;
-        let Some(last) = last else {
-            return self.clear(Some(service), Some(node));
+            )?
+            .collect::<Result<_, _>>()?
         };
-        self.freed(
-            "DELETE FROM kept WHERE service = ?1 AND node = ?2 AND ord <= ?3
-             RETURNING length(CAST(xml AS BLOB))",
-            params![service, node, last],
-        )
+        let mut gone = 0;
+        for id in &older {
+            gone += usize::from(self.delete(service, node, id)?);
+        }
+        Ok(gone)
     }
 
     /// Forget every item (of `service` and of `node`, when given): how many went.
@@ -1436,9 +1436,10 @@ fn moved_aside_notice(path: &Path) -> Option<String> {
         .collect();
     Some(format!(
         "an older pubsub-tui could not read this account's cache and moved it aside: {}; this \
-         version reads it: stop every pubsub-tui of the account and move it back to {} to use \
-         what it kept",
+         version reads it: stop every pubsub-tui of the account and move it back to {} (and \
+         its -wal file, if it has one, to {}-wal) to use what it kept",
         files.join(", "),
+        path.display(),
         path.display()
     ))
 }
@@ -1512,7 +1513,17 @@ DROP TRIGGER IF EXISTS items_added;
 DROP TRIGGER IF EXISTS items_removed;
 DROP TRIGGER IF EXISTS items_changed;
 ALTER TABLE items RENAME TO kept;
-UPDATE size SET bytes = (SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM kept);
+";
+
+/// The same, when `kept` is there already: a schema 1 process that opened the file as this
+/// one upgraded it made `items` again (and wrote to it). Its rows join the others.
+const MERGE_FROM_1: &str = "
+DROP TRIGGER IF EXISTS items_added;
+DROP TRIGGER IF EXISTS items_removed;
+DROP TRIGGER IF EXISTS items_changed;
+INSERT OR IGNORE INTO kept (service, node, id, ord, xml)
+    SELECT service, node, id, ord, xml FROM items;
+DROP TABLE items;
 ";
 
 /// Create what is missing of the schema, or bring an older one up to date, in one
@@ -1520,8 +1531,30 @@ UPDATE size SET bytes = (SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM
 fn write_schema(conn: &Connection) -> Result<(), rusqlite::Error> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        // A newer version wrote it since it was opened: leave it to that one.
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!(
+                "written by a newer pubsub-tui (schema {version}) meanwhile"
+            )),
+        ));
+    }
     if version == 1 {
-        tx.execute_batch(UPGRADE_FROM_1)?;
+        let kept_too: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kept')",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute_batch(if kept_too {
+            MERGE_FROM_1
+        } else {
+            UPGRADE_FROM_1
+        })?;
+        tx.execute(
+            "UPDATE size SET bytes = (SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM kept)",
+            [],
+        )?;
     }
     tx.execute_batch(SCHEMA)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
@@ -1692,6 +1725,48 @@ mod tests {
         let d = third.number("n");
         assert_eq!((d.session.as_str(), d.n), (first.as_str(), 5));
         assert!(third.take_problem().is_none());
+    }
+
+    #[test]
+    fn the_bound_goes_by_the_items_there_not_by_what_was_written() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a@x.sqlite");
+        let limits = Limits {
+            per_node: 3,
+            max_bytes: 1_000_000,
+        };
+        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        for id in ["a", "b", "c"] {
+            db.add(&item("n", id, id));
+        }
+        db.flush();
+        for id in ["a", "b", "c"] {
+            db.retract("n", id);
+        }
+        db.flush();
+        db.add(&item("n", "d", "d"));
+        db.flush();
+        assert_eq!(ids(&mut db), ["d"], "kept: the node holds one, not four");
+        // Another process clears the node: what comes next is kept all the same.
+        for id in ["e", "f"] {
+            db.add(&item("n", id, id));
+        }
+        db.flush();
+        assert_eq!(clear(&path, Some("n")).expect("cleared"), 3);
+        db.add(&item("n", "g", "g"));
+        db.flush();
+        assert_eq!(ids(&mut db), ["g"]);
+        // Items received in the same microsecond: exactly the limit stays.
+        let at = chrono::Utc::now();
+        for k in 0..5 {
+            let mut parts = item("n", &format!("t{k}"), "same time").to_parts();
+            parts.received = Some(at);
+            db.add(&parts.into());
+        }
+        db.flush();
+        assert_eq!(ids(&mut db).len(), 3, "{:?}", ids(&mut db));
+        let (kept, exact) = sizes(&db.conn);
+        assert_eq!(kept, exact);
     }
 
     #[test]
@@ -2111,6 +2186,35 @@ mod tests {
         let (kept, exact) = sizes(&db.conn);
         assert_eq!(kept, exact, "counted once, not by a trigger as well");
         assert!(kept > 0);
+        drop(db);
+        // A schema 1 process that opened the file meanwhile made `items` again, wrote to it
+        // and set the version back: the next run takes its rows in.
+        Connection::open(&path)
+            .expect("open")
+            .execute_batch(
+                "CREATE TABLE items (service TEXT NOT NULL, node TEXT NOT NULL, id TEXT NOT NULL,
+                    ord INTEGER NOT NULL, xml TEXT NOT NULL, PRIMARY KEY (service, node, id))
+                    WITHOUT ROWID;
+                 INSERT INTO items VALUES ('pubsub.x', 'n', 'late', 9,
+                    '<item xmlns=''http://jabber.org/protocol/pubsub'' id=''late''/>');
+                 PRAGMA user_version = 1;",
+            )
+            .expect("an old process's writes");
+        let mut db = open(dir.path());
+        let mut have = ids(&mut db);
+        have.sort();
+        assert_eq!(have, ["late", "new"]);
+        let items_table: i64 = db
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'items'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(items_table, 0);
+        let (kept, exact) = sizes(&db.conn);
+        assert_eq!(kept, exact);
         drop(db);
         // `cache --clear` on a schema 1 file brings it up to date first, too.
         let other = dir.path().join("b@x.sqlite");

@@ -184,9 +184,18 @@ struct Elide {
 
 /// The byte scanner, separate from the I/O so it can be tested directly.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "a byte scanner's state: each flag is one fact about where it stands"
+)]
 pub struct Scanner {
     state: State,
     quote: Option<u8>,
+    /// A carriage return read in an attribute value, passed on once the next byte says
+    /// whether a line feed follows.
+    cr_held: bool,
+    /// The peer closed the stream (`</stream:stream>`).
+    closed: bool,
     /// The previous significant byte in a start tag was `/` (so `>` closes an empty element).
     slash: bool,
     name: [u8; 16],
@@ -220,6 +229,8 @@ impl Default for Scanner {
         Self {
             state: State::Text,
             quote: None,
+            cr_held: false,
+            closed: false,
             slash: false,
             name: [0; 16],
             name_len: 0,
@@ -339,7 +350,15 @@ impl Scanner {
             return;
         }
         // The root's end tag comes at depth 0.
+        if self.depth == 0 {
+            self.closed = true;
+        }
         self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// Whether the peer closed the stream.
+    pub fn closed(&self) -> bool {
+        self.closed
     }
 
     /// Scan bytes as they are read (tests; see [`Scanner::filter`]).
@@ -426,7 +445,7 @@ impl Scanner {
     /// what is between attributes up to the next quote, `/` or `>`. Zero when a byte must be
     /// looked at alone.
     fn plain_run(&self, rest: &[u8]) -> usize {
-        if self.capture.is_some() || self.deep.skip > 0 || self.deep.skip_tag {
+        if self.capture.is_some() || self.deep.skip > 0 || self.deep.skip_tag || self.cr_held {
             return 0;
         }
         match (self.state, self.quote) {
@@ -455,6 +474,11 @@ impl Scanner {
 
     /// One byte: append what it passes on (nothing, itself, or a held `<` and itself).
     fn scan_byte(&mut self, b: u8, out: &mut Vec<u8>) -> io::Result<()> {
+        // A carriage return held: with a line feed after it the parser takes the pair (as
+        // one line end, a space); alone it refuses it, so it goes as the reference.
+        if std::mem::take(&mut self.cr_held) {
+            out.extend_from_slice(if b == b'\n' { b"\r" } else { b"&#13;" });
+        }
         // Before the stream opens, only the XML declaration and whitespace may come.
         if let Some(first) = &self.first
             && b == b'!'
@@ -492,7 +516,7 @@ impl Scanner {
         }
         if keep {
             if b == b'\r' && self.state == State::OpenAttrs && self.quote.is_some() {
-                out.extend_from_slice(b"&#13;");
+                self.cr_held = true;
             } else {
                 out.push(b);
             }
@@ -736,7 +760,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 tracing::info!(condition = %e.condition, text = ?e.text, "the server sent a stream error");
                 if let Some(errors) = &this.errors {
                     errors.put(e);
+                    errors.ended_by_peer();
                 }
+            }
+            // The server ended the stream itself (tokio-xmpp may ask for a new one before it
+            // reads the end of the connection).
+            if this.scanner.closed()
+                && let Some(errors) = &this.errors
+            {
+                errors.ended_by_peer();
             }
             if let Err(e) = result {
                 tracing::warn!(error = %e, "refusing what the peer sent");
@@ -961,6 +993,7 @@ mod tests {
         let (out, _) = filtered(&format!("{HEADER}{stanza}"));
         let passed = &out[HEADER.len()..];
         assert!(passed.contains("note='a&#13;b'"), "{passed}");
+        assert!(passed.contains("crlf='c\r\nd'"), "{passed}");
         assert!(
             passed.contains(">e\rf<"),
             "text is left as it came: {passed}"
@@ -972,7 +1005,19 @@ mod tests {
             Some("a\rb"),
             "the character the publisher sent"
         );
-        assert_eq!(x.attr("crlf"), Some("c\r d"));
+        assert_eq!(
+            x.attr("crlf"),
+            Some("c d"),
+            "a line end, as the parser reads one"
+        );
+    }
+
+    #[test]
+    fn the_peer_closing_the_stream_is_seen() {
+        let (_, open) = filtered(&format!("{HEADER}<message><x/></message>"));
+        assert!(!open.closed(), "control: still open");
+        let (_, closed) = filtered(&format!("{HEADER}<message><x/></message></stream:stream>"));
+        assert!(closed.closed());
     }
 
     #[test]
