@@ -167,6 +167,12 @@ pub struct Db {
     /// item put since (a put may replace one). While it is within the limit, a write need
     /// not count them again (that scans the node's index).
     at_most: HashMap<String, Bound>,
+    /// `PRAGMA data_version` when this connection last wrote items: another value means
+    /// another connection wrote since, and the counts in `at_most` are no longer known.
+    seen_version: Option<i64>,
+    /// The order key given to the last live item, so that each is above the one before even
+    /// when two arrive in the same microsecond.
+    last_ord: i64,
     /// After a failure: numbering goes on here, nothing else is kept.
     failed: Option<Volatile>,
 }
@@ -372,6 +378,8 @@ impl Db {
                 primary: HashMap::new(),
                 pending: Vec::new(),
                 at_most: HashMap::new(),
+                seen_version: None,
+                last_ord: 0,
                 failed: None,
             }),
             notice,
@@ -653,7 +661,7 @@ impl Db {
             &mut self.conn,
             &self.service,
             self.limits,
-            &mut self.at_most,
+            (&mut self.at_most, &mut self.seen_version),
             &ops,
         );
         if written.is_err() {
@@ -668,10 +676,11 @@ impl Db {
         conn: &mut Connection,
         service: &str,
         limits: Limits,
-        at_most: &mut HashMap<String, Bound>,
+        (at_most, seen_version): (&mut HashMap<String, Bound>, &mut Option<i64>),
         ops: &[Op],
     ) -> Result<(), rusqlite::Error> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version = others_wrote(&tx, *seen_version, at_most)?;
         let mut w = ItemWrites::new(&tx);
         // Items each node gained (a changed item rewritten is not one more).
         let mut touched: HashMap<&str, usize> = HashMap::new();
@@ -682,7 +691,11 @@ impl Db {
                     *touched.entry(node).or_default() += usize::from(added);
                 }
                 Op::Retract { node, id } => {
-                    w.delete(service, node, id)?;
+                    if w.delete(service, node, id)?
+                        && let Some(b) = at_most.get_mut(node.as_str())
+                    {
+                        b.items = b.items.saturating_sub(1);
+                    }
                 }
                 Op::Clear { node } => {
                     w.clear(Some(service), Some(node))?;
@@ -693,31 +706,34 @@ impl Db {
         let mut counted = Vec::new();
         for (node, added) in touched {
             let known = at_most.get(node).copied().unwrap_or_default();
-            // Counted again now and then all the same: another run on this account may
-            // write the same nodes.
-            let held = known.items.saturating_add(added);
-            let bound =
-                if known.writes > 0 && known.writes < RECOUNT_WRITES && held <= limits.per_node {
-                    Bound {
-                        items: held,
-                        writes: known.writes + 1,
-                    }
-                } else {
-                    // Over the limit by the count kept here, which is only a bound (what other
-                    // processes removed, or `cache --clear`, is not in it): what goes is decided
-                    // by the items there, not by that count.
-                    Bound {
-                        items: bound_node(&mut w, service, node, limits.per_node)?,
-                        writes: 1,
-                    }
-                };
+            // The count is exact while only this connection writes (`others_wrote`); it is
+            // counted again now and then all the same.
+            let bound = if known.writes > 0 && known.writes < RECOUNT_WRITES {
+                let held = known.items.saturating_add(added);
+                let over = held.saturating_sub(limits.per_node);
+                Bound {
+                    items: held.saturating_sub(w.delete_oldest(service, node, over)?),
+                    writes: known.writes + 1,
+                }
+            } else {
+                Bound {
+                    items: bound_node(&mut w, service, node, limits.per_node)?,
+                    writes: 1,
+                }
+            };
             counted.push((node, bound));
         }
-        bound_total(&mut w, limits.max_bytes)?;
+        let evicted = bound_total(&mut w, limits.max_bytes)?;
         w.settle()?;
         tx.commit()?;
-        for (node, bound) in counted {
-            at_most.insert(node.to_owned(), bound);
+        *seen_version = Some(version);
+        if evicted > 0 {
+            // Evicted from any node: counted again when next written.
+            at_most.clear();
+        } else {
+            for (node, bound) in counted {
+                at_most.insert(node.to_owned(), bound);
+            }
         }
         Ok(())
     }
@@ -845,6 +861,7 @@ impl Db {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version = others_wrote(&tx, self.seen_version, &mut self.at_most)?;
         let mut w = ItemWrites::new(&tx);
         let service = self.service.as_str();
         {
@@ -893,11 +910,16 @@ impl Db {
             }
         }
         let items = bound_node(&mut w, service, node, self.limits.per_node)?;
-        bound_total(&mut w, self.limits.max_bytes)?;
+        let evicted = bound_total(&mut w, self.limits.max_bytes)?;
         w.settle()?;
         tx.commit()?;
-        self.at_most
-            .insert(node.to_owned(), Bound { items, writes: 1 });
+        self.seen_version = Some(version);
+        if evicted > 0 {
+            self.at_most.clear();
+        } else {
+            self.at_most
+                .insert(node.to_owned(), Bound { items, writes: 1 });
+        }
         Ok(())
     }
 }
@@ -967,20 +989,34 @@ fn bound_node(
     node: &str,
     limit: usize,
 ) -> Result<usize, rusqlite::Error> {
-    // Some went: it held more than `limit`, and now holds `limit`.
-    if w.keep_newest(service, node, limit)? > 0 {
-        return Ok(limit);
-    }
     let count: i64 = w.tx.query_row(
         "SELECT COUNT(*) FROM kept WHERE service = ?1 AND node = ?2",
         params![service, node],
         |r| r.get(0),
     )?;
-    Ok(usize::try_from(count).unwrap_or(0))
+    let count = usize::try_from(count).unwrap_or(0);
+    let gone = w.delete_oldest(service, node, count.saturating_sub(limit))?;
+    Ok(count.saturating_sub(gone))
 }
 
-/// What a store knows of a node's size: at most `items` items, after `writes` writes since
-/// it last counted them.
+/// Whether another connection wrote since this one last did (`PRAGMA data_version` tells,
+/// and not for this connection's own commits): then the counts kept are forgotten, to be
+/// counted again. Returns the version, to remember once this transaction commits.
+fn others_wrote(
+    tx: &rusqlite::Transaction<'_>,
+    seen: Option<i64>,
+    at_most: &mut HashMap<String, Bound>,
+) -> Result<i64, rusqlite::Error> {
+    let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+    if seen != Some(version) {
+        at_most.clear();
+    }
+    Ok(version)
+}
+
+/// What a store knows of a node's size: `items` items, `writes` writes after it last counted
+/// them (every add and removal of this connection kept in it; forgotten when another
+/// connection writes: [`others_wrote`]).
 #[derive(Debug, Clone, Copy, Default)]
 struct Bound {
     items: usize,
@@ -991,7 +1027,8 @@ struct Bound {
 const RECOUNT_WRITES: u32 = 16;
 
 /// Keep the items within `max` bytes in all: the oldest received, of any node, go.
-fn bound_total(w: &mut ItemWrites<'_>, max: u64) -> Result<(), rusqlite::Error> {
+/// Returns how many went.
+fn bound_total(w: &mut ItemWrites<'_>, max: u64) -> Result<usize, rusqlite::Error> {
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     w.settle()?;
     let tx = w.tx;
@@ -1002,11 +1039,11 @@ fn bound_total(w: &mut ItemWrites<'_>, max: u64) -> Result<(), rusqlite::Error> 
             "UPDATE size SET bytes = (SELECT COALESCE(SUM(length(CAST(xml AS BLOB))), 0) FROM kept)",
             [],
         )?;
-        return Ok(());
+        return Ok(0);
     }
     let mut excess = bytes.saturating_sub(max);
     if excess <= 0 {
-        return Ok(());
+        return Ok(0);
     }
     let oldest: Vec<(String, String, String, i64)> = {
         let mut st = tx.prepare_cached(
@@ -1024,10 +1061,12 @@ fn bound_total(w: &mut ItemWrites<'_>, max: u64) -> Result<(), rusqlite::Error> 
         }
         out
     };
+    let mut gone = 0;
     for (service, node, id, _) in oldest {
-        w.delete(&service, &node, &id)?;
+        gone += usize::from(w.delete(&service, &node, &id)?);
     }
-    w.settle()
+    w.settle()?;
+    Ok(gone)
 }
 
 /// Whether a put of an item already kept, changed, moves it to the place given.
@@ -1105,32 +1144,38 @@ impl<'t> ItemWrites<'t> {
         Ok(freed > 0)
     }
 
-    /// Keep the `limit` items of `node` received last, forget the others: how many went.
-    /// Exactly those past the limit go, whatever their order keys (two may be equal): their
-    /// ids are read walking the order index from its newest end, then each goes by its key
-    /// (an `id IN (… LIMIT)` delete scanned the whole node).
-    fn keep_newest(
+    /// Forget the `count` items of `node` received first: how many went (more when the
+    /// last to go shares its order key with others, which only another process's items can).
+    fn delete_oldest(
         &mut self,
         service: &str,
         node: &str,
-        limit: usize,
+        count: usize,
     ) -> Result<usize, rusqlite::Error> {
-        let older: Vec<String> = {
-            let mut st = self.tx.prepare_cached(
-                "SELECT id FROM kept WHERE service = ?1 AND node = ?2
-                 ORDER BY ord DESC LIMIT -1 OFFSET ?3",
-            )?;
-            st.query_map(
-                params![service, node, i64::try_from(limit).unwrap_or(i64::MAX)],
-                |r| r.get(0),
-            )?
-            .collect::<Result<_, _>>()?
-        };
-        let mut gone = 0;
-        for id in &older {
-            gone += usize::from(self.delete(service, node, id)?);
+        if count == 0 {
+            return Ok(0);
         }
-        Ok(gone)
+        // The order key of the last to go, then a range of the index: an `id IN (… LIMIT)`
+        // scanned the whole node.
+        let last: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT ord FROM kept WHERE service = ?1 AND node = ?2
+                 ORDER BY ord LIMIT 1 OFFSET ?3",
+            )?
+            .query_row(
+                params![service, node, i64::try_from(count - 1).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(last) = last else {
+            return self.clear(Some(service), Some(node));
+        };
+        self.freed(
+            "DELETE FROM kept WHERE service = ?1 AND node = ?2 AND ord <= ?3
+             RETURNING length(CAST(xml AS BLOB))",
+            params![service, node, last],
+        )
     }
 
     /// Forget every item (of `service` and of `node`, when given): how many went.
@@ -1272,12 +1317,15 @@ impl Persist for Db {
             }
             return;
         };
+        let ord = item
+            .received
+            .map_or_else(now_micros, |t| t.timestamp_micros())
+            .max(self.last_ord.saturating_add(1));
+        self.last_ord = ord;
         self.pending.push(Op::Put {
             node: item.node().to_owned(),
             id: id.to_owned(),
-            ord: item
-                .received
-                .map_or_else(now_micros, |t| t.timestamp_micros()),
+            ord,
             xml,
         });
         if self.pending.len() >= BATCH {
