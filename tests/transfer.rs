@@ -243,19 +243,19 @@ fn import_refuses_bad_files_before_connecting_and_names_the_lines() {
     }
 }
 
-/// An attribute holding `&#13;` comes back from Prosody as a carriage return alone, which the
-/// XML parser refused: the connection dropped at each delivery, and every fresh session
-/// fetched the item again, without end. Now the item arrives and the link stays up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attribute_with_a_carriage_return_is_read_and_the_link_stays_up() {
-    let Some(server) = start_prosody(&Options::default()) else {
-        return;
-    };
-    create_nodes(&server, &["cr"]).await;
-    let (bob_cfg, _) = account(&server, "bob", "b");
+/// `node` created, and bob subscribed to it: his handle and account.
+async fn subscribed_bob(
+    server: &pubsub_tui::prosody::Prosody,
+    node: &str,
+) -> (
+    pubsub_tui::xmpp::NetHandle,
+    pubsub_tui::xmpp::connect::ConnectConfig,
+) {
+    create_nodes(server, &[node]).await;
+    let (bob_cfg, _) = account(server, "bob", "b");
     let mut bob = pubsub_tui::xmpp::spawn(
         bob_cfg.clone(),
-        session(&["cr"], false, std::time::Duration::from_secs(3600)),
+        session(&[node], false, std::time::Duration::from_secs(3600)),
     );
     wait_online(&mut bob).await;
     wait_for(&mut bob, 20, "subscribed", |e| match e {
@@ -266,6 +266,18 @@ async fn an_attribute_with_a_carriage_return_is_read_and_the_link_stays_up() {
         _ => None,
     })
     .await;
+    (bob, bob_cfg)
+}
+
+/// An attribute holding `&#13;` comes back from Prosody as a carriage return alone, which the
+/// XML parser refused: the connection dropped at each delivery, and every fresh session
+/// fetched the item again, without end. Now the item arrives and the link stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attribute_with_a_carriage_return_is_read_and_the_link_stays_up() {
+    let Some(server) = start_prosody(&Options::default()) else {
+        return;
+    };
+    let (mut bob, bob_cfg) = subscribed_bob(&server, "cr").await;
     let dir = tempfile::tempdir().expect("dir");
     let src = Target::prosody_admin(&server, bob_cfg);
     let f = write(
@@ -305,21 +317,7 @@ async fn an_item_nested_100_levels_deep_is_read_cut_and_the_link_stays_up() {
     let Some(server) = start_prosody(&Options::default()) else {
         return;
     };
-    create_nodes(&server, &["deep"]).await;
-    let (bob_cfg, _) = account(&server, "bob", "b");
-    let mut bob = pubsub_tui::xmpp::spawn(
-        bob_cfg.clone(),
-        session(&["deep"], false, std::time::Duration::from_secs(3600)),
-    );
-    wait_online(&mut bob).await;
-    wait_for(&mut bob, 20, "subscribed", |e| match e {
-        pubsub_tui::xmpp::NetEvent::Subscription {
-            state: pubsub_tui::xmpp::proto::SubState::Subscribed,
-            ..
-        } => Some(()),
-        _ => None,
-    })
-    .await;
+    let (mut bob, bob_cfg) = subscribed_bob(&server, "deep").await;
     let dir = tempfile::tempdir().expect("dir");
     let deep = format!(
         "<d xmlns='urn:x'>{}bottom{}</d>",

@@ -1732,6 +1732,15 @@ mod tests {
         crate::xmpp::proto::parse_item(node, &el)
     }
 
+    /// A store at `path` keeping `per_node` items a node (and a megabyte in all).
+    fn open_bounded(path: &Path, per_node: usize) -> Db {
+        let limits = Limits {
+            per_node,
+            max_bytes: 1_000_000,
+        };
+        Db::open(path, "pubsub.x", limits).db.expect("opened")
+    }
+
     fn open(dir: &Path) -> Db {
         let o = Db::open(&dir.join("a@x.sqlite"), "pubsub.x", Limits::default());
         assert!(o.notice.is_none(), "{:?}", o.notice);
@@ -1779,11 +1788,7 @@ mod tests {
     fn the_bound_goes_by_the_items_there_not_by_what_was_written() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("a@x.sqlite");
-        let limits = Limits {
-            per_node: 3,
-            max_bytes: 1_000_000,
-        };
-        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let mut db = open_bounded(&path, 3);
         for id in ["a", "b", "c"] {
             db.add(&item("n", id, id));
         }
@@ -1913,21 +1918,17 @@ mod tests {
     fn items_fetched_later_take_their_place_among_the_kept_ones() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("a@x.sqlite");
-        let limits = Limits {
-            per_node: 5,
-            max_bytes: 1_000_000,
-        };
         // The service's 25 items, oldest first, none with a time of its own.
         let all: Vec<FeedItem> = (1..=25)
             .map(|k| item("n", &format!("s{k:02}"), &k.to_string()))
             .collect();
         let newest = ["s21", "s22", "s23", "s24", "s25"];
-        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let mut db = open_bounded(&path, 5);
         db.replace("n", &all, true);
         assert_eq!(ids(&mut db), newest);
         drop(db);
         // The next run: the five kept, the twenty older ones fetched again.
-        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let mut db = open_bounded(&path, 5);
         let mut given = db.cached("n");
         given.splice(0..0, all[..20].iter().cloned());
         db.replace("n", &given, false);
@@ -1987,11 +1988,7 @@ mod tests {
     fn a_node_stays_bounded_over_many_writes_and_beside_another_run() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("a@x.sqlite");
-        let limits = Limits {
-            per_node: 10,
-            max_bytes: 1_000_000,
-        };
-        let mut a = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let mut a = open_bounded(&path, 10);
         // One write each (`cached` writes what is pending): counted only now and then.
         for k in 0..25 {
             a.add(&item("n", &format!("a{k:02}"), "x"));
@@ -2002,7 +1999,7 @@ mod tests {
         assert_eq!(first.len(), 10);
         // Another run on the account writes the node too; this one's count of it is then
         // too low, until it counts again.
-        let mut b = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let mut b = open_bounded(&path, 10);
         for k in 0..10 {
             b.add(&item("n", &format!("b{k:02}"), "x"));
         }
@@ -2020,11 +2017,7 @@ mod tests {
     fn items_are_kept_replaced_and_bounded() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("a@x.sqlite");
-        let limits = Limits {
-            per_node: 3,
-            max_bytes: 1_000_000,
-        };
-        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let mut db = open_bounded(&path, 3);
         for k in 0..5 {
             db.add(&item("n", &format!("i{k}"), &k.to_string()));
         }
@@ -2088,11 +2081,7 @@ mod tests {
         type Step = (&'static str, fn(&mut Db));
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("a@x.sqlite");
-        let limits = Limits {
-            per_node: 4,
-            max_bytes: 1_000_000,
-        };
-        let mut db = Db::open(&path, "pubsub.x", limits).db.expect("opened");
+        let mut db = open_bounded(&path, 4);
         let steps: [Step; 11] = [
             ("new items", |db| {
                 for k in 0..3 {

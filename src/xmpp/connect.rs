@@ -657,21 +657,24 @@ const QUICK_DROP: Duration = Duration::from_secs(10);
 /// stream-management feature, and from the second in a row on they wait (the usual backoff),
 /// so nothing can loop without pause.
 ///
-/// So does a stream that we dropped (the peer did not end it: [`StreamErrors::peer_ended`])
-/// within [`QUICK_DROP`] of its session: the parser refused what the server sent, and since
-/// the server sends it again to every new session (an item it keeps, say), reconnecting at
-/// once looped about 20 times a second. A server that goes away ends the stream itself, so a
-/// restart is not counted. Without the feature, tokio-xmpp drops the stale state and
-/// binds a fresh session (which the session machine then resyncs).
+/// Without the feature, tokio-xmpp drops the stale state and binds a fresh session (which the
+/// session machine then resyncs).
+///
+/// Streams that we dropped (the peer did not end them: [`StreamErrors::peer_ended`]) within
+/// [`QUICK_DROP`] of their session are counted apart: the parser refused what the server
+/// sent, and since the server sends it again to each new session (an item it keeps, say),
+/// reconnecting at once looped hundreds of times a second. From the second such drop in a
+/// row on, the next stream waits (the usual backoff); nothing else changes (the feature stays
+/// offered), so a single drop (a restart whose end was read late) reconnects as before.
 #[derive(Debug, Default)]
 pub struct Handovers {
     handed: AtomicBool,
     up: AtomicBool,
     /// When the last stream's session came up.
     up_at: std::sync::Mutex<Option<std::time::Instant>>,
-    /// The streams counted as failed in a row were dropped by us after their session.
-    dropped_here: AtomicBool,
     failed_in_a_row: AtomicU32,
+    /// Streams in a row dropped by us right after their session.
+    dropped_in_a_row: AtomicU32,
     /// The server the last stream went to (`HOST:PORT`).
     server: std::sync::Mutex<Option<String>>,
     /// The stream error the last stream ended with, if any.
@@ -687,12 +690,13 @@ impl Handovers {
         }
     }
 
-    /// A new stream is wanted: how many streams in a row died before a session (or were
-    /// dropped by us right after one).
-    fn next_request(&self) -> u32 {
+    /// A new stream is wanted: how many streams in a row died before a session, and how
+    /// many in a row were dropped by us right after one.
+    fn next_request(&self) -> (u32, u32) {
         let handed = self.handed.swap(false, Ordering::SeqCst);
         let up = self.up.swap(false, Ordering::SeqCst);
-        let dropped_here = up
+        let dropped_here = handed
+            && up
             && !self.errors.peer_ended()
             && self
                 .up_at
@@ -700,13 +704,19 @@ impl Handovers {
                 .ok()
                 .and_then(|at| *at)
                 .is_some_and(|at| at.elapsed() < QUICK_DROP);
-        if handed && (!up || dropped_here) {
-            self.dropped_here.store(dropped_here, Ordering::SeqCst);
+        let dropped = if dropped_here {
+            self.dropped_in_a_row.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            self.dropped_in_a_row.store(0, Ordering::SeqCst);
+            0
+        };
+        let dead = if handed && !up {
             self.failed_in_a_row.fetch_add(1, Ordering::SeqCst) + 1
         } else {
             self.failed_in_a_row.store(0, Ordering::SeqCst);
             0
-        }
+        };
+        (dead, dropped)
     }
 
     fn handed_over(&self, server: String) {
@@ -716,16 +726,6 @@ impl Handovers {
         self.up.store(false, Ordering::SeqCst);
         self.errors.new_stream();
         self.handed.store(true, Ordering::SeqCst);
-    }
-
-    /// Why the streams counted in a row failed, for the user.
-    fn why_failed(&self) -> &'static str {
-        if self.dropped_here.load(Ordering::SeqCst) {
-            "the connection was dropped right after it came up: what the server sent could not \
-             be read (it may keep an item this client cannot parse)"
-        } else {
-            "the server closed the stream before a session was set up"
-        }
     }
 
     /// The server the last stream went to (`HOST:PORT`).
@@ -742,6 +742,27 @@ pub(crate) fn backoff(failures: u32) -> Duration {
     base + Duration::from_millis(u64::try_from(jitter_ms).unwrap_or(0))
 }
 
+/// Whether the next stream waits, after `dead` streams in a row died before a session and
+/// `dropped` in a row were dropped by us right after one: how many in a row, and why. The
+/// first retry after a stream died before its session changes something (no stream
+/// management), so it need not wait; nor does the first after one we dropped.
+fn wait_before(dead: u32, dropped: u32) -> Option<(u32, &'static str)> {
+    if dead > 1 {
+        Some((
+            dead,
+            "the server closed the stream before a session was set up",
+        ))
+    } else if dropped > 1 {
+        Some((
+            dropped,
+            "the connection was dropped right after it came up, again: what the server sent \
+             could not be read (it may keep an item this client cannot parse)",
+        ))
+    } else {
+        None
+    }
+}
+
 /// Connect until it works, a final error happens, or the stream is gone. Reports every
 /// attempt on `status`. After a final error it waits for the stream to be dropped.
 pub async fn connect_loop(
@@ -750,7 +771,7 @@ pub async fn connect_loop(
     status: mpsc::UnboundedSender<ConnState>,
     mut slot: oneshot::Sender<Connection>,
 ) {
-    let dead_streams = handovers.next_request();
+    let (dead_streams, dropped) = handovers.next_request();
     // Another login with our full JID took over the session. Reconnecting would take it
     // back, and the other would do the same: the two would knock each other off for ever.
     if let Some(e) = handovers.errors.take() {
@@ -772,12 +793,11 @@ pub async fn connect_loop(
         }
         tracing::warn!(condition = %e.condition, text = ?e.text, "the server ended the stream");
     }
-    // The first retry changes something (no stream management), so it need not wait.
-    if dead_streams > 1 {
-        let wait = backoff(dead_streams - 1);
+    if let Some((in_a_row, why)) = wait_before(dead_streams, dropped) {
+        let wait = backoff(in_a_row - 1);
         let _ = status.send(ConnState::Retrying {
-            attempt: dead_streams,
-            error: handovers.why_failed().into(),
+            attempt: in_a_row,
+            error: why.into(),
             retry_in: wait,
         });
         tokio::select! {
@@ -809,7 +829,7 @@ pub async fn connect_loop(
                 if dead_streams > 0 {
                     tracing::warn!(
                         dead_streams,
-                        "the last stream died before or right after its session; binding a fresh session \
+                        "the last stream died before a session; binding a fresh session \
                          without stream management this time"
                     );
                     features.stream_management = None;
