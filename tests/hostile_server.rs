@@ -274,7 +274,10 @@ async fn a_stanza_the_parser_refuses_after_each_login_backs_off() {
     assert!(logins >= 3, "it did reconnect: {logins}");
     assert!(logins <= 6, "it backed off: {logins} logins in {window:?}");
     let (error, wait) = said.first().expect("a retry was said");
-    assert!(error.contains("dropped right after it came up, again"), "{error}");
+    assert!(
+        error.contains("dropped right after it came up, again"),
+        "{error}"
+    );
     assert!(*wait >= Duration::from_secs(1), "{wait:?}");
     let _ = net.commands.try_send(xmpp::Command::Shutdown);
 }
