@@ -477,8 +477,9 @@ async fn a_restart_shows_the_cached_items_before_a_slow_service_answers() {
     tmux.keys(&["q"]);
 }
 
-/// An NDJSON file of items `from..to` with ids `o0006` and so on, for `import`.
-fn numbered_items(dir: &Path, name: &str, range: std::ops::Range<usize>) -> String {
+/// Import into `node` the items `range` with ids `o0006` and so on (the NDJSON file,
+/// `name`, written in the user's data directory).
+fn import_numbered(user: &User, node: &str, name: &str, range: std::ops::Range<usize>) {
     use std::fmt::Write as _;
     let mut text = String::new();
     for k in range {
@@ -487,9 +488,9 @@ fn numbered_items(dir: &Path, name: &str, range: std::ops::Range<usize>) -> Stri
             "{{\"id\":\"o{k:04}\",\"xml\":\"<item xmlns='http://jabber.org/protocol/pubsub' id='o{k:04}'><n xmlns='urn:example:n'>{k}</n></item>\"}}"
         );
     }
-    let file = dir.join(name);
+    let file = user.data.join(name);
     std::fs::write(&file, text).expect("write");
-    file.display().to_string()
+    user.ok(&["import", "--node", node, &file.display().to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,20 +502,10 @@ async fn the_items_an_incremental_resync_fetches_come_in_the_services_order() {
     let (admin_data, bob_data) = (data_dir(), data_dir());
     let admin = User::admin(&server, admin_data.path());
     let bob = User::prosody(&server, "bob", bob_data.path());
-    admin.ok(&[
-        "import",
-        "--node",
-        "order",
-        &numbered_items(admin_data.path(), "a", 1..6),
-    ]);
+    import_numbered(&admin, "order", "a", 1..6);
     bob.watch_until(&["--node", "order"], 30, is_resync);
     // Imported while bob is away: Prosody answers these ids newest first.
-    admin.ok(&[
-        "import",
-        "--node",
-        "order",
-        &numbered_items(admin_data.path(), "b", 6..15),
-    ]);
+    import_numbered(&admin, "order", "b", 6..15);
     let lines = bob.watch_until(&["--node", "order"], 30, is_resync);
     let inc = kind(&lines, "incremental");
     assert_eq!(
@@ -543,12 +534,7 @@ async fn a_restart_keeps_the_newest_items_when_it_fetches_older_ones_again() {
     let admin = User::admin(&server, admin_data.path());
     let bob = User::prosody(&server, "bob", bob_data.path());
     // 25 items without a time of their own; bob keeps 5 of them.
-    admin.ok(&[
-        "import",
-        "--node",
-        "older",
-        &numbered_items(admin_data.path(), "a", 1..26),
-    ]);
+    import_numbered(&admin, "older", "a", 1..26);
     // `feed_limit` bounds the cache's items per node too (`watch` takes it from the file).
     let config = bob_data.path().join("config.toml");
     std::fs::write(&config, "feed_limit = 5\n").expect("config");

@@ -269,6 +269,25 @@ async fn subscribed_bob(
     (bob, bob_cfg)
 }
 
+/// The next two items bob gets; it fails if his connection is lost first.
+async fn two_items_on_one_link(
+    bob: &mut pubsub_tui::xmpp::NetHandle,
+) -> Vec<pubsub_tui::feed::FeedItem> {
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let ev = wait_for(bob, 20, "the two items", |e| match e {
+            pubsub_tui::xmpp::NetEvent::Item(i) => Some(Some(i.clone())),
+            pubsub_tui::xmpp::NetEvent::Connection(pubsub_tui::xmpp::ConnState::Suspended) => {
+                Some(None)
+            }
+            _ => None,
+        })
+        .await;
+        got.push(ev.expect("the connection stayed up"));
+    }
+    got
+}
+
 /// An attribute holding `&#13;` comes back from Prosody as a carriage return alone, which the
 /// XML parser refused: the connection dropped at each delivery, and every fresh session
 /// fetched the item again, without end. Now the item arrives and the link stays up.
@@ -287,18 +306,7 @@ async fn an_attribute_with_a_carriage_return_is_read_and_the_link_stays_up() {
     );
     src.ok(&["publish", "--node", "cr", "--id", "cr", "--xml", &f]);
     src.ok(&["publish", "--node", "cr", "after it"]);
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        let ev = wait_for(&mut bob, 20, "the two items", |e| match e {
-            pubsub_tui::xmpp::NetEvent::Item(i) => Some(Some(i.clone())),
-            pubsub_tui::xmpp::NetEvent::Connection(pubsub_tui::xmpp::ConnState::Suspended) => {
-                Some(None)
-            }
-            _ => None,
-        })
-        .await;
-        got.push(ev.expect("the connection stayed up"));
-    }
+    let got = two_items_on_one_link(&mut bob).await;
     assert_eq!(got[0].id(), Some("cr"));
     assert!(got[0].text().contains("fine"), "{}", got[0].text());
     assert!(got[0].xml().contains("note='a"), "{}", got[0].xml());
@@ -351,19 +359,7 @@ async fn an_item_nested_100_levels_deep_is_read_cut_and_the_link_stays_up() {
     );
     src.ok(&["publish", "--node", "deep", "after the deep one"]);
     // The subscriber gets both, and never loses its link.
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        let ev = wait_for(&mut bob, 20, "the two items", |e| match e {
-            pubsub_tui::xmpp::NetEvent::Item(i) => Some(Some(i.clone())),
-            pubsub_tui::xmpp::NetEvent::Connection(pubsub_tui::xmpp::ConnState::Suspended) => {
-                Some(None)
-            }
-            _ => None,
-        })
-        .await;
-        let item = ev.expect("the connection stayed up");
-        got.push(item);
-    }
+    let got = two_items_on_one_link(&mut bob).await;
     assert_eq!(got[0].id(), Some("deep"));
     assert_eq!(
         got[0].tree().cut(),

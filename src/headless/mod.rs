@@ -1263,20 +1263,16 @@ mod tests {
             .collect()
     }
 
-    fn event_json(ev: &NetEvent, _service: &str) -> Vec<Value> {
-        lines(ev, None)
-    }
-
     #[test]
     fn watch_prints_gaps_lost_items_and_resyncs() {
-        let gap = event_json(
+        let gap = lines(
             &NetEvent::Gap {
                 node: "n".into(),
                 sender: "alice@x/y".into(),
                 from: 5,
                 to: 6,
             },
-            "pubsub.x",
+            None,
         );
         assert_eq!(
             gap,
@@ -1285,7 +1281,7 @@ mod tests {
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T07:00:00Z")
             .expect("time")
             .with_timezone(&chrono::Utc);
-        let lines = event_json(
+        let got = lines(
             &NetEvent::Snapshot {
                 node: "n".into(),
                 items: Vec::new(),
@@ -1298,15 +1294,15 @@ mod tests {
                 }],
                 at,
             },
-            "pubsub.x",
+            None,
         );
-        assert_eq!(lines[0]["kind"], "lost");
-        assert_eq!(lines[0]["count"], 30);
-        assert_eq!(lines[0]["text"], "30 items from alice@x/y lost (seq 1–30)");
-        assert_eq!(lines[1]["kind"], "resync");
-        assert_eq!(lines[1]["reason"], "gap");
-        assert_eq!(lines[1]["lost"], 30);
-        assert_eq!(lines[1]["at"], "2026-11-24T07:00:00.000Z");
+        assert_eq!(got[0]["kind"], "lost");
+        assert_eq!(got[0]["count"], 30);
+        assert_eq!(got[0]["text"], "30 items from alice@x/y lost (seq 1–30)");
+        assert_eq!(got[1]["kind"], "resync");
+        assert_eq!(got[1]["reason"], "gap");
+        assert_eq!(got[1]["lost"], 30);
+        assert_eq!(got[1]["at"], "2026-11-24T07:00:00.000Z");
     }
 
     #[test]
